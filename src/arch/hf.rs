@@ -1,0 +1,290 @@
+//! Hugging Face `config.json` import and export. Every default is decided here, in one place.
+
+use super::{Activation, Architecture, Attention, Family, Ffn, Mla, Moe};
+use crate::error::{Error, Result};
+use serde_json::{Map, Value};
+use std::path::Path;
+
+pub const SUPPORTED_MODEL_TYPES: [&str; 8] =
+    ["llama", "mistral", "qwen2", "qwen3", "phi3", "gemma2", "deepseek_v2", "deepseek_v3"];
+
+/// Reads and resolves a `config.json`.
+pub fn load_hf_config(path: &Path) -> Result<Architecture> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or("model").trim_end_matches(".config");
+    let name = if name == "config" {
+        path.parent().and_then(|p| p.file_name()).and_then(|s| s.to_str()).unwrap_or("model")
+    } else {
+        name
+    };
+    parse_hf_config(&text, &path.display().to_string(), name)
+}
+
+/// Parses a `config.json` held in memory; `source` names it in errors.
+pub fn parse_hf_config(text: &str, source: &str, name: &str) -> Result<Architecture> {
+    let value: Value = serde_json::from_str(text).map_err(|e| Error::json(source, &e))?;
+    let Value::Object(map) = value else {
+        return Err(Error::field(source, "(top level)", "a JSON object", "another JSON value"));
+    };
+    let cfg = Fields { map: &map, source };
+    let model_type = cfg.string("model_type")?;
+    let family = match model_type.as_str() {
+        "llama" => Family::Llama,
+        "mistral" => Family::Mistral,
+        "qwen2" => Family::Qwen2,
+        "qwen3" => Family::Qwen3,
+        "phi3" => Family::Phi3,
+        "gemma2" => Family::Gemma2,
+        "deepseek_v2" => Family::DeepseekV2,
+        "deepseek_v3" => Family::DeepseekV3,
+        other => {
+            return Err(Error::UnsupportedModelType {
+                source_name: source.to_string(),
+                model_type: other.to_string(),
+                supported: SUPPORTED_MODEL_TYPES.to_vec(),
+            })
+        }
+    };
+
+    let hidden_size = cfg.positive("hidden_size")?;
+    let num_layers = cfg.positive("num_hidden_layers")?;
+    let vocab_size = cfg.positive("vocab_size")?;
+    let num_heads = cfg.positive("num_attention_heads")?;
+    let deepseek = matches!(family, Family::DeepseekV2 | Family::DeepseekV3);
+
+    let attention = if deepseek {
+        Attention::Latent(Mla {
+            num_heads,
+            kv_lora_rank: cfg.positive("kv_lora_rank")?,
+            q_lora_rank: cfg.optional_positive("q_lora_rank")?,
+            qk_nope_head_dim: cfg.positive("qk_nope_head_dim")?,
+            qk_rope_head_dim: cfg.positive("qk_rope_head_dim")?,
+            v_head_dim: cfg.positive("v_head_dim")?,
+        })
+    } else {
+        let num_kv_heads = cfg.optional_positive("num_key_value_heads")?.unwrap_or(num_heads);
+        // head_dim comes from the config when given; hidden / heads is only the fallback.
+        let head_dim = match cfg.optional_positive("head_dim")? {
+            Some(d) => d,
+            None if hidden_size % num_heads == 0 => hidden_size / num_heads,
+            None => {
+                return Err(Error::field(
+                    source,
+                    "num_attention_heads",
+                    format!("a divisor of hidden_size ({hidden_size}) when head_dim is not given"),
+                    num_heads,
+                ))
+            }
+        };
+        Attention::Grouped { num_heads, num_kv_heads, head_dim }
+    };
+
+    let act_field = if family == Family::Gemma2 { "hidden_activation" } else { "hidden_act" };
+    let default_act = if family == Family::Gemma2 { "gelu_pytorch_tanh" } else { "silu" };
+    let act_name = cfg.optional_string(act_field)?.unwrap_or_else(|| default_act.to_string());
+    let activation = match act_name.as_str() {
+        "silu" | "swish" => Activation::Silu,
+        "gelu" => Activation::Gelu,
+        "gelu_pytorch_tanh" | "gelu_new" | "gelu_fast" => Activation::GeluTanh,
+        "relu" => Activation::Relu,
+        other => return Err(Error::field(source, act_field, "one of silu, gelu, gelu_pytorch_tanh, relu", other)),
+    };
+
+    let attention_bias = cfg.optional_bool("attention_bias")?.unwrap_or(false);
+    if deepseek && attention_bias {
+        return Err(Error::field(source, "attention_bias", "false (no DeepSeek MLA model uses it)", true));
+    }
+    let (qkv_bias, o_bias) = match family {
+        Family::Qwen2 => (true, false),
+        Family::Llama | Family::Qwen3 => (attention_bias, attention_bias),
+        _ => (false, false),
+    };
+
+    let intermediate = cfg.positive("intermediate_size");
+    let ffn = match cfg.optional_positive("n_routed_experts")? {
+        Some(num_experts) if deepseek => {
+            let freq = cfg.optional_positive("moe_layer_freq")?.unwrap_or(1);
+            if freq != 1 {
+                return Err(Error::field(source, "moe_layer_freq", "1 (every layer past the dense ones)", freq));
+            }
+            let first_k_dense = cfg.optional_u32("first_k_dense_replace")?.unwrap_or(0);
+            Ffn::Moe(Moe {
+                num_experts,
+                experts_per_token: cfg.positive("num_experts_per_tok")?,
+                num_shared_experts: cfg.optional_u32("n_shared_experts")?.unwrap_or(0),
+                expert_intermediate_size: cfg.positive("moe_intermediate_size")?,
+                dense_intermediate_size: if first_k_dense > 0 {
+                    intermediate?
+                } else {
+                    cfg.optional_u32("intermediate_size")?.unwrap_or(0)
+                },
+                first_k_dense,
+                activation,
+                router_bias: family == Family::DeepseekV3,
+            })
+        }
+        _ => Ffn::Dense {
+            intermediate_size: intermediate?,
+            gated: true,
+            activation,
+            bias: family == Family::Llama && cfg.optional_bool("mlp_bias")?.unwrap_or(false),
+        },
+    };
+
+    // Transformers' defaults for tie_word_embeddings differ by family.
+    let tie_default = family == Family::Gemma2;
+    let arch = Architecture {
+        name: name.to_string(),
+        family,
+        num_layers,
+        hidden_size,
+        vocab_size,
+        tie_embeddings: cfg.optional_bool("tie_word_embeddings")?.unwrap_or(tie_default),
+        attention,
+        ffn,
+        qkv_bias,
+        o_bias,
+        qk_norm: family == Family::Qwen3,
+        norms_per_layer: if family == Family::Gemma2 { 4 } else { 2 },
+        max_position_embeddings: cfg.optional_positive("max_position_embeddings")?.unwrap_or(4096),
+        rope_theta: cfg.optional_f64("rope_theta")?.unwrap_or(10000.0),
+        norm_eps: cfg.optional_f64("rms_norm_eps")?.unwrap_or(1e-6),
+    };
+    arch.validate(source)?;
+    Ok(arch)
+}
+
+/// Writes an architecture as a `config.json` that [`parse_hf_config`] reads back to the same
+/// architecture. Keys come out sorted, so the bytes are deterministic.
+pub fn export_hf_config(arch: &Architecture) -> Value {
+    let mut m = Map::new();
+    let mut put = |k: &str, v: Value| {
+        m.insert(k.to_string(), v);
+    };
+    let (model_type, class) = match arch.family {
+        Family::Llama => ("llama", "LlamaForCausalLM"),
+        Family::Mistral => ("mistral", "MistralForCausalLM"),
+        Family::Qwen2 => ("qwen2", "Qwen2ForCausalLM"),
+        Family::Qwen3 => ("qwen3", "Qwen3ForCausalLM"),
+        Family::Phi3 => ("phi3", "Phi3ForCausalLM"),
+        Family::Gemma2 => ("gemma2", "Gemma2ForCausalLM"),
+        Family::DeepseekV2 => ("deepseek_v2", "DeepseekV2ForCausalLM"),
+        Family::DeepseekV3 => ("deepseek_v3", "DeepseekV3ForCausalLM"),
+    };
+    put("model_type", model_type.into());
+    put("architectures", Value::Array(vec![class.into()]));
+    put("hidden_size", arch.hidden_size.into());
+    put("num_hidden_layers", arch.num_layers.into());
+    put("vocab_size", arch.vocab_size.into());
+    put("tie_word_embeddings", arch.tie_embeddings.into());
+    put("max_position_embeddings", arch.max_position_embeddings.into());
+    put("rope_theta", arch.rope_theta.into());
+    put("rms_norm_eps", arch.norm_eps.into());
+    put("torch_dtype", "bfloat16".into());
+    match arch.attention {
+        Attention::Grouped { num_heads, num_kv_heads, head_dim } => {
+            put("num_attention_heads", num_heads.into());
+            put("num_key_value_heads", num_kv_heads.into());
+            put("head_dim", head_dim.into());
+        }
+        Attention::Latent(mla) => {
+            put("num_attention_heads", mla.num_heads.into());
+            put("num_key_value_heads", mla.num_heads.into());
+            put("kv_lora_rank", mla.kv_lora_rank.into());
+            put("q_lora_rank", mla.q_lora_rank.map_or(Value::Null, Value::from));
+            put("qk_nope_head_dim", mla.qk_nope_head_dim.into());
+            put("qk_rope_head_dim", mla.qk_rope_head_dim.into());
+            put("v_head_dim", mla.v_head_dim.into());
+            put("attention_bias", false.into());
+        }
+    }
+    if matches!(arch.family, Family::Llama | Family::Qwen3) {
+        put("attention_bias", arch.qkv_bias.into());
+    }
+    let act_key = if arch.family == Family::Gemma2 { "hidden_activation" } else { "hidden_act" };
+    match arch.ffn {
+        Ffn::Dense { intermediate_size, activation, bias, .. } => {
+            put("intermediate_size", intermediate_size.into());
+            put(act_key, activation.hf_name().into());
+            if arch.family == Family::Llama {
+                put("mlp_bias", bias.into());
+            }
+        }
+        Ffn::Moe(moe) => {
+            put("intermediate_size", moe.dense_intermediate_size.into());
+            put(act_key, moe.activation.hf_name().into());
+            put("n_routed_experts", moe.num_experts.into());
+            put("num_experts_per_tok", moe.experts_per_token.into());
+            put("n_shared_experts", moe.num_shared_experts.into());
+            put("moe_intermediate_size", moe.expert_intermediate_size.into());
+            put("first_k_dense_replace", moe.first_k_dense.into());
+            put("moe_layer_freq", 1.into());
+        }
+    }
+    Value::Object(m)
+}
+
+/// Typed access to a config's fields, each error naming the file and the field.
+struct Fields<'a> {
+    map: &'a Map<String, Value>,
+    source: &'a str,
+}
+
+impl Fields<'_> {
+    fn get(&self, key: &str) -> Option<&Value> {
+        self.map.get(key).filter(|v| !v.is_null())
+    }
+
+    fn missing(&self, key: &str, expected: &str) -> Error {
+        Error::field(self.source, key, expected, "nothing (field missing)")
+    }
+
+    fn string(&self, key: &str) -> Result<String> {
+        self.optional_string(key)?.ok_or_else(|| self.missing(key, "a string"))
+    }
+
+    fn optional_string(&self, key: &str) -> Result<Option<String>> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(v) => Err(Error::field(self.source, key, "a string", v)),
+        }
+    }
+
+    fn optional_u32(&self, key: &str) -> Result<Option<u32>> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(v) => match v.as_u64().filter(|&n| n <= u32::MAX as u64) {
+                Some(n) => Ok(Some(n as u32)),
+                None => Err(Error::field(self.source, key, "a non-negative integer", v)),
+            },
+        }
+    }
+
+    fn optional_positive(&self, key: &str) -> Result<Option<u32>> {
+        match self.optional_u32(key) {
+            Ok(Some(0)) => Err(Error::field(self.source, key, "a positive integer", 0)),
+            Err(_) => Err(Error::field(self.source, key, "a positive integer", self.get(key).unwrap())),
+            ok => ok,
+        }
+    }
+
+    fn positive(&self, key: &str) -> Result<u32> {
+        self.optional_positive(key)?.ok_or_else(|| self.missing(key, "a positive integer"))
+    }
+
+    fn optional_bool(&self, key: &str) -> Result<Option<bool>> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(v) => Err(Error::field(self.source, key, "true or false", v)),
+        }
+    }
+
+    fn optional_f64(&self, key: &str) -> Result<Option<f64>> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(v) => v.as_f64().map(Some).ok_or_else(|| Error::field(self.source, key, "a number", v)),
+        }
+    }
+}

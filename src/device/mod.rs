@@ -1,0 +1,187 @@
+//! Device profiles: ceilings, efficiency tables and provenance; the built-in library; loading
+//! a profile by name or by file path.
+
+mod efficiency;
+mod library;
+
+pub use efficiency::{EfficiencyPoint, EfficiencyTable, TableKey};
+pub use library::{builtin, builtin_names};
+
+use crate::dtype::DType;
+use crate::error::{Error, Result};
+use crate::workload::OpClass;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceKind {
+    Cpu,
+    Gpu,
+    /// A system on chip with unified memory (Apple silicon, phones).
+    Soc,
+    /// An edge module (Jetson).
+    Edge,
+}
+
+/// Where a profile's figures come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Origin {
+    /// Vendor peak figures.
+    Datasheet,
+    /// Published micro-benchmark figures (e.g. the paper's Table 1).
+    Measured,
+    /// This tool's own libtorch kernel runs.
+    Calibrated,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Provenance {
+    pub origin: Origin,
+    pub source: String,
+    /// ISO date the figures were taken or published.
+    pub date: String,
+}
+
+/// The machine a calibration ran on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Host {
+    pub cpu_model: String,
+    pub cores: u32,
+    pub threads: u32,
+    pub libtorch_version: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cuda_device: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceProfile {
+    pub name: String,
+    pub description: String,
+    pub kind: DeviceKind,
+    /// Nominal memory, bytes.
+    pub memory_bytes: f64,
+    /// Memory a model may really use (OS, driver and wired-memory limits removed), bytes.
+    pub usable_memory_bytes: f64,
+    /// Why `usable_memory_bytes` is what it is.
+    pub usable_memory_source: String,
+    /// Main-memory bandwidth, bytes read plus written per second.
+    pub bandwidth_bytes_per_s: f64,
+    /// Dense peak FLOP/s per compute format; absent formats fall back (see `peak_flops`).
+    pub peak_flops: BTreeMap<DType, f64>,
+    /// Fixed cost of one kernel launch, seconds (0 on a datasheet profile).
+    #[serde(default)]
+    pub kernel_overhead_s: f64,
+    /// On-chip memory a fused kernel can tile into (shared memory / L2 / cache), bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_chip_bytes: Option<f64>,
+    /// Attained fraction of the ceilings by operator class and size, from calibration.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub efficiency: BTreeMap<OpClass, EfficiencyTable>,
+    pub provenance: Provenance,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<Host>,
+    /// Free-form measurements a calibration records (spreads, probes, warnings).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub notes: BTreeMap<String, serde_json::Value>,
+}
+
+impl DeviceProfile {
+    /// Peak FLOP/s for a compute format. Missing formats fall back to the nearest one the
+    /// device has: f16 and bf16 to each other, int8 to f16, and everything last to f32.
+    pub fn peak_flops(&self, dtype: DType) -> f64 {
+        let chain: &[DType] = match dtype {
+            DType::F16 => &[DType::F16, DType::Bf16, DType::F32],
+            DType::Bf16 => &[DType::Bf16, DType::F16, DType::F32],
+            DType::Int8 => &[DType::Int8, DType::F16, DType::Bf16, DType::F32],
+            _ => &[DType::F32],
+        };
+        chain.iter().find_map(|d| self.peak_flops.get(d).copied()).unwrap_or(f64::NAN)
+    }
+
+    /// Operational intensity of the ridge for a compute format, FLOP/byte.
+    pub fn ridge_flop_per_byte(&self, dtype: DType) -> f64 {
+        self.peak_flops(dtype) / self.bandwidth_bytes_per_s
+    }
+
+    pub fn has_efficiency_tables(&self) -> bool {
+        !self.efficiency.is_empty()
+    }
+
+    /// Checks what every later stage relies on; `source` names the file.
+    pub fn validate(&self, source: &str) -> Result<()> {
+        let positive = |field: &str, v: f64| {
+            if v.is_finite() && v > 0.0 {
+                Ok(())
+            } else {
+                Err(Error::field(source, field, "a positive, finite number", v))
+            }
+        };
+        if self.name.trim().is_empty() {
+            return Err(Error::field(source, "name", "a non-empty string", "\"\""));
+        }
+        positive("memory_bytes", self.memory_bytes)?;
+        positive("usable_memory_bytes", self.usable_memory_bytes)?;
+        positive("bandwidth_bytes_per_s", self.bandwidth_bytes_per_s)?;
+        if self.usable_memory_bytes > self.memory_bytes {
+            return Err(Error::field(
+                source,
+                "usable_memory_bytes",
+                format!("at most memory_bytes ({})", self.memory_bytes),
+                self.usable_memory_bytes,
+            ));
+        }
+        if !self.peak_flops.contains_key(&DType::F32) {
+            return Err(Error::field(source, "peak_flops.f32", "a peak for f32 (the fallback format)", "nothing"));
+        }
+        for (d, v) in &self.peak_flops {
+            positive(&format!("peak_flops.{d}"), *v)?;
+        }
+        if !(self.kernel_overhead_s.is_finite() && self.kernel_overhead_s >= 0.0) {
+            return Err(Error::field(
+                source,
+                "kernel_overhead_s",
+                "a non-negative number of seconds",
+                self.kernel_overhead_s,
+            ));
+        }
+        for (class, table) in &self.efficiency {
+            table.validate(source, &format!("efficiency.{}", class.name()))?;
+        }
+        Ok(())
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("profiles always serialise") + "\n"
+    }
+
+    pub fn from_json(text: &str, source: &str) -> Result<DeviceProfile> {
+        let profile: DeviceProfile = serde_json::from_str(text).map_err(|e| Error::json(source, &e))?;
+        profile.validate(source)?;
+        Ok(profile)
+    }
+}
+
+/// A built-in device by name, or a profile file by path.
+pub fn resolve(name_or_path: &str) -> Result<DeviceProfile> {
+    if let Some(p) = builtin(name_or_path) {
+        return Ok(p);
+    }
+    let path = Path::new(name_or_path);
+    if path.exists() || name_or_path.ends_with(".json") || name_or_path.contains('/') {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        return DeviceProfile::from_json(&text, name_or_path);
+    }
+    let mut near: Vec<(f64, &str)> = builtin_names()
+        .map(|n| (strsim::jaro_winkler(&n.to_lowercase(), &name_or_path.to_lowercase()), n))
+        .filter(|(score, _)| *score > 0.75)
+        .collect();
+    near.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(b.1)));
+    Err(Error::UnknownDevice {
+        name: name_or_path.to_string(),
+        suggestions: near.into_iter().take(3).map(|(_, n)| n.to_string()).collect(),
+    })
+}

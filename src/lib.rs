@@ -1,0 +1,15 @@
+//! rooflinebench: which small-language-model architecture runs best on a device, and why.
+//!
+//! Data flows one way: [`arch`] (what the model is) -> [`workload`] (the operators a phase runs,
+//! with FLOPs and bytes) -> [`roofline`] (their time on a [`device`], scenario points, Phi and
+//! rip) -> [`search`] (the best architecture under constraints) -> [`report`] (tables, CSV,
+//! JSON, SVG).
+
+pub mod arch;
+pub mod device;
+pub mod dtype;
+pub mod error;
+pub mod roofline;
+pub mod workload;
+
+pub use error::{Error, Result};

@@ -1,0 +1,258 @@
+//! Operators evaluated on a device: each operator's time, phase and scenario points, the
+//! closed-form decode sum, the fastest plan per phase, and the memory footprint.
+
+mod metrics;
+mod scenario;
+
+pub use metrics::{potential, Bound, Point, Potential, Roof};
+pub use scenario::{Scenario, NAMED as NAMED_SCENARIOS};
+
+use crate::arch::Architecture;
+use crate::device::DeviceProfile;
+use crate::workload::{operators_into, Linear, Operator, Phase, Plan, RunSettings};
+use serde::Serialize;
+
+/// Compute rate and bandwidth an operator attains on a device at a given size.
+fn attained(op: &Operator, device: &DeviceProfile, flops: f64, bytes: f64) -> (f64, f64) {
+    let peak = device.peak_flops(op.compute);
+    let bw = device.bandwidth_bytes_per_s;
+    match device.efficiency.get(&op.class) {
+        Some(table) => {
+            let (c, m) = table.lookup(flops, bytes);
+            (peak * c, bw * m)
+        }
+        None => (peak, bw),
+    }
+}
+
+/// Time of one launch of `op` at context `n`: `max(W / P, Q / B) + t_fixed`.
+pub fn launch_time_s(op: &Operator, device: &DeviceProfile, n: f64) -> f64 {
+    let (w, q) = (op.flops.at(n), op.bytes().at(n));
+    let (pc, pm) = attained(op, device, w, q);
+    (w / pc).max(q / pm) + device.kernel_overhead_s
+}
+
+/// An operator's totals over a range of contexts, with the time spent compute-bound.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct OpTotals {
+    pub point: Point,
+    pub compute_bound_s: f64,
+}
+
+/// `sum over n in first..=last of max(F(n)/pc, Q(n)/pm)`, in closed form: the difference of the
+/// two terms is linear in `n`, so it changes sign at most once; sum each side as a series.
+fn sum_of_max(f: Linear, q: Linear, pc: f64, pm: f64, first: f64, last: f64) -> (f64, f64) {
+    let tc = f * (1.0 / pc);
+    let tm = q * (1.0 / pm);
+    let (d0, d1) = (tc.base - tm.base, tc.per_ctx - tm.per_ctx);
+    // Split point: contexts in [first, split) take one side, [split, last] the other.
+    let (low_is_compute, split) = if d1 == 0.0 {
+        (d0 >= 0.0, last + 1.0)
+    } else if d1 > 0.0 {
+        (false, (-d0 / d1).ceil().clamp(first, last + 1.0))
+    } else {
+        (true, ((-d0 / d1).floor() + 1.0).clamp(first, last + 1.0))
+    };
+    let (lo, hi) = if low_is_compute { (tc, tm) } else { (tm, tc) };
+    let t_lo = lo.sum(first, split - 1.0);
+    let t_hi = hi.sum(split, last);
+    let compute = if low_is_compute { t_lo } else { t_hi };
+    (t_lo + t_hi, compute)
+}
+
+/// Segments an efficiency-table sum is split into; within each, efficiency is held at its
+/// midpoint value and the sum is closed-form.
+const TABLE_SEGMENTS: usize = 16;
+
+/// Totals of `op` (all its launches) over contexts `first..=last` (one context for prefill).
+pub fn op_totals(op: &Operator, device: &DeviceProfile, first: f64, last: f64) -> OpTotals {
+    let count = op.count as f64;
+    let steps = last - first + 1.0;
+    let bytes = op.bytes();
+    let fixed = steps * device.kernel_overhead_s;
+    let varies = op.flops.per_ctx != 0.0 || bytes.per_ctx != 0.0;
+    let (time, compute) = if !varies || !device.efficiency.contains_key(&op.class) {
+        let mid = (first + last) / 2.0;
+        let (pc, pm) = attained(op, device, op.flops.at(mid), bytes.at(mid));
+        sum_of_max(op.flops, bytes, pc, pm, first, last)
+    } else {
+        let segments = (steps as usize).clamp(1, TABLE_SEGMENTS);
+        let (mut time, mut compute) = (0.0, 0.0);
+        let mut lo = first;
+        for s in 1..=segments {
+            // Geometric segment ends: efficiency tables are interpolated in log size.
+            let hi = if s == segments {
+                last
+            } else {
+                (first * (last / first.max(1.0)).powf(s as f64 / segments as f64)).floor().max(lo)
+            };
+            let mid = (lo + hi) / 2.0;
+            let (pc, pm) = attained(op, device, op.flops.at(mid), bytes.at(mid));
+            let (t, c) = sum_of_max(op.flops, bytes, pc, pm, lo, hi);
+            time += t;
+            compute += c;
+            lo = hi + 1.0;
+            if lo > last {
+                break;
+            }
+        }
+        (time, compute)
+    };
+    OpTotals {
+        point: Point {
+            flops: count * op.flops.sum(first, last),
+            bytes: count * bytes.sum(first, last),
+            time_s: count * (time + fixed),
+        },
+        compute_bound_s: count * compute,
+    }
+}
+
+/// The contexts a scenario's decode steps attend to: the step generating token `i` (1-based)
+/// attends to `prompt + i` keys, itself included.
+pub fn decode_contexts(s: &Scenario) -> (f64, f64) {
+    (s.prompt as f64 + 1.0, s.prompt as f64 + s.generate as f64)
+}
+
+/// Which plan to evaluate a phase under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlanChoice {
+    /// The fastest candidate plan on this device, per phase.
+    Fastest,
+    Fixed(Plan),
+}
+
+/// One phase's point and the plan that produced it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PhaseEval {
+    pub point: Point,
+    pub plan: Plan,
+}
+
+/// Evaluates scenarios, reusing one operator buffer (the search calls this millions of times).
+pub struct Evaluator<'a> {
+    pub device: &'a DeviceProfile,
+    pub settings: RunSettings,
+    pub plans: PlanChoice,
+    ops: Vec<Operator>,
+}
+
+impl<'a> Evaluator<'a> {
+    pub fn new(device: &'a DeviceProfile, settings: RunSettings, plans: PlanChoice) -> Self {
+        Evaluator { device, settings, plans, ops: Vec::with_capacity(48) }
+    }
+
+    fn phase_under(&mut self, arch: &Architecture, phase: Phase, plan: Plan, first: f64, last: f64) -> Point {
+        self.ops.clear();
+        operators_into(arch, phase, &self.settings, plan, &mut self.ops);
+        let mut total = Point::default();
+        for op in &self.ops {
+            total.add(op_totals(op, self.device, first, last).point);
+        }
+        total
+    }
+
+    fn phase(&mut self, arch: &Architecture, phase: Phase, first: f64, last: f64) -> PhaseEval {
+        let fixed;
+        let candidates: &[Plan] = match self.plans {
+            PlanChoice::Fixed(p) => {
+                fixed = [p];
+                &fixed
+            }
+            PlanChoice::Fastest => Plan::candidates(arch),
+        };
+        let mut best: Option<PhaseEval> = None;
+        for &plan in candidates {
+            let point = self.phase_under(arch, phase, plan, first, last);
+            // Strictly faster only: ties keep the earlier (simpler) plan, deterministically.
+            if best.is_none_or(|b| point.time_s < b.point.time_s) {
+                best = Some(PhaseEval { point, plan });
+            }
+        }
+        best.expect("every architecture has at least one plan")
+    }
+
+    pub fn prefill(&mut self, arch: &Architecture, s: &Scenario) -> PhaseEval {
+        self.phase(arch, Phase::Prefill { prompt: s.prompt }, 0.0, 0.0)
+    }
+
+    pub fn decode(&mut self, arch: &Architecture, s: &Scenario) -> PhaseEval {
+        let (first, last) = decode_contexts(s);
+        self.phase(arch, Phase::Decode, first, last)
+    }
+
+    pub fn scenario(&mut self, arch: &Architecture, s: &Scenario) -> ScenarioEval {
+        ScenarioEval { prefill: self.prefill(arch, s), decode: self.decode(arch, s) }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ScenarioEval {
+    pub prefill: PhaseEval,
+    pub decode: PhaseEval,
+}
+
+impl ScenarioEval {
+    pub fn total(&self) -> Point {
+        let mut p = self.prefill.point;
+        p.add(self.decode.point);
+        p
+    }
+}
+
+/// Memory a run needs, against what the device can give.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Footprint {
+    pub weights_bytes: f64,
+    /// KV cache at the longest context, for the whole batch.
+    pub kv_cache_bytes: f64,
+    /// Largest live activation set of a prefill operator plus the logits.
+    pub workspace_bytes: f64,
+    pub total_bytes: f64,
+    pub usable_bytes: f64,
+    pub fits: bool,
+}
+
+pub fn footprint(
+    arch: &Architecture,
+    s: &Scenario,
+    settings: &RunSettings,
+    prefill_plan: Plan,
+    device: &DeviceProfile,
+) -> Footprint {
+    let p = &settings.precisions;
+    let weights_bytes = arch.parameters() as f64 * p.weights.bytes();
+    let kv_cache_bytes =
+        settings.batch as f64 * s.max_context() as f64 * arch.kv_elements_per_token() as f64 * p.kv_cache.bytes();
+    let ops = crate::workload::operators(arch, Phase::Prefill { prompt: s.prompt }, settings, prefill_plan);
+    let live = ops.iter().map(|o| o.act_read_bytes.base + o.act_write_bytes.base).fold(0.0, f64::max);
+    let logits = settings.batch as f64 * arch.vocab_size as f64 * p.activations.bytes();
+    let workspace_bytes = live + logits;
+    let total_bytes = weights_bytes + kv_cache_bytes + workspace_bytes;
+    Footprint {
+        weights_bytes,
+        kv_cache_bytes,
+        workspace_bytes,
+        total_bytes,
+        usable_bytes: device.usable_memory_bytes,
+        fits: total_bytes <= device.usable_memory_bytes,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn closed_form_sum_of_max_matches_a_loop() {
+        let f = Linear { base: 50.0, per_ctx: 3.0 };
+        let q = Linear { base: 400.0, per_ctx: 1.0 };
+        for (pc, pm) in [(1.0, 1.0), (2.0, 0.5), (10.0, 1.0), (0.1, 3.0)] {
+            for (a, b) in [(1.0, 1.0), (1.0, 500.0), (137.0, 4233.0)] {
+                let want: f64 = (a as i64..=b as i64).map(|n| (f.at(n as f64) / pc).max(q.at(n as f64) / pm)).sum();
+                let (got, _) = sum_of_max(f, q, pc, pm, a, b);
+                assert!((got - want).abs() <= 1e-9 * want, "{pc} {pm} {a} {b}: {got} vs {want}");
+            }
+        }
+    }
+}

@@ -1,0 +1,556 @@
+//! Operators that run for an architecture, a batch and a phase, each with its FLOPs and the
+//! bytes it moves (weights, activations, KV cache), for a given execution plan.
+//!
+//! Every formula is written once. A phase is described by a few `Linear` quantities of the
+//! decode context `n` (keys attended by the newest token): prefill uses only their constant
+//! parts, decode their slopes, so a whole decode run can be summed in closed form.
+
+mod linear;
+
+pub use linear::Linear;
+
+use crate::arch::{Activation, Architecture, Attention, Ffn, Mla, Moe};
+use crate::dtype::{DType, Precisions};
+use serde::{Deserialize, Serialize};
+
+/// What kind of kernel an operator is; calibration measures efficiency per class.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OpClass {
+    /// Activations times a weight matrix (GEMV in decode, GEMM in prefill).
+    Matmul,
+    /// Per-head products without weights, or with small per-head weights (unfused attention,
+    /// MLA absorption).
+    BatchedMatmul,
+    /// Fused attention: scores and softmax stay on chip.
+    Attention,
+    Softmax,
+    Norm,
+    Rope,
+    Elementwise,
+    /// Embedding rows looked up by token id.
+    Gather,
+    /// Appending keys and values to the cache.
+    KvWrite,
+}
+
+impl OpClass {
+    pub const ALL: [OpClass; 9] = [
+        OpClass::Matmul,
+        OpClass::BatchedMatmul,
+        OpClass::Attention,
+        OpClass::Softmax,
+        OpClass::Norm,
+        OpClass::Rope,
+        OpClass::Elementwise,
+        OpClass::Gather,
+        OpClass::KvWrite,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            OpClass::Matmul => "matmul",
+            OpClass::BatchedMatmul => "batched_matmul",
+            OpClass::Attention => "attention",
+            OpClass::Softmax => "softmax",
+            OpClass::Norm => "norm",
+            OpClass::Rope => "rope",
+            OpClass::Elementwise => "elementwise",
+            OpClass::Gather => "gather",
+            OpClass::KvWrite => "kv_write",
+        }
+    }
+}
+
+/// One kernel, repeated `count` times per forward pass (once per layer that has it).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Operator {
+    pub name: &'static str,
+    pub class: OpClass,
+    /// Launches per forward pass (layers that run it).
+    pub count: u32,
+    /// The format the arithmetic runs in.
+    pub compute: DType,
+    /// Rows of the product (tokens, or cached tokens being expanded); for efficiency look-ups.
+    pub rows: Linear,
+    pub flops: Linear,
+    pub weight_bytes: Linear,
+    pub act_read_bytes: Linear,
+    pub act_write_bytes: Linear,
+    pub kv_read_bytes: Linear,
+    pub kv_write_bytes: Linear,
+}
+
+impl Operator {
+    /// All bytes this operator moves to and from main memory.
+    pub fn bytes(&self) -> Linear {
+        self.weight_bytes + self.act_read_bytes + self.act_write_bytes + self.kv_read_bytes + self.kv_write_bytes
+    }
+}
+
+/// How MLA attention is executed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MlaForm {
+    /// Expand the cached latent to per-head keys and values, then attend as MHA.
+    Materialised,
+    /// Fold the up-projections into the query and output sides; attend in latent space.
+    Absorbed,
+}
+
+/// How attention scores are handled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttentionForm {
+    /// One kernel (FlashAttention-style): scores never reach main memory.
+    Fused,
+    /// Scores, softmax and the weighted sum as three kernels through memory.
+    Unfused,
+}
+
+/// An execution plan: the choices that change cost but not the result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Plan {
+    pub mla: MlaForm,
+    pub attention: AttentionForm,
+}
+
+impl Plan {
+    pub const NAIVE: Plan = Plan { mla: MlaForm::Materialised, attention: AttentionForm::Unfused };
+
+    /// Every plan worth considering for an architecture (MLA forms only matter for MLA).
+    pub fn candidates(arch: &Architecture) -> &'static [Plan] {
+        const GROUPED: [Plan; 2] = [
+            Plan { mla: MlaForm::Materialised, attention: AttentionForm::Fused },
+            Plan { mla: MlaForm::Materialised, attention: AttentionForm::Unfused },
+        ];
+        const LATENT: [Plan; 4] = [
+            Plan { mla: MlaForm::Materialised, attention: AttentionForm::Fused },
+            Plan { mla: MlaForm::Absorbed, attention: AttentionForm::Fused },
+            Plan { mla: MlaForm::Materialised, attention: AttentionForm::Unfused },
+            Plan { mla: MlaForm::Absorbed, attention: AttentionForm::Unfused },
+        ];
+        match arch.attention {
+            Attention::Grouped { .. } => &GROUPED,
+            Attention::Latent(_) => &LATENT,
+        }
+    }
+
+    pub fn label(&self, arch: &Architecture) -> String {
+        let attn = match self.attention {
+            AttentionForm::Fused => "fused",
+            AttentionForm::Unfused => "unfused",
+        };
+        match arch.attention {
+            Attention::Latent(_) => {
+                let mla = match self.mla {
+                    MlaForm::Materialised => "materialised",
+                    MlaForm::Absorbed => "absorbed",
+                };
+                format!("mla-{mla}+{attn}")
+            }
+            Attention::Grouped { .. } => attn.to_string(),
+        }
+    }
+}
+
+/// Prefill of `prompt` tokens per sequence, or decode steps (cost linear in the context).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "phase")]
+pub enum Phase {
+    Prefill { prompt: u32 },
+    Decode,
+}
+
+/// What a run asks of the model besides its architecture.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RunSettings {
+    pub batch: u32,
+    pub precisions: Precisions,
+    /// Compute logits for every prompt token in prefill (scoring), not just the last.
+    pub logits_for_all_prompt_tokens: bool,
+}
+
+impl Default for RunSettings {
+    fn default() -> Self {
+        RunSettings { batch: 1, precisions: Precisions::default(), logits_for_all_prompt_tokens: false }
+    }
+}
+
+/// Quantities that describe one forward pass, as linear functions of the context `n`.
+#[derive(Clone, Copy)]
+struct Pass {
+    decode: bool,
+    batch: f64,
+    /// New tokens in this pass, over the batch.
+    tokens: f64,
+    /// Query-key pairs per sequence per head that a causal kernel computes.
+    causal_pairs: Linear,
+    /// Score-matrix elements per sequence per head that an unfused kernel stores (dense, masked).
+    score_elements: Linear,
+    /// Keys and values attended per sequence.
+    kv_tokens: Linear,
+    a: f64,
+    w: f64,
+    kv: f64,
+    compute: DType,
+}
+
+impl Pass {
+    fn new(phase: Phase, s: &RunSettings) -> Pass {
+        let batch = s.batch as f64;
+        let p = &s.precisions;
+        let common = |decode, tokens, pairs, scores, kv_tokens| Pass {
+            decode,
+            batch,
+            tokens,
+            causal_pairs: pairs,
+            score_elements: scores,
+            kv_tokens,
+            a: p.activations.bytes(),
+            w: p.weights.bytes(),
+            kv: p.kv_cache.bytes(),
+            compute: p.compute(),
+        };
+        match phase {
+            Phase::Prefill { prompt } => {
+                let n = prompt as f64;
+                common(
+                    false,
+                    batch * n,
+                    Linear::constant(n * (n + 1.0) / 2.0),
+                    Linear::constant(n * n),
+                    Linear::constant(n),
+                )
+            }
+            Phase::Decode => common(true, batch, Linear::context(), Linear::context(), Linear::context()),
+        }
+    }
+
+    /// Bytes per element of keys and values as attention reads them: the cache in decode, the
+    /// freshly projected activations in prefill.
+    fn kv_source(&self) -> f64 {
+        if self.decode {
+            self.kv
+        } else {
+            self.a
+        }
+    }
+}
+
+/// Keys and values attention reads per attended token.
+struct KvStream {
+    elements: f64,
+    bytes_per_element: f64,
+    /// Read from the KV cache (decode) rather than from fresh activations.
+    from_cache: bool,
+}
+
+/// Builds operators; `count` is how many layers run the ones it adds.
+struct Builder<'a> {
+    ops: &'a mut Vec<Operator>,
+    pass: Pass,
+    count: u32,
+}
+
+impl Builder<'_> {
+    fn op(&mut self, name: &'static str, class: OpClass, flops: Linear) -> &mut Operator {
+        self.ops.push(Operator {
+            name,
+            class,
+            count: self.count,
+            compute: self.pass.compute,
+            rows: Linear::constant(self.pass.tokens),
+            flops,
+            weight_bytes: Linear::ZERO,
+            act_read_bytes: Linear::ZERO,
+            act_write_bytes: Linear::ZERO,
+            kv_read_bytes: Linear::ZERO,
+            kv_write_bytes: Linear::ZERO,
+        });
+        self.ops.last_mut().unwrap()
+    }
+
+    /// `rows x k` activations times a `k x n` weight matrix (plus an optional bias).
+    fn matmul(&mut self, name: &'static str, k: f64, n: f64, bias: bool) {
+        let (t, a, w) = (self.pass.tokens, self.pass.a, self.pass.w);
+        let bias_flops = if bias { t * n } else { 0.0 };
+        let bias_bytes = if bias { n * a } else { 0.0 };
+        let op = self.op(name, OpClass::Matmul, Linear::constant(2.0 * t * k * n + bias_flops));
+        op.weight_bytes = Linear::constant(k * n * w + bias_bytes);
+        op.act_read_bytes = Linear::constant(t * k * a);
+        op.act_write_bytes = Linear::constant(t * n * a);
+    }
+
+    /// An op over `elements` activations per token: reads `inputs` tensors, writes one.
+    fn elementwise(&mut self, name: &'static str, class: OpClass, width: f64, flops_per_element: f64, inputs: f64) {
+        let (t, a) = (self.pass.tokens, self.pass.a);
+        let op = self.op(name, class, Linear::constant(flops_per_element * t * width));
+        op.act_read_bytes = Linear::constant(inputs * t * width * a);
+        op.act_write_bytes = Linear::constant(t * width * a);
+    }
+
+    /// RMSNorm over `width`: square, sum, scale, multiply by the weight (4 FLOPs per element).
+    fn norm(&mut self, name: &'static str, width: f64) {
+        self.elementwise(name, OpClass::Norm, width, 4.0, 1.0);
+        let a = self.pass.a;
+        self.ops.last_mut().unwrap().weight_bytes = Linear::constant(width * a);
+    }
+
+    fn residual_add(&mut self, hidden: f64) {
+        self.elementwise("residual_add", OpClass::Elementwise, hidden, 1.0, 2.0);
+    }
+
+    /// Attention over `heads` query heads with per-head sizes `qk_dim` and `v_dim`, reading the
+    /// keys and values of every attended token from `streams` (shared by all heads).
+    fn attention(&mut self, form: AttentionForm, heads: f64, qk_dim: f64, v_dim: f64, streams: &[KvStream]) {
+        let p = self.pass;
+        let (b, t, a) = (p.batch, p.tokens, p.a);
+        let q_read = Linear::constant(t * heads * qk_dim * a);
+        let out_write = Linear::constant(t * heads * v_dim * a);
+        let (mut kv_cache, mut kv_act) = (Linear::ZERO, Linear::ZERO);
+        for s in streams {
+            let bytes = p.kv_tokens * (b * s.elements * s.bytes_per_element);
+            if s.from_cache {
+                kv_cache = kv_cache + bytes;
+            } else {
+                kv_act = kv_act + bytes;
+            }
+        }
+        // Softmax: max, subtract, exp, sum, divide = 5 FLOPs per score.
+        match form {
+            AttentionForm::Fused => {
+                let per_pair = 2.0 * qk_dim + 2.0 * v_dim + 5.0;
+                let op = self.op("attention", OpClass::Attention, p.causal_pairs * (b * heads * per_pair));
+                op.act_read_bytes = q_read + kv_act;
+                op.kv_read_bytes = kv_cache;
+                op.act_write_bytes = out_write;
+            }
+            AttentionForm::Unfused => {
+                // An eager product computes the dense (masked) score matrix. Keys are read by the
+                // score product, values by the weighted sum, in proportion to their widths.
+                let scores = p.score_elements * (b * heads);
+                let k_share = qk_dim / (qk_dim + v_dim);
+                let op = self.op("attn_scores", OpClass::BatchedMatmul, scores * (2.0 * qk_dim));
+                op.act_read_bytes = q_read + kv_act * k_share;
+                op.kv_read_bytes = kv_cache * k_share;
+                op.act_write_bytes = scores * a;
+                let op = self.op("attn_softmax", OpClass::Softmax, scores * 5.0);
+                op.act_read_bytes = scores * a;
+                op.act_write_bytes = scores * a;
+                let op = self.op("attn_values", OpClass::BatchedMatmul, scores * (2.0 * v_dim));
+                op.act_read_bytes = scores * a + kv_act * (1.0 - k_share);
+                op.kv_read_bytes = kv_cache * (1.0 - k_share);
+                op.act_write_bytes = out_write;
+            }
+        }
+    }
+
+    fn kv_append(&mut self, elements_per_token: f64) {
+        let p = self.pass;
+        let op = self.op("kv_append", OpClass::KvWrite, Linear::ZERO);
+        op.act_read_bytes = Linear::constant(p.tokens * elements_per_token * p.a);
+        op.kv_write_bytes = Linear::constant(p.tokens * elements_per_token * p.kv);
+    }
+
+    fn grouped_attention(
+        &mut self,
+        arch: &Architecture,
+        form: AttentionForm,
+        heads: u32,
+        kv_heads: u32,
+        head_dim: u32,
+    ) {
+        let (h, nh, hd) = (arch.hidden_size as f64, heads as f64, head_dim as f64);
+        let (q, kv) = (nh * hd, kv_heads as f64 * hd);
+        self.matmul("q_proj", h, q, arch.qkv_bias);
+        self.matmul("k_proj", h, kv, arch.qkv_bias);
+        self.matmul("v_proj", h, kv, arch.qkv_bias);
+        if arch.qk_norm {
+            self.norm("qk_norm", q + kv);
+        }
+        // RoPE: x*cos + rotate(x)*sin = 3 FLOPs per element of q and k.
+        self.elementwise("rope", OpClass::Rope, q + kv, 3.0, 1.0);
+        self.kv_append(2.0 * kv);
+        let keys_values =
+            KvStream { elements: 2.0 * kv, bytes_per_element: self.pass.kv_source(), from_cache: self.pass.decode };
+        self.attention(form, nh, hd, hd, &[keys_values]);
+        self.matmul("o_proj", q, h, arch.o_bias);
+    }
+
+    fn latent_attention(&mut self, arch: &Architecture, plan: Plan, m: Mla) {
+        let p = self.pass;
+        let h = arch.hidden_size as f64;
+        let (nh, r, dr, dn, dv) = (
+            m.num_heads as f64,
+            m.kv_lora_rank as f64,
+            m.qk_rope_head_dim as f64,
+            m.qk_nope_head_dim as f64,
+            m.v_head_dim as f64,
+        );
+        let q_out = nh * (dn + dr);
+        match m.q_lora_rank {
+            Some(rq) => {
+                self.matmul("q_a_proj", h, rq as f64, false);
+                self.norm("q_a_norm", rq as f64);
+                self.matmul("q_b_proj", rq as f64, q_out, false);
+            }
+            None => self.matmul("q_proj", h, q_out, false),
+        }
+        self.matmul("kv_a_proj", h, r + dr, false);
+        self.norm("kv_a_norm", r);
+        self.elementwise("rope", OpClass::Rope, nh * dr + dr, 3.0, 1.0);
+        self.kv_append(r + dr);
+        let latent_bytes = p.kv_source();
+        match plan.mla {
+            MlaForm::Materialised => {
+                // Expand every attended token's latent to per-head keys (nope part) and values.
+                let rows = p.kv_tokens * p.batch;
+                let op = self.op("kv_b_expand", OpClass::Matmul, rows * (2.0 * r * nh * (dn + dv)));
+                op.rows = rows;
+                op.weight_bytes = Linear::constant(r * nh * (dn + dv) * p.w);
+                let latent_read = rows * (r * latent_bytes);
+                if p.decode {
+                    op.kv_read_bytes = latent_read;
+                } else {
+                    op.act_read_bytes = latent_read;
+                }
+                op.act_write_bytes = rows * (nh * (dn + dv) * p.a);
+                // Attention then reads the expanded K/V (fresh activations in both phases) and
+                // the shared RoPE key (the cache in decode).
+                let expanded = KvStream { elements: nh * (dn + dv), bytes_per_element: p.a, from_cache: false };
+                let rope_key = KvStream { elements: dr, bytes_per_element: latent_bytes, from_cache: p.decode };
+                self.attention(plan.attention, nh, dn + dr, dv, &[expanded, rope_key]);
+            }
+            MlaForm::Absorbed => {
+                // q_nope (per head) times W_uk^T: queries move into the latent space.
+                let t = p.tokens;
+                let op = self.op("q_absorb", OpClass::BatchedMatmul, Linear::constant(2.0 * t * nh * dn * r));
+                op.weight_bytes = Linear::constant(nh * dn * r * p.w);
+                op.act_read_bytes = Linear::constant(t * nh * dn * p.a);
+                op.act_write_bytes = Linear::constant(t * nh * r * p.a);
+                // One latent key/value stream shared by every head (MQA-like), r + dr wide.
+                let latent = KvStream { elements: r + dr, bytes_per_element: latent_bytes, from_cache: p.decode };
+                self.attention(plan.attention, nh, r + dr, r, &[latent]);
+                let op = self.op("out_absorb", OpClass::BatchedMatmul, Linear::constant(2.0 * t * nh * r * dv));
+                op.weight_bytes = Linear::constant(nh * r * dv * p.w);
+                op.act_read_bytes = Linear::constant(t * nh * r * p.a);
+                op.act_write_bytes = Linear::constant(t * nh * dv * p.a);
+            }
+        }
+        self.matmul("o_proj", nh * dv, h, arch.o_bias);
+    }
+
+    /// Gated (gate, up, activation, multiply, down) or plain (up, activation, down) FFN.
+    fn dense_ffn(&mut self, h: f64, i: f64, gated: bool, activation: Activation, bias: bool) {
+        if gated {
+            self.matmul("gate_proj", h, i, bias);
+            self.matmul("up_proj", h, i, bias);
+            self.elementwise("act", OpClass::Elementwise, i, activation.flops_per_element(), 1.0);
+            self.elementwise("gate_mul", OpClass::Elementwise, i, 1.0, 2.0);
+        } else {
+            self.matmul("up_proj", h, i, bias);
+            self.elementwise("act", OpClass::Elementwise, i, activation.flops_per_element(), 1.0);
+        }
+        self.matmul("down_proj", i, h, bias);
+    }
+
+    fn moe_ffn(&mut self, h: f64, m: Moe) {
+        let p = self.pass;
+        let (t, a, w) = (p.tokens, p.a, p.w);
+        let (e, k, ie) = (m.num_experts as f64, m.experts_per_token as f64, m.expert_intermediate_size as f64);
+        self.matmul("router", h, e, false);
+        self.elementwise("router_topk", OpClass::Softmax, e, 5.0, 1.0);
+        // Experts a pass touches: with T tokens each choosing k of E, E * (1 - (1 - k/E)^T).
+        let touched = e * (1.0 - (1.0 - k / e).powf(t));
+        let routed = t * k;
+        let op = self.op("experts_gate_up", OpClass::Matmul, Linear::constant(2.0 * routed * h * 2.0 * ie));
+        op.rows = Linear::constant(routed);
+        op.weight_bytes = Linear::constant(touched * 2.0 * h * ie * w);
+        op.act_read_bytes = Linear::constant(routed * h * a);
+        op.act_write_bytes = Linear::constant(routed * 2.0 * ie * a);
+        let op = self.op(
+            "experts_act_mul",
+            OpClass::Elementwise,
+            Linear::constant(routed * ie * (m.activation.flops_per_element() + 1.0)),
+        );
+        op.act_read_bytes = Linear::constant(routed * 2.0 * ie * a);
+        op.act_write_bytes = Linear::constant(routed * ie * a);
+        let op = self.op("experts_down", OpClass::Matmul, Linear::constant(2.0 * routed * ie * h));
+        op.rows = Linear::constant(routed);
+        op.weight_bytes = Linear::constant(touched * ie * h * w);
+        op.act_read_bytes = Linear::constant(routed * ie * a);
+        op.act_write_bytes = Linear::constant(routed * h * a);
+        // Weighted sum of each token's k expert outputs: a multiply and an add per element.
+        let op = self.op("experts_combine", OpClass::Elementwise, Linear::constant(2.0 * routed * h));
+        op.act_read_bytes = Linear::constant(routed * h * a);
+        op.act_write_bytes = Linear::constant(t * h * a);
+        if m.num_shared_experts > 0 {
+            self.dense_ffn(h, m.num_shared_experts as f64 * ie, true, m.activation, false);
+        }
+    }
+}
+
+/// The operators of one forward pass of `phase` under `plan`, appended to `ops`.
+pub fn operators_into(arch: &Architecture, phase: Phase, settings: &RunSettings, plan: Plan, ops: &mut Vec<Operator>) {
+    let pass = Pass::new(phase, settings);
+    let h = arch.hidden_size as f64;
+    let layers = arch.num_layers;
+    let mut b = Builder { ops, pass, count: 1 };
+
+    // Embedding: a gather of one row per token; bytes, no FLOPs.
+    let op = b.op("embedding", OpClass::Gather, Linear::ZERO);
+    op.weight_bytes = Linear::constant(pass.tokens * h * pass.w);
+    op.act_write_bytes = Linear::constant(pass.tokens * h * pass.a);
+
+    b.count = layers;
+    b.norm("attn_norm", h);
+    match arch.attention {
+        Attention::Grouped { num_heads, num_kv_heads, head_dim } => {
+            b.grouped_attention(arch, plan.attention, num_heads, num_kv_heads, head_dim)
+        }
+        Attention::Latent(m) => b.latent_attention(arch, plan, m),
+    }
+    if arch.norms_per_layer == 4 {
+        b.norm("post_attn_norm", h);
+    }
+    b.residual_add(h);
+    b.norm("ffn_norm", h);
+    match arch.ffn {
+        Ffn::Dense { intermediate_size, gated, activation, bias } => {
+            b.dense_ffn(h, intermediate_size as f64, gated, activation, bias)
+        }
+        Ffn::Moe(m) => {
+            if m.first_k_dense > 0 {
+                b.count = m.first_k_dense;
+                b.dense_ffn(h, m.dense_intermediate_size as f64, true, m.activation, false);
+            }
+            b.count = layers - m.first_k_dense;
+            if b.count > 0 {
+                b.moe_ffn(h, m);
+            }
+            b.count = layers;
+        }
+    }
+    if arch.norms_per_layer == 4 {
+        b.norm("post_ffn_norm", h);
+    }
+    b.residual_add(h);
+
+    b.count = 1;
+    b.norm("final_norm", h);
+    // The LM head runs on the last prompt token per sequence in prefill, on every token in decode.
+    let rows = if pass.decode || settings.logits_for_all_prompt_tokens { pass.tokens } else { pass.batch };
+    b.pass.tokens = rows;
+    b.matmul("lm_head", h, arch.vocab_size as f64, false);
+}
+
+/// The operators of one forward pass of `phase` under `plan`.
+pub fn operators(arch: &Architecture, phase: Phase, settings: &RunSettings, plan: Plan) -> Vec<Operator> {
+    let mut ops = Vec::with_capacity(40);
+    operators_into(arch, phase, settings, plan, &mut ops);
+    ops
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,1 @@
+//! The binary, driven as a user would.

@@ -1,0 +1,1 @@
+//! Roofline evaluation against hand arithmetic.

@@ -1,0 +1,11 @@
+//! One integration-test binary. Each module covers one area:
+//! - `accounting`: parameter counts, KV bytes and operator FLOPs/bytes against published or
+//!   hand-derived values;
+//! - `roofline`: times, closed-form sums and metrics against hand arithmetic;
+//! - `cli`: the binary driven as a user would, exit codes and error text.
+
+mod common;
+
+mod accounting;
+mod cli;
+mod roofline;
