@@ -5,10 +5,13 @@
 //! rip) -> [`search`] (the best architecture under constraints) -> [`report`] (tables, CSV,
 //! JSON, SVG).
 
+pub mod analysis;
 pub mod arch;
+pub mod cli;
 pub mod device;
 pub mod dtype;
 pub mod error;
+pub mod report;
 pub mod roofline;
 pub mod workload;
 

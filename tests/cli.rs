@@ -1,1 +1,192 @@
-//! The binary, driven as a user would.
+//! The binary, driven as a user would: exit codes, error text, output files.
+
+use crate::common::*;
+use predicates::prelude::*;
+
+fn analyze() -> assert_cmd::Command {
+    let mut c = bin();
+    c.arg("analyze");
+    c
+}
+
+#[test]
+fn analyze_prints_all_three_points_for_a_real_model() {
+    analyze()
+        .args(["--model", model_path("Llama-3.2-1B").to_str().unwrap(), "--device", "rpi5", "--scenario", "siso"])
+        .assert()
+        .success()
+        .stdout(
+            predicate::str::contains("prefill")
+                .and(predicate::str::contains("TTFT"))
+                .and(predicate::str::contains("fits")),
+        );
+}
+
+#[test]
+fn analyze_csv_has_one_row_per_phase_and_a_header_from_the_struct() {
+    let out = analyze()
+        .args([
+            "--model",
+            model_path("Qwen2.5-0.5B").to_str().unwrap(),
+            "--device",
+            "m2",
+            "--scenario",
+            "liso",
+            "--format",
+            "csv",
+        ])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8(out).unwrap();
+    let lines: Vec<_> = text.lines().collect();
+    assert_eq!(lines.len(), 4, "{text}");
+    assert!(lines[0].starts_with("model,device,scenario,"));
+    assert!(lines[0].contains(",rip,"));
+}
+
+#[test]
+fn analyze_writes_json_to_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("sub/analysis.json");
+    analyze()
+        .args(["--model", model_path("SmolLM2-135M").to_str().unwrap(), "--device", "rtx3090", "--format", "json"])
+        .args(["--out", out.to_str().unwrap(), "--per-op"])
+        .assert()
+        .success();
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 4, "all four scenarios by default");
+    assert!(v[0]["operators"].as_array().unwrap().len() > 10);
+    // Nothing but the output is left in the folder (no temporary files).
+    assert_eq!(std::fs::read_dir(out.parent().unwrap()).unwrap().count(), 1);
+}
+
+/// Runs analyze on a config written to a temporary file; returns stderr, asserting exit 2.
+fn fails_with_config(text: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.json");
+    std::fs::write(&path, text).unwrap();
+    let out =
+        analyze().args(["--model", path.to_str().unwrap(), "--device", "rpi5"]).assert().code(2).get_output().clone();
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("bad.json"), "names the file: {err}");
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    assert!(!err.contains("panicked"));
+    err
+}
+
+const GOOD: &str = r#"{"model_type":"llama","hidden_size":512,"num_hidden_layers":4,"num_attention_heads":8,
+    "num_key_value_heads":2,"intermediate_size":1024,"vocab_size":1000}"#;
+
+#[test]
+fn a_missing_model_file_is_a_one_line_error() {
+    let out =
+        analyze().args(["--model", "no/such/config.json", "--device", "rpi5"]).assert().code(2).get_output().clone();
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("no/such/config.json") && err.contains("No such file"), "{err}");
+}
+
+#[test]
+fn malformed_json_gives_line_and_column() {
+    let err = fails_with_config("{\"model_type\": \"llama\",\n \"hidden_size\": 12,,}");
+    assert!(err.contains("line 2"), "{err}");
+}
+
+#[test]
+fn heads_that_do_not_divide_the_hidden_size_are_named() {
+    let err = fails_with_config(&GOOD.replace("\"num_attention_heads\":8", "\"num_attention_heads\":7"));
+    assert!(err.contains("num_attention_heads") && err.contains("divisor of hidden_size"), "{err}");
+}
+
+#[test]
+fn zero_layers_are_rejected() {
+    let err = fails_with_config(&GOOD.replace("\"num_hidden_layers\":4", "\"num_hidden_layers\":0"));
+    assert!(err.contains("num_hidden_layers") && err.contains("positive"), "{err}");
+}
+
+#[test]
+fn a_negative_size_is_rejected_with_its_field() {
+    let err = fails_with_config(&GOOD.replace("\"hidden_size\":512", "\"hidden_size\":-512"));
+    assert!(err.contains("hidden_size") && err.contains("-512"), "{err}");
+}
+
+#[test]
+fn an_unknown_model_type_lists_the_supported_ones() {
+    let err = fails_with_config(&GOOD.replace("llama", "gpt2"));
+    assert!(err.contains("gpt2") && err.contains("deepseek_v3") && err.contains("qwen3"), "{err}");
+}
+
+#[test]
+fn an_unknown_device_suggests_near_names() {
+    let out = analyze()
+        .args(["--model", model_path("SmolLM2-135M").to_str().unwrap(), "--device", "rtx309"])
+        .assert()
+        .code(2)
+        .get_output()
+        .clone();
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("unknown device 'rtx309'") && err.contains("rtx3090"), "{err}");
+}
+
+#[test]
+fn zero_or_negative_lengths_are_usage_errors() {
+    for args in [
+        ["--prompt", "0", "--generate", "5"],
+        ["--prompt", "5", "--generate", "0"],
+        ["--prompt", "-3", "--generate", "5"],
+    ] {
+        let out = analyze()
+            .args(["--model", model_path("SmolLM2-135M").to_str().unwrap(), "--device", "rpi5"])
+            .args(args)
+            .assert()
+            .code(2)
+            .get_output()
+            .clone();
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert!(err.contains("--prompt") || err.contains("--generate"), "{err}");
+        assert!(!err.contains("panicked"));
+    }
+}
+
+#[test]
+fn a_truncated_device_profile_names_the_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dev.json");
+    let full = rooflinebench::device::builtin("rpi5").unwrap().to_json();
+    std::fs::write(&path, &full[..full.len() / 2]).unwrap();
+    let out = analyze()
+        .args(["--model", model_path("SmolLM2-135M").to_str().unwrap(), "--device", path.to_str().unwrap()])
+        .assert()
+        .code(2)
+        .get_output()
+        .clone();
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("dev.json") && err.contains("line"), "{err}");
+}
+
+#[test]
+fn a_profile_with_a_negative_bandwidth_names_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dev.json");
+    let mut p = rooflinebench::device::builtin("rpi5").unwrap();
+    p.bandwidth_bytes_per_s = -1.0;
+    std::fs::write(&path, p.to_json()).unwrap();
+    let out = analyze()
+        .args(["--model", model_path("SmolLM2-135M").to_str().unwrap(), "--device", path.to_str().unwrap()])
+        .assert()
+        .code(2)
+        .get_output()
+        .clone();
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("bandwidth_bytes_per_s") && err.contains("positive"), "{err}");
+}
+
+#[test]
+fn devices_lists_the_library_and_shows_one_profile() {
+    bin().arg("devices").assert().success().stdout(predicate::str::contains("jetson-orin-nano-super-paper"));
+    let out = bin().args(["devices", "show", "h100-sxm"]).assert().success().get_output().stdout.clone();
+    let p = rooflinebench::device::DeviceProfile::from_json(std::str::from_utf8(&out).unwrap(), "stdout").unwrap();
+    assert_eq!(p.bandwidth_bytes_per_s, 3350e9);
+}

@@ -9,26 +9,52 @@ pub use scenario::{Scenario, NAMED as NAMED_SCENARIOS};
 
 use crate::arch::Architecture;
 use crate::device::DeviceProfile;
-use crate::workload::{operators_into, Linear, Operator, Phase, Plan, RunSettings};
+use crate::workload::{operators_into, Linear, Operator, Part, Phase, Plan, RunSettings};
 use serde::Serialize;
 
-/// Compute rate and bandwidth an operator attains on a device at a given size.
-fn attained(op: &Operator, device: &DeviceProfile, flops: f64, bytes: f64) -> (f64, f64) {
-    let peak = device.peak_flops(op.compute);
-    let bw = device.bandwidth_bytes_per_s;
-    match device.efficiency.get(&op.class) {
-        Some(table) => {
-            let (c, m) = table.lookup(flops, bytes);
-            (peak * c, bw * m)
+/// What a device offers an operator: ceilings, efficiency tables and the fixed launch cost.
+/// Built once per evaluator so the hot loop does no map look-ups on table-free profiles.
+#[derive(Clone, Copy)]
+struct Ceilings<'a> {
+    peak_flop_per_s: f64,
+    bandwidth_bytes_per_s: f64,
+    overhead_s: f64,
+    /// The format `peak_flop_per_s` is for (every operator of a run computes in it).
+    compute: crate::dtype::DType,
+    device: &'a DeviceProfile,
+    has_tables: bool,
+}
+
+impl<'a> Ceilings<'a> {
+    fn new(device: &'a DeviceProfile, compute: crate::dtype::DType) -> Self {
+        Ceilings {
+            peak_flop_per_s: device.peak_flops(compute),
+            bandwidth_bytes_per_s: device.bandwidth_bytes_per_s,
+            overhead_s: device.kernel_overhead_s,
+            compute,
+            device,
+            has_tables: device.has_efficiency_tables(),
         }
-        None => (peak, bw),
+    }
+
+    /// Compute rate and bandwidth `op` attains at a given size.
+    fn attained(&self, op: &Operator, flops: f64, bytes: f64) -> (f64, f64) {
+        let peak = if op.compute == self.compute { self.peak_flop_per_s } else { self.device.peak_flops(op.compute) };
+        match self.has_tables.then(|| self.device.efficiency.get(&op.class)).flatten() {
+            Some(table) => {
+                let (c, m) = table.lookup(flops, bytes);
+                (peak * c, self.bandwidth_bytes_per_s * m)
+            }
+            None => (peak, self.bandwidth_bytes_per_s),
+        }
     }
 }
 
 /// Time of one launch of `op` at context `n`: `max(W / P, Q / B) + t_fixed`.
 pub fn launch_time_s(op: &Operator, device: &DeviceProfile, n: f64) -> f64 {
+    let c = Ceilings::new(device, op.compute);
     let (w, q) = (op.flops.at(n), op.bytes().at(n));
-    let (pc, pm) = attained(op, device, w, q);
+    let (pc, pm) = c.attained(op, w, q);
     (w / pc).max(q / pm) + device.kernel_overhead_s
 }
 
@@ -66,14 +92,18 @@ const TABLE_SEGMENTS: usize = 16;
 
 /// Totals of `op` (all its launches) over contexts `first..=last` (one context for prefill).
 pub fn op_totals(op: &Operator, device: &DeviceProfile, first: f64, last: f64) -> OpTotals {
+    totals(op, &Ceilings::new(device, op.compute), first, last)
+}
+
+fn totals(op: &Operator, c: &Ceilings, first: f64, last: f64) -> OpTotals {
     let count = op.count as f64;
     let steps = last - first + 1.0;
     let bytes = op.bytes();
-    let fixed = steps * device.kernel_overhead_s;
+    let fixed = steps * c.overhead_s;
     let varies = op.flops.per_ctx != 0.0 || bytes.per_ctx != 0.0;
-    let (time, compute) = if !varies || !device.efficiency.contains_key(&op.class) {
+    let (time, compute) = if !varies || !c.has_tables || !c.device.efficiency.contains_key(&op.class) {
         let mid = (first + last) / 2.0;
-        let (pc, pm) = attained(op, device, op.flops.at(mid), bytes.at(mid));
+        let (pc, pm) = c.attained(op, op.flops.at(mid), bytes.at(mid));
         sum_of_max(op.flops, bytes, pc, pm, first, last)
     } else {
         let segments = (steps as usize).clamp(1, TABLE_SEGMENTS);
@@ -87,10 +117,10 @@ pub fn op_totals(op: &Operator, device: &DeviceProfile, first: f64, last: f64) -
                 (first * (last / first.max(1.0)).powf(s as f64 / segments as f64)).floor().max(lo)
             };
             let mid = (lo + hi) / 2.0;
-            let (pc, pm) = attained(op, device, op.flops.at(mid), bytes.at(mid));
-            let (t, c) = sum_of_max(op.flops, bytes, pc, pm, lo, hi);
+            let (pc, pm) = c.attained(op, op.flops.at(mid), bytes.at(mid));
+            let (t, cb) = sum_of_max(op.flops, bytes, pc, pm, lo, hi);
             time += t;
-            compute += c;
+            compute += cb;
             lo = hi + 1.0;
             if lo > last {
                 break;
@@ -134,36 +164,48 @@ pub struct Evaluator<'a> {
     pub device: &'a DeviceProfile,
     pub settings: RunSettings,
     pub plans: PlanChoice,
+    ceilings: Ceilings<'a>,
     ops: Vec<Operator>,
 }
 
 impl<'a> Evaluator<'a> {
     pub fn new(device: &'a DeviceProfile, settings: RunSettings, plans: PlanChoice) -> Self {
-        Evaluator { device, settings, plans, ops: Vec::with_capacity(48) }
+        let ceilings = Ceilings::new(device, settings.precisions.compute());
+        Evaluator { device, settings, plans, ceilings, ops: Vec::with_capacity(48) }
     }
 
-    fn phase_under(&mut self, arch: &Architecture, phase: Phase, plan: Plan, first: f64, last: f64) -> Point {
+    fn part_under(
+        &mut self,
+        arch: &Architecture,
+        phase: Phase,
+        plan: Plan,
+        part: Part,
+        first: f64,
+        last: f64,
+    ) -> Point {
         self.ops.clear();
-        operators_into(arch, phase, &self.settings, plan, &mut self.ops);
+        operators_into(arch, phase, &self.settings, plan, part, &mut self.ops);
         let mut total = Point::default();
         for op in &self.ops {
-            total.add(op_totals(op, self.device, first, last).point);
+            total.add(totals(op, &self.ceilings, first, last).point);
         }
         total
     }
 
     fn phase(&mut self, arch: &Architecture, phase: Phase, first: f64, last: f64) -> PhaseEval {
-        let fixed;
         let candidates: &[Plan] = match self.plans {
-            PlanChoice::Fixed(p) => {
-                fixed = [p];
-                &fixed
+            PlanChoice::Fixed(plan) => {
+                let point = self.part_under(arch, phase, plan, Part::All, first, last);
+                return PhaseEval { point, plan };
             }
             PlanChoice::Fastest => Plan::candidates(arch),
         };
+        // Plans differ only in the attention core: price the rest once.
+        let shared = self.part_under(arch, phase, candidates[0], Part::Shared, first, last);
         let mut best: Option<PhaseEval> = None;
         for &plan in candidates {
-            let point = self.phase_under(arch, phase, plan, first, last);
+            let mut point = shared;
+            point.add(self.part_under(arch, phase, plan, Part::PlanDependent, first, last));
             // Strictly faster only: ties keep the earlier (simpler) plan, deterministically.
             if best.is_none_or(|b| point.time_s < b.point.time_s) {
                 best = Some(PhaseEval { point, plan });

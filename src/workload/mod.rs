@@ -154,6 +154,17 @@ impl Plan {
     }
 }
 
+/// Which operators to build: the plan changes only the attention core, so an evaluator can
+/// price everything else once and each candidate plan's core separately.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    All,
+    /// Operators every plan runs the same way.
+    Shared,
+    /// The attention core, whose operators depend on the plan.
+    PlanDependent,
+}
+
 /// Prefill of `prompt` tokens per sequence, or decode steps (cost linear in the context).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "phase")]
@@ -251,11 +262,12 @@ struct Builder<'a> {
     ops: &'a mut Vec<Operator>,
     pass: Pass,
     count: u32,
+    part: Part,
 }
 
 impl Builder<'_> {
     fn op(&mut self, name: &'static str, class: OpClass, flops: Linear) -> &mut Operator {
-        self.ops.push(Operator {
+        let op = Operator {
             name,
             class,
             count: self.count,
@@ -267,7 +279,8 @@ impl Builder<'_> {
             act_write_bytes: Linear::ZERO,
             kv_read_bytes: Linear::ZERO,
             kv_write_bytes: Linear::ZERO,
-        });
+        };
+        self.ops.push(op);
         self.ops.last_mut().unwrap()
     }
 
@@ -292,9 +305,11 @@ impl Builder<'_> {
 
     /// RMSNorm over `width`: square, sum, scale, multiply by the weight (4 FLOPs per element).
     fn norm(&mut self, name: &'static str, width: f64) {
-        self.elementwise(name, OpClass::Norm, width, 4.0, 1.0);
-        let a = self.pass.a;
-        self.ops.last_mut().unwrap().weight_bytes = Linear::constant(width * a);
+        let (t, a) = (self.pass.tokens, self.pass.a);
+        let op = self.op(name, OpClass::Norm, Linear::constant(4.0 * t * width));
+        op.act_read_bytes = Linear::constant(t * width * a);
+        op.act_write_bytes = Linear::constant(t * width * a);
+        op.weight_bytes = Linear::constant(width * a);
     }
 
     fn residual_add(&mut self, hidden: f64) {
@@ -353,14 +368,7 @@ impl Builder<'_> {
         op.kv_write_bytes = Linear::constant(p.tokens * elements_per_token * p.kv);
     }
 
-    fn grouped_attention(
-        &mut self,
-        arch: &Architecture,
-        form: AttentionForm,
-        heads: u32,
-        kv_heads: u32,
-        head_dim: u32,
-    ) {
+    fn grouped_attention(&mut self, arch: &Architecture, plan: Plan, heads: u32, kv_heads: u32, head_dim: u32) {
         let (h, nh, hd) = (arch.hidden_size as f64, heads as f64, head_dim as f64);
         let (q, kv) = (nh * hd, kv_heads as f64 * hd);
         self.matmul("q_proj", h, q, arch.qkv_bias);
@@ -372,14 +380,28 @@ impl Builder<'_> {
         // RoPE: x*cos + rotate(x)*sin = 3 FLOPs per element of q and k.
         self.elementwise("rope", OpClass::Rope, q + kv, 3.0, 1.0);
         self.kv_append(2.0 * kv);
-        let keys_values =
-            KvStream { elements: 2.0 * kv, bytes_per_element: self.pass.kv_source(), from_cache: self.pass.decode };
-        self.attention(form, nh, hd, hd, &[keys_values]);
+        self.attention_core(arch, plan);
         self.matmul("o_proj", q, h, arch.o_bias);
     }
 
-    fn latent_attention(&mut self, arch: &Architecture, plan: Plan, m: Mla) {
+    /// The operators an execution plan changes. Skipped for `Part::Shared`.
+    fn attention_core(&mut self, arch: &Architecture, plan: Plan) {
+        if self.part == Part::Shared {
+            return;
+        }
         let p = self.pass;
+        match arch.attention {
+            Attention::Grouped { num_heads, num_kv_heads, head_dim } => {
+                let (nh, hd) = (num_heads as f64, head_dim as f64);
+                let elements = 2.0 * num_kv_heads as f64 * hd;
+                let keys_values = KvStream { elements, bytes_per_element: p.kv_source(), from_cache: p.decode };
+                self.attention(plan.attention, nh, hd, hd, &[keys_values]);
+            }
+            Attention::Latent(m) => self.latent_core(plan, m),
+        }
+    }
+
+    fn latent_attention(&mut self, arch: &Architecture, plan: Plan, m: Mla) {
         let h = arch.hidden_size as f64;
         let (nh, r, dr, dn, dv) = (
             m.num_heads as f64,
@@ -401,6 +423,21 @@ impl Builder<'_> {
         self.norm("kv_a_norm", r);
         self.elementwise("rope", OpClass::Rope, nh * dr + dr, 3.0, 1.0);
         self.kv_append(r + dr);
+        self.attention_core(arch, plan);
+        self.matmul("o_proj", nh * dv, h, arch.o_bias);
+    }
+
+    /// MLA's core: expand the latent (materialised) or move queries and outputs into the latent
+    /// space (absorbed), and attend.
+    fn latent_core(&mut self, plan: Plan, m: Mla) {
+        let p = self.pass;
+        let (nh, r, dr, dn, dv) = (
+            m.num_heads as f64,
+            m.kv_lora_rank as f64,
+            m.qk_rope_head_dim as f64,
+            m.qk_nope_head_dim as f64,
+            m.v_head_dim as f64,
+        );
         let latent_bytes = p.kv_source();
         match plan.mla {
             MlaForm::Materialised => {
@@ -438,7 +475,6 @@ impl Builder<'_> {
                 op.act_write_bytes = Linear::constant(t * nh * dv * p.a);
             }
         }
-        self.matmul("o_proj", nh * dv, h, arch.o_bias);
     }
 
     /// Gated (gate, up, activation, multiply, down) or plain (up, activation, down) FFN.
@@ -491,12 +527,24 @@ impl Builder<'_> {
     }
 }
 
-/// The operators of one forward pass of `phase` under `plan`, appended to `ops`.
-pub fn operators_into(arch: &Architecture, phase: Phase, settings: &RunSettings, plan: Plan, ops: &mut Vec<Operator>) {
+/// The operators (of `part`) of one forward pass of `phase` under `plan`, appended to `ops`.
+pub fn operators_into(
+    arch: &Architecture,
+    phase: Phase,
+    settings: &RunSettings,
+    plan: Plan,
+    part: Part,
+    ops: &mut Vec<Operator>,
+) {
     let pass = Pass::new(phase, settings);
     let h = arch.hidden_size as f64;
     let layers = arch.num_layers;
-    let mut b = Builder { ops, pass, count: 1 };
+    let mut b = Builder { ops, pass, count: 1, part };
+    if part == Part::PlanDependent {
+        b.count = layers;
+        b.attention_core(arch, plan);
+        return;
+    }
 
     // Embedding: a gather of one row per token; bytes, no FLOPs.
     let op = b.op("embedding", OpClass::Gather, Linear::ZERO);
@@ -507,7 +555,7 @@ pub fn operators_into(arch: &Architecture, phase: Phase, settings: &RunSettings,
     b.norm("attn_norm", h);
     match arch.attention {
         Attention::Grouped { num_heads, num_kv_heads, head_dim } => {
-            b.grouped_attention(arch, plan.attention, num_heads, num_kv_heads, head_dim)
+            b.grouped_attention(arch, plan, num_heads, num_kv_heads, head_dim)
         }
         Attention::Latent(m) => b.latent_attention(arch, plan, m),
     }
@@ -548,7 +596,7 @@ pub fn operators_into(arch: &Architecture, phase: Phase, settings: &RunSettings,
 /// The operators of one forward pass of `phase` under `plan`.
 pub fn operators(arch: &Architecture, phase: Phase, settings: &RunSettings, plan: Plan) -> Vec<Operator> {
     let mut ops = Vec::with_capacity(40);
-    operators_into(arch, phase, settings, plan, &mut ops);
+    operators_into(arch, phase, settings, plan, Part::All, &mut ops);
     ops
 }
 

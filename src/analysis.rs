@@ -1,0 +1,194 @@
+//! One model on one device for one scenario: every figure a person asks for, from one
+//! evaluation (the fastest plan per phase unless a plan is fixed).
+
+use crate::arch::Architecture;
+use crate::device::DeviceProfile;
+use crate::roofline::{
+    decode_contexts, footprint, op_totals, potential, Evaluator, Footprint, PlanChoice, Point, Roof, Scenario,
+};
+use crate::workload::{operators, Phase, Plan, RunSettings};
+use serde::Serialize;
+
+/// A phase's (or a whole scenario's) point on the roofline and its potential.
+#[derive(Debug, Clone, Serialize)]
+pub struct PhaseSummary {
+    pub phase: &'static str,
+    /// The execution plan evaluated (for the scenario row: prefill plan / decode plan).
+    pub plan: String,
+    pub flops: f64,
+    pub bytes: f64,
+    pub time_s: f64,
+    pub intensity_flop_per_byte: f64,
+    pub performance_flop_per_s: f64,
+    pub bound: &'static str,
+    pub phi_paper: f64,
+    pub phi_log: f64,
+    pub rip: f64,
+    pub attainment: f64,
+}
+
+impl PhaseSummary {
+    fn new(phase: &'static str, plan: String, point: Point, roof: &Roof) -> Self {
+        let m = potential(&point, roof);
+        PhaseSummary {
+            phase,
+            plan,
+            flops: point.flops,
+            bytes: point.bytes,
+            time_s: point.time_s,
+            intensity_flop_per_byte: point.intensity_flop_per_byte(),
+            performance_flop_per_s: point.performance_flop_per_s(),
+            bound: m.bound.name(),
+            phi_paper: m.phi_paper,
+            phi_log: m.phi_log,
+            rip: m.rip,
+            attainment: m.attainment,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Analysis {
+    pub model: String,
+    pub device: String,
+    pub scenario: String,
+    pub prompt_tokens: u32,
+    pub generated_tokens: u32,
+    pub batch: u32,
+    pub weights_dtype: String,
+    pub activations_dtype: String,
+    pub kv_cache_dtype: String,
+    pub parameters: u64,
+    pub active_parameters: u64,
+    pub kv_bytes_per_token: f64,
+    pub peak_flop_per_s: f64,
+    pub bandwidth_bytes_per_s: f64,
+    pub ridge_flop_per_byte: f64,
+    /// Time to first token: the prefill.
+    pub ttft_s: f64,
+    /// Mean time per decode step.
+    pub tpot_s: f64,
+    pub prefill_tokens_per_s: f64,
+    pub decode_tokens_per_s: f64,
+    pub prefill: PhaseSummary,
+    pub decode: PhaseSummary,
+    pub scenario_point: PhaseSummary,
+    pub footprint: Footprint,
+    #[serde(skip)]
+    pub plans: (Plan, Plan),
+}
+
+pub fn roof(device: &DeviceProfile, settings: &RunSettings) -> Roof {
+    Roof {
+        peak_flop_per_s: device.peak_flops(settings.precisions.compute()),
+        bandwidth_bytes_per_s: device.bandwidth_bytes_per_s,
+    }
+}
+
+pub fn analyze(
+    arch: &Architecture,
+    device: &DeviceProfile,
+    scenario: &Scenario,
+    settings: &RunSettings,
+    plans: PlanChoice,
+) -> Analysis {
+    let mut ev = Evaluator::new(device, *settings, plans);
+    let eval = ev.scenario(arch, scenario);
+    let roof = roof(device, settings);
+    let (pp, dp) = (eval.prefill.plan, eval.decode.plan);
+    let (pl, dl) = (pp.label(arch), dp.label(arch));
+    let b = settings.batch as f64;
+    let p = &settings.precisions;
+    Analysis {
+        model: arch.name.clone(),
+        device: device.name.clone(),
+        scenario: scenario.name.clone(),
+        prompt_tokens: scenario.prompt,
+        generated_tokens: scenario.generate,
+        batch: settings.batch,
+        weights_dtype: p.weights.to_string(),
+        activations_dtype: p.activations.to_string(),
+        kv_cache_dtype: p.kv_cache.to_string(),
+        parameters: arch.parameters(),
+        active_parameters: arch.active_parameters(),
+        kv_bytes_per_token: arch.kv_elements_per_token() as f64 * p.kv_cache.bytes(),
+        peak_flop_per_s: roof.peak_flop_per_s,
+        bandwidth_bytes_per_s: roof.bandwidth_bytes_per_s,
+        ridge_flop_per_byte: roof.ridge_flop_per_byte(),
+        ttft_s: eval.prefill.point.time_s,
+        tpot_s: eval.decode.point.time_s / scenario.generate as f64,
+        prefill_tokens_per_s: b * scenario.prompt as f64 / eval.prefill.point.time_s,
+        decode_tokens_per_s: b * scenario.generate as f64 / eval.decode.point.time_s,
+        prefill: PhaseSummary::new("prefill", pl.clone(), eval.prefill.point, &roof),
+        decode: PhaseSummary::new("decode", dl.clone(), eval.decode.point, &roof),
+        scenario_point: PhaseSummary::new("scenario", format!("{pl} / {dl}"), eval.total(), &roof),
+        footprint: footprint(arch, scenario, settings, pp, device),
+        plans: (pp, dp),
+    }
+}
+
+/// One operator's share of a phase (decode: summed over every step of the scenario).
+#[derive(Debug, Clone, Serialize)]
+pub struct OpRow {
+    pub model: String,
+    pub device: String,
+    pub scenario: String,
+    pub phase: &'static str,
+    pub op: &'static str,
+    pub class: &'static str,
+    /// Layers that run it (1 for embedding, final norm and LM head).
+    pub layers: u32,
+    pub compute_dtype: String,
+    pub flops: f64,
+    pub weight_bytes: f64,
+    pub act_read_bytes: f64,
+    pub act_write_bytes: f64,
+    pub kv_read_bytes: f64,
+    pub kv_write_bytes: f64,
+    pub time_s: f64,
+    pub bound: &'static str,
+    pub share_of_phase_time: f64,
+}
+
+/// Per-operator rows for an analysis, under the plans it chose.
+pub fn operator_rows(
+    arch: &Architecture,
+    device: &DeviceProfile,
+    scenario: &Scenario,
+    settings: &RunSettings,
+    a: &Analysis,
+) -> Vec<OpRow> {
+    let mut rows = Vec::new();
+    let (first, last) = decode_contexts(scenario);
+    let phases = [
+        ("prefill", Phase::Prefill { prompt: scenario.prompt }, a.plans.0, (0.0, 0.0), a.prefill.time_s),
+        ("decode", Phase::Decode, a.plans.1, (first, last), a.decode.time_s),
+    ];
+    for (name, phase, plan, (lo, hi), phase_time) in phases {
+        for op in operators(arch, phase, settings, plan) {
+            let t = op_totals(&op, device, lo, hi);
+            // Sum each byte kind over the same contexts as the totals.
+            let sum = |l: crate::workload::Linear| op.count as f64 * l.sum(lo, hi);
+            rows.push(OpRow {
+                model: arch.name.clone(),
+                device: device.name.clone(),
+                scenario: scenario.name.clone(),
+                phase: name,
+                op: op.name,
+                class: op.class.name(),
+                layers: op.count,
+                compute_dtype: op.compute.to_string(),
+                flops: t.point.flops,
+                weight_bytes: sum(op.weight_bytes),
+                act_read_bytes: sum(op.act_read_bytes),
+                act_write_bytes: sum(op.act_write_bytes),
+                kv_read_bytes: sum(op.kv_read_bytes),
+                kv_write_bytes: sum(op.kv_write_bytes),
+                time_s: t.point.time_s,
+                bound: if t.compute_bound_s * 2.0 >= t.point.time_s { "compute" } else { "memory" },
+                share_of_phase_time: t.point.time_s / phase_time,
+            });
+        }
+    }
+    rows
+}

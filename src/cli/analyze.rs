@@ -1,0 +1,106 @@
+//! `analyze`: where a model sits on a device's roofline.
+
+use super::{emit, AnalyzeArgs, PrecisionArgs};
+use crate::analysis::{analyze, operator_rows, Analysis, OpRow};
+use crate::arch::{load_hf_config, Architecture};
+use crate::device::{resolve, DeviceProfile};
+use crate::dtype::{DType, Precisions};
+use crate::error::{Error, Result};
+use crate::report::{analysis_rows, csv_bytes, json_bytes, table, Format};
+use crate::roofline::{PlanChoice, Scenario};
+use crate::workload::{Plan, RunSettings};
+use serde::Serialize;
+
+/// A validated `analyze` request.
+struct Request {
+    models: Vec<Architecture>,
+    devices: Vec<DeviceProfile>,
+    scenarios: Vec<Scenario>,
+    settings: RunSettings,
+    plans: PlanChoice,
+}
+
+impl PrecisionArgs {
+    pub fn resolve(&self) -> Result<Precisions> {
+        let parse = |flag: &str, s: &str| s.parse::<DType>().map_err(|e| Error::Usage(format!("--{flag}: {e}")));
+        let weights = parse("weights", &self.weights)?;
+        let activations = parse("activations", &self.activations)?;
+        if activations.is_block_quantised() {
+            return Err(Error::Usage(format!(
+                "--activations: {activations} is a weight-only block format; use f32, f16, bf16 or int8"
+            )));
+        }
+        let kv_cache = match &self.kv {
+            Some(s) => parse("kv", s)?,
+            None => activations,
+        };
+        Ok(Precisions { weights, activations, kv_cache })
+    }
+}
+
+pub(crate) fn scenarios_from(names: &[String], prompt: Option<u32>, generate: Option<u32>) -> Result<Vec<Scenario>> {
+    if let (Some(p), Some(g)) = (prompt, generate) {
+        return Ok(vec![Scenario::new(format!("p{p}g{g}"), p, g)?]);
+    }
+    if names.is_empty() || names.iter().any(|n| n.eq_ignore_ascii_case("all")) {
+        return Ok(Scenario::all_named());
+    }
+    names.iter().map(|n| Scenario::named(n)).collect()
+}
+
+impl Request {
+    fn from_args(a: &AnalyzeArgs) -> Result<Request> {
+        let scenarios = scenarios_from(&a.scenario, a.prompt, a.generate)?;
+        let precisions = a.precision.resolve()?;
+        let models = a.model.iter().map(|p| load_hf_config(p)).collect::<Result<Vec<_>>>()?;
+        let devices = a.device.iter().map(|d| resolve(d)).collect::<Result<Vec<_>>>()?;
+        let plans = if a.plan == "naive" { PlanChoice::Fixed(Plan::NAIVE) } else { PlanChoice::Fastest };
+        let settings = RunSettings { batch: a.batch, precisions, logits_for_all_prompt_tokens: a.logits_all };
+        Ok(Request { models, devices, scenarios, settings, plans })
+    }
+}
+
+#[derive(Serialize)]
+struct JsonEntry<'a> {
+    #[serde(flatten)]
+    analysis: &'a Analysis,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    operators: Option<&'a [OpRow]>,
+}
+
+pub fn run(args: AnalyzeArgs, out: &mut dyn std::io::Write) -> Result<()> {
+    let req = Request::from_args(&args)?;
+    let mut results: Vec<(Analysis, Vec<OpRow>)> = Vec::new();
+    for arch in &req.models {
+        for device in &req.devices {
+            for s in &req.scenarios {
+                let a = analyze(arch, device, s, &req.settings, req.plans);
+                let ops = if args.per_op { operator_rows(arch, device, s, &req.settings, &a) } else { Vec::new() };
+                results.push((a, ops));
+            }
+        }
+    }
+    let bytes = match args.format {
+        Format::Table => {
+            let mut s = String::new();
+            for (a, ops) in &results {
+                s.push_str(&table::analysis(a));
+                if args.per_op {
+                    s.push_str(&table::operators(ops));
+                }
+                s.push('\n');
+            }
+            s.into_bytes()
+        }
+        Format::Csv if args.per_op => csv_bytes(&results.iter().flat_map(|(_, o)| o.iter()).collect::<Vec<_>>()),
+        Format::Csv => csv_bytes(&results.iter().flat_map(|(a, _)| analysis_rows(a)).collect::<Vec<_>>()),
+        Format::Json => {
+            let entries: Vec<JsonEntry> = results
+                .iter()
+                .map(|(a, o)| JsonEntry { analysis: a, operators: args.per_op.then_some(o.as_slice()) })
+                .collect();
+            json_bytes(&entries)
+        }
+    };
+    emit(&bytes, args.out.as_deref(), out)
+}

@@ -1,0 +1,124 @@
+//! Output formats: human tables, CSV, JSON, SVG. Files are written whole or not at all.
+
+pub mod table;
+
+use crate::analysis::{Analysis, PhaseSummary};
+use crate::error::{Error, Result};
+use serde::Serialize;
+use std::io::Write;
+use std::path::Path;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Table,
+    Csv,
+    Json,
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same folder and a rename, so a
+/// reader never sees a half-written file.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or("out");
+    let tmp = dir.join(format!(".{file_name}.{}.tmp", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(Error::io(path, e));
+    }
+    Ok(())
+}
+
+/// CSV of flat rows; the header comes from the row struct's fields.
+pub fn csv_bytes<T: Serialize>(rows: &[T]) -> Vec<u8> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    for r in rows {
+        w.serialize(r).expect("flat rows always serialise");
+    }
+    w.into_inner().expect("writing to memory cannot fail")
+}
+
+pub fn json_bytes<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
+    let mut v = serde_json::to_vec_pretty(value).expect("reports always serialise");
+    v.push(b'\n');
+    v
+}
+
+/// One CSV row per phase of an analysis (prefill, decode, whole scenario).
+#[derive(Debug, Clone, Serialize)]
+pub struct AnalysisRow<'a> {
+    pub model: &'a str,
+    pub device: &'a str,
+    pub scenario: &'a str,
+    pub prompt_tokens: u32,
+    pub generated_tokens: u32,
+    pub batch: u32,
+    pub weights_dtype: &'a str,
+    pub kv_cache_dtype: &'a str,
+    pub parameters: u64,
+    pub phase: &'a str,
+    pub plan: &'a str,
+    pub flops: f64,
+    pub bytes: f64,
+    pub time_s: f64,
+    pub intensity_flop_per_byte: f64,
+    pub performance_flop_per_s: f64,
+    pub ridge_flop_per_byte: f64,
+    pub bound: &'a str,
+    pub phi_paper: f64,
+    pub phi_log: f64,
+    pub rip: f64,
+    pub attainment: f64,
+    pub ttft_s: f64,
+    pub tpot_s: f64,
+    pub prefill_tokens_per_s: f64,
+    pub decode_tokens_per_s: f64,
+    pub footprint_bytes: f64,
+    pub usable_memory_bytes: f64,
+    pub fits: bool,
+}
+
+pub fn analysis_rows(a: &Analysis) -> Vec<AnalysisRow<'_>> {
+    let row = |p| phase_row(a, p);
+    vec![row(&a.prefill), row(&a.decode), row(&a.scenario_point)]
+}
+
+fn phase_row<'a>(a: &'a Analysis, p: &'a PhaseSummary) -> AnalysisRow<'a> {
+    AnalysisRow {
+        model: &a.model,
+        device: &a.device,
+        scenario: &a.scenario,
+        prompt_tokens: a.prompt_tokens,
+        generated_tokens: a.generated_tokens,
+        batch: a.batch,
+        weights_dtype: &a.weights_dtype,
+        kv_cache_dtype: &a.kv_cache_dtype,
+        parameters: a.parameters,
+        phase: p.phase,
+        plan: &p.plan,
+        flops: p.flops,
+        bytes: p.bytes,
+        time_s: p.time_s,
+        intensity_flop_per_byte: p.intensity_flop_per_byte,
+        performance_flop_per_s: p.performance_flop_per_s,
+        ridge_flop_per_byte: a.ridge_flop_per_byte,
+        bound: p.bound,
+        phi_paper: p.phi_paper,
+        phi_log: p.phi_log,
+        rip: p.rip,
+        attainment: p.attainment,
+        ttft_s: a.ttft_s,
+        tpot_s: a.tpot_s,
+        prefill_tokens_per_s: a.prefill_tokens_per_s,
+        decode_tokens_per_s: a.decode_tokens_per_s,
+        footprint_bytes: a.footprint.total_bytes,
+        usable_memory_bytes: a.footprint.usable_bytes,
+        fits: a.footprint.fits,
+    }
+}

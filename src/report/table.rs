@@ -1,0 +1,144 @@
+//! Human-readable tables with SI-prefixed units.
+
+use crate::analysis::{Analysis, OpRow, PhaseSummary};
+use std::fmt::Write;
+
+/// `1.23 G` style: three significant digits and an SI prefix.
+pub fn si(value: f64, unit: &str) -> String {
+    if !value.is_finite() || value == 0.0 {
+        return format!("{value} {unit}");
+    }
+    const PREFIXES: [(f64, &str); 9] = [
+        (1e15, "P"),
+        (1e12, "T"),
+        (1e9, "G"),
+        (1e6, "M"),
+        (1e3, "k"),
+        (1.0, ""),
+        (1e-3, "m"),
+        (1e-6, "u"),
+        (1e-9, "n"),
+    ];
+    let a = value.abs();
+    let (scale, prefix) = PREFIXES.iter().copied().find(|(s, _)| a >= *s).unwrap_or((1e-9, "n"));
+    let v = value / scale;
+    let digits = if v.abs() >= 100.0 {
+        0
+    } else if v.abs() >= 10.0 {
+        1
+    } else {
+        2
+    };
+    format!("{v:.digits$} {prefix}{unit}")
+}
+
+fn phase_line(out: &mut String, p: &PhaseSummary) {
+    let _ = writeln!(
+        out,
+        "  {:<9} {:>11} {:>11} {:>10} {:>13} {:>12}  {:<7} {:>7.3} {:>6.3} {:>6.3}  {}",
+        p.phase,
+        si(p.flops, "FLOP"),
+        si(p.bytes, "B"),
+        si(p.time_s, "s"),
+        format!("{:.3} FLOP/B", p.intensity_flop_per_byte),
+        si(p.performance_flop_per_s, "FLOP/s"),
+        p.bound,
+        p.phi_log,
+        p.rip,
+        p.attainment,
+        p.plan
+    );
+}
+
+pub fn analysis(a: &Analysis) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "{} on {} | {} ({} prompt / {} generated tokens, batch {}) | weights {}, activations {}, KV {}",
+        a.model,
+        a.device,
+        a.scenario,
+        a.prompt_tokens,
+        a.generated_tokens,
+        a.batch,
+        a.weights_dtype,
+        a.activations_dtype,
+        a.kv_cache_dtype
+    );
+    let _ = writeln!(
+        s,
+        "  {} parameters ({} active), KV cache {}/token | roof: {}, {}, ridge {:.1} FLOP/B",
+        si(a.parameters as f64, ""),
+        si(a.active_parameters as f64, ""),
+        si(a.kv_bytes_per_token, "B"),
+        si(a.peak_flop_per_s, "FLOP/s"),
+        si(a.bandwidth_bytes_per_s, "B/s"),
+        a.ridge_flop_per_byte
+    );
+    let _ = writeln!(
+        s,
+        "  {:<9} {:>11} {:>11} {:>10} {:>13} {:>12}  {:<7} {:>7} {:>6} {:>6}  plan",
+        "phase", "work", "traffic", "time", "intensity", "attained", "bound", "phi_log", "rip", "attain"
+    );
+    for p in [&a.prefill, &a.decode, &a.scenario_point] {
+        phase_line(&mut s, p);
+    }
+    let f = &a.footprint;
+    let _ = writeln!(
+        s,
+        "  TTFT {} | TPOT {} | prefill {} tok/s | decode {} tok/s",
+        si(a.ttft_s, "s"),
+        si(a.tpot_s, "s"),
+        si(a.prefill_tokens_per_s, ""),
+        si(a.decode_tokens_per_s, "")
+    );
+    let _ = writeln!(
+        s,
+        "  memory {} = weights {} + KV {} + workspace {}; usable {}: {}",
+        si(f.total_bytes, "B"),
+        si(f.weights_bytes, "B"),
+        si(f.kv_cache_bytes, "B"),
+        si(f.workspace_bytes, "B"),
+        si(f.usable_bytes, "B"),
+        if f.fits { "fits" } else { "DOES NOT FIT" }
+    );
+    s
+}
+
+pub fn operators(rows: &[OpRow]) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "  {:<8} {:<16} {:>6} {:>11} {:>11} {:>11} {:>11} {:>10} {:<7} {:>6}",
+        "phase", "operator", "layers", "work", "weights", "act r+w", "kv r+w", "time", "bound", "share"
+    );
+    for r in rows {
+        let _ = writeln!(
+            s,
+            "  {:<8} {:<16} {:>6} {:>11} {:>11} {:>11} {:>11} {:>10} {:<7} {:>5.1}%",
+            r.phase,
+            r.op,
+            r.layers,
+            si(r.flops, "FLOP"),
+            si(r.weight_bytes, "B"),
+            si(r.act_read_bytes + r.act_write_bytes, "B"),
+            si(r.kv_read_bytes + r.kv_write_bytes, "B"),
+            si(r.time_s, "s"),
+            r.bound,
+            100.0 * r.share_of_phase_time
+        );
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::si;
+
+    #[test]
+    fn si_prefixes() {
+        assert_eq!(si(1.234e9, "FLOP"), "1.23 GFLOP");
+        assert_eq!(si(0.009, "s"), "9.00 ms");
+        assert_eq!(si(512.0, "B"), "512 B");
+    }
+}
