@@ -122,7 +122,7 @@ pub fn analyze(
         prefill: PhaseSummary::new("prefill", pl.clone(), eval.prefill.point, &roof),
         decode: PhaseSummary::new("decode", dl.clone(), eval.decode.point, &roof),
         scenario_point: PhaseSummary::new("scenario", format!("{pl} / {dl}"), eval.total(), &roof),
-        footprint: footprint(arch, scenario, settings, pp, device),
+        footprint: footprint(arch, scenario, settings, eval.prefill.live_bytes, device),
         plans: (pp, dp),
     }
 }

@@ -13,6 +13,7 @@ pub mod dtype;
 pub mod error;
 pub mod report;
 pub mod roofline;
+pub mod search;
 pub mod workload;
 
 pub use error::{Error, Result};

@@ -3,6 +3,8 @@
 
 mod analyze;
 mod devices;
+mod per_layer;
+mod search;
 
 use crate::error::Result;
 use crate::report::Format;
@@ -26,6 +28,80 @@ pub enum Command {
     Analyze(AnalyzeArgs),
     /// List the built-in device profiles, or show one.
     Devices(DevicesArgs),
+    /// Find the architecture of a search space with the best objective on a device.
+    Search(SearchArgs),
+    /// Run every search space of a folder on every listed device (CI), optionally checking
+    /// the results against a baseline.
+    Batch(BatchArgs),
+    /// Combine shard outputs of `batch --shard K/N` into the files a single run writes.
+    Merge(MergeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SearchArgs {
+    /// Search-space TOML file.
+    pub space: PathBuf,
+    /// Built-in device name or profile JSON path.
+    #[arg(long)]
+    pub device: String,
+    /// Output folder (default results/<space>/<device>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Worker threads (default: all cores). Outputs do not depend on it.
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Run slice K of N (0-based) and write shard-K-of-N.json; combine with `merge`.
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<String>,
+    /// Enumerate a space larger than --max-candidates.
+    #[arg(long)]
+    pub force: bool,
+    #[arg(long, default_value_t = 100_000_000)]
+    pub max_candidates: u64,
+    /// `best`: each candidate at its fastest plan; `naive`: materialised MLA, unfused attention.
+    #[arg(long, default_value = "best", value_parser = ["best", "naive"])]
+    pub plan: String,
+    /// Also solve for the best per-layer (heterogeneous) stack with a MILP.
+    #[arg(long)]
+    pub per_layer: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BatchArgs {
+    /// Folder of search-space TOML files.
+    pub spaces: PathBuf,
+    /// Devices (comma-separated names or profile paths).
+    #[arg(long, required = true, value_delimiter = ',')]
+    pub devices: Vec<String>,
+    #[arg(long, default_value = "results")]
+    pub out: PathBuf,
+    /// Compare with committed results in this folder; exit 1 naming what moved.
+    #[arg(long)]
+    pub check: Option<PathBuf>,
+    /// Relative tolerance of the check for numeric columns.
+    #[arg(long, default_value_t = 1e-6)]
+    pub tolerance: f64,
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<String>,
+    #[arg(long)]
+    pub threads: Option<usize>,
+    #[arg(long)]
+    pub force: bool,
+    #[arg(long, default_value_t = 100_000_000)]
+    pub max_candidates: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// Folder of the search-space TOML files the shards ran.
+    pub spaces: PathBuf,
+    #[arg(long, required = true, value_delimiter = ',')]
+    pub devices: Vec<String>,
+    /// Folders holding shard outputs (each laid out as <space>/<device>/shard-K-of-N.json).
+    #[arg(long, required = true, value_delimiter = ',')]
+    pub shards: Vec<PathBuf>,
+    #[arg(long, default_value = "results")]
+    pub out: PathBuf,
 }
 
 /// Precisions of weights, activations and KV cache.
@@ -99,6 +175,9 @@ pub fn run(cli: Cli, out: &mut dyn std::io::Write) -> Result<()> {
     match cli.command {
         Command::Analyze(args) => analyze::run(args, out),
         Command::Devices(args) => devices::run(args, out),
+        Command::Search(args) => search::run_search(args, out),
+        Command::Batch(args) => search::run_batch(args, out),
+        Command::Merge(args) => search::run_merge(args, out),
     }
 }
 

@@ -157,6 +157,8 @@ pub enum PlanChoice {
 pub struct PhaseEval {
     pub point: Point,
     pub plan: Plan,
+    /// Largest live activation set of one operator, bytes.
+    pub live_bytes: f64,
 }
 
 /// Evaluates scenarios, reusing one operator buffer (the search calls this millions of times).
@@ -182,33 +184,38 @@ impl<'a> Evaluator<'a> {
         part: Part,
         first: f64,
         last: f64,
-    ) -> Point {
+    ) -> (Point, f64) {
         self.ops.clear();
         operators_into(arch, phase, &self.settings, plan, part, &mut self.ops);
         let mut total = Point::default();
+        // Largest live activation set: one operator's inputs plus output, at the last context.
+        let mut live = 0.0f64;
         for op in &self.ops {
             total.add(totals(op, &self.ceilings, first, last).point);
+            live = live.max((op.act_read_bytes + op.act_write_bytes).at(last));
         }
-        total
+        (total, live)
     }
 
     fn phase(&mut self, arch: &Architecture, phase: Phase, first: f64, last: f64) -> PhaseEval {
         let candidates: &[Plan] = match self.plans {
             PlanChoice::Fixed(plan) => {
-                let point = self.part_under(arch, phase, plan, Part::All, first, last);
-                return PhaseEval { point, plan };
+                let (point, live_bytes) = self.part_under(arch, phase, plan, Part::All, first, last);
+                return PhaseEval { point, plan, live_bytes };
             }
             PlanChoice::Fastest => Plan::candidates(arch),
         };
         // Plans differ only in the attention core: price the rest once.
-        let shared = self.part_under(arch, phase, candidates[0], Part::Shared, first, last);
+        let (shared, shared_live) = self.part_under(arch, phase, candidates[0], Part::Shared, first, last);
         let mut best: Option<PhaseEval> = None;
         for &plan in candidates {
             let mut point = shared;
-            point.add(self.part_under(arch, phase, plan, Part::PlanDependent, first, last));
+            let (core, core_live) = self.part_under(arch, phase, plan, Part::PlanDependent, first, last);
+            point.add(core);
+            let live_bytes = shared_live.max(core_live);
             // Strictly faster only: ties keep the earlier (simpler) plan, deterministically.
             if best.is_none_or(|b| point.time_s < b.point.time_s) {
-                best = Some(PhaseEval { point, plan });
+                best = Some(PhaseEval { point, plan, live_bytes });
             }
         }
         best.expect("every architecture has at least one plan")
@@ -255,29 +262,39 @@ pub struct Footprint {
     pub fits: bool,
 }
 
+/// Memory for `arch` running `s`, given the prefill's largest live activation set.
 pub fn footprint(
     arch: &Architecture,
     s: &Scenario,
     settings: &RunSettings,
-    prefill_plan: Plan,
+    prefill_live_bytes: f64,
     device: &DeviceProfile,
+) -> Footprint {
+    footprint_at(arch, s.max_context(), settings, prefill_live_bytes, device.usable_memory_bytes)
+}
+
+/// Weights + KV cache at `max_context` for the batch + workspace (live activations and logits).
+pub fn footprint_at(
+    arch: &Architecture,
+    max_context: u64,
+    settings: &RunSettings,
+    live_bytes: f64,
+    usable_bytes: f64,
 ) -> Footprint {
     let p = &settings.precisions;
     let weights_bytes = arch.parameters() as f64 * p.weights.bytes();
     let kv_cache_bytes =
-        settings.batch as f64 * s.max_context() as f64 * arch.kv_elements_per_token() as f64 * p.kv_cache.bytes();
-    let ops = crate::workload::operators(arch, Phase::Prefill { prompt: s.prompt }, settings, prefill_plan);
-    let live = ops.iter().map(|o| o.act_read_bytes.base + o.act_write_bytes.base).fold(0.0, f64::max);
+        settings.batch as f64 * max_context as f64 * arch.kv_elements_per_token() as f64 * p.kv_cache.bytes();
     let logits = settings.batch as f64 * arch.vocab_size as f64 * p.activations.bytes();
-    let workspace_bytes = live + logits;
+    let workspace_bytes = live_bytes + logits;
     let total_bytes = weights_bytes + kv_cache_bytes + workspace_bytes;
     Footprint {
         weights_bytes,
         kv_cache_bytes,
         workspace_bytes,
         total_bytes,
-        usable_bytes: device.usable_memory_bytes,
-        fits: total_bytes <= device.usable_memory_bytes,
+        usable_bytes,
+        fits: total_bytes <= usable_bytes,
     }
 }
 

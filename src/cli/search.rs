@@ -1,0 +1,228 @@
+//! `search`, `batch` and `merge`: the main job, for one space or a folder of them.
+
+use super::{BatchArgs, MergeArgs, SearchArgs};
+use crate::device::{resolve, DeviceProfile};
+use crate::error::{Error, Result};
+use crate::report::search::{explain, finish, write, SearchReport};
+use crate::report::{check, json_bytes, table::si, write_atomic};
+use crate::roofline::PlanChoice;
+use crate::search::{run, Outcome, SearchOptions, SearchSpace};
+use crate::workload::Plan;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+pub(crate) fn parse_shard(s: &str) -> Result<(u64, u64)> {
+    let bad = || Error::Usage(format!("--shard: expected K/N with 0 <= K < N (e.g. 0/4), got '{s}'"));
+    let (k, n) = s.split_once('/').ok_or_else(bad)?;
+    let (k, n): (u64, u64) = (k.trim().parse().map_err(|_| bad())?, n.trim().parse().map_err(|_| bad())?);
+    if n == 0 || k >= n {
+        return Err(bad());
+    }
+    Ok((k, n))
+}
+
+fn options(threads: Option<usize>, shard: Option<&str>, force: bool, max: u64, plan: &str) -> Result<SearchOptions> {
+    if threads == Some(0) {
+        return Err(Error::Usage("--threads: expected at least 1".into()));
+    }
+    Ok(SearchOptions {
+        threads,
+        shard: shard.map(parse_shard).transpose()?,
+        max_candidates: max,
+        force,
+        progress: true,
+        plans: if plan == "naive" { PlanChoice::Fixed(Plan::NAIVE) } else { PlanChoice::Fastest },
+    })
+}
+
+fn shard_file(dir: &Path, (k, n): (u64, u64)) -> PathBuf {
+    dir.join(format!("shard-{k}-of-{n}.json"))
+}
+
+/// Refuses an output path that exists as a file, before any long work.
+fn check_out_dir(dir: &Path) -> Result<()> {
+    if dir.exists() && !dir.is_dir() {
+        return Err(Error::Usage(format!("--out {}: exists and is not a folder", dir.display())));
+    }
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))
+}
+
+pub fn run_search(args: SearchArgs, out: &mut dyn std::io::Write) -> Result<()> {
+    let space = SearchSpace::load(&args.space)?;
+    let device = resolve(&args.device)?;
+    let opts = options(args.threads, args.shard.as_deref(), args.force, args.max_candidates, &args.plan)?;
+    let dir = args.out.unwrap_or_else(|| PathBuf::from("results").join(&space.name).join(&device.name));
+    check_out_dir(&dir)?;
+    eprintln!("{}: {} candidates on {}", space.name, space.count(), device.name);
+    let outcome = run(&space, &device, &opts)?;
+    if let Some(shard) = opts.shard {
+        let path = shard_file(&dir, shard);
+        write_atomic(&path, &json_bytes(&outcome))?;
+        return writeln!(out, "wrote shard {}/{} to {}", shard.0, shard.1, path.display())
+            .map_err(|e| Error::io("<stdout>", e));
+    }
+    let report = finish(&space, &device, outcome)?;
+    write(&report, &space, &dir)?;
+    let mut text = explain(&report);
+    if args.per_layer {
+        // The uniform search already succeeded; a per-layer failure is reported, not fatal.
+        match super::per_layer::run(&space, &device, &report) {
+            Ok(t) => text.push_str(&t),
+            Err(e) => text.push_str(&format!("per-layer: {e}\n")),
+        }
+    }
+    writeln!(out, "{text}wrote {}", dir.display()).map_err(|e| Error::io("<stdout>", e))
+}
+
+/// Search spaces in a folder, sorted by file name.
+fn spaces_in(dir: &Path) -> Result<Vec<SearchSpace>> {
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    paths.sort();
+    if paths.is_empty() {
+        return Err(Error::Usage(format!("{}: no .toml search spaces", dir.display())));
+    }
+    paths.iter().map(|p| SearchSpace::load(p)).collect()
+}
+
+fn devices(list: &[String]) -> Result<Vec<DeviceProfile>> {
+    list.iter().map(|d| resolve(d)).collect()
+}
+
+fn batch_summary(reports: &[SearchReport]) -> String {
+    let mut s = String::from("# Batch summary\n\n| space | device | recommended | params | rip | decode tok/s | TTFT | memory | feasible | front |\n|---|---|---|---:|---:|---:|---:|---:|---:|---:|\n");
+    for r in reports {
+        let c = &r.recommended;
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {:.4} | {:.1} | {} | {} | {} | {} |",
+            r.space,
+            r.device,
+            c.label(),
+            si(c.parameters as f64, ""),
+            c.rip,
+            c.decode_tokens_per_s,
+            si(c.ttft_s, "s"),
+            si(c.footprint_bytes, "B"),
+            r.outcome.feasible,
+            r.rows.len()
+        );
+    }
+    s
+}
+
+/// Writes every report and the summary, then runs the regression check if asked.
+fn publish(
+    reports: Vec<(SearchReport, SearchSpace)>,
+    out_dir: &Path,
+    check_against: Option<&Path>,
+    tolerance: f64,
+    out: &mut dyn std::io::Write,
+) -> Result<()> {
+    let mut problems = Vec::new();
+    for (r, space) in &reports {
+        let dir = out_dir.join(&r.space).join(&r.device);
+        write(r, space, &dir)?;
+        if let Some(base) = check_against {
+            let label = format!("{}/{}", r.space, r.device);
+            problems.extend(check::compare(&label, &dir, &base.join(&r.space).join(&r.device), tolerance)?);
+        }
+    }
+    let summary = batch_summary(&reports.iter().map(|(r, _)| r.clone()).collect::<Vec<_>>());
+    write_atomic(&out_dir.join("summary.md"), summary.as_bytes())?;
+    out.write_all(summary.as_bytes()).map_err(|e| Error::io("<stdout>", e))?;
+    if let Some(base) = check_against {
+        if !problems.is_empty() {
+            return Err(Error::Regression(problems.join("\n")));
+        }
+        writeln!(out, "\ncheck: {} runs match {} (tolerance {tolerance})", reports.len(), base.display())
+            .map_err(|e| Error::io("<stdout>", e))?;
+    }
+    Ok(())
+}
+
+pub fn run_batch(args: BatchArgs, out: &mut dyn std::io::Write) -> Result<()> {
+    let spaces = spaces_in(&args.spaces)?;
+    let devices = devices(&args.devices)?;
+    let opts = options(args.threads, args.shard.as_deref(), args.force, args.max_candidates, "best")?;
+    check_out_dir(&args.out)?;
+    if let Some(b) = &args.check {
+        if !b.is_dir() {
+            return Err(Error::Usage(format!("--check {}: not a folder of baseline results", b.display())));
+        }
+    }
+    let mut reports = Vec::new();
+    for space in spaces {
+        for device in &devices {
+            let outcome = run(&space, device, &opts)?;
+            if let Some(shard) = opts.shard {
+                write_atomic(
+                    &shard_file(&args.out.join(&space.name).join(&device.name), shard),
+                    &json_bytes(&outcome),
+                )?;
+                continue;
+            }
+            reports.push((finish(&space, device, outcome)?, space.clone()));
+        }
+    }
+    if let Some(shard) = opts.shard {
+        return writeln!(out, "wrote shard {}/{} under {}", shard.0, shard.1, args.out.display())
+            .map_err(|e| Error::io("<stdout>", e));
+    }
+    publish(reports, &args.out, args.check.as_deref(), args.tolerance, out)
+}
+
+pub fn run_merge(args: MergeArgs, out: &mut dyn std::io::Write) -> Result<()> {
+    let spaces = spaces_in(&args.spaces)?;
+    let devices = devices(&args.devices)?;
+    check_out_dir(&args.out)?;
+    let mut reports = Vec::new();
+    for space in spaces {
+        for device in &devices {
+            let mut merged: Option<Outcome> = None;
+            let mut seen: Vec<(u64, u64)> = Vec::new();
+            for root in &args.shards {
+                let dir = root.join(&space.name).join(&device.name);
+                let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+                let mut files: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+                files.sort();
+                for f in files {
+                    let name = f.file_name().and_then(|n| n.to_str()).unwrap_or("");
+                    let Some(kn) = name.strip_prefix("shard-").and_then(|s| s.strip_suffix(".json")) else { continue };
+                    let shard = parse_shard(&kn.replace("-of-", "/"))?;
+                    let text = std::fs::read_to_string(&f).map_err(|e| Error::io(&f, e))?;
+                    let o: Outcome = serde_json::from_str(&text).map_err(|e| Error::json(&f, &e))?;
+                    seen.push(shard);
+                    merged = Some(match merged {
+                        None => o,
+                        Some(m) => m.merge(o),
+                    });
+                }
+            }
+            seen.sort();
+            seen.dedup();
+            let n = seen.first().map(|s| s.1).unwrap_or(0);
+            if n == 0 || seen.len() as u64 != n || seen.iter().any(|s| s.1 != n) {
+                return Err(Error::Usage(format!(
+                    "{}/{}: incomplete shards: found {:?}, expected 0/N .. N-1/N",
+                    space.name, device.name, seen
+                )));
+            }
+            let outcome = merged.expect("at least one shard");
+            if outcome.candidates != space.count() {
+                return Err(Error::Usage(format!(
+                    "{}/{}: shards cover {} of {} candidates",
+                    space.name,
+                    device.name,
+                    outcome.candidates,
+                    space.count()
+                )));
+            }
+            reports.push((finish(&space, device, outcome)?, space.clone()));
+        }
+    }
+    publish(reports, &args.out, None, 0.0, out)
+}

@@ -1,0 +1,411 @@
+//! A search's results: the front as rows, the recommendation and why, and the files
+//! `pareto.csv`, `recommended.json` and `summary.md`.
+
+use super::{csv_bytes, json_bytes, table::si, write_atomic};
+use crate::arch::{export_hf_config, Attention, Ffn};
+use crate::device::DeviceProfile;
+use crate::error::{Error, Result};
+use crate::search::{Candidate, Detail, Objective, Outcome, Scored, Scorer, SearchSpace};
+use serde::Serialize;
+use std::fmt::Write;
+use std::path::Path;
+
+/// One front member: every architecture field and every figure.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct FrontRow {
+    pub index: u64,
+    pub recommended: bool,
+    pub attention: &'static str,
+    pub layers: u32,
+    pub hidden: u32,
+    pub heads: u32,
+    pub kv_heads: u32,
+    pub head_dim: u32,
+    pub kv_lora_rank: u32,
+    pub q_lora_rank: u32,
+    pub rope_head_dim: u32,
+    pub v_head_dim: u32,
+    pub ffn: &'static str,
+    pub intermediate: u32,
+    pub moe_experts: u32,
+    pub moe_top_k: u32,
+    pub moe_shared_experts: u32,
+    pub moe_expert_intermediate: u32,
+    pub moe_first_k_dense: u32,
+    pub vocab: u32,
+    pub tie_embeddings: bool,
+    pub weights_dtype: String,
+    pub activations_dtype: String,
+    pub kv_dtype: String,
+    pub parameters: u64,
+    pub active_parameters: u64,
+    pub weight_bytes: f64,
+    pub kv_cache_bytes: f64,
+    pub footprint_bytes: f64,
+    pub prefill_intensity_flop_per_byte: f64,
+    pub prefill_performance_flop_per_s: f64,
+    pub decode_intensity_flop_per_byte: f64,
+    pub decode_performance_flop_per_s: f64,
+    pub intensity_flop_per_byte: f64,
+    pub performance_flop_per_s: f64,
+    pub ttft_s: f64,
+    pub tpot_s: f64,
+    pub prefill_tokens_per_s: f64,
+    pub decode_tokens_per_s: f64,
+    pub phi_paper: f64,
+    pub phi_log: f64,
+    pub rip: f64,
+    pub attainment: f64,
+    pub regime: &'static str,
+    pub prefill_plan: String,
+    pub decode_plan: String,
+}
+
+impl FrontRow {
+    pub fn new(c: &Candidate, d: &Detail, recommended: bool) -> FrontRow {
+        let a = &c.arch;
+        let (heads, kv_heads, head_dim, r, q, rope, v) = match a.attention {
+            Attention::Grouped { num_heads, num_kv_heads, head_dim } => {
+                (num_heads, num_kv_heads, head_dim, 0, 0, 0, head_dim)
+            }
+            Attention::Latent(m) => (
+                m.num_heads,
+                m.num_heads,
+                m.qk_nope_head_dim,
+                m.kv_lora_rank,
+                m.q_lora_rank.unwrap_or(0),
+                m.qk_rope_head_dim,
+                m.v_head_dim,
+            ),
+        };
+        let (ffn, intermediate, e, k, sh, ei, fk) = match a.ffn {
+            Ffn::Dense { intermediate_size, .. } => ("gated", intermediate_size, 0, 0, 0, 0, 0),
+            Ffn::Moe(m) => (
+                "moe",
+                m.dense_intermediate_size,
+                m.num_experts,
+                m.experts_per_token,
+                m.num_shared_experts,
+                m.expert_intermediate_size,
+                m.first_k_dense,
+            ),
+        };
+        FrontRow {
+            index: c.index,
+            recommended,
+            attention: a.attention_kind().name(),
+            layers: a.num_layers,
+            hidden: a.hidden_size,
+            heads,
+            kv_heads,
+            head_dim,
+            kv_lora_rank: r,
+            q_lora_rank: q,
+            rope_head_dim: rope,
+            v_head_dim: v,
+            ffn,
+            intermediate,
+            moe_experts: e,
+            moe_top_k: k,
+            moe_shared_experts: sh,
+            moe_expert_intermediate: ei,
+            moe_first_k_dense: fk,
+            vocab: a.vocab_size,
+            tie_embeddings: a.tie_embeddings,
+            weights_dtype: c.precisions.weights.to_string(),
+            activations_dtype: c.precisions.activations.to_string(),
+            kv_dtype: c.precisions.kv_cache.to_string(),
+            parameters: a.parameters(),
+            active_parameters: a.active_parameters(),
+            weight_bytes: d.footprint.weights_bytes,
+            kv_cache_bytes: d.footprint.kv_cache_bytes,
+            footprint_bytes: d.footprint.total_bytes,
+            prefill_intensity_flop_per_byte: d.prefill.intensity_flop_per_byte(),
+            prefill_performance_flop_per_s: d.prefill.performance_flop_per_s(),
+            decode_intensity_flop_per_byte: d.decode.intensity_flop_per_byte(),
+            decode_performance_flop_per_s: d.decode.performance_flop_per_s(),
+            intensity_flop_per_byte: d.total.intensity_flop_per_byte(),
+            performance_flop_per_s: d.total.performance_flop_per_s(),
+            ttft_s: d.ttft_s,
+            tpot_s: d.tpot_s,
+            prefill_tokens_per_s: d.prefill_tokens_per_s,
+            decode_tokens_per_s: d.decode_tokens_per_s,
+            phi_paper: d.potential.phi_paper,
+            phi_log: d.potential.phi_log,
+            rip: d.potential.rip,
+            attainment: d.potential.attainment,
+            regime: d.potential.bound.name(),
+            prefill_plan: d.plans.0.label(a),
+            decode_plan: d.plans.1.label(a),
+        }
+    }
+
+    /// A short name: "gqa L16 H2048 32/8 heads ffn 8192 bf16".
+    pub fn label(&self) -> String {
+        let att = match self.attention {
+            "mla" => format!("mla r{} heads {}", self.kv_lora_rank, self.heads),
+            _ => format!("{} heads {}/{}", self.attention, self.heads, self.kv_heads),
+        };
+        let ffn = if self.ffn == "moe" {
+            format!("moe {}x{} top{}", self.moe_experts, self.moe_expert_intermediate, self.moe_top_k)
+        } else {
+            format!("ffn {}", self.intermediate)
+        };
+        format!("#{} {att}, L{} H{}, {ffn}, {}", self.index, self.layers, self.hidden, self.weights_dtype)
+    }
+}
+
+/// A finished search, ready to write.
+#[derive(Debug, Clone)]
+pub struct SearchReport {
+    pub space: String,
+    pub device: String,
+    pub outcome: Outcome,
+    pub objective: Objective,
+    pub rip_margin: f64,
+    pub rows: Vec<FrontRow>,
+    pub top: Vec<FrontRow>,
+    pub recommended: FrontRow,
+    pub runner_up: Option<FrontRow>,
+    pub best_by_objective: FrontRow,
+    pub recommended_config: serde_json::Value,
+}
+
+/// Which of the front the recommendation is: for `rip`, the fastest decoder whose rip is within
+/// `margin` of the best (rip credits FLOPs, so the top rip is not always the best answer).
+fn choose(outcome: &Outcome, objective: Objective, margin: f64) -> (Scored, Option<Scored>) {
+    let best = outcome.top[0];
+    if objective != Objective::Rip {
+        return (best, outcome.top.get(1).copied());
+    }
+    let threshold = best.rip * (1.0 - margin);
+    let mut close: Vec<Scored> = outcome.front.iter().copied().filter(|s| s.rip >= threshold).collect();
+    close.sort_by(|a, b| {
+        b.decode_tokens_per_s
+            .total_cmp(&a.decode_tokens_per_s)
+            .then(b.rip.total_cmp(&a.rip))
+            .then(a.index.cmp(&b.index))
+    });
+    let pick = close.first().copied().unwrap_or(best);
+    let runner = if pick.index != best.index {
+        Some(best)
+    } else {
+        close.get(1).copied().or_else(|| outcome.top.iter().copied().find(|s| s.index != pick.index))
+    };
+    (pick, runner)
+}
+
+pub fn finish(space: &SearchSpace, device: &DeviceProfile, outcome: Outcome) -> Result<SearchReport> {
+    if outcome.feasible == 0 {
+        let (worst, n) = outcome
+            .rejected
+            .iter()
+            .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0)))
+            .map(|(k, v)| (k.clone(), *v))
+            .unwrap_or_else(|| ("invalid combinations".into(), outcome.invalid.values().sum()));
+        return Err(Error::Infeasible {
+            space: space.name.clone(),
+            reason: format!(
+                "{} candidates; the constraint '{worst}' rejected the most ({n}); rejections: {:?}; invalid: {:?}",
+                outcome.candidates, outcome.rejected, outcome.invalid
+            ),
+        });
+    }
+    let (pick, runner) = choose(&outcome, space.objective, space.rip_margin);
+    let mut scorer = Scorer::new(space, device, crate::roofline::PlanChoice::Fastest);
+    let mut row = |s: &Scored| -> FrontRow {
+        let c = space.candidate(s.index).expect("scored candidates are valid");
+        let d = scorer.detail(&c.arch, c.precision_index);
+        FrontRow::new(&c, &d, s.index == pick.index)
+    };
+    let rows: Vec<FrontRow> = outcome.front.iter().map(&mut row).collect();
+    let top: Vec<FrontRow> = outcome.top.iter().map(&mut row).collect();
+    let recommended = row(&pick);
+    let runner_up = runner.as_ref().map(&mut row);
+    let best_by_objective = row(&outcome.top[0]);
+    let mut arch = space.candidate(pick.index).expect("valid").arch;
+    arch.name = format!("{}-{}-recommended", space.name, device.name);
+    let mut recommended_config = export_hf_config(&arch);
+    recommended_config["torch_dtype"] = serde_json::Value::from(match recommended.activations_dtype.as_str() {
+        "f32" => "float32",
+        "f16" => "float16",
+        _ => "bfloat16",
+    });
+    Ok(SearchReport {
+        space: space.name.clone(),
+        device: device.name.clone(),
+        outcome,
+        objective: space.objective,
+        rip_margin: space.rip_margin,
+        rows,
+        top,
+        recommended,
+        runner_up,
+        best_by_objective,
+        recommended_config,
+    })
+}
+
+fn differences(a: &FrontRow, b: &FrontRow) -> String {
+    let mut d = Vec::new();
+    macro_rules! cmp {
+        ($f:ident) => {
+            if a.$f != b.$f {
+                d.push(format!("{} {} vs {}", stringify!($f), a.$f, b.$f));
+            }
+        };
+    }
+    cmp!(attention);
+    cmp!(layers);
+    cmp!(hidden);
+    cmp!(heads);
+    cmp!(kv_heads);
+    cmp!(head_dim);
+    cmp!(kv_lora_rank);
+    cmp!(intermediate);
+    cmp!(ffn);
+    cmp!(moe_experts);
+    cmp!(vocab);
+    cmp!(weights_dtype);
+    cmp!(kv_dtype);
+    if d.is_empty() {
+        "the same shape".into()
+    } else {
+        d.join(", ")
+    }
+}
+
+/// The recommendation and why, for the terminal and for summary.md.
+pub fn explain(r: &SearchReport) -> String {
+    let mut s = String::new();
+    let o = &r.outcome;
+    let rec = &r.recommended;
+    let _ = writeln!(
+        s,
+        "{} on {}: {} candidates, {} feasible, front of {}",
+        r.space,
+        r.device,
+        o.candidates,
+        o.feasible,
+        r.rows.len()
+    );
+    let _ = writeln!(s, "recommended: {}", rec.label());
+    let _ = writeln!(
+        s,
+        "  {} parameters, {} memory; {}-bound at {:.2} FLOP/B and {}; rip {:.4} (phi_log {:.3}), attainment {:.3}",
+        si(rec.parameters as f64, ""),
+        si(rec.footprint_bytes, "B"),
+        rec.regime,
+        rec.intensity_flop_per_byte,
+        si(rec.performance_flop_per_s, "FLOP/s"),
+        rec.rip,
+        rec.phi_log,
+        rec.attainment
+    );
+    let _ = writeln!(
+        s,
+        "  TTFT {}, TPOT {}, decode {:.1} tok/s, prefill {:.1} tok/s; plans: prefill {}, decode {}",
+        si(rec.ttft_s, "s"),
+        si(rec.tpot_s, "s"),
+        rec.decode_tokens_per_s,
+        rec.prefill_tokens_per_s,
+        rec.prefill_plan,
+        rec.decode_plan
+    );
+    let best = &r.best_by_objective;
+    if r.objective == Objective::Rip {
+        let _ = writeln!(
+            s,
+            "  why: the fastest decoder among candidates within {:.1}% of the best rip ({:.4}, {})",
+            100.0 * r.rip_margin,
+            best.rip,
+            best.label()
+        );
+    } else {
+        let _ = writeln!(s, "  why: best {:?} of the feasible candidates", r.objective);
+    }
+    if let Some(ru) = &r.runner_up {
+        let _ = writeln!(
+            s,
+            "runner-up: {}: rip {:.4} ({:+.2}%), decode {:.1} tok/s ({:+.1}%), memory {}",
+            ru.label(),
+            ru.rip,
+            100.0 * (ru.rip / rec.rip - 1.0),
+            ru.decode_tokens_per_s,
+            100.0 * (ru.decode_tokens_per_s / rec.decode_tokens_per_s - 1.0),
+            si(ru.footprint_bytes, "B")
+        );
+        let _ = writeln!(s, "  separated by: {}", differences(ru, rec));
+    }
+    let rips: Vec<f64> = r.top.iter().map(|t| t.rip).collect();
+    if let (Some(hi), Some(lo)) = (rips.iter().cloned().reduce(f64::max), rips.iter().cloned().reduce(f64::min)) {
+        let _ = writeln!(
+            s,
+            "margins: the top {} by objective span rip {:.4} to {:.4} ({:.1}% apart)",
+            rips.len(),
+            lo,
+            hi,
+            100.0 * (hi / lo - 1.0)
+        );
+    }
+    s
+}
+
+pub fn summary_markdown(r: &SearchReport, space: &SearchSpace) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "# Search `{}` on `{}`\n", r.space, r.device);
+    if !space.description.is_empty() {
+        let _ = writeln!(s, "{}\n", space.description);
+    }
+    let mix: Vec<String> = space
+        .workload
+        .mix
+        .iter()
+        .map(|(sc, w)| format!("{} ({}/{}) x {:.2}", sc.name, sc.prompt, sc.generate, w))
+        .collect();
+    let _ =
+        writeln!(s, "Workload: {}, batch {}. Objective: {:?}.\n", mix.join(" + "), space.workload.batch, r.objective);
+    let _ = writeln!(s, "```\n{}```\n", explain(r));
+    let _ = writeln!(s, "## Candidates\n\n| outcome | count |\n|---|---:|");
+    let _ = writeln!(s, "| enumerated | {} |\n| feasible | {} |", r.outcome.candidates, r.outcome.feasible);
+    for (k, v) in &r.outcome.invalid {
+        let _ = writeln!(s, "| skipped: {k} | {v} |");
+    }
+    for (k, v) in &r.outcome.rejected {
+        let _ = writeln!(s, "| rejected by {k} | {v} |");
+    }
+    let _ = writeln!(
+        s,
+        "\n## Top {} by objective\n\n| candidate | params | rip | decode tok/s | TTFT | memory | regime |\n|---|---:|---:|---:|---:|---:|---|",
+        r.top.len()
+    );
+    for t in &r.top {
+        let _ = writeln!(
+            s,
+            "| {}{} | {} | {:.4} | {:.1} | {} | {} | {} |",
+            t.label(),
+            if t.index == r.recommended.index { " (recommended)" } else { "" },
+            si(t.parameters as f64, ""),
+            t.rip,
+            t.decode_tokens_per_s,
+            si(t.ttft_s, "s"),
+            si(t.footprint_bytes, "B"),
+            t.regime
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\nThe Pareto front (rip, parameters, decode tokens/s up; memory down) has {} members: `pareto.csv`.",
+        r.rows.len()
+    );
+    s
+}
+
+/// Writes pareto.csv, recommended.json, summary.md (and outcome.json) into `dir`.
+pub fn write(r: &SearchReport, space: &SearchSpace, dir: &Path) -> Result<()> {
+    write_atomic(&dir.join("pareto.csv"), &csv_bytes(&r.rows))?;
+    write_atomic(&dir.join("recommended.json"), &json_bytes(&r.recommended_config))?;
+    write_atomic(&dir.join("summary.md"), summary_markdown(r, space).as_bytes())?;
+    write_atomic(&dir.join("outcome.json"), &json_bytes(&r.outcome))?;
+    Ok(())
+}

@@ -1,0 +1,378 @@
+//! Architecture search: enumerate a space in parallel and in a fixed order, score each
+//! candidate on a device, apply the constraints, keep the Pareto front and the best candidates
+//! by the objective, and recommend one.
+
+pub mod milp;
+pub mod pareto;
+pub mod space;
+
+pub use pareto::{dominates, Objectives, ParetoFront};
+pub use space::{Candidate, Constraints, Objective, SearchSpace};
+
+use crate::analysis::roof;
+use crate::arch::Architecture;
+use crate::device::DeviceProfile;
+use crate::error::{Error, Result};
+use crate::roofline::{footprint_at, potential, Evaluator, PlanChoice, Point, Potential};
+use crate::workload::{Plan, RunSettings};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// What streaming keeps of a scored candidate: enough to rank it and rebuild it by index.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Scored {
+    pub index: u64,
+    pub rip: f64,
+    pub parameters: f64,
+    pub decode_tokens_per_s: f64,
+    pub memory_bytes: f64,
+    /// The space's objective, oriented so that larger is better.
+    pub objective: f64,
+}
+
+/// The front's objectives: rip up, parameters up, decode tokens/s up, memory down.
+impl Objectives for Scored {
+    const N: usize = 4;
+    fn objective(&self, k: usize) -> f64 {
+        match k {
+            0 => self.rip,
+            1 => self.parameters,
+            2 => self.decode_tokens_per_s,
+            _ => -self.memory_bytes,
+        }
+    }
+    fn key(&self) -> u64 {
+        self.index
+    }
+}
+
+/// Candidates kept beside the front, best by objective first.
+pub const TOP_N: usize = 10;
+
+/// Everything a run (or one shard of it) found. Shards merge into the outcome of a whole run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Outcome {
+    pub space: String,
+    pub device: String,
+    /// Candidates enumerated (valid or not).
+    pub candidates: u64,
+    /// Skipped before scoring, by reason.
+    pub invalid: BTreeMap<String, u64>,
+    /// Scored (or pre-checked) and rejected, by the first constraint they failed.
+    pub rejected: BTreeMap<String, u64>,
+    pub feasible: u64,
+    pub front: Vec<Scored>,
+    pub top: Vec<Scored>,
+}
+
+fn better(a: &Scored, b: &Scored) -> std::cmp::Ordering {
+    b.objective.total_cmp(&a.objective).then(a.index.cmp(&b.index))
+}
+
+impl Outcome {
+    fn empty(space: &str, device: &str) -> Outcome {
+        Outcome {
+            space: space.into(),
+            device: device.into(),
+            candidates: 0,
+            invalid: BTreeMap::new(),
+            rejected: BTreeMap::new(),
+            feasible: 0,
+            front: Vec::new(),
+            top: Vec::new(),
+        }
+    }
+
+    /// The outcome of the union of two disjoint slices.
+    pub fn merge(mut self, other: Outcome) -> Outcome {
+        self.candidates += other.candidates;
+        self.feasible += other.feasible;
+        for (k, v) in other.invalid {
+            *self.invalid.entry(k).or_default() += v;
+        }
+        for (k, v) in other.rejected {
+            *self.rejected.entry(k).or_default() += v;
+        }
+        let mut front = ParetoFront::new();
+        for p in self.front.into_iter().chain(other.front) {
+            front.insert(p);
+        }
+        self.front = front.into_sorted();
+        self.top.extend(other.top);
+        self.top.sort_by(better);
+        self.top.truncate(TOP_N);
+        self
+    }
+}
+
+/// Full figures of one candidate for a workload mix.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Detail {
+    pub prefill: Point,
+    pub decode: Point,
+    pub total: Point,
+    pub potential: Potential,
+    /// Mean over the mix, weighted.
+    pub ttft_s: f64,
+    pub tpot_s: f64,
+    pub prefill_tokens_per_s: f64,
+    pub decode_tokens_per_s: f64,
+    pub footprint: crate::roofline::Footprint,
+    /// Plans of the mix's first scenario (prefill, decode).
+    pub plans: (Plan, Plan),
+    /// Whether every scenario met the latency limits; the first it failed.
+    pub violates: Option<&'static str>,
+}
+
+/// Scores candidates of one space on one device; one per thread (it reuses buffers).
+pub struct Scorer<'a> {
+    space: &'a SearchSpace,
+    device: &'a DeviceProfile,
+    evaluators: Vec<Evaluator<'a>>,
+    budget_bytes: f64,
+}
+
+impl<'a> Scorer<'a> {
+    pub fn new(space: &'a SearchSpace, device: &'a DeviceProfile, plans: PlanChoice) -> Self {
+        let batch = space.workload.batch;
+        let evaluators = space
+            .dims
+            .precisions
+            .iter()
+            .map(|&precisions| {
+                Evaluator::new(device, RunSettings { batch, precisions, logits_for_all_prompt_tokens: false }, plans)
+            })
+            .collect();
+        let budget_bytes = space.constraints.memory_budget_bytes.unwrap_or(device.usable_memory_bytes);
+        Scorer { space, device, evaluators, budget_bytes }
+    }
+
+    pub fn budget_bytes(&self) -> f64 {
+        self.budget_bytes
+    }
+
+    /// Every figure of a candidate, for reports.
+    pub fn detail(&mut self, arch: &Architecture, precision_index: usize) -> Detail {
+        let w = &self.space.workload;
+        let c = &self.space.constraints;
+        let ev = &mut self.evaluators[precision_index];
+        let settings = ev.settings;
+        let (mut prefill, mut decode) = (Point::default(), Point::default());
+        let (mut ttft, mut gen_w, mut prompt_w, mut live) = (0.0, 0.0, 0.0, 0.0f64);
+        let mut plans = None;
+        let mut violates = None;
+        let b = settings.batch as f64;
+        for (s, weight) in &w.mix {
+            let e = ev.scenario(arch, s);
+            plans.get_or_insert((e.prefill.plan, e.decode.plan));
+            let scale =
+                |p: Point| Point { flops: p.flops * weight, bytes: p.bytes * weight, time_s: p.time_s * weight };
+            prefill.add(scale(e.prefill.point));
+            decode.add(scale(e.decode.point));
+            ttft += weight * e.prefill.point.time_s;
+            gen_w += weight * b * s.generate as f64;
+            prompt_w += weight * b * s.prompt as f64;
+            live = live.max(e.prefill.live_bytes);
+            let tpot = e.decode.point.time_s / s.generate as f64;
+            let tps = b * s.generate as f64 / e.decode.point.time_s;
+            if violates.is_none() {
+                violates = if c.max_ttft_s.is_some_and(|m| e.prefill.point.time_s > m) {
+                    Some("max_ttft_s")
+                } else if c.max_tpot_s.is_some_and(|m| tpot > m) {
+                    Some("max_tpot_s")
+                } else if c.min_decode_tokens_per_s.is_some_and(|m| tps < m) {
+                    Some("min_decode_tokens_per_s")
+                } else {
+                    None
+                };
+            }
+        }
+        let mut total = prefill;
+        total.add(decode);
+        let footprint = footprint_at(arch, w.max_context, &settings, live, self.budget_bytes);
+        Detail {
+            prefill,
+            decode,
+            total,
+            potential: potential(&total, &roof(self.device, &settings)),
+            ttft_s: ttft,
+            tpot_s: decode.time_s / (gen_w / b),
+            prefill_tokens_per_s: prompt_w / prefill.time_s,
+            decode_tokens_per_s: gen_w / decode.time_s,
+            footprint,
+            plans: plans.expect("a mix has at least one scenario"),
+            violates,
+        }
+    }
+
+    /// Scores a candidate, or names the first constraint it fails.
+    pub fn score(&mut self, cand: &Candidate) -> std::result::Result<Scored, &'static str> {
+        let c = &self.space.constraints;
+        let params = cand.arch.parameters() as f64;
+        if c.min_params.is_some_and(|m| params < m) {
+            return Err("min_params");
+        }
+        if c.max_params.is_some_and(|m| params > m) {
+            return Err("max_params");
+        }
+        // Weights and KV cache alone already over budget: no need to evaluate.
+        let p = &cand.precisions;
+        let kv = self.space.workload.batch as f64
+            * self.space.workload.max_context as f64
+            * cand.arch.kv_elements_per_token() as f64
+            * p.kv_cache.bytes();
+        if params * p.weights.bytes() + kv > self.budget_bytes {
+            return Err("memory_budget");
+        }
+        let d = self.detail(&cand.arch, cand.precision_index);
+        if !d.footprint.fits {
+            return Err("memory_budget");
+        }
+        if let Some(v) = d.violates {
+            return Err(v);
+        }
+        let objective = match self.space.objective {
+            Objective::Rip => d.potential.rip,
+            Objective::DecodeTokensPerS => d.decode_tokens_per_s,
+            Objective::Latency => -d.total.time_s,
+            Objective::RipPerParam => d.potential.rip / (params / 1e9),
+        };
+        Ok(Scored {
+            index: cand.index,
+            rip: d.potential.rip,
+            parameters: params,
+            decode_tokens_per_s: d.decode_tokens_per_s,
+            memory_bytes: d.footprint.total_bytes,
+            objective,
+        })
+    }
+}
+
+/// How to run a search.
+#[derive(Debug, Clone)]
+pub struct SearchOptions {
+    /// Worker threads; `None` = all cores.
+    pub threads: Option<usize>,
+    /// Run only slice `k` of `n` (0-based).
+    pub shard: Option<(u64, u64)>,
+    /// Refuse spaces larger than this unless `force`.
+    pub max_candidates: u64,
+    pub force: bool,
+    pub progress: bool,
+    pub plans: PlanChoice,
+}
+
+impl Default for SearchOptions {
+    fn default() -> Self {
+        SearchOptions {
+            threads: None,
+            shard: None,
+            max_candidates: 100_000_000,
+            force: false,
+            progress: false,
+            plans: PlanChoice::Fastest,
+        }
+    }
+}
+
+/// Candidates per parallel work item: large enough to amortise, small enough to balance.
+const CHUNK: u64 = 4096;
+
+/// The index range of shard `k` of `n`.
+pub fn shard_range(count: u64, shard: Option<(u64, u64)>) -> (u64, u64) {
+    match shard {
+        None => (0, count),
+        Some((k, n)) => {
+            let cut = |i: u64| ((count as u128 * i as u128) / n as u128) as u64;
+            (cut(k), cut(k + 1))
+        }
+    }
+}
+
+/// Enumerates and scores a space (or one shard of it).
+pub fn run(space: &SearchSpace, device: &DeviceProfile, opts: &SearchOptions) -> Result<Outcome> {
+    let count = space.count();
+    if count > opts.max_candidates && !opts.force {
+        return Err(Error::Usage(format!(
+            "{}: {count} candidates is more than {} (about {:.0} s at 1M/s); narrow the space or pass --force",
+            space.name,
+            opts.max_candidates,
+            count as f64 / 1e6
+        )));
+    }
+    let (start, end) = shard_range(count, opts.shard);
+    let chunks = (end - start).div_ceil(CHUNK);
+    let bar = if opts.progress && std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        let bar = indicatif::ProgressBar::new(end - start);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{msg} [{bar:40}] {human_pos}/{human_len} candidates, {per_sec}, eta {eta}",
+            )
+            .expect("valid template"),
+        );
+        bar.set_message(format!("{} on {}", space.name, device.name));
+        bar
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let work = || {
+        (0..chunks)
+            .into_par_iter()
+            .map_init(
+                || Scorer::new(space, device, opts.plans),
+                |scorer, c| {
+                    let lo = start + c * CHUNK;
+                    let hi = (lo + CHUNK).min(end);
+                    let o = scan(scorer, space, device, lo, hi);
+                    bar.inc(hi - lo);
+                    o
+                },
+            )
+            .reduce(|| Outcome::empty(&space.name, &device.name), Outcome::merge)
+    };
+    let outcome = match opts.threads {
+        Some(n) => rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build()
+            .map_err(|e| Error::Usage(format!("--threads {n}: {e}")))?
+            .install(work),
+        None => work(),
+    };
+    bar.finish_and_clear();
+    Ok(outcome)
+}
+
+/// Scores indices `lo..hi` into a partial outcome.
+fn scan(scorer: &mut Scorer, space: &SearchSpace, device: &DeviceProfile, lo: u64, hi: u64) -> Outcome {
+    let mut out = Outcome::empty(&space.name, &device.name);
+    let mut front = ParetoFront::new();
+    let mut invalid: BTreeMap<&'static str, u64> = BTreeMap::new();
+    let mut rejected: BTreeMap<&'static str, u64> = BTreeMap::new();
+    for i in lo..hi {
+        let cand = match space.candidate(i) {
+            Ok(c) => c,
+            Err(why) => {
+                *invalid.entry(why.describe()).or_default() += 1;
+                continue;
+            }
+        };
+        match scorer.score(&cand) {
+            Ok(s) => {
+                out.feasible += 1;
+                if out.top.len() < TOP_N || better(&s, out.top.last().unwrap()).is_lt() {
+                    let at = out.top.partition_point(|t| better(t, &s).is_lt());
+                    out.top.insert(at, s);
+                    out.top.truncate(TOP_N);
+                }
+                front.insert(s);
+            }
+            Err(why) => *rejected.entry(why).or_default() += 1,
+        }
+    }
+    out.candidates = hi - lo;
+    out.invalid = invalid.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+    out.rejected = rejected.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+    out.front = front.into_sorted();
+    out
+}

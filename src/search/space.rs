@@ -1,0 +1,676 @@
+//! Search-space files (TOML): the architecture dimensions, precisions, workload, constraints
+//! and objective; and the enumeration of a space in a fixed, index-addressable order.
+//!
+//! A space is a union of blocks, one per (attention kind, FFN kind) pair, each the cartesian
+//! product of only the dimensions that kind uses (an MHA candidate has no `kv_heads` digit), so
+//! no two indices describe the same candidate. Index `i` decodes to one candidate in mixed radix,
+//! which makes parallel chunks and `--shard K/N` slices deterministic.
+
+use crate::arch::{Activation, Architecture, Attention, AttentionKind, Family, Ffn, Mla, Moe};
+use crate::dtype::{DType, Precisions};
+use crate::error::{Error, Result};
+use crate::roofline::Scenario;
+use serde::Deserialize;
+use std::path::Path;
+
+/// A list of values, or an arithmetic range `{ from, to, step }` (inclusive).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Values<T> {
+    List(Vec<T>),
+    Range { from: T, to: T, step: T },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SpaceFile {
+    name: Option<String>,
+    description: Option<String>,
+    architecture: ArchitectureFile,
+    #[serde(default)]
+    precision: PrecisionFile,
+    workload: WorkloadFile,
+    #[serde(default)]
+    constraints: Constraints,
+    #[serde(default)]
+    objective: ObjectiveFile,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ArchitectureFile {
+    layers: Values<u32>,
+    hidden: Values<u32>,
+    heads: Values<u32>,
+    /// Per-head size; absent means hidden / heads.
+    head_dim: Option<Values<u32>>,
+    attention: Vec<AttentionKind>,
+    /// GQA key/value heads.
+    kv_heads: Option<Values<u32>>,
+    mla_kv_lora_rank: Option<Values<u32>>,
+    /// 0 means no query compression.
+    mla_q_lora_rank: Option<Values<u32>>,
+    mla_rope_head_dim: Option<Values<u32>>,
+    /// Absent means the head size.
+    mla_nope_head_dim: Option<Values<u32>>,
+    mla_v_head_dim: Option<Values<u32>>,
+    #[serde(default = "default_ffn")]
+    ffn: Vec<FfnKind>,
+    /// Intermediate size as a multiple of hidden (rounded to a multiple of 64).
+    ffn_multiplier: Values<f64>,
+    moe_experts: Option<Values<u32>>,
+    moe_top_k: Option<Values<u32>>,
+    moe_shared_experts: Option<Values<u32>>,
+    /// Expert width as a multiple of hidden.
+    moe_expert_multiplier: Option<Values<f64>>,
+    moe_first_k_dense: Option<Values<u32>>,
+    vocab: Values<u32>,
+    #[serde(default = "default_tie")]
+    tie_embeddings: Vec<bool>,
+}
+
+fn default_ffn() -> Vec<FfnKind> {
+    vec![FfnKind::Gated]
+}
+
+fn default_tie() -> Vec<bool> {
+    vec![true]
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FfnKind {
+    /// SwiGLU: gate, up and down matrices.
+    Gated,
+    /// DeepSeek-style mixture of experts (exports as deepseek_v2, so it needs MLA).
+    Moe,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PrecisionFile {
+    #[serde(default = "bf16")]
+    weights: Vec<String>,
+    #[serde(default = "bf16")]
+    activations: Vec<String>,
+    /// Absent: the activation format.
+    kv: Option<Vec<String>>,
+}
+
+fn bf16() -> Vec<String> {
+    vec!["bf16".into()]
+}
+
+impl Default for PrecisionFile {
+    fn default() -> Self {
+        PrecisionFile { weights: bf16(), activations: bf16(), kv: None }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WorkloadFile {
+    /// One scenario by name (siso, silo, liso, lilo) ...
+    scenario: Option<String>,
+    /// ... or a weighted mix.
+    mix: Option<Vec<MixEntry>>,
+    #[serde(default = "one")]
+    batch: u32,
+    /// KV cache sized for this context instead of the longest scenario's.
+    max_context: Option<u64>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MixEntry {
+    scenario: Option<String>,
+    prompt: Option<u32>,
+    generate: Option<u32>,
+    weight: f64,
+}
+
+/// Limits a candidate must meet.
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Constraints {
+    /// Parameter band: the capacity proxy.
+    pub min_params: Option<f64>,
+    pub max_params: Option<f64>,
+    /// Memory budget in bytes; absent means the device's usable memory.
+    pub memory_budget_bytes: Option<f64>,
+    /// Limits that every scenario of the mix must meet.
+    pub max_ttft_s: Option<f64>,
+    pub max_tpot_s: Option<f64>,
+    pub min_decode_tokens_per_s: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Objective {
+    /// Relative Inference Potential of the workload point (maximise).
+    #[default]
+    Rip,
+    /// Decode tokens per second (maximise).
+    DecodeTokensPerS,
+    /// End-to-end time of the workload (minimise).
+    Latency,
+    /// rip per billion parameters (maximise).
+    RipPerParam,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ObjectiveFile {
+    #[serde(default)]
+    metric: Objective,
+    /// The recommendation is the fastest candidate whose rip is within this fraction of the best.
+    #[serde(default = "default_margin")]
+    rip_margin: f64,
+}
+
+fn default_margin() -> f64 {
+    0.02
+}
+
+impl Default for ObjectiveFile {
+    fn default() -> Self {
+        ObjectiveFile { metric: Objective::Rip, rip_margin: default_margin() }
+    }
+}
+
+/// Dimension lists of a resolved space.
+#[derive(Debug, Clone)]
+pub struct Dims {
+    pub layers: Vec<u32>,
+    pub hidden: Vec<u32>,
+    pub heads: Vec<u32>,
+    /// `None` = hidden / heads.
+    pub head_dim: Vec<Option<u32>>,
+    pub vocab: Vec<u32>,
+    pub tie: Vec<bool>,
+    pub precisions: Vec<Precisions>,
+    pub kv_heads: Vec<u32>,
+    pub kv_lora_rank: Vec<u32>,
+    pub q_lora_rank: Vec<u32>,
+    pub rope_head_dim: Vec<u32>,
+    /// `None` = the head size.
+    pub nope_head_dim: Vec<Option<u32>>,
+    pub v_head_dim: Vec<Option<u32>>,
+    pub ffn_multiplier: Vec<f64>,
+    pub moe_experts: Vec<u32>,
+    pub moe_top_k: Vec<u32>,
+    pub moe_shared: Vec<u32>,
+    pub moe_expert_multiplier: Vec<f64>,
+    pub moe_first_k_dense: Vec<u32>,
+}
+
+/// One (attention kind, FFN kind) block and its size.
+#[derive(Debug, Clone)]
+pub struct Block {
+    pub attention: AttentionKind,
+    pub ffn: FfnKind,
+    radices: Vec<usize>,
+    pub size: u64,
+}
+
+/// A weighted workload: scenarios and weights (summing to 1).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Workload {
+    pub mix: Vec<(Scenario, f64)>,
+    pub batch: u32,
+    pub max_context: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct SearchSpace {
+    pub name: String,
+    pub description: String,
+    pub dims: Dims,
+    pub blocks: Vec<Block>,
+    pub workload: Workload,
+    pub constraints: Constraints,
+    pub objective: Objective,
+    pub rip_margin: f64,
+}
+
+/// Why a candidate is skipped before scoring.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Invalid {
+    HeadsDoNotDivideHidden,
+    KvHeadsNotAProperDivisor,
+    TopKAboveExperts,
+    FirstKDenseNotBelowLayers,
+    MoeNeedsMla,
+}
+
+impl Invalid {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Invalid::HeadsDoNotDivideHidden => "heads do not divide hidden (no head_dim given)",
+            Invalid::KvHeadsNotAProperDivisor => "kv_heads is not a divisor of heads below heads",
+            Invalid::TopKAboveExperts => "moe_top_k above moe_experts",
+            Invalid::FirstKDenseNotBelowLayers => "moe_first_k_dense not below layers",
+            Invalid::MoeNeedsMla => "moe without mla (exports only as deepseek_v2)",
+        }
+    }
+}
+
+fn expand<T: Copy + PartialOrd + std::ops::Add<Output = T> + std::fmt::Display + Default>(
+    v: &Values<T>,
+    src: &str,
+    field: &str,
+) -> Result<Vec<T>> {
+    let out = match v {
+        Values::List(l) => l.clone(),
+        Values::Range { from, to, step } => {
+            if step.partial_cmp(&T::default()) != Some(std::cmp::Ordering::Greater) {
+                return Err(Error::field(src, field, "a positive step", step));
+            }
+            if from > to {
+                return Err(Error::field(src, field, format!("from <= to (to is {to})"), from));
+            }
+            let mut out = Vec::new();
+            let mut x = *from;
+            while x <= *to {
+                out.push(x);
+                x = x + *step;
+            }
+            out
+        }
+    };
+    if out.is_empty() {
+        return Err(Error::field(src, field, "at least one value", "an empty list"));
+    }
+    Ok(out)
+}
+
+fn positive_list(v: Vec<u32>, src: &str, field: &str) -> Result<Vec<u32>> {
+    match v.iter().find(|&&x| x == 0) {
+        Some(_) => Err(Error::field(src, field, "positive values", 0)),
+        None => Ok(v),
+    }
+}
+
+fn opt<T: Copy + PartialOrd + std::ops::Add<Output = T> + std::fmt::Display + Default>(
+    v: &Option<Values<T>>,
+    src: &str,
+    field: &str,
+    needed_by: Option<&str>,
+    default: Vec<T>,
+) -> Result<Vec<T>> {
+    match (v, needed_by) {
+        (Some(v), _) => expand(v, src, field),
+        (None, Some(kind)) if default.is_empty() => {
+            Err(Error::field(src, field, format!("a list (required when {kind} is searched)"), "nothing"))
+        }
+        _ => Ok(default),
+    }
+}
+
+fn scenario_of(e: &MixEntry, src: &str) -> Result<Scenario> {
+    match (&e.scenario, e.prompt, e.generate) {
+        (Some(n), None, None) => {
+            Scenario::named(n).map_err(|_| Error::field(src, "workload.mix.scenario", "siso, silo, liso or lilo", n))
+        }
+        (None, Some(p), Some(g)) if p > 0 && g > 0 => Scenario::new(format!("p{p}g{g}"), p, g),
+        _ => {
+            Err(Error::field(src, "workload.mix", "either scenario = NAME or positive prompt and generate", "neither"))
+        }
+    }
+}
+
+impl SearchSpace {
+    pub fn load(path: &Path) -> Result<SearchSpace> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("space");
+        Self::parse(&text, &path.display().to_string(), stem)
+    }
+
+    pub fn parse(text: &str, src: &str, default_name: &str) -> Result<SearchSpace> {
+        let file: SpaceFile = toml::from_str(text).map_err(|e| {
+            let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((0, 0));
+            Error::Parse { path: src.into(), format: "TOML", line, column, message: e.message().to_string() }
+        })?;
+        let a = &file.architecture;
+        if a.attention.is_empty() {
+            return Err(Error::field(
+                src,
+                "architecture.attention",
+                "at least one of mha, gqa, mqa, mla",
+                "an empty list",
+            ));
+        }
+        if a.ffn.is_empty() {
+            return Err(Error::field(src, "architecture.ffn", "at least one of gated, moe", "an empty list"));
+        }
+        let has = |k| a.attention.contains(&k);
+        let moe = a.ffn.contains(&FfnKind::Moe);
+        let parse_dtypes = |field: &str, names: &[String]| -> Result<Vec<DType>> {
+            if names.is_empty() {
+                return Err(Error::field(src, field, "at least one precision", "an empty list"));
+            }
+            names.iter().map(|n| n.parse::<DType>().map_err(|e| Error::field(src, field, e, n))).collect()
+        };
+        let p = &file.precision;
+        let weights = parse_dtypes("precision.weights", &p.weights)?;
+        let activations = parse_dtypes("precision.activations", &p.activations)?;
+        if let Some(bad) = activations.iter().find(|d| d.is_block_quantised()) {
+            return Err(Error::field(src, "precision.activations", "f32, f16, bf16 or int8", bad));
+        }
+        let kv = p.kv.as_ref().map(|k| parse_dtypes("precision.kv", k)).transpose()?;
+        let mut precisions = Vec::new();
+        for &w in &weights {
+            for &act in &activations {
+                for &k in kv.as_deref().unwrap_or(&[act]) {
+                    precisions.push(Precisions { weights: w, activations: act, kv_cache: k });
+                }
+            }
+        }
+
+        let ffn_multiplier = expand(&a.ffn_multiplier, src, "architecture.ffn_multiplier")?;
+        if ffn_multiplier.iter().any(|m| m.is_nan() || *m <= 0.0) {
+            return Err(Error::field(src, "architecture.ffn_multiplier", "positive multipliers", "a value <= 0"));
+        }
+        let dims = Dims {
+            layers: positive_list(expand(&a.layers, src, "architecture.layers")?, src, "architecture.layers")?,
+            hidden: positive_list(expand(&a.hidden, src, "architecture.hidden")?, src, "architecture.hidden")?,
+            heads: positive_list(expand(&a.heads, src, "architecture.heads")?, src, "architecture.heads")?,
+            head_dim: match &a.head_dim {
+                Some(v) => positive_list(expand(v, src, "architecture.head_dim")?, src, "architecture.head_dim")?
+                    .into_iter()
+                    .map(Some)
+                    .collect(),
+                None => vec![None],
+            },
+            vocab: positive_list(expand(&a.vocab, src, "architecture.vocab")?, src, "architecture.vocab")?,
+            tie: if a.tie_embeddings.is_empty() {
+                return Err(Error::field(src, "architecture.tie_embeddings", "true and/or false", "an empty list"));
+            } else {
+                a.tie_embeddings.clone()
+            },
+            precisions,
+            kv_heads: positive_list(
+                opt(&a.kv_heads, src, "architecture.kv_heads", has(AttentionKind::Gqa).then_some("gqa"), vec![])?,
+                src,
+                "architecture.kv_heads",
+            )?,
+            kv_lora_rank: positive_list(
+                opt(
+                    &a.mla_kv_lora_rank,
+                    src,
+                    "architecture.mla_kv_lora_rank",
+                    has(AttentionKind::Mla).then_some("mla"),
+                    vec![],
+                )?,
+                src,
+                "architecture.mla_kv_lora_rank",
+            )?,
+            q_lora_rank: opt(&a.mla_q_lora_rank, src, "architecture.mla_q_lora_rank", None, vec![0])?,
+            rope_head_dim: positive_list(
+                opt(&a.mla_rope_head_dim, src, "architecture.mla_rope_head_dim", None, vec![64])?,
+                src,
+                "architecture.mla_rope_head_dim",
+            )?,
+            nope_head_dim: match &a.mla_nope_head_dim {
+                Some(v) => expand(v, src, "architecture.mla_nope_head_dim")?.into_iter().map(Some).collect(),
+                None => vec![None],
+            },
+            v_head_dim: match &a.mla_v_head_dim {
+                Some(v) => expand(v, src, "architecture.mla_v_head_dim")?.into_iter().map(Some).collect(),
+                None => vec![None],
+            },
+            ffn_multiplier,
+            moe_experts: positive_list(
+                opt(&a.moe_experts, src, "architecture.moe_experts", moe.then_some("moe"), vec![])?,
+                src,
+                "architecture.moe_experts",
+            )?,
+            moe_top_k: positive_list(
+                opt(&a.moe_top_k, src, "architecture.moe_top_k", moe.then_some("moe"), vec![])?,
+                src,
+                "architecture.moe_top_k",
+            )?,
+            moe_shared: opt(&a.moe_shared_experts, src, "architecture.moe_shared_experts", None, vec![0])?,
+            moe_expert_multiplier: opt(
+                &a.moe_expert_multiplier,
+                src,
+                "architecture.moe_expert_multiplier",
+                moe.then_some("moe"),
+                vec![],
+            )?,
+            moe_first_k_dense: opt(&a.moe_first_k_dense, src, "architecture.moe_first_k_dense", None, vec![0])?,
+        };
+
+        let mut blocks = Vec::new();
+        let mut attention = a.attention.clone();
+        attention.sort();
+        attention.dedup();
+        let mut ffns = a.ffn.clone();
+        ffns.sort();
+        ffns.dedup();
+        for &att in &attention {
+            for &ffn in &ffns {
+                let d = &dims;
+                let mut radices = vec![
+                    d.layers.len(),
+                    d.hidden.len(),
+                    d.heads.len(),
+                    d.head_dim.len(),
+                    d.vocab.len(),
+                    d.tie.len(),
+                    d.precisions.len(),
+                    d.ffn_multiplier.len(),
+                ];
+                match att {
+                    AttentionKind::Gqa => radices.push(d.kv_heads.len()),
+                    AttentionKind::Mla => radices.extend([
+                        d.kv_lora_rank.len(),
+                        d.q_lora_rank.len(),
+                        d.rope_head_dim.len(),
+                        d.nope_head_dim.len(),
+                        d.v_head_dim.len(),
+                    ]),
+                    AttentionKind::Mha | AttentionKind::Mqa => {}
+                }
+                if ffn == FfnKind::Moe {
+                    radices.extend([
+                        d.moe_experts.len(),
+                        d.moe_top_k.len(),
+                        d.moe_shared.len(),
+                        d.moe_expert_multiplier.len(),
+                        d.moe_first_k_dense.len(),
+                    ]);
+                }
+                let size = radices.iter().try_fold(1u64, |acc, &r| acc.checked_mul(r as u64)).unwrap_or(u64::MAX);
+                blocks.push(Block { attention: att, ffn, radices, size });
+            }
+        }
+
+        let w = &file.workload;
+        let mix = match (&w.scenario, &w.mix) {
+            (Some(n), None) => vec![(
+                Scenario::named(n)
+                    .map_err(|_| Error::field(src, "workload.scenario", "siso, silo, liso or lilo", n))?,
+                1.0,
+            )],
+            (None, Some(m)) if !m.is_empty() => {
+                let total: f64 = m.iter().map(|e| e.weight).sum();
+                if m.iter().any(|e| e.weight.is_nan() || e.weight <= 0.0) || !total.is_finite() {
+                    return Err(Error::field(src, "workload.mix.weight", "positive weights", "a weight <= 0"));
+                }
+                m.iter().map(|e| Ok((scenario_of(e, src)?, e.weight / total))).collect::<Result<Vec<_>>>()?
+            }
+            _ => {
+                return Err(Error::field(
+                    src,
+                    "workload",
+                    "exactly one of scenario = NAME or a non-empty [[workload.mix]]",
+                    "neither or both",
+                ))
+            }
+        };
+        if w.batch == 0 {
+            return Err(Error::field(src, "workload.batch", "a positive batch", 0));
+        }
+        let longest = mix.iter().map(|(s, _)| s.max_context()).max().unwrap_or(0);
+        let workload = Workload { batch: w.batch, max_context: w.max_context.unwrap_or(longest).max(longest), mix };
+        let c = &file.constraints;
+        if let (Some(lo), Some(hi)) = (c.min_params, c.max_params) {
+            if lo > hi {
+                return Err(Error::field(src, "constraints.min_params", format!("at most max_params ({hi})"), lo));
+            }
+        }
+        if !(file.objective.rip_margin >= 0.0 && file.objective.rip_margin < 1.0) {
+            return Err(Error::field(src, "objective.rip_margin", "a fraction in [0, 1)", file.objective.rip_margin));
+        }
+        Ok(SearchSpace {
+            name: file.name.unwrap_or_else(|| default_name.to_string()),
+            description: file.description.unwrap_or_default(),
+            dims,
+            blocks,
+            workload,
+            constraints: file.constraints,
+            objective: file.objective.metric,
+            rip_margin: file.objective.rip_margin,
+        })
+    }
+
+    /// Candidates in the space, invalid combinations included.
+    pub fn count(&self) -> u64 {
+        self.blocks.iter().fold(0u64, |acc, b| acc.saturating_add(b.size))
+    }
+
+    /// The candidate at `index` (0-based, below `count()`).
+    pub fn candidate(&self, index: u64) -> std::result::Result<Candidate, Invalid> {
+        let mut i = index;
+        let block = self
+            .blocks
+            .iter()
+            .find(|b| {
+                if i < b.size {
+                    true
+                } else {
+                    i -= b.size;
+                    false
+                }
+            })
+            .expect("index below count()");
+        // Mixed radix, the first dimension varying slowest.
+        let mut digits = [0usize; 20];
+        let n = block.radices.len();
+        for k in (0..n).rev() {
+            let r = block.radices[k] as u64;
+            digits[k] = (i % r) as usize;
+            i /= r;
+        }
+        let d = &self.dims;
+        let (layers, hidden, heads) = (d.layers[digits[0]], d.hidden[digits[1]], d.heads[digits[2]]);
+        let head_dim = match d.head_dim[digits[3]] {
+            Some(hd) => hd,
+            None if hidden % heads == 0 => hidden / heads,
+            None => return Err(Invalid::HeadsDoNotDivideHidden),
+        };
+        let (vocab, tie, precisions) = (d.vocab[digits[4]], d.tie[digits[5]], d.precisions[digits[6]]);
+        let round64 = |x: f64| ((x / 64.0).round() as u32).max(1) * 64;
+        let intermediate = round64(d.ffn_multiplier[digits[7]] * hidden as f64);
+        let mut k = 8;
+        let attention = match block.attention {
+            AttentionKind::Mha => Attention::Grouped { num_heads: heads, num_kv_heads: heads, head_dim },
+            AttentionKind::Mqa => Attention::Grouped { num_heads: heads, num_kv_heads: 1, head_dim },
+            AttentionKind::Gqa => {
+                let kv = d.kv_heads[digits[k]];
+                k += 1;
+                if kv >= heads || heads % kv != 0 || kv == 1 {
+                    return Err(Invalid::KvHeadsNotAProperDivisor);
+                }
+                Attention::Grouped { num_heads: heads, num_kv_heads: kv, head_dim }
+            }
+            AttentionKind::Mla => {
+                let q = d.q_lora_rank[digits[k + 1]];
+                let m = Mla {
+                    num_heads: heads,
+                    kv_lora_rank: d.kv_lora_rank[digits[k]],
+                    q_lora_rank: (q > 0).then_some(q),
+                    qk_rope_head_dim: d.rope_head_dim[digits[k + 2]],
+                    qk_nope_head_dim: d.nope_head_dim[digits[k + 3]].unwrap_or(head_dim),
+                    v_head_dim: d.v_head_dim[digits[k + 4]].unwrap_or(head_dim),
+                };
+                k += 5;
+                Attention::Latent(m)
+            }
+        };
+        let ffn = match block.ffn {
+            FfnKind::Gated => {
+                Ffn::Dense { intermediate_size: intermediate, gated: true, activation: Activation::Silu, bias: false }
+            }
+            FfnKind::Moe => {
+                if !matches!(attention, Attention::Latent(_)) {
+                    return Err(Invalid::MoeNeedsMla);
+                }
+                let (experts, top_k) = (d.moe_experts[digits[k]], d.moe_top_k[digits[k + 1]]);
+                let first_k_dense = d.moe_first_k_dense[digits[k + 4]];
+                if top_k > experts {
+                    return Err(Invalid::TopKAboveExperts);
+                }
+                if first_k_dense >= layers {
+                    return Err(Invalid::FirstKDenseNotBelowLayers);
+                }
+                Ffn::Moe(Moe {
+                    num_experts: experts,
+                    experts_per_token: top_k,
+                    num_shared_experts: d.moe_shared[digits[k + 2]],
+                    expert_intermediate_size: round64(d.moe_expert_multiplier[digits[k + 3]] * hidden as f64),
+                    dense_intermediate_size: intermediate,
+                    first_k_dense,
+                    activation: Activation::Silu,
+                    router_bias: false,
+                })
+            }
+        };
+        // MLA (with dense or MoE FFNs) exports as DeepSeek-V2, grouped attention as Llama.
+        let family = match attention {
+            Attention::Latent(_) => Family::DeepseekV2,
+            Attention::Grouped { .. } => Family::Llama,
+        };
+        let arch = Architecture {
+            name: String::new(),
+            family,
+            num_layers: layers,
+            hidden_size: hidden,
+            vocab_size: vocab,
+            tie_embeddings: tie,
+            attention,
+            ffn,
+            qkv_bias: false,
+            o_bias: false,
+            qk_norm: false,
+            norms_per_layer: 2,
+            max_position_embeddings: 8192,
+            rope_theta: 10000.0,
+            norm_eps: 1e-5,
+        };
+        Ok(Candidate { index, arch, precisions, precision_index: digits[6] })
+    }
+}
+
+/// One point of a space.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    pub index: u64,
+    pub arch: Architecture,
+    pub precisions: Precisions,
+    /// Position of `precisions` in the space's precision list.
+    pub precision_index: usize,
+}
+
+/// 1-based line and column of a byte offset.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+    (line, column)
+}
