@@ -1,9 +1,12 @@
 # rooflinebench: `make run` runs the main job, `make test` runs every test. Both set up what
-# they need (libtorch wheels into .libtorch/ for the `torch` feature) on a fresh machine.
+# they need on a fresh machine (Rust crates; libtorch wheels into .libtorch/ for calibration).
 
 CARGO ?= cargo
+BIN := target/release/rooflinebench
+# The paper's five devices (datasheet profiles): the committed baseline results/ covers these.
+BASELINE_DEVICES := rpi5,jetson-orin-nano-super,m1-pro,rtx3070ti-laptop,rtx3090
 
-.PHONY: run test build setup bench fmt lint
+.PHONY: run test build setup bench baseline fmt lint
 
 setup:
 	@bash scripts/setup-libtorch.sh
@@ -11,11 +14,17 @@ setup:
 build:
 	$(CARGO) build --release
 
+# The main job: the ~1B search space on a built-in device, printing the recommendation.
 run: build
-	./target/release/rooflinebench analyze --model models/Llama-3.2-1B.json --device rpi5 --scenario siso
+	$(BIN) search search-spaces/around-1b.toml --device rpi5 --out target/run/around-1b/rpi5 --per-layer
 
-test:
+test: build
 	$(CARGO) test --all-targets
+	$(BIN) batch search-spaces --devices $(BASELINE_DEVICES) --out target/batch-check --check results
+
+# Refresh the committed baseline after an intended change (then review the diff).
+baseline: build
+	$(BIN) batch search-spaces --devices $(BASELINE_DEVICES) --out results
 
 bench:
 	$(CARGO) bench --bench scoring

@@ -2,10 +2,12 @@
 //! - `accounting`: parameter counts, KV bytes and operator FLOPs/bytes against published or
 //!   hand-derived values;
 //! - `roofline`: times, closed-form sums and metrics against hand arithmetic;
-//! - `cli`: the binary driven as a user would, exit codes and error text.
+//! - `cli`: the binary driven as a user would, exit codes and error text;
+//! - `search`: fronts, determinism across threads and shards, recommendations, bad spaces.
 
 mod common;
 
 mod accounting;
 mod cli;
 mod roofline;
+mod search;

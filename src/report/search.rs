@@ -337,6 +337,22 @@ pub fn explain(r: &SearchReport) -> String {
         );
         let _ = writeln!(s, "  separated by: {}", differences(ru, rec));
     }
+    // The fastest decoder is always on the front (decode tokens/s is one of its objectives).
+    if let Some(fast) =
+        r.rows.iter().max_by(|a, b| a.decode_tokens_per_s.total_cmp(&b.decode_tokens_per_s).then(b.index.cmp(&a.index)))
+    {
+        if fast.index != rec.index {
+            let _ = writeln!(
+                s,
+                "fastest feasible decoder: {}: {:.1} tok/s ({:+.1}%), rip {:.4}, {} parameters",
+                fast.label(),
+                fast.decode_tokens_per_s,
+                100.0 * (fast.decode_tokens_per_s / rec.decode_tokens_per_s - 1.0),
+                fast.rip,
+                si(fast.parameters as f64, "")
+            );
+        }
+    }
     let rips: Vec<f64> = r.top.iter().map(|t| t.rip).collect();
     if let (Some(hi), Some(lo)) = (rips.iter().cloned().reduce(f64::max), rips.iter().cloned().reduce(f64::min)) {
         let _ = writeln!(

@@ -1,0 +1,241 @@
+//! Search: fronts, determinism across threads and shards, recommendations, and bad spaces.
+
+use crate::common::*;
+use rooflinebench::device::builtin;
+use rooflinebench::search::{dominates, run, Objectives, Scorer, SearchOptions, SearchSpace};
+use std::path::{Path, PathBuf};
+
+fn space_path(name: &str) -> PathBuf {
+    repo().join(name)
+}
+
+fn small() -> SearchSpace {
+    SearchSpace::load(&space_path("tests/fixtures/small-space.toml")).unwrap()
+}
+
+#[test]
+fn the_front_equals_a_brute_force_front_of_every_feasible_candidate() {
+    let space = small();
+    let device = builtin("jetson-orin-nano-super").unwrap();
+    let outcome = run(&space, &device, &SearchOptions::default()).unwrap();
+    let mut scorer = Scorer::new(&space, &device, rooflinebench::roofline::PlanChoice::Fastest);
+    let all: Vec<_> =
+        (0..space.count()).filter_map(|i| space.candidate(i).ok()).filter_map(|c| scorer.score(&c).ok()).collect();
+    assert_eq!(all.len() as u64, outcome.feasible);
+    let mut brute: Vec<_> = all.iter().filter(|p| !all.iter().any(|q| dominates(q, *p))).copied().collect();
+    brute.sort_by_key(|p| p.key());
+    assert_eq!(outcome.front, brute);
+    // The best by objective is the maximum rip of all feasible candidates.
+    let best = all.iter().map(|s| s.rip).fold(f64::MIN, f64::max);
+    assert_eq!(outcome.top[0].rip, best);
+}
+
+/// Every file under `dir`, relative path to bytes.
+fn files(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.insert(p.strip_prefix(dir).unwrap().display().to_string(), std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn outputs_are_identical_for_one_and_two_threads() {
+    let dir = tempfile::tempdir().unwrap();
+    for threads in ["1", "2"] {
+        bin()
+            .args(["search", space_path("tests/fixtures/small-space.toml").to_str().unwrap(), "--device", "rpi5"])
+            .args(["--threads", threads, "--out", dir.path().join(threads).to_str().unwrap()])
+            .assert()
+            .success();
+    }
+    let (one, two) = (files(&dir.path().join("1")), files(&dir.path().join("2")));
+    assert_eq!(one.keys().collect::<Vec<_>>(), ["outcome.json", "pareto.csv", "recommended.json", "summary.md"]);
+    assert_eq!(one, two);
+}
+
+#[test]
+fn a_sharded_batch_merged_equals_a_single_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let spaces = dir.path().join("spaces");
+    std::fs::create_dir(&spaces).unwrap();
+    std::fs::copy(space_path("tests/fixtures/small-space.toml"), spaces.join("small.toml")).unwrap();
+    let devices = "rpi5,rtx3090";
+    let single = dir.path().join("single");
+    bin()
+        .args(["batch", spaces.to_str().unwrap(), "--devices", devices, "--out", single.to_str().unwrap()])
+        .assert()
+        .success();
+    let shards = dir.path().join("shards");
+    for k in 0..3 {
+        bin()
+            .args(["batch", spaces.to_str().unwrap(), "--devices", devices, "--out", shards.to_str().unwrap()])
+            .args(["--shard", &format!("{k}/3"), "--threads", "1"])
+            .assert()
+            .success();
+    }
+    let merged = dir.path().join("merged");
+    bin()
+        .args(["merge", spaces.to_str().unwrap(), "--devices", devices])
+        .args(["--shards", shards.to_str().unwrap(), "--out", merged.to_str().unwrap()])
+        .assert()
+        .success();
+    let (a, b) = (files(&single), files(&merged));
+    assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
+    for (name, bytes) in &a {
+        assert!(bytes == &b[name], "{name} differs between a single and a merged run");
+    }
+    // And the check passes against itself, and fails naming what moved when a baseline differs.
+    bin()
+        .args([
+            "batch",
+            spaces.to_str().unwrap(),
+            "--devices",
+            devices,
+            "--out",
+            dir.path().join("again").to_str().unwrap(),
+        ])
+        .args(["--check", single.to_str().unwrap()])
+        .assert()
+        .success();
+    let csv = single.join("small/rpi5/pareto.csv");
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let mut lines: Vec<String> = text.lines().map(String::from).collect();
+    lines.truncate(lines.len() - 1); // drop one front member from the baseline
+    std::fs::write(&csv, lines.join("\n") + "\n").unwrap();
+    let out = bin()
+        .args([
+            "batch",
+            spaces.to_str().unwrap(),
+            "--devices",
+            devices,
+            "--out",
+            dir.path().join("third").to_str().unwrap(),
+        ])
+        .args(["--check", single.to_str().unwrap()])
+        .assert()
+        .code(1)
+        .get_output()
+        .clone();
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("small/rpi5: front changed: 1 added"), "{err}");
+}
+
+#[test]
+fn the_recommendation_depends_on_the_device() {
+    // The paper's efficiency trap, on the shipped ~1B space (SISO): a Raspberry Pi 5 (ridge 9
+    // FLOP/B) and an RTX 3090 (ridge 76 FLOP/B at f16) recommend different architectures.
+    let space = SearchSpace::load(&space_path("search-spaces/around-1b.toml")).unwrap();
+    let pick = |name: &str| {
+        let device = builtin(name).unwrap();
+        let outcome = run(&space, &device, &SearchOptions::default()).unwrap();
+        rooflinebench::report::search::finish(&space, &device, outcome).unwrap().recommended
+    };
+    let (pi, gpu) = (pick("rpi5"), pick("rtx3090"));
+    assert_ne!((pi.layers, pi.hidden, pi.attention), (gpu.layers, gpu.hidden, gpu.attention), "{pi:?}\n{gpu:?}");
+}
+
+#[test]
+fn recommended_json_re_imports_to_the_same_numbers() {
+    let dir = tempfile::tempdir().unwrap();
+    bin()
+        .args(["search", space_path("tests/fixtures/small-space.toml").to_str().unwrap(), "--device", "m2"])
+        .args(["--out", dir.path().to_str().unwrap()])
+        .assert()
+        .success();
+    let front = std::fs::read_to_string(dir.path().join("pareto.csv")).unwrap();
+    let mut r = csv::Reader::from_reader(front.as_bytes());
+    let headers = r.headers().unwrap().clone();
+    let rec = r
+        .records()
+        .map(|r| r.unwrap())
+        .find(|r| &r[headers.iter().position(|h| h == "recommended").unwrap()] == "true")
+        .unwrap();
+    let col = |name: &str| rec[headers.iter().position(|h| h == name).unwrap()].to_string();
+    let out = bin()
+        .args(["analyze", "--model", dir.path().join("recommended.json").to_str().unwrap(), "--device", "m2"])
+        .args(["--scenario", "siso", "--weights", &col("weights_dtype"), "--activations", &col("activations_dtype")])
+        .args(["--format", "json"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let a = &v[0];
+    assert_eq!(a["parameters"].as_u64().unwrap().to_string(), col("parameters"));
+    assert!(close(a["scenario_point"]["rip"].as_f64().unwrap(), col("rip").parse().unwrap(), 1e-12));
+    assert!(close(a["decode_tokens_per_s"].as_f64().unwrap(), col("decode_tokens_per_s").parse().unwrap(), 1e-12));
+}
+
+fn search_fails(toml: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("space.toml");
+    std::fs::write(&path, toml).unwrap();
+    let out = bin()
+        .args(["search", path.to_str().unwrap(), "--device", "rpi5", "--out", dir.path().join("o").to_str().unwrap()])
+        .assert()
+        .code(2)
+        .get_output()
+        .clone();
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("space.toml") || err.contains("small"), "names the space: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    err
+}
+
+fn small_text() -> String {
+    std::fs::read_to_string(space_path("tests/fixtures/small-space.toml")).unwrap()
+}
+
+#[test]
+fn malformed_toml_gives_line_and_column() {
+    let err = search_fails(&small_text().replace("layers = [4, 8, 12]", "layers = [4, 8,, 12]"));
+    assert!(err.contains("line 5, column"), "{err}");
+}
+
+#[test]
+fn an_unknown_key_is_named() {
+    let err = search_fails(&small_text().replace("vocab = [8000, 32000]", "vocab = [8000]\nvocabulary = [1]"));
+    assert!(err.contains("vocabulary"), "{err}");
+}
+
+#[test]
+fn an_empty_range_is_rejected() {
+    let err =
+        search_fails(&small_text().replace("hidden = [256, 384, 512]", "hidden = { from = 512, to = 256, step = 64 }"));
+    assert!(err.contains("architecture.hidden") && err.contains("from <= to"), "{err}");
+    let err = search_fails(&small_text().replace("heads = [4, 8]", "heads = []"));
+    assert!(err.contains("architecture.heads") && err.contains("at least one value"), "{err}");
+}
+
+#[test]
+fn an_infeasible_space_names_the_constraint_that_rejected_most() {
+    let err = search_fails(&small_text().replace("max_params = 60e6", "max_params = 1e3"));
+    assert!(err.contains("no feasible candidate") && err.contains("'max_params'"), "{err}");
+}
+
+#[test]
+fn a_space_too_large_is_refused_with_its_count_unless_forced() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = space_path("tests/fixtures/small-space.toml");
+    let run = |extra: &[&str]| {
+        let mut c = bin();
+        c.args(["search", path.to_str().unwrap(), "--device", "rpi5", "--max-candidates", "500"]);
+        c.args(["--out", dir.path().to_str().unwrap()]).args(extra);
+        c.assert()
+    };
+    let out = run(&[]).code(2).get_output().clone();
+    let err = String::from_utf8(out.stderr).unwrap();
+    let count = small().count();
+    assert!(err.contains(&format!("{count} candidates is more than 500")) && err.contains("--force"), "{err}");
+    run(&["--force"]).success();
+}
