@@ -1,6 +1,7 @@
 //! Scoring throughput: full scenario evaluations (prefill plus every decode step, in closed
-//! form) of real 1B-class models. Issue 2's target: 1,000,000 LILO evaluations per second per
-//! core in release builds.
+//! form) of real 1B-class models (issue 2's target: 1,000,000 LILO evaluations per second per
+//! core); whole-space search throughput (issue 4: 1,000,000 candidates per second on 2 cores);
+//! the per-layer MILP on a 32-layer, 30-option instance.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use rooflinebench::arch::load_hf_config;
@@ -31,5 +32,60 @@ fn scenario_evaluation(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, scenario_evaluation);
+fn search_throughput(c: &mut Criterion) {
+    use rooflinebench::search::{run, SearchOptions, SearchSpace};
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let space = SearchSpace::load(&root.join("benches/spaces/throughput.toml")).unwrap();
+    let device = builtin("rtx3090").unwrap();
+    let mut group = c.benchmark_group("search");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(space.count()));
+    for threads in [1, 2] {
+        let opts = SearchOptions { threads: Some(threads), ..SearchOptions::default() };
+        group.bench_function(BenchmarkId::new("throughput-space-lilo", format!("{threads}-threads")), |b| {
+            b.iter(|| black_box(run(&space, &device, &opts).unwrap()))
+        });
+    }
+    group.finish();
+}
+
+fn per_layer_milp(c: &mut Criterion) {
+    use rooflinebench::arch::{Activation, Attention, Ffn};
+    use rooflinebench::search::milp::{solve, Instance, LayerOption};
+    // 32 layers, 30 options with costs spread like real layer options (deterministic).
+    let options: Vec<LayerOption> = (0..30)
+        .map(|i| {
+            let f = i as f64;
+            LayerOption {
+                label: format!("o{i}"),
+                attention: Attention::Grouped { num_heads: 16, num_kv_heads: 1 + (i % 8), head_dim: 128 },
+                ffn: Ffn::Dense {
+                    intermediate_size: 4096 + 256 * (i % 5),
+                    gated: true,
+                    activation: Activation::Silu,
+                    bias: false,
+                },
+                flops: (2.0 + (f * 0.37).sin().abs() * 3.0) * 1e11,
+                time_s: 0.010 + (f * 0.11).cos().abs() * 0.02,
+                params: (2.0 + (f * 0.53).sin().abs()) * 1e7,
+                memory_bytes: (4.0 + (f * 0.29).cos().abs() * 2.0) * 1e7,
+            }
+        })
+        .collect();
+    let inst = Instance {
+        layers: 32,
+        options,
+        fixed_flops: 1e11,
+        fixed_time_s: 0.01,
+        fixed_params: 1e8,
+        fixed_memory_bytes: 2e8,
+        memory_budget_bytes: 2e8 + 32.0 * 5.0e7,
+        min_params: Some(1e8 + 32.0 * 2.5e7),
+        max_params: None,
+        max_time_s: None,
+    };
+    c.bench_function("milp/32-layers-30-options", |b| b.iter(|| black_box(solve(&inst).unwrap())));
+}
+
+criterion_group!(benches, scenario_evaluation, search_throughput, per_layer_milp);
 criterion_main!(benches);

@@ -62,7 +62,7 @@ pub fn run_search(args: SearchArgs, out: &mut dyn std::io::Write) -> Result<()> 
             .map_err(|e| Error::io("<stdout>", e));
     }
     let report = finish(&space, &device, outcome)?;
-    write(&report, &space, &dir)?;
+    write(&report, &space, &device, &dir)?;
     let mut text = explain(&report);
     if args.per_layer {
         // The uniform search already succeeded; a per-layer failure is reported, not fatal.
@@ -92,7 +92,7 @@ fn devices(list: &[String]) -> Result<Vec<DeviceProfile>> {
     list.iter().map(|d| resolve(d)).collect()
 }
 
-fn batch_summary(reports: &[SearchReport]) -> String {
+fn batch_summary(reports: &[&SearchReport]) -> String {
     let mut s = String::from("# Batch summary\n\n| space | device | recommended | params | rip | decode tok/s | TTFT | memory | feasible | front |\n|---|---|---|---:|---:|---:|---:|---:|---:|---:|\n");
     for r in reports {
         let c = &r.recommended;
@@ -108,7 +108,7 @@ fn batch_summary(reports: &[SearchReport]) -> String {
             si(c.ttft_s, "s"),
             si(c.footprint_bytes, "B"),
             r.outcome.feasible,
-            r.rows.len()
+            r.outcome.front.len()
         );
     }
     s
@@ -116,22 +116,22 @@ fn batch_summary(reports: &[SearchReport]) -> String {
 
 /// Writes every report and the summary, then runs the regression check if asked.
 fn publish(
-    reports: Vec<(SearchReport, SearchSpace)>,
+    reports: Vec<(SearchReport, SearchSpace, DeviceProfile)>,
     out_dir: &Path,
     check_against: Option<&Path>,
     tolerance: f64,
     out: &mut dyn std::io::Write,
 ) -> Result<()> {
     let mut problems = Vec::new();
-    for (r, space) in &reports {
+    for (r, space, device) in &reports {
         let dir = out_dir.join(&r.space).join(&r.device);
-        write(r, space, &dir)?;
+        write(r, space, device, &dir)?;
         if let Some(base) = check_against {
             let label = format!("{}/{}", r.space, r.device);
             problems.extend(check::compare(&label, &dir, &base.join(&r.space).join(&r.device), tolerance)?);
         }
     }
-    let summary = batch_summary(&reports.iter().map(|(r, _)| r.clone()).collect::<Vec<_>>());
+    let summary = batch_summary(&reports.iter().map(|(r, ..)| r).collect::<Vec<_>>());
     write_atomic(&out_dir.join("summary.md"), summary.as_bytes())?;
     out.write_all(summary.as_bytes()).map_err(|e| Error::io("<stdout>", e))?;
     if let Some(base) = check_against {
@@ -165,7 +165,7 @@ pub fn run_batch(args: BatchArgs, out: &mut dyn std::io::Write) -> Result<()> {
                 )?;
                 continue;
             }
-            reports.push((finish(&space, device, outcome)?, space.clone()));
+            reports.push((finish(&space, device, outcome)?, space.clone(), device.clone()));
         }
     }
     if let Some(shard) = opts.shard {
@@ -221,7 +221,7 @@ pub fn run_merge(args: MergeArgs, out: &mut dyn std::io::Write) -> Result<()> {
                     space.count()
                 )));
             }
-            reports.push((finish(&space, device, outcome)?, space.clone()));
+            reports.push((finish(&space, device, outcome)?, space.clone(), device.clone()));
         }
     }
     publish(reports, &args.out, None, 0.0, out)

@@ -1,13 +1,13 @@
 //! A search's results: the front as rows, the recommendation and why, and the files
 //! `pareto.csv`, `recommended.json` and `summary.md`.
 
-use super::{csv_bytes, json_bytes, table::si, write_atomic};
+use super::{json_bytes, table::si, write_atomic, write_atomic_with};
 use crate::arch::{export_hf_config, Attention, Ffn};
 use crate::device::DeviceProfile;
 use crate::error::{Error, Result};
 use crate::search::{Candidate, Detail, Objective, Outcome, Scored, Scorer, SearchSpace};
 use serde::Serialize;
-use std::fmt::Write;
+use std::fmt::Write as _;
 use std::path::Path;
 
 /// One front member: every architecture field and every figure.
@@ -163,7 +163,8 @@ pub struct SearchReport {
     pub outcome: Outcome,
     pub objective: Objective,
     pub rip_margin: f64,
-    pub rows: Vec<FrontRow>,
+    /// The fastest decoder of the front (decode tokens/s is one of its objectives).
+    pub fastest: FrontRow,
     pub top: Vec<FrontRow>,
     pub recommended: FrontRow,
     pub runner_up: Option<FrontRow>,
@@ -218,7 +219,12 @@ pub fn finish(space: &SearchSpace, device: &DeviceProfile, outcome: Outcome) -> 
         let d = scorer.detail(&c.arch, c.precision_index);
         FrontRow::new(&c, &d, s.index == pick.index)
     };
-    let rows: Vec<FrontRow> = outcome.front.iter().map(&mut row).collect();
+    let fastest = outcome
+        .front
+        .iter()
+        .max_by(|a, b| a.decode_tokens_per_s.total_cmp(&b.decode_tokens_per_s).then(b.index.cmp(&a.index)))
+        .map(&mut row)
+        .expect("a feasible search has a front");
     let top: Vec<FrontRow> = outcome.top.iter().map(&mut row).collect();
     let recommended = row(&pick);
     let runner_up = runner.as_ref().map(&mut row);
@@ -237,7 +243,7 @@ pub fn finish(space: &SearchSpace, device: &DeviceProfile, outcome: Outcome) -> 
         outcome,
         objective: space.objective,
         rip_margin: space.rip_margin,
-        rows,
+        fastest,
         top,
         recommended,
         runner_up,
@@ -287,7 +293,7 @@ pub fn explain(r: &SearchReport) -> String {
         r.device,
         o.candidates,
         o.feasible,
-        r.rows.len()
+        o.front.len()
     );
     let _ = writeln!(s, "recommended: {}", rec.label());
     let _ = writeln!(
@@ -337,10 +343,8 @@ pub fn explain(r: &SearchReport) -> String {
         );
         let _ = writeln!(s, "  separated by: {}", differences(ru, rec));
     }
-    // The fastest decoder is always on the front (decode tokens/s is one of its objectives).
-    if let Some(fast) =
-        r.rows.iter().max_by(|a, b| a.decode_tokens_per_s.total_cmp(&b.decode_tokens_per_s).then(b.index.cmp(&a.index)))
     {
+        let fast = &r.fastest;
         if fast.index != rec.index {
             let _ = writeln!(
                 s,
@@ -412,16 +416,29 @@ pub fn summary_markdown(r: &SearchReport, space: &SearchSpace) -> String {
     let _ = writeln!(
         s,
         "\nThe Pareto front (rip, parameters, decode tokens/s up; memory down) has {} members: `pareto.csv`.",
-        r.rows.len()
+        r.outcome.front.len()
     );
     s
 }
 
-/// Writes pareto.csv, recommended.json, summary.md (and outcome.json) into `dir`.
-pub fn write(r: &SearchReport, space: &SearchSpace, dir: &Path) -> Result<()> {
-    write_atomic(&dir.join("pareto.csv"), &csv_bytes(&r.rows))?;
+/// Writes pareto.csv, recommended.json, summary.md (and outcome.json) into `dir`. Front rows
+/// are computed one at a time as they stream out: a front can hold hundreds of thousands.
+pub fn write(r: &SearchReport, space: &SearchSpace, device: &DeviceProfile, dir: &Path) -> Result<()> {
+    let mut scorer = Scorer::new(space, device, crate::roofline::PlanChoice::Fastest);
+    write_atomic_with(&dir.join("pareto.csv"), |w| {
+        let mut csv = csv::Writer::from_writer(w);
+        for s in &r.outcome.front {
+            let c = space.candidate(s.index).expect("scored candidates are valid");
+            let d = scorer.detail(&c.arch, c.precision_index);
+            csv.serialize(FrontRow::new(&c, &d, s.index == r.recommended.index))?;
+        }
+        csv.flush()
+    })?;
     write_atomic(&dir.join("recommended.json"), &json_bytes(&r.recommended_config))?;
     write_atomic(&dir.join("summary.md"), summary_markdown(r, space).as_bytes())?;
-    write_atomic(&dir.join("outcome.json"), &json_bytes(&r.outcome))?;
+    write_atomic_with(&dir.join("outcome.json"), |w| {
+        serde_json::to_writer_pretty(&mut *w, &r.outcome)?;
+        w.write_all(b"\n")
+    })?;
     Ok(())
 }

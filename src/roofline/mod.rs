@@ -68,6 +68,12 @@ pub struct OpTotals {
 /// `sum over n in first..=last of max(F(n)/pc, Q(n)/pm)`, in closed form: the difference of the
 /// two terms is linear in `n`, so it changes sign at most once; sum each side as a series.
 fn sum_of_max(f: Linear, q: Linear, pc: f64, pm: f64, first: f64, last: f64) -> (f64, f64) {
+    // Most operators do not depend on the context: the same max every step.
+    if f.per_ctx == 0.0 && q.per_ctx == 0.0 {
+        let (c, m) = (f.base / pc, q.base / pm);
+        let steps = last - first + 1.0;
+        return if c >= m { (steps * c, steps * c) } else { (steps * m, 0.0) };
+    }
     let tc = f * (1.0 / pc);
     let tm = q * (1.0 / pm);
     let (d0, d1) = (tc.base - tm.base, tc.per_ctx - tm.per_ctx);

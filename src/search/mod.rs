@@ -33,14 +33,8 @@ pub struct Scored {
 
 /// The front's objectives: rip up, parameters up, decode tokens/s up, memory down.
 impl Objectives for Scored {
-    const N: usize = 4;
-    fn objective(&self, k: usize) -> f64 {
-        match k {
-            0 => self.rip,
-            1 => self.parameters,
-            2 => self.decode_tokens_per_s,
-            _ => -self.memory_bytes,
-        }
+    fn objectives(&self) -> [f64; 4] {
+        [self.rip, self.parameters, self.decode_tokens_per_s, -self.memory_bytes]
     }
     fn key(&self) -> u64 {
         self.index
@@ -94,10 +88,8 @@ impl Outcome {
         for (k, v) in other.rejected {
             *self.rejected.entry(k).or_default() += v;
         }
-        let mut front = ParetoFront::new();
-        for p in self.front.into_iter().chain(other.front) {
-            front.insert(p);
-        }
+        let mut front = ParetoFront::from_front(self.front);
+        front.merge(ParetoFront::from_front(other.front));
         self.front = front.into_sorted();
         self.top.extend(other.top);
         self.top.sort_by(better);

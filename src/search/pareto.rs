@@ -2,35 +2,38 @@
 //! evicts the members it dominates. Fronts of disjoint sets merge into the front of the union,
 //! so parallel chunks and shards combine exactly.
 
-/// Objectives, every one oriented so that larger is better.
+use rayon::prelude::*;
+
+/// Up to four objectives, every one oriented so that larger is better (unused ones equal).
 pub trait Objectives {
-    const N: usize;
-    fn objective(&self, k: usize) -> f64;
+    fn objectives(&self) -> [f64; 4];
     /// Tie-break for a deterministic order (the candidate index).
     fn key(&self) -> u64;
 }
 
 /// `a` dominates `b`: at least as good in every objective, better in one.
 pub fn dominates<T: Objectives>(a: &T, b: &T) -> bool {
-    let mut better = false;
-    for k in 0..T::N {
-        let (x, y) = (a.objective(k), b.objective(k));
-        if x < y {
-            return false;
-        }
-        better |= x > y;
-    }
-    better
+    dominates_by(&a.objectives(), &b.objectives())
 }
 
+#[inline]
+fn dominates_by(a: &[f64; 4], b: &[f64; 4]) -> bool {
+    // Branch-free over the four lanes: the scan over a front is the search's inner loop.
+    let no_worse = (a[0] >= b[0]) & (a[1] >= b[1]) & (a[2] >= b[2]) & (a[3] >= b[3]);
+    let better = (a[0] > b[0]) | (a[1] > b[1]) | (a[2] > b[2]) | (a[3] > b[3]);
+    no_worse & better
+}
+
+/// Members with their objectives stored contiguously beside them, for a tight scan.
 #[derive(Debug, Clone)]
 pub struct ParetoFront<T> {
     members: Vec<T>,
+    objectives: Vec<[f64; 4]>,
 }
 
 impl<T> Default for ParetoFront<T> {
     fn default() -> Self {
-        ParetoFront { members: Vec::new() }
+        ParetoFront { members: Vec::new(), objectives: Vec::new() }
     }
 }
 
@@ -39,19 +42,64 @@ impl<T: Objectives> ParetoFront<T> {
         Self::default()
     }
 
+    /// Takes members that already form a front (no two dominate each other), unchecked.
+    pub fn from_front(members: Vec<T>) -> Self {
+        let objectives = members.iter().map(|m| m.objectives()).collect();
+        ParetoFront { members, objectives }
+    }
+
     /// Offers a point; returns whether it joined.
     pub fn insert(&mut self, p: T) -> bool {
-        if self.members.iter().any(|m| dominates(m, &p)) {
+        let o = p.objectives();
+        if let Some(i) = self.objectives.iter().position(|m| dominates_by(m, &o)) {
+            // Move the dominator forward: a few strong members reject most candidates, so
+            // finding them first keeps rejection (the common case) short.
+            self.members.swap(i, i / 2);
+            self.objectives.swap(i, i / 2);
             return false;
         }
-        self.members.retain(|m| !dominates(&p, m));
+        let mut i = 0;
+        while i < self.objectives.len() {
+            if dominates_by(&o, &self.objectives[i]) {
+                self.members.swap_remove(i);
+                self.objectives.swap_remove(i);
+            } else {
+                i += 1;
+            }
+        }
         self.members.push(p);
+        self.objectives.push(o);
         true
     }
 
-    pub fn merge(&mut self, other: ParetoFront<T>) {
-        for p in other.members {
-            self.insert(p);
+    /// The front of the union of two fronts: the members of each that no member of the other
+    /// dominates. The two filters are independent, so large merges run them in parallel.
+    pub fn merge(&mut self, other: ParetoFront<T>)
+    where
+        T: Send + Sync,
+    {
+        let survivors = |mine: &[[f64; 4]], theirs: &[[f64; 4]]| -> Vec<bool> {
+            let alive = |o: &[f64; 4]| !theirs.iter().any(|t| dominates_by(t, o));
+            if mine.len() * theirs.len() > 1 << 16 {
+                mine.par_iter().map(alive).collect()
+            } else {
+                mine.iter().map(alive).collect()
+            }
+        };
+        let keep_self = survivors(&self.objectives, &other.objectives);
+        let keep_other = survivors(&other.objectives, &self.objectives);
+        let members = std::mem::take(&mut self.members);
+        let objectives = std::mem::take(&mut self.objectives);
+        let kept = members
+            .into_iter()
+            .zip(objectives)
+            .zip(keep_self)
+            .chain(other.members.into_iter().zip(other.objectives).zip(keep_other));
+        for ((m, o), keep) in kept {
+            if keep {
+                self.members.push(m);
+                self.objectives.push(o);
+            }
         }
     }
 
@@ -83,9 +131,8 @@ mod tests {
     struct P(u64, [f64; 3]);
 
     impl Objectives for P {
-        const N: usize = 3;
-        fn objective(&self, k: usize) -> f64 {
-            self.1[k]
+        fn objectives(&self) -> [f64; 4] {
+            [self.1[0], self.1[1], self.1[2], 0.0]
         }
         fn key(&self) -> u64 {
             self.0
