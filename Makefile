@@ -1,37 +1,51 @@
 # rooflinebench: `make run` runs the main job, `make test` runs every test. Both set up what
-# they need on a fresh machine (Rust crates; libtorch wheels into .libtorch/ for calibration).
+# they need on a fresh machine: Rust crates from crates.io, and libtorch 2.13 (PyPI wheels,
+# into .libtorch/) for calibration and validation.
 
 CARGO ?= cargo
 BIN := target/release/rooflinebench
 # The paper's five devices (datasheet profiles): the committed baseline results/ covers these.
 BASELINE_DEVICES := rpi5,jetson-orin-nano-super,m1-pro,rtx3070ti-laptop,rtx3090
+PROFILE := devices/this-machine.json
 
-.PHONY: run test build setup bench baseline fmt lint
+.PHONY: run test build setup bench baseline calibrate validate fmt lint
 
 setup:
 	@bash scripts/setup-libtorch.sh
 
-build:
-	$(CARGO) build --release
+build: setup
+	$(CARGO) build --release --features torch
 
-# The main job: the ~1B search space on a built-in device, printing the recommendation.
+# The main job: the ~1B search space on a built-in device, then on this machine calibrated now.
 run: build
 	$(BIN) search search-spaces/around-1b.toml --device rpi5 --out target/run/around-1b/rpi5 --per-layer
+	$(BIN) calibrate --out $(PROFILE)
+	$(BIN) search search-spaces/around-1b.toml --device $(PROFILE) --out target/run/around-1b/this-machine
 
 test: build
-	$(CARGO) test --all-targets
+	$(CARGO) test --all-targets --features torch
+	$(CARGO) test --test tests torch::
 	$(BIN) batch search-spaces --devices $(BASELINE_DEVICES) --out target/batch-check --check results
+
+# Calibrate this machine (about 30 s), then validate against real decoder layers back to back,
+# so both see the same machine state; the table goes to results/validation.csv.
+calibrate: build
+	$(BIN) calibrate --out $(PROFILE)
+
+validate: calibrate
+	$(BIN) validate --device $(PROFILE) --out results/validation.csv
 
 # Refresh the committed baseline after an intended change (then review the diff).
 baseline: build
 	$(BIN) batch search-spaces --devices $(BASELINE_DEVICES) --out results
 
-bench:
+bench: setup
 	$(CARGO) bench --bench scoring
+	/usr/bin/time -f "10.7M-candidate search: %e s, peak RSS %M KB" $(BIN) search benches/spaces/ten-million.toml --device rtx3090 --out target/bench/ten-million
 
 fmt:
 	$(CARGO) fmt --all
 
 lint:
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) clippy --all-targets --features torch -- -D warnings

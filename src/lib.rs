@@ -11,6 +11,7 @@ pub mod cli;
 pub mod device;
 pub mod dtype;
 pub mod error;
+pub mod measure;
 pub mod report;
 pub mod roofline;
 pub mod search;

@@ -3,7 +3,8 @@
 //!   hand-derived values;
 //! - `roofline`: times, closed-form sums and metrics against hand arithmetic;
 //! - `cli`: the binary driven as a user would, exit codes and error text;
-//! - `search`: fronts, determinism across threads and shards, recommendations, bad spaces.
+//! - `search`: fronts, determinism across threads and shards, recommendations, bad spaces;
+//! - `torch`: calibration and validation through libtorch (feature `torch`), or their absence.
 
 mod common;
 
@@ -11,3 +12,4 @@ mod accounting;
 mod cli;
 mod roofline;
 mod search;
+mod torch;

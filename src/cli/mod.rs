@@ -3,6 +3,7 @@
 
 mod analyze;
 mod devices;
+mod measure;
 mod per_layer;
 mod search;
 
@@ -35,6 +36,35 @@ pub enum Command {
     Batch(BatchArgs),
     /// Combine shard outputs of `batch --shard K/N` into the files a single run writes.
     Merge(MergeArgs),
+    /// Time libtorch kernels on this machine and write a calibrated device profile.
+    Calibrate(CalibrateArgs),
+    /// Run real decoder layers in libtorch and compare measured with predicted times.
+    Validate(ValidateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CalibrateArgs {
+    #[arg(long, default_value = "devices/this-machine.json")]
+    pub out: PathBuf,
+    /// About a third of the kernels and time (for tests).
+    #[arg(long)]
+    pub quick: bool,
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// The calibrated profile to check (a file path, or a built-in name).
+    #[arg(long, default_value = "devices/this-machine.json")]
+    pub device: String,
+    #[arg(long)]
+    pub quick: bool,
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// The workload table.
+    #[arg(long, default_value = "results/validation.csv")]
+    pub out: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -178,6 +208,8 @@ pub fn run(cli: Cli, out: &mut dyn std::io::Write) -> Result<()> {
         Command::Search(args) => search::run_search(args, out),
         Command::Batch(args) => search::run_batch(args, out),
         Command::Merge(args) => search::run_merge(args, out),
+        Command::Calibrate(args) => measure::run_calibrate(args, out),
+        Command::Validate(args) => measure::run_validate(args, out),
     }
 }
 

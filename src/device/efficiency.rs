@@ -1,71 +1,59 @@
-//! Efficiency tables: the fraction of the compute and bandwidth ceilings an operator class
-//! attains, as a function of operator size, interpolated in log-size (as Calculon does).
+//! Efficiency tables: the fraction of a ceiling an operator class attains, as a function of its
+//! size, interpolated in log-size (as Calculon does). Compute efficiency is indexed by the
+//! operator's FLOPs, memory efficiency by its bytes: a decode GEMV and a prefill GEMM of equal
+//! FLOPs sit on opposite sides of the ridge and need different curves.
 
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 
-/// What an efficiency table is indexed by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TableKey {
-    /// Total bytes the operator moves.
-    Bytes,
-    /// Total FLOPs of the operator.
-    Flops,
-}
+/// Memory efficiency may exceed 1: the bandwidth ceiling is main memory's, and operators whose
+/// data sits in cache move it faster. Beyond this factor a table is surely wrong.
+pub const MAX_CACHE_SPEEDUP: f64 = 64.0;
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct EfficiencyPoint {
-    /// Operator size in the table's key unit.
+    /// FLOPs (compute curve) or bytes (memory curve) of one launch.
     pub size: f64,
-    /// Attained fraction of peak FLOP/s, in (0, 1].
-    pub compute: f64,
-    /// Attained fraction of peak bandwidth, in (0, 1].
-    pub memory: f64,
+    /// Attained fraction of the ceiling.
+    pub efficiency: f64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct EfficiencyTable {
-    pub key: TableKey,
-    /// Points sorted by size; outside their range the nearest point holds.
+/// A piecewise log-linear curve; outside its range the nearest point holds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct EfficiencyCurve {
     pub points: Vec<EfficiencyPoint>,
 }
 
-impl EfficiencyTable {
-    /// (compute, memory) efficiency for an operator of this size.
-    pub fn lookup(&self, flops: f64, bytes: f64) -> (f64, f64) {
-        let size = match self.key {
-            TableKey::Bytes => bytes,
-            TableKey::Flops => flops,
-        };
+impl EfficiencyCurve {
+    pub fn at(&self, size: f64) -> f64 {
         let pts = &self.points;
-        let first = pts[0];
+        let Some(first) = pts.first() else { return 1.0 };
         if size <= first.size {
-            return (first.compute, first.memory);
+            return first.efficiency;
         }
         let last = pts[pts.len() - 1];
         if size >= last.size {
-            return (last.compute, last.memory);
+            return last.efficiency;
         }
         let i = pts.partition_point(|p| p.size <= size);
         let (lo, hi) = (pts[i - 1], pts[i]);
         let f = (size.ln() - lo.size.ln()) / (hi.size.ln() - lo.size.ln());
-        (lo.compute + f * (hi.compute - lo.compute), lo.memory + f * (hi.memory - lo.memory))
+        lo.efficiency + f * (hi.efficiency - lo.efficiency)
     }
 
-    pub fn validate(&self, source: &str, field: &str) -> Result<()> {
-        if self.points.is_empty() {
-            return Err(Error::field(source, format!("{field}.points"), "at least one point", "an empty list"));
-        }
+    fn validate(&self, source: &str, field: &str, max: f64) -> Result<()> {
         for (i, p) in self.points.iter().enumerate() {
             let here = format!("{field}.points[{i}]");
             if !(p.size.is_finite() && p.size > 0.0) {
                 return Err(Error::field(source, format!("{here}.size"), "a positive size", p.size));
             }
-            for (name, v) in [("compute", p.compute), ("memory", p.memory)] {
-                if !(v.is_finite() && v > 0.0 && v <= 1.0) {
-                    return Err(Error::field(source, format!("{here}.{name}"), "a fraction in (0, 1]", v));
-                }
+            if !(p.efficiency.is_finite() && p.efficiency > 0.0 && p.efficiency <= max) {
+                return Err(Error::field(
+                    source,
+                    format!("{here}.efficiency"),
+                    format!("a number in (0, {max}]"),
+                    p.efficiency,
+                ));
             }
             if i > 0 && p.size <= self.points[i - 1].size {
                 return Err(Error::field(source, format!("{here}.size"), "sizes in increasing order", p.size));
@@ -75,23 +63,45 @@ impl EfficiencyTable {
     }
 }
 
+/// One operator class's curves; an empty curve means efficiency 1.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct EfficiencyTable {
+    /// Fraction of peak FLOP/s, by FLOPs.
+    #[serde(default)]
+    pub compute: EfficiencyCurve,
+    /// Fraction of main-memory bandwidth, by bytes.
+    #[serde(default)]
+    pub memory: EfficiencyCurve,
+}
+
+impl EfficiencyTable {
+    /// (compute, memory) efficiency for an operator of this size.
+    pub fn lookup(&self, flops: f64, bytes: f64) -> (f64, f64) {
+        (self.compute.at(flops), self.memory.at(bytes))
+    }
+
+    pub fn validate(&self, source: &str, field: &str) -> Result<()> {
+        self.compute.validate(source, &format!("{field}.compute"), 1.0)?;
+        self.memory.validate(source, &format!("{field}.memory"), MAX_CACHE_SPEEDUP)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn interpolates_in_log_size_and_clamps_outside() {
-        let t = EfficiencyTable {
-            key: TableKey::Bytes,
+        let c = EfficiencyCurve {
             points: vec![
-                EfficiencyPoint { size: 1e3, compute: 0.2, memory: 0.1 },
-                EfficiencyPoint { size: 1e5, compute: 0.6, memory: 0.9 },
+                EfficiencyPoint { size: 1e3, efficiency: 0.2 },
+                EfficiencyPoint { size: 1e5, efficiency: 0.6 },
             ],
         };
         // 1e4 is halfway between 1e3 and 1e5 in log size.
-        let (c, m) = t.lookup(0.0, 1e4);
-        assert!((c - 0.4).abs() < 1e-12 && (m - 0.5).abs() < 1e-12);
-        assert_eq!(t.lookup(0.0, 10.0), (0.2, 0.1));
-        assert_eq!(t.lookup(0.0, 1e9), (0.6, 0.9));
+        assert!((c.at(1e4) - 0.4).abs() < 1e-12);
+        assert_eq!(c.at(10.0), 0.2);
+        assert_eq!(c.at(1e9), 0.6);
+        assert_eq!(EfficiencyCurve::default().at(5.0), 1.0);
     }
 }

@@ -1,0 +1,426 @@
+//! Calibration: short libtorch kernel runs on this machine (ERT-style: warm-up, repeats, the
+//! median and its spread), fitted into ceilings, efficiency curves per operator class and a
+//! fixed cost per kernel, written as a device profile.
+//!
+//! The shapes here are generic (widths 768, 1536, 3072, 12 heads) and never the validation
+//! layers' (512, 1024, 2048 wide, 8/16/32 heads): fitting the validation set is not calibration.
+
+use super::kernels::{rms_norm, rope, rope_tables, silu};
+use super::timing::{time, Timing};
+use super::{host, progress, today};
+use crate::device::{
+    DeviceKind, DeviceProfile, EfficiencyCurve, EfficiencyPoint, EfficiencyTable, Origin, Provenance, MAX_CACHE_SPEEDUP,
+};
+use crate::dtype::DType;
+use crate::error::Result;
+use crate::measure::MeasureOptions;
+use crate::workload::OpClass;
+use std::collections::BTreeMap;
+use std::time::Duration;
+use tch::{Device, Kind, Tensor};
+
+const CPU: Device = Device::Cpu;
+const F32: usize = 4;
+
+/// One timed kernel: its class, work and traffic.
+struct Sample {
+    class: OpClass,
+    label: String,
+    flops: f64,
+    bytes: f64,
+    t: Timing,
+}
+
+struct Budget {
+    quick: bool,
+}
+
+impl Budget {
+    fn per_kernel(&self) -> Duration {
+        Duration::from_millis(if self.quick { 40 } else { 120 })
+    }
+    fn cold_bytes(&self) -> f64 {
+        if self.quick {
+            128e6
+        } else {
+            256e6
+        }
+    }
+}
+
+fn randn(shape: &[i64], kind: Kind) -> Tensor {
+    Tensor::randn(shape, (kind, CPU))
+}
+
+/// A constant-filled tensor: values do not change kernel timings, and filling hundreds of
+/// megabytes of cold copies with random numbers would take most of a quick calibration.
+fn filled(shape: &[i64], kind: Kind) -> Tensor {
+    Tensor::full(shape, 0.5, (kind, CPU))
+}
+
+/// Times `f` over `copies` separately allocated inputs visited in a shuffled order, so each call
+/// finds its data in main memory, not in cache (weights and KV caches of a real model).
+fn time_cold<T>(copies: &[T], mut f: impl FnMut(&T), b: &Budget) -> Timing {
+    let n = copies.len();
+    // A fixed permutation (stride coprime to n) rather than a walk the prefetcher can follow.
+    let stride = (0..).map(|k| n / 2 + 1 + k).find(|s| gcd(*s, n) == 1).unwrap_or(1);
+    let mut i = 0;
+    time(
+        || {
+            i = (i + stride) % n;
+            f(&copies[i]);
+        },
+        n.min(8),
+        100_000,
+        b.per_kernel() * 2,
+    )
+}
+
+fn gcd(a: usize, b: usize) -> usize {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
+}
+
+fn copies_for(bytes_each: f64, b: &Budget) -> usize {
+    ((b.cold_bytes() / bytes_each).ceil() as usize).clamp(2, 4096)
+}
+
+/// A quick compute-and-memory probe, run before and after to notice the machine moving.
+pub fn probe() -> (f64, f64) {
+    let (a, w) = (randn(&[512, 1536], Kind::Float), randn(&[1536, 1536], Kind::Float));
+    let g = time(|| drop(a.matmul(&w)), 2, 50, Duration::from_millis(150));
+    // Into a preallocated output: a fresh 64 MB result would measure page faults instead.
+    let n = 16 << 20;
+    let (x, y, z) = (filled(&[n], Kind::Float), filled(&[n], Kind::Float), filled(&[n], Kind::Float));
+    let m = time(|| drop(x.add_out(&z, &y)), 2, 50, Duration::from_millis(150));
+    (2.0 * 512.0 * 1536.0 * 1536.0 / g.median_s, 3.0 * (n * F32 as i64) as f64 / m.median_s)
+}
+
+pub fn calibrate(opts: &MeasureOptions) -> Result<DeviceProfile> {
+    let b = Budget { quick: opts.quick };
+    let threads = super::set_threads(opts.threads);
+    tch::manual_seed(0);
+    let before = probe();
+    let mut samples: Vec<Sample> = Vec::new();
+    let stages = 9;
+    let bar = progress(stages, opts.progress);
+    let mut push = |class, label: String, flops: f64, bytes: f64, t: Timing| {
+        samples.push(Sample { class, label, flops, bytes, t });
+    };
+
+    // 1. The fixed cost of a tiny kernel, in context: a chain of dependent small operations with
+    //    fresh outputs and views, as inside a layer (back-to-back identical calls read ~25% low).
+    bar.set_message("tiny kernels");
+    let (one, other) = (randn(&[1, 8], Kind::Float), randn(&[1, 8], Kind::Float));
+    const CHAIN: usize = 16;
+    let chain = time(
+        || {
+            let mut x = one.shallow_clone();
+            for i in 0..CHAIN / 2 {
+                x = if i % 2 == 0 { &x + &other } else { &x * &other };
+                x = x.view([8, 1]).transpose(0, 1).contiguous();
+            }
+            drop(x);
+        },
+        20,
+        5000,
+        b.per_kernel(),
+    );
+    let tiny = Timing { median_s: chain.median_s / CHAIN as f64, cv: chain.cv };
+    bar.inc(1);
+
+    // 2. STREAM copy / scale / add / triad, in cache to well past the last-level cache.
+    bar.set_message("stream");
+    let sizes_mb: &[f64] = if b.quick { &[1.0, 16.0, 256.0] } else { &[0.25, 1.0, 4.0, 16.0, 64.0, 256.0] };
+    let mut stream: Vec<(String, f64, f64)> = Vec::new(); // (kernel, array bytes, bytes/s)
+    for &mb in sizes_mb {
+        let n = (mb * 1e6 / F32 as f64) as i64;
+        let (x, y, z) = (filled(&[n], Kind::Float), filled(&[n], Kind::Float), filled(&[n], Kind::Float));
+        let s = Tensor::from(3.0f32);
+        let arr = (n as usize * F32) as f64;
+        let mut out = z.shallow_clone();
+        type Kernel<'a> = (&'static str, f64, Box<dyn FnMut() + 'a>);
+        let runs: [Kernel; 4] = [
+            ("copy", 2.0, Box::new(|| out.copy_(&x))),
+            ("scale", 2.0, Box::new(|| drop(x.mul_scalar_out(&z, 3.0)))),
+            ("add", 3.0, Box::new(|| drop(x.add_out(&z, &y)))),
+            ("triad", 3.0, Box::new(|| drop(x.addcmul_out(&z, &y, &s)))),
+        ];
+        for (name, arrays, mut f) in runs {
+            let t = time(&mut f, 2, 1000, b.per_kernel());
+            stream.push((name.to_string(), arr, arrays * arr / t.median_s));
+            push(OpClass::Elementwise, format!("stream {name} {mb} MB"), 0.0, arrays * arr, t);
+        }
+    }
+    bar.inc(1);
+
+    // 3. Matrix products: GEMM (prefill shapes) in f32 and bf16. The f32 ones read cold weights
+    //    (copies visited in turn), as each layer of a real model does; with few rows a product
+    //    is still partly bound by reading its weights.
+    bar.set_message("gemm");
+    let shapes: &[(i64, i64)] =
+        if b.quick { &[(1536, 1536), (1536, 6144)] } else { &[(768, 768), (1536, 1536), (1536, 6144), (3072, 3072)] };
+    let rows: &[i64] = if b.quick { &[32, 256, 2048] } else { &[32, 64, 128, 256, 512, 1024, 2048] };
+    let mut peak = BTreeMap::<DType, f64>::new();
+    for &(k, n) in shapes {
+        let bytes_w = ((k * n) as usize * F32) as f64;
+        let ws: Vec<Tensor> = (0..copies_for(bytes_w, &b)).map(|_| filled(&[k, n], Kind::Float)).collect();
+        for &m in rows {
+            let a = randn(&[m, k], Kind::Float);
+            let t = time_cold(&ws, |w| drop(a.matmul(w)), &b);
+            let flops = 2.0 * (m * k * n) as f64;
+            let e = peak.entry(DType::F32).or_insert(0.0);
+            *e = e.max(flops / t.median_s);
+            let bytes = ((m * k + k * n + m * n) as usize * F32) as f64;
+            push(OpClass::Matmul, format!("gemm {m}x{k}x{n}"), flops, bytes, t);
+        }
+    }
+    // bf16 only sets its ceiling (the calibrated tables are for f32): large products, warm.
+    for &(m, k, n) in &[(512i64, 3072i64, 3072i64), (1024, 1536, 6144)] {
+        let (a, w) = (randn(&[m, k], Kind::BFloat16), randn(&[k, n], Kind::BFloat16));
+        let t = time(|| drop(a.matmul(&w)), 2, 200, b.per_kernel());
+        let e = peak.entry(DType::Bf16).or_insert(0.0);
+        *e = e.max(2.0 * (m * k * n) as f64 / t.median_s);
+    }
+    bar.inc(1);
+
+    // 4. GEMV (decode shapes) with cold weights, f32.
+    bar.set_message("gemv");
+    let gemv: &[(i64, i64)] = if b.quick {
+        &[(768, 768), (1536, 6144), (3072, 12288)]
+    } else {
+        &[(256, 256), (768, 768), (1536, 1536), (1536, 6144), (3072, 3072), (3072, 12288)]
+    };
+    for &(k, n) in gemv {
+        let bytes_w = ((k * n) as usize * F32) as f64;
+        let ws: Vec<Tensor> = (0..copies_for(bytes_w, &b)).map(|_| filled(&[k, n], Kind::Float)).collect();
+        let x = randn(&[1, k], Kind::Float);
+        let t = time_cold(&ws, |w| drop(x.matmul(w)), &b);
+        let bytes = bytes_w + ((k + n) as usize * F32) as f64;
+        push(OpClass::Matmul, format!("gemv {k}x{n} cold"), 2.0 * (k * n) as f64, bytes, t);
+    }
+    bar.inc(1);
+
+    // 5. Attention: causal prefill and decode against a cold KV cache (f32, fused kernel).
+    bar.set_message("attention");
+    let heads = 12;
+    let prefill: &[(i64, i64)] =
+        if b.quick { &[(256, 64), (1024, 64)] } else { &[(256, 64), (1024, 64), (3072, 64), (384, 128), (1536, 128)] };
+    for &(len, hd) in prefill {
+        let (q, k, v) = (
+            randn(&[1, heads, len, hd], Kind::Float),
+            randn(&[1, heads, len, hd], Kind::Float),
+            randn(&[1, heads, len, hd], Kind::Float),
+        );
+        let t = time(
+            || drop(Tensor::scaled_dot_product_attention(&q, &k, &v, None::<Tensor>, 0.0, true, None, false)),
+            2,
+            100,
+            b.per_kernel(),
+        );
+        let pairs = (len * (len + 1) / 2) as f64;
+        let flops = heads as f64 * pairs * (4.0 * hd as f64 + 5.0);
+        let bytes = 4.0 * ((heads * len * hd) as usize * F32) as f64;
+        push(OpClass::Attention, format!("sdpa prefill {len} hd{hd}"), flops, bytes, t);
+    }
+    let decode: &[(i64, i64)] =
+        if b.quick { &[(384, 64), (6144, 64)] } else { &[(384, 64), (1536, 64), (6144, 64), (384, 128), (3072, 128)] };
+    for &(ctx, hd) in decode {
+        let kv_bytes = 2.0 * ((heads * ctx * hd) as usize * F32) as f64;
+        let kvs: Vec<(Tensor, Tensor)> = (0..copies_for(kv_bytes, &b))
+            .map(|_| (filled(&[1, heads, ctx, hd], Kind::Float), filled(&[1, heads, ctx, hd], Kind::Float)))
+            .collect();
+        let q = randn(&[1, heads, 1, hd], Kind::Float);
+        let t = time_cold(
+            &kvs,
+            |(k, v)| drop(Tensor::scaled_dot_product_attention(&q, k, v, None::<Tensor>, 0.0, false, None, false)),
+            &b,
+        );
+        let flops = heads as f64 * ctx as f64 * (4.0 * hd as f64 + 5.0);
+        push(OpClass::Attention, format!("sdpa decode {ctx} hd{hd} cold"), flops, kv_bytes, t);
+    }
+    bar.inc(1);
+
+    // 6. Batched products (unfused attention, MLA absorption).
+    bar.set_message("bmm");
+    let bmms: &[(i64, i64, i64)] = if b.quick {
+        &[(1, 96, 1536), (512, 64, 512)]
+    } else {
+        &[(1, 96, 384), (1, 96, 1536), (1, 192, 6144), (128, 64, 128), (512, 64, 512), (1536, 64, 1536)]
+    };
+    for &(m, k, n) in bmms {
+        let (x, y) = (randn(&[heads, m, k], Kind::Float), randn(&[heads, k, n], Kind::Float));
+        let t = time(|| drop(x.bmm(&y)), 2, 200, b.per_kernel());
+        let bytes = ((heads * (m * k + k * n + m * n)) as usize * F32) as f64;
+        push(OpClass::BatchedMatmul, format!("bmm {heads}x{m}x{k}x{n}"), 2.0 * (heads * m * k * n) as f64, bytes, t);
+    }
+    bar.inc(1);
+
+    // 7. Elementwise, normalisation, softmax, RoPE over sizes (fresh activations: warm).
+    bar.set_message("elementwise");
+    let widths: &[i64] = if b.quick { &[1, 64, 2048] } else { &[1, 8, 64, 256, 2048] };
+    for &rows in widths {
+        let width = 1536;
+        let n = (rows * width) as f64;
+        let (x, y, w) =
+            (randn(&[rows, width], Kind::Float), randn(&[rows, width], Kind::Float), randn(&[width], Kind::Float));
+        let e = F32 as f64;
+        let t = time(|| drop(&x + &y), 3, 2000, b.per_kernel());
+        push(OpClass::Elementwise, format!("add {rows}x{width}"), n, 3.0 * n * e, t);
+        let t = time(|| drop(&x * &y), 3, 2000, b.per_kernel());
+        push(OpClass::Elementwise, format!("mul {rows}x{width}"), n, 3.0 * n * e, t);
+        let t = time(|| drop(silu(&x)), 3, 2000, b.per_kernel());
+        push(OpClass::Elementwise, format!("silu {rows}x{width}"), 5.0 * n, 2.0 * n * e, t);
+        let t = time(|| drop(rms_norm(&x, &w)), 3, 2000, b.per_kernel());
+        push(OpClass::Norm, format!("rmsnorm {rows}x{width}"), 4.0 * n, 2.0 * n * e + width as f64 * e, t);
+        let t = time(|| drop(x.softmax(-1, Kind::Float)), 3, 2000, b.per_kernel());
+        push(OpClass::Softmax, format!("softmax {rows}x{width}"), 5.0 * n, 2.0 * n * e, t);
+        let (hd, tokens) = (64, rows.max(1));
+        let q = randn(&[1, heads, tokens, hd], Kind::Float);
+        let (cos, sin) = rope_tables(0, tokens, hd, Kind::Float);
+        let rn = (heads * tokens * hd) as f64;
+        let t = time(|| drop(rope(&q, &cos, &sin)), 3, 2000, b.per_kernel());
+        push(OpClass::Rope, format!("rope {heads}x{tokens}x{hd}"), 3.0 * rn, 2.0 * rn * e, t);
+    }
+    bar.inc(1);
+
+    // 8. Embedding gather and KV-cache append.
+    bar.set_message("gather, kv append");
+    let table = randn(&[32000, 1536], Kind::Float);
+    let mut cache = randn(&[1, heads, 4096, 64], Kind::Float);
+    for &rows in widths {
+        let idx = Tensor::randint(32000, [rows], (Kind::Int64, CPU));
+        let t = time(|| drop(table.index_select(0, &idx)), 3, 2000, b.per_kernel());
+        push(OpClass::Gather, format!("gather {rows}"), 0.0, 2.0 * (rows * 1536) as f64 * 4.0, t);
+        let len = rows.min(4096);
+        let k = randn(&[1, heads, len, 64], Kind::Float);
+        let t = time(|| cache.narrow(2, 4096 - len, len).copy_(&k), 3, 2000, b.per_kernel());
+        push(OpClass::KvWrite, format!("kv append {len}"), 0.0, 2.0 * (heads * len * 64) as f64 * 4.0, t);
+    }
+    let _ = &mut cache;
+    bar.inc(1);
+    let after = probe();
+    bar.inc(1);
+    bar.finish_and_clear();
+
+    // Ceilings: the best GEMM per format; main-memory bandwidth from the largest STREAM runs.
+    let largest = stream.iter().map(|s| s.1).fold(0.0, f64::max);
+    let mut dram: Vec<f64> = stream.iter().filter(|s| s.1 == largest).map(|s| s.2).collect();
+    dram.sort_by(f64::total_cmp);
+    let bandwidth = dram[dram.len() / 2];
+    let cache_bandwidth = stream.iter().map(|s| s.2).fold(0.0, f64::max);
+    let fixed = tiny.median_s;
+    let pi = peak[&DType::F32];
+
+    let mut warnings = Vec::new();
+    let mut points: BTreeMap<OpClass, (Vec<EfficiencyPoint>, Vec<EfficiencyPoint>)> = BTreeMap::new();
+    let mut spread = Vec::new();
+    for s in &samples {
+        spread.push(s.t.cv);
+        // Time beyond the fixed launch cost; never below a twentieth of the whole.
+        let busy = (s.t.median_s - fixed).max(0.05 * s.t.median_s);
+        let (c, m) = points.entry(s.class).or_default();
+        if s.flops / pi >= s.bytes / bandwidth {
+            let eta = s.flops / (busy * pi);
+            // The peak sample itself lands a little above 1 once the fixed cost is removed.
+            if eta > 1.02 {
+                warnings.push(format!("{} reached {:.2}x the f32 GEMM peak", s.label, eta));
+            }
+            c.push(EfficiencyPoint { size: s.flops, efficiency: eta.clamp(1e-4, 1.0) });
+        } else {
+            let eta = s.bytes / (busy * bandwidth);
+            if s.bytes / s.t.median_s > cache_bandwidth * 1.05 {
+                warnings.push(format!(
+                    "{} moved {:.0} GB/s, above the best STREAM run",
+                    s.label,
+                    s.bytes / s.t.median_s / 1e9
+                ));
+            }
+            m.push(EfficiencyPoint { size: s.bytes, efficiency: eta.clamp(1e-4, MAX_CACHE_SPEEDUP) });
+        }
+    }
+    let efficiency = points
+        .into_iter()
+        .map(|(class, (c, m))| (class, EfficiencyTable { compute: curve(c), memory: curve(m) }))
+        .collect();
+    let drift = ((after.0 / before.0 - 1.0).abs()).max((after.1 / before.1 - 1.0).abs());
+    if drift > 0.10 {
+        warnings.push(format!(
+            "the machine moved during calibration: probe {:.1} GFLOP/s, {:.1} GB/s before; {:.1}, {:.1} after",
+            before.0 / 1e9,
+            before.1 / 1e9,
+            after.0 / 1e9,
+            after.1 / 1e9
+        ));
+    }
+    spread.sort_by(f64::total_cmp);
+    let host = host(threads);
+    let mut notes = BTreeMap::new();
+    let json = |v: f64| serde_json::Value::from(v);
+    notes.insert("cache_bandwidth_bytes_per_s".into(), json(cache_bandwidth));
+    notes.insert("probe_before_flop_per_s".into(), json(before.0));
+    notes.insert("probe_before_bytes_per_s".into(), json(before.1));
+    notes.insert("probe_after_flop_per_s".into(), json(after.0));
+    notes.insert("probe_after_bytes_per_s".into(), json(after.1));
+    notes.insert("median_cv".into(), json(spread[spread.len() / 2]));
+    notes.insert("tiny_kernel_cv".into(), json(tiny.cv));
+    notes.insert("kernels_timed".into(), serde_json::Value::from(samples.len()));
+    notes.insert("efficiency_tables_for".into(), serde_json::Value::from("f32"));
+    notes.insert("warnings".into(), serde_json::Value::from(warnings));
+    notes.insert(
+        "stream".into(),
+        serde_json::Value::from(
+            stream.iter().map(|(k, a, bw)| format!("{k} {:.2} MB: {:.1} GB/s", a / 1e6, bw / 1e9)).collect::<Vec<_>>(),
+        ),
+    );
+    let memory = super::total_memory_bytes();
+    Ok(DeviceProfile {
+        name: "this-machine".into(),
+        description: format!(
+            "{} ({} threads), calibrated through libtorch {}",
+            host.cpu_model, threads, host.libtorch_version
+        ),
+        kind: DeviceKind::Cpu,
+        memory_bytes: memory,
+        usable_memory_bytes: memory * 0.85,
+        usable_memory_source: "85% of MemTotal from /proc/meminfo, leaving room for the OS (assumption)".into(),
+        bandwidth_bytes_per_s: bandwidth,
+        peak_flops: peak,
+        kernel_overhead_s: fixed,
+        on_chip_bytes: None,
+        efficiency,
+        provenance: Provenance {
+            origin: Origin::Calibrated,
+            source: format!(
+                "rooflinebench calibrate{}: {} kernels timed",
+                if opts.quick { " --quick" } else { "" },
+                samples.len()
+            ),
+            date: today(),
+        },
+        host: Some(host),
+        notes,
+    })
+}
+
+/// Sorted, with points closer than 5% in size merged (their efficiencies averaged).
+fn curve(mut pts: Vec<EfficiencyPoint>) -> EfficiencyCurve {
+    pts.sort_by(|a, b| a.size.total_cmp(&b.size));
+    let mut out: Vec<(f64, f64, f64)> = Vec::new(); // (log size sum, efficiency sum, count)
+    for p in pts {
+        match out.last_mut() {
+            Some(last) if p.size <= (last.0 / last.2).exp() * 1.05 => {
+                last.0 += p.size.ln();
+                last.1 += p.efficiency;
+                last.2 += 1.0;
+            }
+            _ => out.push((p.size.ln(), p.efficiency, 1.0)),
+        }
+    }
+    EfficiencyCurve {
+        points: out.into_iter().map(|(l, e, n)| EfficiencyPoint { size: (l / n).exp(), efficiency: e / n }).collect(),
+    }
+}

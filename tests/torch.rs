@@ -1,0 +1,105 @@
+//! Calibration and validation through libtorch (built with `--features torch`), and the clear
+//! error a build without it gives.
+
+use crate::common::*;
+
+#[cfg(not(feature = "torch"))]
+#[test]
+fn without_torch_calibrate_and_validate_exit_2_saying_how_to_build() {
+    for cmd in ["calibrate", "validate"] {
+        let out = bin().arg(cmd).arg("--quick").assert().code(2).get_output().clone();
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert!(err.contains("--features torch") && err.contains(cmd), "{err}");
+    }
+}
+
+/// Upper bounds from the CPU itself: cores x FMA lanes x 2 FMA pipes x 2 FLOPs x clock, and
+/// for bandwidth cores x 3 cache lines of 64 B per cycle x clock (an L1 ceiling; main memory
+/// is far below it).
+#[cfg(feature = "torch")]
+fn cpu_ceilings() -> (f64, f64) {
+    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap();
+    let mhz = info
+        .lines()
+        .filter(|l| l.starts_with("cpu MHz"))
+        .filter_map(|l| l.split(':').nth(1)?.trim().parse::<f64>().ok())
+        .fold(0.0, f64::max)
+        .max(5000.0); // turbo clocks above the reported one: bound generously at 5 GHz
+    let lanes = if info.contains(" avx512f") {
+        16.0
+    } else if info.contains(" avx2") {
+        8.0
+    } else {
+        4.0
+    };
+    let cores = std::thread::available_parallelism().unwrap().get() as f64;
+    let hz = mhz * 1e6;
+    (cores * lanes * 2.0 * 2.0 * hz, cores * 3.0 * 64.0 * hz)
+}
+
+#[cfg(feature = "torch")]
+#[test]
+fn calibrate_quick_writes_a_profile_within_the_cpu_ceilings_and_validate_quick_compares_layers() {
+    use rooflinebench::device::DeviceProfile;
+    use rooflinebench::dtype::DType;
+    let dir = tempfile::tempdir().unwrap();
+    let profile_path = dir.path().join("this-machine.json");
+    bin().args(["calibrate", "--quick", "--out", profile_path.to_str().unwrap()]).assert().success();
+    let text = std::fs::read_to_string(&profile_path).unwrap();
+    let p = DeviceProfile::from_json(&text, "calibrated").unwrap();
+    let (flops_ceiling, bytes_ceiling) = cpu_ceilings();
+    let peak = p.peak_flops(DType::F32);
+    assert!(peak.is_finite() && peak > 1e9 && peak < flops_ceiling, "f32 peak {peak} vs {flops_ceiling}");
+    let bw = p.bandwidth_bytes_per_s;
+    assert!(bw.is_finite() && bw > 1e9 && bw < bytes_ceiling, "bandwidth {bw} vs {bytes_ceiling}");
+    assert!(p.kernel_overhead_s > 0.0 && p.kernel_overhead_s < 1e-3);
+    assert!(p.efficiency.len() >= 6, "tables for most operator classes: {:?}", p.efficiency.keys());
+    let host = p.host.as_ref().unwrap();
+    assert!(host.libtorch_version.starts_with("2.13"), "{}", host.libtorch_version);
+
+    // The profile drives analysis like any other.
+    bin()
+        .args([
+            "analyze",
+            "--model",
+            model_path("SmolLM2-135M").to_str().unwrap(),
+            "--device",
+            profile_path.to_str().unwrap(),
+        ])
+        .assert()
+        .success();
+
+    // Validation runs real layers and writes its table.
+    let csv_path = dir.path().join("validation.csv");
+    let out = bin()
+        .args(["validate", "--quick", "--device", profile_path.to_str().unwrap(), "--out", csv_path.to_str().unwrap()])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let stdout = String::from_utf8(out).unwrap();
+    assert!(stdout.contains("decode:") && stdout.contains("median |error|"), "{stdout}");
+    let table = std::fs::read_to_string(&csv_path).unwrap();
+    let mut r = csv::Reader::from_reader(table.as_bytes());
+    let rows: Vec<csv::StringRecord> = r.records().map(|r| r.unwrap()).collect();
+    assert!(rows.len() >= 3, "{table}");
+    let headers = r.headers().unwrap().clone();
+    let col = |name: &str| headers.iter().position(|h| h == name).unwrap();
+    for row in &rows {
+        let (m, p): (f64, f64) = (row[col("measured_s")].parse().unwrap(), row[col("predicted_s")].parse().unwrap());
+        assert!(m > 0.0 && m.is_finite() && p > 0.0 && p.is_finite(), "{row:?}");
+    }
+}
+
+#[cfg(feature = "torch")]
+#[test]
+fn a_truncated_calibrated_profile_names_the_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.json");
+    std::fs::write(&path, "{\"name\": \"x\", \"kind\": \"cpu\", \"memory_bytes\": 1e9,").unwrap();
+    let out =
+        bin().args(["validate", "--quick", "--device", path.to_str().unwrap()]).assert().code(2).get_output().clone();
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("p.json") && err.contains("line 1"), "{err}");
+}
