@@ -8,7 +8,7 @@ BIN := target/release/rooflinebench
 BASELINE_DEVICES := rpi5,jetson-orin-nano-super,m1-pro,rtx3070ti-laptop,rtx3090
 PROFILE := devices/this-machine.json
 
-.PHONY: run test build setup bench baseline calibrate validate fmt lint
+.PHONY: run test build setup bench baseline calibrate validate reproduce fmt lint
 
 setup:
 	@bash scripts/setup-libtorch.sh
@@ -49,3 +49,7 @@ fmt:
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets --features torch -- -D warnings
+
+# The paper's experiments with correct accounting: results/paper/{*.csv,*.svg,REPRODUCTION.md}.
+reproduce: build
+	$(BIN) reproduce --out results/paper

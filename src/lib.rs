@@ -13,6 +13,7 @@ pub mod dtype;
 pub mod error;
 pub mod measure;
 pub mod report;
+pub mod reproduce;
 pub mod roofline;
 pub mod search;
 pub mod workload;

@@ -3,6 +3,7 @@
 //!   hand-derived values;
 //! - `roofline`: times, closed-form sums and metrics against hand arithmetic;
 //! - `cli`: the binary driven as a user would, exit codes and error text;
+//! - `report`: SVG plots and the paper reproduction;
 //! - `search`: fronts, determinism across threads and shards, recommendations, bad spaces;
 //! - `torch`: calibration and validation through libtorch (feature `torch`), or their absence.
 
@@ -10,6 +11,7 @@ mod common;
 
 mod accounting;
 mod cli;
+mod report;
 mod roofline;
 mod search;
 mod torch;

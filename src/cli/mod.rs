@@ -1,10 +1,11 @@
 //! Defines rooflinebench's command line: the raw clap arguments, and `run`, which turns each
 //! subcommand into a validated request before any work starts.
 
-mod analyze;
+pub(crate) mod analyze;
 mod devices;
 mod measure;
 mod per_layer;
+mod plot;
 mod search;
 
 use crate::error::Result;
@@ -40,6 +41,49 @@ pub enum Command {
     Calibrate(CalibrateArgs),
     /// Run real decoder layers in libtorch and compare measured with predicted times.
     Validate(ValidateArgs),
+    /// Draw SVG plots: a roofline of models on devices, or a search's Pareto front.
+    Plot(PlotArgs),
+    /// Redo the paper's experiments with correct accounting; write CSV, SVG, REPRODUCTION.md.
+    Reproduce(ReproduceArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PlotArgs {
+    #[command(subcommand)]
+    pub what: PlotWhat,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PlotWhat {
+    /// Devices' roofs (several on one chart) with each model's scenario points.
+    Roofline {
+        #[arg(long, required = true, value_delimiter = ',')]
+        model: Vec<PathBuf>,
+        #[arg(long, required = true, value_delimiter = ',')]
+        device: Vec<String>,
+        /// siso, silo, liso, lilo or all.
+        #[arg(long, value_delimiter = ',')]
+        scenario: Vec<String>,
+        /// Also plot each scenario's prefill and decode points.
+        #[arg(long)]
+        phases: bool,
+        #[command(flatten)]
+        precision: PrecisionArgs,
+        #[arg(long, default_value = "roofline.svg")]
+        out: PathBuf,
+    },
+    /// rip against parameters for a search's output folder (reads its pareto.csv).
+    Front {
+        dir: PathBuf,
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ReproduceArgs {
+    #[arg(long, default_value = "results/paper")]
+    pub out: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -210,6 +254,13 @@ pub fn run(cli: Cli, out: &mut dyn std::io::Write) -> Result<()> {
         Command::Merge(args) => search::run_merge(args, out),
         Command::Calibrate(args) => measure::run_calibrate(args, out),
         Command::Validate(args) => measure::run_validate(args, out),
+        Command::Plot(args) => plot::run(args, out),
+        Command::Reproduce(args) => {
+            let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+            let root = if repo.join("models").is_dir() { repo.to_path_buf() } else { PathBuf::from(".") };
+            let md = crate::reproduce::reproduce(&root, &args.out)?;
+            emit(format!("{md}\nwrote {}\n", args.out.display()).as_bytes(), None, out)
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! Output formats: human tables, CSV, JSON, SVG. Files are written whole or not at all.
 
 pub mod check;
+pub mod plot;
 pub mod search;
 pub mod table;
 

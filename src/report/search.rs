@@ -1,7 +1,7 @@
 //! A search's results: the front as rows, the recommendation and why, and the files
 //! `pareto.csv`, `recommended.json` and `summary.md`.
 
-use super::{json_bytes, table::si, write_atomic, write_atomic_with};
+use super::{json_bytes, plot, table::si, write_atomic, write_atomic_with};
 use crate::arch::{export_hf_config, Attention, Ffn};
 use crate::device::DeviceProfile;
 use crate::error::{Error, Result};
@@ -421,19 +421,50 @@ pub fn summary_markdown(r: &SearchReport, space: &SearchSpace) -> String {
     s
 }
 
-/// Writes pareto.csv, recommended.json, summary.md (and outcome.json) into `dir`. Front rows
-/// are computed one at a time as they stream out: a front can hold hundreds of thousands.
+/// Writes pareto.csv, recommended.json, summary.md, outcome.json, front.svg and roofline.svg
+/// into `dir`. Front rows are computed one at a time as they stream out: a front can hold
+/// hundreds of thousands.
 pub fn write(r: &SearchReport, space: &SearchSpace, device: &DeviceProfile, dir: &Path) -> Result<()> {
     let mut scorer = Scorer::new(space, device, crate::roofline::PlanChoice::Fastest);
+    let mut front_points = Vec::with_capacity(r.outcome.front.len());
     write_atomic_with(&dir.join("pareto.csv"), |w| {
         let mut csv = csv::Writer::from_writer(w);
         for s in &r.outcome.front {
             let c = space.candidate(s.index).expect("scored candidates are valid");
+            front_points.push(plot::FrontPoint {
+                parameters: s.parameters,
+                rip: s.rip,
+                attention: c.arch.attention_kind().name().to_string(),
+                recommended: s.index == r.recommended.index,
+            });
             let d = scorer.detail(&c.arch, c.precision_index);
             csv.serialize(FrontRow::new(&c, &d, s.index == r.recommended.index))?;
         }
         csv.flush()
     })?;
+    plot::front_svg(&dir.join("front.svg"), &format!("{} on {}: Pareto front", r.space, r.device), &front_points)?;
+    let rec = &r.recommended;
+    let roof = plot::RoofLine {
+        label: device.name.clone(),
+        peak_flop_per_s: device.peak_flops(space.candidate(rec.index).expect("valid").precisions.compute()),
+        bandwidth_bytes_per_s: device.bandwidth_bytes_per_s,
+    };
+    let point = |label: &str, i: f64, p: f64| plot::RooflinePoint {
+        label: label.to_string(),
+        roof: 0,
+        intensity_flop_per_byte: i,
+        performance_flop_per_s: p,
+    };
+    plot::roofline_svg(
+        &dir.join("roofline.svg"),
+        &format!("{} on {}: the recommendation", r.space, r.device),
+        &[roof],
+        &[
+            point("prefill", rec.prefill_intensity_flop_per_byte, rec.prefill_performance_flop_per_s),
+            point("decode", rec.decode_intensity_flop_per_byte, rec.decode_performance_flop_per_s),
+            point("workload", rec.intensity_flop_per_byte, rec.performance_flop_per_s),
+        ],
+    )?;
     write_atomic(&dir.join("recommended.json"), &json_bytes(&r.recommended_config))?;
     write_atomic(&dir.join("summary.md"), summary_markdown(r, space).as_bytes())?;
     write_atomic_with(&dir.join("outcome.json"), |w| {

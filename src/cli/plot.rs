@@ -1,0 +1,90 @@
+//! `plot`: SVG rooflines and fronts from models, devices or a search's saved output.
+
+use super::analyze::scenarios_from;
+use super::{emit, PlotArgs, PlotWhat};
+use crate::analysis::{analyze, roof};
+use crate::arch::load_hf_config;
+use crate::device::resolve;
+use crate::error::{Error, Result};
+use crate::report::plot::{front_svg, roofline_svg, FrontPoint, RoofLine, RooflinePoint};
+use crate::roofline::PlanChoice;
+use crate::workload::RunSettings;
+
+pub fn run(args: PlotArgs, out: &mut dyn std::io::Write) -> Result<()> {
+    let path = match args.what {
+        PlotWhat::Roofline { model, device, scenario, phases, precision, out } => {
+            let settings = RunSettings { precisions: precision.resolve()?, ..RunSettings::default() };
+            let scenarios = scenarios_from(&scenario, None, None)?;
+            let models = model.iter().map(|m| load_hf_config(m)).collect::<Result<Vec<_>>>()?;
+            let devices = device.iter().map(|d| resolve(d)).collect::<Result<Vec<_>>>()?;
+            let mut roofs = Vec::new();
+            let mut points = Vec::new();
+            for (i, d) in devices.iter().enumerate() {
+                let r = roof(d, &settings);
+                roofs.push(RoofLine {
+                    label: d.name.clone(),
+                    peak_flop_per_s: r.peak_flop_per_s,
+                    bandwidth_bytes_per_s: r.bandwidth_bytes_per_s,
+                });
+                for m in &models {
+                    for s in &scenarios {
+                        let a = analyze(m, d, s, &settings, PlanChoice::Fastest);
+                        let tag = if models.len() > 1 {
+                            format!("{} {}", m.name, s.name.to_uppercase())
+                        } else {
+                            s.name.to_uppercase()
+                        };
+                        let mut add = |label: String, p: &crate::analysis::PhaseSummary| {
+                            points.push(RooflinePoint {
+                                label,
+                                roof: i,
+                                intensity_flop_per_byte: p.intensity_flop_per_byte,
+                                performance_flop_per_s: p.performance_flop_per_s,
+                            })
+                        };
+                        add(tag.clone(), &a.scenario_point);
+                        if phases {
+                            add(format!("{tag} prefill"), &a.prefill);
+                            add(format!("{tag} decode"), &a.decode);
+                        }
+                    }
+                }
+            }
+            let names: Vec<&str> = models.iter().map(|m| m.name.as_str()).collect();
+            roofline_svg(&out, &format!("{} on the roofline", names.join(", ")), &roofs, &points)?;
+            out
+        }
+        PlotWhat::Front { dir, out } => {
+            let csv_path = dir.join("pareto.csv");
+            let text = std::fs::read_to_string(&csv_path).map_err(|e| Error::io(&csv_path, e))?;
+            let mut r = csv::Reader::from_reader(text.as_bytes());
+            let bad = |e: csv::Error| Error::Usage(format!("{}: {e}", csv_path.display()));
+            let headers = r.headers().map_err(bad)?.clone();
+            let col = |name: &str| {
+                headers.iter().position(|h| h == name).ok_or_else(|| {
+                    Error::field(csv_path.display().to_string(), name, "a column of pareto.csv", "no such column")
+                })
+            };
+            let (p, rip, att, rec) = (col("parameters")?, col("rip")?, col("attention")?, col("recommended")?);
+            let mut points = Vec::new();
+            for row in r.records() {
+                let row = row.map_err(bad)?;
+                let num = |i: usize| {
+                    row[i].parse::<f64>().map_err(|_| {
+                        Error::field(csv_path.display().to_string(), headers[i].to_string(), "a number", &row[i])
+                    })
+                };
+                points.push(FrontPoint {
+                    parameters: num(p)?,
+                    rip: num(rip)?,
+                    attention: row[att].to_string(),
+                    recommended: &row[rec] == "true",
+                });
+            }
+            let out = out.unwrap_or_else(|| dir.join("front.svg"));
+            front_svg(&out, &format!("{}: Pareto front", dir.display()), &points)?;
+            out
+        }
+    };
+    emit(format!("wrote {}\n", path.display()).as_bytes(), None, out)
+}

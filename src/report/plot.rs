@@ -1,0 +1,259 @@
+//! SVG plots (plotters): device rooflines with workload points, and a search's Pareto front.
+//! Each plot is drawn into memory and written atomically.
+
+use super::write_atomic;
+use crate::error::{Error, Result};
+use plotters::prelude::*;
+use std::path::Path;
+
+/// One roof to draw: a device's compute peak and bandwidth.
+#[derive(Debug, Clone)]
+pub struct RoofLine {
+    pub label: String,
+    pub peak_flop_per_s: f64,
+    pub bandwidth_bytes_per_s: f64,
+}
+
+/// One workload point.
+#[derive(Debug, Clone)]
+pub struct RooflinePoint {
+    pub label: String,
+    /// Which roof (index into the roofs) it belongs to: sets its colour.
+    pub roof: usize,
+    pub intensity_flop_per_byte: f64,
+    pub performance_flop_per_s: f64,
+}
+
+const PALETTE: [RGBColor; 8] = [
+    RGBColor(31, 119, 180),
+    RGBColor(214, 39, 40),
+    RGBColor(44, 160, 44),
+    RGBColor(148, 103, 189),
+    RGBColor(255, 127, 14),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(23, 190, 207),
+];
+
+fn color(i: usize) -> RGBColor {
+    PALETTE[i % PALETTE.len()]
+}
+
+fn plot_error(path: &Path, e: impl std::fmt::Display) -> Error {
+    Error::Usage(format!("{}: could not draw the plot: {e}", path.display()))
+}
+
+/// Decade bounds around `lo..hi`.
+fn decades(lo: f64, hi: f64) -> (f64, f64) {
+    (10f64.powf(lo.log10().floor()), 10f64.powf(hi.log10().ceil()))
+}
+
+/// A log-log roofline: one polyline per roof (ridge marked), one marker per point.
+pub fn roofline_svg(path: &Path, title: &str, roofs: &[RoofLine], points: &[RooflinePoint]) -> Result<()> {
+    let mut svg = String::new();
+    {
+        let lo_i = points
+            .iter()
+            .map(|p| p.intensity_flop_per_byte)
+            .chain(roofs.iter().map(|r| r.peak_flop_per_s / r.bandwidth_bytes_per_s / 100.0))
+            .fold(f64::INFINITY, f64::min);
+        let hi_i = points
+            .iter()
+            .map(|p| p.intensity_flop_per_byte)
+            .chain(roofs.iter().map(|r| r.peak_flop_per_s / r.bandwidth_bytes_per_s * 10.0))
+            .fold(0.0, f64::max);
+        let (x0, x1) = decades(lo_i.max(1e-3), hi_i.max(1.0));
+        let lo_p = points
+            .iter()
+            .map(|p| p.performance_flop_per_s)
+            .chain(roofs.iter().map(|r| r.bandwidth_bytes_per_s * x0))
+            .fold(f64::INFINITY, f64::min);
+        let hi_p = roofs.iter().map(|r| r.peak_flop_per_s).fold(0.0, f64::max) * 2.0;
+        let (y0, y1) = decades(lo_p.max(1e3), hi_p);
+        let root = SVGBackend::with_string(&mut svg, (1000, 700)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| plot_error(path, e))?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 22))
+            .margin(16)
+            .x_label_area_size(50)
+            .y_label_area_size(80)
+            .build_cartesian_2d((x0..x1).log_scale(), (y0..y1).log_scale())
+            .map_err(|e| plot_error(path, e))?;
+        chart
+            .configure_mesh()
+            .x_desc("operational intensity (FLOP/byte)")
+            .y_desc("attained performance (FLOP/s)")
+            .x_label_formatter(&|v| format!("{v:.0e}"))
+            .y_label_formatter(&|v| format!("{v:.0e}"))
+            .label_style(("sans-serif", 14))
+            .draw()
+            .map_err(|e| plot_error(path, e))?;
+        for (i, r) in roofs.iter().enumerate() {
+            let ridge = r.peak_flop_per_s / r.bandwidth_bytes_per_s;
+            let c = color(i);
+            chart
+                .draw_series(LineSeries::new(
+                    vec![(x0, r.bandwidth_bytes_per_s * x0), (ridge, r.peak_flop_per_s), (x1, r.peak_flop_per_s)],
+                    c.stroke_width(2),
+                ))
+                .map_err(|e| plot_error(path, e))?
+                .label(format!("{} (ridge {:.1} FLOP/B)", r.label, ridge))
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
+            chart
+                .draw_series(std::iter::once(TriangleMarker::new((ridge, r.peak_flop_per_s), 7, c.filled())))
+                .map_err(|e| plot_error(path, e))?;
+        }
+        // Labels alternate above and below their points, in order of intensity, so that
+        // neighbours do not print over each other.
+        let mut order: Vec<usize> = (0..points.len()).collect();
+        order.sort_by(|&a, &b| points[a].intensity_flop_per_byte.total_cmp(&points[b].intensity_flop_per_byte));
+        let mut below = vec![false; points.len()];
+        for (rank, &i) in order.iter().enumerate() {
+            below[i] = rank % 2 == 1;
+        }
+        chart
+            .draw_series(points.iter().enumerate().map(|(i, p)| {
+                let c = color(p.roof);
+                let offset = if below[i] { (8, 6) } else { (8, -18) };
+                EmptyElement::at((p.intensity_flop_per_byte, p.performance_flop_per_s))
+                    + Circle::new((0, 0), 5, c.filled())
+                    + Text::new(p.label.clone(), offset, ("sans-serif", 12).into_font().color(&BLACK))
+            }))
+            .map_err(|e| plot_error(path, e))?;
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 13))
+            .draw()
+            .map_err(|e| plot_error(path, e))?;
+        root.present().map_err(|e| plot_error(path, e))?;
+    }
+    write_atomic(path, svg.as_bytes())
+}
+
+/// One member of a front for the front plot.
+#[derive(Debug, Clone)]
+pub struct FrontPoint {
+    pub parameters: f64,
+    pub rip: f64,
+    pub attention: String,
+    pub recommended: bool,
+}
+
+/// rip against parameters, coloured by attention kind, the recommendation marked.
+pub fn front_svg(path: &Path, title: &str, points: &[FrontPoint]) -> Result<()> {
+    let mut svg = String::new();
+    {
+        let (px0, px1) =
+            points.iter().fold((f64::INFINITY, 0.0f64), |(a, b), p| (a.min(p.parameters), b.max(p.parameters)));
+        let (r0, r1) = points.iter().fold((f64::INFINITY, 0.0f64), |(a, b), p| (a.min(p.rip), b.max(p.rip)));
+        let pad = ((r1 - r0) * 0.08).max(1e-4);
+        let root = SVGBackend::with_string(&mut svg, (1000, 650)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| plot_error(path, e))?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 22))
+            .margin(16)
+            .x_label_area_size(50)
+            .y_label_area_size(70)
+            .build_cartesian_2d((px0 * 0.97 / 1e6)..(px1 * 1.03 / 1e6), (r0 - pad)..(r1 + pad))
+            .map_err(|e| plot_error(path, e))?;
+        chart
+            .configure_mesh()
+            .x_desc("parameters (millions)")
+            .y_desc("rip (Relative Inference Potential)")
+            .label_style(("sans-serif", 14))
+            .draw()
+            .map_err(|e| plot_error(path, e))?;
+        let mut kinds: Vec<&str> = points.iter().map(|p| p.attention.as_str()).collect();
+        kinds.sort();
+        kinds.dedup();
+        for (i, kind) in kinds.iter().enumerate() {
+            let c = color(i);
+            chart
+                .draw_series(
+                    points
+                        .iter()
+                        .filter(|p| p.attention == *kind)
+                        .map(|p| Circle::new((p.parameters / 1e6, p.rip), 3, c.mix(0.7).filled())),
+                )
+                .map_err(|e| plot_error(path, e))?
+                .label(kind.to_string())
+                .legend(move |(x, y)| Circle::new((x + 8, y), 4, c.filled()));
+        }
+        if let Some(r) = points.iter().find(|p| p.recommended) {
+            chart
+                .draw_series(std::iter::once(
+                    EmptyElement::at((r.parameters / 1e6, r.rip))
+                        + Cross::new((0, 0), 9, BLACK.stroke_width(3))
+                        + Text::new("recommended", (10, -14), ("sans-serif", 14).into_font()),
+                ))
+                .map_err(|e| plot_error(path, e))?;
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 14))
+            .draw()
+            .map_err(|e| plot_error(path, e))?;
+        root.present().map_err(|e| plot_error(path, e))?;
+    }
+    write_atomic(path, svg.as_bytes())
+}
+
+/// Lines of `y` against `x` (one per series), linear x and log y; for sweeps such as depth.
+pub fn sweep_svg(
+    path: &Path,
+    title: &str,
+    x_desc: &str,
+    y_desc: &str,
+    series: &[(String, Vec<(f64, f64)>)],
+) -> Result<()> {
+    let mut svg = String::new();
+    {
+        let all = series.iter().flat_map(|s| s.1.iter());
+        let (x0, x1, y0, y1) = all.fold((f64::INFINITY, 0.0f64, f64::INFINITY, 0.0f64), |(a, b, c, d), &(x, y)| {
+            (a.min(x), b.max(x), c.min(y), d.max(y))
+        });
+        // Half a decade of room, so a flat series never sits on the frame.
+        let (y0, y1) = decades(y0 / 3.0, y1 * 3.0);
+        let root = SVGBackend::with_string(&mut svg, (1000, 650)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| plot_error(path, e))?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 22))
+            .margin(16)
+            .x_label_area_size(50)
+            .y_label_area_size(80)
+            .build_cartesian_2d(x0..x1, (y0..y1).log_scale())
+            .map_err(|e| plot_error(path, e))?;
+        chart
+            .configure_mesh()
+            .x_desc(x_desc)
+            .y_desc(y_desc)
+            .y_label_formatter(&|v| format!("{v:.0e}"))
+            .label_style(("sans-serif", 14))
+            .draw()
+            .map_err(|e| plot_error(path, e))?;
+        for (i, (label, pts)) in series.iter().enumerate() {
+            let c = color(i);
+            chart
+                .draw_series(LineSeries::new(pts.clone(), c.stroke_width(2)))
+                .map_err(|e| plot_error(path, e))?
+                .label(label.clone())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 13))
+            .draw()
+            .map_err(|e| plot_error(path, e))?;
+        root.present().map_err(|e| plot_error(path, e))?;
+    }
+    write_atomic(path, svg.as_bytes())
+}

@@ -1,0 +1,385 @@
+//! `reproduce`: the RooflineBench paper's experiments (arXiv 2602.11506) redone with correct
+//! accounting on the built-in profiles of its five devices: scenarios, depth, attention kind,
+//! and the efficiency trap. Each writes CSV and SVG; REPRODUCTION.md sets the paper's claim
+//! beside what the tool finds.
+
+use crate::analysis::analyze;
+use crate::arch::{load_hf_config, Architecture, Attention, Family, Ffn, Mla};
+use crate::device::{builtin, DeviceProfile};
+use crate::dtype::{DType, Precisions};
+use crate::error::Result;
+use crate::report::plot::{roofline_svg, sweep_svg, RoofLine, RooflinePoint};
+use crate::report::search::finish;
+use crate::report::{csv_bytes, write_atomic};
+use crate::roofline::{PlanChoice, Scenario};
+use crate::search::{run, SearchOptions, SearchSpace};
+use crate::workload::RunSettings;
+use serde::Serialize;
+use std::fmt::Write as _;
+use std::path::Path;
+
+/// The paper's devices, as built-in datasheet profiles.
+pub const PAPER_DEVICES: [&str; 5] = ["m1-pro", "rtx3070ti-laptop", "jetson-orin-nano-super", "rpi5", "rtx3090"];
+
+/// The paper's models that shared/models holds, plus DeepSeek-V2-Lite for MLA.
+pub const PAPER_MODELS: [&str; 6] = [
+    "SmolLM2-135M",
+    "Qwen2.5-0.5B",
+    "Llama-3.2-1B",
+    "Qwen2.5-1.5B-Instruct",
+    "SmolLM2-1.7B-Instruct",
+    "DeepSeek-V2-Lite-Chat",
+];
+
+fn settings() -> RunSettings {
+    // Half-precision weights, activations and cache, as the paper ran.
+    RunSettings { precisions: Precisions::uniform(DType::F16), ..RunSettings::default() }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ScenarioRow {
+    pub model: String,
+    pub device: String,
+    pub scenario: String,
+    pub attention: &'static str,
+    pub parameters: u64,
+    pub prefill_intensity_flop_per_byte: f64,
+    pub decode_intensity_flop_per_byte: f64,
+    pub intensity_flop_per_byte: f64,
+    pub performance_flop_per_s: f64,
+    pub ridge_flop_per_byte: f64,
+    pub bound: &'static str,
+    pub rip: f64,
+    pub attainment: f64,
+    pub decode_tokens_per_s: f64,
+    pub ttft_s: f64,
+}
+
+fn scenario_row(arch: &Architecture, device: &DeviceProfile, s: &Scenario) -> ScenarioRow {
+    let a = analyze(arch, device, s, &settings(), PlanChoice::Fastest);
+    ScenarioRow {
+        model: arch.name.clone(),
+        device: device.name.clone(),
+        scenario: s.name.clone(),
+        attention: arch.attention_kind().name(),
+        parameters: a.parameters,
+        prefill_intensity_flop_per_byte: a.prefill.intensity_flop_per_byte,
+        decode_intensity_flop_per_byte: a.decode.intensity_flop_per_byte,
+        intensity_flop_per_byte: a.scenario_point.intensity_flop_per_byte,
+        performance_flop_per_s: a.scenario_point.performance_flop_per_s,
+        ridge_flop_per_byte: a.ridge_flop_per_byte,
+        bound: a.scenario_point.bound,
+        rip: a.scenario_point.rip,
+        attainment: a.scenario_point.attainment,
+        decode_tokens_per_s: a.decode_tokens_per_s,
+        ttft_s: a.ttft_s,
+    }
+}
+
+pub fn devices() -> Vec<DeviceProfile> {
+    PAPER_DEVICES.iter().map(|d| builtin(d).expect("built-in")).collect()
+}
+
+pub fn models(models_dir: &Path) -> Result<Vec<Architecture>> {
+    PAPER_MODELS.iter().map(|m| load_hf_config(&models_dir.join(format!("{m}.json")))).collect()
+}
+
+/// Experiment 1: every model on every device in the four scenarios.
+pub fn scenarios(models: &[Architecture], devices: &[DeviceProfile]) -> Vec<ScenarioRow> {
+    let mut rows = Vec::new();
+    for d in devices {
+        for m in models {
+            for s in Scenario::all_named() {
+                rows.push(scenario_row(m, d, &s));
+            }
+        }
+    }
+    rows
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DepthRow {
+    pub device: String,
+    pub layers: u32,
+    pub parameters: u64,
+    pub prefill_intensity_flop_per_byte: f64,
+    pub prefill_performance_flop_per_s: f64,
+    pub decode_intensity_flop_per_byte: f64,
+    pub decode_performance_flop_per_s: f64,
+    pub rip: f64,
+}
+
+/// Experiment 2: Llama-3.2-1B's layer with 2 to 64 layers, SISO.
+pub fn depth(base: &Architecture, devices: &[DeviceProfile]) -> Vec<DepthRow> {
+    let s = Scenario::named("siso").expect("named");
+    let mut rows = Vec::new();
+    for d in devices {
+        for layers in (2..=64).step_by(2) {
+            let mut a = base.clone();
+            a.num_layers = layers;
+            let r = analyze(&a, d, &s, &settings(), PlanChoice::Fastest);
+            rows.push(DepthRow {
+                device: d.name.clone(),
+                layers,
+                parameters: r.parameters,
+                prefill_intensity_flop_per_byte: r.prefill.intensity_flop_per_byte,
+                prefill_performance_flop_per_s: r.prefill.performance_flop_per_s,
+                decode_intensity_flop_per_byte: r.decode.intensity_flop_per_byte,
+                decode_performance_flop_per_s: r.decode.performance_flop_per_s,
+                rip: r.scenario_point.rip,
+            });
+        }
+    }
+    rows
+}
+
+/// An MLA model size-matched to the ~1.6B GQA/MHA pair (1.64B parameters, between
+/// Qwen2.5-1.5B's 1.54B and SmolLM2-1.7B's 1.71B): DeepSeek-V2-Lite's attention (16 heads,
+/// latent 512, RoPE 64, 128 + 128 head dims) on a dense 24-layer, 2048-wide stack.
+pub fn mla_matched() -> Architecture {
+    Architecture {
+        name: "MLA-1.6B".into(),
+        family: Family::DeepseekV2,
+        num_layers: 24,
+        hidden_size: 2048,
+        vocab_size: 49152,
+        tie_embeddings: true,
+        attention: Attention::Latent(Mla {
+            num_heads: 16,
+            kv_lora_rank: 512,
+            q_lora_rank: None,
+            qk_nope_head_dim: 128,
+            qk_rope_head_dim: 64,
+            v_head_dim: 128,
+        }),
+        ffn: Ffn::Dense {
+            intermediate_size: 8192,
+            gated: true,
+            activation: crate::arch::Activation::Silu,
+            bias: false,
+        },
+        qkv_bias: false,
+        o_bias: false,
+        qk_norm: false,
+        norms_per_layer: 2,
+        max_position_embeddings: 8192,
+        rope_theta: 1e4,
+        norm_eps: 1e-6,
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TrapRow {
+    pub device: String,
+    pub recommended: String,
+    pub attention: &'static str,
+    pub layers: u32,
+    pub hidden: u32,
+    pub parameters: u64,
+    pub rip: f64,
+    pub decode_tokens_per_s: f64,
+}
+
+fn fmt_pct(x: f64) -> String {
+    format!("{:+.0}%", 100.0 * x)
+}
+
+/// Runs every experiment into `out` and returns the REPRODUCTION.md text.
+pub fn reproduce(repo: &Path, out: &Path) -> Result<String> {
+    let devices = devices();
+    let models = models(&repo.join("models"))?;
+    let mut md = String::from("# The paper's findings, with correct accounting\n\nRooflineBench (arXiv 2602.11506) on the built-in datasheet profiles of its five devices, f16 weights, activations and KV cache, batch 1, each phase at its fastest plan. Regenerate with `make reproduce`.\n\n| # | the paper's claim | what rooflinebench finds | agree | numbers |\n|---|---|---|---|---|\n");
+
+    // 1. Scenarios.
+    let rows = scenarios(&models, &devices);
+    write_atomic(&out.join("scenarios.csv"), &csv_bytes(&rows))?;
+    for d in &devices {
+        let roof = RoofLine {
+            label: d.name.clone(),
+            peak_flop_per_s: d.peak_flops(DType::F16),
+            bandwidth_bytes_per_s: d.bandwidth_bytes_per_s,
+        };
+        let pts: Vec<RooflinePoint> = rows
+            .iter()
+            .filter(|r| r.device == d.name && r.model == "Llama-3.2-1B")
+            .map(|r| RooflinePoint {
+                label: r.scenario.to_uppercase(),
+                roof: 0,
+                intensity_flop_per_byte: r.intensity_flop_per_byte,
+                performance_flop_per_s: r.performance_flop_per_s,
+            })
+            .collect();
+        roofline_svg(
+            &out.join(format!("scenarios-{}.svg", d.name)),
+            &format!("Llama-3.2-1B scenarios on {}", d.name),
+            &[roof],
+            &pts,
+        )?;
+    }
+    let pick = |m: &str, d: &str, s: &str| {
+        rows.iter().find(|r| r.model == m && r.device == d && r.scenario == s).expect("row")
+    };
+    let pairs: Vec<(f64, f64)> = models
+        .iter()
+        .flat_map(|m| devices.iter().map(move |d| (m.name.clone(), d.name.clone())))
+        .map(|(m, d)| (pick(&m, &d, "liso").rip, pick(&m, &d, "silo").rip))
+        .collect();
+    let liso_wins = pairs.iter().filter(|(l, s)| l > s).count();
+    let (l, s) = (pick("Llama-3.2-1B", "rtx3090", "liso"), pick("Llama-3.2-1B", "rtx3090", "silo"));
+    let _ = writeln!(
+        md,
+        "| 1 | Long-prompt/short-answer work (LISO) sits far better on the roofline than short-prompt/long-answer (SILO). | LISO has the higher intensity and rip for {liso_wins} of {} model-device pairs: prefill is compute-bound, decode reads every weight per token. | yes | Llama-3.2-1B on RTX 3090: LISO {:.1} FLOP/B, rip {:.3}; SILO {:.2} FLOP/B, rip {:.4}. `scenarios.csv`, `scenarios-*.svg` |",
+        pairs.len(),
+        l.intensity_flop_per_byte,
+        l.rip,
+        s.intensity_flop_per_byte,
+        s.rip
+    );
+
+    // 2. Depth.
+    let base = models.iter().find(|m| m.name == "Llama-3.2-1B").expect("model").clone();
+    let depth_rows = depth(&base, &devices);
+    write_atomic(&out.join("depth.csv"), &csv_bytes(&depth_rows))?;
+    let series = |f: &dyn Fn(&DepthRow) -> f64, phase: &str| -> Vec<(String, Vec<(f64, f64)>)> {
+        ["rtx3090", "rpi5"]
+            .iter()
+            .map(|d| {
+                (
+                    format!("{d} {phase}"),
+                    depth_rows.iter().filter(|r| r.device == *d).map(|r| (r.layers as f64, f(r))).collect(),
+                )
+            })
+            .collect()
+    };
+    // Intensity is a property of the workload, the same on every device: one series per phase.
+    let on = |f: &dyn Fn(&DepthRow) -> f64| {
+        depth_rows.iter().filter(|r| r.device == "rtx3090").map(|r| (r.layers as f64, f(r))).collect()
+    };
+    let intensity = vec![
+        ("prefill".to_string(), on(&|r| r.prefill_intensity_flop_per_byte)),
+        ("decode".to_string(), on(&|r| r.decode_intensity_flop_per_byte)),
+    ];
+    sweep_svg(
+        &out.join("depth-intensity.svg"),
+        "Intensity against depth (Llama-3.2-1B layers, SISO; any device)",
+        "layers",
+        "operational intensity (FLOP/byte)",
+        &intensity,
+    )?;
+    let mut perf = series(&|r| r.prefill_performance_flop_per_s, "prefill");
+    perf.extend(series(&|r| r.decode_performance_flop_per_s, "decode"));
+    sweep_svg(
+        &out.join("depth-performance.svg"),
+        "Attained performance against depth (Llama-3.2-1B layers, SISO)",
+        "layers",
+        "attained performance (FLOP/s)",
+        &perf,
+    )?;
+    let at = |d: &str, l: u32| depth_rows.iter().find(|r| r.device == d && r.layers == l).expect("row");
+    let (d2, d4, d64) = (at("rtx3090", 2), at("rtx3090", 4), at("rtx3090", 64));
+    let peak_layers = depth_rows
+        .iter()
+        .filter(|r| r.device == "rtx3090")
+        .max_by(|a, b| a.rip.total_cmp(&b.rip))
+        .map_or(0, |r| r.layers);
+    let _ = writeln!(
+        md,
+        "| 2 | Depth changes intensity; the released code's curve peaks at 3-5 layers. | Decode intensity barely moves with depth ({:.2} FLOP/B at 2 layers, {:.2} at 4, {:.2} at 64 on RTX 3090): every layer adds weights and FLOPs in the same ratio; only the embedding and LM head, amortised over more layers, shift it. No peak at 3-5 layers: that peak came from dividing by peak RSS times wall time. Best rip on RTX 3090 at {peak_layers} layers. | no | `depth.csv`, `depth-intensity.svg`, `depth-performance.svg` |",
+        d2.decode_intensity_flop_per_byte, d4.decode_intensity_flop_per_byte, d64.decode_intensity_flop_per_byte
+    );
+
+    // 3. Attention kinds at about 1.6B parameters.
+    let trio = [
+        models.iter().find(|m| m.name == "SmolLM2-1.7B-Instruct").expect("model").clone(),
+        models.iter().find(|m| m.name == "Qwen2.5-1.5B-Instruct").expect("model").clone(),
+        mla_matched(),
+    ];
+    let silo = Scenario::named("silo").expect("named");
+    let silo = &silo;
+    let att_rows: Vec<ScenarioRow> =
+        devices.iter().flat_map(|d| trio.iter().map(move |m| scenario_row(m, d, silo))).collect();
+    write_atomic(&out.join("attention.csv"), &csv_bytes(&att_rows))?;
+    for d in &devices {
+        let roof = RoofLine {
+            label: d.name.clone(),
+            peak_flop_per_s: d.peak_flops(DType::F16),
+            bandwidth_bytes_per_s: d.bandwidth_bytes_per_s,
+        };
+        let pts: Vec<RooflinePoint> = att_rows
+            .iter()
+            .filter(|r| r.device == d.name)
+            .map(|r| RooflinePoint {
+                label: format!("{} SILO", r.attention.to_uppercase()),
+                roof: 0,
+                intensity_flop_per_byte: r.intensity_flop_per_byte,
+                performance_flop_per_s: r.performance_flop_per_s,
+            })
+            .collect();
+        roofline_svg(
+            &out.join(format!("attention-{}.svg", d.name)),
+            &format!("MHA, GQA, MLA at ~1.6B, SILO decode on {}", d.name),
+            &[roof],
+            &pts,
+        )?;
+    }
+    let kv: Vec<String> = trio
+        .iter()
+        .map(|m| format!("{} {} B", m.attention_kind().name().to_uppercase(), m.kv_elements_per_token() * 2))
+        .collect();
+    let mla_higher = devices
+        .iter()
+        .filter(|d| {
+            let r = |k: &str| {
+                att_rows
+                    .iter()
+                    .find(|r| r.device == d.name && r.attention == k)
+                    .expect("row")
+                    .decode_intensity_flop_per_byte
+            };
+            r("mla") > r("gqa") && r("mla") > r("mha")
+        })
+        .count();
+    let tps = |k: &str, d: &str| {
+        att_rows.iter().find(|r| r.device == d && r.attention == k).expect("row").decode_tokens_per_s
+    };
+    let _ = writeln!(
+        md,
+        "| 3 | MLA moves decode toward the compute roof on every device. | MLA decode has the highest intensity on {mla_higher} of 5 devices: absorbed attention reads one {}-wide latent per token for all heads. KV cache per token: {}. Higher intensity is not the same as faster: MLA vs GQA decode tokens/s on RTX 3090 {}. | yes (intensity) | `attention.csv`, `attention-*.svg` |",
+        512 + 64,
+        kv.join(", "),
+        fmt_pct(tps("mla", "rtx3090") / tps("gqa", "rtx3090") - 1.0)
+    );
+
+    // 4. The efficiency trap: one space, five devices.
+    let space = SearchSpace::load(&repo.join("search-spaces/around-1b.toml"))?;
+    let mut trap = Vec::new();
+    for d in &devices {
+        let r = finish(&space, d, run(&space, d, &SearchOptions::default())?)?;
+        let c = r.recommended;
+        trap.push(TrapRow {
+            device: d.name.clone(),
+            recommended: c.label(),
+            attention: c.attention,
+            layers: c.layers,
+            hidden: c.hidden,
+            parameters: c.parameters,
+            rip: c.rip,
+            decode_tokens_per_s: c.decode_tokens_per_s,
+        });
+    }
+    write_atomic(&out.join("efficiency-trap.csv"), &csv_bytes(&trap))?;
+    let mut distinct: Vec<String> =
+        trap.iter().map(|t| format!("{} L{} H{}", t.attention, t.layers, t.hidden)).collect();
+    distinct.sort();
+    distinct.dedup();
+    let _ = writeln!(
+        md,
+        "| 4 | The best architecture depends on the device (the efficiency trap). | The ~1B space recommends {} distinct architectures across the 5 devices: {}. | {} | `efficiency-trap.csv` |",
+        distinct.len(),
+        trap.iter().map(|t| format!("{}: {} L{} H{}", t.device, t.attention, t.layers, t.hidden)).collect::<Vec<_>>().join("; "),
+        if distinct.len() > 1 { "yes" } else { "no" }
+    );
+    md.push_str("\nWhere a claim does not hold, the reason is accounting: the paper's released code multiplies peak RSS by wall time and calls it bytes, counts prompt tokens only, leaves out the FFN and the LM head, halves GQA's KV heads and fixes MLA's latent at 512 (see the design notes).\n");
+    write_atomic(&out.join("REPRODUCTION.md"), md.as_bytes())?;
+    Ok(md)
+}
