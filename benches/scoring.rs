@@ -87,5 +87,17 @@ fn per_layer_milp(c: &mut Criterion) {
     c.bench_function("milp/32-layers-30-options", |b| b.iter(|| black_box(solve(&inst).unwrap())));
 }
 
-criterion_group!(benches, scenario_evaluation, search_throughput, per_layer_milp);
+fn plan_extraction(c: &mut Criterion) {
+    use rooflinebench::dtype::DType;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let device = builtin("rtx3090").unwrap();
+    for name in ["DeepSeek-V2-Lite-Chat", "Llama-3.2-1B"] {
+        let arch = load_hf_config(&root.join("models").join(format!("{name}.json"))).unwrap();
+        c.bench_function(&format!("plan/extract-one-shape/{name}"), |b| {
+            b.iter(|| black_box(rooflinebench::plan::explain(&arch, &device, DType::F16, 1.0, 4096.0)))
+        });
+    }
+}
+
+criterion_group!(benches, scenario_evaluation, search_throughput, per_layer_milp, plan_extraction);
 criterion_main!(benches);

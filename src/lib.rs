@@ -12,6 +12,7 @@ pub mod device;
 pub mod dtype;
 pub mod error;
 pub mod measure;
+pub mod plan;
 pub mod report;
 pub mod reproduce;
 pub mod roofline;

@@ -88,6 +88,26 @@ pub fn run(args: AnalyzeArgs, out: &mut dyn std::io::Write) -> Result<()> {
                 if args.per_op {
                     s.push_str(&table::operators(ops));
                 }
+                if args.explain_plan {
+                    let arch = req.models.iter().find(|m| m.name == a.model).expect("analysed model");
+                    let device = req.devices.iter().find(|d| d.name == a.device).expect("analysed device");
+                    s.push_str(
+                        "  execution plan (attention core of one layer, e-graph extraction by roofline time):\n",
+                    );
+                    let text = crate::plan::explain_text(
+                        arch,
+                        device,
+                        req.settings.precisions.compute(),
+                        a.prompt_tokens as f64,
+                        (a.prompt_tokens + a.generated_tokens) as f64,
+                        a.batch as f64,
+                    );
+                    for line in text.lines() {
+                        s.push_str("    ");
+                        s.push_str(line);
+                        s.push('\n');
+                    }
+                }
                 s.push('\n');
             }
             s.into_bytes()

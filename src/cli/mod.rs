@@ -223,6 +223,9 @@ pub struct AnalyzeArgs {
     /// Add one row per operator (decode rows sum every step of the scenario).
     #[arg(long)]
     pub per_op: bool,
+    /// Print the e-graph's chosen plan per phase, the alternatives it weighed and their costs.
+    #[arg(long)]
+    pub explain_plan: bool,
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
     /// Write to this file (atomically) instead of standard output.

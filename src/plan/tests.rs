@@ -1,0 +1,168 @@
+//! E-graph plans against independent references: dynamic programming for matrix chains, the
+//! workload module's closed forms for MLA, and byte lower bounds.
+
+use super::*;
+use crate::arch::load_hf_config;
+use crate::roofline::op_totals;
+use crate::workload::{operators, Phase, RunSettings};
+use proptest::prelude::*;
+
+fn device(name: &str) -> DeviceProfile {
+    crate::device::builtin(name).unwrap()
+}
+
+fn deepseek() -> Architecture {
+    load_hf_config(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/DeepSeek-V2-Lite-Chat.json")).unwrap()
+}
+
+/// Minimum FLOPs of a matrix chain with dimensions `d`, by the textbook recurrence.
+fn dp_min_flops(d: &[f64]) -> f64 {
+    let n = d.len() - 1;
+    let mut m = vec![vec![0.0; n]; n];
+    for len in 2..=n {
+        for i in 0..=n - len {
+            let j = i + len - 1;
+            m[i][j] =
+                (i..j).map(|k| m[i][k] + m[k + 1][j] + 2.0 * d[i] * d[k + 1] * d[j + 1]).fold(f64::INFINITY, f64::min);
+        }
+    }
+    m[0][n - 1]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
+    #[test]
+    fn matrix_chain_order_is_optimal_against_dynamic_programming(dims in prop::collection::vec(1u32..200, 3..7)) {
+        let d: Vec<f64> = dims.iter().map(|&x| x as f64).collect();
+        let mut shapes = Shapes::default();
+        let mut text = String::from("m0");
+        for i in 0..d.len() - 1 {
+            shapes.leaves.insert(Symbol::from(format!("m{i}")), Meta { shape: [1.0, d[i], d[i + 1]], home: Home::Weights, source: None });
+            if i > 0 {
+                text = format!("(mm {text} m{i})");
+            }
+        }
+        let expr: RecExpr<PlanLang> = text.parse().unwrap();
+        let runner: Runner<PlanLang, Shapes> = Runner::new(shapes).with_expr(&expr).with_iter_limit(30).with_node_limit(50_000).run(&rules(None, 4.0));
+        // A compute-only device: time is FLOPs.
+        let mut cost = RooflineTime { graph: &runner.egraph, peak_flop_per_s: 1.0, bandwidth_bytes_per_s: 1e300, overhead_s: 0.0, bytes_per_element: 4.0 };
+        let (best, _) = Extractor::new(&runner.egraph, RooflineTime { graph: &runner.egraph, ..cost }).find_best(runner.roots[0]);
+        let _ = &mut cost;
+        prop_assert!((best - dp_min_flops(&d)).abs() <= 1e-9 * best.max(1.0), "{} vs {}", best, dp_min_flops(&d));
+        // Reassociation never changes the result's shape.
+        prop_assert_eq!(runner.egraph[runner.roots[0]].data.shape, [1.0, d[0], d[d.len() - 1]]);
+    }
+}
+
+#[test]
+fn mla_absorbs_for_long_decode_and_materialises_for_prefill_on_a_gpu() {
+    let (arch, gpu) = (deepseek(), device("rtx3090"));
+    let decode = explain(&arch, &gpu, DType::F16, 1.0, 4096.0);
+    assert_eq!(decode.plan.mla, MlaForm::Absorbed, "{}", decode.best);
+    let prefill = explain(&arch, &gpu, DType::F16, 4096.0, 4096.0);
+    assert_eq!(prefill.plan.mla, MlaForm::Materialised, "{}", prefill.best);
+}
+
+/// Per-layer decode time of the plan-dependent operators under a plan, from the workload's
+/// closed forms (an independent implementation of the same physics).
+fn closed_form_core_s(arch: &Architecture, device: &DeviceProfile, plan: Plan, context: f64) -> f64 {
+    let s = RunSettings { precisions: crate::dtype::Precisions::uniform(DType::F16), ..RunSettings::default() };
+    let mut ops = Vec::new();
+    crate::workload::operators_into(arch, Phase::Decode, &s, plan, crate::workload::Part::PlanDependent, &mut ops);
+    ops.iter().map(|o| op_totals(o, device, context, context).point.time_s / o.count as f64).sum()
+}
+
+#[test]
+fn the_e_graph_and_the_closed_forms_find_the_same_mla_crossover() {
+    // Decode of DeepSeek-V2-Lite: materialised wins at short contexts (its per-step cost grows
+    // by nh x (dn + dv) per key, absorbed's by r + rope but with fixed absorption products).
+    let (arch, d) = (deepseek(), device("jetson-orin-nano-super"));
+    let grid: Vec<f64> = (0..=40).map(|i| 2f64.powf(i as f64 / 4.0)).collect(); // 1 .. 1024 keys
+    let first_absorbed = |absorbed: &dyn Fn(f64) -> bool| grid.iter().copied().find(|&n| absorbed(n));
+    let egraph = first_absorbed(&|n| explain(&arch, &d, DType::F16, 1.0, n.round()).plan.mla == MlaForm::Absorbed);
+    let fused = |mla| Plan { mla, attention: AttentionForm::Fused };
+    let closed = first_absorbed(&|n| {
+        closed_form_core_s(&arch, &d, fused(MlaForm::Absorbed), n.round())
+            < closed_form_core_s(&arch, &d, fused(MlaForm::Materialised), n.round())
+    });
+    let (e, c) = (egraph.expect("the e-graph absorbs somewhere"), closed.expect("the closed forms cross"));
+    eprintln!("crossover: e-graph {e:.1} keys, closed forms {c:.1} keys");
+    assert!(c > grid[0], "the crossover must lie inside the grid, not at its first point");
+    // The e-graph expands keys and values in two products (the workload in one): allow one
+    // quarter-octave step of the grid either way.
+    assert!((e / c).log2().abs() <= 0.25 + 1e-9, "e-graph crossover {e} keys, closed forms {c} keys");
+}
+
+#[test]
+fn fused_attention_wins_long_prefill_when_scores_exceed_on_chip_memory() {
+    let arch =
+        load_hf_config(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/Llama-3.2-1B.json")).unwrap();
+    let mut gpu = device("rtx3090");
+    gpu.on_chip_bytes = Some(6.0 * 1024.0 * 1024.0);
+    // 4096 x 4096 scores per head in f16 = 32 MiB per head, far past 6 MiB.
+    let e = explain(&arch, &gpu, DType::F16, 4096.0, 4096.0);
+    assert_eq!(e.plan.attention, AttentionForm::Fused, "{}", e.best);
+    let unfused = e.alternatives.iter().find(|a| a.0 == "unfused").unwrap().2;
+    assert!(e.best_time_s < unfused);
+    // A device whose on-chip memory cannot hold one tile never fuses.
+    gpu.on_chip_bytes = Some(1024.0);
+    let e = explain(&arch, &gpu, DType::F16, 4096.0, 4096.0);
+    assert_eq!(e.plan.attention, AttentionForm::Unfused);
+    assert!(e.alternatives.iter().all(|a| a.0 != "fused"));
+}
+
+#[test]
+fn no_plan_claims_fewer_bytes_than_its_weights_inputs_and_outputs() {
+    let arch = deepseek();
+    for (tokens, context) in [(1.0, 64.0), (1.0, 8192.0), (512.0, 512.0)] {
+        let (expr, shapes) = attention_core(&arch, tokens, context);
+        let runner: Runner<PlanLang, Shapes> =
+            Runner::new(shapes.clone()).with_expr(&expr).with_iter_limit(12).run(&rules(None, 2.0));
+        let g = &runner.egraph;
+        let (best, _) = (
+            Extractor::new(g, RooflineTime::new(g, &device("a100-40gb"), DType::F16)).find_best(runner.roots[0]).1,
+            (),
+        );
+        let _ = &best;
+        // Every distinct leaf must be read at least once and the output written once.
+        let leaves: f64 = shapes
+            .leaves
+            .iter()
+            .filter(|(k, _)| !k.as_str().starts_with("none"))
+            .map(|(k, m)| if k.as_str() == "latent_t" { 0.0 } else { m.elements() * 2.0 })
+            .sum();
+        let out = g[runner.roots[0]].data.elements() * 2.0;
+        for (label, text, ..) in named_forms(&arch, tokens, context) {
+            let e: RecExpr<PlanLang> = text.parse().unwrap();
+            let mut ids: Vec<Id> = Vec::new();
+            let mut bytes = 0.0;
+            for node in e.as_ref() {
+                let mapped = node.clone().map_children(|c| ids[usize::from(c)]);
+                ids.push(g.lookup(mapped.clone()).unwrap());
+                bytes += node_work(g, &mapped, 2.0).1;
+            }
+            assert!(bytes >= leaves + out - 1e-6, "{label}: {bytes} < {}", leaves + out);
+        }
+    }
+}
+
+#[test]
+fn the_e_graph_agrees_with_the_evaluators_plan_choice() {
+    // The scoring path prices the same candidate plans in closed form; both must pick the same
+    // MLA form per phase on datasheet profiles.
+    let arch = deepseek();
+    for name in ["rtx3090", "rpi5", "m1-pro"] {
+        let d = device(name);
+        let s = crate::roofline::Scenario::named("liso").unwrap();
+        let settings =
+            RunSettings { precisions: crate::dtype::Precisions::uniform(DType::F16), ..RunSettings::default() };
+        let ev =
+            crate::roofline::Evaluator::new(&d, settings, crate::roofline::PlanChoice::Fastest).scenario(&arch, &s);
+        let prefill = explain(&arch, &d, DType::F16, s.prompt as f64, s.prompt as f64);
+        assert_eq!(prefill.plan.mla, ev.prefill.plan.mla, "{name} prefill");
+        let decode = explain(&arch, &d, DType::F16, 1.0, (s.prompt + s.generate) as f64);
+        assert_eq!(decode.plan.mla, ev.decode.plan.mla, "{name} decode");
+    }
+    let _ = operators;
+}
