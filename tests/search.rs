@@ -58,7 +58,10 @@ fn outputs_are_identical_for_one_and_two_threads() {
             .success();
     }
     let (one, two) = (files(&dir.path().join("1")), files(&dir.path().join("2")));
-    assert_eq!(one.keys().collect::<Vec<_>>(), ["outcome.json", "pareto.csv", "recommended.json", "summary.md"]);
+    assert_eq!(
+        one.keys().collect::<Vec<_>>(),
+        ["front.svg", "outcome.json", "pareto.csv", "recommended.json", "roofline.svg", "summary.md"]
+    );
     assert_eq!(one, two);
 }
 

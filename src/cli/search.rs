@@ -93,13 +93,15 @@ fn devices(list: &[String]) -> Result<Vec<DeviceProfile>> {
 }
 
 fn batch_summary(reports: &[&SearchReport]) -> String {
-    let mut s = String::from("# Batch summary\n\n| space | device | recommended | params | rip | decode tok/s | TTFT | memory | feasible | front |\n|---|---|---|---:|---:|---:|---:|---:|---:|---:|\n");
+    let mut s = String::from("# Batch summary\n\n| space | device | recommended | params | rip | decode tok/s | TTFT | memory | feasible | front | plots |\n|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|\n");
     for r in reports {
         let c = &r.recommended;
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} | {:.4} | {:.1} | {} | {} | {} | {} |",
+            "| [{}]({}/{}/summary.md) | {} | {} | {} | {:.4} | {:.1} | {} | {} | {} | {} | [front]({1}/{2}/front.svg), [roofline]({1}/{2}/roofline.svg) |",
             r.space,
+            r.space,
+            r.device,
             r.device,
             c.label(),
             si(c.parameters as f64, ""),

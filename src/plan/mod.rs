@@ -345,6 +345,26 @@ pub fn classify(e: &RecExpr<PlanLang>) -> Plan {
     }
 }
 
+/// The FFN's prologue: the norm before the gate (and up) product, `(mm (norm x) w)`, which the
+/// `fuse-norm` rule turns into one kernel that never writes the normalised activations.
+pub fn ffn_prologue(arch: &Architecture, tokens: f64) -> (RecExpr<PlanLang>, Shapes) {
+    let mut shapes = Shapes::default();
+    let h = arch.hidden_size as f64;
+    let width = match arch.ffn {
+        crate::arch::Ffn::Dense { intermediate_size, .. } => intermediate_size as f64,
+        crate::arch::Ffn::Moe(m) => m.dense_intermediate_size.max(m.expert_intermediate_size) as f64,
+    };
+    shapes.leaves.insert(
+        Symbol::from("x"),
+        Meta { shape: [1.0, tokens, h], home: Home::Activations, source: Some(Symbol::from("x")) },
+    );
+    shapes.leaves.insert(
+        Symbol::from("w_gate"),
+        Meta { shape: [1.0, h, width], home: Home::Weights, source: Some(Symbol::from("w_gate")) },
+    );
+    ("(mm (norm x) w_gate)".parse().expect("well-formed"), shapes)
+}
+
 /// `analyze --explain-plan`: the chosen plan per phase, the alternatives and why.
 pub fn explain_text(
     arch: &Architecture,
@@ -369,6 +389,15 @@ pub fn explain_text(
         for (label, expr, t, bound) in &e.alternatives {
             let _ = writeln!(s, "  {label:<24} {t:.3e} s, slowest kernel {bound}-bound: {expr}");
         }
+        // The FFN prologue: fused norm or not.
+        let (expr, shapes) = ffn_prologue(arch, tokens);
+        let runner: Runner<PlanLang, Shapes> =
+            Runner::new(shapes).with_expr(&expr).with_iter_limit(4).run(&rules(device.on_chip_bytes, dtype.bytes()));
+        let g = &runner.egraph;
+        let mut cost = RooflineTime::new(g, device, dtype);
+        let (t, best) = Extractor::new(g, RooflineTime::new(g, device, dtype)).find_best(runner.roots[0]);
+        let (unfused, _) = price(g, &mut cost, &expr).expect("the input expression is in its e-graph");
+        let _ = writeln!(s, "  ffn prologue: {best} in {t:.3e} s (norm then product: {unfused:.3e} s)");
     }
     s
 }
