@@ -145,6 +145,9 @@ pub struct RooflineTime<'a> {
     pub bandwidth_bytes_per_s: f64,
     pub overhead_s: f64,
     pub bytes_per_element: f64,
+    /// Whether extraction may choose an expanded K/V cache: it trades time for a cache many
+    /// times the latent's size, a memory decision the caller makes (scoring does not).
+    pub allow_expanded_cache: bool,
 }
 
 impl<'a> RooflineTime<'a> {
@@ -155,6 +158,7 @@ impl<'a> RooflineTime<'a> {
             bandwidth_bytes_per_s: device.bandwidth_bytes_per_s,
             overhead_s: device.kernel_overhead_s,
             bytes_per_element: dtype.bytes(),
+            allow_expanded_cache: false,
         }
     }
 
@@ -170,6 +174,11 @@ impl<'a> RooflineTime<'a> {
 impl CostFunction<PlanLang> for RooflineTime<'_> {
     type Cost = f64;
     fn cost<C: FnMut(Id) -> f64>(&mut self, enode: &PlanLang, mut costs: C) -> f64 {
+        if let PlanLang::Leaf(s) = enode {
+            if !self.allow_expanded_cache && matches!(s.as_str(), "k_expanded_t" | "v_expanded") {
+                return f64::INFINITY;
+            }
+        }
         enode.fold(self.node_time(enode), |sum, id| sum + costs(id))
     }
 }
@@ -180,6 +189,10 @@ pub fn rules(on_chip_bytes: Option<f64>, bytes_per_element: f64) -> Vec<Rewrite<
         rw!("mm-assoc-left"; "(mm ?a (mm ?b ?c))" => "(mm (mm ?a ?b) ?c)"),
         rw!("mm-assoc-right"; "(mm (mm ?a ?b) ?c)" => "(mm ?a (mm ?b ?c))"),
         rw!("fuse-norm"; "(mm (norm ?x) ?w)" => "(mm_norm ?x ?w)"),
+        // MLA: keep the expanded per-head keys and values in the cache instead of recomputing
+        // them from the latent each step (more cache bytes read, no expansion products).
+        rw!("cache-expanded-keys"; "(mm w_uk_t latent_t)" => "k_expanded_t"),
+        rw!("cache-expanded-values"; "(mm latent w_uv)" => "v_expanded"),
     ];
     // Fused attention streams 64-key tiles of keys and values through on-chip memory; it
     // applies when one tile (and a 64-query block) fits.
@@ -222,6 +235,9 @@ pub fn attention_core(arch: &Architecture, tokens: f64, context: f64) -> (RecExp
             let lt = leaf("latent_t", [1.0, r, context], Home::KvCache, "latent");
             let l = leaf("latent", [1.0, context, r], Home::KvCache, "latent");
             let krt = leaf("k_rope_t", [1.0, dr, context], Home::KvCache, "k_rope");
+            // The expanded cache the caching rules may read instead.
+            leaf("k_expanded_t", [nh, dn, context], Home::KvCache, "k_expanded");
+            leaf("v_expanded", [nh, context, dv], Home::KvCache, "v_expanded");
             format!("(mm (softmax (add (mm {q} (mm {wuk} {lt})) (mm {qr} {krt}))) (mm {l} {wuv}))")
         }
         Attention::Grouped { num_heads, num_kv_heads, head_dim } => {
@@ -322,6 +338,7 @@ fn named_forms(arch: &Architecture, _tokens: f64, _context: f64) -> Vec<(String,
                 "(mm (mm (softmax (add (mm (mm q_nope w_uk_t) latent_t) (mm q_rope k_rope_t))) latent) w_uv)".into(),
             ),
             ("absorbed, fused".into(), "(mm (flash (mm q_nope w_uk_t) latent_t q_rope k_rope_t latent) w_uv)".into()),
+            ("expanded K/V cache, fused".into(), "(flash q_nope k_expanded_t q_rope k_rope_t v_expanded)".into()),
         ],
         Attention::Grouped { .. } => vec![
             ("unfused".into(), "(mm (softmax (mm q k_t)) v)".into()),
