@@ -13,7 +13,7 @@
 use crate::arch::{Architecture, Attention};
 use crate::device::DeviceProfile;
 use crate::dtype::DType;
-use crate::workload::{AttentionForm, MlaForm, Plan};
+use crate::workload::{AttentionForm, MlaForm, OpClass, Plan};
 use egg::{
     define_language, rewrite as rw, Analysis, CostFunction, DidMerge, EGraph, Extractor, Id, Language, RecExpr,
     Rewrite, Runner, Symbol,
@@ -138,9 +138,32 @@ pub fn node_work(g: &PlanGraph, node: &PlanLang, bytes_per_element: f64) -> (f64
     }
 }
 
-/// Roofline time of a plan on a device: per kernel `max(W / peak, Q / bandwidth) + fixed`.
+/// The operator class calibration measured for a node's kernel.
+fn class_of(g: &PlanGraph, node: &PlanLang) -> OpClass {
+    match node {
+        // A product with a weight operand is a matmul; activations times activations or the
+        // cache (scores, absorbed products) is a batched product.
+        PlanLang::Mm([a, b]) => {
+            if g[*a].data.home == Home::Weights || g[*b].data.home == Home::Weights {
+                OpClass::Matmul
+            } else {
+                OpClass::BatchedMatmul
+            }
+        }
+        PlanLang::MmNorm(_) => OpClass::Matmul,
+        PlanLang::Flash(_) => OpClass::Attention,
+        PlanLang::Softmax(_) => OpClass::Softmax,
+        PlanLang::Norm(_) => OpClass::Norm,
+        PlanLang::Add(_) | PlanLang::Leaf(_) => OpClass::Elementwise,
+    }
+}
+
+/// Roofline time of a plan on a device: per kernel `max(W / (peak eta_c), Q / (bandwidth
+/// eta_m)) + fixed`, with the profile's calibrated efficiencies when it has them.
 pub struct RooflineTime<'a> {
     pub graph: &'a PlanGraph,
+    /// Calibrated efficiency curves (empty on a datasheet profile).
+    pub efficiency: Option<&'a std::collections::BTreeMap<OpClass, crate::device::EfficiencyTable>>,
     pub peak_flop_per_s: f64,
     pub bandwidth_bytes_per_s: f64,
     pub overhead_s: f64,
@@ -151,9 +174,10 @@ pub struct RooflineTime<'a> {
 }
 
 impl<'a> RooflineTime<'a> {
-    pub fn new(graph: &'a PlanGraph, device: &DeviceProfile, dtype: DType) -> Self {
+    pub fn new(graph: &'a PlanGraph, device: &'a DeviceProfile, dtype: DType) -> Self {
         RooflineTime {
             graph,
+            efficiency: device.has_efficiency_tables().then_some(&device.efficiency),
             peak_flop_per_s: device.peak_flops(dtype),
             bandwidth_bytes_per_s: device.bandwidth_bytes_per_s,
             overhead_s: device.kernel_overhead_s,
@@ -167,7 +191,9 @@ impl<'a> RooflineTime<'a> {
             return 0.0;
         }
         let (w, q) = node_work(self.graph, node, self.bytes_per_element);
-        (w / self.peak_flop_per_s).max(q / self.bandwidth_bytes_per_s) + self.overhead_s
+        let (ec, em) =
+            self.efficiency.and_then(|t| t.get(&class_of(self.graph, node))).map_or((1.0, 1.0), |t| t.lookup(w, q));
+        (w / (self.peak_flop_per_s * ec)).max(q / (self.bandwidth_bytes_per_s * em)) + self.overhead_s
     }
 }
 

@@ -46,7 +46,7 @@ proptest! {
         let expr: RecExpr<PlanLang> = text.parse().unwrap();
         let runner: Runner<PlanLang, Shapes> = Runner::new(shapes).with_expr(&expr).with_iter_limit(30).with_node_limit(50_000).run(&rules(None, 4.0));
         // A compute-only device: time is FLOPs.
-        let mut cost = RooflineTime { graph: &runner.egraph, peak_flop_per_s: 1.0, bandwidth_bytes_per_s: 1e300, overhead_s: 0.0, bytes_per_element: 4.0, allow_expanded_cache: false };
+        let mut cost = RooflineTime { graph: &runner.egraph, peak_flop_per_s: 1.0, bandwidth_bytes_per_s: 1e300, overhead_s: 0.0, bytes_per_element: 4.0, allow_expanded_cache: false, efficiency: None };
         let (best, _) = Extractor::new(&runner.egraph, RooflineTime { graph: &runner.egraph, ..cost }).find_best(runner.roots[0]);
         let _ = &mut cost;
         prop_assert!((best - dp_min_flops(&d)).abs() <= 1e-9 * best.max(1.0), "{} vs {}", best, dp_min_flops(&d));
@@ -214,4 +214,41 @@ fn an_expanded_cache_is_weighed_against_recomputing_from_the_latent() {
     assert!(absorbed.2 < cached.2);
     let recompute = gpu.alternatives.iter().find(|a| a.0 == "materialised, fused").unwrap();
     assert!(cached.2 < recompute.2, "reading the expansion is cheaper than recomputing it every step");
+}
+
+#[test]
+fn calibrated_efficiencies_slow_the_kernels_they_cover() {
+    // A profile whose attention kernels reach a quarter of the ceilings: the fused attention
+    // node takes four times as long, and nothing else changes.
+    use crate::device::{EfficiencyCurve, EfficiencyPoint, EfficiencyTable};
+    let arch = deepseek();
+    let plain = device("rtx3090");
+    let mut slow = plain.clone();
+    let quarter = EfficiencyCurve { points: vec![EfficiencyPoint { size: 1.0, efficiency: 0.25 }] };
+    slow.efficiency.insert(OpClass::Attention, EfficiencyTable { compute: quarter.clone(), memory: quarter });
+    let (expr, shapes) = attention_core(&arch, 1.0, 4096.0);
+    let runner: Runner<PlanLang, Shapes> =
+        Runner::new(shapes).with_expr(&expr).with_iter_limit(12).run(&rules(None, 2.0));
+    let g = &runner.egraph;
+    let flash: RecExpr<PlanLang> =
+        "(mm (flash (mm q_nope w_uk_t) latent_t q_rope k_rope_t latent) w_uv)".parse().unwrap();
+    let times = |d: &DeviceProfile| -> Vec<f64> {
+        let c = RooflineTime::new(g, d, DType::F16);
+        let mut ids: Vec<Id> = Vec::new();
+        flash
+            .as_ref()
+            .iter()
+            .map(|n| {
+                let m = n.clone().map_children(|c| ids[usize::from(c)]);
+                ids.push(g.lookup(m.clone()).unwrap());
+                c.node_time(&m)
+            })
+            .collect()
+    };
+    let (a, b) = (times(&plain), times(&slow));
+    for (i, node) in flash.as_ref().iter().enumerate() {
+        let ratio = if a[i] > 0.0 { b[i] / a[i] } else { 1.0 };
+        let want = if matches!(node, PlanLang::Flash(_)) { 4.0 } else { 1.0 };
+        assert!((ratio - want).abs() < 1e-9, "{node:?}: {ratio}");
+    }
 }

@@ -37,11 +37,11 @@ struct Budget {
 
 impl Budget {
     fn per_kernel(&self) -> Duration {
-        Duration::from_millis(if self.quick { 40 } else { 120 })
+        Duration::from_millis(if self.quick { 30 } else { 120 })
     }
     fn cold_bytes(&self) -> f64 {
         if self.quick {
-            128e6
+            96e6
         } else {
             256e6
         }
