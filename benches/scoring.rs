@@ -7,13 +7,14 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use rooflinebench::arch::load_hf_config;
 use rooflinebench::device::builtin;
 use rooflinebench::roofline::{Evaluator, PlanChoice, Scenario};
-use rooflinebench::workload::{AttentionForm, MlaForm, Plan, RunSettings};
+use rooflinebench::workload::{AttentionForm, ElementwiseForm, MlaForm, Plan, RunSettings};
 use std::hint::black_box;
 use std::path::Path;
 
 fn scenario_evaluation(c: &mut Criterion) {
     let models = ["Llama-3.2-1B", "DeepSeek-V2-Lite-Chat"];
-    let fixed = Plan { mla: MlaForm::Absorbed, attention: AttentionForm::Fused };
+    let fixed =
+        Plan { mla: MlaForm::Absorbed, attention: AttentionForm::Fused, elementwise: ElementwiseForm::Separate };
     let mut group = c.benchmark_group("scenario_lilo");
     group.throughput(Throughput::Elements(1));
     for name in models {

@@ -4,7 +4,7 @@
 use crate::common::*;
 use rooflinebench::arch::{parse_hf_config, Attention, AttentionKind};
 use rooflinebench::dtype::{DType, Precisions};
-use rooflinebench::workload::{operators, AttentionForm, MlaForm, Phase, Plan, RunSettings};
+use rooflinebench::workload::{operators, AttentionForm, ElementwiseForm, MlaForm, Phase, Plan, RunSettings};
 
 /// (file, published total parameters, KV bytes per token at 16 bits over all layers), from the
 /// checkpoints' own totals (shared/models/README.md).
@@ -87,7 +87,8 @@ fn causal_prefill_counts_n_n_plus_1_over_2_pairs() {
     // SmolLM2-135M, prompt 100, one sequence: per layer 9 heads x (100*101/2 = 5050) pairs x
     // (2*64 + 2*64 + 5 = 261 FLOPs) = 11,862,450; 30 layers = 355,873,500.
     let a = model("SmolLM2-135M");
-    let plan = Plan { mla: MlaForm::Materialised, attention: AttentionForm::Fused };
+    let plan =
+        Plan { mla: MlaForm::Materialised, attention: AttentionForm::Fused, elementwise: ElementwiseForm::Separate };
     let ops = operators(&a, Phase::Prefill { prompt: 100 }, &RunSettings::default(), plan);
     let attn = ops.iter().find(|o| o.name == "attention").unwrap();
     assert_eq!(attn.count as f64 * attn.flops.base, 355_873_500.0);
@@ -99,7 +100,12 @@ fn fused_attention_moves_fewer_bytes_than_unfused_at_long_context() {
     let s = RunSettings::default();
     for phase in [Phase::Prefill { prompt: 4096 }, Phase::Decode] {
         let bytes = |form| {
-            let ops = operators(&a, phase, &s, Plan { mla: MlaForm::Materialised, attention: form });
+            let ops = operators(
+                &a,
+                phase,
+                &s,
+                Plan { mla: MlaForm::Materialised, attention: form, elementwise: ElementwiseForm::Separate },
+            );
             total(&ops, 0.0, |o| o.bytes().at(4096.0))
         };
         assert!(bytes(AttentionForm::Fused) < bytes(AttentionForm::Unfused), "{phase:?}");
@@ -168,7 +174,8 @@ fn precisions_are_separate_for_weights_activations_and_kv() {
         precisions: Precisions { weights: DType::Q4_0, activations: DType::F16, kv_cache: DType::Int8 },
         ..RunSettings::default()
     };
-    let plan = Plan { mla: MlaForm::Materialised, attention: AttentionForm::Fused };
+    let plan =
+        Plan { mla: MlaForm::Materialised, attention: AttentionForm::Fused, elementwise: ElementwiseForm::Separate };
     let ops = operators(&a, Phase::Decode, &s, plan);
     let v = ops.iter().find(|o| o.name == "v_proj").unwrap();
     assert_eq!(v.weight_bytes.base, 4096.0 * 4096.0 * 18.0 / 32.0);
@@ -183,10 +190,50 @@ fn absorbed_mla_reads_the_latent_once_for_all_heads_in_decode() {
     // per layer; materialised expands the latent to 16 heads x (128 + 128) per token instead.
     let a = model("DeepSeek-V2-Lite-Chat");
     let s = RunSettings::default();
-    let absorbed = operators(&a, Phase::Decode, &s, Plan { mla: MlaForm::Absorbed, attention: AttentionForm::Fused });
+    let absorbed = operators(
+        &a,
+        Phase::Decode,
+        &s,
+        Plan { mla: MlaForm::Absorbed, attention: AttentionForm::Fused, elementwise: ElementwiseForm::Separate },
+    );
     let attn = absorbed.iter().find(|o| o.name == "attention").unwrap();
     assert_eq!(attn.kv_read_bytes.at(2048.0), 2048.0 * 576.0 * 2.0);
-    let mat = operators(&a, Phase::Decode, &s, Plan { mla: MlaForm::Materialised, attention: AttentionForm::Fused });
+    let mat = operators(
+        &a,
+        Phase::Decode,
+        &s,
+        Plan { mla: MlaForm::Materialised, attention: AttentionForm::Fused, elementwise: ElementwiseForm::Separate },
+    );
     let expand = mat.iter().find(|o| o.name == "kv_b_expand").unwrap();
     assert_eq!(expand.flops.at(2048.0), 2048.0 * 2.0 * 512.0 * 16.0 * 256.0);
+}
+
+#[test]
+fn fused_norms_and_activations_drop_exactly_their_round_trips() {
+    // Llama-3.2-1B decode, batch 1 (t = 1), bf16 activations (2 bytes), h = 2048, i = 8192,
+    // 16 layers. Fusing removes, per layer: the attention and FFN norms' write and re-read of
+    // t*h (2 x 2 t*h); the FFN reads its input once instead of twice (t*h); gate and up no
+    // longer write t*i each, the activation no longer reads and writes t*i, the gate multiply
+    // no longer reads 2 t*i and writes t*i, and the fused kernel writes t*i once: 6 t*i. The
+    // final norm's 2 t*h goes too. FLOPs are the same: the arithmetic only changes kernel.
+    let a = model("Llama-3.2-1B");
+    let s = RunSettings { precisions: Precisions::uniform(DType::Bf16), ..RunSettings::default() };
+    let separate =
+        Plan { mla: MlaForm::Materialised, attention: AttentionForm::Fused, elementwise: ElementwiseForm::Separate };
+    let fused = separate.with_elementwise(ElementwiseForm::Fused);
+    let total = |plan| {
+        let ops = operators(&a, Phase::Decode, &s, plan);
+        let flops: f64 = ops.iter().map(|o| o.count as f64 * o.flops.at(100.0)).sum();
+        let bytes: f64 = ops.iter().map(|o| o.count as f64 * o.bytes().at(100.0)).sum();
+        let launches: u32 = ops.iter().map(|o| o.count).sum();
+        (flops, bytes, launches)
+    };
+    let ((f0, b0, l0), (f1, b1, l1)) = (total(separate), total(fused));
+    let (t, h, i, layers) = (1.0, 2048.0, 8192.0, 16.0);
+    let per_layer = 2.0 * 2.0 * t * h + t * h + 6.0 * t * i;
+    assert_eq!(b0 - b1, (layers * per_layer + 2.0 * t * h) * 2.0);
+    assert_eq!(f0, f1);
+    // Per layer: two norms, the activation, the gate multiply and one of the two products
+    // are no longer separate kernels (5); the final norm goes too.
+    assert_eq!(l0 - l1, 16 * 5 + 1);
 }

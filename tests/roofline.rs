@@ -7,14 +7,15 @@ use rooflinebench::arch::{Activation, Architecture, Attention, Family, Ffn, Mla,
 use rooflinebench::device::{builtin, DeviceProfile};
 use rooflinebench::dtype::{DType, Precisions};
 use rooflinebench::roofline::{op_totals, Evaluator, PlanChoice, Scenario};
-use rooflinebench::workload::{operators, AttentionForm, MlaForm, Phase, Plan, RunSettings};
+use rooflinebench::workload::{operators, AttentionForm, ElementwiseForm, MlaForm, Phase, Plan, RunSettings};
 
 /// A datasheet profile with 1555 GB/s and 312 TFLOP/s (A100 40GB).
 fn a100() -> DeviceProfile {
     builtin("a100-40gb").unwrap()
 }
 
-const FUSED: Plan = Plan { mla: MlaForm::Materialised, attention: AttentionForm::Fused };
+const FUSED: Plan =
+    Plan { mla: MlaForm::Materialised, attention: AttentionForm::Fused, elementwise: ElementwiseForm::Separate };
 
 #[test]
 fn memory_bound_decode_time_is_bytes_over_bandwidth_for_llama2_7b() {
@@ -124,7 +125,7 @@ proptest! {
     fn closed_form_decode_sum_equals_the_step_by_step_sum(
         layers in 1u32..8, hidden_mult in 2u32..24, heads in 1u32..16, kv_div in 1u32..8,
         mla: bool, moe: bool, batch in 1u32..16, prompt in 1u32..3000, generate in 1u32..600,
-        device_index in 0usize..4, unfused: bool, absorbed: bool, overhead_us in 0.0f64..5.0,
+        device_index in 0usize..4, unfused: bool, absorbed: bool, fused_norm_act: bool, overhead_us in 0.0f64..5.0,
     ) {
         let arch = arch_from(layers, hidden_mult, heads, kv_div, mla, moe);
         let names = ["rpi5", "rtx3090", "m1-pro-paper", "jetson-orin-nano-super"];
@@ -133,6 +134,7 @@ proptest! {
         let plan = Plan {
             mla: if absorbed { MlaForm::Absorbed } else { MlaForm::Materialised },
             attention: if unfused { AttentionForm::Unfused } else { AttentionForm::Fused },
+            elementwise: if fused_norm_act { ElementwiseForm::Fused } else { ElementwiseForm::Separate },
         };
         let settings = RunSettings { batch, precisions: Precisions::uniform(DType::F16), ..RunSettings::default() };
         let s = Scenario::new("random", prompt, generate).unwrap();
@@ -182,7 +184,8 @@ fn fastest_equals_the_best_fixed_plan_for_every_attention_kind() {
                 let best = Evaluator::new(&device, RunSettings::default(), PlanChoice::Fastest).scenario(&arch, &s);
                 let fixed: Vec<_> = Plan::candidates(&arch)
                     .iter()
-                    .map(|&p| Evaluator::new(&device, RunSettings::default(), PlanChoice::Fixed(p)).scenario(&arch, &s))
+                    .flat_map(|&p| [ElementwiseForm::Separate, ElementwiseForm::Fused].map(|f| p.with_elementwise(f)))
+                    .map(|p| Evaluator::new(&device, RunSettings::default(), PlanChoice::Fixed(p)).scenario(&arch, &s))
                     .collect();
                 let min_prefill = fixed.iter().map(|e| e.prefill.point.time_s).fold(f64::INFINITY, f64::min);
                 let min_decode = fixed.iter().map(|e| e.decode.point.time_s).fold(f64::INFINITY, f64::min);

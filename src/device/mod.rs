@@ -78,9 +78,15 @@ pub struct DeviceProfile {
     /// On-chip memory a fused kernel can tile into (shared memory / L2 / cache), bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_chip_bytes: Option<f64>,
-    /// Attained fraction of the ceilings by operator class and size, from calibration.
+    /// Attained fraction of the ceilings by operator class and size, from calibration, for
+    /// the format calibration measured first (f32 on a CPU); the fallback for other formats.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub efficiency: BTreeMap<OpClass, EfficiencyTable>,
+    /// Tables measured in other compute formats (bf16 kernels behave nothing like f32 ones on
+    /// a CPU: different libraries, different small-size overheads). A class absent here uses
+    /// `efficiency`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub efficiency_by_format: BTreeMap<DType, BTreeMap<OpClass, EfficiencyTable>>,
     pub provenance: Provenance,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host: Option<Host>,
@@ -108,7 +114,13 @@ impl DeviceProfile {
     }
 
     pub fn has_efficiency_tables(&self) -> bool {
-        !self.efficiency.is_empty()
+        !self.efficiency.is_empty() || !self.efficiency_by_format.is_empty()
+    }
+
+    /// The efficiency table of an operator class computing in `dtype`: the format's own when
+    /// calibration measured it, the default tables otherwise.
+    pub fn efficiency_table(&self, dtype: DType, class: OpClass) -> Option<&EfficiencyTable> {
+        self.efficiency_by_format.get(&dtype).and_then(|t| t.get(&class)).or_else(|| self.efficiency.get(&class))
     }
 
     /// Checks what every later stage relies on; `source` names the file.
@@ -150,6 +162,11 @@ impl DeviceProfile {
         }
         for (class, table) in &self.efficiency {
             table.validate(source, &format!("efficiency.{}", class.name()))?;
+        }
+        for (dtype, tables) in &self.efficiency_by_format {
+            for (class, table) in tables {
+                table.validate(source, &format!("efficiency_by_format.{dtype}.{}", class.name()))?;
+            }
         }
         Ok(())
     }

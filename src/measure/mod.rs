@@ -29,6 +29,8 @@ pub struct MeasureOptions {
 pub struct ValidationRow {
     pub workload: String,
     pub attention: String,
+    /// The format weights, activations and the KV cache are in.
+    pub dtype: String,
     pub phase: &'static str,
     pub hidden: u32,
     pub heads: u32,

@@ -13,7 +13,7 @@
 use crate::arch::{Architecture, Attention};
 use crate::device::DeviceProfile;
 use crate::dtype::DType;
-use crate::workload::{AttentionForm, MlaForm, OpClass, Plan};
+use crate::workload::{AttentionForm, ElementwiseForm, MlaForm, OpClass, Plan};
 use egg::{
     define_language, rewrite as rw, Analysis, CostFunction, DidMerge, EGraph, Extractor, Id, Language, RecExpr,
     Rewrite, Runner, Symbol,
@@ -24,15 +24,22 @@ use std::fmt::Write as _;
 // One attention core; leaves are named tensors whose shapes the analysis knows.
 // `mm`: batched product `[b, m, k] x [b|1, k, n] -> [b, m, n]`; `flash`: fused attention
 // `softmax(a b + c d) v` with scores and probabilities on chip; `mm_norm`: a product whose
-// prologue normalises its left input (no normalised copy in memory).
+// prologue normalises its left input (no normalised copy in memory); `act` and `mul`: the
+// gated FFN's activation and gate product; `mm_glu x g u`: both FFN products in one kernel
+// whose epilogue applies `act(x g) * (x u)` (neither product reaches memory), and
+// `mm_norm_glu` the same with the norm in its prologue.
 define_language! {
     pub enum PlanLang {
         "mm" = Mm([Id; 2]),
         "add" = Add([Id; 2]),
         "softmax" = Softmax(Id),
         "norm" = Norm(Id),
+        "act" = Act(Id),
+        "mul" = Mul([Id; 2]),
         "flash" = Flash([Id; 5]),
         "mm_norm" = MmNorm([Id; 2]),
+        "mm_glu" = MmGlu([Id; 3]),
+        "mm_norm_glu" = MmNormGlu([Id; 3]),
         Leaf(Symbol),
     }
 }
@@ -82,7 +89,15 @@ impl Analysis<PlanLang> for Shapes {
                 let (a, b) = (m(a), m(b));
                 act([a.shape[0].max(b.shape[0]), a.shape[1], b.shape[2]])
             }
-            PlanLang::Add([a, _]) | PlanLang::Softmax(a) | PlanLang::Norm(a) => act(m(a).shape),
+            PlanLang::Add([a, _])
+            | PlanLang::Mul([a, _])
+            | PlanLang::Softmax(a)
+            | PlanLang::Norm(a)
+            | PlanLang::Act(a) => act(m(a).shape),
+            PlanLang::MmGlu([x, g, _]) | PlanLang::MmNormGlu([x, g, _]) => {
+                let (x, g) = (m(x), m(g));
+                act([x.shape[0].max(g.shape[0]), x.shape[1], g.shape[2]])
+            }
             PlanLang::Flash([a, _, _, _, v]) => {
                 let (a, v) = (m(a), m(v));
                 act([a.shape[0].max(v.shape[0]), a.shape[1], v.shape[2]])
@@ -112,9 +127,21 @@ pub fn node_work(g: &PlanGraph, node: &PlanLang, bytes_per_element: f64) -> (f64
             let norm = if matches!(node, PlanLang::MmNorm(_)) { 4.0 * sa[0] * sa[1] * sa[2] } else { 0.0 };
             (2.0 * out[0] * sa[1] * sa[2] * sb[2] + norm, read(a) + read(b) + write(out))
         }
-        PlanLang::Add([a, b]) => (meta(a).elements(), read(a) + read(b) + read(a)),
+        PlanLang::Add([a, b]) | PlanLang::Mul([a, b]) => (meta(a).elements(), read(a) + read(b) + read(a)),
         PlanLang::Softmax(a) => (5.0 * meta(a).elements(), 2.0 * read(a)),
         PlanLang::Norm(a) => (4.0 * meta(a).elements(), 2.0 * read(a)),
+        // SiLU: neg, exp, add, div, mul (as the workload counts it).
+        PlanLang::Act(a) => (5.0 * meta(a).elements(), 2.0 * read(a)),
+        PlanLang::MmGlu([x, g, u]) | PlanLang::MmNormGlu([x, g, u]) => {
+            let (sx, sg) = (meta(x).shape, meta(g).shape);
+            let out = [sx[0].max(sg[0]), sx[1], sg[2]];
+            let products = 2.0 * 2.0 * out[0] * sx[1] * sx[2] * sg[2];
+            // The epilogue's activation (5) and gate multiply (1) per output element.
+            let epilogue = 6.0 * out[0] * out[1] * out[2];
+            let norm = if matches!(node, PlanLang::MmNormGlu(_)) { 4.0 * sx[0] * sx[1] * sx[2] } else { 0.0 };
+            // The input is read once for both products; only the gated result is written.
+            (products + epilogue + norm, read(x) + read(g) + read(u) + write(out))
+        }
         PlanLang::Flash([a, b, c, d, v]) => {
             let (sa, sb, sc, sv) = (meta(a).shape, meta(b).shape, meta(c).shape, meta(v).shape);
             let heads = sa[0].max(sv[0]);
@@ -150,11 +177,11 @@ fn class_of(g: &PlanGraph, node: &PlanLang) -> OpClass {
                 OpClass::BatchedMatmul
             }
         }
-        PlanLang::MmNorm(_) => OpClass::Matmul,
+        PlanLang::MmNorm(_) | PlanLang::MmGlu(_) | PlanLang::MmNormGlu(_) => OpClass::Matmul,
         PlanLang::Flash(_) => OpClass::Attention,
         PlanLang::Softmax(_) => OpClass::Softmax,
         PlanLang::Norm(_) => OpClass::Norm,
-        PlanLang::Add(_) | PlanLang::Leaf(_) => OpClass::Elementwise,
+        PlanLang::Add(_) | PlanLang::Mul(_) | PlanLang::Act(_) | PlanLang::Leaf(_) => OpClass::Elementwise,
     }
 }
 
@@ -162,8 +189,10 @@ fn class_of(g: &PlanGraph, node: &PlanLang) -> OpClass {
 /// eta_m)) + fixed`, with the profile's calibrated efficiencies when it has them.
 pub struct RooflineTime<'a> {
     pub graph: &'a PlanGraph,
-    /// Calibrated efficiency curves (empty on a datasheet profile).
-    pub efficiency: Option<&'a std::collections::BTreeMap<OpClass, crate::device::EfficiencyTable>>,
+    /// The profile whose calibrated efficiency curves apply (none on a datasheet profile).
+    pub efficiency: Option<&'a DeviceProfile>,
+    /// The format the plan computes in (selects the efficiency tables).
+    pub dtype: DType,
     pub peak_flop_per_s: f64,
     pub bandwidth_bytes_per_s: f64,
     pub overhead_s: f64,
@@ -177,7 +206,8 @@ impl<'a> RooflineTime<'a> {
     pub fn new(graph: &'a PlanGraph, device: &'a DeviceProfile, dtype: DType) -> Self {
         RooflineTime {
             graph,
-            efficiency: device.has_efficiency_tables().then_some(&device.efficiency),
+            efficiency: device.has_efficiency_tables().then_some(device),
+            dtype,
             peak_flop_per_s: device.peak_flops(dtype),
             bandwidth_bytes_per_s: device.bandwidth_bytes_per_s,
             overhead_s: device.kernel_overhead_s,
@@ -191,8 +221,10 @@ impl<'a> RooflineTime<'a> {
             return 0.0;
         }
         let (w, q) = node_work(self.graph, node, self.bytes_per_element);
-        let (ec, em) =
-            self.efficiency.and_then(|t| t.get(&class_of(self.graph, node))).map_or((1.0, 1.0), |t| t.lookup(w, q));
+        let (ec, em) = self
+            .efficiency
+            .and_then(|d| d.efficiency_table(self.dtype, class_of(self.graph, node)))
+            .map_or((1.0, 1.0), |t| t.lookup(w, q));
         (w / (self.peak_flop_per_s * ec)).max(q / (self.bandwidth_bytes_per_s * em)) + self.overhead_s
     }
 }
@@ -215,6 +247,10 @@ pub fn rules(on_chip_bytes: Option<f64>, bytes_per_element: f64) -> Vec<Rewrite<
         rw!("mm-assoc-left"; "(mm ?a (mm ?b ?c))" => "(mm (mm ?a ?b) ?c)"),
         rw!("mm-assoc-right"; "(mm (mm ?a ?b) ?c)" => "(mm ?a (mm ?b ?c))"),
         rw!("fuse-norm"; "(mm (norm ?x) ?w)" => "(mm_norm ?x ?w)"),
+        // A gated FFN's two products share their input: one kernel computes both and applies
+        // the activation and the gate multiply in its epilogue.
+        rw!("fuse-glu"; "(mul (act (mm ?x ?g)) (mm ?x ?u))" => "(mm_glu ?x ?g ?u)"),
+        rw!("fuse-norm-glu"; "(mm_glu (norm ?x) ?g ?u)" => "(mm_norm_glu ?x ?g ?u)"),
         // MLA: keep the expanded per-head keys and values in the cache instead of recomputing
         // them from the latent each step (more cache bytes read, no expansion products).
         rw!("cache-expanded-keys"; "(mm w_uk_t latent_t)" => "k_expanded_t"),
@@ -385,27 +421,108 @@ pub fn classify(e: &RecExpr<PlanLang>) -> Plan {
     Plan {
         mla: if absorbed { MlaForm::Absorbed } else { MlaForm::Materialised },
         attention: if fused { AttentionForm::Fused } else { AttentionForm::Unfused },
+        elementwise: ElementwiseForm::Separate,
     }
 }
 
-/// The FFN's prologue: the norm before the gate (and up) product, `(mm (norm x) w)`, which the
-/// `fuse-norm` rule turns into one kernel that never writes the normalised activations.
-pub fn ffn_prologue(arch: &Architecture, tokens: f64) -> (RecExpr<PlanLang>, Shapes) {
+/// A gated FFN block as eager code runs it, `down(act(gate(norm x)) * up(norm x))`: the
+/// `fuse-norm`, `fuse-glu` and `fuse-norm-glu` rules turn it into products whose prologue
+/// normalises and whose epilogue gates, so neither the normalised copy nor either product's
+/// output reaches memory.
+pub fn ffn_block(hidden: f64, intermediate: f64, tokens: f64) -> (RecExpr<PlanLang>, Shapes) {
     let mut shapes = Shapes::default();
-    let h = arch.hidden_size as f64;
+    let mut e = RecExpr::default();
+    let mut leaf = |e: &mut RecExpr<PlanLang>, name: &str, shape: [f64; 3], home: Home| {
+        shapes.leaves.insert(Symbol::from(name), Meta { shape, home, source: Some(Symbol::from(name)) });
+        e.add(PlanLang::Leaf(Symbol::from(name)))
+    };
+    let x = leaf(&mut e, "x", [1.0, tokens, hidden], Home::Activations);
+    let g = leaf(&mut e, "w_gate", [1.0, hidden, intermediate], Home::Weights);
+    let u = leaf(&mut e, "w_up", [1.0, hidden, intermediate], Home::Weights);
+    let d = leaf(&mut e, "w_down", [1.0, intermediate, hidden], Home::Weights);
+    // Built node by node so the normalised input is one node read by both products (parsing
+    // the text would duplicate it and price the norm twice).
+    let n = e.add(PlanLang::Norm(x));
+    let gate = e.add(PlanLang::Mm([n, g]));
+    let act = e.add(PlanLang::Act(gate));
+    let up = e.add(PlanLang::Mm([n, u]));
+    let gated = e.add(PlanLang::Mul([act, up]));
+    e.add(PlanLang::Mm([gated, d]));
+    (e, shapes)
+}
+
+/// The FFN block of `arch` (its dense or expert width).
+pub fn ffn_block_of(arch: &Architecture, tokens: f64) -> (RecExpr<PlanLang>, Shapes) {
     let width = match arch.ffn {
         crate::arch::Ffn::Dense { intermediate_size, .. } => intermediate_size as f64,
         crate::arch::Ffn::Moe(m) => m.dense_intermediate_size.max(m.expert_intermediate_size) as f64,
     };
-    shapes.leaves.insert(
-        Symbol::from("x"),
-        Meta { shape: [1.0, tokens, h], home: Home::Activations, source: Some(Symbol::from("x")) },
-    );
-    shapes.leaves.insert(
-        Symbol::from("w_gate"),
-        Meta { shape: [1.0, h, width], home: Home::Weights, source: Some(Symbol::from("w_gate")) },
-    );
-    ("(mm (norm x) w_gate)".parse().expect("well-formed"), shapes)
+    ffn_block(arch.hidden_size as f64, width, tokens)
+}
+
+/// Saturates an FFN block and extracts its fastest form: (time, chosen, time as written).
+pub fn extract_ffn(
+    expr: &RecExpr<PlanLang>,
+    shapes: Shapes,
+    device: &DeviceProfile,
+    dtype: DType,
+) -> (f64, RecExpr<PlanLang>, f64) {
+    let runner: Runner<PlanLang, Shapes> =
+        Runner::new(shapes).with_expr(expr).with_iter_limit(6).run(&rules(device.on_chip_bytes, dtype.bytes()));
+    let g = &runner.egraph;
+    let (_, best) = Extractor::new(g, RooflineTime::new(g, device, dtype)).find_best(runner.roots[0]);
+    // Priced over the expression's nodes (shared ones once), not egg's tree cost.
+    let mut cost = RooflineTime::new(g, device, dtype);
+    let (t, _) = price(g, &mut cost, &best).expect("the extracted plan is in its e-graph");
+    let (as_written, _) = price(g, &mut cost, expr).expect("the input is in its e-graph");
+    (t, best, as_written)
+}
+
+/// Whether the e-graph fuses norms and activations into the neighbouring products on this
+/// device, for a phase with `tokens` new tokens.
+///
+/// Fusion removes whole kernels (the norm's copy, the activation and the gate multiply) and
+/// keeps the FLOPs, so under a roofline cost it wins at every shape unless a device's
+/// calibrated tables say a fused product is slower than its parts. The scoring path therefore
+/// asks once per device, format and phase, on a reference block (2048 wide, 5632 FFN), rather
+/// than per candidate; a test checks that the answer is the same over a grid of shapes on
+/// every built-in device.
+pub fn elementwise_form(device: &DeviceProfile, dtype: DType, tokens: f64) -> ElementwiseForm {
+    let (eager_s, fused_s) = ffn_forms_s(2048.0, 5632.0, tokens, device, dtype);
+    // Ties (every kernel compute-bound) go to fusion: fewer kernels and fewer bytes.
+    if fused_s.is_some_and(|f| f <= eager_s) {
+        ElementwiseForm::Fused
+    } else {
+        ElementwiseForm::Separate
+    }
+}
+
+/// Time of an FFN block as eager code runs it, and fully fused (`None` if the rules could not
+/// reach that form), both priced in the saturated e-graph.
+pub fn ffn_forms_s(
+    hidden: f64,
+    intermediate: f64,
+    tokens: f64,
+    device: &DeviceProfile,
+    dtype: DType,
+) -> (f64, Option<f64>) {
+    let (expr, shapes) = ffn_block(hidden, intermediate, tokens);
+    let runner: Runner<PlanLang, Shapes> =
+        Runner::new(shapes).with_expr(&expr).with_iter_limit(6).run(&rules(device.on_chip_bytes, dtype.bytes()));
+    let g = &runner.egraph;
+    let mut cost = RooflineTime::new(g, device, dtype);
+    let fused: RecExpr<PlanLang> = "(mm (mm_norm_glu x w_gate w_up) w_down)".parse().expect("well-formed");
+    let (eager_s, _) = price(g, &mut cost, &expr).expect("the input is in its e-graph");
+    (eager_s, price(g, &mut cost, &fused).map(|(t, _)| t))
+}
+
+/// Whether an extracted FFN block fused its norm and activation.
+pub fn form_of(e: &RecExpr<PlanLang>) -> ElementwiseForm {
+    if e.as_ref().iter().any(|n| matches!(n, PlanLang::MmNormGlu(_))) {
+        ElementwiseForm::Fused
+    } else {
+        ElementwiseForm::Separate
+    }
 }
 
 /// `analyze --explain-plan`: the chosen plan per phase, the alternatives and why.
@@ -432,15 +549,10 @@ pub fn explain_text(
         for (label, expr, t, bound) in &e.alternatives {
             let _ = writeln!(s, "  {label:<24} {t:.3e} s, slowest kernel {bound}-bound: {expr}");
         }
-        // The FFN prologue: fused norm or not.
-        let (expr, shapes) = ffn_prologue(arch, tokens);
-        let runner: Runner<PlanLang, Shapes> =
-            Runner::new(shapes).with_expr(&expr).with_iter_limit(4).run(&rules(device.on_chip_bytes, dtype.bytes()));
-        let g = &runner.egraph;
-        let mut cost = RooflineTime::new(g, device, dtype);
-        let (t, best) = Extractor::new(g, RooflineTime::new(g, device, dtype)).find_best(runner.roots[0]);
-        let (unfused, _) = price(g, &mut cost, &expr).expect("the input expression is in its e-graph");
-        let _ = writeln!(s, "  ffn prologue: {best} in {t:.3e} s (norm then product: {unfused:.3e} s)");
+        // The FFN block: norm and activation fused into the products, or not.
+        let (expr, shapes) = ffn_block_of(arch, tokens);
+        let (t, best, unfused) = extract_ffn(&expr, shapes, device, dtype);
+        let _ = writeln!(s, "  ffn block: {best} in {t:.3e} s (as eager code runs it, {expr}: {unfused:.3e} s)");
     }
     s
 }

@@ -9,7 +9,7 @@ pub use scenario::{Scenario, NAMED as NAMED_SCENARIOS};
 
 use crate::arch::Architecture;
 use crate::device::DeviceProfile;
-use crate::workload::{operators_into, Linear, Operator, Part, Phase, Plan, RunSettings};
+use crate::workload::{operators_into, ElementwiseForm, Linear, Operator, Part, Phase, Plan, RunSettings};
 use serde::Serialize;
 
 /// What a device offers an operator: ceilings, efficiency tables and the fixed launch cost.
@@ -40,7 +40,7 @@ impl<'a> Ceilings<'a> {
     /// Compute rate and bandwidth `op` attains at a given size.
     fn attained(&self, op: &Operator, flops: f64, bytes: f64) -> (f64, f64) {
         let peak = if op.compute == self.compute { self.peak_flop_per_s } else { self.device.peak_flops(op.compute) };
-        match self.has_tables.then(|| self.device.efficiency.get(&op.class)).flatten() {
+        match self.has_tables.then(|| self.device.efficiency_table(op.compute, op.class)).flatten() {
             Some(table) => {
                 let (c, m) = table.lookup(flops, bytes);
                 (peak * c, self.bandwidth_bytes_per_s * m)
@@ -107,7 +107,7 @@ fn totals(op: &Operator, c: &Ceilings, first: f64, last: f64) -> OpTotals {
     let bytes = op.bytes();
     let fixed = steps * c.overhead_s;
     let varies = op.flops.per_ctx != 0.0 || bytes.per_ctx != 0.0;
-    let (time, compute) = if !varies || !c.has_tables || !c.device.efficiency.contains_key(&op.class) {
+    let (time, compute) = if !varies || !c.has_tables || c.device.efficiency_table(op.compute, op.class).is_none() {
         let mid = (first + last) / 2.0;
         let (pc, pm) = c.attained(op, op.flops.at(mid), bytes.at(mid));
         sum_of_max(op.flops, bytes, pc, pm, first, last)
@@ -172,14 +172,28 @@ pub struct Evaluator<'a> {
     pub device: &'a DeviceProfile,
     pub settings: RunSettings,
     pub plans: PlanChoice,
+    /// How norms and activations run in prefill and in decode, decided once per device by
+    /// the e-graph (fusion removes kernels at every shape; see `plan::elementwise_form`).
+    elementwise: (ElementwiseForm, ElementwiseForm),
     ceilings: Ceilings<'a>,
     ops: Vec<Operator>,
 }
 
 impl<'a> Evaluator<'a> {
     pub fn new(device: &'a DeviceProfile, settings: RunSettings, plans: PlanChoice) -> Self {
-        let ceilings = Ceilings::new(device, settings.precisions.compute());
-        Evaluator { device, settings, plans, ceilings, ops: Vec::with_capacity(48) }
+        let compute = settings.precisions.compute();
+        let ceilings = Ceilings::new(device, compute);
+        let elementwise = match plans {
+            PlanChoice::Fastest => {
+                let batch = settings.batch as f64;
+                (
+                    crate::plan::elementwise_form(device, compute, 512.0 * batch),
+                    crate::plan::elementwise_form(device, compute, batch),
+                )
+            }
+            PlanChoice::Fixed(plan) => (plan.elementwise, plan.elementwise),
+        };
+        Evaluator { device, settings, plans, elementwise, ceilings, ops: Vec::with_capacity(48) }
     }
 
     fn part_under(
@@ -211,10 +225,12 @@ impl<'a> Evaluator<'a> {
             }
             PlanChoice::Fastest => Plan::candidates(arch),
         };
+        let form = if matches!(phase, Phase::Decode) { self.elementwise.1 } else { self.elementwise.0 };
         // Plans differ only in the attention core: price the rest once.
-        let (shared, shared_live) = self.part_under(arch, phase, candidates[0], Part::Shared, first, last);
+        let (shared, shared_live) =
+            self.part_under(arch, phase, candidates[0].with_elementwise(form), Part::Shared, first, last);
         let mut best: Option<PhaseEval> = None;
-        for &plan in candidates {
+        for plan in candidates.iter().map(|p| p.with_elementwise(form)) {
             let mut point = shared;
             let (core, core_live) = self.part_under(arch, phase, plan, Part::PlanDependent, first, last);
             point.add(core);

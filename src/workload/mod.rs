@@ -108,27 +108,48 @@ pub enum AttentionForm {
     Unfused,
 }
 
+/// How norms and activations run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ElementwiseForm {
+    /// Each its own kernel through memory, as eager PyTorch runs them.
+    Separate,
+    /// A norm feeding a product runs in the product's prologue; a gated FFN's activation and
+    /// gate multiply run in the epilogue of one kernel computing both of its products.
+    Fused,
+}
+
 /// An execution plan: the choices that change cost but not the result.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Plan {
     pub mla: MlaForm,
     pub attention: AttentionForm,
+    pub elementwise: ElementwiseForm,
 }
 
 impl Plan {
-    pub const NAIVE: Plan = Plan { mla: MlaForm::Materialised, attention: AttentionForm::Unfused };
+    pub const NAIVE: Plan =
+        Plan { mla: MlaForm::Materialised, attention: AttentionForm::Unfused, elementwise: ElementwiseForm::Separate };
+
+    /// The same plan with norms and activations run as `form`.
+    pub fn with_elementwise(self, form: ElementwiseForm) -> Plan {
+        Plan { elementwise: form, ..self }
+    }
 
     /// Every plan worth considering for an architecture (MLA forms only matter for MLA).
     pub fn candidates(arch: &Architecture) -> &'static [Plan] {
+        // The attention core's alternatives; norm and activation fusion is decided per device
+        // (see `plan::elementwise_form`) and applied on top.
+        const S: ElementwiseForm = ElementwiseForm::Separate;
         const GROUPED: [Plan; 2] = [
-            Plan { mla: MlaForm::Materialised, attention: AttentionForm::Fused },
-            Plan { mla: MlaForm::Materialised, attention: AttentionForm::Unfused },
+            Plan { mla: MlaForm::Materialised, attention: AttentionForm::Fused, elementwise: S },
+            Plan { mla: MlaForm::Materialised, attention: AttentionForm::Unfused, elementwise: S },
         ];
         const LATENT: [Plan; 4] = [
-            Plan { mla: MlaForm::Materialised, attention: AttentionForm::Fused },
-            Plan { mla: MlaForm::Absorbed, attention: AttentionForm::Fused },
-            Plan { mla: MlaForm::Materialised, attention: AttentionForm::Unfused },
-            Plan { mla: MlaForm::Absorbed, attention: AttentionForm::Unfused },
+            Plan { mla: MlaForm::Materialised, attention: AttentionForm::Fused, elementwise: S },
+            Plan { mla: MlaForm::Absorbed, attention: AttentionForm::Fused, elementwise: S },
+            Plan { mla: MlaForm::Materialised, attention: AttentionForm::Unfused, elementwise: S },
+            Plan { mla: MlaForm::Absorbed, attention: AttentionForm::Unfused, elementwise: S },
         ];
         match arch.attention {
             Attention::Grouped { .. } => &GROUPED,
@@ -137,9 +158,11 @@ impl Plan {
     }
 
     pub fn label(&self, arch: &Architecture) -> String {
-        let attn = match self.attention {
-            AttentionForm::Fused => "fused",
-            AttentionForm::Unfused => "unfused",
+        let attn = match (self.attention, self.elementwise) {
+            (AttentionForm::Fused, ElementwiseForm::Separate) => "fused",
+            (AttentionForm::Unfused, ElementwiseForm::Separate) => "unfused",
+            (AttentionForm::Fused, ElementwiseForm::Fused) => "fused+fused-norm-act",
+            (AttentionForm::Unfused, ElementwiseForm::Fused) => "unfused+fused-norm-act",
         };
         match arch.attention {
             Attention::Latent(_) => {
@@ -263,6 +286,10 @@ struct Builder<'a> {
     pass: Pass,
     count: u32,
     part: Part,
+    /// Norms and activations fuse into the neighbouring products.
+    fuse: bool,
+    /// A fused norm's width, waiting for the product whose prologue computes it.
+    pending_norm: Option<f64>,
 }
 
 impl Builder<'_> {
@@ -289,8 +316,9 @@ impl Builder<'_> {
         let (t, a, w) = (self.pass.tokens, self.pass.a, self.pass.w);
         let bias_flops = if bias { t * n } else { 0.0 };
         let bias_bytes = if bias { n * a } else { 0.0 };
-        let op = self.op(name, OpClass::Matmul, Linear::constant(2.0 * t * k * n + bias_flops));
-        op.weight_bytes = Linear::constant(k * n * w + bias_bytes);
+        let (norm_flops, norm_bytes) = self.take_prologue();
+        let op = self.op(name, OpClass::Matmul, Linear::constant(2.0 * t * k * n + bias_flops + norm_flops));
+        op.weight_bytes = Linear::constant(k * n * w + bias_bytes + norm_bytes);
         op.act_read_bytes = Linear::constant(t * k * a);
         op.act_write_bytes = Linear::constant(t * n * a);
     }
@@ -301,6 +329,25 @@ impl Builder<'_> {
         let op = self.op(name, class, Linear::constant(flops_per_element * t * width));
         op.act_read_bytes = Linear::constant(inputs * t * width * a);
         op.act_write_bytes = Linear::constant(t * width * a);
+    }
+
+    /// A pending fused norm's FLOPs and weight bytes, for the product whose prologue runs it
+    /// (the first consumer; the others read the same input and recompute the cheap row scale).
+    fn take_prologue(&mut self) -> (f64, f64) {
+        match self.pending_norm.take() {
+            Some(width) => (4.0 * self.pass.tokens * width, width * self.pass.a),
+            None => (0.0, 0.0),
+        }
+    }
+
+    /// A norm whose output only feeds products: fused into the first one's prologue when the
+    /// plan fuses, so the normalised copy never reaches memory.
+    fn norm_before_products(&mut self, name: &'static str, width: f64) {
+        if self.fuse {
+            self.pending_norm = Some(width);
+        } else {
+            self.norm(name, width);
+        }
     }
 
     /// RMSNorm over `width`: square, sum, scale, multiply by the weight (4 FLOPs per element).
@@ -414,7 +461,7 @@ impl Builder<'_> {
         match m.q_lora_rank {
             Some(rq) => {
                 self.matmul("q_a_proj", h, rq as f64, false);
-                self.norm("q_a_norm", rq as f64);
+                self.norm_before_products("q_a_norm", rq as f64);
                 self.matmul("q_b_proj", rq as f64, q_out, false);
             }
             None => self.matmul("q_proj", h, q_out, false),
@@ -479,7 +526,20 @@ impl Builder<'_> {
 
     /// Gated (gate, up, activation, multiply, down) or plain (up, activation, down) FFN.
     fn dense_ffn(&mut self, h: f64, i: f64, gated: bool, activation: Activation, bias: bool) {
-        if gated {
+        if gated && self.fuse {
+            // Gate and up in one kernel, `act(x Wg) * (x Wu)` in its epilogue: only the gated
+            // result is written.
+            let (t, a, w) = (self.pass.tokens, self.pass.a, self.pass.w);
+            let (norm_flops, norm_bytes) = self.take_prologue();
+            let epilogue = t * i * (activation.flops_per_element() + 1.0);
+            let bias_flops = if bias { 2.0 * t * i } else { 0.0 };
+            let bias_bytes = if bias { 2.0 * i * a } else { 0.0 };
+            let flops = 2.0 * t * h * 2.0 * i + epilogue + bias_flops + norm_flops;
+            let op = self.op("gate_up_act", OpClass::Matmul, Linear::constant(flops));
+            op.weight_bytes = Linear::constant(2.0 * h * i * w + bias_bytes + norm_bytes);
+            op.act_read_bytes = Linear::constant(t * h * a);
+            op.act_write_bytes = Linear::constant(t * i * a);
+        } else if gated {
             self.matmul("gate_proj", h, i, bias);
             self.matmul("up_proj", h, i, bias);
             self.elementwise("act", OpClass::Elementwise, i, activation.flops_per_element(), 1.0);
@@ -500,18 +560,20 @@ impl Builder<'_> {
         // Experts a pass touches: with T tokens each choosing k of E, E * (1 - (1 - k/E)^T).
         let touched = e * (1.0 - (1.0 - k / e).powf(t));
         let routed = t * k;
-        let op = self.op("experts_gate_up", OpClass::Matmul, Linear::constant(2.0 * routed * h * 2.0 * ie));
+        let gating = routed * ie * (m.activation.flops_per_element() + 1.0);
+        let fuse = self.fuse;
+        let flops = 2.0 * routed * h * 2.0 * ie + if fuse { gating } else { 0.0 };
+        let op = self.op("experts_gate_up", OpClass::Matmul, Linear::constant(flops));
         op.rows = Linear::constant(routed);
         op.weight_bytes = Linear::constant(touched * 2.0 * h * ie * w);
         op.act_read_bytes = Linear::constant(routed * h * a);
-        op.act_write_bytes = Linear::constant(routed * 2.0 * ie * a);
-        let op = self.op(
-            "experts_act_mul",
-            OpClass::Elementwise,
-            Linear::constant(routed * ie * (m.activation.flops_per_element() + 1.0)),
-        );
-        op.act_read_bytes = Linear::constant(routed * 2.0 * ie * a);
-        op.act_write_bytes = Linear::constant(routed * ie * a);
+        // Fused, the activation and gate multiply run in the epilogue: only their result is written.
+        op.act_write_bytes = Linear::constant(routed * if fuse { 1.0 } else { 2.0 } * ie * a);
+        if !fuse {
+            let op = self.op("experts_act_mul", OpClass::Elementwise, Linear::constant(gating));
+            op.act_read_bytes = Linear::constant(routed * 2.0 * ie * a);
+            op.act_write_bytes = Linear::constant(routed * ie * a);
+        }
         let op = self.op("experts_down", OpClass::Matmul, Linear::constant(2.0 * routed * ie * h));
         op.rows = Linear::constant(routed);
         op.weight_bytes = Linear::constant(touched * ie * h * w);
@@ -539,7 +601,8 @@ pub fn operators_into(
     let pass = Pass::new(phase, settings);
     let h = arch.hidden_size as f64;
     let layers = arch.num_layers;
-    let mut b = Builder { ops, pass, count: 1, part };
+    let fuse = plan.elementwise == ElementwiseForm::Fused;
+    let mut b = Builder { ops, pass, count: 1, part, fuse, pending_norm: None };
     if part == Part::PlanDependent {
         b.count = layers;
         b.attention_core(arch, plan);
@@ -552,7 +615,7 @@ pub fn operators_into(
     op.act_write_bytes = Linear::constant(pass.tokens * h * pass.a);
 
     b.count = layers;
-    b.norm("attn_norm", h);
+    b.norm_before_products("attn_norm", h);
     match arch.attention {
         Attention::Grouped { num_heads, num_kv_heads, head_dim } => {
             b.grouped_attention(arch, plan, num_heads, num_kv_heads, head_dim)
@@ -563,7 +626,12 @@ pub fn operators_into(
         b.norm("post_attn_norm", h);
     }
     b.residual_add(h);
-    b.norm("ffn_norm", h);
+    // A MoE layer's norm also feeds the gather of each expert's tokens: it stays a kernel.
+    if arch.ffn.is_moe() {
+        b.norm("ffn_norm", h);
+    } else {
+        b.norm_before_products("ffn_norm", h);
+    }
     match arch.ffn {
         Ffn::Dense { intermediate_size, gated, activation, bias } => {
             b.dense_ffn(h, intermediate_size as f64, gated, activation, bias)
@@ -586,9 +654,13 @@ pub fn operators_into(
     b.residual_add(h);
 
     b.count = 1;
-    b.norm("final_norm", h);
-    // The LM head runs on the last prompt token per sequence in prefill, on every token in decode.
+    // The LM head runs on the last prompt token per sequence in prefill, on every token in
+    // decode; a fused final norm normalises only those rows.
     let rows = if pass.decode || settings.logits_for_all_prompt_tokens { pass.tokens } else { pass.batch };
+    if b.fuse {
+        b.pass.tokens = rows;
+    }
+    b.norm_before_products("final_norm", h);
     b.pass.tokens = rows;
     b.matmul("lm_head", h, arch.vocab_size as f64, false);
 }

@@ -22,8 +22,21 @@ use tch::{Device, Kind, Tensor};
 const CPU: Device = Device::Cpu;
 const F32: usize = 4;
 
+/// The formats calibration times, f32 first (its tables are the profile's default): bf16
+/// always (oneDNN runs it on any x86 CPU), f16 only where the CPU has native half arithmetic.
+fn formats() -> Vec<(DType, Kind)> {
+    let mut f = vec![(DType::F32, Kind::Float), (DType::Bf16, Kind::BFloat16)];
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    if cpuinfo.contains(" avx512_fp16") || cpuinfo.contains(" asimdhp") {
+        f.push((DType::F16, Kind::Half));
+    }
+    f
+}
+
 /// One timed kernel: its class, work and traffic.
 struct Sample {
+    /// The format the kernel computes in.
+    dtype: DType,
     class: OpClass,
     label: String,
     flops: f64,
@@ -37,11 +50,11 @@ struct Budget {
 
 impl Budget {
     fn per_kernel(&self) -> Duration {
-        Duration::from_millis(if self.quick { 30 } else { 120 })
+        Duration::from_millis(if self.quick { 20 } else { 100 })
     }
     fn cold_bytes(&self) -> f64 {
         if self.quick {
-            96e6
+            64e6
         } else {
             256e6
         }
@@ -103,12 +116,16 @@ pub fn calibrate(opts: &MeasureOptions) -> Result<DeviceProfile> {
     let b = Budget { quick: opts.quick };
     let threads = super::set_threads(opts.threads);
     tch::manual_seed(0);
+    let clock = std::time::Instant::now();
+    let mut stage_s: Vec<String> = Vec::new();
+    let mut lap = |name: &str, stage_s: &mut Vec<String>| stage_s.push(format!("{name} {:.2} s", clock.elapsed().as_secs_f64()));
     let before = probe();
+    lap("probe", &mut stage_s);
     let mut samples: Vec<Sample> = Vec::new();
-    let stages = 9;
+    let stages = 5 + formats().len() as u64;
     let bar = progress(stages, opts.progress);
-    let mut push = |class, label: String, flops: f64, bytes: f64, t: Timing| {
-        samples.push(Sample { class, label, flops, bytes, t });
+    let push = |samples: &mut Vec<Sample>, class, label: String, flops: f64, bytes: f64, t: Timing| {
+        samples.push(Sample { dtype: DType::F32, class, label, flops, bytes, t });
     };
 
     // 1. The fixed cost of a tiny kernel, in context: a chain of dependent small operations with
@@ -131,6 +148,7 @@ pub fn calibrate(opts: &MeasureOptions) -> Result<DeviceProfile> {
     );
     let tiny = Timing { median_s: chain.median_s / CHAIN as f64, cv: chain.cv };
     bar.inc(1);
+    lap("tiny kernels", &mut stage_s);
 
     // 2. STREAM copy / scale / add / triad, in cache to well past the last-level cache.
     bar.set_message("stream");
@@ -152,157 +170,50 @@ pub fn calibrate(opts: &MeasureOptions) -> Result<DeviceProfile> {
         for (name, arrays, mut f) in runs {
             let t = time(&mut f, 2, 1000, b.per_kernel());
             stream.push((name.to_string(), arr, arrays * arr / t.median_s));
-            push(OpClass::Elementwise, format!("stream {name} {mb} MB"), 0.0, arrays * arr, t);
+            push(&mut samples, OpClass::Elementwise, format!("stream {name} {mb} MB"), 0.0, arrays * arr, t);
         }
     }
     bar.inc(1);
+    lap("stream", &mut stage_s);
 
-    // 3. Matrix products: GEMM (prefill shapes) in f32 and bf16. The f32 ones read cold weights
-    //    (copies visited in turn), as each layer of a real model does; with few rows a product
-    //    is still partly bound by reading its weights.
-    bar.set_message("gemm");
-    let shapes: &[(i64, i64)] =
-        if b.quick { &[(1536, 1536), (1536, 6144)] } else { &[(768, 768), (1536, 1536), (1536, 6144), (3072, 3072)] };
-    let rows: &[i64] = if b.quick { &[32, 256, 2048] } else { &[32, 64, 128, 256, 512, 1024, 2048] };
+    // 3-7. Matrix products, attention, batched products and the elementwise kernels, in every
+    //      format the device computes in: f32 in full, then the half formats (their kernels are
+    //      different libraries with different small-size behaviour, not f32 at twice the speed).
     let mut peak = BTreeMap::<DType, f64>::new();
-    for &(k, n) in shapes {
-        let bytes_w = ((k * n) as usize * F32) as f64;
-        let ws: Vec<Tensor> = (0..copies_for(bytes_w, &b)).map(|_| filled(&[k, n], Kind::Float)).collect();
-        for &m in rows {
-            let a = randn(&[m, k], Kind::Float);
-            let t = time_cold(&ws, |w| drop(a.matmul(w)), &b);
-            let flops = 2.0 * (m * k * n) as f64;
-            let e = peak.entry(DType::F32).or_insert(0.0);
-            *e = e.max(flops / t.median_s);
-            let bytes = ((m * k + k * n + m * n) as usize * F32) as f64;
-            push(OpClass::Matmul, format!("gemm {m}x{k}x{n}"), flops, bytes, t);
-        }
+    for (i, &(dtype, kind)) in formats().iter().enumerate() {
+        let full = i == 0 && !b.quick;
+        bar.set_message(format!("gemm, gemv {dtype}"));
+        matmuls(dtype, kind, full, &b, &mut samples, &mut peak);
+        lap(&format!("gemm, gemv {dtype}"), &mut stage_s);
+        bar.set_message(format!("attention, bmm {dtype}"));
+        attention(dtype, kind, full, &b, &mut samples);
+        lap(&format!("attention, bmm {dtype}"), &mut stage_s);
+        bar.set_message(format!("elementwise {dtype}"));
+        elementwise(dtype, kind, full, &b, &mut samples);
+        lap(&format!("elementwise {dtype}"), &mut stage_s);
+        bar.inc(1);
     }
-    // bf16 only sets its ceiling (the calibrated tables are for f32): large products, warm.
-    for &(m, k, n) in &[(512i64, 3072i64, 3072i64), (1024, 1536, 6144)] {
-        let (a, w) = (randn(&[m, k], Kind::BFloat16), randn(&[k, n], Kind::BFloat16));
-        let t = time(|| drop(a.matmul(&w)), 2, 200, b.per_kernel());
-        let e = peak.entry(DType::Bf16).or_insert(0.0);
-        *e = e.max(2.0 * (m * k * n) as f64 / t.median_s);
-    }
-    bar.inc(1);
-
-    // 4. GEMV (decode shapes) with cold weights, f32.
-    bar.set_message("gemv");
-    let gemv: &[(i64, i64)] = if b.quick {
-        &[(768, 768), (1536, 6144), (3072, 12288)]
-    } else {
-        &[(256, 256), (768, 768), (1536, 1536), (1536, 6144), (3072, 3072), (3072, 12288)]
-    };
-    for &(k, n) in gemv {
-        let bytes_w = ((k * n) as usize * F32) as f64;
-        let ws: Vec<Tensor> = (0..copies_for(bytes_w, &b)).map(|_| filled(&[k, n], Kind::Float)).collect();
-        let x = randn(&[1, k], Kind::Float);
-        let t = time_cold(&ws, |w| drop(x.matmul(w)), &b);
-        let bytes = bytes_w + ((k + n) as usize * F32) as f64;
-        push(OpClass::Matmul, format!("gemv {k}x{n} cold"), 2.0 * (k * n) as f64, bytes, t);
-    }
-    bar.inc(1);
-
-    // 5. Attention: causal prefill and decode against a cold KV cache (f32, fused kernel).
-    bar.set_message("attention");
-    let heads = 12;
-    let prefill: &[(i64, i64)] =
-        if b.quick { &[(256, 64), (1024, 64)] } else { &[(256, 64), (1024, 64), (3072, 64), (384, 128), (1536, 128)] };
-    for &(len, hd) in prefill {
-        let (q, k, v) = (
-            randn(&[1, heads, len, hd], Kind::Float),
-            randn(&[1, heads, len, hd], Kind::Float),
-            randn(&[1, heads, len, hd], Kind::Float),
-        );
-        let t = time(
-            || drop(Tensor::scaled_dot_product_attention(&q, &k, &v, None::<Tensor>, 0.0, true, None, false)),
-            2,
-            100,
-            b.per_kernel(),
-        );
-        let pairs = (len * (len + 1) / 2) as f64;
-        let flops = heads as f64 * pairs * (4.0 * hd as f64 + 5.0);
-        let bytes = 4.0 * ((heads * len * hd) as usize * F32) as f64;
-        push(OpClass::Attention, format!("sdpa prefill {len} hd{hd}"), flops, bytes, t);
-    }
-    let decode: &[(i64, i64)] =
-        if b.quick { &[(384, 64), (6144, 64)] } else { &[(384, 64), (1536, 64), (6144, 64), (384, 128), (3072, 128)] };
-    for &(ctx, hd) in decode {
-        let kv_bytes = 2.0 * ((heads * ctx * hd) as usize * F32) as f64;
-        let kvs: Vec<(Tensor, Tensor)> = (0..copies_for(kv_bytes, &b))
-            .map(|_| (filled(&[1, heads, ctx, hd], Kind::Float), filled(&[1, heads, ctx, hd], Kind::Float)))
-            .collect();
-        let q = randn(&[1, heads, 1, hd], Kind::Float);
-        let t = time_cold(
-            &kvs,
-            |(k, v)| drop(Tensor::scaled_dot_product_attention(&q, k, v, None::<Tensor>, 0.0, false, None, false)),
-            &b,
-        );
-        let flops = heads as f64 * ctx as f64 * (4.0 * hd as f64 + 5.0);
-        push(OpClass::Attention, format!("sdpa decode {ctx} hd{hd} cold"), flops, kv_bytes, t);
-    }
-    bar.inc(1);
-
-    // 6. Batched products (unfused attention, MLA absorption).
-    bar.set_message("bmm");
-    let bmms: &[(i64, i64, i64)] = if b.quick {
-        &[(1, 96, 1536), (512, 64, 512)]
-    } else {
-        &[(1, 96, 384), (1, 96, 1536), (1, 192, 6144), (128, 64, 128), (512, 64, 512), (1536, 64, 1536)]
-    };
-    for &(m, k, n) in bmms {
-        let (x, y) = (randn(&[heads, m, k], Kind::Float), randn(&[heads, k, n], Kind::Float));
-        let t = time(|| drop(x.bmm(&y)), 2, 200, b.per_kernel());
-        let bytes = ((heads * (m * k + k * n + m * n)) as usize * F32) as f64;
-        push(OpClass::BatchedMatmul, format!("bmm {heads}x{m}x{k}x{n}"), 2.0 * (heads * m * k * n) as f64, bytes, t);
-    }
-    bar.inc(1);
-
-    // 7. Elementwise, normalisation, softmax, RoPE over sizes (fresh activations: warm).
-    bar.set_message("elementwise");
-    let widths: &[i64] = if b.quick { &[1, 64, 2048] } else { &[1, 8, 64, 256, 2048] };
-    for &rows in widths {
-        let width = 1536;
-        let n = (rows * width) as f64;
-        let (x, y, w) =
-            (randn(&[rows, width], Kind::Float), randn(&[rows, width], Kind::Float), randn(&[width], Kind::Float));
-        let e = F32 as f64;
-        let t = time(|| drop(&x + &y), 3, 2000, b.per_kernel());
-        push(OpClass::Elementwise, format!("add {rows}x{width}"), n, 3.0 * n * e, t);
-        let t = time(|| drop(&x * &y), 3, 2000, b.per_kernel());
-        push(OpClass::Elementwise, format!("mul {rows}x{width}"), n, 3.0 * n * e, t);
-        let t = time(|| drop(silu(&x)), 3, 2000, b.per_kernel());
-        push(OpClass::Elementwise, format!("silu {rows}x{width}"), 5.0 * n, 2.0 * n * e, t);
-        let t = time(|| drop(rms_norm(&x, &w)), 3, 2000, b.per_kernel());
-        push(OpClass::Norm, format!("rmsnorm {rows}x{width}"), 4.0 * n, 2.0 * n * e + width as f64 * e, t);
-        let t = time(|| drop(x.softmax(-1, Kind::Float)), 3, 2000, b.per_kernel());
-        push(OpClass::Softmax, format!("softmax {rows}x{width}"), 5.0 * n, 2.0 * n * e, t);
-        let (hd, tokens) = (64, rows.max(1));
-        let q = randn(&[1, heads, tokens, hd], Kind::Float);
-        let (cos, sin) = rope_tables(0, tokens, hd, Kind::Float);
-        let rn = (heads * tokens * hd) as f64;
-        let t = time(|| drop(rope(&q, &cos, &sin)), 3, 2000, b.per_kernel());
-        push(OpClass::Rope, format!("rope {heads}x{tokens}x{hd}"), 3.0 * rn, 2.0 * rn * e, t);
-    }
-    bar.inc(1);
 
     // 8. Embedding gather and KV-cache append.
     bar.set_message("gather, kv append");
+    let widths: &[i64] = if b.quick { &[1, 64, 2048] } else { &[1, 8, 64, 256, 2048] };
+    let heads = 12;
     let table = randn(&[32000, 1536], Kind::Float);
     let mut cache = randn(&[1, heads, 4096, 64], Kind::Float);
     for &rows in widths {
         let idx = Tensor::randint(32000, [rows], (Kind::Int64, CPU));
         let t = time(|| drop(table.index_select(0, &idx)), 3, 2000, b.per_kernel());
-        push(OpClass::Gather, format!("gather {rows}"), 0.0, 2.0 * (rows * 1536) as f64 * 4.0, t);
+        push(&mut samples, OpClass::Gather, format!("gather {rows}"), 0.0, 2.0 * (rows * 1536) as f64 * 4.0, t);
         let len = rows.min(4096);
         let k = randn(&[1, heads, len, 64], Kind::Float);
         let t = time(|| cache.narrow(2, 4096 - len, len).copy_(&k), 3, 2000, b.per_kernel());
-        push(OpClass::KvWrite, format!("kv append {len}"), 0.0, 2.0 * (heads * len * 64) as f64 * 4.0, t);
+        push(&mut samples, OpClass::KvWrite, format!("kv append {len}"), 0.0, 2.0 * (heads * len * 64) as f64 * 4.0, t);
     }
     let _ = &mut cache;
     bar.inc(1);
+    lap("gather, kv append", &mut stage_s);
     let after = probe();
+    lap("probe", &mut stage_s);
     bar.inc(1);
     bar.finish_and_clear();
 
@@ -313,21 +224,30 @@ pub fn calibrate(opts: &MeasureOptions) -> Result<DeviceProfile> {
     let bandwidth = dram[dram.len() / 2];
     let cache_bandwidth = stream.iter().map(|s| s.2).fold(0.0, f64::max);
     let fixed = tiny.median_s;
-    let pi = peak[&DType::F32];
+    // A format's compute ceiling is its fastest product or attention kernel: where a format has
+    // no fast GEMM (bf16 without AVX-512), its fused attention may still be far quicker.
+    for s in &samples {
+        if matches!(s.class, OpClass::Matmul | OpClass::BatchedMatmul | OpClass::Attention) {
+            let best = peak.entry(s.dtype).or_insert(0.0);
+            *best = best.max(s.flops / s.t.median_s);
+        }
+    }
 
     let mut warnings = Vec::new();
-    let mut points: BTreeMap<OpClass, (Vec<EfficiencyPoint>, Vec<EfficiencyPoint>)> = BTreeMap::new();
+    type Points = (Vec<EfficiencyPoint>, Vec<EfficiencyPoint>);
+    let mut points: BTreeMap<DType, BTreeMap<OpClass, Points>> = BTreeMap::new();
     let mut spread = Vec::new();
     for s in &samples {
         spread.push(s.t.cv);
+        let pi = peak[&s.dtype];
         // Time beyond the fixed launch cost; never below a twentieth of the whole.
         let busy = (s.t.median_s - fixed).max(0.05 * s.t.median_s);
-        let (c, m) = points.entry(s.class).or_default();
+        let (c, m) = points.entry(s.dtype).or_default().entry(s.class).or_default();
         if s.flops / pi >= s.bytes / bandwidth {
             let eta = s.flops / (busy * pi);
             // The peak sample itself lands a little above 1 once the fixed cost is removed.
             if eta > 1.02 {
-                warnings.push(format!("{} reached {:.2}x the f32 GEMM peak", s.label, eta));
+                warnings.push(format!("{} reached {:.2}x the {} GEMM peak", s.label, eta, s.dtype));
             }
             c.push(EfficiencyPoint { size: s.flops, efficiency: eta.clamp(1e-4, 1.0) });
         } else {
@@ -342,10 +262,15 @@ pub fn calibrate(opts: &MeasureOptions) -> Result<DeviceProfile> {
             m.push(EfficiencyPoint { size: s.bytes, efficiency: eta.clamp(1e-4, MAX_CACHE_SPEEDUP) });
         }
     }
-    let efficiency = points
-        .into_iter()
-        .map(|(class, (c, m))| (class, EfficiencyTable { compute: curve(c), memory: curve(m) }))
-        .collect();
+    let tables = |classes: BTreeMap<OpClass, Points>| -> BTreeMap<OpClass, EfficiencyTable> {
+        classes
+            .into_iter()
+            .map(|(class, (c, m))| (class, EfficiencyTable { compute: curve(c), memory: curve(m) }))
+            .collect()
+    };
+    let efficiency = tables(points.remove(&DType::F32).unwrap_or_default());
+    let efficiency_by_format: BTreeMap<DType, BTreeMap<OpClass, EfficiencyTable>> =
+        points.into_iter().map(|(d, classes)| (d, tables(classes))).collect();
     let drift = ((after.0 / before.0 - 1.0).abs()).max((after.1 / before.1 - 1.0).abs());
     if drift > 0.10 {
         warnings.push(format!(
@@ -368,8 +293,26 @@ pub fn calibrate(opts: &MeasureOptions) -> Result<DeviceProfile> {
     notes.insert("median_cv".into(), json(spread[spread.len() / 2]));
     notes.insert("tiny_kernel_cv".into(), json(tiny.cv));
     notes.insert("kernels_timed".into(), serde_json::Value::from(samples.len()));
-    notes.insert("efficiency_tables_for".into(), serde_json::Value::from("f32"));
+    notes.insert(
+        "efficiency_tables_for".into(),
+        serde_json::Value::from(
+            std::iter::once("f32 (default)".to_string())
+                .chain(efficiency_by_format.keys().map(|d| d.to_string()))
+                .collect::<Vec<_>>(),
+        ),
+    );
     notes.insert("warnings".into(), serde_json::Value::from(warnings));
+    notes.insert("stages_elapsed".into(), serde_json::Value::from(stage_s));
+    // The raw measurements behind the tables, so a person can check any of them.
+    notes.insert(
+        "kernels".into(),
+        serde_json::Value::from(
+            samples
+                .iter()
+                .map(|s| format!("{}: median {:.3e} s, cv {:.3}", s.label, s.t.median_s, s.t.cv))
+                .collect::<Vec<_>>(),
+        ),
+    );
     notes.insert(
         "stream".into(),
         serde_json::Value::from(
@@ -392,6 +335,7 @@ pub fn calibrate(opts: &MeasureOptions) -> Result<DeviceProfile> {
         kernel_overhead_s: fixed,
         on_chip_bytes: None,
         efficiency,
+        efficiency_by_format,
         provenance: Provenance {
             origin: Origin::Calibrated,
             source: format!(
@@ -422,5 +366,254 @@ fn curve(mut pts: Vec<EfficiencyPoint>) -> EfficiencyCurve {
     }
     EfficiencyCurve {
         points: out.into_iter().map(|(l, e, n)| EfficiencyPoint { size: (l / n).exp(), efficiency: e / n }).collect(),
+    }
+}
+
+/// How fast a format's products run here, from one small warm product and one small GEMV:
+/// enough to skip the shapes that would take seconds a call (bf16 without AVX-512).
+#[derive(Clone, Copy)]
+struct Pace {
+    flop_per_s: f64,
+    byte_per_s: f64,
+}
+
+impl Pace {
+    fn measure(kind: Kind, e: f64) -> Pace {
+        let (a, w, x) = (randn(&[32, 512], kind), randn(&[512, 512], kind), randn(&[1, 512], kind));
+        let g = time(|| drop(a.matmul(&w)), 1, 20, Duration::from_millis(20));
+        let v = time(|| drop(x.matmul(&w)), 1, 50, Duration::from_millis(10));
+        Pace { flop_per_s: 2.0 * 32.0 * 512.0 * 512.0 / g.median_s, byte_per_s: 512.0 * 512.0 * e / v.median_s }
+    }
+
+    /// Whether a kernel of this work is predicted to outlast the per-kernel budget.
+    fn too_long(pace: Option<Pace>, flops: f64, bytes: f64, b: &Budget) -> bool {
+        pace.is_some_and(|p| (flops / p.flop_per_s).max(bytes / p.byte_per_s) > b.per_kernel().as_secs_f64())
+    }
+}
+
+/// Whether one call outlasted the per-kernel budget: the larger sizes of its family would
+/// blow the calibration's time limit, so the sweep stops there.
+fn too_slow(t: &Timing, b: &Budget) -> bool {
+    t.median_s > b.per_kernel().as_secs_f64()
+}
+
+/// Bytes per element of a calibrated format.
+fn element_bytes(dtype: DType) -> f64 {
+    dtype.bytes()
+}
+
+/// GEMM (prefill shapes) and GEMV (decode shapes) with weights read cold from main memory (copies
+/// visited in turn), as each layer of a real model does; with few rows a product is still
+/// partly bound by reading its weights. `primary`: the default format, measured densely.
+fn matmuls(
+    dtype: DType,
+    kind: Kind,
+    primary: bool,
+    b: &Budget,
+    samples: &mut Vec<Sample>,
+    peak: &mut BTreeMap<DType, f64>,
+) {
+    let e = element_bytes(dtype);
+    let (shapes, rows): (&[(i64, i64)], &[i64]) = match (primary, b.quick) {
+        (true, false) => {
+            (&[(768, 768), (1536, 1536), (1536, 6144), (3072, 3072)], &[32, 64, 128, 256, 512, 1024, 2048])
+        }
+        (true, true) => (&[(1536, 1536), (1536, 6144)], &[32, 256, 2048]),
+        (false, false) => (&[(768, 768), (1536, 1536), (1536, 6144)], &[32, 128, 512, 2048]),
+        (false, true) => (&[(768, 768), (1536, 6144)], &[32, 512]),
+    };
+    // Ascending in FLOPs, so a format with no fast path (bf16 on a CPU without AVX-512 runs
+    // at about 2 GFLOP/s) stops at the first product that outgrows the budget.
+    let mut products: Vec<(i64, i64, i64)> =
+        shapes.iter().flat_map(|&(k, n)| rows.iter().map(move |&m| (m, k, n))).collect();
+    products.sort_by_key(|&(m, k, n)| (m * k * n, k, n));
+    let pace = (!primary).then(|| Pace::measure(kind, e));
+    let mut copies: BTreeMap<(i64, i64), Vec<Tensor>> = BTreeMap::new();
+    for (i, (m, k, n)) in products.into_iter().enumerate() {
+        let bytes_w = (k * n) as f64 * e;
+        // The smallest is always timed, so every format has a table.
+        if i > 0 && Pace::too_long(pace, 2.0 * (m * k * n) as f64, bytes_w, b) {
+            break;
+        }
+        let ws = copies
+            .entry((k, n))
+            .or_insert_with(|| (0..copies_for(bytes_w, b)).map(|_| filled(&[k, n], kind)).collect());
+        let a = randn(&[m, k], kind);
+        let t = time_cold(ws, |w| drop(a.matmul(w)), b);
+        let flops = 2.0 * (m * k * n) as f64;
+        let bytes = (m * k + k * n + m * n) as f64 * e;
+        samples.push(Sample {
+            dtype,
+            class: OpClass::Matmul,
+            label: format!("gemm {dtype} {m}x{k}x{n}"),
+            flops,
+            bytes,
+            t,
+        });
+        if too_slow(&t, b) {
+            break;
+        }
+    }
+    drop(copies);
+    if !primary {
+        // The half formats reach their peak only on large products (oneDNN's blocked path),
+        // when they have one: skip products the measured rate says would outlast the budget.
+        let rate = samples.iter().rev().find(|s| s.dtype == dtype).map_or(0.0, |s| s.flops / s.t.median_s);
+        for &(m, k, n) in &[(512i64, 3072i64, 3072i64), (1024, 1536, 6144)] {
+            let flops = 2.0 * (m * k * n) as f64;
+            if flops / rate > b.per_kernel().as_secs_f64() / 4.0 {
+                continue;
+            }
+            let (a, w) = (randn(&[m, k], kind), randn(&[k, n], kind));
+            let t = time(|| drop(a.matmul(&w)), 2, 200, b.per_kernel());
+            let best = peak.entry(dtype).or_insert(0.0);
+            *best = best.max(flops / t.median_s);
+        }
+    }
+    let gemv: &[(i64, i64)] = match (primary, b.quick) {
+        (true, false) => &[(256, 256), (768, 768), (1536, 1536), (1536, 6144), (3072, 3072), (3072, 12288)],
+        (true, true) => &[(768, 768), (1536, 6144), (3072, 12288)],
+        (false, false) => &[(256, 256), (768, 768), (1536, 6144), (3072, 12288)],
+        (false, true) => &[(768, 768), (1536, 6144), (3072, 12288)],
+    };
+    for (i, &(k, n)) in gemv.iter().enumerate() {
+        let bytes_w = (k * n) as f64 * e;
+        if i > 0 && Pace::too_long(pace, 0.0, bytes_w, b) {
+            break;
+        }
+        let ws: Vec<Tensor> = (0..copies_for(bytes_w, b)).map(|_| filled(&[k, n], kind)).collect();
+        let x = randn(&[1, k], kind);
+        let t = time_cold(&ws, |w| drop(x.matmul(w)), b);
+        let bytes = bytes_w + (k + n) as f64 * e;
+        let label = format!("gemv {dtype} {k}x{n} cold");
+        samples.push(Sample { dtype, class: OpClass::Matmul, label, flops: 2.0 * (k * n) as f64, bytes, t });
+        if too_slow(&t, b) {
+            break;
+        }
+    }
+}
+
+/// Fused attention (causal prefill; decode against a cold KV cache) and batched products
+/// (unfused attention, MLA absorption).
+fn attention(dtype: DType, kind: Kind, primary: bool, b: &Budget, samples: &mut Vec<Sample>) {
+    let e = element_bytes(dtype);
+    let heads = 12;
+    type Lengths = &'static [(i64, i64)];
+    let (prefill, decode): (Lengths, Lengths) = match (primary, b.quick) {
+        (true, false) => (
+            &[(256, 64), (1024, 64), (3072, 64), (384, 128), (1536, 128)],
+            &[(384, 64), (1536, 64), (6144, 64), (384, 128), (3072, 128)],
+        ),
+        (true, true) => (&[(256, 64), (1024, 64)], &[(384, 64), (6144, 64)]),
+        (false, false) => (&[(256, 64), (1024, 64)], &[(384, 64), (1536, 64), (6144, 64)]),
+        (false, true) => (&[(1024, 64)], &[(1536, 64)]),
+    };
+    let mut prefill = prefill.to_vec();
+    prefill.sort_by_key(|&(len, hd)| (len * len * hd, hd));
+    let mut decode = decode.to_vec();
+    decode.sort_by_key(|&(ctx, hd)| (ctx * hd, hd));
+    for (len, hd) in prefill {
+        let qkv: Vec<Tensor> = (0..3).map(|_| randn(&[1, heads, len, hd], kind)).collect();
+        let t = time(
+            || {
+                drop(Tensor::scaled_dot_product_attention(
+                    &qkv[0],
+                    &qkv[1],
+                    &qkv[2],
+                    None::<Tensor>,
+                    0.0,
+                    true,
+                    None,
+                    false,
+                ))
+            },
+            2,
+            100,
+            b.per_kernel(),
+        );
+        let pairs = (len * (len + 1) / 2) as f64;
+        let flops = heads as f64 * pairs * (4.0 * hd as f64 + 5.0);
+        let bytes = 4.0 * (heads * len * hd) as f64 * e;
+        let label = format!("sdpa {dtype} prefill {len} hd{hd}");
+        samples.push(Sample { dtype, class: OpClass::Attention, label, flops, bytes, t });
+        if too_slow(&t, b) {
+            break;
+        }
+    }
+    for (ctx, hd) in decode {
+        let kv_bytes = 2.0 * (heads * ctx * hd) as f64 * e;
+        let kvs: Vec<(Tensor, Tensor)> = (0..copies_for(kv_bytes, b))
+            .map(|_| (filled(&[1, heads, ctx, hd], kind), filled(&[1, heads, ctx, hd], kind)))
+            .collect();
+        let q = randn(&[1, heads, 1, hd], kind);
+        let t = time_cold(
+            &kvs,
+            |(k, v)| drop(Tensor::scaled_dot_product_attention(&q, k, v, None::<Tensor>, 0.0, false, None, false)),
+            b,
+        );
+        let flops = heads as f64 * ctx as f64 * (4.0 * hd as f64 + 5.0);
+        let label = format!("sdpa {dtype} decode {ctx} hd{hd} cold");
+        samples.push(Sample { dtype, class: OpClass::Attention, label, flops, bytes: kv_bytes, t });
+        if too_slow(&t, b) {
+            break;
+        }
+    }
+    let bmms: &[(i64, i64, i64)] = match (primary, b.quick) {
+        (true, false) => {
+            &[(1, 96, 384), (1, 96, 1536), (1, 192, 6144), (128, 64, 128), (512, 64, 512), (1536, 64, 1536)]
+        }
+        (true, true) => &[(1, 96, 1536), (512, 64, 512)],
+        (false, false) => &[(1, 96, 1536), (128, 64, 128), (512, 64, 512)],
+        (false, true) => &[(1, 96, 1536), (128, 64, 128)],
+    };
+    let pace = (!primary).then(|| Pace::measure(kind, e));
+    for (i, &(m, k, n)) in bmms.iter().enumerate() {
+        if i > 0 && Pace::too_long(pace, 2.0 * (heads * m * k * n) as f64, 0.0, b) {
+            break;
+        }
+        let (x, y) = (randn(&[heads, m, k], kind), randn(&[heads, k, n], kind));
+        let t = time(|| drop(x.bmm(&y)), 2, 200, b.per_kernel());
+        let bytes = (heads * (m * k + k * n + m * n)) as f64 * e;
+        let flops = 2.0 * (heads * m * k * n) as f64;
+        let label = format!("bmm {dtype} {heads}x{m}x{k}x{n}");
+        samples.push(Sample { dtype, class: OpClass::BatchedMatmul, label, flops, bytes, t });
+        if too_slow(&t, b) {
+            break;
+        }
+    }
+}
+
+/// Elementwise, normalisation, softmax and RoPE kernels over sizes (fresh activations: warm).
+fn elementwise(dtype: DType, kind: Kind, primary: bool, b: &Budget, samples: &mut Vec<Sample>) {
+    let e = element_bytes(dtype);
+    let widths: &[i64] = match (primary, b.quick) {
+        (true, false) => &[1, 8, 64, 256, 2048],
+        (true, true) | (false, false) => &[1, 64, 2048],
+        (false, true) => &[64],
+    };
+    let heads = 12;
+    for &rows in widths {
+        let width = 1536;
+        let n = (rows * width) as f64;
+        let (x, y, w) = (randn(&[rows, width], kind), randn(&[rows, width], kind), randn(&[width], kind));
+        let mut push = |class, label: String, flops, bytes, t| {
+            samples.push(Sample { dtype, class, label: format!("{label} {dtype} {rows}x{width}"), flops, bytes, t })
+        };
+        let t = time(|| drop(&x + &y), 3, 2000, b.per_kernel());
+        push(OpClass::Elementwise, "add".into(), n, 3.0 * n * e, t);
+        let t = time(|| drop(&x * &y), 3, 2000, b.per_kernel());
+        push(OpClass::Elementwise, "mul".into(), n, 3.0 * n * e, t);
+        let t = time(|| drop(silu(&x)), 3, 2000, b.per_kernel());
+        push(OpClass::Elementwise, "silu".into(), 5.0 * n, 2.0 * n * e, t);
+        let t = time(|| drop(rms_norm(&x, &w)), 3, 2000, b.per_kernel());
+        push(OpClass::Norm, "rmsnorm".into(), 4.0 * n, 2.0 * n * e + width as f64 * e, t);
+        let t = time(|| drop(x.softmax(-1, kind)), 3, 2000, b.per_kernel());
+        push(OpClass::Softmax, "softmax".into(), 5.0 * n, 2.0 * n * e, t);
+        let (hd, tokens) = (64, rows.max(1));
+        let q = randn(&[1, heads, tokens, hd], kind);
+        let (cos, sin) = rope_tables(0, tokens, hd, kind);
+        let rn = (heads * tokens * hd) as f64;
+        let t = time(|| drop(rope(&q, &cos, &sin)), 3, 2000, b.per_kernel());
+        push(OpClass::Rope, format!("rope {heads}x{tokens}x{hd}"), 3.0 * rn, 2.0 * rn * e, t);
     }
 }

@@ -6,8 +6,16 @@ use tch::{Kind, Tensor};
 
 /// `x * rsqrt(mean(x^2) + eps) * w` over the last dimension.
 pub fn rms_norm(x: &Tensor, w: &Tensor) -> Tensor {
-    let var = x.pow_tensor_scalar(2).mean_dim(-1, true, Kind::Float);
-    x * (var + 1e-6).rsqrt() * w
+    if x.kind() == Kind::Float {
+        let var = x.pow_tensor_scalar(2).mean_dim(-1, true, Kind::Float);
+        x * (var + 1e-6).rsqrt() * w
+    } else {
+        // As Hugging Face's RMSNorm does for half formats: normalise in f32, then multiply the
+        // weight in the input's format.
+        let xf = x.to_kind(Kind::Float);
+        let var = xf.pow_tensor_scalar(2).mean_dim(-1, true, Kind::Float);
+        (xf * (var + 1e-6).rsqrt()).to_kind(x.kind()) * w
+    }
 }
 
 /// Rotary embedding in the rotate-half form: `x * cos + rotate_half(x) * sin`.

@@ -9,15 +9,23 @@ pub struct Timing {
     pub cv: f64,
 }
 
-/// Runs `f` `warmup` times, then up to `max_repeats` times (at least 5) or until `budget`
-/// is spent. Libtorch CPU calls are synchronous, so the clock stops when `f` returns.
+/// Runs `f` `warmup` times (at most for half the budget), then up to `max_repeats` times (at
+/// least 5, or 3 once the budget is spent: a 0.2 s product needs no more to give a stable
+/// median) or until `budget` is spent. Libtorch CPU calls are synchronous, so the clock stops
+/// when `f` returns.
 pub fn time(mut f: impl FnMut(), warmup: usize, max_repeats: usize, budget: Duration) -> Timing {
-    for _ in 0..warmup {
+    let warm = Instant::now();
+    for i in 0..warmup {
+        if i >= 1 && warm.elapsed() > budget / 2 {
+            break;
+        }
         f();
     }
     let start = Instant::now();
     let mut samples = Vec::with_capacity(max_repeats);
-    while samples.len() < max_repeats && (samples.len() < 5 || start.elapsed() < budget) {
+    let enough =
+        |n: usize, spent: Duration| n >= max_repeats || (n >= 5 && spent >= budget) || (n >= 3 && spent >= 2 * budget);
+    while !enough(samples.len(), start.elapsed()) {
         let t = Instant::now();
         f();
         samples.push(t.elapsed().as_secs_f64());

@@ -12,18 +12,23 @@ use crate::dtype::{DType, Precisions};
 use crate::error::Result;
 use crate::measure::{MeasureOptions, ValidationRow};
 use crate::roofline::op_totals;
-use crate::workload::{operators, AttentionForm, MlaForm, Phase, Plan, RunSettings};
+use crate::workload::{operators, AttentionForm, ElementwiseForm, MlaForm, Phase, Plan, RunSettings};
 use std::time::Duration;
 use tch::{Device, Kind, Tensor};
 
 const CPU: Device = Device::Cpu;
 
-fn randn(shape: &[i64]) -> Tensor {
+/// Workloads predicted to take longer than this per call are skipped (and reported): a bf16
+/// prefill on a CPU without a bf16 GEMM path runs at about 2 GFLOP/s, minutes per repeat set.
+const MAX_CALL_S: f64 = 1.0;
+
+fn randn(shape: &[i64], kind: Kind) -> Tensor {
     // Uniform in +-1/sqrt(fan-in): activations stay O(1) through the layer, and uniform
     // filling is much faster than normal for the hundreds of megabytes of layer copies.
     Tensor::rand(shape, (Kind::Float, CPU))
         .g_mul_scalar(2.0 / (shape[0] as f64).sqrt())
         .g_sub_scalar(1.0 / (shape[0] as f64).sqrt())
+        .to_kind(kind)
 }
 
 /// A validation workload's shape.
@@ -41,9 +46,19 @@ struct Shape {
     /// MoE: experts and top-k (0 = dense FFN); experts are `ffn` wide, one shared expert.
     experts: i64,
     top_k: i64,
+    /// The format weights, activations and the KV cache are in.
+    dtype: DType,
 }
 
 impl Shape {
+    fn kind(&self) -> Kind {
+        match self.dtype {
+            DType::Bf16 => Kind::BFloat16,
+            DType::F16 => Kind::Half,
+            _ => Kind::Float,
+        }
+    }
+
     fn arch(&self) -> Architecture {
         let attention = if self.latent > 0 {
             Attention::Latent(Mla {
@@ -98,17 +113,18 @@ impl Shape {
         let att = if self.latent > 0 {
             format!("mla-{} r{}", if self.absorbed { "absorbed" } else { "materialised" }, self.latent)
         } else {
-            format!("{} {}/{}", self.kind(), self.heads, self.kv_heads)
+            format!("{} {}/{}", self.attention_kind(), self.heads, self.kv_heads)
         };
         let ffn = if self.experts > 0 {
             format!("moe {}x{} top{}", self.experts, self.ffn, self.top_k)
         } else {
             format!("ffn {}", self.ffn)
         };
-        format!("H{} {att} hd{} {ffn}", self.hidden, self.head_dim)
+        let format = if self.dtype == DType::F32 { String::new() } else { format!(" {}", self.dtype) };
+        format!("H{} {att} hd{} {ffn}{format}", self.hidden, self.head_dim)
     }
 
-    fn kind(&self) -> &'static str {
+    fn attention_kind(&self) -> &'static str {
         if self.latent > 0 {
             "mla"
         } else if self.kv_heads == self.heads {
@@ -124,6 +140,8 @@ impl Shape {
         Plan {
             mla: if self.absorbed { MlaForm::Absorbed } else { MlaForm::Materialised },
             attention: AttentionForm::Fused,
+            // Eager libtorch runs every norm and activation as its own kernel.
+            elementwise: ElementwiseForm::Separate,
         }
     }
 }
@@ -157,7 +175,9 @@ struct Layer {
 impl Layer {
     fn new(s: Shape, max_ctx: i64) -> Layer {
         let (h, nh, hd) = (s.hidden, s.heads, s.head_dim);
-        let empty = || Tensor::zeros([1], (Kind::Float, CPU));
+        let kind = s.kind();
+        let randn = |shape: &[i64]| randn(shape, kind);
+        let empty = || Tensor::zeros([1], (kind, CPU));
         let mla = s.latent > 0;
         let nope = hd - s.rope;
         let (wq, wk, wv, kv_a, kv_norm, kv_b, w_uk, w_uv, k_cache, v_cache) = if mla {
@@ -167,11 +187,11 @@ impl Layer {
                 empty(),
                 empty(),
                 randn(&[h, r + s.rope]),
-                Tensor::ones([r], (Kind::Float, CPU)),
+                Tensor::ones([r], (kind, CPU)),
                 randn(&[r, nh * (nope + hd)]),
                 randn(&[nh, nope, r]),
                 randn(&[nh, r, hd]),
-                Tensor::zeros([1, 1, max_ctx, r + s.rope], (Kind::Float, CPU)),
+                Tensor::zeros([1, 1, max_ctx, r + s.rope], (kind, CPU)),
                 empty(),
             )
         } else {
@@ -185,15 +205,15 @@ impl Layer {
                 empty(),
                 empty(),
                 empty(),
-                Tensor::zeros([1, s.kv_heads, max_ctx, hd], (Kind::Float, CPU)),
-                Tensor::zeros([1, s.kv_heads, max_ctx, hd], (Kind::Float, CPU)),
+                Tensor::zeros([1, s.kv_heads, max_ctx, hd], (kind, CPU)),
+                Tensor::zeros([1, s.kv_heads, max_ctx, hd], (kind, CPU)),
             )
         };
         let experts = (0..s.experts).map(|_| (randn(&[h, s.ffn]), randn(&[h, s.ffn]), randn(&[s.ffn, h]))).collect();
         Layer {
             s,
-            norm1: Tensor::ones([h], (Kind::Float, CPU)),
-            norm2: Tensor::ones([h], (Kind::Float, CPU)),
+            norm1: Tensor::ones([h], (kind, CPU)),
+            norm2: Tensor::ones([h], (kind, CPU)),
             wq,
             wk,
             wv,
@@ -231,7 +251,7 @@ impl Layer {
         ];
         let experts: i64 =
             self.experts.iter().map(|(a, b, c)| a.numel() as i64 + b.numel() as i64 + c.numel() as i64).sum();
-        (t.iter().map(|x| x.numel() as i64).sum::<i64>() + experts) as f64 * 4.0
+        (t.iter().map(|x| x.numel() as i64).sum::<i64>() + experts) as f64 * self.s.dtype.bytes()
     }
 
     /// One forward pass over `tokens` new tokens at positions `start..start + tokens`
@@ -298,7 +318,7 @@ impl Layer {
         let h = rms_norm(&x, &self.norm2);
         let ffn = if s.experts > 0 {
             let flat = h.view([tokens, s.hidden]);
-            let probs = flat.matmul(&self.router).softmax(-1, Kind::Float);
+            let probs = flat.matmul(&self.router).softmax(-1, s.kind());
             let (weights, chosen) = probs.topk(s.top_k, -1, true, false);
             let chosen: Vec<i64> = Vec::<i64>::try_from(chosen.flatten(0, -1)).unwrap_or_default();
             let mut out = silu(&flat.matmul(&self.gate)) * flat.matmul(&self.up);
@@ -342,6 +362,7 @@ fn shapes(quick: bool) -> Vec<Shape> {
         absorbed: false,
         experts: 0,
         top_k: 0,
+        dtype: DType::F32,
     };
     let m = |hidden, heads, latent, absorbed| Shape {
         hidden,
@@ -354,6 +375,7 @@ fn shapes(quick: bool) -> Vec<Shape> {
         absorbed,
         experts: 0,
         top_k: 0,
+        dtype: DType::F32,
     };
     let moe = Shape {
         hidden: 1024,
@@ -366,9 +388,11 @@ fn shapes(quick: bool) -> Vec<Shape> {
         absorbed: false,
         experts: 8,
         top_k: 2,
+        dtype: DType::F32,
     };
+    let bf16 = |s: Shape| Shape { dtype: DType::Bf16, ..s };
     if quick {
-        return vec![g(512, 8, 2, 1408), m(512, 8, 128, true)];
+        return vec![g(512, 8, 2, 1408), m(512, 8, 128, true), bf16(g(512, 8, 2, 1408))];
     }
     vec![
         g(512, 8, 8, 1408),
@@ -383,6 +407,10 @@ fn shapes(quick: bool) -> Vec<Shape> {
         m(2048, 16, 512, false),
         m(2048, 16, 512, true),
         moe,
+        bf16(g(1024, 16, 4, 2816)),
+        bf16(g(2048, 32, 8, 5632)),
+        bf16(m(1024, 16, 256, false)),
+        bf16(m(1024, 16, 256, true)),
     ]
 }
 
@@ -398,6 +426,7 @@ pub fn validate(profile: &DeviceProfile, opts: &MeasureOptions) -> Result<(Vec<V
     let budget = if quick { Duration::from_millis(150) } else { Duration::from_millis(500) };
     let cold_bytes = if quick { 96e6 } else { 256e6 };
     let mut rows = Vec::new();
+    let mut skipped = Vec::new();
     let _guard = tch::no_grad_guard();
     for s in shapes {
         bar.set_message(s.label());
@@ -408,7 +437,7 @@ pub fn validate(profile: &DeviceProfile, opts: &MeasureOptions) -> Result<(Vec<V
             std::iter::once(probe_layer).chain((1..copies).map(|_| Layer::new(s, max_ctx))).collect();
         let arch = s.arch();
         let settings =
-            RunSettings { batch: 1, precisions: Precisions::uniform(DType::F32), logits_for_all_prompt_tokens: false };
+            RunSettings { batch: 1, precisions: Precisions::uniform(s.dtype), logits_for_all_prompt_tokens: false };
         let layer_ops = |phase| -> Vec<crate::workload::Operator> {
             operators(&arch, phase, &settings, s.plan())
                 .into_iter()
@@ -416,8 +445,8 @@ pub fn validate(profile: &DeviceProfile, opts: &MeasureOptions) -> Result<(Vec<V
                 .collect()
         };
         let mut run = |phase: &'static str, start: i64, tokens: i64| -> (f64, f64) {
-            let x = Tensor::randn([1, tokens, s.hidden], (Kind::Float, CPU));
-            let (cos, sin) = rope_tables(start, tokens, if s.latent > 0 { s.rope } else { s.head_dim }, Kind::Float);
+            let x = Tensor::randn([1, tokens, s.hidden], (s.kind(), CPU));
+            let (cos, sin) = rope_tables(start, tokens, if s.latent > 0 { s.rope } else { s.head_dim }, s.kind());
             let n = layers.len();
             let mut i = 0;
             let t = time(
@@ -432,21 +461,26 @@ pub fn validate(profile: &DeviceProfile, opts: &MeasureOptions) -> Result<(Vec<V
             let _ = phase;
             (t.median_s, t.cv)
         };
-        if !s.absorbed {
-            for &len in prefill_lens {
-                let (measured, cv) = run("prefill", 0, len);
-                let predicted: f64 = layer_ops(Phase::Prefill { prompt: len as u32 })
-                    .iter()
-                    .map(|o| op_totals(o, profile, 0.0, 0.0).point.time_s)
-                    .sum();
-                rows.push(row(&s, "prefill", len, measured, cv, predicted));
+        let prefill_ops = |len: i64| layer_ops(Phase::Prefill { prompt: len as u32 });
+        let prefill: &[i64] = if s.absorbed { &[] } else { prefill_lens };
+        for &len in prefill {
+            let predicted: f64 = prefill_ops(len).iter().map(|o| op_totals(o, profile, 0.0, 0.0).point.time_s).sum();
+            if predicted > MAX_CALL_S {
+                skipped.push(format!("{} prefill {len}", s.label()));
+                continue;
             }
+            let (measured, cv) = run("prefill", 0, len);
+            rows.push(row(&s, "prefill", len, measured, cv, predicted));
         }
         for &ctx in decode_ctx {
-            let (measured, cv) = run("decode", ctx - 1, 1);
             let n = ctx as f64;
             let predicted: f64 =
                 layer_ops(Phase::Decode).iter().map(|o| op_totals(o, profile, n, n).point.time_s).sum();
+            if predicted > MAX_CALL_S {
+                skipped.push(format!("{} decode {ctx}", s.label()));
+                continue;
+            }
+            let (measured, cv) = run("decode", ctx - 1, 1);
             rows.push(row(&s, "decode", ctx, measured, cv, predicted));
         }
         bar.inc(1);
@@ -454,6 +488,13 @@ pub fn validate(profile: &DeviceProfile, opts: &MeasureOptions) -> Result<(Vec<V
     bar.finish_and_clear();
     let after = super::calibrate::probe();
     let mut notes = Vec::new();
+    if !skipped.is_empty() {
+        notes.push(format!(
+            "skipped {} workloads the profile predicts at over {MAX_CALL_S} s a call (timing them would take minutes): {}",
+            skipped.len(),
+            skipped.join("; ")
+        ));
+    }
     for (when, p) in [("before", before), ("after", after)] {
         notes.push(format!("probe {when}: {:.1} GFLOP/s f32 GEMM, {:.1} GB/s add", p.0 / 1e9, p.1 / 1e9));
     }
@@ -476,7 +517,8 @@ pub fn validate(profile: &DeviceProfile, opts: &MeasureOptions) -> Result<(Vec<V
 fn row(s: &Shape, phase: &'static str, tokens: i64, measured: f64, cv: f64, predicted: f64) -> ValidationRow {
     ValidationRow {
         workload: s.label(),
-        attention: s.kind().to_string(),
+        attention: s.attention_kind().to_string(),
+        dtype: s.dtype.to_string(),
         phase,
         hidden: s.hidden as u32,
         heads: s.heads as u32,
