@@ -47,6 +47,12 @@ fn search_throughput(c: &mut Criterion) {
             b.iter(|| black_box(run(&space, &device, &opts).unwrap()))
         });
     }
+    // Plans off: one fixed plan for every candidate, the reference the plan search must stay
+    // within 20% of.
+    let opts = SearchOptions { threads: Some(2), plans: PlanChoice::Fixed(Plan::NAIVE), ..SearchOptions::default() };
+    group.bench_function(BenchmarkId::new("throughput-space-lilo-plans-off", "2-threads"), |b| {
+        b.iter(|| black_box(run(&space, &device, &opts).unwrap()))
+    });
     group.finish();
 }
 
