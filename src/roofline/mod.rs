@@ -223,7 +223,18 @@ impl<'a> Evaluator<'a> {
                 let (point, live_bytes) = self.part_under(arch, phase, plan, Part::All, first, last);
                 return PhaseEval { point, plan, live_bytes };
             }
-            PlanChoice::Fastest => Plan::candidates(arch),
+            PlanChoice::Fastest => {
+                let all = Plan::candidates(arch);
+                // Without efficiency tables an unfused attention core cannot win: it does no
+                // fewer FLOPs (dense N^2 scores against N(N+1)/2 causal pairs), moves no fewer
+                // bytes (the score matrix goes to memory) and launches more kernels, and a sum of
+                // per-kernel maxima is at least the maximum of the sums. Skip it (exactly).
+                if self.ceilings.has_tables {
+                    all
+                } else {
+                    &all[..all.iter().take_while(|p| p.attention == crate::workload::AttentionForm::Fused).count()]
+                }
+            }
         };
         let form = if matches!(phase, Phase::Decode) { self.elementwise.1 } else { self.elementwise.0 };
         // Plans differ only in the attention core: price the rest once.

@@ -136,7 +136,8 @@ impl Plan {
         Plan { elementwise: form, ..self }
     }
 
-    /// Every plan worth considering for an architecture (MLA forms only matter for MLA).
+    /// Every plan worth considering for an architecture (MLA forms only matter for MLA), the
+    /// fused-attention ones first (an evaluator may take just that prefix).
     pub fn candidates(arch: &Architecture) -> &'static [Plan] {
         // The attention core's alternatives; norm and activation fusion is decided per device
         // (see `plan::elementwise_form`) and applied on top.

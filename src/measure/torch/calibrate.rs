@@ -118,7 +118,7 @@ pub fn calibrate(opts: &MeasureOptions) -> Result<DeviceProfile> {
     tch::manual_seed(0);
     let clock = std::time::Instant::now();
     let mut stage_s: Vec<String> = Vec::new();
-    let mut lap =
+    let lap =
         |name: &str, stage_s: &mut Vec<String>| stage_s.push(format!("{name} {:.2} s", clock.elapsed().as_secs_f64()));
     let before = probe();
     lap("probe", &mut stage_s);
