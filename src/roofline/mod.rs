@@ -237,6 +237,11 @@ impl<'a> Evaluator<'a> {
             }
         };
         let form = if matches!(phase, Phase::Decode) { self.elementwise.1 } else { self.elementwise.0 };
+        if let [only] = candidates {
+            let plan = only.with_elementwise(form);
+            let (point, live_bytes) = self.part_under(arch, phase, plan, Part::All, first, last);
+            return PhaseEval { point, plan, live_bytes };
+        }
         // Plans differ only in the attention core: price the rest once.
         let (shared, shared_live) =
             self.part_under(arch, phase, candidates[0].with_elementwise(form), Part::Shared, first, last);
