@@ -460,6 +460,16 @@ pub fn ffn_block_of(arch: &Architecture, tokens: f64) -> (RecExpr<PlanLang>, Sha
     ffn_block(arch.hidden_size as f64, width, tokens)
 }
 
+/// An FFN block's e-graph with the fusion rules run to saturation.
+fn saturate_ffn(
+    expr: &RecExpr<PlanLang>,
+    shapes: Shapes,
+    device: &DeviceProfile,
+    dtype: DType,
+) -> Runner<PlanLang, Shapes> {
+    Runner::new(shapes).with_expr(expr).with_iter_limit(6).run(&rules(device.on_chip_bytes, dtype.bytes()))
+}
+
 /// Saturates an FFN block and extracts its fastest form: (time, chosen, time as written).
 pub fn extract_ffn(
     expr: &RecExpr<PlanLang>,
@@ -467,8 +477,7 @@ pub fn extract_ffn(
     device: &DeviceProfile,
     dtype: DType,
 ) -> (f64, RecExpr<PlanLang>, f64) {
-    let runner: Runner<PlanLang, Shapes> =
-        Runner::new(shapes).with_expr(expr).with_iter_limit(6).run(&rules(device.on_chip_bytes, dtype.bytes()));
+    let runner = saturate_ffn(expr, shapes, device, dtype);
     let g = &runner.egraph;
     let (_, best) = Extractor::new(g, RooflineTime::new(g, device, dtype)).find_best(runner.roots[0]);
     // Priced over the expression's nodes (shared ones once), not egg's tree cost.
@@ -507,22 +516,12 @@ pub fn ffn_forms_s(
     dtype: DType,
 ) -> (f64, Option<f64>) {
     let (expr, shapes) = ffn_block(hidden, intermediate, tokens);
-    let runner: Runner<PlanLang, Shapes> =
-        Runner::new(shapes).with_expr(&expr).with_iter_limit(6).run(&rules(device.on_chip_bytes, dtype.bytes()));
+    let runner = saturate_ffn(&expr, shapes, device, dtype);
     let g = &runner.egraph;
     let mut cost = RooflineTime::new(g, device, dtype);
     let fused: RecExpr<PlanLang> = "(mm (mm_norm_glu x w_gate w_up) w_down)".parse().expect("well-formed");
     let (eager_s, _) = price(g, &mut cost, &expr).expect("the input is in its e-graph");
     (eager_s, price(g, &mut cost, &fused).map(|(t, _)| t))
-}
-
-/// Whether an extracted FFN block fused its norm and activation.
-pub fn form_of(e: &RecExpr<PlanLang>) -> ElementwiseForm {
-    if e.as_ref().iter().any(|n| matches!(n, PlanLang::MmNormGlu(_))) {
-        ElementwiseForm::Fused
-    } else {
-        ElementwiseForm::Separate
-    }
 }
 
 /// `analyze --explain-plan`: the chosen plan per phase, the alternatives and why.

@@ -9,7 +9,9 @@ pub use scenario::{Scenario, NAMED as NAMED_SCENARIOS};
 
 use crate::arch::Architecture;
 use crate::device::DeviceProfile;
-use crate::workload::{operators_into, ElementwiseForm, Linear, Operator, Part, Phase, Plan, RunSettings};
+use crate::workload::{
+    operators_into, AttentionForm, ElementwiseForm, Linear, Operator, Part, Phase, Plan, RunSettings,
+};
 use serde::Serialize;
 
 /// What a device offers an operator: ceilings, efficiency tables and the fixed launch cost.
@@ -232,7 +234,7 @@ impl<'a> Evaluator<'a> {
                 if self.ceilings.has_tables {
                     all
                 } else {
-                    &all[..all.iter().take_while(|p| p.attention == crate::workload::AttentionForm::Fused).count()]
+                    &all[..all.iter().take_while(|p| p.attention == AttentionForm::Fused).count()]
                 }
             }
         };

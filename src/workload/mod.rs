@@ -528,17 +528,12 @@ impl Builder<'_> {
     /// Gated (gate, up, activation, multiply, down) or plain (up, activation, down) FFN.
     fn dense_ffn(&mut self, h: f64, i: f64, gated: bool, activation: Activation, bias: bool) {
         if gated && self.fuse {
-            // Gate and up in one kernel, `act(x Wg) * (x Wu)` in its epilogue: only the gated
-            // result is written.
-            let (t, a, w) = (self.pass.tokens, self.pass.a, self.pass.w);
-            let (norm_flops, norm_bytes) = self.take_prologue();
-            let epilogue = t * i * (activation.flops_per_element() + 1.0);
-            let bias_flops = if bias { 2.0 * t * i } else { 0.0 };
-            let bias_bytes = if bias { 2.0 * i * a } else { 0.0 };
-            let flops = 2.0 * t * h * 2.0 * i + epilogue + bias_flops + norm_flops;
-            let op = self.op("gate_up_act", OpClass::Matmul, Linear::constant(flops));
-            op.weight_bytes = Linear::constant(2.0 * h * i * w + bias_bytes + norm_bytes);
-            op.act_read_bytes = Linear::constant(t * h * a);
+            // Gate and up as one product `h x 2i`, `act(x Wg) * (x Wu)` in its epilogue: only
+            // the gated result is written.
+            let (t, a) = (self.pass.tokens, self.pass.a);
+            self.matmul("gate_up_act", h, 2.0 * i, bias);
+            let op = self.ops.last_mut().expect("just pushed");
+            op.flops = op.flops + Linear::constant(t * i * (activation.flops_per_element() + 1.0));
             op.act_write_bytes = Linear::constant(t * i * a);
         } else if gated {
             self.matmul("gate_proj", h, i, bias);
@@ -658,9 +653,6 @@ pub fn operators_into(
     // The LM head runs on the last prompt token per sequence in prefill, on every token in
     // decode; a fused final norm normalises only those rows.
     let rows = if pass.decode || settings.logits_for_all_prompt_tokens { pass.tokens } else { pass.batch };
-    if b.fuse {
-        b.pass.tokens = rows;
-    }
     b.norm_before_products("final_norm", h);
     b.pass.tokens = rows;
     b.matmul("lm_head", h, arch.vocab_size as f64, false);

@@ -7,7 +7,7 @@
 
 use super::kernels::{rms_norm, rope, rope_tables, silu};
 use super::timing::{time, Timing};
-use super::{host, progress, today};
+use super::{host, kind_of, progress, today};
 use crate::device::{
     DeviceKind, DeviceProfile, EfficiencyCurve, EfficiencyPoint, EfficiencyTable, Origin, Provenance, MAX_CACHE_SPEEDUP,
 };
@@ -24,11 +24,11 @@ const F32: usize = 4;
 
 /// The formats calibration times, f32 first (its tables are the profile's default): bf16
 /// always (oneDNN runs it on any x86 CPU), f16 only where the CPU has native half arithmetic.
-fn formats() -> Vec<(DType, Kind)> {
-    let mut f = vec![(DType::F32, Kind::Float), (DType::Bf16, Kind::BFloat16)];
+fn formats() -> Vec<DType> {
+    let mut f = vec![DType::F32, DType::Bf16];
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     if cpuinfo.contains(" avx512_fp16") || cpuinfo.contains(" asimdhp") {
-        f.push((DType::F16, Kind::Half));
+        f.push(DType::F16);
     }
     f
 }
@@ -46,6 +46,15 @@ struct Sample {
 
 struct Budget {
     quick: bool,
+}
+
+/// How densely one format's shapes are swept: the default format in a full run, every other
+/// format in a full run, and everything in a quick run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sweep {
+    Full,
+    Reduced,
+    Quick,
 }
 
 impl Budget {
@@ -181,16 +190,23 @@ pub fn calibrate(opts: &MeasureOptions) -> Result<DeviceProfile> {
     //      format the device computes in: f32 in full, then the half formats (their kernels are
     //      different libraries with different small-size behaviour, not f32 at twice the speed).
     let mut peak = BTreeMap::<DType, f64>::new();
-    for (i, &(dtype, kind)) in formats().iter().enumerate() {
-        let full = i == 0 && !b.quick;
+    for (i, dtype) in formats().into_iter().enumerate() {
+        let sweep = match (i, b.quick) {
+            (_, true) => Sweep::Quick,
+            (0, false) => Sweep::Full,
+            _ => Sweep::Reduced,
+        };
+        // The default format's full sweep times every shape; the others stop where their pace
+        // says a call would outlast the budget.
+        let pace = (sweep != Sweep::Full).then(|| Pace::measure(kind_of(dtype), dtype.bytes()));
         bar.set_message(format!("gemm, gemv {dtype}"));
-        matmuls(dtype, kind, full, &b, &mut samples, &mut peak);
+        matmuls(dtype, sweep, pace, &b, &mut samples, &mut peak);
         lap(&format!("gemm, gemv {dtype}"), &mut stage_s);
         bar.set_message(format!("attention, bmm {dtype}"));
-        attention(dtype, kind, full, &b, &mut samples);
+        attention(dtype, sweep, pace, &b, &mut samples);
         lap(&format!("attention, bmm {dtype}"), &mut stage_s);
         bar.set_message(format!("elementwise {dtype}"));
-        elementwise(dtype, kind, full, &b, &mut samples);
+        elementwise(dtype, sweep, &b, &mut samples);
         lap(&format!("elementwise {dtype}"), &mut stage_s);
         bar.inc(1);
     }
@@ -398,37 +414,29 @@ fn too_slow(t: &Timing, b: &Budget) -> bool {
     t.median_s > b.per_kernel().as_secs_f64()
 }
 
-/// Bytes per element of a calibrated format.
-fn element_bytes(dtype: DType) -> f64 {
-    dtype.bytes()
-}
-
 /// GEMM (prefill shapes) and GEMV (decode shapes) with weights read cold from main memory (copies
 /// visited in turn), as each layer of a real model does; with few rows a product is still
-/// partly bound by reading its weights. `primary`: the default format, measured densely.
+/// partly bound by reading its weights. `pace`: the measured speed of a format not swept in
+/// full, to skip shapes that would outlast the budget.
 fn matmuls(
     dtype: DType,
-    kind: Kind,
-    primary: bool,
+    sweep: Sweep,
+    pace: Option<Pace>,
     b: &Budget,
     samples: &mut Vec<Sample>,
     peak: &mut BTreeMap<DType, f64>,
 ) {
-    let e = element_bytes(dtype);
-    let (shapes, rows): (&[(i64, i64)], &[i64]) = match (primary, b.quick) {
-        (true, false) => {
-            (&[(768, 768), (1536, 1536), (1536, 6144), (3072, 3072)], &[32, 64, 128, 256, 512, 1024, 2048])
-        }
-        (true, true) => (&[(1536, 1536), (1536, 6144)], &[32, 256, 2048]),
-        (false, false) => (&[(768, 768), (1536, 1536), (1536, 6144)], &[32, 128, 512, 2048]),
-        (false, true) => (&[(768, 768), (1536, 6144)], &[32, 512]),
+    let (kind, e) = (kind_of(dtype), dtype.bytes());
+    let (shapes, rows): (&[(i64, i64)], &[i64]) = match sweep {
+        Sweep::Full => (&[(768, 768), (1536, 1536), (1536, 6144), (3072, 3072)], &[32, 64, 128, 256, 512, 1024, 2048]),
+        Sweep::Reduced => (&[(768, 768), (1536, 1536), (1536, 6144)], &[32, 128, 512, 2048]),
+        Sweep::Quick => (&[(768, 768), (1536, 6144)], &[32, 512]),
     };
     // Ascending in FLOPs, so a format with no fast path (bf16 on a CPU without AVX-512 runs
     // at about 2 GFLOP/s) stops at the first product that outgrows the budget.
     let mut products: Vec<(i64, i64, i64)> =
         shapes.iter().flat_map(|&(k, n)| rows.iter().map(move |&m| (m, k, n))).collect();
     products.sort_by_key(|&(m, k, n)| (m * k * n, k, n));
-    let pace = (!primary).then(|| Pace::measure(kind, e));
     let mut copies: BTreeMap<(i64, i64), Vec<Tensor>> = BTreeMap::new();
     for (i, (m, k, n)) in products.into_iter().enumerate() {
         let bytes_w = (k * n) as f64 * e;
@@ -456,13 +464,12 @@ fn matmuls(
         }
     }
     drop(copies);
-    if !primary {
+    if let Some(p) = pace {
         // The half formats reach their peak only on large products (oneDNN's blocked path),
-        // when they have one: skip products the measured rate says would outlast the budget.
-        let rate = samples.iter().rev().find(|s| s.dtype == dtype).map_or(0.0, |s| s.flops / s.t.median_s);
+        // when they have one: skip products their pace says would outlast the budget.
         for &(m, k, n) in &[(512i64, 3072i64, 3072i64), (1024, 1536, 6144)] {
             let flops = 2.0 * (m * k * n) as f64;
-            if flops / rate > b.per_kernel().as_secs_f64() / 4.0 {
+            if flops / p.flop_per_s > b.per_kernel().as_secs_f64() / 4.0 {
                 continue;
             }
             let (a, w) = (randn(&[m, k], kind), randn(&[k, n], kind));
@@ -471,11 +478,10 @@ fn matmuls(
             *best = best.max(flops / t.median_s);
         }
     }
-    let gemv: &[(i64, i64)] = match (primary, b.quick) {
-        (true, false) => &[(256, 256), (768, 768), (1536, 1536), (1536, 6144), (3072, 3072), (3072, 12288)],
-        (true, true) => &[(768, 768), (1536, 6144), (3072, 12288)],
-        (false, false) => &[(256, 256), (768, 768), (1536, 6144), (3072, 12288)],
-        (false, true) => &[(768, 768), (1536, 6144), (3072, 12288)],
+    let gemv: &[(i64, i64)] = match sweep {
+        Sweep::Full => &[(256, 256), (768, 768), (1536, 1536), (1536, 6144), (3072, 3072), (3072, 12288)],
+        Sweep::Reduced => &[(256, 256), (768, 768), (1536, 6144), (3072, 12288)],
+        Sweep::Quick => &[(768, 768), (1536, 6144), (3072, 12288)],
     };
     for (i, &(k, n)) in gemv.iter().enumerate() {
         let bytes_w = (k * n) as f64 * e;
@@ -496,18 +502,17 @@ fn matmuls(
 
 /// Fused attention (causal prefill; decode against a cold KV cache) and batched products
 /// (unfused attention, MLA absorption).
-fn attention(dtype: DType, kind: Kind, primary: bool, b: &Budget, samples: &mut Vec<Sample>) {
-    let e = element_bytes(dtype);
+fn attention(dtype: DType, sweep: Sweep, pace: Option<Pace>, b: &Budget, samples: &mut Vec<Sample>) {
+    let (kind, e) = (kind_of(dtype), dtype.bytes());
     let heads = 12;
     type Lengths = &'static [(i64, i64)];
-    let (prefill, decode): (Lengths, Lengths) = match (primary, b.quick) {
-        (true, false) => (
+    let (prefill, decode): (Lengths, Lengths) = match sweep {
+        Sweep::Full => (
             &[(256, 64), (1024, 64), (3072, 64), (384, 128), (1536, 128)],
             &[(384, 64), (1536, 64), (6144, 64), (384, 128), (3072, 128)],
         ),
-        (true, true) => (&[(256, 64), (1024, 64)], &[(384, 64), (6144, 64)]),
-        (false, false) => (&[(256, 64), (1024, 64)], &[(384, 64), (1536, 64), (6144, 64)]),
-        (false, true) => (&[(1024, 64)], &[(1536, 64)]),
+        Sweep::Reduced => (&[(256, 64), (1024, 64)], &[(384, 64), (1536, 64), (6144, 64)]),
+        Sweep::Quick => (&[(1024, 64)], &[(1536, 64)]),
     };
     let mut prefill = prefill.to_vec();
     prefill.sort_by_key(|&(len, hd)| (len * len * hd, hd));
@@ -559,15 +564,11 @@ fn attention(dtype: DType, kind: Kind, primary: bool, b: &Budget, samples: &mut 
             break;
         }
     }
-    let bmms: &[(i64, i64, i64)] = match (primary, b.quick) {
-        (true, false) => {
-            &[(1, 96, 384), (1, 96, 1536), (1, 192, 6144), (128, 64, 128), (512, 64, 512), (1536, 64, 1536)]
-        }
-        (true, true) => &[(1, 96, 1536), (512, 64, 512)],
-        (false, false) => &[(1, 96, 1536), (128, 64, 128), (512, 64, 512)],
-        (false, true) => &[(1, 96, 1536), (128, 64, 128)],
+    let bmms: &[(i64, i64, i64)] = match sweep {
+        Sweep::Full => &[(1, 96, 384), (1, 96, 1536), (1, 192, 6144), (128, 64, 128), (512, 64, 512), (1536, 64, 1536)],
+        Sweep::Reduced => &[(1, 96, 1536), (128, 64, 128), (512, 64, 512)],
+        Sweep::Quick => &[(1, 96, 1536), (128, 64, 128)],
     };
-    let pace = (!primary).then(|| Pace::measure(kind, e));
     for (i, &(m, k, n)) in bmms.iter().enumerate() {
         if i > 0 && Pace::too_long(pace, 2.0 * (heads * m * k * n) as f64, 0.0, b) {
             break;
@@ -585,12 +586,12 @@ fn attention(dtype: DType, kind: Kind, primary: bool, b: &Budget, samples: &mut 
 }
 
 /// Elementwise, normalisation, softmax and RoPE kernels over sizes (fresh activations: warm).
-fn elementwise(dtype: DType, kind: Kind, primary: bool, b: &Budget, samples: &mut Vec<Sample>) {
-    let e = element_bytes(dtype);
-    let widths: &[i64] = match (primary, b.quick) {
-        (true, false) => &[1, 8, 64, 256, 2048],
-        (true, true) | (false, false) => &[1, 64, 2048],
-        (false, true) => &[64],
+fn elementwise(dtype: DType, sweep: Sweep, b: &Budget, samples: &mut Vec<Sample>) {
+    let (kind, e) = (kind_of(dtype), dtype.bytes());
+    let widths: &[i64] = match sweep {
+        Sweep::Full => &[1, 8, 64, 256, 2048],
+        Sweep::Reduced => &[1, 64, 2048],
+        Sweep::Quick => &[64],
     };
     let heads = 12;
     for &rows in widths {

@@ -10,6 +10,16 @@ pub use validate::validate;
 
 use crate::device::Host;
 
+/// The libtorch element type of a compute format calibration and validation run in.
+fn kind_of(dtype: crate::dtype::DType) -> tch::Kind {
+    use crate::dtype::DType;
+    match dtype {
+        DType::Bf16 => tch::Kind::BFloat16,
+        DType::F16 => tch::Kind::Half,
+        _ => tch::Kind::Float,
+    }
+}
+
 /// libtorch is compiled in: nothing to refuse.
 pub fn require(_command: &'static str) -> crate::error::Result<()> {
     Ok(())

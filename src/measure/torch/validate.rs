@@ -52,11 +52,7 @@ struct Shape {
 
 impl Shape {
     fn kind(&self) -> Kind {
-        match self.dtype {
-            DType::Bf16 => Kind::BFloat16,
-            DType::F16 => Kind::Half,
-            _ => Kind::Float,
-        }
+        super::kind_of(self.dtype)
     }
 
     fn arch(&self) -> Architecture {
