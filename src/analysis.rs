@@ -94,6 +94,8 @@ pub fn analyze(
 ) -> Analysis {
     let mut ev = Evaluator::new(device, *settings, plans);
     let eval = ev.scenario(arch, scenario);
+    // The settings the device really runs (an engine fixes its activation and KV formats).
+    let settings = &ev.settings;
     let roof = roof(device, settings);
     let (pp, dp) = (eval.prefill.plan, eval.decode.plan);
     let (pl, dl) = (pp.label(arch), dp.label(arch));

@@ -31,6 +31,12 @@ pub enum Error {
     #[error("`{command}` needs libtorch: this binary was built without the `torch` feature. Build with `cargo build --release --features torch` (the Makefile does: `make calibrate`)")]
     NotCompiledWithTorch { command: &'static str },
 
+    #[error("`{command}` needs llama.cpp: this binary was built without the `llamacpp` feature. Build with `cargo build --release --features llamacpp` (the Makefile does)")]
+    NotCompiledWithLlamaCpp { command: &'static str },
+
+    #[error("llama.cpp: {0}")]
+    Engine(String),
+
     #[error("libtorch: {0}")]
     Torch(String),
 

@@ -1,10 +1,12 @@
 //! Architecture description: what a decoder-only transformer is made of, validated, with its
 //! exact parameter count and KV-cache size.
 
+pub mod gguf;
 mod hf;
 
 pub use hf::{export_hf_config, load_hf_config, parse_hf_config, SUPPORTED_MODEL_TYPES};
 
+use crate::dtype::DType;
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 
@@ -368,6 +370,109 @@ impl Architecture {
                 self.parameters() - self.moe_layers() as u64 * idle
             }
         }
+    }
+
+    /// Bytes of the weights as stored in `format`: each matrix in the type llama.cpp's quantiser
+    /// gives it (see `dtype::storage`), norms and biases in f32 for GGUF formats (in `format`
+    /// otherwise). Equals the data of a GGUF file of that format (tested against the layout and
+    /// against llama.cpp's files).
+    pub fn stored_weight_bytes(&self, format: DType) -> f64 {
+        use crate::dtype::storage::{layer_split, MixContext, Role};
+        let experts = match self.ffn {
+            Ffn::Moe(m) => m.num_experts,
+            Ffn::Dense { .. } => 0,
+        };
+        let ctx = MixContext { layers: self.num_layers, experts, tied_embeddings: self.tie_embeddings };
+        // Elements of a matrix with rows of `row` over layers `from..to`, stored by role.
+        let matrix = |role: Role, row: u64, elements: u64, from: u32, to: u32| -> f64 {
+            let s = layer_split(format, role, row, from, to, ctx);
+            elements as f64
+                * (s.common.bytes_per_element() * s.common_layers as f64
+                    + s.more.bytes_per_element() * s.more_layers as f64)
+        };
+        let gguf = format.is_block_quantised() || format == DType::F16;
+        let vector_bytes = if gguf { 4.0 } else { format.bytes() };
+        let (h, v, l) = (self.hidden_size as u64, self.vocab_size as u64, self.num_layers);
+        let mut bytes = matrix(Role::TokenEmbedding, h, h * v, 0, 1);
+        if !self.tie_embeddings {
+            bytes += matrix(Role::Output, h, h * v, 0, 1);
+        }
+        let mut vectors = h + l as u64 * self.norms_per_layer as u64 * h;
+        match self.attention {
+            Attention::Grouped { num_heads, num_kv_heads, head_dim } => {
+                let (q, kv) = (num_heads as u64 * head_dim as u64, num_kv_heads as u64 * head_dim as u64);
+                bytes += matrix(Role::AttnQ, h, h * q, 0, l)
+                    + matrix(Role::AttnK, h, h * kv, 0, l)
+                    + matrix(Role::AttnV, h, h * kv, 0, l)
+                    + matrix(Role::AttnOutput, q, q * h, 0, l);
+                if self.qkv_bias {
+                    vectors += l as u64 * (q + 2 * kv);
+                }
+                if self.qk_norm {
+                    vectors += l as u64 * 2 * head_dim as u64;
+                }
+            }
+            Attention::Latent(m) => {
+                let (nh, r, dr, dn, dv) = (
+                    m.num_heads as u64,
+                    m.kv_lora_rank as u64,
+                    m.qk_rope_head_dim as u64,
+                    m.qk_nope_head_dim as u64,
+                    m.v_head_dim as u64,
+                );
+                let q_out = nh * (dn + dr);
+                bytes += match m.q_lora_rank {
+                    Some(rq) => {
+                        vectors += l as u64 * rq as u64;
+                        matrix(Role::AttnOther, h, h * rq as u64, 0, l)
+                            + matrix(Role::AttnOther, rq as u64, rq as u64 * q_out, 0, l)
+                    }
+                    None => matrix(Role::AttnQ, h, h * q_out, 0, l),
+                };
+                vectors += l as u64 * r;
+                bytes += matrix(Role::AttnOther, h, h * (r + dr), 0, l)
+                    + matrix(Role::AttnOther, dn, dn * r * nh, 0, l)
+                    + matrix(Role::AttnOther, r, r * dv * nh, 0, l)
+                    + matrix(Role::AttnOutput, nh * dv, nh * dv * h, 0, l);
+            }
+        }
+        if self.o_bias {
+            vectors += l as u64 * h;
+        }
+        let dense = |f: u64, from: u32, to: u32| {
+            matrix(Role::FfnGate, h, h * f, from, to)
+                + matrix(Role::FfnUp, h, h * f, from, to)
+                + matrix(Role::FfnDown, f, f * h, from, to)
+        };
+        match self.ffn {
+            Ffn::Dense { intermediate_size, gated, bias, .. } => {
+                let f = intermediate_size as u64;
+                bytes += if gated {
+                    dense(f, 0, l)
+                } else {
+                    matrix(Role::FfnUp, h, h * f, 0, l) + matrix(Role::FfnDown, f, f * h, 0, l)
+                };
+                if bias {
+                    vectors += l as u64 * (if gated { 2 * f } else { f } + h);
+                }
+            }
+            Ffn::Moe(m) => {
+                let (k, e, f) = (m.first_k_dense, m.num_experts as u64, m.expert_intermediate_size as u64);
+                bytes += dense(m.dense_intermediate_size as u64, 0, k);
+                let shared = m.num_shared_experts as u64 * f;
+                bytes += matrix(Role::Router, h, h * e, k, l)
+                    + matrix(Role::FfnGate, h, h * f * e, k, l)
+                    + matrix(Role::FfnUp, h, h * f * e, k, l)
+                    + matrix(Role::FfnDown, f, f * h * e, k, l)
+                    + matrix(Role::FfnGate, h, h * shared, k, l)
+                    + matrix(Role::FfnUp, h, h * shared, k, l)
+                    + matrix(Role::FfnDown, shared, shared * h, k, l);
+                if m.router_bias {
+                    vectors += (l - k) as u64 * e;
+                }
+            }
+        }
+        bytes + vectors as f64 * vector_bytes
     }
 
     /// KV-cache elements per token over all layers.

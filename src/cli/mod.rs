@@ -3,6 +3,7 @@
 
 pub(crate) mod analyze;
 mod devices;
+mod engine;
 mod measure;
 mod per_layer;
 mod plot;
@@ -45,6 +46,12 @@ pub enum Command {
     Plot(PlotArgs),
     /// Redo the paper's experiments with correct accounting; write CSV, SVG, REPRODUCTION.md.
     Reproduce(ReproduceArgs),
+    /// Build models as GGUF files of random weights and time them on llama.cpp here
+    /// (llama-bench's pp/tg tests).
+    Measure(MeasureArgs),
+    /// Internal: runs one llama.cpp job read from stdin (the engine runs in its own process).
+    #[command(hide = true)]
+    EngineWorker,
 }
 
 #[derive(Debug, Args)]
@@ -95,6 +102,28 @@ pub struct CalibrateArgs {
     pub quick: bool,
     #[arg(long)]
     pub threads: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct MeasureArgs {
+    /// Hugging Face config.json files of the models (comma-separated).
+    #[arg(long, required = true, value_delimiter = ',')]
+    pub model: Vec<PathBuf>,
+    /// Weight formats: f16, q8_0, q4_0, q4_k_m (comma-separated).
+    #[arg(long, default_value = "q4_k_m", value_delimiter = ',')]
+    pub weights: Vec<String>,
+    /// Tests as llama-bench names them: pp512, tg128, tg128@d4096 (comma-separated).
+    #[arg(long, default_value = "pp512,tg128", value_delimiter = ',')]
+    pub test: Vec<String>,
+    /// Rounds; every round runs every model and test once, alternating.
+    #[arg(long, default_value_t = 3)]
+    pub repeats: u32,
+    /// Threads llama.cpp uses (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Keep the GGUF files in this folder (default: a temporary folder, removed after).
+    #[arg(long)]
+    pub keep: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -258,6 +287,13 @@ pub fn run(cli: Cli, out: &mut dyn std::io::Write) -> Result<()> {
         Command::Calibrate(args) => measure::run_calibrate(args, out),
         Command::Validate(args) => measure::run_validate(args, out),
         Command::Plot(args) => plot::run(args, out),
+        Command::Measure(args) => engine::run_measure(args, out),
+        Command::EngineWorker => {
+            #[cfg(feature = "llamacpp")]
+            std::process::exit(crate::measure::llamacpp::worker::main());
+            #[cfg(not(feature = "llamacpp"))]
+            Err(crate::measure::llamacpp::require("engine-worker").unwrap_err())
+        }
         Command::Reproduce(args) => {
             let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
             let root = if repo.join("models").is_dir() { repo.to_path_buf() } else { PathBuf::from(".") };

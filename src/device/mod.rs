@@ -7,7 +7,7 @@ mod library;
 pub use efficiency::{EfficiencyCurve, EfficiencyPoint, EfficiencyTable, MAX_CACHE_SPEEDUP};
 pub use library::{builtin, builtin_names};
 
-use crate::dtype::DType;
+use crate::dtype::{DType, TensorType};
 use crate::error::{Error, Result};
 use crate::workload::OpClass;
 use serde::{Deserialize, Serialize};
@@ -33,8 +33,44 @@ pub enum Origin {
     Datasheet,
     /// Published micro-benchmark figures (e.g. the paper's Table 1).
     Measured,
-    /// This tool's own libtorch kernel runs.
+    /// This tool's own kernel or engine runs on the device (libtorch or llama.cpp).
     Calibrated,
+    /// A named engine on the device, fitted from public measurements of that engine.
+    Expected,
+}
+
+impl Origin {
+    /// How a report names a figure from a profile of this origin.
+    pub fn label(self) -> &'static str {
+        match self {
+            Origin::Datasheet => "upper bound (datasheet)",
+            Origin::Measured => "the paper's measured ceilings",
+            Origin::Calibrated => "calibrated here",
+            Origin::Expected => "expected",
+        }
+    }
+}
+
+/// The inference engine a profile describes, and what that engine does regardless of what a
+/// search would prefer: its execution plan and the formats of its activations and KV cache.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Engine {
+    /// `llama.cpp`.
+    pub name: String,
+    /// Version or build, as precise as known.
+    pub version: String,
+    /// Backend and build features (`CPU: AVX512 = 1 | ...`, `CUDA`, `Metal`).
+    pub backend: String,
+    /// Threads the runs used (CPU backends).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threads: Option<u32>,
+    /// The plan the engine runs in every phase (it does not choose per device).
+    pub plan: crate::workload::Plan,
+    /// The format activations flow in between kernels.
+    pub activations: DType,
+    /// The format of the KV cache.
+    pub kv_cache: DType,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -87,6 +123,14 @@ pub struct DeviceProfile {
     /// `efficiency`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub efficiency_by_format: BTreeMap<DType, BTreeMap<OpClass, EfficiencyTable>>,
+    /// Products whose weights are stored in a given type (an engine's dequantising kernels):
+    /// compute efficiency by FLOPs (prefill), memory efficiency by bytes (decode). Takes
+    /// precedence over the class tables for products.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub product_efficiency: BTreeMap<TensorType, EfficiencyTable>,
+    /// The engine the figures describe; absent for datasheet and kernel-level profiles.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<Engine>,
     pub provenance: Provenance,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host: Option<Host>,
@@ -114,13 +158,40 @@ impl DeviceProfile {
     }
 
     pub fn has_efficiency_tables(&self) -> bool {
-        !self.efficiency.is_empty() || !self.efficiency_by_format.is_empty()
+        !self.efficiency.is_empty() || !self.efficiency_by_format.is_empty() || !self.product_efficiency.is_empty()
+    }
+
+    /// The precisions a run really uses on this profile: an engine fixes its activations and
+    /// KV cache whatever a search space asks for.
+    pub fn effective_precisions(&self, p: crate::dtype::Precisions) -> crate::dtype::Precisions {
+        match &self.engine {
+            Some(e) => {
+                crate::dtype::Precisions { weights: p.weights, activations: e.activations, kv_cache: e.kv_cache }
+            }
+            None => p,
+        }
+    }
+
+    /// How a report names figures from this profile: "upper bound (datasheet)", "expected
+    /// (llama.cpp)", "calibrated here (llama.cpp)".
+    pub fn kind_label(&self) -> String {
+        match &self.engine {
+            Some(e) => format!("{} ({})", self.provenance.origin.label(), e.name),
+            None => self.provenance.origin.label().to_string(),
+        }
     }
 
     /// The efficiency table of an operator class computing in `dtype`: the format's own when
     /// calibration measured it, the default tables otherwise.
     pub fn efficiency_table(&self, dtype: DType, class: OpClass) -> Option<&EfficiencyTable> {
         self.efficiency_by_format.get(&dtype).and_then(|t| t.get(&class)).or_else(|| self.efficiency.get(&class))
+    }
+
+    /// The table of an operator: its weights' storage type first (products), then its class.
+    pub fn operator_table(&self, op: &crate::workload::Operator) -> Option<&EfficiencyTable> {
+        op.weight_type
+            .and_then(|t| self.product_efficiency.get(&t))
+            .or_else(|| self.efficiency_table(op.compute, op.class))
     }
 
     /// Checks what every later stage relies on; `source` names the file.
@@ -162,6 +233,9 @@ impl DeviceProfile {
         }
         for (class, table) in &self.efficiency {
             table.validate(source, &format!("efficiency.{}", class.name()))?;
+        }
+        for (ty, table) in &self.product_efficiency {
+            table.validate(source, &format!("product_efficiency.{ty}"))?;
         }
         for (dtype, tables) in &self.efficiency_by_format {
             for (class, table) in tables {

@@ -5,6 +5,8 @@
 
 use serde::Serialize;
 
+pub mod llamacpp;
+
 #[cfg(feature = "torch")]
 mod torch;
 #[cfg(feature = "torch")]

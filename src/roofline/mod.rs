@@ -42,7 +42,7 @@ impl<'a> Ceilings<'a> {
     /// Compute rate and bandwidth `op` attains at a given size.
     fn attained(&self, op: &Operator, flops: f64, bytes: f64) -> (f64, f64) {
         let peak = if op.compute == self.compute { self.peak_flop_per_s } else { self.device.peak_flops(op.compute) };
-        match self.has_tables.then(|| self.device.efficiency_table(op.compute, op.class)).flatten() {
+        match self.has_tables.then(|| self.device.operator_table(op)).flatten() {
             Some(table) => {
                 let (c, m) = table.lookup(flops, bytes);
                 (peak * c, self.bandwidth_bytes_per_s * m)
@@ -109,7 +109,7 @@ fn totals(op: &Operator, c: &Ceilings, first: f64, last: f64) -> OpTotals {
     let bytes = op.bytes();
     let fixed = steps * c.overhead_s;
     let varies = op.flops.per_ctx != 0.0 || bytes.per_ctx != 0.0;
-    let (time, compute) = if !varies || !c.has_tables || c.device.efficiency_table(op.compute, op.class).is_none() {
+    let (time, compute) = if !varies || !c.has_tables || c.device.operator_table(op).is_none() {
         let mid = (first + last) / 2.0;
         let (pc, pm) = c.attained(op, op.flops.at(mid), bytes.at(mid));
         sum_of_max(op.flops, bytes, pc, pm, first, last)
@@ -183,6 +183,12 @@ pub struct Evaluator<'a> {
 
 impl<'a> Evaluator<'a> {
     pub fn new(device: &'a DeviceProfile, settings: RunSettings, plans: PlanChoice) -> Self {
+        // An engine runs its own plan with its own activation and KV formats.
+        let settings = RunSettings { precisions: device.effective_precisions(settings.precisions), ..settings };
+        let plans = match (&device.engine, plans) {
+            (Some(e), PlanChoice::Fastest) => PlanChoice::Fixed(e.plan),
+            (_, p) => p,
+        };
         let compute = settings.precisions.compute();
         let ceilings = Ceilings::new(device, compute);
         let elementwise = match plans {
@@ -310,7 +316,8 @@ pub fn footprint(
     prefill_live_bytes: f64,
     device: &DeviceProfile,
 ) -> Footprint {
-    footprint_at(arch, s.max_context(), settings, prefill_live_bytes, device.usable_memory_bytes)
+    let settings = RunSettings { precisions: device.effective_precisions(settings.precisions), ..*settings };
+    footprint_at(arch, s.max_context(), &settings, prefill_live_bytes, device.usable_memory_bytes)
 }
 
 /// Weights + KV cache at `max_context` for the batch + workspace (live activations and logits).
@@ -322,7 +329,7 @@ pub fn footprint_at(
     usable_bytes: f64,
 ) -> Footprint {
     let p = &settings.precisions;
-    let weights_bytes = arch.parameters() as f64 * p.weights.bytes();
+    let weights_bytes = arch.stored_weight_bytes(p.weights);
     let kv_cache_bytes =
         settings.batch as f64 * max_context as f64 * arch.kv_elements_per_token() as f64 * p.kv_cache.bytes();
     let logits = settings.batch as f64 * arch.vocab_size as f64 * p.activations.bytes();

@@ -10,7 +10,8 @@ mod linear;
 pub use linear::Linear;
 
 use crate::arch::{Activation, Architecture, Attention, Ffn, Mla, Moe};
-use crate::dtype::{DType, Precisions};
+use crate::dtype::storage::{layer_split, MixContext, Role};
+use crate::dtype::{DType, Precisions, TensorType};
 use serde::{Deserialize, Serialize};
 
 /// What kind of kernel an operator is; calibration measures efficiency per class.
@@ -71,6 +72,9 @@ pub struct Operator {
     pub count: u32,
     /// The format the arithmetic runs in.
     pub compute: DType,
+    /// How the operator's weight matrix is stored (products only): engines run a different
+    /// kernel per storage type.
+    pub weight_type: Option<TensorType>,
     /// Rows of the product (tokens, or cached tokens being expanded); for efficiency look-ups.
     pub rows: Linear,
     pub flops: Linear,
@@ -226,7 +230,8 @@ struct Pass {
     /// Keys and values attended per sequence.
     kv_tokens: Linear,
     a: f64,
-    w: f64,
+    /// The nominal weight format; each matrix is priced in the type it is stored in.
+    weights: DType,
     kv: f64,
     compute: DType,
 }
@@ -243,7 +248,7 @@ impl Pass {
             score_elements: scores,
             kv_tokens,
             a: p.activations.bytes(),
-            w: p.weights.bytes(),
+            weights: p.weights,
             kv: p.kv_cache.bytes(),
             compute: p.compute(),
         };
@@ -291,6 +296,9 @@ struct Builder<'a> {
     fuse: bool,
     /// A fused norm's width, waiting for the product whose prologue computes it.
     pending_norm: Option<f64>,
+    /// Layers `from..to` the operators being added run in (for per-layer storage types).
+    layers: (u32, u32),
+    mix: MixContext,
 }
 
 impl Builder<'_> {
@@ -300,6 +308,7 @@ impl Builder<'_> {
             class,
             count: self.count,
             compute: self.pass.compute,
+            weight_type: None,
             rows: Linear::constant(self.pass.tokens),
             flops,
             weight_bytes: Linear::ZERO,
@@ -312,14 +321,30 @@ impl Builder<'_> {
         self.ops.last_mut().unwrap()
     }
 
+    /// Bytes per element of a weight matrix of `role` with rows of `row` elements, averaged
+    /// over the layers being built (Q4_K_M stores some layers' `attn_v` and `ffn_down` wider),
+    /// and the type most of those layers store it in.
+    fn stored(&self, role: Role, row: f64) -> (f64, TensorType) {
+        let s = layer_split(self.pass.weights, role, row as u64, self.layers.0, self.layers.1, self.mix);
+        let (c, m) = (s.common_layers as f64, s.more_layers as f64);
+        let bytes = if c + m == 0.0 {
+            s.common.bytes_per_element()
+        } else {
+            (s.common.bytes_per_element() * c + s.more.bytes_per_element() * m) / (c + m)
+        };
+        (bytes, s.common)
+    }
+
     /// `rows x k` activations times a `k x n` weight matrix (plus an optional bias).
-    fn matmul(&mut self, name: &'static str, k: f64, n: f64, bias: bool) {
-        let (t, a, w) = (self.pass.tokens, self.pass.a, self.pass.w);
+    fn matmul(&mut self, name: &'static str, role: Role, k: f64, n: f64, bias: bool) {
+        let (t, a) = (self.pass.tokens, self.pass.a);
+        let (w, ty) = self.stored(role, k);
         let bias_flops = if bias { t * n } else { 0.0 };
         let bias_bytes = if bias { n * a } else { 0.0 };
         let (norm_flops, norm_bytes) = self.take_prologue();
         let op = self.op(name, OpClass::Matmul, Linear::constant(2.0 * t * k * n + bias_flops + norm_flops));
         op.weight_bytes = Linear::constant(k * n * w + bias_bytes + norm_bytes);
+        op.weight_type = Some(ty);
         op.act_read_bytes = Linear::constant(t * k * a);
         op.act_write_bytes = Linear::constant(t * n * a);
     }
@@ -419,9 +444,9 @@ impl Builder<'_> {
     fn grouped_attention(&mut self, arch: &Architecture, plan: Plan, heads: u32, kv_heads: u32, head_dim: u32) {
         let (h, nh, hd) = (arch.hidden_size as f64, heads as f64, head_dim as f64);
         let (q, kv) = (nh * hd, kv_heads as f64 * hd);
-        self.matmul("q_proj", h, q, arch.qkv_bias);
-        self.matmul("k_proj", h, kv, arch.qkv_bias);
-        self.matmul("v_proj", h, kv, arch.qkv_bias);
+        self.matmul("q_proj", Role::AttnQ, h, q, arch.qkv_bias);
+        self.matmul("k_proj", Role::AttnK, h, kv, arch.qkv_bias);
+        self.matmul("v_proj", Role::AttnV, h, kv, arch.qkv_bias);
         if arch.qk_norm {
             self.norm("qk_norm", q + kv);
         }
@@ -429,7 +454,7 @@ impl Builder<'_> {
         self.elementwise("rope", OpClass::Rope, q + kv, 3.0, 1.0);
         self.kv_append(2.0 * kv);
         self.attention_core(arch, plan);
-        self.matmul("o_proj", q, h, arch.o_bias);
+        self.matmul("o_proj", Role::AttnOutput, q, h, arch.o_bias);
     }
 
     /// The operators an execution plan changes. Skipped for `Part::Shared`.
@@ -461,18 +486,18 @@ impl Builder<'_> {
         let q_out = nh * (dn + dr);
         match m.q_lora_rank {
             Some(rq) => {
-                self.matmul("q_a_proj", h, rq as f64, false);
+                self.matmul("q_a_proj", Role::AttnOther, h, rq as f64, false);
                 self.norm_before_products("q_a_norm", rq as f64);
-                self.matmul("q_b_proj", rq as f64, q_out, false);
+                self.matmul("q_b_proj", Role::AttnOther, rq as f64, q_out, false);
             }
-            None => self.matmul("q_proj", h, q_out, false),
+            None => self.matmul("q_proj", Role::AttnQ, h, q_out, false),
         }
-        self.matmul("kv_a_proj", h, r + dr, false);
+        self.matmul("kv_a_proj", Role::AttnOther, h, r + dr, false);
         self.norm("kv_a_norm", r);
         self.elementwise("rope", OpClass::Rope, nh * dr + dr, 3.0, 1.0);
         self.kv_append(r + dr);
         self.attention_core(arch, plan);
-        self.matmul("o_proj", nh * dv, h, arch.o_bias);
+        self.matmul("o_proj", Role::AttnOutput, nh * dv, h, arch.o_bias);
     }
 
     /// MLA's core: expand the latent (materialised) or move queries and outputs into the latent
@@ -491,9 +516,12 @@ impl Builder<'_> {
             MlaForm::Materialised => {
                 // Expand every attended token's latent to per-head keys (nope part) and values.
                 let rows = p.kv_tokens * p.batch;
+                // attn_k_b (rows of qk_nope) and attn_v_b (rows of kv_lora_rank) as stored.
+                let ((wk, ty), (wv, _)) = (self.stored(Role::AttnOther, dn), self.stored(Role::AttnOther, r));
                 let op = self.op("kv_b_expand", OpClass::Matmul, rows * (2.0 * r * nh * (dn + dv)));
                 op.rows = rows;
-                op.weight_bytes = Linear::constant(r * nh * (dn + dv) * p.w);
+                op.weight_bytes = Linear::constant(r * nh * (dn * wk + dv * wv));
+                op.weight_type = Some(ty);
                 let latent_read = rows * (r * latent_bytes);
                 if p.decode {
                     op.kv_read_bytes = latent_read;
@@ -510,15 +538,18 @@ impl Builder<'_> {
             MlaForm::Absorbed => {
                 // q_nope (per head) times W_uk^T: queries move into the latent space.
                 let t = p.tokens;
+                let ((wk, kty), (wv, vty)) = (self.stored(Role::AttnOther, dn), self.stored(Role::AttnOther, r));
                 let op = self.op("q_absorb", OpClass::BatchedMatmul, Linear::constant(2.0 * t * nh * dn * r));
-                op.weight_bytes = Linear::constant(nh * dn * r * p.w);
+                op.weight_bytes = Linear::constant(nh * dn * r * wk);
+                op.weight_type = Some(kty);
                 op.act_read_bytes = Linear::constant(t * nh * dn * p.a);
                 op.act_write_bytes = Linear::constant(t * nh * r * p.a);
                 // One latent key/value stream shared by every head (MQA-like), r + dr wide.
                 let latent = KvStream { elements: r + dr, bytes_per_element: latent_bytes, from_cache: p.decode };
                 self.attention(plan.attention, nh, r + dr, r, &[latent]);
                 let op = self.op("out_absorb", OpClass::BatchedMatmul, Linear::constant(2.0 * t * nh * r * dv));
-                op.weight_bytes = Linear::constant(nh * r * dv * p.w);
+                op.weight_bytes = Linear::constant(nh * r * dv * wv);
+                op.weight_type = Some(vty);
                 op.act_read_bytes = Linear::constant(t * nh * r * p.a);
                 op.act_write_bytes = Linear::constant(t * nh * dv * p.a);
             }
@@ -531,27 +562,28 @@ impl Builder<'_> {
             // Gate and up as one product `h x 2i`, `act(x Wg) * (x Wu)` in its epilogue: only
             // the gated result is written.
             let (t, a) = (self.pass.tokens, self.pass.a);
-            self.matmul("gate_up_act", h, 2.0 * i, bias);
+            self.matmul("gate_up_act", Role::FfnGate, h, 2.0 * i, bias);
             let op = self.ops.last_mut().expect("just pushed");
             op.flops = op.flops + Linear::constant(t * i * (activation.flops_per_element() + 1.0));
             op.act_write_bytes = Linear::constant(t * i * a);
         } else if gated {
-            self.matmul("gate_proj", h, i, bias);
-            self.matmul("up_proj", h, i, bias);
+            self.matmul("gate_proj", Role::FfnGate, h, i, bias);
+            self.matmul("up_proj", Role::FfnUp, h, i, bias);
             self.elementwise("act", OpClass::Elementwise, i, activation.flops_per_element(), 1.0);
             self.elementwise("gate_mul", OpClass::Elementwise, i, 1.0, 2.0);
         } else {
-            self.matmul("up_proj", h, i, bias);
+            self.matmul("up_proj", Role::FfnUp, h, i, bias);
             self.elementwise("act", OpClass::Elementwise, i, activation.flops_per_element(), 1.0);
         }
-        self.matmul("down_proj", i, h, bias);
+        self.matmul("down_proj", Role::FfnDown, i, h, bias);
     }
 
     fn moe_ffn(&mut self, h: f64, m: Moe) {
         let p = self.pass;
-        let (t, a, w) = (p.tokens, p.a, p.w);
+        let (t, a) = (p.tokens, p.a);
         let (e, k, ie) = (m.num_experts as f64, m.experts_per_token as f64, m.expert_intermediate_size as f64);
-        self.matmul("router", h, e, false);
+        let ((w_up, up_ty), (w_down, down_ty)) = (self.stored(Role::FfnUp, h), self.stored(Role::FfnDown, ie));
+        self.matmul("router", Role::Router, h, e, false);
         self.elementwise("router_topk", OpClass::Softmax, e, 5.0, 1.0);
         // Experts a pass touches: with T tokens each choosing k of E, E * (1 - (1 - k/E)^T).
         let touched = e * (1.0 - (1.0 - k / e).powf(t));
@@ -561,7 +593,8 @@ impl Builder<'_> {
         let flops = 2.0 * routed * h * 2.0 * ie + if fuse { gating } else { 0.0 };
         let op = self.op("experts_gate_up", OpClass::Matmul, Linear::constant(flops));
         op.rows = Linear::constant(routed);
-        op.weight_bytes = Linear::constant(touched * 2.0 * h * ie * w);
+        op.weight_bytes = Linear::constant(touched * 2.0 * h * ie * w_up);
+        op.weight_type = Some(up_ty);
         op.act_read_bytes = Linear::constant(routed * h * a);
         // Fused, the activation and gate multiply run in the epilogue: only their result is written.
         op.act_write_bytes = Linear::constant(routed * if fuse { 1.0 } else { 2.0 } * ie * a);
@@ -572,7 +605,8 @@ impl Builder<'_> {
         }
         let op = self.op("experts_down", OpClass::Matmul, Linear::constant(2.0 * routed * ie * h));
         op.rows = Linear::constant(routed);
-        op.weight_bytes = Linear::constant(touched * ie * h * w);
+        op.weight_bytes = Linear::constant(touched * ie * h * w_down);
+        op.weight_type = Some(down_ty);
         op.act_read_bytes = Linear::constant(routed * ie * a);
         op.act_write_bytes = Linear::constant(routed * h * a);
         // Weighted sum of each token's k expert outputs: a multiply and an add per element.
@@ -598,19 +632,27 @@ pub fn operators_into(
     let h = arch.hidden_size as f64;
     let layers = arch.num_layers;
     let fuse = plan.elementwise == ElementwiseForm::Fused;
-    let mut b = Builder { ops, pass, count: 1, part, fuse, pending_norm: None };
+    let experts = match arch.ffn {
+        Ffn::Moe(m) => m.num_experts,
+        Ffn::Dense { .. } => 0,
+    };
+    let mix = MixContext { layers, experts, tied_embeddings: arch.tie_embeddings };
+    let mut b = Builder { ops, pass, count: 1, part, fuse, pending_norm: None, layers: (0, 1), mix };
     if part == Part::PlanDependent {
         b.count = layers;
+        b.layers = (0, layers);
         b.attention_core(arch, plan);
         return;
     }
 
     // Embedding: a gather of one row per token; bytes, no FLOPs.
+    let (w_embd, _) = b.stored(Role::TokenEmbedding, h);
     let op = b.op("embedding", OpClass::Gather, Linear::ZERO);
-    op.weight_bytes = Linear::constant(pass.tokens * h * pass.w);
+    op.weight_bytes = Linear::constant(pass.tokens * h * w_embd);
     op.act_write_bytes = Linear::constant(pass.tokens * h * pass.a);
 
     b.count = layers;
+    b.layers = (0, layers);
     b.norm_before_products("attn_norm", h);
     match arch.attention {
         Attention::Grouped { num_heads, num_kv_heads, head_dim } => {
@@ -635,13 +677,16 @@ pub fn operators_into(
         Ffn::Moe(m) => {
             if m.first_k_dense > 0 {
                 b.count = m.first_k_dense;
+                b.layers = (0, m.first_k_dense);
                 b.dense_ffn(h, m.dense_intermediate_size as f64, true, m.activation, false);
             }
             b.count = layers - m.first_k_dense;
+            b.layers = (m.first_k_dense, layers);
             if b.count > 0 {
                 b.moe_ffn(h, m);
             }
             b.count = layers;
+            b.layers = (0, layers);
         }
     }
     if arch.norms_per_layer == 4 {
@@ -650,12 +695,13 @@ pub fn operators_into(
     b.residual_add(h);
 
     b.count = 1;
+    b.layers = (0, 1);
     // The LM head runs on the last prompt token per sequence in prefill, on every token in
     // decode; a fused final norm normalises only those rows.
     let rows = if pass.decode || settings.logits_for_all_prompt_tokens { pass.tokens } else { pass.batch };
     b.norm_before_products("final_norm", h);
     b.pass.tokens = rows;
-    b.matmul("lm_head", h, arch.vocab_size as f64, false);
+    b.matmul("lm_head", Role::Output, h, arch.vocab_size as f64, false);
 }
 
 /// The operators of one forward pass of `phase` under `plan`.

@@ -353,6 +353,8 @@ pub fn calibrate(opts: &MeasureOptions) -> Result<DeviceProfile> {
         on_chip_bytes: None,
         efficiency,
         efficiency_by_format,
+        product_efficiency: BTreeMap::new(),
+        engine: None,
         provenance: Provenance {
             origin: Origin::Calibrated,
             source: format!(

@@ -1,5 +1,9 @@
 //! Numeric formats: how many bytes an element occupies and which format the arithmetic runs in.
 
+pub mod storage;
+
+pub use storage::{Role, TensorType};
+
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;

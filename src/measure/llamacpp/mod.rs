@@ -1,0 +1,205 @@
+//! llama.cpp, the engine people deploy small models with: whole models of random weights
+//! written as GGUF, quantised by llama.cpp's own quantiser, and timed the way llama-bench times
+//! them (`pp N`, `tg N`, `tg N @ depth d`). Everything that calls llama.cpp is in `ffi` and runs
+//! in a worker process (`worker`); this module plans the jobs, starts the worker and reads its
+//! answers. Without the `llamacpp` feature every job fails with a one-line error.
+
+#[cfg(feature = "llamacpp")]
+mod ffi;
+#[cfg(feature = "llamacpp")]
+pub mod worker;
+
+use crate::arch::Architecture;
+use crate::dtype::DType;
+use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// One llama-bench style test: a prompt of `prompt` tokens (`pp`), or `generate` tokens one at a
+/// time (`tg`), after `depth` tokens already in the KV cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Test {
+    pub prompt: u32,
+    pub generate: u32,
+    pub depth: u32,
+}
+
+impl Test {
+    pub fn pp(n: u32) -> Test {
+        Test { prompt: n, generate: 0, depth: 0 }
+    }
+
+    pub fn tg(n: u32, depth: u32) -> Test {
+        Test { prompt: 0, generate: n, depth }
+    }
+
+    /// llama-bench's name: `pp512`, `tg128`, `tg128 @ d4096`.
+    pub fn label(&self) -> String {
+        let base = if self.prompt > 0 { format!("pp{}", self.prompt) } else { format!("tg{}", self.generate) };
+        if self.depth > 0 {
+            format!("{base} @ d{}", self.depth)
+        } else {
+            base
+        }
+    }
+
+    /// Tokens the timed part processes.
+    pub fn tokens(&self) -> u32 {
+        self.prompt + self.generate
+    }
+}
+
+/// What the worker is asked to do.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Job {
+    /// Write `arch` as an f16 GGUF of random weights in `dir` and quantise it to `formats`.
+    Build { arch: Architecture, context_length: u32, formats: Vec<DType>, dir: PathBuf, seed: u64, threads: i32 },
+    /// Load and describe a GGUF file.
+    Inspect { path: PathBuf },
+    /// Time `tests` on every model, `repeats` rounds, alternating models and tests each round.
+    Bench { models: Vec<PathBuf>, tests: Vec<Test>, repeats: u32, threads: i32 },
+}
+
+/// A GGUF file as llama.cpp sees it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BuiltFile {
+    pub format: DType,
+    pub path: PathBuf,
+    pub file_bytes: u64,
+    /// llama.cpp's own parameter count (`llama_model_n_params`).
+    pub parameters: u64,
+    /// llama.cpp's weight bytes (`llama_model_size`).
+    pub weight_bytes: u64,
+    /// (name, stored type, data bytes) of every tensor.
+    pub tensors: Vec<(String, String, u64)>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Sample {
+    pub model: PathBuf,
+    pub test: Test,
+    /// Seconds of the timed part, one per round.
+    pub seconds: Vec<f64>,
+    /// Main-memory read bandwidth probed at the start of each round, bytes/s.
+    pub probe_bytes_per_s: Vec<f64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BenchResult {
+    pub samples: Vec<Sample>,
+    /// ggml's CPU features ("AVX2 = 1 | ...").
+    pub system_info: String,
+    pub threads: i32,
+    pub wall_s: f64,
+    /// Share of the machine's CPU time used by other processes during the run.
+    pub other_cpu_fraction: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum JobResult {
+    Built(Vec<BuiltFile>),
+    Bench(BenchResult),
+}
+
+/// The engine and version this build measures.
+pub const ENGINE_VERSION: &str = "llama.cpp as vendored by llama-cpp-sys-2 0.1.161 (CPU backend, OpenMP)";
+
+/// Whether the engine is compiled in; a one-line error naming the command otherwise.
+pub fn require(command: &'static str) -> Result<()> {
+    if cfg!(feature = "llamacpp") {
+        Ok(())
+    } else {
+        Err(Error::NotCompiledWithLlamaCpp { command })
+    }
+}
+
+/// The `rooflinebench` binary that runs jobs: this executable, or `ROOFLINEBENCH_BIN` (tests
+/// run from their own harness binaries).
+fn worker_binary() -> Result<PathBuf> {
+    if let Some(p) = std::env::var_os("ROOFLINEBENCH_BIN") {
+        return Ok(PathBuf::from(p));
+    }
+    std::env::current_exe().map_err(|e| Error::io("<current executable>", e))
+}
+
+/// Runs one job in a worker process and returns its result; any failure (a file llama.cpp
+/// cannot load, an abort inside ggml, a kill) becomes a one-line error.
+pub fn run_job(job: &Job) -> Result<JobResult> {
+    require("the llama.cpp engine")?;
+    let bin = worker_binary()?;
+    let mut child = Command::new(&bin)
+        .arg("engine-worker")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| Error::io(&bin, e))?;
+    let input = serde_json::to_vec(job).expect("jobs serialise");
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(&input).map_err(|e| Error::io("<engine worker stdin>", e))?;
+    }
+    let out = child.wait_with_output().map_err(|e| Error::io("<engine worker>", e))?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() {
+        let reason = stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no message").trim().to_string();
+        let how = match out.status.code() {
+            Some(c) => format!("exit code {c}"),
+            None => "killed by a signal".to_string(),
+        };
+        return Err(Error::Engine(format!("{reason} (worker {how})")));
+    }
+    serde_json::from_slice(&out.stdout).map_err(|e| Error::Engine(format!("unreadable worker answer: {e}")))
+}
+
+/// Builds `arch` as GGUF files of `formats` in `dir`.
+pub fn build(arch: &Architecture, formats: &[DType], dir: &Path, seed: u64, threads: i32) -> Result<Vec<BuiltFile>> {
+    let job = Job::Build {
+        arch: arch.clone(),
+        context_length: arch.max_position_embeddings,
+        formats: formats.to_vec(),
+        dir: dir.to_path_buf(),
+        seed,
+        threads,
+    };
+    match run_job(&job)? {
+        JobResult::Built(files) => Ok(files),
+        JobResult::Bench(_) => Err(Error::Engine("the worker answered a build with a benchmark".into())),
+    }
+}
+
+/// Times tests on models (see `Job::Bench`).
+pub fn bench(models: &[PathBuf], tests: &[Test], repeats: u32, threads: i32) -> Result<BenchResult> {
+    let job = Job::Bench { models: models.to_vec(), tests: tests.to_vec(), repeats, threads };
+    match run_job(&job)? {
+        JobResult::Bench(b) => Ok(b),
+        JobResult::Built(_) => Err(Error::Engine("the worker answered a benchmark with a build".into())),
+    }
+}
+
+/// (busy, total) jiffies of the whole machine, from /proc/stat; and this process's CPU jiffies.
+pub(crate) fn cpu_times() -> (u64, u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let fields: Vec<u64> =
+        stat.lines().next().unwrap_or("").split_whitespace().skip(1).filter_map(|f| f.parse().ok()).collect();
+    let total: u64 = fields.iter().take(8).sum();
+    let idle = fields.get(3).copied().unwrap_or(0) + fields.get(4).copied().unwrap_or(0);
+    (total.saturating_sub(idle), total, own_cpu_jiffies())
+}
+
+/// CPU jiffies of this process and its finished children (utime + stime + cutime + cstime).
+fn own_cpu_jiffies() -> u64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    rest.split_whitespace().skip(11).take(4).filter_map(|f| f.parse::<u64>().ok()).sum()
+}
+
+/// Share of all CPU time between two readings spent by processes other than this one.
+pub(crate) fn other_cpu_fraction(before: (u64, u64, u64), after: (u64, u64, u64), _wall_s: f64) -> f64 {
+    let busy = after.0.saturating_sub(before.0) as f64;
+    let total = after.1.saturating_sub(before.1).max(1) as f64;
+    let ours = after.2.saturating_sub(before.2) as f64;
+    ((busy - ours) / total).max(0.0)
+}

@@ -1,0 +1,192 @@
+//! The worker process: `rooflinebench engine-worker` reads one job (JSON) on stdin, runs it on
+//! llama.cpp and prints the result (JSON) on stdout. Running the engine in its own process
+//! keeps a ggml abort, an out-of-memory kill or an interrupt from taking the tool with it, and
+//! keeps llama.cpp's OpenMP threads apart from libtorch's.
+
+use super::ffi::{self, Context, ContextSettings, Model};
+use super::{BenchResult, BuiltFile, Job, JobResult, Sample, Test};
+use crate::arch::gguf::{file_type, gguf_layout};
+use crate::dtype::{DType, TensorType};
+use std::io::Read;
+use std::path::Path;
+use std::time::Instant;
+
+/// Entry point of the hidden `engine-worker` subcommand. Exit code 0 with a result on stdout,
+/// or 3 with the reason on stderr.
+pub fn main() -> i32 {
+    let mut input = String::new();
+    if let Err(e) = std::io::stdin().read_to_string(&mut input) {
+        eprintln!("engine worker: reading the job: {e}");
+        return 3;
+    }
+    let job: Job = match serde_json::from_str(&input) {
+        Ok(j) => j,
+        Err(e) => {
+            eprintln!("engine worker: malformed job: {e}");
+            return 3;
+        }
+    };
+    match run(job) {
+        Ok(result) => {
+            println!("{}", serde_json::to_string(&result).expect("results serialise"));
+            0
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            3
+        }
+    }
+}
+
+fn run(job: Job) -> Result<JobResult, String> {
+    match job {
+        Job::Build { arch, context_length, formats, dir, seed, threads } => {
+            let layout = gguf_layout(&arch, context_length).map_err(|e| e.to_string())?;
+            let stem = dir.join(&arch.name);
+            let f16 = stem.with_extension("f16.gguf");
+            ffi::write_gguf(&layout, &f16, seed)?;
+            let mut files = Vec::new();
+            for format in formats {
+                let path = if format == DType::F16 {
+                    f16.clone()
+                } else {
+                    let path = stem.with_extension(format!("{}.gguf", format.name()));
+                    let ftype = file_type(format).ok_or_else(|| format!("{format} is not a GGUF format"))?;
+                    ffi::quantize(&f16, &path, ftype, threads)?;
+                    path
+                };
+                files.push(inspect(&path, format)?);
+            }
+            if !files.iter().any(|f| f.path == f16) {
+                let _ = std::fs::remove_file(&f16);
+            }
+            Ok(JobResult::Built(files))
+        }
+        Job::Inspect { path } => Ok(JobResult::Built(vec![inspect(&path, DType::F16)?])),
+        Job::Bench { models, tests, repeats, threads } => {
+            bench(&models, &tests, repeats, threads).map(JobResult::Bench)
+        }
+    }
+}
+
+fn inspect(path: &Path, format: DType) -> Result<BuiltFile, String> {
+    let tensors = ffi::tensor_types(path)?
+        .into_iter()
+        .map(|(name, id, bytes)| {
+            let ty = TensorType::from_ggml_id(id).map_or_else(|| format!("ggml#{id}"), |t| t.name().to_string());
+            (name, ty, bytes)
+        })
+        .collect();
+    let model = Model::load(path)?;
+    Ok(BuiltFile {
+        format,
+        path: path.to_path_buf(),
+        file_bytes: std::fs::metadata(path).map(|m| m.len()).unwrap_or(0),
+        parameters: model.parameters(),
+        weight_bytes: model.size_bytes(),
+        tensors,
+    })
+}
+
+/// Token ids for a run: deterministic, spread over the vocabulary.
+fn tokens(n: usize, vocab: i32, salt: u64) -> Vec<i32> {
+    let mut x = salt.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x % vocab.max(1) as u64) as i32
+        })
+        .collect()
+}
+
+/// Tokens a depth prefill feeds per call.
+const CHUNK: usize = 512;
+
+fn bench(models: &[std::path::PathBuf], tests: &[Test], repeats: u32, threads: i32) -> Result<BenchResult, String> {
+    let loaded: Vec<Model> = models.iter().map(|p| Model::load(p)).collect::<Result<_, _>>()?;
+    let need = tests.iter().map(|t| t.depth + t.prompt + t.generate + 8).max().unwrap_or(512);
+    let n_ctx = need.div_ceil(256) * 256;
+    let n_batch = tests.iter().map(|t| t.prompt).max().unwrap_or(1).max(CHUNK as u32);
+    let settings = ContextSettings { n_ctx, n_batch, n_ubatch: 512, threads };
+    let mut contexts: Vec<Context> = loaded.iter().map(|m| Context::new(m, settings)).collect::<Result<_, _>>()?;
+    let vocab: Vec<i32> = loaded.iter().map(Model::vocab_size).collect();
+    let mut samples: Vec<Sample> = Vec::new();
+    for path in models {
+        for t in tests {
+            samples.push(Sample { model: path.clone(), test: *t, seconds: Vec::new(), probe_bytes_per_s: Vec::new() });
+        }
+    }
+    let cpu_before = super::cpu_times();
+    let start = Instant::now();
+    // Rounds alternate every model and test (A/B/A/B), so the machine's drift hits all alike.
+    for round in 0..repeats {
+        let probe = bandwidth_probe();
+        for (m, ctx) in contexts.iter_mut().enumerate() {
+            for (k, t) in tests.iter().enumerate() {
+                let s = time_one(ctx, vocab[m], t, round as u64)?;
+                let sample = &mut samples[m * tests.len() + k];
+                sample.seconds.push(s);
+                sample.probe_bytes_per_s.push(probe);
+            }
+        }
+    }
+    let wall_s = start.elapsed().as_secs_f64();
+    let cpu_after = super::cpu_times();
+    Ok(BenchResult {
+        samples,
+        system_info: ffi::system_info(),
+        threads,
+        wall_s,
+        other_cpu_fraction: super::other_cpu_fraction(cpu_before, cpu_after, wall_s),
+    })
+}
+
+/// One timed run of a test: warm the weights, fill the KV cache to the depth, then time the
+/// prompt (one call) or the generated tokens (one call each).
+fn time_one(ctx: &mut Context, vocab: i32, t: &Test, salt: u64) -> Result<f64, String> {
+    ctx.clear();
+    ctx.decode(&tokens(4, vocab, salt + 7), 0)?;
+    ctx.clear();
+    let mut pos = 0usize;
+    let depth_tokens = tokens(t.depth as usize, vocab, salt + 11);
+    for chunk in depth_tokens.chunks(CHUNK) {
+        ctx.decode(chunk, pos as i32)?;
+        pos += chunk.len();
+    }
+    if t.prompt > 0 {
+        let prompt = tokens(t.prompt as usize, vocab, salt + 13);
+        let start = Instant::now();
+        ctx.decode(&prompt, pos as i32)?;
+        return Ok(start.elapsed().as_secs_f64());
+    }
+    // A generated token's step in steady state: the previous step left the weights warm.
+    let ids = tokens(t.generate as usize + 1, vocab, salt + 17);
+    ctx.decode(&ids[..1], pos as i32)?;
+    pos += 1;
+    let start = Instant::now();
+    for id in &ids[1..] {
+        ctx.decode(std::slice::from_ref(id), pos as i32)?;
+        pos += 1;
+    }
+    Ok(start.elapsed().as_secs_f64())
+}
+
+/// Main-memory read bandwidth now: two threads summing a buffer well past any last-level cache.
+fn bandwidth_probe() -> f64 {
+    use std::sync::OnceLock;
+    static BUF: OnceLock<Vec<u64>> = OnceLock::new();
+    // 1 GiB: past the 300+ MB last-level caches of current servers.
+    let buf = BUF.get_or_init(|| (0..(1u64 << 27)).collect());
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let start = Instant::now();
+    let chunk = buf.len().div_ceil(threads);
+    let total: u64 = std::thread::scope(|s| {
+        let handles: Vec<_> =
+            buf.chunks(chunk).map(|c| s.spawn(move || c.iter().fold(0u64, |a, &x| a.wrapping_add(x)))).collect();
+        handles.into_iter().map(|h| h.join().unwrap_or(0)).fold(0, u64::wrapping_add)
+    });
+    std::hint::black_box(total);
+    (buf.len() * 8) as f64 / start.elapsed().as_secs_f64()
+}
