@@ -1,33 +1,24 @@
-//! `measure`: run models on llama.cpp here and print what llama-bench would (tokens/s per test).
+//! `measure` and `verify`: run models on llama.cpp here; print what llama-bench would
+//! (tokens/s per test), or check a search's predictions against the runs.
 
-use super::{emit, MeasureArgs};
+use super::{emit, EngineChoice, MeasureArgs, VerifyArgs};
 use crate::arch::load_hf_config;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
+use crate::measure::llamacpp::runs::EngineOptions;
+use crate::measure::llamacpp::verify;
 use crate::measure::llamacpp::{self, Test};
+use crate::report::plot::{agreement_svg, AgreementPoint};
+use crate::report::{check_writable, csv_bytes, write_atomic};
 use std::fmt::Write as _;
-
-/// Parses `pp512`, `tg128`, `tg128@d4096` (spaces allowed around `@`).
-pub fn parse_test(s: &str) -> Result<Test> {
-    let bad = || Error::Usage(format!("--test: expected ppN, tgN or tgN@dD (as llama-bench names them), got '{s}'"));
-    let compact: String = s.chars().filter(|c| !c.is_whitespace()).collect();
-    let (head, depth) = match compact.split_once('@') {
-        Some((h, d)) => (h.to_string(), d.strip_prefix('d').and_then(|d| d.parse::<u32>().ok()).ok_or_else(bad)?),
-        None => (compact.clone(), 0),
-    };
-    let n = |p: &str| head.strip_prefix(p).and_then(|n| n.parse::<u32>().ok()).filter(|&n| n > 0 && n <= 65_536);
-    if let Some(n) = n("pp") {
-        Ok(Test { prompt: n, generate: 0, depth })
-    } else if let Some(n) = n("tg") {
-        Ok(Test::tg(n, depth))
-    } else {
-        Err(bad())
-    }
-}
 
 pub fn run_measure(args: MeasureArgs, out: &mut dyn std::io::Write) -> Result<()> {
     llamacpp::require("measure")?;
-    let tests = args.test.iter().map(|t| parse_test(t)).collect::<Result<Vec<_>>>()?;
+    let tests = args
+        .test
+        .iter()
+        .map(|t| Test::parse(t).map_err(|e| Error::Usage(format!("--test: {e}"))))
+        .collect::<Result<Vec<_>>>()?;
     let formats = args
         .weights
         .iter()
@@ -88,4 +79,35 @@ pub fn run_measure(args: MeasureArgs, out: &mut dyn std::io::Write) -> Result<()
         );
     }
     emit(s.as_bytes(), None, out)
+}
+
+pub fn run_verify(args: VerifyArgs, out: &mut dyn std::io::Write) -> Result<()> {
+    if args.engine != EngineChoice::LlamaCpp {
+        return Err(Error::Usage("--engine: verify runs whole models, on llama.cpp only".into()));
+    }
+    llamacpp::require("verify")?;
+    let saved = verify::load(&args.dir)?;
+    let dir = args.out.clone().unwrap_or_else(|| args.dir.clone());
+    check_writable(&dir.join("verify.csv"))?;
+    let opts = EngineOptions::new(args.quick, args.threads);
+    let (rows, verdict, cond) = verify::verify(&saved, args.top, &opts)?;
+    if rows.is_empty() {
+        return Err(Error::Engine("no candidate could be measured".into()));
+    }
+    write_atomic(&dir.join("verify.csv"), &csv_bytes(&rows))?;
+    let points: Vec<AgreementPoint> = rows
+        .iter()
+        .map(|r| AgreementPoint {
+            label: format!("{} #{}", r.role, r.candidate),
+            predicted: r.predicted_decode_tokens_per_s,
+            measured: r.measured_decode_tokens_per_s,
+            highlight: r.role == "recommended",
+        })
+        .collect();
+    let title =
+        format!("{} on {}: decode measured on llama.cpp here vs predicted", saved.space.name, saved.device.name);
+    agreement_svg(&dir.join("verify.svg"), &title, "tokens/s", &points)?;
+    let md = verify::markdown(&saved, &rows, &verdict, &cond);
+    write_atomic(&dir.join("verify.md"), md.as_bytes())?;
+    emit(format!("{md}\nwrote {}\n", dir.join("verify.{csv,svg,md}").display()).as_bytes(), None, out)
 }

@@ -1,24 +1,32 @@
-//! `calibrate` and `validate`: measure this machine through libtorch.
+//! `calibrate` and `validate`: measure this machine through libtorch kernels or llama.cpp
+//! whole-model runs.
 
-use super::{emit, CalibrateArgs, ValidateArgs};
+use super::{emit, CalibrateArgs, EngineChoice, ValidateArgs};
 use crate::device::resolve;
 use crate::error::{Error, Result};
+use crate::measure::llamacpp::{self, runs::EngineOptions};
 use crate::measure::{accuracy, calibrate, require, validate, MeasureOptions};
 use crate::report::{csv_bytes, table::si, write_atomic};
 use std::fmt::Write as _;
 
 pub fn run_calibrate(args: CalibrateArgs, out: &mut dyn std::io::Write) -> Result<()> {
-    require("calibrate")?;
     if args.threads == Some(0) {
         return Err(Error::Usage("--threads: expected at least 1".into()));
     }
+    let path = args.out.clone().unwrap_or_else(|| args.engine.default_profile().into());
+    if args.engine == EngineChoice::LlamaCpp {
+        return calibrate_engine(&args, &path, out);
+    }
+    require("calibrate")?;
     let opts = MeasureOptions { quick: args.quick, threads: args.threads, progress: true };
     let start = std::time::Instant::now();
     let p = calibrate(&opts)?;
-    write_atomic(&args.out, p.to_json().as_bytes())?;
+    let args = CalibrateArgs { out: Some(path), ..args };
+    let out_path = args.out.as_ref().expect("set above");
+    write_atomic(out_path, p.to_json().as_bytes())?;
     let mut s = String::new();
     let _ =
-        writeln!(s, "calibrated {} in {:.1} s -> {}", p.description, start.elapsed().as_secs_f64(), args.out.display());
+        writeln!(s, "calibrated {} in {:.1} s -> {}", p.description, start.elapsed().as_secs_f64(), out_path.display());
     let _ = writeln!(
         s,
         "  main-memory bandwidth {}, f32 peak {}, bf16 peak {}, fixed cost per kernel {}",
@@ -36,11 +44,21 @@ pub fn run_calibrate(args: CalibrateArgs, out: &mut dyn std::io::Write) -> Resul
 }
 
 pub fn run_validate(args: ValidateArgs, out: &mut dyn std::io::Write) -> Result<()> {
+    if args.threads == Some(0) {
+        return Err(Error::Usage("--threads: expected at least 1".into()));
+    }
+    let device = args.device.clone().unwrap_or_else(|| args.engine.default_profile().into());
+    if args.engine == EngineChoice::LlamaCpp {
+        let csv = args.out.clone().unwrap_or_else(|| "results/validation-llamacpp.csv".into());
+        return validate_engine(&args, &device, &csv, out);
+    }
     require("validate")?;
-    let profile = resolve(&args.device)?;
+    let profile = resolve(&device)?;
     let opts = MeasureOptions { quick: args.quick, threads: args.threads, progress: true };
     let (rows, notes) = validate(&profile, &opts)?;
-    write_atomic(&args.out, &csv_bytes(&rows))?;
+    let csv = args.out.clone().unwrap_or_else(|| "results/validation.csv".into());
+    let args = ValidateArgs { out: Some(csv), ..args };
+    write_atomic(args.out.as_ref().expect("set above"), &csv_bytes(&rows))?;
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -74,6 +92,111 @@ pub fn run_validate(args: ValidateArgs, out: &mut dyn std::io::Write) -> Result<
     for n in notes {
         let _ = writeln!(s, "{n}");
     }
-    let _ = writeln!(s, "wrote {}", args.out.display());
+    let _ = writeln!(s, "wrote {}", args.out.as_ref().expect("set above").display());
     emit(s.as_bytes(), None, out)
+}
+
+fn calibrate_engine(args: &CalibrateArgs, path: &std::path::Path, out: &mut dyn std::io::Write) -> Result<()> {
+    llamacpp::require("calibrate --engine llama.cpp")?;
+    crate::report::check_writable(path)?;
+    let opts = EngineOptions::new(args.quick, args.threads);
+    if args.rebuild {
+        llamacpp::runs::clear_cache(&opts.cache_dir)?;
+    }
+    let start = std::time::Instant::now();
+    let (p, report, cond) = llamacpp::runs::calibrate(&opts)?;
+    write_atomic(path, p.to_json().as_bytes())?;
+    let mut s = String::new();
+    let _ = writeln!(s, "calibrated {} in {:.1} s -> {}", p.description, start.elapsed().as_secs_f64(), path.display());
+    let _ = writeln!(
+        s,
+        "  {} runs ({:.1} s timed); fit: median |error| {:.1}%, 90th percentile {:.1}%",
+        report.runs,
+        cond.wall_s,
+        100.0 * report.median_abs_error,
+        100.0 * report.p90_abs_error
+    );
+    let _ = writeln!(
+        s,
+        "  main-memory bandwidth {} (probed), fixed cost per kernel {}, peak {}",
+        si(p.bandwidth_bytes_per_s, "B/s"),
+        si(p.kernel_overhead_s, "s"),
+        si(p.peak_flops(crate::dtype::DType::F32), "FLOP/s")
+    );
+    for (name, c) in &report.coefficients {
+        if name.contains("bytes") {
+            let _ = writeln!(s, "  {name}: {}", si(1.0 / c, "B/s"));
+        } else if name.contains("FLOPs") {
+            let _ = writeln!(s, "  {name}: {}", si(1.0 / c, "FLOP/s"));
+        }
+    }
+    for w in llamacpp::runs::condition_warnings(&cond) {
+        let _ = writeln!(s, "  warning: {w}");
+    }
+    emit(s.as_bytes(), None, out)
+}
+
+fn validate_engine(
+    args: &ValidateArgs,
+    device: &str,
+    csv: &std::path::Path,
+    out: &mut dyn std::io::Write,
+) -> Result<()> {
+    llamacpp::require("validate --engine llama.cpp")?;
+    let profile = resolve(device)?;
+    crate::report::check_writable(csv)?;
+    let opts = EngineOptions::new(args.quick, args.threads);
+    let (rows, cond) = llamacpp::runs::validate(&profile, &opts)?;
+    write_atomic(csv, &csv_bytes(&rows))?;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "{:<44} {:<7} {:<14} {:>10} {:>10} {:>8}",
+        "model", "weights", "test", "measured", "predicted", "error"
+    );
+    for r in &rows {
+        let _ = writeln!(
+            s,
+            "{:<44} {:<7} {:<14} {:>10} {:>10} {:>+7.1}%",
+            r.workload,
+            r.weights,
+            r.test,
+            si(r.measured_s, "s"),
+            si(r.predicted_s, "s"),
+            100.0 * r.error
+        );
+    }
+    let errors = |keep: &dyn Fn(&llamacpp::runs::EngineRow) -> bool| -> Vec<f64> {
+        rows.iter().filter(|r| keep(r)).map(|r| r.error).collect()
+    };
+    for phase in ["prefill", "decode"] {
+        let _ = writeln!(s, "{}", summary_line(phase, &errors(&|r| r.phase == phase)));
+        for w in ["f16", "q8_0", "q4_0", "q4_k_m"] {
+            let _ = writeln!(s, "  {}", summary_line(w, &errors(&|r| r.phase == phase && r.weights == w)));
+        }
+    }
+    for w in llamacpp::runs::condition_warnings(&cond) {
+        let _ = writeln!(s, "warning: {w}");
+    }
+    let _ = writeln!(s, "wrote {}", csv.display());
+    emit(s.as_bytes(), None, out)
+}
+
+/// `name: N runs, median |error| X%, 90th percentile Y%, A% within 10%, B% within 15%`.
+pub(crate) fn summary_line(name: &str, errors: &[f64]) -> String {
+    let mut e: Vec<f64> = errors.iter().map(|x| x.abs()).collect();
+    if e.is_empty() {
+        return format!("{name}: no runs");
+    }
+    e.sort_by(f64::total_cmp);
+    let q = |p: f64| e[((e.len() - 1) as f64 * p).round() as usize];
+    let share = |t: f64| e.iter().filter(|&&x| x <= t).count() as f64 / e.len() as f64;
+    format!(
+        "{name}: {} runs, median |error| {:.1}%, 90th percentile {:.1}%, {:.0}% within 10%, {:.0}% within 15%",
+        e.len(),
+        100.0 * q(0.5),
+        100.0 * q(0.9),
+        100.0 * share(0.10),
+        100.0 * share(0.15)
+    )
 }

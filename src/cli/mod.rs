@@ -49,6 +49,9 @@ pub enum Command {
     /// Build models as GGUF files of random weights and time them on llama.cpp here
     /// (llama-bench's pp/tg tests).
     Measure(MeasureArgs),
+    /// Build a search's recommendation, runner-up, fastest decoder and front members, run them
+    /// on llama.cpp here, and check the prediction (verify.csv, verify.svg, verify.md).
+    Verify(VerifyArgs),
     /// Internal: runs one llama.cpp job read from stdin (the engine runs in its own process).
     #[command(hide = true)]
     EngineWorker,
@@ -93,13 +96,62 @@ pub struct ReproduceArgs {
     pub out: PathBuf,
 }
 
+/// What a calibration or validation measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum EngineChoice {
+    /// Kernels of eager PyTorch (libtorch, feature `torch`).
+    Libtorch,
+    /// Whole models on llama.cpp (feature `llamacpp`).
+    #[value(name = "llama.cpp", alias = "llamacpp")]
+    LlamaCpp,
+}
+
+impl EngineChoice {
+    fn default_profile(self) -> &'static str {
+        match self {
+            EngineChoice::Libtorch => "devices/this-machine.json",
+            EngineChoice::LlamaCpp => "devices/this-machine-llamacpp.json",
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct CalibrateArgs {
-    #[arg(long, default_value = "devices/this-machine.json")]
-    pub out: PathBuf,
-    /// About a third of the kernels and time (for tests).
+    /// Where to write the profile (default devices/this-machine.json, or
+    /// devices/this-machine-llamacpp.json with --engine llama.cpp).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// What to calibrate: libtorch kernels, or whole models on llama.cpp.
+    #[arg(long, value_enum, default_value_t = EngineChoice::Libtorch)]
+    pub engine: EngineChoice,
+    /// Fewer shapes and repeats (libtorch about 10 s; llama.cpp about 15 s once its models are built).
     #[arg(long)]
     pub quick: bool,
+    /// Threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// llama.cpp: rebuild the cached GGUF files of the calibration models.
+    #[arg(long)]
+    pub rebuild: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// A search's output folder (with space.toml, device.json and outcome.json).
+    pub dir: PathBuf,
+    /// Front members to add, spread evenly along decode speed.
+    #[arg(long, default_value_t = 4)]
+    pub top: usize,
+    /// The engine to run them on.
+    #[arg(long, value_enum, default_value_t = EngineChoice::LlamaCpp)]
+    pub engine: EngineChoice,
+    /// Where to write verify.csv, verify.svg and verify.md (default: the search folder).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Shorter decode tests and two rounds.
+    #[arg(long)]
+    pub quick: bool,
+    /// Threads llama.cpp uses (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
 }
@@ -128,16 +180,22 @@ pub struct MeasureArgs {
 
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
-    /// The calibrated profile to check (a file path, or a built-in name).
-    #[arg(long, default_value = "devices/this-machine.json")]
-    pub device: String,
+    /// The calibrated profile to check (a file path, or a built-in name; default the profile
+    /// `calibrate` writes for the engine).
+    #[arg(long)]
+    pub device: Option<String>,
+    /// What to run: real decoder layers in libtorch, or whole models on llama.cpp.
+    #[arg(long, value_enum, default_value_t = EngineChoice::Libtorch)]
+    pub engine: EngineChoice,
+    /// Fewer workloads (for tests).
     #[arg(long)]
     pub quick: bool,
+    /// Threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
-    /// The workload table.
-    #[arg(long, default_value = "results/validation.csv")]
-    pub out: PathBuf,
+    /// The workload table (default results/validation.csv, or results/validation-llamacpp.csv).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -288,6 +346,7 @@ pub fn run(cli: Cli, out: &mut dyn std::io::Write) -> Result<()> {
         Command::Validate(args) => measure::run_validate(args, out),
         Command::Plot(args) => plot::run(args, out),
         Command::Measure(args) => engine::run_measure(args, out),
+        Command::Verify(args) => engine::run_verify(args, out),
         Command::EngineWorker => {
             #[cfg(feature = "llamacpp")]
             std::process::exit(crate::measure::llamacpp::worker::main());

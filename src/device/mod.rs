@@ -184,7 +184,13 @@ impl DeviceProfile {
     /// The efficiency table of an operator class computing in `dtype`: the format's own when
     /// calibration measured it, the default tables otherwise.
     pub fn efficiency_table(&self, dtype: DType, class: OpClass) -> Option<&EfficiencyTable> {
-        self.efficiency_by_format.get(&dtype).and_then(|t| t.get(&class)).or_else(|| self.efficiency.get(&class))
+        let find = |c: OpClass| {
+            self.efficiency_by_format.get(&dtype).and_then(|t| t.get(&c)).or_else(|| self.efficiency.get(&c))
+        };
+        match class {
+            OpClass::DecodeAttention => find(class).or_else(|| find(OpClass::Attention)),
+            _ => find(class),
+        }
     }
 
     /// The table of an operator: its weights' storage type first (products), then its class.

@@ -3,8 +3,10 @@
 //! libtorch code sits behind the `torch` feature; without it a stub with the same API answers
 //! every call with `Error::NotCompiledWithTorch`, so the analytic core builds anywhere.
 
+use crate::device::Host;
 use serde::Serialize;
 
+pub mod fit;
 pub mod llamacpp;
 
 #[cfg(feature = "torch")]
@@ -71,5 +73,73 @@ pub fn accuracy(rows: &[ValidationRow], phase: &'static str) -> Accuracy {
         p90_abs_error: q(0.9),
         within_10pct: share(0.10),
         within_15pct: share(0.15),
+    }
+}
+
+/// The machine measurements run on; `runtime` names the library version (libtorch, llama.cpp).
+pub(crate) fn host(threads: u32, runtime: &str) -> Host {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let cpu_model = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split(':').nth(1))
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|| "unknown CPU".into());
+    Host {
+        cpu_model,
+        cores: std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
+        threads,
+        libtorch_version: runtime.to_string(),
+        cuda_device: None,
+    }
+}
+
+/// A /proc/meminfo figure in bytes (`MemTotal`, `MemAvailable`).
+fn meminfo_bytes(key: &str) -> Option<f64> {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| m.lines().find(|l| l.starts_with(key)).map(String::from))
+        .and_then(|l| l.split_whitespace().nth(1).and_then(|kb| kb.parse::<f64>().ok()))
+        .map(|kb| kb * 1024.0)
+}
+
+pub(crate) fn total_memory_bytes() -> f64 {
+    meminfo_bytes("MemTotal").unwrap_or(8e9)
+}
+
+/// Memory the OS could give a new process now.
+pub(crate) fn available_memory_bytes() -> f64 {
+    meminfo_bytes("MemAvailable").unwrap_or_else(|| total_memory_bytes() / 2.0)
+}
+
+/// Today's date (UTC), ISO 8601, from the system clock.
+pub(crate) fn today() -> String {
+    let days =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() / 86_400) as i64;
+    // Howard Hinnant's civil-from-days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+/// A progress bar on a terminal, nothing otherwise.
+#[cfg_attr(not(feature = "torch"), allow(dead_code))]
+pub(crate) fn progress(len: u64, show: bool) -> indicatif::ProgressBar {
+    if show && std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        let bar = indicatif::ProgressBar::new(len);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{msg:30} [{bar:30}] {pos}/{len} {elapsed}")
+                .expect("valid template"),
+        );
+        bar
+    } else {
+        indicatif::ProgressBar::hidden()
     }
 }

@@ -24,6 +24,14 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     write_atomic_with(path, |w| w.write_all(bytes))
 }
 
+/// Fails now, before long work, if `path` could not be written later (its folder cannot be
+/// created or written).
+pub fn check_writable(path: &Path) -> Result<()> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    tempfile::NamedTempFile::new_in(dir).map(drop).map_err(|e| Error::io(dir, e))
+}
+
 /// Like [`write_atomic`], but `fill` streams the contents (large outputs never sit in memory).
 pub fn write_atomic_with(path: &Path, fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Result<()> {
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));

@@ -257,3 +257,83 @@ pub fn sweep_svg(
     }
     write_atomic(path, svg.as_bytes())
 }
+
+/// One labelled point of a measured-against-predicted plot.
+#[derive(Debug, Clone)]
+pub struct AgreementPoint {
+    pub label: String,
+    pub predicted: f64,
+    pub measured: f64,
+    /// Drawn larger and named in the legend (the recommendation).
+    pub highlight: bool,
+}
+
+/// Measured against predicted on log axes, with the line of perfect agreement and ±25% bands.
+pub fn agreement_svg(path: &Path, title: &str, unit: &str, points: &[AgreementPoint]) -> Result<()> {
+    let finite: Vec<&AgreementPoint> = points
+        .iter()
+        .filter(|p| p.predicted.is_finite() && p.measured.is_finite() && p.predicted > 0.0 && p.measured > 0.0)
+        .collect();
+    if finite.is_empty() {
+        return Err(plot_error(path, "no finite, positive points"));
+    }
+    let mut svg = String::new();
+    {
+        let lo = finite.iter().map(|p| p.predicted.min(p.measured)).fold(f64::INFINITY, f64::min);
+        let hi = finite.iter().map(|p| p.predicted.max(p.measured)).fold(0.0, f64::max);
+        let (a, b) = (lo / 1.6, hi * 1.6);
+        let root = SVGBackend::with_string(&mut svg, (900, 800)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| plot_error(path, e))?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 20))
+            .margin(16)
+            .x_label_area_size(50)
+            .y_label_area_size(80)
+            .build_cartesian_2d((a..b).log_scale(), (a..b).log_scale())
+            .map_err(|e| plot_error(path, e))?;
+        chart
+            .configure_mesh()
+            .x_desc(format!("predicted ({unit})"))
+            .y_desc(format!("measured ({unit})"))
+            .x_label_formatter(&|v| format!("{v:.3}"))
+            .y_label_formatter(&|v| format!("{v:.3}"))
+            .label_style(("sans-serif", 14))
+            .draw()
+            .map_err(|e| plot_error(path, e))?;
+        let grey = RGBColor(150, 150, 150);
+        chart
+            .draw_series(LineSeries::new(vec![(a, a), (b, b)], BLACK.stroke_width(1)))
+            .map_err(|e| plot_error(path, e))?
+            .label("measured = predicted")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.stroke_width(1)));
+        for f in [0.75, 1.25] {
+            chart
+                .draw_series(LineSeries::new(vec![(a, a * f), (b, b * f)], grey.stroke_width(1)))
+                .map_err(|e| plot_error(path, e))?;
+        }
+        let mut order: Vec<usize> = (0..finite.len()).collect();
+        order.sort_by(|&x, &y| finite[x].predicted.total_cmp(&finite[y].predicted));
+        for (rank, &i) in order.iter().enumerate() {
+            let p = finite[i];
+            let c = if p.highlight { color(1) } else { color(0) };
+            let offset = if rank % 2 == 1 { (8, 6) } else { (8, -18) };
+            chart
+                .draw_series(std::iter::once(
+                    EmptyElement::at((p.predicted, p.measured))
+                        + Circle::new((0, 0), if p.highlight { 7 } else { 5 }, c.filled())
+                        + Text::new(p.label.clone(), offset, ("sans-serif", 12).into_font().color(&BLACK)),
+                ))
+                .map_err(|e| plot_error(path, e))?;
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 13))
+            .draw()
+            .map_err(|e| plot_error(path, e))?;
+        root.present().map_err(|e| plot_error(path, e))?;
+    }
+    write_atomic(path, svg.as_bytes())
+}

@@ -466,6 +466,10 @@ pub fn write(r: &SearchReport, space: &SearchSpace, device: &DeviceProfile, dir:
         ],
     )?;
     write_atomic(&dir.join("recommended.json"), &json_bytes(&r.recommended_config))?;
+    // The space and the profile as they were: the folder alone rebuilds any candidate and its
+    // prediction (`verify`).
+    write_atomic(&dir.join("space.toml"), space.source.as_bytes())?;
+    write_atomic(&dir.join("device.json"), device.to_json().as_bytes())?;
     write_atomic(&dir.join("summary.md"), summary_markdown(r, space).as_bytes())?;
     write_atomic_with(&dir.join("outcome.json"), |w| {
         serde_json::to_writer_pretty(&mut *w, &r.outcome)?;

@@ -5,7 +5,7 @@ mod metrics;
 mod scenario;
 
 pub use metrics::{potential, Bound, Point, Potential, Roof};
-pub use scenario::{Scenario, NAMED as NAMED_SCENARIOS};
+pub use scenario::{BenchTest, Scenario, NAMED as NAMED_SCENARIOS};
 
 use crate::arch::Architecture;
 use crate::device::DeviceProfile;
@@ -274,6 +274,17 @@ impl<'a> Evaluator<'a> {
     pub fn decode(&mut self, arch: &Architecture, s: &Scenario) -> PhaseEval {
         let (first, last) = decode_contexts(s);
         self.phase(arch, Phase::Decode, first, last)
+    }
+
+    /// The predicted time of a llama-bench test (see `BenchTest`): the prompt's prefill, or the
+    /// timed decode steps.
+    pub fn bench_test(&mut self, arch: &Architecture, t: BenchTest) -> PhaseEval {
+        if t.is_prefill() {
+            self.phase(arch, Phase::Prefill { prompt: t.prompt }, 0.0, 0.0)
+        } else {
+            let first = t.depth as f64 + 2.0;
+            self.phase(arch, Phase::Decode, first, first + t.generate as f64 - 1.0)
+        }
     }
 
     pub fn scenario(&mut self, arch: &Architecture, s: &Scenario) -> ScenarioEval {

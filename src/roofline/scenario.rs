@@ -48,3 +48,63 @@ impl Scenario {
         self.prompt as u64 + self.generate as u64
     }
 }
+
+/// A llama-bench test: a prompt of `prompt` tokens in one call (`pp N`), or `generate` tokens
+/// one decode step each (`tg N`), after `depth` tokens already in the KV cache (`@ dD`). The
+/// measuring harness runs one untimed step before a `tg` test (the weights warm as in steady
+/// generation), so the timed steps attend to `depth + 2 ..= depth + generate + 1` keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct BenchTest {
+    pub prompt: u32,
+    pub generate: u32,
+    pub depth: u32,
+}
+
+impl BenchTest {
+    pub fn pp(n: u32) -> BenchTest {
+        BenchTest { prompt: n, generate: 0, depth: 0 }
+    }
+
+    pub fn tg(n: u32, depth: u32) -> BenchTest {
+        BenchTest { prompt: 0, generate: n, depth }
+    }
+
+    pub fn is_prefill(&self) -> bool {
+        self.prompt > 0
+    }
+
+    /// llama-bench's name: `pp512`, `tg128`, `tg128 @ d4096`.
+    pub fn label(&self) -> String {
+        let base = if self.prompt > 0 { format!("pp{}", self.prompt) } else { format!("tg{}", self.generate) };
+        if self.depth > 0 {
+            format!("{base} @ d{}", self.depth)
+        } else {
+            base
+        }
+    }
+
+    /// Tokens the timed part processes.
+    pub fn tokens(&self) -> u32 {
+        self.prompt + self.generate
+    }
+
+    /// Parses `pp512`, `tg128`, `tg128@d4096` (spaces allowed around `@`).
+    pub fn parse(s: &str) -> Result<BenchTest> {
+        let bad =
+            || Error::Usage(format!("expected a test named as llama-bench names them (ppN, tgN or tgN@dD), got '{s}'"));
+        let compact: String = s.chars().filter(|c| !c.is_whitespace()).collect();
+        let (head, depth) = match compact.split_once('@') {
+            Some((h, d)) => (h.to_string(), d.strip_prefix('d').and_then(|d| d.parse::<u32>().ok()).ok_or_else(bad)?),
+            None => (compact.clone(), 0),
+        };
+        if depth > 1 << 20 {
+            return Err(bad());
+        }
+        let n = |p: &str| head.strip_prefix(p).and_then(|n| n.parse::<u32>().ok()).filter(|&n| n > 0 && n <= 1 << 16);
+        match (n("pp"), n("tg")) {
+            (Some(n), _) if depth == 0 => Ok(BenchTest::pp(n)),
+            (_, Some(n)) => Ok(BenchTest::tg(n, depth)),
+            _ => Err(bad()),
+        }
+    }
+}

@@ -235,6 +235,9 @@ pub struct SearchSpace {
     pub constraints: Constraints,
     pub objective: Objective,
     pub rip_margin: f64,
+    /// The TOML text the space was read from (written beside a search's results, so the
+    /// folder alone can rebuild any candidate: `verify`, `export`).
+    pub source: String,
 }
 
 /// Why a candidate is skipped before scoring.
@@ -536,6 +539,7 @@ impl SearchSpace {
             constraints: file.constraints,
             objective: file.objective.metric,
             rip_margin: file.objective.rip_margin,
+            source: text.to_string(),
         })
     }
 

@@ -23,8 +23,12 @@ pub enum OpClass {
     /// Per-head products without weights, or with small per-head weights (unfused attention,
     /// MLA absorption).
     BatchedMatmul,
-    /// Fused attention: scores and softmax stay on chip.
+    /// Fused attention over a prompt: scores and softmax stay on chip.
     Attention,
+    /// Fused attention of one new token per sequence against the KV cache (decode): a
+    /// different kernel from prefill's in every engine. Profiles without its own table use
+    /// `Attention`'s.
+    DecodeAttention,
     Softmax,
     Norm,
     Rope,
@@ -36,10 +40,11 @@ pub enum OpClass {
 }
 
 impl OpClass {
-    pub const ALL: [OpClass; 9] = [
+    pub const ALL: [OpClass; 10] = [
         OpClass::Matmul,
         OpClass::BatchedMatmul,
         OpClass::Attention,
+        OpClass::DecodeAttention,
         OpClass::Softmax,
         OpClass::Norm,
         OpClass::Rope,
@@ -53,6 +58,7 @@ impl OpClass {
             OpClass::Matmul => "matmul",
             OpClass::BatchedMatmul => "batched_matmul",
             OpClass::Attention => "attention",
+            OpClass::DecodeAttention => "decode_attention",
             OpClass::Softmax => "softmax",
             OpClass::Norm => "norm",
             OpClass::Rope => "rope",
@@ -409,7 +415,8 @@ impl Builder<'_> {
         match form {
             AttentionForm::Fused => {
                 let per_pair = 2.0 * qk_dim + 2.0 * v_dim + 5.0;
-                let op = self.op("attention", OpClass::Attention, p.causal_pairs * (b * heads * per_pair));
+                let class = if p.decode { OpClass::DecodeAttention } else { OpClass::Attention };
+                let op = self.op("attention", class, p.causal_pairs * (b * heads * per_pair));
                 op.act_read_bytes = q_read + kv_act;
                 op.kv_read_bytes = kv_cache;
                 op.act_write_bytes = out_write;

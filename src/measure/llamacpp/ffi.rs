@@ -21,6 +21,10 @@ unsafe extern "C" fn log_errors(
     text: *const std::os::raw::c_char,
     _: *mut std::ffi::c_void,
 ) {
+    if std::env::var_os("ROOFLINEBENCH_ENGINE_LOG").is_some() && !text.is_null() {
+        // SAFETY: as below.
+        eprint!("{}", unsafe { CStr::from_ptr(text) }.to_string_lossy());
+    }
     if level == sys::GGML_LOG_LEVEL_ERROR && !text.is_null() {
         // SAFETY: llama.cpp passes a NUL-terminated string valid for this call.
         let line = unsafe { CStr::from_ptr(text) }.to_string_lossy().trim().to_string();
@@ -209,6 +213,9 @@ impl Model {
         let ptr = unsafe {
             let mut params = sys::llama_model_default_params();
             params.n_gpu_layers = 0;
+            if std::env::var_os("ROOFLINEBENCH_NO_EXTRA_BUFTS").is_some() {
+                params.use_extra_bufts = false;
+            }
             sys::llama_model_load_from_file(p.as_ptr(), params)
         };
         if ptr.is_null() {
@@ -273,6 +280,9 @@ impl<'m> Context<'m> {
             p.n_threads = s.threads;
             p.n_threads_batch = s.threads;
             p.no_perf = true;
+            if let Ok(v) = std::env::var("ROOFLINEBENCH_FLASH_ATTN") {
+                p.flash_attn_type = v.parse::<i32>().unwrap_or(-1) as sys::llama_flash_attn_type;
+            }
             let ptr = sys::llama_init_from_model(model.ptr, p);
             if ptr.is_null() {
                 return Err(take_errors("llama.cpp could not create a context"));

@@ -6,6 +6,9 @@
 
 #[cfg(feature = "llamacpp")]
 mod ffi;
+pub mod runs;
+pub mod shapes;
+pub mod verify;
 #[cfg(feature = "llamacpp")]
 pub mod worker;
 
@@ -17,39 +20,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-/// One llama-bench style test: a prompt of `prompt` tokens (`pp`), or `generate` tokens one at a
-/// time (`tg`), after `depth` tokens already in the KV cache.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct Test {
-    pub prompt: u32,
-    pub generate: u32,
-    pub depth: u32,
-}
-
-impl Test {
-    pub fn pp(n: u32) -> Test {
-        Test { prompt: n, generate: 0, depth: 0 }
-    }
-
-    pub fn tg(n: u32, depth: u32) -> Test {
-        Test { prompt: 0, generate: n, depth }
-    }
-
-    /// llama-bench's name: `pp512`, `tg128`, `tg128 @ d4096`.
-    pub fn label(&self) -> String {
-        let base = if self.prompt > 0 { format!("pp{}", self.prompt) } else { format!("tg{}", self.generate) };
-        if self.depth > 0 {
-            format!("{base} @ d{}", self.depth)
-        } else {
-            base
-        }
-    }
-
-    /// Tokens the timed part processes.
-    pub fn tokens(&self) -> u32 {
-        self.prompt + self.generate
-    }
-}
+pub use crate::roofline::BenchTest as Test;
 
 /// What the worker is asked to do.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -131,6 +102,8 @@ pub fn run_job(job: &Job) -> Result<JobResult> {
     let bin = worker_binary()?;
     let mut child = Command::new(&bin)
         .arg("engine-worker")
+        // ggml prints a gdb backtrace on abort; the assertion line is what explains it.
+        .env("GGML_NO_BACKTRACE", "1")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -143,7 +116,13 @@ pub fn run_job(job: &Job) -> Result<JobResult> {
     let out = child.wait_with_output().map_err(|e| Error::io("<engine worker>", e))?;
     let stderr = String::from_utf8_lossy(&out.stderr);
     if !out.status.success() {
-        let reason = stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no message").trim().to_string();
+        let lines: Vec<&str> = stderr.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+        // A ggml assertion names the failed check; otherwise the worker's last line says why.
+        let reason = lines
+            .iter()
+            .find(|l| l.contains("GGML_ASSERT") || l.contains("GGML_ABORT"))
+            .or(lines.last())
+            .map_or("no message".to_string(), |l| l.rsplit("llama.cpp/").next().unwrap_or(l).to_string());
         let how = match out.status.code() {
             Some(c) => format!("exit code {c}"),
             None => "killed by a signal".to_string(),
@@ -176,30 +155,4 @@ pub fn bench(models: &[PathBuf], tests: &[Test], repeats: u32, threads: i32) -> 
         JobResult::Bench(b) => Ok(b),
         JobResult::Built(_) => Err(Error::Engine("the worker answered a benchmark with a build".into())),
     }
-}
-
-/// (busy, total) jiffies of the whole machine, from /proc/stat; and this process's CPU jiffies.
-pub(crate) fn cpu_times() -> (u64, u64, u64) {
-    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    let fields: Vec<u64> =
-        stat.lines().next().unwrap_or("").split_whitespace().skip(1).filter_map(|f| f.parse().ok()).collect();
-    let total: u64 = fields.iter().take(8).sum();
-    let idle = fields.get(3).copied().unwrap_or(0) + fields.get(4).copied().unwrap_or(0);
-    (total.saturating_sub(idle), total, own_cpu_jiffies())
-}
-
-/// CPU jiffies of this process and its finished children (utime + stime + cutime + cstime).
-fn own_cpu_jiffies() -> u64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // Fields after the command name (which may hold spaces) start after the last ')'.
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    rest.split_whitespace().skip(11).take(4).filter_map(|f| f.parse::<u64>().ok()).sum()
-}
-
-/// Share of all CPU time between two readings spent by processes other than this one.
-pub(crate) fn other_cpu_fraction(before: (u64, u64, u64), after: (u64, u64, u64), _wall_s: f64) -> f64 {
-    let busy = after.0.saturating_sub(before.0) as f64;
-    let total = after.1.saturating_sub(before.1).max(1) as f64;
-    let ours = after.2.saturating_sub(before.2) as f64;
-    ((busy - ours) / total).max(0.0)
 }

@@ -118,7 +118,7 @@ fn bench(models: &[std::path::PathBuf], tests: &[Test], repeats: u32, threads: i
             samples.push(Sample { model: path.clone(), test: *t, seconds: Vec::new(), probe_bytes_per_s: Vec::new() });
         }
     }
-    let cpu_before = super::cpu_times();
+    let cpu_before = cpu_times();
     let start = Instant::now();
     // Rounds alternate every model and test (A/B/A/B), so the machine's drift hits all alike.
     for round in 0..repeats {
@@ -133,13 +133,13 @@ fn bench(models: &[std::path::PathBuf], tests: &[Test], repeats: u32, threads: i
         }
     }
     let wall_s = start.elapsed().as_secs_f64();
-    let cpu_after = super::cpu_times();
+    let cpu_after = cpu_times();
     Ok(BenchResult {
         samples,
         system_info: ffi::system_info(),
         threads,
         wall_s,
-        other_cpu_fraction: super::other_cpu_fraction(cpu_before, cpu_after, wall_s),
+        other_cpu_fraction: other_cpu_fraction(cpu_before, cpu_after, wall_s),
     })
 }
 
@@ -189,4 +189,30 @@ fn bandwidth_probe() -> f64 {
     });
     std::hint::black_box(total);
     (buf.len() * 8) as f64 / start.elapsed().as_secs_f64()
+}
+
+/// (busy, total) jiffies of the whole machine, from /proc/stat; and this process's CPU jiffies.
+fn cpu_times() -> (u64, u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let fields: Vec<u64> =
+        stat.lines().next().unwrap_or("").split_whitespace().skip(1).filter_map(|f| f.parse().ok()).collect();
+    let total: u64 = fields.iter().take(8).sum();
+    let idle = fields.get(3).copied().unwrap_or(0) + fields.get(4).copied().unwrap_or(0);
+    (total.saturating_sub(idle), total, own_cpu_jiffies())
+}
+
+/// CPU jiffies of this process and its finished children (utime + stime + cutime + cstime).
+fn own_cpu_jiffies() -> u64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    rest.split_whitespace().skip(11).take(4).filter_map(|f| f.parse::<u64>().ok()).sum()
+}
+
+/// Share of all CPU time between two readings spent by processes other than this one.
+fn other_cpu_fraction(before: (u64, u64, u64), after: (u64, u64, u64), _wall_s: f64) -> f64 {
+    let busy = after.0.saturating_sub(before.0) as f64;
+    let total = after.1.saturating_sub(before.1).max(1) as f64;
+    let ours = after.2.saturating_sub(before.2) as f64;
+    ((busy - ours) / total).max(0.0)
 }

@@ -1,0 +1,277 @@
+//! Fitting an engine profile from whole-model runs: each run is explained by the operators the
+//! analytic model predicts for it (the same arithmetic the search uses), and the engine's
+//! rates are the non-negative least-squares solution over all runs, in relative error:
+//!
+//!   measured_s ~ sum over operators of  launches * t_fixed
+//!                                     + weight bytes / bandwidth of the weights' storage type (decode products)
+//!                                     + FLOPs / FLOP rate of the weights' storage type (prefill products)
+//!                                     + FLOPs / attention rate (by launch size: decode, prefill)
+//!                                     + bytes / bandwidth of everything else
+//!
+//! Which term of an operator's `max(compute, memory)` applies is decided from the current
+//! estimate and refitted until it no longer changes. The solution becomes a profile (a peak,
+//! the probed bandwidth, efficiency tables, a fixed cost per kernel) and every run is then
+//! predicted again through the ordinary evaluator, so the reported residuals are the residuals
+//! of the model the search will use. Used by `calibrate --engine llama.cpp` (runs made here) and
+//! `devices fit` (llama-bench files from elsewhere).
+
+use crate::arch::Architecture;
+use crate::device::{DeviceProfile, EfficiencyCurve, EfficiencyPoint, EfficiencyTable, Engine, MAX_CACHE_SPEEDUP};
+use crate::dtype::{DType, Precisions, TensorType};
+use crate::error::{Error, Result};
+use crate::roofline::{BenchTest, Evaluator, PlanChoice};
+use crate::workload::{operators, OpClass, Operator, Phase, RunSettings};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// One measured run.
+#[derive(Debug, Clone)]
+pub struct Run {
+    pub arch: Architecture,
+    pub weights: DType,
+    pub test: BenchTest,
+    pub measured_s: f64,
+}
+
+/// A run's prediction after the fit.
+#[derive(Debug, Clone, Serialize)]
+pub struct Residual {
+    pub model: String,
+    pub weights: String,
+    pub test: String,
+    pub measured_s: f64,
+    pub predicted_s: f64,
+    /// (predicted - measured) / measured.
+    pub error: f64,
+}
+
+/// A coefficient of the linear model: seconds per unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Feature {
+    Launch,
+    ProductBytes(TensorType),
+    ProductFlops(TensorType),
+    AttentionDecodeFlops,
+    AttentionPrefillFlops,
+    OtherBytes,
+}
+
+impl Feature {
+    fn name(self) -> String {
+        match self {
+            Feature::Launch => "fixed cost per kernel".into(),
+            Feature::ProductBytes(t) => format!("{t} product bytes"),
+            Feature::ProductFlops(t) => format!("{t} product FLOPs"),
+            Feature::AttentionDecodeFlops => "decode attention FLOPs".into(),
+            Feature::AttentionPrefillFlops => "prefill attention FLOPs".into(),
+            Feature::OtherBytes => "other kernels' bytes".into(),
+        }
+    }
+}
+
+fn is_product(op: &Operator) -> bool {
+    op.weight_type.is_some() && matches!(op.class, OpClass::Matmul | OpClass::BatchedMatmul)
+}
+
+/// An operator's totals over the run's steps: (launches, FLOPs, bytes).
+fn totals(op: &Operator, first: f64, last: f64) -> (f64, f64, f64) {
+    let steps = last - first + 1.0;
+    let c = op.count as f64;
+    (c * steps, c * op.flops.sum(first, last), c * op.bytes().sum(first, last))
+}
+
+/// Operators and the context range of a run under the engine's plan and formats.
+fn run_ops(run: &Run, engine: &Engine) -> (Vec<Operator>, f64, f64) {
+    let precisions = Precisions { weights: run.weights, activations: engine.activations, kv_cache: engine.kv_cache };
+    let settings = RunSettings { batch: 1, precisions, logits_for_all_prompt_tokens: false };
+    if run.test.is_prefill() {
+        (operators(&run.arch, Phase::Prefill { prompt: run.test.prompt }, &settings, engine.plan), 0.0, 0.0)
+    } else {
+        let first = run.test.depth as f64 + 2.0;
+        (operators(&run.arch, Phase::Decode, &settings, engine.plan), first, first + run.test.generate as f64 - 1.0)
+    }
+}
+
+/// The feature vector of one run, given which side of each operator's max applies.
+fn features(run: &Run, engine: &Engine, coef: &BTreeMap<Feature, f64>) -> BTreeMap<Feature, f64> {
+    let (ops, first, last) = run_ops(run, engine);
+    let mut x: BTreeMap<Feature, f64> = BTreeMap::new();
+    let mut add = |f: Feature, v: f64| *x.entry(f).or_default() += v;
+    for op in &ops {
+        let (launches, flops, bytes) = totals(op, first, last);
+        add(Feature::Launch, launches);
+        let (compute, memory) = if is_product(op) {
+            let t = op.weight_type.expect("products have weights");
+            (Feature::ProductFlops(t), Feature::ProductBytes(t))
+        } else if op.class == OpClass::DecodeAttention {
+            (Feature::AttentionDecodeFlops, Feature::OtherBytes)
+        } else if op.class == OpClass::Attention {
+            (Feature::AttentionPrefillFlops, Feature::OtherBytes)
+        } else {
+            (Feature::OtherBytes, Feature::OtherBytes)
+        };
+        if compute == memory {
+            add(memory, bytes);
+            continue;
+        }
+        // The side that takes longer under the current estimate; before any estimate,
+        // products and attention in prefill compute, everything in decode moves bytes.
+        let compute_side = match (coef.get(&compute), coef.get(&memory)) {
+            (Some(&c), Some(&m)) if c > 0.0 || m > 0.0 => flops * c >= bytes * m,
+            _ => run.test.is_prefill() || matches!(op.class, OpClass::Attention | OpClass::DecodeAttention),
+        };
+        if compute_side {
+            add(compute, flops);
+        } else {
+            add(memory, bytes);
+        }
+    }
+    x
+}
+
+/// What a fit found.
+#[derive(Debug, Clone, Serialize)]
+pub struct FitReport {
+    pub runs: usize,
+    /// Seconds per unit of each feature the fit kept (unit in the name).
+    pub coefficients: BTreeMap<String, f64>,
+    pub residuals: Vec<Residual>,
+    pub median_abs_error: f64,
+    pub p90_abs_error: f64,
+    pub iterations: usize,
+}
+
+/// Fits `engine` on `base` (which supplies the name, memory, probed bandwidth and provenance)
+/// to `runs`; returns the profile and the fit's report.
+pub fn fit_engine(base: &DeviceProfile, engine: &Engine, runs: &[Run]) -> Result<(DeviceProfile, FitReport)> {
+    if runs.is_empty() {
+        return Err(Error::Usage("no runs to fit".into()));
+    }
+    if let Some(r) = runs.iter().find(|r| !(r.measured_s.is_finite() && r.measured_s > 0.0)) {
+        return Err(Error::field(&r.arch.name, "measured_s", "a positive time", r.measured_s));
+    }
+    let mut coef: BTreeMap<Feature, f64> = BTreeMap::new();
+    let mut iterations = 0;
+    for it in 0..8 {
+        iterations = it + 1;
+        let rows: Vec<BTreeMap<Feature, f64>> = runs.iter().map(|r| features(r, engine, &coef)).collect();
+        let next = solve(&rows, runs);
+        let stable = next.keys().eq(coef.keys())
+            && next.iter().all(|(k, v)| coef.get(k).is_some_and(|c| (c - v).abs() <= 1e-9 * v.abs().max(1e-30)));
+        coef = next;
+        if stable {
+            break;
+        }
+    }
+    let profile = to_profile(base, engine, &coef);
+    let residuals: Vec<Residual> = runs
+        .iter()
+        .map(|r| {
+            let predicted_s = predict(&profile, r);
+            Residual {
+                model: r.arch.name.clone(),
+                weights: r.weights.name().to_string(),
+                test: r.test.label(),
+                measured_s: r.measured_s,
+                predicted_s,
+                error: (predicted_s - r.measured_s) / r.measured_s,
+            }
+        })
+        .collect();
+    let mut abs: Vec<f64> = residuals.iter().map(|r| r.error.abs()).collect();
+    abs.sort_by(f64::total_cmp);
+    let q = |p: f64| abs[((abs.len() - 1) as f64 * p).round() as usize];
+    let report = FitReport {
+        runs: runs.len(),
+        coefficients: coef.iter().map(|(f, v)| (f.name(), *v)).collect(),
+        median_abs_error: q(0.5),
+        p90_abs_error: q(0.9),
+        residuals,
+        iterations,
+    };
+    Ok((profile, report))
+}
+
+/// The time the profile predicts for a run, through the evaluator every command uses.
+pub fn predict(profile: &DeviceProfile, run: &Run) -> f64 {
+    let precisions = Precisions::uniform(run.weights);
+    let settings = RunSettings { batch: 1, precisions, logits_for_all_prompt_tokens: false };
+    Evaluator::new(profile, settings, PlanChoice::Fastest).bench_test(&run.arch, run.test).point.time_s
+}
+
+/// Non-negative least squares in relative error; features no run exercises are dropped.
+fn solve(rows: &[BTreeMap<Feature, f64>], runs: &[Run]) -> BTreeMap<Feature, f64> {
+    let mut names: Vec<Feature> = rows.iter().flat_map(|r| r.keys().copied()).collect();
+    names.sort();
+    names.dedup();
+    // A feature must carry at least 1% of some run's predicted time to be identifiable: a
+    // rough scale is 1 ns per unit for bytes/FLOPs-free launches, judged by column share.
+    names.retain(|f| rows.iter().any(|r| r.get(f).copied().unwrap_or(0.0) > 0.0));
+    let (m, n) = (rows.len(), names.len());
+    let mut a = ndarray::Array2::<f64>::zeros((m, n));
+    let mut b = ndarray::Array1::<f64>::zeros(m);
+    // Columns are scaled to unit norm so the solver's tolerances mean the same for all.
+    let mut scale = vec![0.0f64; n];
+    for (i, (row, run)) in rows.iter().zip(runs).enumerate() {
+        for (j, f) in names.iter().enumerate() {
+            let v = row.get(f).copied().unwrap_or(0.0) / run.measured_s;
+            a[[i, j]] = v;
+            scale[j] += v * v;
+        }
+        b[i] = 1.0;
+    }
+    for (j, s) in scale.iter_mut().enumerate() {
+        *s = s.sqrt().max(1e-300);
+        for i in 0..m {
+            a[[i, j]] /= *s;
+        }
+    }
+    let (x, _) = nnls::nnls(a.view(), b.view());
+    names.iter().enumerate().map(|(j, f)| (*f, x[j] / scale[j])).collect()
+}
+
+/// The profile the coefficients describe: the fastest fitted FLOP rate is the peak, the probed
+/// bandwidth the ceiling, and every rate an efficiency against them.
+fn to_profile(base: &DeviceProfile, engine: &Engine, coef: &BTreeMap<Feature, f64>) -> DeviceProfile {
+    let rate = |f: Feature| coef.get(&f).filter(|&&c| c > 0.0).map(|c| 1.0 / c);
+    let flop_rates: Vec<f64> = coef
+        .keys()
+        .filter(|f| {
+            matches!(f, Feature::ProductFlops(_) | Feature::AttentionDecodeFlops | Feature::AttentionPrefillFlops)
+        })
+        .filter_map(|&f| rate(f))
+        .collect();
+    let peak = flop_rates.iter().copied().fold(base.peak_flops(DType::F32), f64::max);
+    let bw = base.bandwidth_bytes_per_s;
+    let constant = |e: f64| EfficiencyCurve { points: vec![EfficiencyPoint { size: 1.0, efficiency: e }] };
+    // A rate the fit found free (a zero coefficient) is as fast as the model allows.
+    let memory_eff = |f: Feature| constant(rate(f).map_or(MAX_CACHE_SPEEDUP, |r| (r / bw).min(MAX_CACHE_SPEEDUP)));
+    let compute_eff = |f: Feature| constant(rate(f).map_or(1.0, |r| (r / peak).min(1.0)));
+
+    let mut p = base.clone();
+    p.peak_flops = [DType::F32, DType::F16, DType::Bf16].into_iter().map(|d| (d, peak)).collect();
+    p.kernel_overhead_s = coef.get(&Feature::Launch).copied().unwrap_or(0.0);
+    p.engine = Some(engine.clone());
+    p.efficiency_by_format.clear();
+    p.product_efficiency = coef
+        .keys()
+        .filter_map(|f| match f {
+            Feature::ProductBytes(t) | Feature::ProductFlops(t) => Some(*t),
+            _ => None,
+        })
+        .map(|t| {
+            let table = EfficiencyTable {
+                compute: compute_eff(Feature::ProductFlops(t)),
+                memory: memory_eff(Feature::ProductBytes(t)),
+            };
+            (t, table)
+        })
+        .collect();
+    let other = EfficiencyTable { compute: EfficiencyCurve::default(), memory: memory_eff(Feature::OtherBytes) };
+    p.efficiency = OpClass::ALL.iter().map(|&c| (c, other.clone())).collect();
+    let attention = |f: Feature| EfficiencyTable { compute: compute_eff(f), memory: memory_eff(Feature::OtherBytes) };
+    p.efficiency.insert(OpClass::DecodeAttention, attention(Feature::AttentionDecodeFlops));
+    p.efficiency.insert(OpClass::Attention, attention(Feature::AttentionPrefillFlops));
+
+    p
+}

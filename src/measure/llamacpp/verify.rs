@@ -1,0 +1,299 @@
+//! `verify`: build a search's recommendation, runner-up, fastest feasible decoder and members
+//! of its front as GGUF files, run them on llama.cpp here, and say whether the prediction held:
+//! the rank correlation of predicted and measured decode speed, and whether the recommendation
+//! really is the fastest decoder within its rip margin.
+
+use super::runs::{measure_plans, Conditions, EngineOptions, Measured};
+use super::shapes::Plan;
+use crate::device::DeviceProfile;
+use crate::dtype::DType;
+use crate::error::{Error, Result};
+use crate::measure::fit::{predict, Run};
+use crate::report::search::{finish, FrontRow, SearchReport};
+use crate::roofline::BenchTest;
+use crate::search::Scorer;
+use crate::search::{Outcome, SearchSpace};
+use serde::Serialize;
+use std::fmt::Write as _;
+use std::path::Path;
+
+/// What a search folder holds that verification needs.
+pub struct SavedSearch {
+    pub space: SearchSpace,
+    pub device: DeviceProfile,
+    pub report: SearchReport,
+}
+
+/// Reads `space.toml`, `device.json` and `outcome.json` from a search's output folder.
+pub fn load(dir: &Path) -> Result<SavedSearch> {
+    let read = |name: &str| {
+        let p = dir.join(name);
+        std::fs::read_to_string(&p).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => Error::Usage(format!(
+                "{}: missing; `verify` needs a folder written by `rooflinebench search` (space.toml, device.json, outcome.json)",
+                p.display()
+            )),
+            _ => Error::io(&p, e),
+        })
+    };
+    let space_path = dir.join("space.toml");
+    let space = SearchSpace::parse(&read("space.toml")?, &space_path.display().to_string(), "space")?;
+    let device_path = dir.join("device.json");
+    let device = DeviceProfile::from_json(&read("device.json")?, &device_path.display().to_string())?;
+    let outcome_path = dir.join("outcome.json");
+    let outcome: Outcome = serde_json::from_str(&read("outcome.json")?).map_err(|e| Error::json(&outcome_path, &e))?;
+    let report = finish(&space, &device, outcome)?;
+    Ok(SavedSearch { space, device, report })
+}
+
+/// One verified candidate.
+#[derive(Debug, Clone, Serialize)]
+pub struct VerifyRow {
+    /// recommended, runner-up, fastest, or front.
+    pub role: String,
+    pub candidate: u64,
+    pub label: String,
+    pub parameters: u64,
+    pub weights: String,
+    pub rip: f64,
+    pub prefill_test: String,
+    pub predicted_prefill_tokens_per_s: f64,
+    pub measured_prefill_tokens_per_s: f64,
+    pub prefill_error: f64,
+    pub decode_test: String,
+    pub predicted_decode_tokens_per_s: f64,
+    pub measured_decode_tokens_per_s: f64,
+    pub decode_error: f64,
+    pub measured_cv: f64,
+}
+
+/// The verdict.
+#[derive(Debug, Clone, Serialize)]
+pub struct Verdict {
+    /// Kendall's tau-b between predicted and measured decode tokens/s.
+    pub kendall_tau_decode: f64,
+    pub kendall_tau_prefill: f64,
+    /// Among the measured candidates within the rip margin of the best, the one that decoded
+    /// fastest here.
+    pub fastest_within_margin: String,
+    pub recommendation_holds: bool,
+}
+
+/// Kendall's tau-b of two equally long samples (ties in either count against neither).
+pub fn kendall_tau(x: &[f64], y: &[f64]) -> f64 {
+    let (mut concordant, mut discordant, mut tx, mut ty) = (0.0f64, 0.0f64, 0.0f64, 0.0f64);
+    for i in 0..x.len() {
+        for j in i + 1..x.len() {
+            let (a, b) = ((x[i] - x[j]).signum(), (y[i] - y[j]).signum());
+            let (dx, dy) = (x[i] == x[j], y[i] == y[j]);
+            if dx && dy {
+                continue;
+            } else if dx {
+                tx += 1.0;
+            } else if dy {
+                ty += 1.0;
+            } else if a == b {
+                concordant += 1.0;
+            } else {
+                discordant += 1.0;
+            }
+        }
+    }
+    let n = concordant + discordant;
+    let denom = ((n + tx) * (n + ty)).sqrt();
+    if denom == 0.0 {
+        f64::NAN
+    } else {
+        (concordant - discordant) / denom
+    }
+}
+
+/// Which candidates to build: the recommendation, the runner-up, the fastest feasible decoder,
+/// and `k` front members spread evenly along decode speed.
+fn chosen(r: &SearchReport, k: usize) -> Vec<(String, u64)> {
+    let mut out: Vec<(String, u64)> = vec![("recommended".into(), r.recommended.index)];
+    if let Some(ru) = &r.runner_up {
+        out.push(("runner-up".into(), ru.index));
+    }
+    out.push(("fastest".into(), r.fastest.index));
+    let mut front: Vec<_> = r.outcome.front.clone();
+    front.sort_by(|a, b| a.decode_tokens_per_s.total_cmp(&b.decode_tokens_per_s).then(a.index.cmp(&b.index)));
+    if k > 0 && !front.is_empty() {
+        for i in 0..k {
+            let at = if k == 1 { front.len() / 2 } else { i * (front.len() - 1) / (k - 1) };
+            out.push(("front".into(), front[at].index));
+        }
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    out.retain(|(_, i)| seen.insert(*i));
+    out
+}
+
+/// Builds and measures the chosen candidates; `quick` shortens the decode test.
+pub fn verify(saved: &SavedSearch, top: usize, opts: &EngineOptions) -> Result<(Vec<VerifyRow>, Verdict, Conditions)> {
+    let (scenario, _) =
+        saved.space.workload.mix.first().cloned().ok_or_else(|| Error::Usage("empty workload".into()))?;
+    let generate = scenario.generate.clamp(1, if opts.quick { 16 } else { 64 });
+    let tests = vec![BenchTest::pp(scenario.prompt), BenchTest::tg(generate, scenario.prompt)];
+    let picks = chosen(&saved.report, top);
+    let mut models = Vec::new();
+    let mut formats = Vec::new();
+    for (_, index) in &picks {
+        let c = saved
+            .space
+            .candidate(*index)
+            .map_err(|e| Error::Usage(format!("candidate #{index} of {}: {e:?}", saved.space.name)))?;
+        if !(c.precisions.weights == DType::F16
+            || c.precisions.weights == DType::Bf16
+            || c.precisions.weights.is_block_quantised())
+        {
+            return Err(Error::Usage(format!(
+                "candidate #{index}: {} weights have no GGUF type llama.cpp runs",
+                c.precisions.weights
+            )));
+        }
+        let mut arch = c.arch.clone();
+        arch.name = format!("{}-{index}", saved.space.name);
+        formats.push(c.precisions.weights);
+        models.push(arch);
+    }
+    // One batch per format, each model in its candidate's format only.
+    let mut measured: Vec<Measured> = Vec::new();
+    let mut cond = Conditions::default();
+    let mut distinct: Vec<DType> = formats.clone();
+    distinct.sort();
+    distinct.dedup();
+    for f in distinct {
+        let batch: Vec<_> = models.iter().zip(&formats).filter(|(_, &g)| g == f).map(|(m, _)| m.clone()).collect();
+        let plan = Plan { models: batch, tests: tests.clone() };
+        let only_f = EngineOptions { formats: vec![f], ..opts.clone() };
+        let (m, c) = measure_plans(&[plan], if opts.quick { 2 } else { 3 }, &only_f)?;
+        measured.extend(m);
+        cond.system_info = c.system_info;
+        cond.threads = c.threads;
+        cond.wall_s += c.wall_s;
+        cond.other_cpu_fraction = cond.other_cpu_fraction.max(c.other_cpu_fraction);
+        cond.probes_bytes_per_s.extend(c.probes_bytes_per_s);
+    }
+    let mut scorer = Scorer::new(&saved.space, &saved.device, crate::roofline::PlanChoice::Fastest);
+    let mut rows = Vec::new();
+    for ((role, index), arch) in picks.iter().zip(&models) {
+        let c = saved.space.candidate(*index).expect("checked above");
+        let front_row = FrontRow::new(&c, &scorer.detail(&c.arch, c.precision_index), role == "recommended");
+        let find = |t: BenchTest| measured.iter().find(|m| m.arch.name == arch.name && m.test == t);
+        let (Some(pp), Some(tg)) = (find(tests[0]), find(tests[1])) else { continue };
+        let tokens_per_s = |t: BenchTest, seconds: f64| t.tokens() as f64 / seconds;
+        let predicted = |t: BenchTest| {
+            let run = Run { arch: arch.clone(), weights: c.precisions.weights, test: t, measured_s: 1.0 };
+            tokens_per_s(t, predict(&saved.device, &run))
+        };
+        let (pp_pred, tg_pred) = (predicted(tests[0]), predicted(tests[1]));
+        let (pp_meas, tg_meas) = (tokens_per_s(tests[0], pp.median_s), tokens_per_s(tests[1], tg.median_s));
+        rows.push(VerifyRow {
+            role: role.clone(),
+            candidate: *index,
+            label: front_row.label(),
+            parameters: c.arch.parameters(),
+            weights: c.precisions.weights.name().into(),
+            rip: front_row.rip,
+            prefill_test: tests[0].label(),
+            predicted_prefill_tokens_per_s: pp_pred,
+            measured_prefill_tokens_per_s: pp_meas,
+            prefill_error: (pp_pred - pp_meas) / pp_meas,
+            decode_test: tests[1].label(),
+            predicted_decode_tokens_per_s: tg_pred,
+            measured_decode_tokens_per_s: tg_meas,
+            decode_error: (tg_pred - tg_meas) / tg_meas,
+            measured_cv: tg.cv,
+        });
+    }
+    let col = |f: fn(&VerifyRow) -> f64| rows.iter().map(f).collect::<Vec<f64>>();
+    let best_rip = saved.report.outcome.top.first().map_or(f64::NAN, |s| s.rip);
+    let threshold = best_rip * (1.0 - saved.report.rip_margin);
+    let fastest = rows
+        .iter()
+        .filter(|r| r.rip >= threshold)
+        .max_by(|a, b| a.measured_decode_tokens_per_s.total_cmp(&b.measured_decode_tokens_per_s));
+    let verdict = Verdict {
+        kendall_tau_decode: kendall_tau(
+            &col(|r| r.predicted_decode_tokens_per_s),
+            &col(|r| r.measured_decode_tokens_per_s),
+        ),
+        kendall_tau_prefill: kendall_tau(
+            &col(|r| r.predicted_prefill_tokens_per_s),
+            &col(|r| r.measured_prefill_tokens_per_s),
+        ),
+        fastest_within_margin: fastest.map_or("none measured".into(), |r| r.label.clone()),
+        recommendation_holds: fastest.is_some_and(|r| r.role == "recommended"),
+    };
+    Ok((rows, verdict, cond))
+}
+
+/// verify.md: the table and the verdict in words.
+pub fn markdown(saved: &SavedSearch, rows: &[VerifyRow], v: &Verdict, cond: &Conditions) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "# Verification of {} on {}\n", saved.space.name, saved.device.name);
+    let _ = writeln!(
+        s,
+        "Each candidate was built as a GGUF file of random weights and run on llama.cpp on this machine \
+         ({}; {} threads); predictions come from the search's profile `{}` ({}).\n",
+        cond.system_info.trim_end_matches(['|', ' ']),
+        cond.threads,
+        saved.device.name,
+        saved.device.kind_label()
+    );
+    let _ = writeln!(s, "| role | candidate | weights | rip | prefill tok/s predicted | measured | decode tok/s predicted | measured | error |");
+    let _ = writeln!(s, "|---|---|---|---:|---:|---:|---:|---:|---:|");
+    for r in rows {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {:.4} | {:.1} | {:.1} | {:.1} | {:.1} | {:+.1}% |",
+            r.role,
+            r.label,
+            r.weights,
+            r.rip,
+            r.predicted_prefill_tokens_per_s,
+            r.measured_prefill_tokens_per_s,
+            r.predicted_decode_tokens_per_s,
+            r.measured_decode_tokens_per_s,
+            100.0 * r.decode_error
+        );
+    }
+    let _ = writeln!(s);
+    let _ = writeln!(
+        s,
+        "- Rank agreement (Kendall tau-b, predicted against measured): decode {:.2}, prefill {:.2} over {} candidates.",
+        v.kendall_tau_decode,
+        v.kendall_tau_prefill,
+        rows.len()
+    );
+    let _ = writeln!(
+        s,
+        "- Fastest measured decoder within {:.1}% of the best rip: {}. The recommendation {}.",
+        100.0 * saved.report.rip_margin,
+        v.fastest_within_margin,
+        if v.recommendation_holds {
+            "holds"
+        } else {
+            "does not hold: another candidate within the margin decoded faster here"
+        }
+    );
+    for w in super::runs::condition_warnings(cond) {
+        let _ = writeln!(s, "- Warning: {w}.");
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::kendall_tau;
+
+    #[test]
+    fn kendall_tau_by_hand() {
+        // Identical order: +1; reversed: -1.
+        assert_eq!(kendall_tau(&[1.0, 2.0, 3.0], &[10.0, 20.0, 30.0]), 1.0);
+        assert_eq!(kendall_tau(&[1.0, 2.0, 3.0], &[3.0, 2.0, 1.0]), -1.0);
+        // 4 items, one swapped pair (3,4): 5 concordant, 1 discordant -> 4/6.
+        assert!((kendall_tau(&[1.0, 2.0, 3.0, 4.0], &[1.0, 2.0, 4.0, 3.0]) - 4.0 / 6.0).abs() < 1e-12);
+    }
+}
