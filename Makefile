@@ -1,20 +1,27 @@
 # rooflinebench: `make run` runs the main job, `make test` runs every test. Both set up what
-# they need on a fresh machine: Rust crates from crates.io, and libtorch 2.13 (PyPI wheels,
-# into .libtorch/) for calibration and validation.
+# they need on a fresh machine: Rust crates from crates.io, libtorch 2.13 (PyPI wheels, into
+# .libtorch/) and the packages llama.cpp builds with (cmake, libclang; Debian's).
 
 CARGO ?= cargo
 BIN := target/release/rooflinebench
+FEATURES := torch,llamacpp
+# llama.cpp is built for this CPU, as people build it from source (see the script for AMX).
+ENGINE_CFLAGS := $(shell bash scripts/engine-cflags.sh)
+export CFLAGS := $(ENGINE_CFLAGS)
+export CXXFLAGS := $(ENGINE_CFLAGS)
 # The paper's five devices (datasheet profiles): the committed baseline results/ covers these.
 BASELINE_DEVICES := rpi5,jetson-orin-nano-super,m1-pro,rtx3070ti-laptop,rtx3090
 PROFILE := devices/this-machine.json
+ENGINE_PROFILE := devices/this-machine-llamacpp.json
 
 .PHONY: run test build setup bench baseline calibrate validate reproduce fmt lint
 
 setup:
 	@bash scripts/setup-libtorch.sh
+	@bash scripts/setup-engine.sh
 
 build: setup
-	$(CARGO) build --release --features torch
+	$(CARGO) build --release --features $(FEATURES)
 
 # The main job: the ~1B search space on a built-in device, then on this machine calibrated now.
 run: build
@@ -22,9 +29,12 @@ run: build
 	$(BIN) calibrate --out $(PROFILE)
 	$(BIN) search search-spaces/around-1b.toml --device $(PROFILE) --out target/run/around-1b/this-machine
 
+# Tests build in release: they share the engine and libtorch builds with `build`, and the timed
+# engine tests need optimised code.
 test: build
-	$(CARGO) test --all-targets --features torch
-	$(CARGO) test --test tests torch::
+	$(CARGO) test --release --all-targets --features $(FEATURES)
+	# The stubs: a build without the engines answers their commands with how to build them.
+	$(CARGO) test --test tests -- torch:: llamacpp::
 	$(BIN) batch search-spaces --devices $(BASELINE_DEVICES) --out target/batch-check --check results
 
 # Calibrate this machine (about 30 s), then validate against real decoder layers back to back,
@@ -48,7 +58,7 @@ fmt:
 
 lint:
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --all-targets --features torch -- -D warnings
+	$(CARGO) clippy --all-targets --features $(FEATURES) -- -D warnings
 
 # The paper's experiments with correct accounting: results/paper/{*.csv,*.svg,REPRODUCTION.md}.
 reproduce: build

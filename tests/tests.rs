@@ -5,12 +5,15 @@
 //! - `cli`: the binary driven as a user would, exit codes and error text;
 //! - `report`: SVG plots and the paper reproduction;
 //! - `search`: fronts, determinism across threads and shards, recommendations, bad spaces;
-//! - `torch`: calibration and validation through libtorch (feature `torch`), or their absence.
+//! - `torch`: calibration and validation through libtorch (feature `torch`), or their absence;
+//! - `llamacpp`: GGUF files, engine runs and verification on llama.cpp (feature `llamacpp`), or
+//!   their absence.
 
 mod common;
 
 mod accounting;
 mod cli;
+mod llamacpp;
 mod report;
 mod roofline;
 mod search;

@@ -390,7 +390,7 @@ impl Architecture {
                 * (s.common.bytes_per_element() * s.common_layers as f64
                     + s.more.bytes_per_element() * s.more_layers as f64)
         };
-        let gguf = format.is_block_quantised() || format == DType::F16;
+        let gguf = format.is_block_quantised() || matches!(format, DType::F16 | DType::Bf16);
         let vector_bytes = if gguf { 4.0 } else { format.bytes() };
         let (h, v, l) = (self.hidden_size as u64, self.vocab_size as u64, self.num_layers);
         let mut bytes = matrix(Role::TokenEmbedding, h, h * v, 0, 1);

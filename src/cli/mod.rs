@@ -331,7 +331,33 @@ pub struct DevicesArgs {
 #[derive(Debug, Subcommand)]
 pub enum DevicesAction {
     /// Print one profile as JSON (a built-in name or a profile file).
-    Show { name: String },
+    Show {
+        /// A built-in device name or a profile file path.
+        name: String,
+    },
+    /// Fit a llama.cpp profile for a device from llama-bench results run on it.
+    Fit(FitArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct FitArgs {
+    /// llama-bench output files: `-o json`, `-o jsonl` or the markdown table (or a profile
+    /// calibrated by this tool, whose runs it keeps).
+    #[arg(long = "llama-bench", required = true, value_delimiter = ',')]
+    pub llama_bench: Vec<PathBuf>,
+    /// config.json of the models the runs used, matched by llama.cpp's parameter count (the
+    /// models under models/ are always tried).
+    #[arg(long, value_delimiter = ',')]
+    pub model: Vec<PathBuf>,
+    /// The device's datasheet profile (built-in name or file): its memory and bandwidth.
+    #[arg(long)]
+    pub base: String,
+    /// Name of the fitted profile (default: BASE-llamacpp).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Where to write the profile.
+    #[arg(long)]
+    pub out: PathBuf,
 }
 
 /// Runs a parsed command line; output goes to `out`.

@@ -213,7 +213,7 @@ pub fn more_bits_layers(from: u32, to: u32, layers: u32) -> u32 {
 /// The storage type of a 2-D weight matrix whose rows are `row` elements long (ggml's `ne[0]`,
 /// the product's input width) in `layer`, for a model stored in nominal format `format`.
 pub fn storage_type(format: DType, role: Role, row: u64, layer: u32, ctx: MixContext) -> TensorType {
-    if role == Role::Router && (format == DType::F16 || format.is_block_quantised()) {
+    if role == Role::Router && matches!(format, DType::F16 | DType::Bf16 | DType::Q8_0 | DType::Q4_0 | DType::Q4KM) {
         // GGUF converters keep the router in f32 whatever the file type.
         return TensorType::F32;
     }

@@ -92,6 +92,15 @@ fn run_ops(run: &Run, engine: &Engine) -> (Vec<Operator>, f64, f64) {
     }
 }
 
+/// The pooled feature of a per-type one: every storage type shares one rate.
+fn pooled(f: Feature) -> Feature {
+    match f {
+        Feature::ProductBytes(_) => Feature::ProductBytes(TensorType::F32),
+        Feature::ProductFlops(_) => Feature::ProductFlops(TensorType::F32),
+        other => other,
+    }
+}
+
 /// The feature vector of one run, given which side of each operator's max applies.
 fn features(run: &Run, engine: &Engine, coef: &BTreeMap<Feature, f64>) -> BTreeMap<Feature, f64> {
     let (ops, first, last) = run_ops(run, engine);
@@ -155,7 +164,23 @@ pub fn fit_engine(base: &DeviceProfile, engine: &Engine, runs: &[Run]) -> Result
     for it in 0..8 {
         iterations = it + 1;
         let rows: Vec<BTreeMap<Feature, f64>> = runs.iter().map(|r| features(r, engine, &coef)).collect();
-        let next = solve(&rows, runs);
+        // First one rate for all storage types, then each type's own, pulled towards the
+        // shared one: a type that little data sees keeps the shared rate instead of an
+        // arbitrary (or infinite) one.
+        let pooled_rows: Vec<BTreeMap<Feature, f64>> = rows
+            .iter()
+            .map(|r| {
+                let mut p = BTreeMap::new();
+                for (f, v) in r {
+                    *p.entry(pooled(*f)).or_default() += v;
+                }
+                p
+            })
+            .collect();
+        let shared = solve(&pooled_rows, runs, &BTreeMap::new());
+        let prior: BTreeMap<Feature, f64> =
+            rows.iter().flat_map(|r| r.keys()).filter_map(|&f| shared.get(&pooled(f)).map(|&c| (f, c))).collect();
+        let next = solve(&rows, runs, &prior);
         let stable = next.keys().eq(coef.keys())
             && next.iter().all(|(k, v)| coef.get(k).is_some_and(|c| (c - v).abs() <= 1e-9 * v.abs().max(1e-30)));
         coef = next;
@@ -199,18 +224,32 @@ pub fn predict(profile: &DeviceProfile, run: &Run) -> f64 {
     Evaluator::new(profile, settings, PlanChoice::Fastest).bench_test(&run.arch, run.test).point.time_s
 }
 
-/// Non-negative least squares in relative error; features no run exercises are dropped.
-fn solve(rows: &[BTreeMap<Feature, f64>], runs: &[Run]) -> BTreeMap<Feature, f64> {
+/// How strongly a per-type rate is pulled towards the shared one: deviating by half costs as
+/// much as one run predicted 10% off.
+const PRIOR_WEIGHT: f64 = 0.2;
+
+/// Non-negative least squares in relative error; features no run exercises are dropped. With
+/// a prior, each per-type product rate is solved as a multiple of its shared rate and pulled
+/// towards 1 (ridge rows).
+fn solve(rows: &[BTreeMap<Feature, f64>], runs: &[Run], prior: &BTreeMap<Feature, f64>) -> BTreeMap<Feature, f64> {
     let mut names: Vec<Feature> = rows.iter().flat_map(|r| r.keys().copied()).collect();
     names.sort();
     names.dedup();
     // A feature must carry at least 1% of some run's predicted time to be identifiable: a
     // rough scale is 1 ns per unit for bytes/FLOPs-free launches, judged by column share.
     names.retain(|f| rows.iter().any(|r| r.get(f).copied().unwrap_or(0.0) > 0.0));
+    let ridge: Vec<usize> = names
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| matches!(f, Feature::ProductBytes(_) | Feature::ProductFlops(_)))
+        .filter(|(_, f)| prior.get(f).is_some_and(|&c| c > 0.0))
+        .map(|(j, _)| j)
+        .collect();
     let (m, n) = (rows.len(), names.len());
-    let mut a = ndarray::Array2::<f64>::zeros((m, n));
-    let mut b = ndarray::Array1::<f64>::zeros(m);
-    // Columns are scaled to unit norm so the solver's tolerances mean the same for all.
+    let mut a = ndarray::Array2::<f64>::zeros((m + ridge.len(), n));
+    let mut b = ndarray::Array1::<f64>::zeros(m + ridge.len());
+    // Columns in units of the prior (so the ridge rows read `u = 1`), or scaled to unit norm
+    // so the solver's tolerances mean the same for all.
     let mut scale = vec![0.0f64; n];
     for (i, (row, run)) in rows.iter().zip(runs).enumerate() {
         for (j, f) in names.iter().enumerate() {
@@ -221,10 +260,14 @@ fn solve(rows: &[BTreeMap<Feature, f64>], runs: &[Run]) -> BTreeMap<Feature, f64
         b[i] = 1.0;
     }
     for (j, s) in scale.iter_mut().enumerate() {
-        *s = s.sqrt().max(1e-300);
+        *s = if ridge.contains(&j) { 1.0 / prior[&names[j]] } else { s.sqrt().max(1e-300) };
         for i in 0..m {
             a[[i, j]] /= *s;
         }
+    }
+    for (k, &j) in ridge.iter().enumerate() {
+        a[[m + k, j]] = PRIOR_WEIGHT;
+        b[m + k] = PRIOR_WEIGHT;
     }
     let (x, _) = nnls::nnls(a.view(), b.view());
     names.iter().enumerate().map(|(j, f)| (*f, x[j] / scale[j])).collect()
@@ -274,4 +317,72 @@ fn to_profile(base: &DeviceProfile, engine: &Engine, coef: &BTreeMap<Feature, f6
     p.efficiency.insert(OpClass::Attention, attention(Feature::AttentionPrefillFlops));
 
     p
+}
+
+/// Runs from llama-bench records: each record's model is its embedded config, or the model of
+/// `models` whose parameter count llama.cpp would report (exactly, from JSON; within 1% and
+/// unambiguous, from markdown's rounded column). Records that cannot be resolved, or whose
+/// weight format this tool does not model, are skipped and said.
+pub fn runs_from_records(
+    records: &[crate::measure::llama_bench::Record],
+    models: &[Architecture],
+) -> (Vec<Run>, Vec<String>) {
+    let mut runs = Vec::new();
+    let mut skipped: BTreeMap<String, usize> = BTreeMap::new();
+    for r in records {
+        let Some(weights) = r.weights else {
+            *skipped.entry(format!("{}: weight type not modelled", r.model)).or_default() += 1;
+            continue;
+        };
+        let arch = match &r.config {
+            Some(c) => crate::arch::parse_hf_config(&c.to_string(), &r.model, &r.model).ok(),
+            None => {
+                let matches: Vec<&Architecture> = models
+                    .iter()
+                    .filter(|a| {
+                        let p = a.parameters() as f64;
+                        if r.params_exact {
+                            p == r.params
+                        } else {
+                            (p - r.params).abs() <= 0.01 * r.params
+                        }
+                    })
+                    .collect();
+                match matches.as_slice() {
+                    [one] => Some((*one).clone()),
+                    _ => None,
+                }
+            }
+        };
+        match arch {
+            Some(arch) => runs.push(Run { arch, weights, test: r.test, measured_s: r.seconds }),
+            None => {
+                *skipped
+                    .entry(format!("{} ({:.3e} parameters): no single --model config matches", r.model, r.params))
+                    .or_default() += 1
+            }
+        }
+    }
+    let notes = skipped.into_iter().map(|(why, n)| format!("skipped {n} row(s) of {why}")).collect();
+    (runs, notes)
+}
+
+/// The llama-bench JSON row of one of this tool's own runs (with the model's config, so
+/// `devices fit` can refit it).
+pub fn record_of(run: &Run, backend: &str, threads: u32) -> serde_json::Value {
+    let w = match run.weights {
+        DType::Q4KM => "Q4_K - Medium".to_string(),
+        other => other.name().to_ascii_uppercase(),
+    };
+    serde_json::json!({
+        "model_type": format!("{} {w}", run.arch.name),
+        "model_n_params": run.arch.parameters(),
+        "backends": backend,
+        "n_threads": threads,
+        "n_prompt": run.test.prompt,
+        "n_gen": run.test.generate,
+        "n_depth": run.test.depth,
+        "avg_ns": (run.measured_s * 1e9).round(),
+        "config": crate::arch::export_hf_config(&run.arch),
+    })
 }

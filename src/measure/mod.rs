@@ -7,6 +7,7 @@ use crate::device::Host;
 use serde::Serialize;
 
 pub mod fit;
+pub mod llama_bench;
 pub mod llamacpp;
 
 #[cfg(feature = "torch")]

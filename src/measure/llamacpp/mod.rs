@@ -132,8 +132,27 @@ pub fn run_job(job: &Job) -> Result<JobResult> {
     serde_json::from_slice(&out.stdout).map_err(|e| Error::Engine(format!("unreadable worker answer: {e}")))
 }
 
-/// Builds `arch` as GGUF files of `formats` in `dir`.
+/// Builds `arch` as GGUF files of `formats` in `dir`. Refuses, before writing anything, a model
+/// whose f16 file would not fit in half the memory available now (the engine maps it whole).
 pub fn build(arch: &Architecture, formats: &[DType], dir: &Path, seed: u64, threads: i32) -> Result<Vec<BuiltFile>> {
+    require("building GGUF files")?;
+    crate::arch::gguf::gguf_layout(arch, arch.max_position_embeddings)?;
+    let need = arch.stored_weight_bytes(DType::F16);
+    let available = crate::measure::available_memory_bytes();
+    if need > 0.5 * available {
+        return Err(Error::Engine(format!(
+            "{}: its f16 GGUF file would be {:.2} GB, more than half the memory available now ({:.2} GB); \
+             refusing before writing it",
+            arch.name,
+            need / 1e9,
+            available / 1e9
+        )));
+    }
+    if let Some(f) = formats.iter().find(|f| crate::arch::gguf::file_type(**f).is_none()) {
+        return Err(Error::Usage(format!(
+            "{f} weights have no GGUF type llama.cpp runs (use f16, bf16, q8_0, q4_0 or q4_k_m)"
+        )));
+    }
     let job = Job::Build {
         arch: arch.clone(),
         context_length: arch.max_position_embeddings,

@@ -67,16 +67,6 @@ pub fn llama_cpp_engine(threads: u32, backend: String) -> Engine {
 fn files_for(arch: &Architecture, opts: &EngineOptions) -> Result<Vec<BuiltFile>> {
     let dir = &opts.cache_dir;
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let need = arch.stored_weight_bytes(DType::F16);
-    let available = available_memory_bytes();
-    if need > 0.5 * available {
-        return Err(Error::Engine(format!(
-            "{}: its f16 file ({:.2} GB) would need more than half the memory available now ({:.2} GB)",
-            arch.name,
-            need / 1e9,
-            available / 1e9
-        )));
-    }
     let path = |f: DType| dir.join(format!("{}.{}.gguf", arch.name, f.name()));
     let missing: Vec<DType> = opts.formats.iter().copied().filter(|&f| !path(f).exists()).collect();
     if !missing.is_empty() {
@@ -246,6 +236,8 @@ pub fn calibrate(opts: &EngineOptions) -> Result<(DeviceProfile, FitReport, Cond
         notes: BTreeMap::new(),
     };
     let (mut profile, report) = fit::fit_engine(&base, &engine, &runs)?;
+    let records: Vec<serde_json::Value> = runs.iter().map(|r| fit::record_of(r, "CPU", opts.threads)).collect();
+    profile.notes.insert("runs".into(), serde_json::Value::from(records));
     profile.notes.insert("fit".into(), serde_json::to_value(&report).unwrap_or_default());
     profile.notes.insert("conditions".into(), serde_json::to_value(&cond).unwrap_or_default());
     profile.notes.insert("warnings".into(), serde_json::Value::from(condition_warnings(&cond)));

@@ -1,0 +1,250 @@
+//! llama-bench's output, as people post it: `-o json` (an array), `-o jsonl` (one object per
+//! line) or the markdown table it prints by default. Each row becomes a record with its test,
+//! its time and what identifies its model (llama.cpp's exact parameter count in JSON, the
+//! rounded `params` column in markdown).
+
+use crate::dtype::DType;
+use crate::error::{Error, Result};
+use crate::roofline::BenchTest;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// One llama-bench result.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Record {
+    /// llama-bench's model description, e.g. `llama 1B Q4_K - Medium`.
+    pub model: String,
+    /// Parameters as llama.cpp counts them (exact from JSON, rounded from markdown).
+    pub params: f64,
+    pub params_exact: bool,
+    /// Weight format, when llama-bench's type is one this tool models.
+    pub weights: Option<DType>,
+    pub backend: String,
+    pub threads: Option<u32>,
+    pub test: BenchTest,
+    /// Mean time of the test, seconds.
+    pub seconds: f64,
+    pub build: Option<String>,
+    /// The model's Hugging Face config, when the file carries it (this tool's own runs do).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<serde_json::Value>,
+}
+
+/// The weight format of llama-bench's model type (`llama 1B Q4_K - Medium` -> q4_k_m).
+pub fn weights_of(model_type: &str) -> Option<DType> {
+    let t = model_type.to_ascii_lowercase();
+    let t = t.trim();
+    let ends = |s: &str| t.ends_with(s);
+    if ends("q4_k - medium") {
+        Some(DType::Q4KM)
+    } else if ends("q8_0") {
+        Some(DType::Q8_0)
+    } else if ends("q4_0") {
+        Some(DType::Q4_0)
+    } else if ends("bf16") {
+        Some(DType::Bf16)
+    } else if ends("f16") {
+        Some(DType::F16)
+    } else if ends("all f32") || ends(" f32") {
+        Some(DType::F32)
+    } else {
+        None
+    }
+}
+
+/// llama-bench's JSON fields this tool reads.
+#[derive(Debug, Deserialize)]
+struct JsonRow {
+    model_type: String,
+    model_n_params: f64,
+    #[serde(default)]
+    backends: Option<String>,
+    #[serde(default)]
+    n_threads: Option<u32>,
+    n_prompt: u32,
+    n_gen: u32,
+    #[serde(default)]
+    n_depth: u32,
+    avg_ns: f64,
+    #[serde(default)]
+    build_commit: Option<String>,
+    #[serde(default)]
+    build_number: Option<u64>,
+    #[serde(default)]
+    config: Option<serde_json::Value>,
+}
+
+/// Reads a llama-bench output file (JSON array, JSON lines or markdown table). Rows llama-bench
+/// combines (`pp512+tg128`) are skipped: they time two phases at once.
+pub fn parse_file(path: &Path) -> Result<Vec<Record>> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    parse(&text, &path.display().to_string())
+}
+
+pub fn parse(text: &str, source: &str) -> Result<Vec<Record>> {
+    let trimmed = text.trim_start();
+    if trimmed.starts_with('[') {
+        let rows: Vec<JsonRow> = serde_json::from_str(trimmed).map_err(|e| Error::json(source, &e))?;
+        return rows.into_iter().enumerate().filter_map(|(i, r)| from_json(r, source, i).transpose()).collect();
+    }
+    if trimmed.starts_with('{') {
+        // A profile calibrated by this tool keeps its runs as llama-bench rows in notes.runs.
+        if let Ok(v) = serde_json::from_str::<serde_json::Value>(trimmed) {
+            if let Some(rows) = v.pointer("/notes/runs").and_then(|r| r.as_array()) {
+                let rows: Vec<JsonRow> = serde_json::from_value(serde_json::Value::from(rows.clone()))
+                    .map_err(|e| Error::json(source, &e))?;
+                return rows.into_iter().enumerate().filter_map(|(i, r)| from_json(r, source, i).transpose()).collect();
+            }
+        }
+        let mut out = Vec::new();
+        for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+            let r: JsonRow = serde_json::from_str(line).map_err(|e| Error::Parse {
+                path: source.into(),
+                format: "JSON line",
+                line: i + 1,
+                column: e.column(),
+                message: e.to_string(),
+            })?;
+            out.extend(from_json(r, source, i)?);
+        }
+        return Ok(out);
+    }
+    parse_markdown(text, source)
+}
+
+fn from_json(r: JsonRow, source: &str, i: usize) -> Result<Option<Record>> {
+    let test = match (r.n_prompt, r.n_gen) {
+        (p, 0) if p > 0 => BenchTest { prompt: p, generate: 0, depth: r.n_depth },
+        (0, g) if g > 0 => BenchTest::tg(g, r.n_depth),
+        _ => return Ok(None),
+    };
+    if !(r.avg_ns.is_finite() && r.avg_ns > 0.0) {
+        return Err(Error::field(source, format!("[{i}].avg_ns"), "a positive time in nanoseconds", r.avg_ns));
+    }
+    let build = match (r.build_commit, r.build_number) {
+        (Some(c), Some(n)) => Some(format!("b{n} ({c})")),
+        (c, n) => c.or(n.map(|n| format!("b{n}"))),
+    };
+    Ok(Some(Record {
+        weights: weights_of(&r.model_type),
+        model: r.model_type,
+        params: r.model_n_params,
+        params_exact: true,
+        backend: r.backends.unwrap_or_default(),
+        threads: r.n_threads,
+        test,
+        seconds: r.avg_ns * 1e-9,
+        build,
+        config: r.config,
+    }))
+}
+
+/// `1.10 B`, `135.00 M`, `494.03 M` -> parameters.
+fn parse_params(s: &str) -> Option<f64> {
+    let s = s.trim();
+    let (num, unit) = s.split_at(s.find(|c: char| c.is_ascii_alphabetic())?);
+    let v: f64 = num.trim().parse().ok()?;
+    match unit.trim() {
+        "B" => Some(v * 1e9),
+        "M" => Some(v * 1e6),
+        "K" => Some(v * 1e3),
+        _ => None,
+    }
+}
+
+/// `pp512`, `tg128`, `pp512 @ d4096`; `pp512+tg128` is not a single phase.
+fn parse_test(s: &str) -> Option<BenchTest> {
+    if s.contains('+') {
+        return None;
+    }
+    BenchTest::parse(s).ok()
+}
+
+/// `123.45 ± 1.2` -> 123.45.
+fn parse_rate(s: &str) -> Option<f64> {
+    s.split('±').next()?.trim().replace(',', "").parse().ok()
+}
+
+fn parse_markdown(text: &str, source: &str) -> Result<Vec<Record>> {
+    let mut header: Option<Vec<String>> = None;
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if !line.starts_with('|') {
+            header = None;
+            continue;
+        }
+        let cells: Vec<String> = line.trim_matches('|').split('|').map(|c| c.trim().to_string()).collect();
+        if cells.iter().all(|c| c.chars().all(|ch| ch == '-' || ch == ':' || ch == ' ')) {
+            continue;
+        }
+        let Some(h) = &header else {
+            if cells.iter().any(|c| c == "test") && cells.iter().any(|c| c == "t/s") {
+                header = Some(cells);
+            }
+            continue;
+        };
+        let col = |name: &str| h.iter().position(|c| c == name).and_then(|i| cells.get(i)).map(String::as_str);
+        let bad = |field: &str, got: &str| {
+            Error::field(format!("{source}:{}", n + 1), field, "a llama-bench table cell", got.to_string())
+        };
+        let (Some(model), Some(test_s), Some(rate_s)) = (col("model"), col("test"), col("t/s")) else {
+            continue;
+        };
+        let Some(test) = parse_test(test_s) else { continue };
+        let rate = parse_rate(rate_s).filter(|r| *r > 0.0).ok_or_else(|| bad("t/s", rate_s))?;
+        let params = col("params").and_then(parse_params).ok_or_else(|| bad("params", col("params").unwrap_or("")))?;
+        out.push(Record {
+            model: model.to_string(),
+            params,
+            params_exact: false,
+            weights: weights_of(model),
+            backend: col("backend").unwrap_or("").to_string(),
+            threads: col("threads").and_then(|t| t.parse().ok()),
+            test,
+            seconds: test.tokens() as f64 / rate,
+            build: None,
+            config: None,
+        });
+    }
+    if out.is_empty() {
+        return Err(Error::Usage(format!(
+            "{source}: no llama-bench results found (expected -o json, -o jsonl or its markdown table)"
+        )));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_markdown_table_llama_bench_prints() {
+        let t = "| model | size | params | backend | ngl | test | t/s |\n\
+                 | --- | ---: | ---: | --- | --: | ---: | ---: |\n\
+                 | llama 1B Q4_K - Medium | 636.18 MiB | 1.10 B | CUDA | 99 | pp512 | 10802.35 ± 98.63 |\n\
+                 | llama 1B Q4_K - Medium | 636.18 MiB | 1.10 B | CUDA | 99 | pp4096+tg128 | 9752.17 ± 68.03 |\n\
+                 | llama 1B Q8_0 | 1.09 GiB | 1.10 B | CUDA | 99 | tg128 @ d4096 | 500.00 ± 4.41 |\n";
+        let r = parse(t, "t.md").unwrap();
+        assert_eq!(r.len(), 2);
+        assert_eq!(r[0].weights, Some(DType::Q4KM));
+        assert_eq!(r[0].test, BenchTest::pp(512));
+        // 512 tokens at 10802.35 tokens/s.
+        assert!((r[0].seconds - 512.0 / 10802.35).abs() < 1e-12);
+        assert_eq!(r[0].params, 1.10e9);
+        assert_eq!(r[1].test, BenchTest::tg(128, 4096));
+        assert_eq!(r[1].weights, Some(DType::Q8_0));
+    }
+
+    #[test]
+    fn reads_json_and_json_lines() {
+        let row = r#"{"model_type":"qwen2 0.5B F16","model_n_params":494032768,"n_prompt":0,"n_gen":128,"n_depth":512,"avg_ns":1280000000,"n_threads":4,"backends":"CPU","build_commit":"abc","build_number":7}"#;
+        let r = parse(&format!("[{row}]"), "t.json").unwrap();
+        assert_eq!(r[0].test, BenchTest::tg(128, 512));
+        assert_eq!(r[0].seconds, 1.28);
+        assert_eq!(r[0].params, 494032768.0);
+        assert_eq!(r[0].build.as_deref(), Some("b7 (abc)"));
+        assert_eq!(parse(&format!("{row}\n{row}\n"), "t.jsonl").unwrap().len(), 2);
+    }
+}

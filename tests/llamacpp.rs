@@ -1,0 +1,185 @@
+//! llama.cpp (feature `llamacpp`): GGUF files of random weights that the engine loads with our
+//! parameter count and our storage types, real timed runs, verification of a toy search, the
+//! errors a user sees; and the clear error of a build without the engine.
+
+use crate::common::*;
+
+#[cfg(not(feature = "llamacpp"))]
+#[test]
+fn without_llamacpp_engine_commands_exit_2_saying_how_to_build() {
+    for args in [
+        vec!["calibrate", "--engine", "llama.cpp", "--quick"],
+        vec!["validate", "--engine", "llama.cpp", "--quick"],
+        vec!["verify", "results/around-135m/rpi5"],
+    ] {
+        let out = bin().args(&args).assert().code(2).get_output().clone();
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert!(err.contains("--features llamacpp") && err.lines().count() == 1, "{err}");
+    }
+}
+
+#[cfg(feature = "llamacpp")]
+mod engine {
+    use super::*;
+    use rooflinebench::arch::gguf::gguf_layout;
+    use rooflinebench::arch::{parse_hf_config, Architecture};
+    use rooflinebench::dtype::DType;
+    use rooflinebench::measure::llamacpp::{build, run_job, Job, JobResult};
+
+    /// The worker is this crate's binary.
+    fn engine_env() {
+        std::env::set_var("ROOFLINEBENCH_BIN", env!("CARGO_BIN_EXE_rooflinebench"));
+    }
+
+    fn arch(json: &str, name: &str) -> Architecture {
+        parse_hf_config(json, name, name).unwrap()
+    }
+
+    /// Tiny shapes covering every layout the writer produces: llama with tied and untied
+    /// embeddings and a width that is not a multiple of 256 (Q4_K falls back), qwen3 with q/k
+    /// norms, deepseek2 MLA dense with q-lora, and MLA with 8 routed experts (llama.cpp's
+    /// Mixtral rules) and a dense first layer.
+    fn shapes() -> Vec<Architecture> {
+        vec![
+            arch(
+                r#"{"model_type":"llama","hidden_size":320,"num_hidden_layers":3,"vocab_size":2000,"num_attention_heads":5,"num_key_value_heads":1,"intermediate_size":768,"tie_word_embeddings":true}"#,
+                "llama-mqa-tied",
+            ),
+            arch(
+                r#"{"model_type":"llama","hidden_size":512,"num_hidden_layers":9,"vocab_size":3000,"num_attention_heads":4,"num_key_value_heads":2,"head_dim":96,"intermediate_size":1024,"tie_word_embeddings":false}"#,
+                "llama-gqa-headdim",
+            ),
+            arch(
+                r#"{"model_type":"qwen3","hidden_size":256,"num_hidden_layers":2,"vocab_size":2048,"num_attention_heads":4,"num_key_value_heads":2,"head_dim":128,"intermediate_size":512,"tie_word_embeddings":true}"#,
+                "qwen3-tiny",
+            ),
+            arch(
+                r#"{"model_type":"deepseek_v2","hidden_size":256,"num_hidden_layers":3,"vocab_size":2048,"num_attention_heads":4,"kv_lora_rank":128,"q_lora_rank":96,"qk_nope_head_dim":64,"qk_rope_head_dim":32,"v_head_dim":64,"intermediate_size":512,"tie_word_embeddings":true}"#,
+                "mla-dense",
+            ),
+            arch(
+                r#"{"model_type":"deepseek_v2","hidden_size":256,"num_hidden_layers":3,"vocab_size":2048,"num_attention_heads":4,"kv_lora_rank":256,"qk_nope_head_dim":64,"qk_rope_head_dim":32,"v_head_dim":64,"intermediate_size":512,"n_routed_experts":8,"num_experts_per_tok":2,"n_shared_experts":1,"moe_intermediate_size":256,"first_k_dense_replace":1,"tie_word_embeddings":false}"#,
+                "mla-moe8",
+            ),
+        ]
+    }
+
+    #[test]
+    fn gguf_files_load_with_our_parameter_count_and_the_storage_types_we_price() {
+        engine_env();
+        let dir = tempfile::tempdir().unwrap();
+        let formats = [DType::F16, DType::Bf16, DType::Q8_0, DType::Q4_0, DType::Q4KM];
+        for a in shapes() {
+            let layout = gguf_layout(&a, a.max_position_embeddings).unwrap();
+            let files = build(&a, &formats, dir.path(), 7, 2).unwrap_or_else(|e| panic!("{}: {e}", a.name));
+            for f in files {
+                // llama.cpp's own count (llama_model_n_params) against ours.
+                assert_eq!(f.parameters, a.parameters(), "{} {}", a.name, f.format);
+                let mut data = 0;
+                for (name, stored, bytes) in &f.tensors {
+                    let t = layout.tensors.iter().find(|t| &t.name == name).unwrap_or_else(|| panic!("{name}"));
+                    let ours = layout.stored_type(t, f.format);
+                    assert_eq!(stored, ours.name(), "{} {} {name}", a.name, f.format);
+                    // Block arithmetic: elements / block size * block bytes.
+                    assert_eq!(*bytes, ours.bytes(t.elements()), "{} {} {name}", a.name, f.format);
+                    data += bytes;
+                }
+                assert_eq!(data, layout.data_bytes(f.format), "{} {}", a.name, f.format);
+                assert_eq!(data as f64, a.stored_weight_bytes(f.format), "{} {}", a.name, f.format);
+            }
+        }
+    }
+
+    #[test]
+    fn a_prefill_and_a_decode_run_and_take_plausible_times() {
+        engine_env();
+        let dir = tempfile::tempdir().unwrap();
+        let a = &shapes()[0];
+        let files = build(a, &[DType::Q8_0], dir.path(), 7, 2).unwrap();
+        let tests = vec![rooflinebench::roofline::BenchTest::pp(64), rooflinebench::roofline::BenchTest::tg(8, 0)];
+        let job = Job::Bench { models: vec![files[0].path.clone()], tests, repeats: 2, threads: 2 };
+        let JobResult::Bench(b) = run_job(&job).unwrap() else { panic!("a bench answer") };
+        for s in &b.samples {
+            assert_eq!(s.seconds.len(), 2);
+            for &t in &s.seconds {
+                // A 2.8M-parameter model: a token costs well under 100 ms and more than 1 us
+                // on any CPU that runs this test.
+                let per_token = t / s.test.tokens() as f64;
+                assert!(per_token > 1e-6 && per_token < 0.1, "{}: {per_token} s per token", s.test.label());
+            }
+        }
+        assert!(b.system_info.contains("CPU"), "{}", b.system_info);
+    }
+
+    #[test]
+    fn a_model_too_large_for_memory_is_refused_before_anything_is_written() {
+        engine_env();
+        let dir = tempfile::tempdir().unwrap();
+        let huge = arch(
+            r#"{"model_type":"llama","hidden_size":16384,"num_hidden_layers":400,"vocab_size":128000,"num_attention_heads":128,"num_key_value_heads":8,"intermediate_size":53248}"#,
+            "huge",
+        );
+        let e = build(&huge, &[DType::Q4KM], dir.path(), 7, 2).unwrap_err().to_string();
+        assert!(e.contains("GB") && e.contains("memory available") && e.contains("huge"), "{e}");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn an_unloadable_gguf_is_a_one_line_error_naming_the_file() {
+        engine_env();
+        let dir = tempfile::tempdir().unwrap();
+        let bad = dir.path().join("broken.gguf");
+        std::fs::write(&bad, b"GGUF but not really").unwrap();
+        let e = run_job(&Job::Inspect { path: bad.clone() }).unwrap_err().to_string();
+        assert!(e.contains("broken.gguf") && !e.contains('\n'), "{e}");
+    }
+
+    #[test]
+    fn verify_measures_a_toy_search_and_writes_its_verdict() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = tempfile::tempdir().unwrap();
+        let space = dir.path().join("toy.toml");
+        std::fs::write(
+            &space,
+            r#"name = "toy"
+[architecture]
+layers = [2, 4]
+hidden = [256]
+heads = [4]
+attention = ["gqa"]
+kv_heads = [2]
+ffn_multiplier = [3.0]
+vocab = [2048]
+tie_embeddings = [true]
+[precision]
+weights = ["q8_0", "q4_0"]
+[[workload.mix]]
+prompt = 32
+generate = 16
+weight = 1.0
+[constraints]
+min_params = 1e5
+"#,
+        )
+        .unwrap();
+        let out = dir.path().join("out");
+        let profile = repo().join("tests/fixtures/llamacpp-profile.json");
+        bin()
+            .args(["search", space.to_str().unwrap(), "--device", profile.to_str().unwrap(), "--out"])
+            .arg(&out)
+            .assert()
+            .success();
+        bin()
+            .env("XDG_CACHE_HOME", cache.path())
+            .args(["verify", "--quick", "--top", "1"])
+            .arg(&out)
+            .assert()
+            .success();
+        let csv = std::fs::read_to_string(out.join("verify.csv")).unwrap();
+        assert!(csv.lines().count() >= 3, "{csv}");
+        let md = std::fs::read_to_string(out.join("verify.md")).unwrap();
+        assert!(md.contains("Kendall") && md.contains("recommendation"), "{md}");
+        let svg = std::fs::read_to_string(out.join("verify.svg")).unwrap();
+        roxmltree::Document::parse(&svg).unwrap();
+    }
+}
