@@ -63,21 +63,48 @@ impl EfficiencyCurve {
     }
 }
 
+/// What a compute curve is indexed by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ComputeSize {
+    /// FLOPs of one launch (kernel-level calibration).
+    #[default]
+    Flops,
+    /// Rows of the product, the tokens it processes: 1 in decode (a GEMV), the prompt in
+    /// prefill. Engines pick their kernels by it.
+    Rows,
+}
+
 /// One operator class's curves; an empty curve means efficiency 1.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct EfficiencyTable {
-    /// Fraction of peak FLOP/s, by FLOPs.
+    /// Fraction of peak FLOP/s, by FLOPs (or by rows, see `compute_by`).
     #[serde(default)]
     pub compute: EfficiencyCurve,
+    #[serde(default, skip_serializing_if = "is_flops")]
+    pub compute_by: ComputeSize,
     /// Fraction of main-memory bandwidth, by bytes.
     #[serde(default)]
     pub memory: EfficiencyCurve,
+}
+
+fn is_flops(k: &ComputeSize) -> bool {
+    *k == ComputeSize::Flops
 }
 
 impl EfficiencyTable {
     /// (compute, memory) efficiency for an operator of this size.
     pub fn lookup(&self, flops: f64, bytes: f64) -> (f64, f64) {
         (self.compute.at(flops), self.memory.at(bytes))
+    }
+
+    /// The same, for an operator of `rows` rows (used when the curve is indexed by rows).
+    pub fn lookup_rows(&self, flops: f64, bytes: f64, rows: f64) -> (f64, f64) {
+        let size = match self.compute_by {
+            ComputeSize::Flops => flops,
+            ComputeSize::Rows => rows,
+        };
+        (self.compute.at(size), self.memory.at(bytes))
     }
 
     pub fn validate(&self, source: &str, field: &str) -> Result<()> {

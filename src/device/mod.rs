@@ -4,7 +4,7 @@
 mod efficiency;
 mod library;
 
-pub use efficiency::{EfficiencyCurve, EfficiencyPoint, EfficiencyTable, MAX_CACHE_SPEEDUP};
+pub use efficiency::{ComputeSize, EfficiencyCurve, EfficiencyPoint, EfficiencyTable, MAX_CACHE_SPEEDUP};
 pub use library::{builtin, builtin_names};
 
 use crate::dtype::{DType, TensorType};

@@ -16,7 +16,9 @@
 //! `devices fit` (llama-bench files from elsewhere).
 
 use crate::arch::Architecture;
-use crate::device::{DeviceProfile, EfficiencyCurve, EfficiencyPoint, EfficiencyTable, Engine, MAX_CACHE_SPEEDUP};
+use crate::device::{
+    ComputeSize, DeviceProfile, EfficiencyCurve, EfficiencyPoint, EfficiencyTable, Engine, MAX_CACHE_SPEEDUP,
+};
 use crate::dtype::{DType, Precisions, TensorType};
 use crate::error::{Error, Result};
 use crate::roofline::{BenchTest, Evaluator, PlanChoice};
@@ -50,7 +52,8 @@ pub struct Residual {
 enum Feature {
     Launch,
     ProductBytes(TensorType),
-    ProductFlops(TensorType),
+    /// Product FLOPs at a rows knot (1: decode's GEMV; prompt lengths: prefill's GEMM).
+    ProductFlops(TensorType, u32),
     AttentionDecodeFlops,
     AttentionPrefillFlops,
     OtherBytes,
@@ -61,7 +64,7 @@ impl Feature {
         match self {
             Feature::Launch => "fixed cost per kernel".into(),
             Feature::ProductBytes(t) => format!("{t} product bytes"),
-            Feature::ProductFlops(t) => format!("{t} product FLOPs"),
+            Feature::ProductFlops(t, rows) => format!("{t} product FLOPs at {rows} rows"),
             Feature::AttentionDecodeFlops => "decode attention FLOPs".into(),
             Feature::AttentionPrefillFlops => "prefill attention FLOPs".into(),
             Feature::OtherBytes => "other kernels' bytes".into(),
@@ -96,41 +99,70 @@ fn run_ops(run: &Run, engine: &Engine) -> (Vec<Operator>, f64, f64) {
 fn pooled(f: Feature) -> Feature {
     match f {
         Feature::ProductBytes(_) => Feature::ProductBytes(TensorType::F32),
-        Feature::ProductFlops(_) => Feature::ProductFlops(TensorType::F32),
+        Feature::ProductFlops(_, k) => Feature::ProductFlops(TensorType::F32, k),
         other => other,
     }
 }
 
+/// Rows knots of the product compute curves: 1 (decode) and every prompt length fitted.
+fn knots(runs: &[Run]) -> Vec<u32> {
+    let mut k: Vec<u32> = std::iter::once(1).chain(runs.iter().map(|r| r.test.prompt).filter(|&p| p > 1)).collect();
+    k.sort();
+    k.dedup();
+    k
+}
+
+/// How a product of `rows` rows shares its FLOPs between the knots around it (linear in log
+/// rows, as the profile's curve interpolates; clamped outside).
+fn knot_weights(rows: f64, knots: &[u32]) -> Vec<(u32, f64)> {
+    let first = knots[0];
+    let last = knots[knots.len() - 1];
+    if rows <= first as f64 {
+        return vec![(first, 1.0)];
+    }
+    if rows >= last as f64 {
+        return vec![(last, 1.0)];
+    }
+    let i = knots.partition_point(|&k| (k as f64) <= rows);
+    let (a, b) = (knots[i - 1], knots[i]);
+    let w = (rows.ln() - (a as f64).ln()) / ((b as f64).ln() - (a as f64).ln());
+    vec![(a, 1.0 - w), (b, w)]
+}
+
 /// The feature vector of one run, given which side of each operator's max applies.
-fn features(run: &Run, engine: &Engine, coef: &BTreeMap<Feature, f64>) -> BTreeMap<Feature, f64> {
+fn features(run: &Run, engine: &Engine, knots: &[u32], coef: &BTreeMap<Feature, f64>) -> BTreeMap<Feature, f64> {
     let (ops, first, last) = run_ops(run, engine);
     let mut x: BTreeMap<Feature, f64> = BTreeMap::new();
     let mut add = |f: Feature, v: f64| *x.entry(f).or_default() += v;
     for op in &ops {
         let (launches, flops, bytes) = totals(op, first, last);
         add(Feature::Launch, launches);
-        let (compute, memory) = if is_product(op) {
+        let (compute, memory): (Vec<(Feature, f64)>, Feature) = if is_product(op) {
             let t = op.weight_type.expect("products have weights");
-            (Feature::ProductFlops(t), Feature::ProductBytes(t))
+            let rows = op.rows.at((first + last) / 2.0);
+            let split = knot_weights(rows, knots).into_iter().map(|(k, w)| (Feature::ProductFlops(t, k), w));
+            (split.collect(), Feature::ProductBytes(t))
         } else if op.class == OpClass::DecodeAttention {
-            (Feature::AttentionDecodeFlops, Feature::OtherBytes)
+            (vec![(Feature::AttentionDecodeFlops, 1.0)], Feature::OtherBytes)
         } else if op.class == OpClass::Attention {
-            (Feature::AttentionPrefillFlops, Feature::OtherBytes)
+            (vec![(Feature::AttentionPrefillFlops, 1.0)], Feature::OtherBytes)
         } else {
-            (Feature::OtherBytes, Feature::OtherBytes)
-        };
-        if compute == memory {
-            add(memory, bytes);
+            add(Feature::OtherBytes, bytes);
             continue;
-        }
+        };
         // The side that takes longer under the current estimate; before any estimate,
         // products and attention in prefill compute, everything in decode moves bytes.
-        let compute_side = match (coef.get(&compute), coef.get(&memory)) {
-            (Some(&c), Some(&m)) if c > 0.0 || m > 0.0 => flops * c >= bytes * m,
-            _ => run.test.is_prefill() || matches!(op.class, OpClass::Attention | OpClass::DecodeAttention),
+        let c: f64 = compute.iter().map(|(f, w)| w * coef.get(f).copied().unwrap_or(0.0)).sum();
+        let m = coef.get(&memory).copied().unwrap_or(0.0);
+        let compute_side = if c > 0.0 || m > 0.0 {
+            flops * c >= bytes * m
+        } else {
+            run.test.is_prefill() || matches!(op.class, OpClass::Attention | OpClass::DecodeAttention)
         };
         if compute_side {
-            add(compute, flops);
+            for (f, w) in compute {
+                add(f, w * flops);
+            }
         } else {
             add(memory, bytes);
         }
@@ -159,11 +191,12 @@ pub fn fit_engine(base: &DeviceProfile, engine: &Engine, runs: &[Run]) -> Result
     if let Some(r) = runs.iter().find(|r| !(r.measured_s.is_finite() && r.measured_s > 0.0)) {
         return Err(Error::field(&r.arch.name, "measured_s", "a positive time", r.measured_s));
     }
+    let knots = knots(runs);
     let mut coef: BTreeMap<Feature, f64> = BTreeMap::new();
     let mut iterations = 0;
     for it in 0..8 {
         iterations = it + 1;
-        let rows: Vec<BTreeMap<Feature, f64>> = runs.iter().map(|r| features(r, engine, &coef)).collect();
+        let rows: Vec<BTreeMap<Feature, f64>> = runs.iter().map(|r| features(r, engine, &knots, &coef)).collect();
         // First one rate for all storage types, then each type's own, pulled towards the
         // shared one: a type that little data sees keeps the shared rate instead of an
         // arbitrary (or infinite) one.
@@ -241,7 +274,7 @@ fn solve(rows: &[BTreeMap<Feature, f64>], runs: &[Run], prior: &BTreeMap<Feature
     let ridge: Vec<usize> = names
         .iter()
         .enumerate()
-        .filter(|(_, f)| matches!(f, Feature::ProductBytes(_) | Feature::ProductFlops(_)))
+        .filter(|(_, f)| matches!(f, Feature::ProductBytes(_) | Feature::ProductFlops(..)))
         .filter(|(_, f)| prior.get(f).is_some_and(|&c| c > 0.0))
         .map(|(j, _)| j)
         .collect();
@@ -280,7 +313,7 @@ fn to_profile(base: &DeviceProfile, engine: &Engine, coef: &BTreeMap<Feature, f6
     let flop_rates: Vec<f64> = coef
         .keys()
         .filter(|f| {
-            matches!(f, Feature::ProductFlops(_) | Feature::AttentionDecodeFlops | Feature::AttentionPrefillFlops)
+            matches!(f, Feature::ProductFlops(..) | Feature::AttentionDecodeFlops | Feature::AttentionPrefillFlops)
         })
         .filter_map(|&f| rate(f))
         .collect();
@@ -296,23 +329,45 @@ fn to_profile(base: &DeviceProfile, engine: &Engine, coef: &BTreeMap<Feature, f6
     p.kernel_overhead_s = coef.get(&Feature::Launch).copied().unwrap_or(0.0);
     p.engine = Some(engine.clone());
     p.efficiency_by_format.clear();
-    p.product_efficiency = coef
+    let types: std::collections::BTreeSet<TensorType> = coef
         .keys()
         .filter_map(|f| match f {
-            Feature::ProductBytes(t) | Feature::ProductFlops(t) => Some(*t),
+            Feature::ProductBytes(t) | Feature::ProductFlops(t, _) => Some(*t),
             _ => None,
         })
+        .collect();
+    p.product_efficiency = types
+        .into_iter()
         .map(|t| {
+            // The compute curve by rows: one point per knot the fit kept for this type.
+            let points: Vec<EfficiencyPoint> = coef
+                .keys()
+                .filter_map(|f| match f {
+                    Feature::ProductFlops(u, k) if *u == t => {
+                        Some(EfficiencyPoint { size: *k as f64, efficiency: compute_eff(*f).points[0].efficiency })
+                    }
+                    _ => None,
+                })
+                .collect();
             let table = EfficiencyTable {
-                compute: compute_eff(Feature::ProductFlops(t)),
+                compute: EfficiencyCurve { points },
+                compute_by: ComputeSize::Rows,
                 memory: memory_eff(Feature::ProductBytes(t)),
             };
             (t, table)
         })
         .collect();
-    let other = EfficiencyTable { compute: EfficiencyCurve::default(), memory: memory_eff(Feature::OtherBytes) };
+    let other = EfficiencyTable {
+        compute: EfficiencyCurve::default(),
+        compute_by: ComputeSize::Flops,
+        memory: memory_eff(Feature::OtherBytes),
+    };
     p.efficiency = OpClass::ALL.iter().map(|&c| (c, other.clone())).collect();
-    let attention = |f: Feature| EfficiencyTable { compute: compute_eff(f), memory: memory_eff(Feature::OtherBytes) };
+    let attention = |f: Feature| EfficiencyTable {
+        compute: compute_eff(f),
+        compute_by: ComputeSize::Flops,
+        memory: memory_eff(Feature::OtherBytes),
+    };
     p.efficiency.insert(OpClass::DecodeAttention, attention(Feature::AttentionDecodeFlops));
     p.efficiency.insert(OpClass::Attention, attention(Feature::AttentionPrefillFlops));
 

@@ -40,11 +40,11 @@ impl<'a> Ceilings<'a> {
     }
 
     /// Compute rate and bandwidth `op` attains at a given size.
-    fn attained(&self, op: &Operator, flops: f64, bytes: f64) -> (f64, f64) {
+    fn attained(&self, op: &Operator, flops: f64, bytes: f64, rows: f64) -> (f64, f64) {
         let peak = if op.compute == self.compute { self.peak_flop_per_s } else { self.device.peak_flops(op.compute) };
         match self.has_tables.then(|| self.device.operator_table(op)).flatten() {
             Some(table) => {
-                let (c, m) = table.lookup(flops, bytes);
+                let (c, m) = table.lookup_rows(flops, bytes, rows);
                 (peak * c, self.bandwidth_bytes_per_s * m)
             }
             None => (peak, self.bandwidth_bytes_per_s),
@@ -56,7 +56,7 @@ impl<'a> Ceilings<'a> {
 pub fn launch_time_s(op: &Operator, device: &DeviceProfile, n: f64) -> f64 {
     let c = Ceilings::new(device, op.compute);
     let (w, q) = (op.flops.at(n), op.bytes().at(n));
-    let (pc, pm) = c.attained(op, w, q);
+    let (pc, pm) = c.attained(op, w, q, op.rows.at(n));
     (w / pc).max(q / pm) + device.kernel_overhead_s
 }
 
@@ -111,7 +111,7 @@ fn totals(op: &Operator, c: &Ceilings, first: f64, last: f64) -> OpTotals {
     let varies = op.flops.per_ctx != 0.0 || bytes.per_ctx != 0.0;
     let (time, compute) = if !varies || !c.has_tables || c.device.operator_table(op).is_none() {
         let mid = (first + last) / 2.0;
-        let (pc, pm) = c.attained(op, op.flops.at(mid), bytes.at(mid));
+        let (pc, pm) = c.attained(op, op.flops.at(mid), bytes.at(mid), op.rows.at(mid));
         sum_of_max(op.flops, bytes, pc, pm, first, last)
     } else {
         let segments = (steps as usize).clamp(1, TABLE_SEGMENTS);
@@ -125,7 +125,7 @@ fn totals(op: &Operator, c: &Ceilings, first: f64, last: f64) -> OpTotals {
                 (first * (last / first.max(1.0)).powf(s as f64 / segments as f64)).floor().max(lo)
             };
             let mid = (lo + hi) / 2.0;
-            let (pc, pm) = c.attained(op, op.flops.at(mid), bytes.at(mid));
+            let (pc, pm) = c.attained(op, op.flops.at(mid), bytes.at(mid), op.rows.at(mid));
             let (t, cb) = sum_of_max(op.flops, bytes, pc, pm, lo, hi);
             time += t;
             compute += cb;

@@ -99,7 +99,7 @@ pub struct Plan {
 }
 
 /// Calibration: widths 256, 640 and 1280, depths 4 to 10, one MLA and one MoE model; prompts
-/// of 64 and 256, decode at short and long context.
+/// of 64 and 512 tokens (llama.cpp's micro-batch), decode at short and long context.
 pub fn calibration(quick: bool) -> Vec<Plan> {
     let small = vec![
         llama(4, 256, 4, 2, 64, 768, 4096),
@@ -108,13 +108,13 @@ pub fn calibration(quick: bool) -> Vec<Plan> {
     ];
     let mut plans = vec![Plan {
         models: small,
-        tests: vec![BenchTest::pp(64), BenchTest::pp(256), BenchTest::tg(16, 0), BenchTest::tg(16, 1024)],
+        tests: vec![BenchTest::pp(64), BenchTest::pp(512), BenchTest::tg(16, 0), BenchTest::tg(16, 1024)],
     }];
     if !quick {
         plans[0].models.push(mla(6, 512, 8, 128, 32, 64, 1024, 8192, Some((16, 2, 256, 1))));
         plans.push(Plan {
             models: vec![llama(10, 1280, 20, 4, 64, 3456, 32000)],
-            tests: vec![BenchTest::pp(64), BenchTest::pp(256), BenchTest::tg(16, 0), BenchTest::tg(16, 256)],
+            tests: vec![BenchTest::pp(64), BenchTest::pp(512), BenchTest::tg(16, 0), BenchTest::tg(16, 256)],
         });
     }
     plans
