@@ -3,6 +3,7 @@
 
 use crate::arch::Architecture;
 use crate::device::DeviceProfile;
+use crate::quality::{estimate, Estimate, Tokens};
 use crate::roofline::{
     decode_contexts, footprint, op_totals, potential, Evaluator, Footprint, PlanChoice, Point, Roof, Scenario,
 };
@@ -74,8 +75,20 @@ pub struct Analysis {
     pub decode: PhaseSummary,
     pub scenario_point: PhaseSummary,
     pub footprint: Footprint,
+    /// Non-embedding parameters, training tokens and predicted loss (default tokens unless
+    /// [`Analysis::with_tokens`] says otherwise).
+    #[serde(flatten)]
+    pub quality: Estimate,
     #[serde(skip)]
     pub plans: (Plan, Plan),
+}
+
+impl Analysis {
+    /// The same analysis with the loss estimated for `tokens` of training.
+    pub fn with_tokens(mut self, arch: &Architecture, tokens: Tokens) -> Self {
+        self.quality = estimate(arch, tokens);
+        self
+    }
 }
 
 pub fn roof(device: &DeviceProfile, settings: &RunSettings) -> Roof {
@@ -125,6 +138,7 @@ pub fn analyze(
         decode: PhaseSummary::new("decode", dl.clone(), eval.decode.point, &roof),
         scenario_point: PhaseSummary::new("scenario", format!("{pl} / {dl}"), eval.total(), &roof),
         footprint: footprint(arch, scenario, settings, eval.prefill.live_bytes, device),
+        quality: estimate(arch, Tokens::default()),
         plans: (pp, dp),
     }
 }

@@ -3,7 +3,8 @@
 //! Data flows one way: [`arch`] (what the model is) -> [`workload`] (the operators a phase runs,
 //! with FLOPs and bytes) -> [`roofline`] (their time on a [`device`], scenario points, Phi and
 //! rip) -> [`search`] (the best architecture under constraints) -> [`report`] (tables, CSV,
-//! JSON, SVG).
+//! JSON, SVG). Beside the roofline, [`quality`] predicts each architecture's pre-training loss
+//! from published scaling laws, so a search can trade quality against speed.
 
 pub mod analysis;
 pub mod arch;
@@ -13,6 +14,7 @@ pub mod dtype;
 pub mod error;
 pub mod measure;
 pub mod plan;
+pub mod quality;
 pub mod report;
 pub mod reproduce;
 pub mod roofline;

@@ -2,7 +2,9 @@
 //! physics supports, and determinism.
 
 use crate::common::*;
-use rooflinebench::report::plot::{front_svg, roofline_svg, FrontPoint, RoofLine, RooflinePoint};
+use rooflinebench::report::plot::{
+    front_svg, quality_svg, roofline_svg, FrontPoint, Marked, QualityPoint, RoofLine, RooflinePoint,
+};
 use rooflinebench::reproduce;
 
 fn parse(path: &std::path::Path) -> String {
@@ -64,6 +66,30 @@ fn a_front_svg_colours_each_attention_kind_and_marks_the_recommendation() {
     // Six points plus one legend swatch per kind.
     assert_eq!(svg.matches("<circle").count(), 6 + 2);
     assert!(svg.contains("\nrecommended\n") && svg.contains("\ngqa\n") && svg.contains("\nmla\n"), "{svg}");
+}
+
+#[test]
+fn a_quality_svg_plots_every_member_and_labels_each_marked_candidate() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("q.svg");
+    let pts: Vec<QualityPoint> = (0..7)
+        .map(|i| QualityPoint {
+            decode_tokens_per_s: 10.0 + 5.0 * i as f64,
+            predicted_loss: 2.2 + 0.05 * i as f64,
+            attention: ["gqa", "mla", "mqa"][i % 3].into(),
+        })
+        .collect();
+    let marked = vec![
+        Marked { label: "recommended: #3".into(), decode_tokens_per_s: 25.0, predicted_loss: 2.35 },
+        Marked { label: "fastest decoder: #6".into(), decode_tokens_per_s: 40.0, predicted_loss: 2.5 },
+    ];
+    quality_svg(&path, "quality", &pts, &marked).unwrap();
+    let svg = parse(&path);
+    // Seven points plus one legend swatch per kind.
+    assert_eq!(svg.matches("<circle").count(), 7 + 3);
+    for text in ["recommended: #3", "fastest decoder: #6", "decode tokens/s", "predicted pre-training loss"] {
+        assert!(svg.contains(text), "{text}");
+    }
 }
 
 #[test]

@@ -60,7 +60,7 @@ fn outputs_are_identical_for_one_and_two_threads() {
     let (one, two) = (files(&dir.path().join("1")), files(&dir.path().join("2")));
     assert_eq!(
         one.keys().collect::<Vec<_>>(),
-        ["front.svg", "outcome.json", "pareto.csv", "recommended.json", "roofline.svg", "summary.md"]
+        ["front.svg", "outcome.json", "pareto.csv", "quality.svg", "recommended.json", "roofline.svg", "summary.md"]
     );
     assert_eq!(one, two);
 }
@@ -71,6 +71,8 @@ fn a_sharded_batch_merged_equals_a_single_batch() {
     let spaces = dir.path().join("spaces");
     std::fs::create_dir(&spaces).unwrap();
     std::fs::copy(space_path("tests/fixtures/small-space.toml"), spaces.join("small.toml")).unwrap();
+    // A space that minimises predicted loss under limits: the new columns and objective shard too.
+    std::fs::copy(space_path("tests/fixtures/small-loss.toml"), spaces.join("small-loss.toml")).unwrap();
     let devices = "rpi5,rtx3090";
     let single = dir.path().join("single");
     bin()

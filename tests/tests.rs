@@ -4,6 +4,7 @@
 //! - `roofline`: times, closed-form sums and metrics against hand arithmetic;
 //! - `cli`: the binary driven as a user would, exit codes and error text;
 //! - `report`: SVG plots and the paper reproduction;
+//! - `quality`: predicted loss of published models by hand, its monotonicity, loss searches;
 //! - `search`: fronts, determinism across threads and shards, recommendations, bad spaces;
 //! - `torch`: calibration and validation through libtorch (feature `torch`), or their absence;
 //! - `llamacpp`: GGUF files, engine runs and verification on llama.cpp (feature `llamacpp`), or
@@ -14,6 +15,7 @@ mod common;
 mod accounting;
 mod cli;
 mod llamacpp;
+mod quality;
 mod report;
 mod roofline;
 mod search;

@@ -6,6 +6,7 @@ use crate::arch::{load_hf_config, Architecture};
 use crate::device::{resolve, DeviceProfile};
 use crate::dtype::{DType, Precisions};
 use crate::error::{Error, Result};
+use crate::quality::Tokens;
 use crate::report::{analysis_rows, csv_bytes, json_bytes, table, Format};
 use crate::roofline::{PlanChoice, Scenario};
 use crate::workload::{Plan, RunSettings};
@@ -18,6 +19,7 @@ struct Request {
     scenarios: Vec<Scenario>,
     settings: RunSettings,
     plans: PlanChoice,
+    tokens: Tokens,
 }
 
 impl PrecisionArgs {
@@ -56,7 +58,19 @@ impl Request {
         let devices = a.device.iter().map(|d| resolve(d)).collect::<Result<Vec<_>>>()?;
         let plans = if a.plan == "naive" { PlanChoice::Fixed(Plan::NAIVE) } else { PlanChoice::Fastest };
         let settings = RunSettings { batch: a.batch, precisions, logits_for_all_prompt_tokens: a.logits_all };
-        Ok(Request { models, devices, scenarios, settings, plans })
+        let positive = |flag: &str, v: f64| {
+            if v > 0.0 && v.is_finite() {
+                Ok(v)
+            } else {
+                Err(Error::Usage(format!("--{flag}: expected a positive number, got {v}")))
+            }
+        };
+        let tokens = match (a.tokens, a.tokens_per_parameter) {
+            (_, Some(k)) => Tokens::PerParameter(positive("tokens-per-parameter", k)?),
+            (Some(d), None) => Tokens::Fixed(positive("tokens", d)?),
+            (None, None) => Tokens::default(),
+        };
+        Ok(Request { models, devices, scenarios, settings, plans, tokens })
     }
 }
 
@@ -74,7 +88,7 @@ pub fn run(args: AnalyzeArgs, out: &mut dyn std::io::Write) -> Result<()> {
     for arch in &req.models {
         for device in &req.devices {
             for s in &req.scenarios {
-                let a = analyze(arch, device, s, &req.settings, req.plans);
+                let a = analyze(arch, device, s, &req.settings, req.plans).with_tokens(arch, req.tokens);
                 let ops = if args.per_op { operator_rows(arch, device, s, &req.settings, &a) } else { Vec::new() };
                 results.push((a, ops));
             }

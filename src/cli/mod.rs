@@ -313,6 +313,12 @@ pub struct AnalyzeArgs {
     /// Print the e-graph's chosen plan per phase, the alternatives it weighed and their costs.
     #[arg(long)]
     pub explain_plan: bool,
+    /// Training tokens for the predicted loss (default 2e12).
+    #[arg(long, value_name = "N", conflicts_with = "tokens_per_parameter")]
+    pub tokens: Option<f64>,
+    /// Training tokens per parameter for the predicted loss, instead of --tokens.
+    #[arg(long, value_name = "K")]
+    pub tokens_per_parameter: Option<f64>,
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
     /// Write to this file (atomically) instead of standard output.

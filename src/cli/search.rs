@@ -93,12 +93,12 @@ fn devices(list: &[String]) -> Result<Vec<DeviceProfile>> {
 }
 
 fn batch_summary(reports: &[&SearchReport]) -> String {
-    let mut s = String::from("# Batch summary\n\n| space | device | recommended | params | rip | decode tok/s | TTFT | memory | feasible | front | plots |\n|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|\n");
+    let mut s = String::from("# Batch summary\n\n| space | device | recommended | params | rip | decode tok/s | TTFT | memory | predicted loss | feasible | front | plots |\n|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n");
     for r in reports {
         let c = &r.recommended;
         let _ = writeln!(
             s,
-            "| [{}]({}/{}/summary.md) | {} | {} | {} | {:.4} | {:.1} | {} | {} | {} | {} | [front]({1}/{2}/front.svg), [roofline]({1}/{2}/roofline.svg) |",
+            "| [{}]({}/{}/summary.md) | {} | {} | {} | {:.4} | {:.1} | {} | {} | {:.4} | {} | {} | [front]({1}/{2}/front.svg), [quality]({1}/{2}/quality.svg), [roofline]({1}/{2}/roofline.svg) |",
             r.space,
             r.space,
             r.device,
@@ -109,6 +109,7 @@ fn batch_summary(reports: &[&SearchReport]) -> String {
             c.decode_tokens_per_s,
             si(c.ttft_s, "s"),
             si(c.footprint_bytes, "B"),
+            c.predicted_loss,
             r.outcome.feasible,
             r.outcome.front.len()
         );

@@ -7,6 +7,7 @@ pub mod table;
 
 use crate::analysis::{Analysis, PhaseSummary};
 use crate::error::{Error, Result};
+use crate::quality::Coverage;
 use serde::Serialize;
 use std::io::Write;
 use std::path::Path;
@@ -99,6 +100,12 @@ pub struct AnalysisRow<'a> {
     pub footprint_bytes: f64,
     pub usable_memory_bytes: f64,
     pub fits: bool,
+    pub non_embedding_params: u64,
+    /// Training tokens the loss assumes.
+    pub tokens: f64,
+    /// Predicted pre-training loss, nats per token.
+    pub predicted_loss: f64,
+    pub estimate_range: Coverage,
 }
 
 pub fn analysis_rows(a: &Analysis) -> Vec<AnalysisRow<'_>> {
@@ -137,5 +144,9 @@ fn phase_row<'a>(a: &'a Analysis, p: &'a PhaseSummary) -> AnalysisRow<'a> {
         footprint_bytes: a.footprint.total_bytes,
         usable_memory_bytes: a.footprint.usable_bytes,
         fits: a.footprint.fits,
+        non_embedding_params: a.quality.non_embedding_params,
+        tokens: a.quality.tokens,
+        predicted_loss: a.quality.predicted_loss,
+        estimate_range: a.quality.estimate_range,
     }
 }

@@ -1,4 +1,5 @@
-//! SVG plots (plotters): device rooflines with workload points, and a search's Pareto front.
+//! SVG plots (plotters): device rooflines with workload points, a search's Pareto front and its
+//! predicted loss against decode speed, and measured against predicted.
 //! Each plot is drawn into memory and written atomically.
 
 use super::write_atomic;
@@ -331,6 +332,97 @@ pub fn agreement_svg(path: &Path, title: &str, unit: &str, points: &[AgreementPo
             .background_style(WHITE.mix(0.85))
             .border_style(BLACK)
             .label_font(("sans-serif", 13))
+            .draw()
+            .map_err(|e| plot_error(path, e))?;
+        root.present().map_err(|e| plot_error(path, e))?;
+    }
+    write_atomic(path, svg.as_bytes())
+}
+
+/// One front member for the quality plot.
+#[derive(Debug, Clone)]
+pub struct QualityPoint {
+    pub decode_tokens_per_s: f64,
+    pub predicted_loss: f64,
+    pub attention: String,
+}
+
+/// A labelled candidate on the quality plot (the recommendation, the runner-up, ...).
+#[derive(Debug, Clone)]
+pub struct Marked {
+    pub label: String,
+    pub decode_tokens_per_s: f64,
+    pub predicted_loss: f64,
+}
+
+/// Predicted loss against decode tokens/s, coloured by attention kind, with the marked
+/// candidates crossed and labelled: what each token per second costs in quality.
+pub fn quality_svg(path: &Path, title: &str, points: &[QualityPoint], marked: &[Marked]) -> Result<()> {
+    let mut svg = String::new();
+    {
+        let all = points
+            .iter()
+            .map(|p| (p.decode_tokens_per_s, p.predicted_loss))
+            .chain(marked.iter().map(|m| (m.decode_tokens_per_s, m.predicted_loss)));
+        let (x0, x1, y0, y1) = all.fold((f64::INFINITY, 0.0f64, f64::INFINITY, 0.0f64), |(a, b, c, d), (x, y)| {
+            (a.min(x), b.max(x), c.min(y), d.max(y))
+        });
+        // Room around the points so that labels and markers stay inside the frame.
+        let (xpad, ypad) = (((x1 - x0) * 0.06).max(x1 * 1e-3), ((y1 - y0) * 0.08).max(1e-3));
+        let root = SVGBackend::with_string(&mut svg, (1000, 650)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| plot_error(path, e))?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 22))
+            .margin(16)
+            .x_label_area_size(50)
+            .y_label_area_size(70)
+            .build_cartesian_2d((x0 - xpad)..(x1 + xpad), (y0 - ypad)..(y1 + ypad))
+            .map_err(|e| plot_error(path, e))?;
+        chart
+            .configure_mesh()
+            .x_desc("decode tokens/s")
+            .y_desc("predicted pre-training loss (nats/token)")
+            .label_style(("sans-serif", 14))
+            .draw()
+            .map_err(|e| plot_error(path, e))?;
+        let mut kinds: Vec<&str> = points.iter().map(|p| p.attention.as_str()).collect();
+        kinds.sort();
+        kinds.dedup();
+        for (i, kind) in kinds.iter().enumerate() {
+            let c = color(i);
+            chart
+                .draw_series(
+                    points
+                        .iter()
+                        .filter(|p| p.attention == *kind)
+                        .map(|p| Circle::new((p.decode_tokens_per_s, p.predicted_loss), 3, c.mix(0.7).filled())),
+                )
+                .map_err(|e| plot_error(path, e))?
+                .label(kind.to_string())
+                .legend(move |(x, y)| Circle::new((x + 8, y), 4, c.filled()));
+        }
+        // Labels alternate above and below, in order of speed, so neighbours do not overlap.
+        let mut order: Vec<usize> = (0..marked.len()).collect();
+        order.sort_by(|&a, &b| marked[a].decode_tokens_per_s.total_cmp(&marked[b].decode_tokens_per_s));
+        let mut offset = vec![(10, -16); marked.len()];
+        for (rank, &i) in order.iter().enumerate() {
+            if rank % 2 == 1 {
+                offset[i] = (10, 6);
+            }
+        }
+        chart
+            .draw_series(marked.iter().enumerate().map(|(i, m)| {
+                EmptyElement::at((m.decode_tokens_per_s, m.predicted_loss))
+                    + Cross::new((0, 0), 8, BLACK.stroke_width(3))
+                    + Text::new(m.label.clone(), offset[i], ("sans-serif", 13).into_font())
+            }))
+            .map_err(|e| plot_error(path, e))?;
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 14))
             .draw()
             .map_err(|e| plot_error(path, e))?;
         root.present().map_err(|e| plot_error(path, e))?;

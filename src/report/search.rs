@@ -5,6 +5,7 @@ use super::{json_bytes, plot, table::si, write_atomic, write_atomic_with};
 use crate::arch::{export_hf_config, Attention, Ffn};
 use crate::device::DeviceProfile;
 use crate::error::{Error, Result};
+use crate::quality::Coverage;
 use crate::search::{Candidate, Detail, Objective, Outcome, Scored, Scorer, SearchSpace};
 use serde::Serialize;
 use std::fmt::Write as _;
@@ -59,6 +60,13 @@ pub struct FrontRow {
     pub regime: &'static str,
     pub prefill_plan: String,
     pub decode_plan: String,
+    pub non_embedding_params: u64,
+    /// Training tokens the loss assumes.
+    pub tokens: f64,
+    /// Predicted pre-training loss, nats per token.
+    pub predicted_loss: f64,
+    /// `fitted`, or the fitted ranges the loss estimate extrapolates beyond.
+    pub estimate_range: Coverage,
 }
 
 impl FrontRow {
@@ -137,6 +145,10 @@ impl FrontRow {
             regime: d.potential.bound.name(),
             prefill_plan: d.plans.0.label(a),
             decode_plan: d.plans.1.label(a),
+            non_embedding_params: d.quality.non_embedding_params,
+            tokens: d.quality.tokens,
+            predicted_loss: d.quality.predicted_loss,
+            estimate_range: d.quality.estimate_range,
         }
     }
 
@@ -170,6 +182,10 @@ pub struct SearchReport {
     pub runner_up: Option<FrontRow>,
     pub best_by_objective: FrontRow,
     pub recommended_config: serde_json::Value,
+    /// The lowest predicted loss on the front among candidates whose TPOT is at most
+    /// `quality_tpot_margin` above the recommendation's (the recommendation itself if none is).
+    pub quality_pick: FrontRow,
+    pub quality_tpot_margin: f64,
 }
 
 /// Which of the front the recommendation is: for `rip`, the fastest decoder whose rip is within
@@ -194,6 +210,26 @@ fn choose(outcome: &Outcome, objective: Objective, margin: f64) -> (Scored, Opti
         close.get(1).copied().or_else(|| outcome.top.iter().copied().find(|s| s.index != pick.index))
     };
     (pick, runner)
+}
+
+/// What a quality-first user would pick: the lowest predicted loss among front members whose
+/// TPOT is at most `margin` above `pick`'s, or `pick` itself when none predicts a strictly lower
+/// loss. TPOT is batch / decode tokens/s, so the bound is on decode tokens/s; and since both are
+/// objectives of the front, the best such candidate is on it.
+fn quality_first(outcome: &Outcome, pick: &Scored, margin: f64) -> Scored {
+    let floor = pick.decode_tokens_per_s / (1.0 + margin);
+    outcome
+        .front
+        .iter()
+        .filter(|s| s.decode_tokens_per_s >= floor && s.predicted_loss < pick.predicted_loss)
+        .min_by(|a, b| {
+            a.predicted_loss
+                .total_cmp(&b.predicted_loss)
+                .then(b.decode_tokens_per_s.total_cmp(&a.decode_tokens_per_s))
+                .then(a.index.cmp(&b.index))
+        })
+        .copied()
+        .unwrap_or(*pick)
 }
 
 pub fn finish(space: &SearchSpace, device: &DeviceProfile, outcome: Outcome) -> Result<SearchReport> {
@@ -229,6 +265,7 @@ pub fn finish(space: &SearchSpace, device: &DeviceProfile, outcome: Outcome) -> 
     let recommended = row(&pick);
     let runner_up = runner.as_ref().map(&mut row);
     let best_by_objective = row(&outcome.top[0]);
+    let quality_pick = row(&quality_first(&outcome, &pick, space.quality_tpot_margin));
     let mut arch = space.candidate(pick.index).expect("valid").arch;
     arch.name = format!("{}-{}-recommended", space.name, device.name);
     let mut recommended_config = export_hf_config(&arch);
@@ -249,6 +286,8 @@ pub fn finish(space: &SearchSpace, device: &DeviceProfile, outcome: Outcome) -> 
         runner_up,
         best_by_objective,
         recommended_config,
+        quality_pick,
+        quality_tpot_margin: space.quality_tpot_margin,
     })
 }
 
@@ -318,6 +357,14 @@ pub fn explain(r: &SearchReport) -> String {
         rec.prefill_plan,
         rec.decode_plan
     );
+    let _ = writeln!(
+        s,
+        "  quality: predicted loss {:.4} after {} training tokens, {} non-embedding parameters; estimate range: {}",
+        rec.predicted_loss,
+        si(rec.tokens, ""),
+        si(rec.non_embedding_params as f64, ""),
+        rec.estimate_range
+    );
     let best = &r.best_by_objective;
     if r.objective == Objective::Rip {
         let _ = writeln!(
@@ -327,19 +374,23 @@ pub fn explain(r: &SearchReport) -> String {
             best.rip,
             best.label()
         );
+    } else if r.objective == Objective::Loss {
+        let _ = writeln!(s, "  why: the lowest predicted loss of the feasible candidates");
     } else {
         let _ = writeln!(s, "  why: best {:?} of the feasible candidates", r.objective);
     }
     if let Some(ru) = &r.runner_up {
         let _ = writeln!(
             s,
-            "runner-up: {}: rip {:.4} ({:+.2}%), decode {:.1} tok/s ({:+.1}%), memory {}",
+            "runner-up: {}: rip {:.4} ({:+.2}%), decode {:.1} tok/s ({:+.1}%), memory {}, predicted loss {:.4} ({:+.4})",
             ru.label(),
             ru.rip,
             100.0 * (ru.rip / rec.rip - 1.0),
             ru.decode_tokens_per_s,
             100.0 * (ru.decode_tokens_per_s / rec.decode_tokens_per_s - 1.0),
-            si(ru.footprint_bytes, "B")
+            si(ru.footprint_bytes, "B"),
+            ru.predicted_loss,
+            ru.predicted_loss - rec.predicted_loss
         );
         let _ = writeln!(s, "  separated by: {}", differences(ru, rec));
     }
@@ -348,12 +399,34 @@ pub fn explain(r: &SearchReport) -> String {
         if fast.index != rec.index {
             let _ = writeln!(
                 s,
-                "fastest feasible decoder: {}: {:.1} tok/s ({:+.1}%), rip {:.4}, {} parameters",
+                "fastest feasible decoder: {}: {:.1} tok/s ({:+.1}%), rip {:.4}, {} parameters, predicted loss {:.4} ({:+.4})",
                 fast.label(),
                 fast.decode_tokens_per_s,
                 100.0 * (fast.decode_tokens_per_s / rec.decode_tokens_per_s - 1.0),
                 fast.rip,
-                si(fast.parameters as f64, "")
+                si(fast.parameters as f64, ""),
+                fast.predicted_loss,
+                fast.predicted_loss - rec.predicted_loss
+            );
+        }
+    }
+    {
+        let q = &r.quality_pick;
+        let bound = format!("within +{:.0}% TPOT of the recommendation", 100.0 * r.quality_tpot_margin);
+        if q.index == rec.index {
+            let _ = writeln!(s, "quality-first {bound}: the recommendation itself (no lower predicted loss there)");
+        } else {
+            let _ = writeln!(
+                s,
+                "quality-first {bound}: {}: predicted loss {:.4} ({:+.4}), TPOT {} ({:+.1}%), decode {:.1} tok/s, rip {:.4}, {} parameters",
+                q.label(),
+                q.predicted_loss,
+                q.predicted_loss - rec.predicted_loss,
+                si(q.tpot_s, "s"),
+                100.0 * (q.tpot_s / rec.tpot_s - 1.0),
+                q.decode_tokens_per_s,
+                q.rip,
+                si(q.parameters as f64, "")
             );
         }
     }
@@ -385,6 +458,14 @@ pub fn summary_markdown(r: &SearchReport, space: &SearchSpace) -> String {
         .collect();
     let _ =
         writeln!(s, "Workload: {}, batch {}. Objective: {:?}.\n", mix.join(" + "), space.workload.batch, r.objective);
+    let _ = writeln!(
+        s,
+        "Quality: predicted pre-training loss from scaling laws (Besiroglu et al. 2024, corrected for aspect ratio by Bian et al. 2025), {}.\n",
+        match space.tokens {
+            crate::quality::Tokens::Fixed(d) => format!("{} training tokens for every candidate", si(d, "")),
+            crate::quality::Tokens::PerParameter(k) => format!("{k} training tokens per parameter"),
+        }
+    );
     let _ = writeln!(s, "```\n{}```\n", explain(r));
     let _ = writeln!(s, "## Candidates\n\n| outcome | count |\n|---|---:|");
     let _ = writeln!(s, "| enumerated | {} |\n| feasible | {} |", r.outcome.candidates, r.outcome.feasible);
@@ -396,13 +477,13 @@ pub fn summary_markdown(r: &SearchReport, space: &SearchSpace) -> String {
     }
     let _ = writeln!(
         s,
-        "\n## Top {} by objective\n\n| candidate | params | rip | decode tok/s | TTFT | memory | regime |\n|---|---:|---:|---:|---:|---:|---|",
+        "\n## Top {} by objective\n\n| candidate | params | rip | decode tok/s | TTFT | memory | regime | predicted loss |\n|---|---:|---:|---:|---:|---:|---|---:|",
         r.top.len()
     );
     for t in &r.top {
         let _ = writeln!(
             s,
-            "| {}{} | {} | {:.4} | {:.1} | {} | {} | {} |",
+            "| {}{} | {} | {:.4} | {:.1} | {} | {} | {} | {:.4} |",
             t.label(),
             if t.index == r.recommended.index { " (recommended)" } else { "" },
             si(t.parameters as f64, ""),
@@ -410,23 +491,54 @@ pub fn summary_markdown(r: &SearchReport, space: &SearchSpace) -> String {
             t.decode_tokens_per_s,
             si(t.ttft_s, "s"),
             si(t.footprint_bytes, "B"),
-            t.regime
+            t.regime,
+            t.predicted_loss
         );
     }
     let _ = writeln!(
         s,
-        "\nThe Pareto front (rip, parameters, decode tokens/s up; memory down) has {} members: `pareto.csv`.",
+        "\nThe Pareto front (rip, parameters, decode tokens/s up; memory and predicted loss down) has {} members: `pareto.csv`; `quality.svg` plots their predicted loss against decode tokens/s.",
         r.outcome.front.len()
     );
     s
 }
 
-/// Writes pareto.csv, recommended.json, summary.md, outcome.json, front.svg and roofline.svg
-/// into `dir`. Front rows are computed one at a time as they stream out: a front can hold
+/// Writes pareto.csv, recommended.json, summary.md, outcome.json, front.svg, quality.svg and
+/// roofline.svg into `dir`. Front rows are computed one at a time as they stream out: a front can hold
 /// hundreds of thousands.
+/// The candidates `quality.svg` labels, one mark per candidate (roles joined).
+fn marks(r: &SearchReport) -> Vec<plot::Marked> {
+    let mut roles: Vec<(&FrontRow, String)> = Vec::new();
+    let quality = format!("quality-first (+{:.0}% TPOT)", 100.0 * r.quality_tpot_margin);
+    let candidates = [
+        Some((&r.recommended, "recommended")),
+        r.runner_up.as_ref().map(|ru| (ru, "runner-up")),
+        Some((&r.fastest, "fastest decoder")),
+        Some((&r.quality_pick, quality.as_str())),
+    ];
+    for (row, role) in candidates.into_iter().flatten() {
+        match roles.iter_mut().find(|(x, _)| x.index == row.index) {
+            Some((_, label)) => {
+                label.push_str(", ");
+                label.push_str(role);
+            }
+            None => roles.push((row, role.to_string())),
+        }
+    }
+    roles
+        .into_iter()
+        .map(|(row, label)| plot::Marked {
+            label: format!("{label}: #{}", row.index),
+            decode_tokens_per_s: row.decode_tokens_per_s,
+            predicted_loss: row.predicted_loss,
+        })
+        .collect()
+}
+
 pub fn write(r: &SearchReport, space: &SearchSpace, device: &DeviceProfile, dir: &Path) -> Result<()> {
     let mut scorer = Scorer::new(space, device, crate::roofline::PlanChoice::Fastest);
     let mut front_points = Vec::with_capacity(r.outcome.front.len());
+    let mut quality_points = Vec::with_capacity(r.outcome.front.len());
     write_atomic_with(&dir.join("pareto.csv"), |w| {
         let mut csv = csv::Writer::from_writer(w);
         for s in &r.outcome.front {
@@ -437,12 +549,23 @@ pub fn write(r: &SearchReport, space: &SearchSpace, device: &DeviceProfile, dir:
                 attention: c.arch.attention_kind().name().to_string(),
                 recommended: s.index == r.recommended.index,
             });
+            quality_points.push(plot::QualityPoint {
+                decode_tokens_per_s: s.decode_tokens_per_s,
+                predicted_loss: s.predicted_loss,
+                attention: c.arch.attention_kind().name().to_string(),
+            });
             let d = scorer.detail(&c.arch, c.precision_index);
             csv.serialize(FrontRow::new(&c, &d, s.index == r.recommended.index))?;
         }
         csv.flush()
     })?;
     plot::front_svg(&dir.join("front.svg"), &format!("{} on {}: Pareto front", r.space, r.device), &front_points)?;
+    plot::quality_svg(
+        &dir.join("quality.svg"),
+        &format!("{} on {}: predicted loss against decode speed", r.space, r.device),
+        &quality_points,
+        &marks(r),
+    )?;
     let rec = &r.recommended;
     let roof = plot::RoofLine {
         label: device.name.clone(),

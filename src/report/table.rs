@@ -102,6 +102,15 @@ pub fn analysis(a: &Analysis) -> String {
         si(f.usable_bytes, "B"),
         if f.fits { "fits" } else { "DOES NOT FIT" }
     );
+    let q = &a.quality;
+    let _ = writeln!(
+        s,
+        "  quality: predicted loss {:.4} after {} training tokens, {} non-embedding parameters; estimate range: {}",
+        q.predicted_loss,
+        si(q.tokens, ""),
+        si(q.non_embedding_params as f64, ""),
+        q.estimate_range
+    );
     s
 }
 

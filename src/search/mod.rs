@@ -6,13 +6,14 @@ pub mod milp;
 pub mod pareto;
 pub mod space;
 
-pub use pareto::{dominates, Objectives, ParetoFront};
+pub use pareto::{dominates, Objectives, ParetoFront, OBJECTIVES};
 pub use space::{Candidate, Constraints, Objective, SearchSpace};
 
 use crate::analysis::roof;
 use crate::arch::Architecture;
 use crate::device::DeviceProfile;
 use crate::error::{Error, Result};
+use crate::quality::{Estimate, LossModel};
 use crate::roofline::{footprint_at, potential, Evaluator, PlanChoice, Point, Potential};
 use crate::workload::{Plan, RunSettings};
 use rayon::prelude::*;
@@ -29,12 +30,16 @@ pub struct Scored {
     pub memory_bytes: f64,
     /// The space's objective, oriented so that larger is better.
     pub objective: f64,
+    /// Predicted pre-training loss (nats per token), see `quality`.
+    pub predicted_loss: f64,
 }
 
-/// The front's objectives: rip up, parameters up, decode tokens/s up, memory down.
+/// The front's objectives: rip up, parameters up, decode tokens/s up, memory down, predicted
+/// loss down. Loss came last: adding an objective only adds members, so every member of the
+/// four-objective front stays on this one (barring a tie in all four and a better loss).
 impl Objectives for Scored {
-    fn objectives(&self) -> [f64; 4] {
-        [self.rip, self.parameters, self.decode_tokens_per_s, -self.memory_bytes]
+    fn objectives(&self) -> [f64; OBJECTIVES] {
+        [self.rip, self.parameters, self.decode_tokens_per_s, -self.memory_bytes, -self.predicted_loss]
     }
     fn key(&self) -> u64 {
         self.index
@@ -115,6 +120,8 @@ pub struct Detail {
     pub plans: (Plan, Plan),
     /// Whether every scenario met the latency limits; the first it failed.
     pub violates: Option<&'static str>,
+    /// Non-embedding parameters, training tokens and predicted loss.
+    pub quality: Estimate,
 }
 
 /// Scores candidates of one space on one device; one per thread (it reuses buffers).
@@ -123,6 +130,7 @@ pub struct Scorer<'a> {
     device: &'a DeviceProfile,
     evaluators: Vec<Evaluator<'a>>,
     budget_bytes: f64,
+    loss: LossModel,
 }
 
 impl<'a> Scorer<'a> {
@@ -137,7 +145,7 @@ impl<'a> Scorer<'a> {
             })
             .collect();
         let budget_bytes = space.constraints.memory_budget_bytes.unwrap_or(device.usable_memory_bytes);
-        Scorer { space, device, evaluators, budget_bytes }
+        Scorer { space, device, evaluators, budget_bytes, loss: LossModel::new(space.tokens) }
     }
 
     pub fn budget_bytes(&self) -> f64 {
@@ -146,6 +154,12 @@ impl<'a> Scorer<'a> {
 
     /// Every figure of a candidate, for reports.
     pub fn detail(&mut self, arch: &Architecture, precision_index: usize) -> Detail {
+        let quality = self.loss.estimate(arch);
+        self.detail_with(arch, precision_index, quality)
+    }
+
+    /// [`Scorer::detail`] with the quality estimate already worked out.
+    fn detail_with(&mut self, arch: &Architecture, precision_index: usize, quality: Estimate) -> Detail {
         let w = &self.space.workload;
         let c = &self.space.constraints;
         let ev = &mut self.evaluators[precision_index];
@@ -195,6 +209,7 @@ impl<'a> Scorer<'a> {
             footprint,
             plans: plans.expect("a mix has at least one scenario"),
             violates,
+            quality,
         }
     }
 
@@ -208,6 +223,14 @@ impl<'a> Scorer<'a> {
         if c.max_params.is_some_and(|m| params > m) {
             return Err("max_params");
         }
+        // A few flops and two powf: cheap enough to reject on before any roofline work.
+        let quality = self.loss.estimate(&cand.arch);
+        if c.min_non_embedding_params.is_some_and(|m| (quality.non_embedding_params as f64) < m) {
+            return Err("min_non_embedding_params");
+        }
+        if c.max_loss.is_some_and(|m| quality.predicted_loss > m) {
+            return Err("max_loss");
+        }
         // Weights and KV cache alone already over budget: no need to evaluate.
         let p = &cand.precisions;
         let kv = self.space.workload.batch as f64
@@ -217,7 +240,7 @@ impl<'a> Scorer<'a> {
         if params * p.weights.bytes() + kv > self.budget_bytes {
             return Err("memory_budget");
         }
-        let d = self.detail(&cand.arch, cand.precision_index);
+        let d = self.detail_with(&cand.arch, cand.precision_index, quality);
         if !d.footprint.fits {
             return Err("memory_budget");
         }
@@ -229,6 +252,7 @@ impl<'a> Scorer<'a> {
             Objective::DecodeTokensPerS => d.decode_tokens_per_s,
             Objective::Latency => -d.total.time_s,
             Objective::RipPerParam => d.potential.rip / (params / 1e9),
+            Objective::Loss => -quality.predicted_loss,
         };
         Ok(Scored {
             index: cand.index,
@@ -237,6 +261,7 @@ impl<'a> Scorer<'a> {
             decode_tokens_per_s: d.decode_tokens_per_s,
             memory_bytes: d.footprint.total_bytes,
             objective,
+            predicted_loss: quality.predicted_loss,
         })
     }
 }

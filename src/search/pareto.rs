@@ -4,9 +4,13 @@
 
 use rayon::prelude::*;
 
-/// Up to four objectives, every one oriented so that larger is better (unused ones equal).
+/// Objectives per point.
+pub const OBJECTIVES: usize = 5;
+
+/// Up to [`OBJECTIVES`] objectives, every one oriented so that larger is better (unused ones
+/// equal).
 pub trait Objectives {
-    fn objectives(&self) -> [f64; 4];
+    fn objectives(&self) -> [f64; OBJECTIVES];
     /// Tie-break for a deterministic order (the candidate index).
     fn key(&self) -> u64;
 }
@@ -17,10 +21,10 @@ pub fn dominates<T: Objectives>(a: &T, b: &T) -> bool {
 }
 
 #[inline]
-fn dominates_by(a: &[f64; 4], b: &[f64; 4]) -> bool {
-    // Branch-free over the four lanes: the scan over a front is the search's inner loop.
-    let no_worse = (a[0] >= b[0]) & (a[1] >= b[1]) & (a[2] >= b[2]) & (a[3] >= b[3]);
-    let better = (a[0] > b[0]) | (a[1] > b[1]) | (a[2] > b[2]) | (a[3] > b[3]);
+fn dominates_by(a: &[f64; OBJECTIVES], b: &[f64; OBJECTIVES]) -> bool {
+    // Branch-free over the lanes: the scan over a front is the search's inner loop.
+    let no_worse = (a[0] >= b[0]) & (a[1] >= b[1]) & (a[2] >= b[2]) & (a[3] >= b[3]) & (a[4] >= b[4]);
+    let better = (a[0] > b[0]) | (a[1] > b[1]) | (a[2] > b[2]) | (a[3] > b[3]) | (a[4] > b[4]);
     no_worse & better
 }
 
@@ -28,7 +32,7 @@ fn dominates_by(a: &[f64; 4], b: &[f64; 4]) -> bool {
 #[derive(Debug, Clone)]
 pub struct ParetoFront<T> {
     members: Vec<T>,
-    objectives: Vec<[f64; 4]>,
+    objectives: Vec<[f64; OBJECTIVES]>,
 }
 
 impl<T> Default for ParetoFront<T> {
@@ -78,8 +82,8 @@ impl<T: Objectives> ParetoFront<T> {
     where
         T: Send + Sync,
     {
-        let survivors = |mine: &[[f64; 4]], theirs: &[[f64; 4]]| -> Vec<bool> {
-            let alive = |o: &[f64; 4]| !theirs.iter().any(|t| dominates_by(t, o));
+        let survivors = |mine: &[[f64; OBJECTIVES]], theirs: &[[f64; OBJECTIVES]]| -> Vec<bool> {
+            let alive = |o: &[f64; OBJECTIVES]| !theirs.iter().any(|t| dominates_by(t, o));
             if mine.len() * theirs.len() > 1 << 16 {
                 mine.par_iter().map(alive).collect()
             } else {
@@ -131,8 +135,8 @@ mod tests {
     struct P(u64, [f64; 3]);
 
     impl Objectives for P {
-        fn objectives(&self) -> [f64; 4] {
-            [self.1[0], self.1[1], self.1[2], 0.0]
+        fn objectives(&self) -> [f64; OBJECTIVES] {
+            [self.1[0], self.1[1], self.1[2], 0.0, 0.0]
         }
         fn key(&self) -> u64 {
             self.0

@@ -9,6 +9,7 @@
 use crate::arch::{Activation, Architecture, Attention, AttentionKind, Family, Ffn, Mla, Moe};
 use crate::dtype::{DType, Precisions};
 use crate::error::{Error, Result};
+use crate::quality::Tokens;
 use crate::roofline::Scenario;
 use serde::Deserialize;
 use std::path::Path;
@@ -34,6 +35,18 @@ struct SpaceFile {
     constraints: Constraints,
     #[serde(default)]
     objective: ObjectiveFile,
+    #[serde(default)]
+    training: TrainingFile,
+}
+
+/// `[training]`: the data the candidates would be trained on, for the loss estimate.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TrainingFile {
+    /// The same number of tokens for every candidate ...
+    tokens: Option<f64>,
+    /// ... or this many per parameter. Neither: `quality::DEFAULT_TOKENS`.
+    tokens_per_parameter: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -146,6 +159,11 @@ pub struct Constraints {
     pub max_ttft_s: Option<f64>,
     pub max_tpot_s: Option<f64>,
     pub min_decode_tokens_per_s: Option<f64>,
+    /// Upper limit on the predicted pre-training loss (nats per token).
+    pub max_loss: Option<f64>,
+    /// Lower limit on the parameters outside the embedding (a size floor that vocabulary
+    /// cannot meet).
+    pub min_non_embedding_params: Option<f64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, Default)]
@@ -160,6 +178,8 @@ pub enum Objective {
     Latency,
     /// rip per billion parameters (maximise).
     RipPerParam,
+    /// Predicted pre-training loss (minimise).
+    Loss,
 }
 
 #[derive(Debug, Deserialize)]
@@ -170,15 +190,27 @@ struct ObjectiveFile {
     /// The recommendation is the fastest candidate whose rip is within this fraction of the best.
     #[serde(default = "default_margin")]
     rip_margin: f64,
+    /// The summary names the lowest predicted loss among candidates whose TPOT is at most this
+    /// fraction above the recommendation's.
+    #[serde(default = "default_quality_margin")]
+    quality_tpot_margin: f64,
 }
 
 fn default_margin() -> f64 {
     0.02
 }
 
+fn default_quality_margin() -> f64 {
+    0.10
+}
+
 impl Default for ObjectiveFile {
     fn default() -> Self {
-        ObjectiveFile { metric: Objective::Rip, rip_margin: default_margin() }
+        ObjectiveFile {
+            metric: Objective::Rip,
+            rip_margin: default_margin(),
+            quality_tpot_margin: default_quality_margin(),
+        }
     }
 }
 
@@ -238,6 +270,10 @@ pub struct SearchSpace {
     /// The TOML text the space was read from (written beside a search's results, so the
     /// folder alone can rebuild any candidate: `verify`, `export`).
     pub source: String,
+    /// See `[objective] quality_tpot_margin`.
+    pub quality_tpot_margin: f64,
+    /// Training tokens for the loss estimate.
+    pub tokens: Tokens,
 }
 
 /// Why a candidate is skipped before scoring.
@@ -530,6 +566,18 @@ impl SearchSpace {
         if !(file.objective.rip_margin >= 0.0 && file.objective.rip_margin < 1.0) {
             return Err(Error::field(src, "objective.rip_margin", "a fraction in [0, 1)", file.objective.rip_margin));
         }
+        let margin = file.objective.quality_tpot_margin;
+        if !(margin >= 0.0 && margin.is_finite()) {
+            return Err(Error::field(src, "objective.quality_tpot_margin", "a fraction >= 0", margin));
+        }
+        for (field, v) in
+            [("constraints.max_loss", c.max_loss), ("constraints.min_non_embedding_params", c.min_non_embedding_params)]
+        {
+            if let Some(v) = v.filter(|v| !(*v >= 0.0 && v.is_finite())) {
+                return Err(Error::field(src, field, "a finite number >= 0", v));
+            }
+        }
+        let tokens = training_tokens(&file.training, src)?;
         Ok(SearchSpace {
             name: file.name.unwrap_or_else(|| default_name.to_string()),
             description: file.description.unwrap_or_default(),
@@ -540,6 +588,8 @@ impl SearchSpace {
             objective: file.objective.metric,
             rip_margin: file.objective.rip_margin,
             source: text.to_string(),
+            quality_tpot_margin: margin,
+            tokens,
         })
     }
 
@@ -669,6 +719,23 @@ pub struct Candidate {
     pub precisions: Precisions,
     /// Position of `precisions` in the space's precision list.
     pub precision_index: usize,
+}
+
+/// The training tokens of `[training]`: a fixed count, a count per parameter, or the default.
+fn training_tokens(t: &TrainingFile, src: &str) -> Result<Tokens> {
+    let positive = |field: &str, v: f64| {
+        if v > 0.0 && v.is_finite() {
+            Ok(v)
+        } else {
+            Err(Error::field(src, field, "a positive number", v))
+        }
+    };
+    match (t.tokens, t.tokens_per_parameter) {
+        (Some(_), Some(_)) => Err(Error::field(src, "training", "one of tokens or tokens_per_parameter", "both")),
+        (Some(d), None) => Ok(Tokens::Fixed(positive("training.tokens", d)?)),
+        (None, Some(k)) => Ok(Tokens::PerParameter(positive("training.tokens_per_parameter", k)?)),
+        (None, None) => Ok(Tokens::default()),
+    }
 }
 
 /// 1-based line and column of a byte offset.
