@@ -401,14 +401,16 @@ pub fn quality_svg(path: &Path, title: &str, points: &[QualityPoint], marked: &[
                 .label(kind.to_string())
                 .legend(move |(x, y)| Circle::new((x + 8, y), 4, c.filled()));
         }
-        // Labels alternate above and below, in order of speed, so neighbours do not overlap.
+        // Labels alternate above and below, in order of speed, so neighbours do not overlap, and
+        // sit left of points in the right half so that they stay inside the frame (about 7
+        // pixels a character at this size).
         let mut order: Vec<usize> = (0..marked.len()).collect();
         order.sort_by(|&a, &b| marked[a].decode_tokens_per_s.total_cmp(&marked[b].decode_tokens_per_s));
         let mut offset = vec![(10, -16); marked.len()];
         for (rank, &i) in order.iter().enumerate() {
-            if rank % 2 == 1 {
-                offset[i] = (10, 6);
-            }
+            let m = &marked[i];
+            let x = if m.decode_tokens_per_s > (x0 + x1) / 2.0 { -10 - 7 * m.label.len() as i32 } else { 10 };
+            offset[i] = (x, if rank % 2 == 1 { 6 } else { -16 });
         }
         chart
             .draw_series(marked.iter().enumerate().map(|(i, m)| {

@@ -189,9 +189,32 @@ pub struct SearchReport {
 }
 
 /// Which of the front the recommendation is: for `rip`, the fastest decoder whose rip is within
-/// `margin` of the best (rip credits FLOPs, so the top rip is not always the best answer).
+/// `margin` of the best (rip credits FLOPs, so the top rip is not always the best answer); for
+/// `loss`, the fastest decoder of those tied at the lowest predicted loss; otherwise the best.
 fn choose(outcome: &Outcome, objective: Objective, margin: f64) -> (Scored, Option<Scored>) {
     let best = outcome.top[0];
+    if objective == Objective::Loss {
+        // The loss does not see precision or how heads split the same parameters, so ties are
+        // common: take the fastest decoder of those tied (the front holds one of each speed).
+        let fastest_at = |above: f64, level: f64| {
+            outcome
+                .front
+                .iter()
+                .filter(|s| s.predicted_loss > above && s.predicted_loss <= level)
+                .max_by(|a, b| a.decode_tokens_per_s.total_cmp(&b.decode_tokens_per_s).then(b.index.cmp(&a.index)))
+                .copied()
+        };
+        let pick = fastest_at(f64::NEG_INFINITY, best.predicted_loss).unwrap_or(best);
+        // The runner-up is the next loss down the list (its fastest decoder when the front holds
+        // one), not the same model in another precision.
+        let runner = outcome
+            .top
+            .iter()
+            .find(|s| s.predicted_loss > pick.predicted_loss)
+            .map(|next| fastest_at(pick.predicted_loss, next.predicted_loss).unwrap_or(*next))
+            .or_else(|| outcome.top.iter().copied().find(|s| s.index != pick.index));
+        return (pick, runner);
+    }
     if objective != Objective::Rip {
         return (best, outcome.top.get(1).copied());
     }
@@ -375,7 +398,10 @@ pub fn explain(r: &SearchReport) -> String {
             best.label()
         );
     } else if r.objective == Objective::Loss {
-        let _ = writeln!(s, "  why: the lowest predicted loss of the feasible candidates");
+        let _ = writeln!(
+            s,
+            "  why: the lowest predicted loss of the feasible candidates (the fastest decoder of those tied: precision does not change it)"
+        );
     } else {
         let _ = writeln!(s, "  why: best {:?} of the feasible candidates", r.objective);
     }
@@ -414,7 +440,10 @@ pub fn explain(r: &SearchReport) -> String {
         let q = &r.quality_pick;
         let bound = format!("within +{:.0}% TPOT of the recommendation", 100.0 * r.quality_tpot_margin);
         if q.index == rec.index {
-            let _ = writeln!(s, "quality-first {bound}: the recommendation itself (no lower predicted loss there)");
+            let _ = writeln!(
+                s,
+                "quality-first {bound}: the recommendation itself (no feasible candidate there predicts a lower loss)"
+            );
         } else {
             let _ = writeln!(
                 s,

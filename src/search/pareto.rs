@@ -83,7 +83,18 @@ impl<T: Objectives> ParetoFront<T> {
         T: Send + Sync,
     {
         let survivors = |mine: &[[f64; OBJECTIVES]], theirs: &[[f64; OBJECTIVES]]| -> Vec<bool> {
-            let alive = |o: &[f64; OBJECTIVES]| !theirs.iter().any(|t| dominates_by(t, o));
+            // Only a point at least as good in the first objective can dominate: with the other
+            // side sorted by it, each member scans a prefix (half the pairs on average; most
+            // members of two fronts survive their merge, and a survivor must check all it scans).
+            // NaN sorts last and dominates nothing.
+            let key = |t: &[f64; OBJECTIVES]| if t[0].is_nan() { f64::NEG_INFINITY } else { t[0] };
+            let mut sorted = theirs.to_vec();
+            sorted.sort_unstable_by(|a, b| key(b).total_cmp(&key(a)));
+            let sorted = &sorted;
+            let alive = |o: &[f64; OBJECTIVES]| {
+                let end = sorted.partition_point(|t| t[0] >= o[0]);
+                !sorted[..end].iter().any(|t| dominates_by(t, o))
+            };
             if mine.len() * theirs.len() > 1 << 16 {
                 mine.par_iter().map(alive).collect()
             } else {
