@@ -414,7 +414,11 @@ pub fn quality_svg(path: &Path, title: &str, points: &[QualityPoint], marked: &[
         }
         chart
             .draw_series(marked.iter().enumerate().map(|(i, m)| {
+                let (x, y) = offset[i];
+                // A light box behind the label keeps it readable over a dense front.
+                let back = [(x - 2, y - 1), (x + 7 * m.label.len() as i32 + 2, y + 15)];
                 EmptyElement::at((m.decode_tokens_per_s, m.predicted_loss))
+                    + Rectangle::new(back, WHITE.mix(0.8).filled())
                     + Cross::new((0, 0), 8, BLACK.stroke_width(3))
                     + Text::new(m.label.clone(), offset[i], ("sans-serif", 13).into_font())
             }))
