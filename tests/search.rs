@@ -60,7 +60,17 @@ fn outputs_are_identical_for_one_and_two_threads() {
     let (one, two) = (files(&dir.path().join("1")), files(&dir.path().join("2")));
     assert_eq!(
         one.keys().collect::<Vec<_>>(),
-        ["front.svg", "outcome.json", "pareto.csv", "quality.svg", "recommended.json", "roofline.svg", "summary.md"]
+        [
+            "device.json",
+            "front.svg",
+            "outcome.json",
+            "pareto.csv",
+            "quality.svg",
+            "recommended.json",
+            "roofline.svg",
+            "space.toml",
+            "summary.md"
+        ]
     );
     assert_eq!(one, two);
 }
