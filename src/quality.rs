@@ -21,8 +21,8 @@
 //! - MLA and MoE: no small-scale shape law is published. An MLA model is priced as the dense
 //!   model with the same parameters (neither the quality DeepSeek-V2 reports at scale nor a
 //!   penalty); a MoE model counts only its active parameters (top-k and shared experts plus the
-//!   dense parts), a lower bound on its quality, since MoE beats the dense model of its active
-//!   size in every published comparison. Both are flagged.
+//!   dense parts): a lower bound on its quality if, as MoE papers usually report, it does at
+//!   least as well as the dense model of its active size. Both are flagged.
 //!
 //! The estimate runs inside the search's scoring loop: two `powf` calls per candidate (three
 //! when the tokens scale with the parameters), the rest a handful of integer products.
