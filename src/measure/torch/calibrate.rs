@@ -282,7 +282,10 @@ pub fn calibrate(opts: &MeasureOptions) -> Result<DeviceProfile> {
     let tables = |classes: BTreeMap<OpClass, Points>| -> BTreeMap<OpClass, EfficiencyTable> {
         classes
             .into_iter()
-            .map(|(class, (c, m))| (class, EfficiencyTable { compute: curve(c), memory: curve(m) }))
+            // Kernel-level calibration indexes compute efficiency by FLOPs (`ComputeSize::Flops`).
+            .map(|(class, (c, m))| {
+                (class, EfficiencyTable { compute: curve(c), memory: curve(m), ..Default::default() })
+            })
             .collect()
     };
     let efficiency = tables(points.remove(&DType::F32).unwrap_or_default());
