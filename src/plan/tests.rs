@@ -263,7 +263,10 @@ fn calibrated_efficiencies_slow_the_kernels_they_cover() {
     let plain = device("rtx3090");
     let mut slow = plain.clone();
     let quarter = EfficiencyCurve { points: vec![EfficiencyPoint { size: 1.0, efficiency: 0.25 }] };
-    slow.efficiency.insert(OpClass::Attention, EfficiencyTable { compute: quarter.clone(), memory: quarter });
+    slow.efficiency.insert(
+        OpClass::Attention,
+        EfficiencyTable { compute: quarter.clone(), memory: quarter, ..Default::default() },
+    );
     let (expr, shapes) = attention_core(&arch, 1.0, 4096.0);
     let runner: Runner<PlanLang, Shapes> =
         Runner::new(shapes).with_expr(&expr).with_iter_limit(12).run(&rules(None, 2.0));
