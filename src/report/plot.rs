@@ -401,17 +401,26 @@ pub fn quality_svg(path: &Path, title: &str, points: &[QualityPoint], marked: &[
                 .label(kind.to_string())
                 .legend(move |(x, y)| Circle::new((x + 8, y), 4, c.filled()));
         }
-        // Labels alternate above and below, in order of speed, so neighbours do not overlap, and
-        // sit left of points in the right half so that they stay inside the frame (about 7
-        // pixels a character at this size).
-        let mut order: Vec<usize> = (0..marked.len()).collect();
-        order.sort_by(|&a, &b| marked[a].decode_tokens_per_s.total_cmp(&marked[b].decode_tokens_per_s));
-        let mut offset = vec![(10, -16); marked.len()];
-        for (rank, &i) in order.iter().enumerate() {
-            let m = &marked[i];
-            let x = if m.decode_tokens_per_s > (x0 + x1) / 2.0 { -10 - 7 * m.label.len() as i32 } else { 10 };
-            offset[i] = (x, if rank % 2 == 1 { 6 } else { -16 });
-        }
+        // A label goes on the side away from its nearest marked neighbour (above it when that
+        // neighbour lies lower), so two close marks never label each other; and left of points in
+        // the right half, to stay inside the frame (about 7 pixels a character at this size).
+        let (w, h) = ((x1 - x0).max(f64::MIN_POSITIVE), (y1 - y0).max(f64::MIN_POSITIVE));
+        let offset: Vec<(i32, i32)> = marked
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                let nearest = marked.iter().enumerate().filter(|&(j, _)| j != i).min_by(|(_, a), (_, b)| {
+                    let d = |n: &Marked| {
+                        ((n.decode_tokens_per_s - m.decode_tokens_per_s) / w)
+                            .hypot((n.predicted_loss - m.predicted_loss) / h)
+                    };
+                    d(a).total_cmp(&d(b))
+                });
+                let above = nearest.is_none_or(|(_, n)| n.predicted_loss <= m.predicted_loss);
+                let x = if m.decode_tokens_per_s > (x0 + x1) / 2.0 { -10 - 7 * m.label.len() as i32 } else { 10 };
+                (x, if above { -16 } else { 6 })
+            })
+            .collect();
         chart
             .draw_series(marked.iter().enumerate().map(|(i, m)| {
                 let (x, y) = offset[i];
