@@ -126,6 +126,7 @@ fn fit(a: FitArgs, out: &mut dyn std::io::Write) -> Result<()> {
         plan: Plan { mla: MlaForm::Absorbed, attention: AttentionForm::Fused, elementwise: ElementwiseForm::Separate },
         activations: DType::F32,
         kv_cache: DType::F16,
+        kv_pad: 256,
     };
     let mut fitted_base = base.clone();
     fitted_base.name = a.name.clone().unwrap_or_else(|| format!("{}-llamacpp", base.name));

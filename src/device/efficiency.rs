@@ -63,6 +63,13 @@ impl EfficiencyCurve {
     }
 }
 
+/// Seconds per attention score at one value head size.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct HeadCost {
+    pub value_head: u32,
+    pub seconds: f64,
+}
+
 /// What a compute curve is indexed by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
@@ -83,9 +90,22 @@ pub struct EfficiencyTable {
     pub compute: EfficiencyCurve,
     #[serde(default, skip_serializing_if = "is_flops")]
     pub compute_by: ComputeSize,
+    /// Seconds each attention score costs beyond its FLOPs (the exponential, the running
+    /// maximum and the bookkeeping of a softmax computed one score at a time, as CPU kernels
+    /// do); 0 where calibration found none.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub score_s: f64,
+    /// The same, measured per value head size (takes precedence; the nearest size measured
+    /// applies to others).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub score_s_by_value_head: Vec<HeadCost>,
     /// Fraction of main-memory bandwidth, by bytes.
     #[serde(default)]
     pub memory: EfficiencyCurve,
+}
+
+fn is_zero(v: &f64) -> bool {
+    *v == 0.0
 }
 
 fn is_flops(k: &ComputeSize) -> bool {
@@ -98,6 +118,15 @@ impl EfficiencyTable {
         (self.compute.at(flops), self.memory.at(bytes))
     }
 
+    /// Seconds per attention score for a value head size.
+    pub fn score_cost_s(&self, value_head: u32) -> f64 {
+        let nearest = self.score_s_by_value_head.iter().min_by(|a, b| {
+            let d = |h: &HeadCost| (h.value_head as f64 / value_head.max(1) as f64).ln().abs();
+            d(a).total_cmp(&d(b)).then(b.value_head.cmp(&a.value_head))
+        });
+        nearest.map_or(self.score_s, |h| h.seconds)
+    }
+
     /// The same, for an operator of `rows` rows (used when the curve is indexed by rows).
     pub fn lookup_rows(&self, flops: f64, bytes: f64, rows: f64) -> (f64, f64) {
         let size = match self.compute_by {
@@ -108,6 +137,15 @@ impl EfficiencyTable {
     }
 
     pub fn validate(&self, source: &str, field: &str) -> Result<()> {
+        if !(self.score_s.is_finite() && (0.0..1e-3).contains(&self.score_s)) {
+            return Err(Error::field(source, format!("{field}.score_s"), "seconds in [0, 1e-3)", self.score_s));
+        }
+        for (i, h) in self.score_s_by_value_head.iter().enumerate() {
+            if !(h.seconds.is_finite() && (0.0..1e-3).contains(&h.seconds)) {
+                let f = format!("{field}.score_s_by_value_head[{i}].seconds");
+                return Err(Error::field(source, f, "seconds in [0, 1e-3)", h.seconds));
+            }
+        }
         self.compute.validate(source, &format!("{field}.compute"), 1.0)?;
         self.memory.validate(source, &format!("{field}.memory"), MAX_CACHE_SPEEDUP)
     }

@@ -4,7 +4,7 @@
 mod efficiency;
 mod library;
 
-pub use efficiency::{ComputeSize, EfficiencyCurve, EfficiencyPoint, EfficiencyTable, MAX_CACHE_SPEEDUP};
+pub use efficiency::{ComputeSize, EfficiencyCurve, EfficiencyPoint, EfficiencyTable, HeadCost, MAX_CACHE_SPEEDUP};
 pub use library::{builtin, builtin_names};
 
 use crate::dtype::{DType, TensorType};
@@ -71,6 +71,17 @@ pub struct Engine {
     pub activations: DType,
     /// The format of the KV cache.
     pub kv_cache: DType,
+    /// KV cells the engine's decode attention visits are the context rounded up to a multiple
+    /// of this (llama.cpp: 256); masked cells still cost a visit.
+    #[serde(default)]
+    pub kv_pad: u32,
+}
+
+impl Engine {
+    /// Attention scores a decode step visits beyond the context itself, on average.
+    pub fn padding_scores_factor(&self) -> f64 {
+        self.kv_pad as f64 / 2.0
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -111,6 +122,10 @@ pub struct DeviceProfile {
     /// Fixed cost of one kernel launch, seconds (0 on a datasheet profile).
     #[serde(default)]
     pub kernel_overhead_s: f64,
+    /// Fixed cost of one forward pass beyond its kernels (an engine's per-call bookkeeping:
+    /// building and scheduling the graph, copying logits), seconds.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub pass_overhead_s: f64,
     /// On-chip memory a fused kernel can tile into (shared memory / L2 / cache), bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_chip_bytes: Option<f64>,
@@ -229,6 +244,9 @@ impl DeviceProfile {
         for (d, v) in &self.peak_flops {
             positive(&format!("peak_flops.{d}"), *v)?;
         }
+        if !(self.pass_overhead_s.is_finite() && (0.0..1.0).contains(&self.pass_overhead_s)) {
+            return Err(Error::field(source, "pass_overhead_s", "seconds in [0, 1)", self.pass_overhead_s));
+        }
         if !(self.kernel_overhead_s.is_finite() && self.kernel_overhead_s >= 0.0) {
             return Err(Error::field(
                 source,
@@ -260,6 +278,10 @@ impl DeviceProfile {
         profile.validate(source)?;
         Ok(profile)
     }
+}
+
+fn is_zero(v: &f64) -> bool {
+    *v == 0.0
 }
 
 /// A built-in device by name, or a profile file by path.

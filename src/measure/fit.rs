@@ -17,7 +17,7 @@
 
 use crate::arch::Architecture;
 use crate::device::{
-    ComputeSize, DeviceProfile, EfficiencyCurve, EfficiencyPoint, EfficiencyTable, Engine, MAX_CACHE_SPEEDUP,
+    ComputeSize, DeviceProfile, EfficiencyCurve, EfficiencyPoint, EfficiencyTable, Engine, HeadCost, MAX_CACHE_SPEEDUP,
 };
 use crate::dtype::{DType, Precisions, TensorType};
 use crate::error::{Error, Result};
@@ -51,11 +51,17 @@ pub struct Residual {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Feature {
     Launch,
+    /// One forward pass (an engine call).
+    Pass,
+    /// Attention scores (query-key pairs times heads): decode kernels by value head size,
+    /// prefill kernels.
+    DecodeScores(u32),
     ProductBytes(TensorType),
     /// Product FLOPs at a rows knot (1: decode's GEMV; prompt lengths: prefill's GEMM).
     ProductFlops(TensorType, u32),
-    AttentionDecodeFlops,
     AttentionPrefillFlops,
+    /// KV-cache bytes decode attention reads.
+    KvBytes,
     OtherBytes,
 }
 
@@ -63,9 +69,11 @@ impl Feature {
     fn name(self) -> String {
         match self {
             Feature::Launch => "fixed cost per kernel".into(),
+            Feature::Pass => "fixed cost per forward pass".into(),
+            Feature::DecodeScores(v) => format!("decode attention cost per score, value head {v}"),
             Feature::ProductBytes(t) => format!("{t} product bytes"),
             Feature::ProductFlops(t, rows) => format!("{t} product FLOPs at {rows} rows"),
-            Feature::AttentionDecodeFlops => "decode attention FLOPs".into(),
+            Feature::KvBytes => "decode attention KV bytes".into(),
             Feature::AttentionPrefillFlops => "prefill attention FLOPs".into(),
             Feature::OtherBytes => "other kernels' bytes".into(),
         }
@@ -76,11 +84,12 @@ fn is_product(op: &Operator) -> bool {
     op.weight_type.is_some() && matches!(op.class, OpClass::Matmul | OpClass::BatchedMatmul)
 }
 
-/// An operator's totals over the run's steps: (launches, FLOPs, bytes).
-fn totals(op: &Operator, first: f64, last: f64) -> (f64, f64, f64) {
+/// An operator's totals over the run's steps: (launches, FLOPs, bytes, scores visited).
+fn totals(op: &Operator, first: f64, last: f64, kv_padding: f64) -> (f64, f64, f64, f64) {
     let steps = last - first + 1.0;
     let c = op.count as f64;
-    (c * steps, c * op.flops.sum(first, last), c * op.bytes().sum(first, last))
+    let scores = crate::roofline::padded_scores(op, kv_padding).sum(first, last);
+    (c * steps, c * op.flops.sum(first, last), c * op.bytes().sum(first, last), c * scores)
 }
 
 /// Operators and the context range of a run under the engine's plan and formats.
@@ -134,8 +143,9 @@ fn features(run: &Run, engine: &Engine, knots: &[u32], coef: &BTreeMap<Feature, 
     let (ops, first, last) = run_ops(run, engine);
     let mut x: BTreeMap<Feature, f64> = BTreeMap::new();
     let mut add = |f: Feature, v: f64| *x.entry(f).or_default() += v;
+    add(Feature::Pass, last - first + 1.0);
     for op in &ops {
-        let (launches, flops, bytes) = totals(op, first, last);
+        let (launches, flops, bytes, scores) = totals(op, first, last, engine.padding_scores_factor());
         add(Feature::Launch, launches);
         let (compute, memory): (Vec<(Feature, f64)>, Feature) = if is_product(op) {
             let t = op.weight_type.expect("products have weights");
@@ -143,7 +153,9 @@ fn features(run: &Run, engine: &Engine, knots: &[u32], coef: &BTreeMap<Feature, 
             let split = knot_weights(rows, knots).into_iter().map(|(k, w)| (Feature::ProductFlops(t, k), w));
             (split.collect(), Feature::ProductBytes(t))
         } else if op.class == OpClass::DecodeAttention {
-            (vec![(Feature::AttentionDecodeFlops, 1.0)], Feature::OtherBytes)
+            // One query row per head: the cost is per score visited (FLOPs per score are fixed by
+            // the head sizes, so a FLOP rate would say the same twice).
+            (vec![(Feature::DecodeScores(op.value_head), scores / flops.max(1e-300))], Feature::KvBytes)
         } else if op.class == OpClass::Attention {
             (vec![(Feature::AttentionPrefillFlops, 1.0)], Feature::OtherBytes)
         } else {
@@ -312,9 +324,9 @@ fn to_profile(base: &DeviceProfile, engine: &Engine, coef: &BTreeMap<Feature, f6
     let rate = |f: Feature| coef.get(&f).filter(|&&c| c > 0.0).map(|c| 1.0 / c);
     let flop_rates: Vec<f64> = coef
         .keys()
-        .filter(|f| {
-            matches!(f, Feature::ProductFlops(..) | Feature::AttentionDecodeFlops | Feature::AttentionPrefillFlops)
-        })
+        // The peak is the best prefill rate: a decode GEMV's compute knot is a cap on its
+        // dequantisation, and a free (zero-cost) knot must not inflate the peak.
+        .filter(|f| matches!(f, Feature::ProductFlops(_, k) if *k > 1) || **f == Feature::AttentionPrefillFlops)
         .filter_map(|&f| rate(f))
         .collect();
     let peak = flop_rates.iter().copied().fold(base.peak_flops(DType::F32), f64::max);
@@ -327,6 +339,7 @@ fn to_profile(base: &DeviceProfile, engine: &Engine, coef: &BTreeMap<Feature, f6
     let mut p = base.clone();
     p.peak_flops = [DType::F32, DType::F16, DType::Bf16].into_iter().map(|d| (d, peak)).collect();
     p.kernel_overhead_s = coef.get(&Feature::Launch).copied().unwrap_or(0.0);
+    p.pass_overhead_s = coef.get(&Feature::Pass).copied().unwrap_or(0.0);
     p.engine = Some(engine.clone());
     p.efficiency_by_format.clear();
     let types: std::collections::BTreeSet<TensorType> = coef
@@ -350,6 +363,8 @@ fn to_profile(base: &DeviceProfile, engine: &Engine, coef: &BTreeMap<Feature, f6
                 })
                 .collect();
             let table = EfficiencyTable {
+                score_s: 0.0,
+                score_s_by_value_head: Vec::new(),
                 compute: EfficiencyCurve { points },
                 compute_by: ComputeSize::Rows,
                 memory: memory_eff(Feature::ProductBytes(t)),
@@ -358,18 +373,40 @@ fn to_profile(base: &DeviceProfile, engine: &Engine, coef: &BTreeMap<Feature, f6
         })
         .collect();
     let other = EfficiencyTable {
+        score_s: 0.0,
+        score_s_by_value_head: Vec::new(),
         compute: EfficiencyCurve::default(),
         compute_by: ComputeSize::Flops,
         memory: memory_eff(Feature::OtherBytes),
     };
     p.efficiency = OpClass::ALL.iter().map(|&c| (c, other.clone())).collect();
-    let attention = |f: Feature| EfficiencyTable {
-        compute: compute_eff(f),
-        compute_by: ComputeSize::Flops,
-        memory: memory_eff(Feature::OtherBytes),
-    };
-    p.efficiency.insert(OpClass::DecodeAttention, attention(Feature::AttentionDecodeFlops));
-    p.efficiency.insert(OpClass::Attention, attention(Feature::AttentionPrefillFlops));
+    let by_head: Vec<HeadCost> = coef
+        .iter()
+        .filter_map(|(f, &c)| match f {
+            Feature::DecodeScores(v) => Some(HeadCost { value_head: *v, seconds: c }),
+            _ => None,
+        })
+        .collect();
+    p.efficiency.insert(
+        OpClass::DecodeAttention,
+        EfficiencyTable {
+            score_s: 0.0,
+            score_s_by_value_head: by_head,
+            compute: EfficiencyCurve::default(),
+            compute_by: ComputeSize::Flops,
+            memory: memory_eff(Feature::KvBytes),
+        },
+    );
+    p.efficiency.insert(
+        OpClass::Attention,
+        EfficiencyTable {
+            score_s: 0.0,
+            score_s_by_value_head: Vec::new(),
+            compute: compute_eff(Feature::AttentionPrefillFlops),
+            compute_by: ComputeSize::Flops,
+            memory: memory_eff(Feature::OtherBytes),
+        },
+    );
 
     p
 }

@@ -25,6 +25,8 @@ struct Ceilings<'a> {
     compute: crate::dtype::DType,
     device: &'a DeviceProfile,
     has_tables: bool,
+    /// Cells an engine's decode attention visits beyond the context, per score per context.
+    kv_padding: f64,
 }
 
 impl<'a> Ceilings<'a> {
@@ -36,28 +38,46 @@ impl<'a> Ceilings<'a> {
             compute,
             device,
             has_tables: device.has_efficiency_tables(),
+            kv_padding: device.engine.as_ref().map_or(0.0, |e| e.padding_scores_factor()),
         }
     }
 
-    /// Compute rate and bandwidth `op` attains at a given size.
-    fn attained(&self, op: &Operator, flops: f64, bytes: f64, rows: f64) -> (f64, f64) {
+    /// Compute rate and bandwidth `op` attains at a given size, and what each attention score
+    /// costs beyond its FLOPs.
+    fn attained(&self, op: &Operator, flops: f64, bytes: f64, rows: f64) -> (f64, f64, f64) {
         let peak = if op.compute == self.compute { self.peak_flop_per_s } else { self.device.peak_flops(op.compute) };
         match self.has_tables.then(|| self.device.operator_table(op)).flatten() {
             Some(table) => {
                 let (c, m) = table.lookup_rows(flops, bytes, rows);
-                (peak * c, self.bandwidth_bytes_per_s * m)
+                (peak * c, self.bandwidth_bytes_per_s * m, table.score_cost_s(op.value_head))
             }
-            None => (peak, self.bandwidth_bytes_per_s),
+            None => (peak, self.bandwidth_bytes_per_s, 0.0),
         }
+    }
+
+    /// Compute time (FLOPs at the attained rate plus the per-score cost) and memory time of
+    /// `op`, as linear functions of the context.
+    fn times(&self, op: &Operator, bytes: Linear, n: f64) -> (Linear, Linear) {
+        let (pc, pm, score_s) = self.attained(op, op.flops.at(n), bytes.at(n), op.rows.at(n));
+        (op.flops * (1.0 / pc) + padded_scores(op, self.kv_padding) * score_s, bytes * (1.0 / pm))
+    }
+}
+
+/// Scores an engine's kernel visits: a decode step's context rounded up to the engine's KV
+/// padding (on average half a pad more).
+pub fn padded_scores(op: &Operator, kv_padding: f64) -> Linear {
+    if op.class == crate::workload::OpClass::DecodeAttention {
+        Linear { base: op.scores.base + op.scores.per_ctx * kv_padding, per_ctx: op.scores.per_ctx }
+    } else {
+        op.scores
     }
 }
 
 /// Time of one launch of `op` at context `n`: `max(W / P, Q / B) + t_fixed`.
 pub fn launch_time_s(op: &Operator, device: &DeviceProfile, n: f64) -> f64 {
     let c = Ceilings::new(device, op.compute);
-    let (w, q) = (op.flops.at(n), op.bytes().at(n));
-    let (pc, pm) = c.attained(op, w, q, op.rows.at(n));
-    (w / pc).max(q / pm) + device.kernel_overhead_s
+    let (tc, tm) = c.times(op, op.bytes(), n);
+    tc.at(n).max(tm.at(n)) + device.kernel_overhead_s
 }
 
 /// An operator's totals over a range of contexts, with the time spent compute-bound.
@@ -67,17 +87,16 @@ pub struct OpTotals {
     pub compute_bound_s: f64,
 }
 
-/// `sum over n in first..=last of max(F(n)/pc, Q(n)/pm)`, in closed form: the difference of the
-/// two terms is linear in `n`, so it changes sign at most once; sum each side as a series.
-fn sum_of_max(f: Linear, q: Linear, pc: f64, pm: f64, first: f64, last: f64) -> (f64, f64) {
+/// `sum over n in first..=last of max(tc(n), tm(n))` (compute and memory time), in closed form:
+/// the difference of the two terms is linear in `n`, so it changes sign at most once; sum each
+/// side as a series.
+fn sum_of_max(tc: Linear, tm: Linear, first: f64, last: f64) -> (f64, f64) {
     // Most operators do not depend on the context: the same max every step.
-    if f.per_ctx == 0.0 && q.per_ctx == 0.0 {
-        let (c, m) = (f.base / pc, q.base / pm);
+    if tc.per_ctx == 0.0 && tm.per_ctx == 0.0 {
+        let (c, m) = (tc.base, tm.base);
         let steps = last - first + 1.0;
         return if c >= m { (steps * c, steps * c) } else { (steps * m, 0.0) };
     }
-    let tc = f * (1.0 / pc);
-    let tm = q * (1.0 / pm);
     let (d0, d1) = (tc.base - tm.base, tc.per_ctx - tm.per_ctx);
     // Split point: contexts in [first, split) take one side, [split, last] the other.
     let (low_is_compute, split) = if d1 == 0.0 {
@@ -110,9 +129,8 @@ fn totals(op: &Operator, c: &Ceilings, first: f64, last: f64) -> OpTotals {
     let fixed = steps * c.overhead_s;
     let varies = op.flops.per_ctx != 0.0 || bytes.per_ctx != 0.0;
     let (time, compute) = if !varies || !c.has_tables || c.device.operator_table(op).is_none() {
-        let mid = (first + last) / 2.0;
-        let (pc, pm) = c.attained(op, op.flops.at(mid), bytes.at(mid), op.rows.at(mid));
-        sum_of_max(op.flops, bytes, pc, pm, first, last)
+        let (tc, tm) = c.times(op, bytes, (first + last) / 2.0);
+        sum_of_max(tc, tm, first, last)
     } else {
         let segments = (steps as usize).clamp(1, TABLE_SEGMENTS);
         let (mut time, mut compute) = (0.0, 0.0);
@@ -124,9 +142,8 @@ fn totals(op: &Operator, c: &Ceilings, first: f64, last: f64) -> OpTotals {
             } else {
                 (first * (last / first.max(1.0)).powf(s as f64 / segments as f64)).floor().max(lo)
             };
-            let mid = (lo + hi) / 2.0;
-            let (pc, pm) = c.attained(op, op.flops.at(mid), bytes.at(mid), op.rows.at(mid));
-            let (t, cb) = sum_of_max(op.flops, bytes, pc, pm, lo, hi);
+            let (tc, tm) = c.times(op, bytes, (lo + hi) / 2.0);
+            let (t, cb) = sum_of_max(tc, tm, lo, hi);
             time += t;
             compute += cb;
             lo = hi + 1.0;
@@ -226,6 +243,14 @@ impl<'a> Evaluator<'a> {
     }
 
     fn phase(&mut self, arch: &Architecture, phase: Phase, first: f64, last: f64) -> PhaseEval {
+        let mut eval = self.phase_kernels(arch, phase, first, last);
+        // An engine's fixed cost per forward pass: one pass in prefill, one per decode step.
+        let passes = if matches!(phase, Phase::Decode) { last - first + 1.0 } else { 1.0 };
+        eval.point.time_s += passes * self.device.pass_overhead_s;
+        eval
+    }
+
+    fn phase_kernels(&mut self, arch: &Architecture, phase: Phase, first: f64, last: f64) -> PhaseEval {
         let candidates: &[Plan] = match self.plans {
             PlanChoice::Fixed(plan) => {
                 let (point, live_bytes) = self.part_under(arch, phase, plan, Part::All, first, last);
@@ -367,7 +392,7 @@ mod tests {
         for (pc, pm) in [(1.0, 1.0), (2.0, 0.5), (10.0, 1.0), (0.1, 3.0)] {
             for (a, b) in [(1.0, 1.0), (1.0, 500.0), (137.0, 4233.0)] {
                 let want: f64 = (a as i64..=b as i64).map(|n| (f.at(n as f64) / pc).max(q.at(n as f64) / pm)).sum();
-                let (got, _) = sum_of_max(f, q, pc, pm, a, b);
+                let (got, _) = sum_of_max(f * (1.0 / pc), q * (1.0 / pm), a, b);
                 assert!((got - want).abs() <= 1e-9 * want, "{pc} {pm} {a} {b}: {got} vs {want}");
             }
         }

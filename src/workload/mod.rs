@@ -89,6 +89,11 @@ pub struct Operator {
     pub act_write_bytes: Linear,
     pub kv_read_bytes: Linear,
     pub kv_write_bytes: Linear,
+    /// Attention scores computed (query-key pairs times heads), for engines that pay per score.
+    pub scores: Linear,
+    /// Attention's value head size (0 for other operators): CPU kernels accumulate each
+    /// score's value row in vectors of a fixed width, so the cost per score steps with it.
+    pub value_head: u32,
 }
 
 impl Operator {
@@ -322,6 +327,8 @@ impl Builder<'_> {
             act_write_bytes: Linear::ZERO,
             kv_read_bytes: Linear::ZERO,
             kv_write_bytes: Linear::ZERO,
+            scores: Linear::ZERO,
+            value_head: 0,
         };
         self.ops.push(op);
         self.ops.last_mut().unwrap()
@@ -417,6 +424,8 @@ impl Builder<'_> {
                 let per_pair = 2.0 * qk_dim + 2.0 * v_dim + 5.0;
                 let class = if p.decode { OpClass::DecodeAttention } else { OpClass::Attention };
                 let op = self.op("attention", class, p.causal_pairs * (b * heads * per_pair));
+                op.scores = p.causal_pairs * (b * heads);
+                op.value_head = v_dim as u32;
                 op.act_read_bytes = q_read + kv_act;
                 op.kv_read_bytes = kv_cache;
                 op.act_write_bytes = out_write;
@@ -431,6 +440,7 @@ impl Builder<'_> {
                 op.kv_read_bytes = kv_cache * k_share;
                 op.act_write_bytes = scores * a;
                 let op = self.op("attn_softmax", OpClass::Softmax, scores * 5.0);
+                op.scores = scores;
                 op.act_read_bytes = scores * a;
                 op.act_write_bytes = scores * a;
                 let op = self.op("attn_values", OpClass::BatchedMatmul, scores * (2.0 * v_dim));

@@ -298,6 +298,30 @@ impl<'m> Context<'m> {
         unsafe { sys::llama_memory_clear(sys::llama_get_memory(self.ptr), true) }
     }
 
+    /// The KV cache of sequence 0, to restore later instead of recomputing it.
+    pub fn save(&mut self) -> Vec<u8> {
+        // SAFETY: a live context; the buffer is sized by llama.cpp for this sequence.
+        unsafe {
+            let size = sys::llama_state_seq_get_size(self.ptr, 0);
+            let mut buf = vec![0u8; size];
+            let written = sys::llama_state_seq_get_data(self.ptr, buf.as_mut_ptr(), size, 0);
+            buf.truncate(written);
+            buf
+        }
+    }
+
+    /// Replaces the KV cache with one `save` returned.
+    pub fn restore(&mut self, state: &[u8]) -> Result<(), String> {
+        self.clear();
+        // SAFETY: a live context and a buffer from `save` on a context of the same model.
+        let n = unsafe { sys::llama_state_seq_set_data(self.ptr, state.as_ptr(), state.len(), 0) };
+        if n == 0 {
+            Err(take_errors("llama.cpp could not restore a saved KV cache"))
+        } else {
+            Ok(())
+        }
+    }
+
     /// Decodes `tokens` at positions `pos0..` of sequence 0, with logits for the last token
     /// only (as generation does), and waits for the result.
     pub fn decode(&mut self, tokens: &[i32], pos0: i32) -> Result<(), String> {

@@ -60,6 +60,7 @@ pub fn llama_cpp_engine(threads: u32, backend: String) -> Engine {
         },
         activations: DType::F32,
         kv_cache: DType::F16,
+        kv_pad: 256,
     }
 }
 
@@ -133,8 +134,12 @@ pub fn measure_plans(plans: &[Plan], rounds: u32, opts: &EngineOptions) -> Resul
     let mut cond = Conditions { threads: opts.threads, ..Conditions::default() };
     for plan in plans {
         let mut files: Vec<(Architecture, BuiltFile)> = Vec::new();
+        let plan_opts = match &plan.formats {
+            Some(f) => EngineOptions { formats: f.clone(), ..opts.clone() },
+            None => opts.clone(),
+        };
         for arch in &plan.models {
-            for f in files_for(arch, opts)? {
+            for f in files_for(arch, &plan_opts)? {
                 files.push((arch.clone(), f));
             }
         }
@@ -189,7 +194,8 @@ pub fn condition_warnings(cond: &Conditions) -> Vec<String> {
 pub fn calibrate(opts: &EngineOptions) -> Result<(DeviceProfile, FitReport, Conditions)> {
     let start = Instant::now();
     let plans = shapes::calibration(opts.quick);
-    let rounds = if opts.quick { 2 } else { 3 };
+    // Two rounds, alternated: the median of two is their mean; more rounds cost the budget.
+    let rounds = 2;
     let (measured, cond) = measure_plans(&plans, rounds, opts)?;
     let runs: Vec<Run> = measured
         .iter()
@@ -216,6 +222,7 @@ pub fn calibrate(opts: &EngineOptions) -> Result<(DeviceProfile, FitReport, Cond
         bandwidth_bytes_per_s: bandwidth,
         peak_flops: [(DType::F32, 1e9)].into_iter().collect(),
         kernel_overhead_s: 0.0,
+        pass_overhead_s: 0.0,
         on_chip_bytes: None,
         efficiency: BTreeMap::new(),
         efficiency_by_format: BTreeMap::new(),

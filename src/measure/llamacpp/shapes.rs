@@ -92,32 +92,59 @@ pub fn mla(
     base(name, layers, hidden, vocab, attention, ffn_block)
 }
 
-/// A set of models and the tests each runs.
+/// A set of models and the tests each runs (in every weight format, or only `formats`).
 pub struct Plan {
     pub models: Vec<Architecture>,
     pub tests: Vec<BenchTest>,
+    pub formats: Option<Vec<DType>>,
 }
 
-/// Calibration: widths 256, 640 and 1280, depths 4 to 10, one MLA and one MoE model; prompts
-/// of 64 and 512 tokens (llama.cpp's micro-batch), decode at short and long context.
-pub fn calibration(quick: bool) -> Vec<Plan> {
-    let small = vec![
-        llama(4, 256, 4, 2, 64, 768, 4096),
-        llama(8, 640, 10, 10, 64, 1792, 16384),
-        mla(6, 512, 8, 192, 32, 64, 1536, 8192, None),
-    ];
-    let mut plans = vec![Plan {
-        models: small,
-        tests: vec![BenchTest::pp(64), BenchTest::pp(512), BenchTest::tg(16, 0), BenchTest::tg(16, 1024)],
-    }];
-    if !quick {
-        plans[0].models.push(mla(6, 512, 8, 128, 32, 64, 1024, 8192, Some((16, 2, 256, 1))));
-        plans.push(Plan {
-            models: vec![llama(10, 1280, 20, 4, 64, 3456, 32000)],
-            tests: vec![BenchTest::pp(64), BenchTest::pp(512), BenchTest::tg(16, 0), BenchTest::tg(16, 256)],
-        });
+impl Plan {
+    pub fn new(models: Vec<Architecture>, tests: Vec<BenchTest>) -> Plan {
+        Plan { models, tests, formats: None }
     }
-    plans
+}
+
+/// Small models that differ only in attention's value head size (64 to 512): the decode
+/// kernel's cost per score depends on it (CPU kernels accumulate values in fixed-width vectors).
+fn attention_probes(quick: bool) -> Plan {
+    let mut models = vec![llama(4, 512, 8, 8, 64, 512, 1024), llama(4, 512, 8, 8, 128, 512, 1024)];
+    if !quick {
+        models.extend([
+            mla(4, 512, 8, 192, 32, 64, 512, 1024, None),
+            mla(4, 512, 8, 256, 32, 64, 512, 1024, None),
+            mla(4, 512, 8, 512, 32, 64, 512, 1024, None),
+        ]);
+    }
+    // Two long contexts: their difference is the attention; the weights are a small share.
+    Plan { models, tests: vec![BenchTest::tg(16, 1024), BenchTest::tg(16, 2048)], formats: Some(vec![DType::Q8_0]) }
+}
+
+/// Calibration: a model so small that its fixed costs dominate (hidden 64, 16 layers), widths
+/// 512 and 640 with MHA, MLA and MoE, a 213M model that streams from main memory, and the
+/// attention probes; prompts of 64 and 512 tokens (llama.cpp's micro-batch), decode at short
+/// and long context. About 50 s of runs here (`--quick`: about 10 s).
+pub fn calibration(quick: bool) -> Vec<Plan> {
+    let overhead = llama(16, 64, 1, 1, 64, 128, 512);
+    let mha = llama(8, 640, 10, 10, 64, 1792, 16384);
+    let (pp, tg) = (BenchTest::pp, BenchTest::tg);
+    if quick {
+        return vec![
+            Plan::new(vec![overhead], vec![pp(64), tg(16, 0), tg(16, 1024)]),
+            Plan::new(vec![mha], vec![pp(64), tg(16, 0)]),
+            attention_probes(true),
+        ];
+    }
+    vec![
+        Plan::new(vec![overhead], vec![pp(64), pp(512), tg(16, 0), tg(16, 1024)]),
+        Plan::new(vec![mha], vec![pp(64), tg(16, 0), tg(16, 512)]),
+        Plan::new(vec![mla(6, 512, 8, 192, 32, 64, 1536, 8192, None)], vec![pp(64), pp(512), tg(16, 0)]),
+        Plan::new(
+            vec![mla(6, 512, 8, 128, 32, 64, 1024, 8192, Some((16, 2, 256, 1))), llama(10, 1280, 20, 4, 64, 3456, 32000)],
+            vec![pp(64), tg(16, 0)],
+        ),
+        attention_probes(false),
+    ]
 }
 
 /// Validation: widths 384 to 2048, 3 to 16 layers, MHA, GQA, MQA, MLA and MoE, prompts of 64
@@ -132,29 +159,29 @@ pub fn validation(quick: bool) -> Vec<Plan> {
     ];
     let short = vec![BenchTest::pp(64), BenchTest::pp(1024), BenchTest::tg(32, 0), BenchTest::tg(32, 512)];
     if quick {
-        return vec![Plan {
-            models: vec![llama(6, 384, 6, 2, 64, 1024, 8000), mla(4, 768, 12, 256, 64, 128, 2048, 8000, None)],
-            tests: vec![BenchTest::pp(128), BenchTest::tg(16, 0), BenchTest::tg(16, 1024)],
-        }];
+        return vec![Plan::new(
+            vec![llama(6, 384, 6, 2, 64, 1024, 8000), mla(4, 768, 12, 256, 64, 128, 2048, 8000, None)],
+            vec![BenchTest::pp(128), BenchTest::tg(16, 0), BenchTest::tg(16, 1024)],
+        )];
     }
     vec![
-        Plan {
-            models: vec![
+        Plan::new(
+            vec![
                 llama(12, 384, 6, 6, 64, 1024, 8000),
                 llama(6, 768, 12, 4, 64, 2048, 32000),
                 llama(16, 576, 9, 3, 64, 1536, 49152),
                 mla(8, 768, 12, 256, 64, 128, 2048, 16000, None),
                 mla(6, 640, 10, 160, 32, 64, 1024, 16000, Some((32, 4, 256, 1))),
             ],
-            tests: long,
-        },
-        Plan {
-            models: vec![
+            long,
+        ),
+        Plan::new(
+            vec![
                 llama(3, 2048, 16, 1, 128, 5632, 32000),
                 llama(16, 1024, 16, 16, 64, 2816, 32000),
                 llama(8, 1536, 24, 8, 64, 4096, 49152),
             ],
-            tests: short,
-        },
+            short,
+        ),
     ]
 }

@@ -165,7 +165,7 @@ pub fn verify(saved: &SavedSearch, top: usize, opts: &EngineOptions) -> Result<(
     distinct.dedup();
     for f in distinct {
         let batch: Vec<_> = models.iter().zip(&formats).filter(|(_, &g)| g == f).map(|(m, _)| m.clone()).collect();
-        let plan = Plan { models: batch, tests: tests.clone() };
+        let plan = Plan::new(batch, tests.clone());
         let only_f = EngineOptions { formats: vec![f], ..opts.clone() };
         let (m, c) = measure_plans(&[plan], if opts.quick { 2 } else { 3 }, &only_f)?;
         measured.extend(m);

@@ -353,6 +353,7 @@ pub fn calibrate(opts: &MeasureOptions) -> Result<DeviceProfile> {
         bandwidth_bytes_per_s: bandwidth,
         peak_flops: peak,
         kernel_overhead_s: fixed,
+        pass_overhead_s: 0.0,
         on_chip_bytes: None,
         efficiency,
         efficiency_by_format,
