@@ -23,11 +23,14 @@ setup:
 build: setup
 	$(CARGO) build --release --features $(FEATURES)
 
-# The main job: the ~1B search space on a built-in device, then on this machine calibrated now.
+# The main job: the ~1B search space on a built-in device; then this machine calibrated now on
+# llama.cpp, the ~135M space searched on that profile, and its picks built and run to see
+# prediction and measurement side by side.
 run: build
 	$(BIN) search search-spaces/around-1b.toml --device rpi5 --out target/run/around-1b/rpi5 --per-layer
-	$(BIN) calibrate --out $(PROFILE)
-	$(BIN) search search-spaces/around-1b.toml --device $(PROFILE) --out target/run/around-1b/this-machine
+	$(BIN) calibrate --engine llama.cpp --quick --out $(ENGINE_PROFILE)
+	$(BIN) search search-spaces/around-135m.toml --device $(ENGINE_PROFILE) --out target/run/around-135m/this-machine
+	$(BIN) verify target/run/around-135m/this-machine --quick
 
 # Tests build in release: they share the engine and libtorch builds with `build`, and the timed
 # engine tests need optimised code.
@@ -37,13 +40,17 @@ test: build
 	$(CARGO) test --test tests -- torch:: llamacpp::
 	$(BIN) batch search-spaces --devices $(BASELINE_DEVICES) --out target/batch-check --check results
 
-# Calibrate this machine (about 30 s), then validate against real decoder layers back to back,
-# so both see the same machine state; the table goes to results/validation.csv.
+# Calibrate this machine on libtorch (about 30 s) and on llama.cpp (about a minute), then
+# validate each against workloads calibration never saw, back to back so both see the same
+# machine state. Tables: results/validation.csv (libtorch layers) and
+# results/validation-llamacpp.csv (whole llama.cpp models).
 calibrate: build
 	$(BIN) calibrate --out $(PROFILE)
+	$(BIN) calibrate --engine llama.cpp --out $(ENGINE_PROFILE)
 
 validate: calibrate
 	$(BIN) validate --device $(PROFILE) --out results/validation.csv
+	$(BIN) validate --engine llama.cpp --device $(ENGINE_PROFILE) --out results/validation-llamacpp.csv
 
 # Refresh the committed baseline after an intended change (then review the diff).
 baseline: build

@@ -5,7 +5,8 @@ set -euo pipefail
 need=()
 command -v cmake >/dev/null 2>&1 || need+=(cmake)
 command -v g++ >/dev/null 2>&1 || command -v c++ >/dev/null 2>&1 || need+=(g++)
-compgen -G "/usr/lib/llvm-*/lib/libclang*.so*" >/dev/null || compgen -G "/usr/lib/*-linux-gnu/libclang*.so*" >/dev/null \
+# bindgen loads libclang.so or libclang-N.so; libclang-cpp (another package) does not do.
+compgen -G "/usr/lib/llvm-*/lib/libclang.so*" >/dev/null || compgen -G "/usr/lib/*-linux-gnu/libclang-[0-9]*.so*" >/dev/null \
     || need+=(libclang-dev)
 [ ${#need[@]} -eq 0 ] && exit 0
 echo "setup-engine: installing ${need[*]} (Debian packages) to build llama.cpp" >&2

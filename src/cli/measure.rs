@@ -124,10 +124,16 @@ fn calibrate_engine(args: &CalibrateArgs, path: &std::path::Path, out: &mut dyn 
         si(p.peak_flops(crate::dtype::DType::F32), "FLOP/s")
     );
     for (name, c) in &report.coefficients {
-        if name.contains("bytes") {
+        // A zero coefficient: the runs could not tell this cost from the others (it is folded
+        // into them), not an infinitely fast kernel.
+        if *c <= 0.0 {
+            let _ = writeln!(s, "  {name}: not separable from the other costs in these runs");
+        } else if name.contains("bytes") {
             let _ = writeln!(s, "  {name}: {}", si(1.0 / c, "B/s"));
         } else if name.contains("FLOPs") {
             let _ = writeln!(s, "  {name}: {}", si(1.0 / c, "FLOP/s"));
+        } else if name.contains("cost") {
+            let _ = writeln!(s, "  {name}: {}", si(*c, "s"));
         }
     }
     for w in llamacpp::runs::condition_warnings(&cond) {
@@ -171,8 +177,17 @@ fn validate_engine(
     };
     for phase in ["prefill", "decode"] {
         let _ = writeln!(s, "{}", summary_line(phase, &errors(&|r| r.phase == phase)));
-        for w in ["f16", "q8_0", "q4_0", "q4_k_m"] {
+        for w in llamacpp::shapes::FORMATS.map(|f| f.name()) {
             let _ = writeln!(s, "  {}", summary_line(w, &errors(&|r| r.phase == phase && r.weights == w)));
+        }
+        // The size and the context are where an engine's cost departs from a roofline's.
+        let split: [(&str, &dyn Fn(&llamacpp::runs::EngineRow) -> bool); 2] = if phase == "prefill" {
+            [("up to 128 tokens", &|r| r.prompt <= 128), ("512 tokens or more", &|r| r.prompt >= 512)]
+        } else {
+            [("short context", &|r| r.depth == 0), ("at depth 512 to 4096", &|r| r.depth > 0)]
+        };
+        for (name, keep) in split {
+            let _ = writeln!(s, "  {}", summary_line(name, &errors(&|r| r.phase == phase && keep(r))));
         }
     }
     for w in llamacpp::runs::condition_warnings(&cond) {

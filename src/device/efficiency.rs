@@ -99,6 +99,12 @@ pub struct EfficiencyTable {
     /// applies to others).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub score_s_by_value_head: Vec<HeadCost>,
+    /// Seconds per byte of KV cache a score reads, added to each score's cost: an engine that
+    /// walks the cache once per query head (llama.cpp's CPU decode kernel) reads a KV row per
+    /// score under MHA, a group's share of one under GQA, so a score costs less the larger the
+    /// group. 0 where calibration found none.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub score_kv_byte_s: f64,
     /// Fraction of main-memory bandwidth, by bytes.
     #[serde(default)]
     pub memory: EfficiencyCurve,
@@ -118,13 +124,13 @@ impl EfficiencyTable {
         (self.compute.at(flops), self.memory.at(bytes))
     }
 
-    /// Seconds per attention score for a value head size.
-    pub fn score_cost_s(&self, value_head: u32) -> f64 {
+    /// Seconds per attention score for a value head size, reading `kv_bytes_per_score`.
+    pub fn score_cost_s(&self, value_head: u32, kv_bytes_per_score: f64) -> f64 {
         let nearest = self.score_s_by_value_head.iter().min_by(|a, b| {
             let d = |h: &HeadCost| (h.value_head as f64 / value_head.max(1) as f64).ln().abs();
             d(a).total_cmp(&d(b)).then(b.value_head.cmp(&a.value_head))
         });
-        nearest.map_or(self.score_s, |h| h.seconds)
+        nearest.map_or(self.score_s, |h| h.seconds) + self.score_kv_byte_s * kv_bytes_per_score
     }
 
     /// The same, for an operator of `rows` rows (used when the curve is indexed by rows).
@@ -145,6 +151,10 @@ impl EfficiencyTable {
                 let f = format!("{field}.score_s_by_value_head[{i}].seconds");
                 return Err(Error::field(source, f, "seconds in [0, 1e-3)", h.seconds));
             }
+        }
+        if !(self.score_kv_byte_s.is_finite() && (0.0..1e-6).contains(&self.score_kv_byte_s)) {
+            let f = format!("{field}.score_kv_byte_s");
+            return Err(Error::field(source, f, "seconds per byte in [0, 1e-6)", self.score_kv_byte_s));
         }
         self.compute.validate(source, &format!("{field}.compute"), 1.0)?;
         self.memory.validate(source, &format!("{field}.memory"), MAX_CACHE_SPEEDUP)

@@ -62,6 +62,8 @@ enum Feature {
     AttentionPrefillFlops,
     /// KV-cache bytes decode attention reads.
     KvBytes,
+    /// KV-cache bytes decode attention's scores read, costed on top of each score.
+    ScoreKvBytes,
     OtherBytes,
 }
 
@@ -74,6 +76,7 @@ impl Feature {
             Feature::ProductBytes(t) => format!("{t} product bytes"),
             Feature::ProductFlops(t, rows) => format!("{t} product FLOPs at {rows} rows"),
             Feature::KvBytes => "decode attention KV bytes".into(),
+            Feature::ScoreKvBytes => "decode attention KV bytes read per query head".into(),
             Feature::AttentionPrefillFlops => "prefill attention FLOPs".into(),
             Feature::OtherBytes => "other kernels' bytes".into(),
         }
@@ -154,8 +157,11 @@ fn features(run: &Run, engine: &Engine, knots: &[u32], coef: &BTreeMap<Feature, 
             (split.collect(), Feature::ProductBytes(t))
         } else if op.class == OpClass::DecodeAttention {
             // One query row per head: the cost is per score visited (FLOPs per score are fixed by
-            // the head sizes, so a FLOP rate would say the same twice).
-            (vec![(Feature::DecodeScores(op.value_head), scores / flops.max(1e-300))], Feature::KvBytes)
+            // the head sizes, so a FLOP rate would say the same twice), plus the KV bytes each
+            // score reads, which GQA's groups share.
+            add(Feature::DecodeScores(op.value_head), scores);
+            add(Feature::ScoreKvBytes, scores * crate::roofline::kv_bytes_per_score(op));
+            continue;
         } else if op.class == OpClass::Attention {
             (vec![(Feature::AttentionPrefillFlops, 1.0)], Feature::OtherBytes)
         } else {
@@ -365,6 +371,7 @@ fn to_profile(base: &DeviceProfile, engine: &Engine, coef: &BTreeMap<Feature, f6
             let table = EfficiencyTable {
                 score_s: 0.0,
                 score_s_by_value_head: Vec::new(),
+                score_kv_byte_s: 0.0,
                 compute: EfficiencyCurve { points },
                 compute_by: ComputeSize::Rows,
                 memory: memory_eff(Feature::ProductBytes(t)),
@@ -375,6 +382,7 @@ fn to_profile(base: &DeviceProfile, engine: &Engine, coef: &BTreeMap<Feature, f6
     let other = EfficiencyTable {
         score_s: 0.0,
         score_s_by_value_head: Vec::new(),
+        score_kv_byte_s: 0.0,
         compute: EfficiencyCurve::default(),
         compute_by: ComputeSize::Flops,
         memory: memory_eff(Feature::OtherBytes),
@@ -395,6 +403,7 @@ fn to_profile(base: &DeviceProfile, engine: &Engine, coef: &BTreeMap<Feature, f6
             compute: EfficiencyCurve::default(),
             compute_by: ComputeSize::Flops,
             memory: memory_eff(Feature::KvBytes),
+            score_kv_byte_s: coef.get(&Feature::ScoreKvBytes).copied().unwrap_or(0.0),
         },
     );
     p.efficiency.insert(
@@ -402,6 +411,7 @@ fn to_profile(base: &DeviceProfile, engine: &Engine, coef: &BTreeMap<Feature, f6
         EfficiencyTable {
             score_s: 0.0,
             score_s_by_value_head: Vec::new(),
+            score_kv_byte_s: 0.0,
             compute: compute_eff(Feature::AttentionPrefillFlops),
             compute_by: ComputeSize::Flops,
             memory: memory_eff(Feature::OtherBytes),

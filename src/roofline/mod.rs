@@ -49,7 +49,7 @@ impl<'a> Ceilings<'a> {
         match self.has_tables.then(|| self.device.operator_table(op)).flatten() {
             Some(table) => {
                 let (c, m) = table.lookup_rows(flops, bytes, rows);
-                (peak * c, self.bandwidth_bytes_per_s * m, table.score_cost_s(op.value_head))
+                (peak * c, self.bandwidth_bytes_per_s * m, table.score_cost_s(op.value_head, kv_bytes_per_score(op)))
             }
             None => (peak, self.bandwidth_bytes_per_s, 0.0),
         }
@@ -60,6 +60,16 @@ impl<'a> Ceilings<'a> {
     fn times(&self, op: &Operator, bytes: Linear, n: f64) -> (Linear, Linear) {
         let (pc, pm, score_s) = self.attained(op, op.flops.at(n), bytes.at(n), op.rows.at(n));
         (op.flops * (1.0 / pc) + padded_scores(op, self.kv_padding) * score_s, bytes * (1.0 / pm))
+    }
+}
+
+/// KV-cache bytes a decode attention score reads: the bytes each context position adds over
+/// the scores it adds (a KV row per query head under MHA, a group's share under GQA).
+pub fn kv_bytes_per_score(op: &Operator) -> f64 {
+    if op.scores.per_ctx > 0.0 {
+        op.bytes().per_ctx / op.scores.per_ctx
+    } else {
+        0.0
     }
 }
 
