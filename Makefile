@@ -36,6 +36,8 @@ test: build
 	# The stubs: a build without the engines answers their commands with how to build them.
 	$(CARGO) test --test tests -- torch:: llamacpp::
 	$(BIN) batch search-spaces --devices $(BASELINE_DEVICES) --out target/batch-check --check results
+	# Exported configs load in transformers (installed from PyPI into target/hf-venv) as the same model.
+	bash scripts/hf-roundtrip.sh $(BIN) results
 
 # Calibrate this machine (about 30 s), then validate against real decoder layers back to back,
 # so both see the same machine state; the table goes to results/validation.csv.

@@ -51,7 +51,8 @@ pub fn run_search(args: SearchArgs, out: &mut dyn std::io::Write) -> Result<()> 
     let space = SearchSpace::load(&args.space)?;
     let device = resolve(&args.device)?;
     let opts = options(args.threads, args.shard.as_deref(), args.force, args.max_candidates, &args.plan)?;
-    let dir = args.out.unwrap_or_else(|| PathBuf::from("results").join(&space.name).join(&device.name));
+    // Without --out, never into results/ (the committed baseline): search-out/ beside it.
+    let dir = args.out.unwrap_or_else(|| PathBuf::from("search-out").join(&space.name).join(&device.name));
     check_out_dir(&dir)?;
     eprintln!("{}: {} candidates on {}", space.name, space.count(), device.name);
     let outcome = run(&space, &device, &opts)?;

@@ -89,8 +89,8 @@ pub fn analysis(a: &Analysis) -> String {
         "  TTFT {} | TPOT {} | prefill {} tok/s | decode {} tok/s",
         si(a.ttft_s, "s"),
         si(a.tpot_s, "s"),
-        si(a.prefill_tokens_per_s, ""),
-        si(a.decode_tokens_per_s, "")
+        rate(a.prefill_tokens_per_s),
+        rate(a.decode_tokens_per_s)
     );
     let _ = writeln!(
         s,
@@ -140,9 +140,35 @@ pub fn operators(rows: &[OpRow]) -> String {
     s
 }
 
+/// A rate in tokens/s: SI prefixes above a thousand, never below one (no milli-tokens).
+pub fn rate(value: f64) -> String {
+    let a = value.abs();
+    if !value.is_finite() || a >= 1e4 {
+        return si(value, "").trim_end().to_string();
+    }
+    let digits = if a >= 100.0 {
+        0
+    } else if a >= 10.0 {
+        1
+    } else if a >= 1.0 {
+        2
+    } else {
+        3
+    };
+    format!("{value:.digits$}")
+}
+
 #[cfg(test)]
 mod tests {
-    use super::si;
+    use super::{rate, si};
+
+    #[test]
+    fn rates_have_no_milli_tokens() {
+        assert_eq!(rate(0.232), "0.232");
+        assert_eq!(rate(31.24), "31.2");
+        assert_eq!(rate(2500.0), "2500");
+        assert_eq!(rate(25_000.0), "25.0 k");
+    }
 
     #[test]
     fn si_prefixes() {
