@@ -19,6 +19,7 @@ ENGINE_PROFILE := devices/this-machine-llamacpp.json
 setup:
 	@bash scripts/setup-libtorch.sh
 	@bash scripts/setup-engine.sh
+	@bash scripts/setup-chromium.sh
 
 build: setup
 	$(CARGO) build --release --features $(FEATURES)
@@ -31,8 +32,9 @@ run: build
 
 # Tests build in release: they share the engine and libtorch builds with `build`, and the timed
 # engine tests need optimised code.
+# ROOFLINEBENCH_REQUIRE_CHROMIUM: the report.html test fails (rather than skips) without chromium.
 test: build
-	$(CARGO) test --release --all-targets --features $(FEATURES)
+	ROOFLINEBENCH_REQUIRE_CHROMIUM=1 $(CARGO) test --release --all-targets --features $(FEATURES)
 	# The stubs: a build without the engines answers their commands with how to build them.
 	$(CARGO) test --test tests -- torch:: llamacpp::
 	$(BIN) batch search-spaces --devices $(BASELINE_DEVICES) --out target/batch-check --check results

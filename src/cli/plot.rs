@@ -6,7 +6,7 @@ use crate::analysis::{analyze, roof};
 use crate::arch::load_hf_config;
 use crate::device::resolve;
 use crate::error::{Error, Result};
-use crate::report::plot::{front_svg, roofline_svg, FrontPoint, RoofLine, RooflinePoint};
+use crate::report::plot::{front_svg, roofline_svg_models, FrontPoint, RoofLine, RooflinePoint};
 use crate::roofline::PlanChoice;
 use crate::workload::RunSettings;
 
@@ -26,11 +26,13 @@ pub fn run(args: PlotArgs, out: &mut dyn std::io::Write) -> Result<()> {
                     peak_flop_per_s: r.peak_flop_per_s,
                     bandwidth_bytes_per_s: r.bandwidth_bytes_per_s,
                 });
-                for m in &models {
+                for (mi, m) in models.iter().enumerate() {
                     for s in &scenarios {
                         let a = analyze(m, d, s, &settings, PlanChoice::Fastest);
-                        let tag = if models.len() > 1 {
-                            format!("{} {}", m.name, s.name.to_uppercase())
+                        // Several models: colour and legend name the model; several devices:
+                        // the label names the device (its roof is grey).
+                        let tag = if devices.len() > 1 && models.len() > 1 {
+                            format!("{} {}", s.name.to_uppercase(), d.name)
                         } else {
                             s.name.to_uppercase()
                         };
@@ -38,6 +40,7 @@ pub fn run(args: PlotArgs, out: &mut dyn std::io::Write) -> Result<()> {
                             points.push(RooflinePoint {
                                 label,
                                 roof: i,
+                                model: (models.len() > 1).then_some(mi),
                                 intensity_flop_per_byte: p.intensity_flop_per_byte,
                                 performance_flop_per_s: p.performance_flop_per_s,
                             })
@@ -51,7 +54,9 @@ pub fn run(args: PlotArgs, out: &mut dyn std::io::Write) -> Result<()> {
                 }
             }
             let names: Vec<&str> = models.iter().map(|m| m.name.as_str()).collect();
-            roofline_svg(&out, &format!("{} on the roofline", names.join(", ")), &roofs, &points)?;
+            let legend: Vec<String> =
+                if models.len() > 1 { names.iter().map(|n| n.to_string()).collect() } else { Vec::new() };
+            roofline_svg_models(&out, &format!("{} on the roofline", names.join(", ")), &roofs, &points, &legend)?;
             out
         }
         PlotWhat::Front { dir, out } => {

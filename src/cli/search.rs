@@ -68,7 +68,13 @@ pub fn run_search(args: SearchArgs, out: &mut dyn std::io::Write) -> Result<()> 
     if args.per_layer {
         // The uniform search already succeeded; a per-layer failure is reported, not fatal.
         match super::per_layer::run(&space, &device, &report) {
-            Ok(t) => text.push_str(&t),
+            Ok((t, rows)) => {
+                let md = format!("# Per-layer stack: `{}` on `{}`\n\n```\n{t}```\n", report.space, report.device);
+                write_atomic(&dir.join("per_layer.md"), md.as_bytes())?;
+                write_atomic(&dir.join("per_layer.csv"), &crate::report::csv_bytes(&rows))?;
+                text.push_str(&t);
+                text.push_str("  (per_layer.md, per_layer.csv)\n");
+            }
             Err(e) => text.push_str(&format!("per-layer: {e}\n")),
         }
     }

@@ -672,8 +672,8 @@ pub fn summary_markdown(r: &SearchReport, space: &SearchSpace) -> String {
     s
 }
 
-/// Writes pareto.csv, recommended.json, summary.md, outcome.json, front.svg, quality.svg and
-/// roofline.svg into `dir`. Front rows are computed one at a time as they stream out: a front can hold
+/// Writes pareto.csv, recommended.json, summary.md, report.html, outcome.json, front.svg,
+/// quality.svg and roofline.svg into `dir`. Front rows are computed one at a time as they stream out: a front can hold
 /// hundreds of thousands.
 /// The candidates `quality.svg` labels, one mark per candidate (roles joined).
 fn marks(r: &SearchReport) -> Vec<plot::Marked> {
@@ -744,6 +744,7 @@ pub fn write(r: &SearchReport, space: &SearchSpace, device: &DeviceProfile, dir:
     let point = |label: &str, i: f64, p: f64| plot::RooflinePoint {
         label: label.to_string(),
         roof: 0,
+        model: None,
         intensity_flop_per_byte: i,
         performance_flop_per_s: p,
     };
@@ -763,6 +764,14 @@ pub fn write(r: &SearchReport, space: &SearchSpace, device: &DeviceProfile, dir:
     write_atomic(&dir.join("space.toml"), space.source.as_bytes())?;
     write_atomic(&dir.join("device.json"), device.to_json().as_bytes())?;
     write_atomic(&dir.join("summary.md"), summary_markdown(r, space).as_bytes())?;
+    // The page inlines the plots just written, so it needs nothing beside it to render.
+    let read = |name: &str| std::fs::read_to_string(dir.join(name)).map_err(|e| Error::io(dir.join(name), e));
+    let svgs = [
+        ("The Pareto front: rip against parameters, by attention kind (front.svg)", read("front.svg")?),
+        ("Predicted loss against decode speed, the picks marked (quality.svg)", read("quality.svg")?),
+        ("The recommendation on the device's roofline (roofline.svg)", read("roofline.svg")?),
+    ];
+    write_atomic(&dir.join("report.html"), super::html::report_html(r, space, &svgs).as_bytes())?;
     write_atomic_with(&dir.join("outcome.json"), |w| {
         serde_json::to_writer_pretty(&mut *w, &r.outcome)?;
         w.write_all(b"\n")

@@ -114,6 +114,46 @@ pub fn analysis(a: &Analysis) -> String {
     s
 }
 
+/// One row per analysis: the models side by side.
+pub fn compact(rows: &[&Analysis]) -> String {
+    let mut s = String::new();
+    let name = rows.iter().map(|a| a.model.len()).max().unwrap_or(5).max(5);
+    let _ = writeln!(
+        s,
+        "{:<name$}  {:<12} {:<8} {:>9} {:>10} {:>10} {:>13} {:>14} {:>7}  {:<7} {:>9}  fits",
+        "model",
+        "device",
+        "scenario",
+        "params",
+        "TTFT",
+        "TPOT",
+        "decode tok/s",
+        "prefill tok/s",
+        "rip",
+        "bound",
+        "memory"
+    );
+    for a in rows {
+        let _ = writeln!(
+            s,
+            "{:<name$}  {:<12} {:<8} {:>9} {:>10} {:>10} {:>13} {:>14} {:>7.4}  {:<7} {:>9}  {}",
+            a.model,
+            a.device,
+            a.scenario,
+            si(a.parameters as f64, ""),
+            si(a.ttft_s, "s"),
+            si(a.tpot_s, "s"),
+            rate(a.decode_tokens_per_s),
+            rate(a.prefill_tokens_per_s),
+            a.scenario_point.rip,
+            a.scenario_point.bound,
+            si(a.footprint.total_bytes, "B"),
+            if a.footprint.fits { "yes" } else { "NO" }
+        );
+    }
+    s
+}
+
 pub fn operators(rows: &[OpRow]) -> String {
     let mut s = String::new();
     let _ = writeln!(
