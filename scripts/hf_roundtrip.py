@@ -57,7 +57,8 @@ def explicit_head_dim(row):
 
 
 def kind(row):
-    return (row["attention"], row["ffn"], explicit_head_dim(row))
+    """(attention, ffn, explicit head size, heads divide hidden): the last picks the model type."""
+    return (row["attention"], row["ffn"], explicit_head_dim(row), int(row["hidden"]) % int(row["heads"]) == 0)
 
 
 def sample(front):
@@ -192,7 +193,7 @@ def mha_rows(binary, space_toml, work, wanted):
 def main():
     binary, results, work = sys.argv[1], sys.argv[2], sys.argv[3]
     os.makedirs(work, exist_ok=True)
-    problems, kinds, checked = [], {}, 0
+    problems, kinds, types, checked = [], {}, {}, 0
     plan = []  # (space, folder with config.json, row, context)
     for space in sorted(os.listdir(results)):
         folder = os.path.join(results, space, "rpi5")
@@ -238,16 +239,22 @@ def main():
                 problems.append(f"{label}: our count of config.to_dict() is {ours}, exported {want}")
             k = kind(row)
             kinds[k] = kinds.get(k, 0) + 1
+            types[c.model_type] = types.get(c.model_type, 0) + 1
             checked += 1
     print(f"transformers {transformers.__version__}: {checked} exported configs loaded with AutoConfig")
-    for (att, ffn, hd), n in sorted(kinds.items()):
-        print(f"  {att:<4} {ffn:<6} {'explicit head_dim' if hd else 'head_dim = hidden/heads':<24} {n} configs")
+    for (att, ffn, hd, divides), n in sorted(kinds.items()):
+        size = "explicit head size" if hd else "head size hidden/heads"
+        print(f"  {att:<4} {ffn:<6} {size:<23} {'' if divides else '(heads do not divide hidden)':<29} {n} configs")
+    print("  as " + ", ".join(f"{t} {n}" for t, n in sorted(types.items())))
+    for t in ("llama", "mistral", "deepseek_v2", "deepseek_v3"):
+        if t not in types:
+            problems.append(f"the sample has no config written as {t}")
     needed = {("mha", "gated"), ("gqa", "gated"), ("mqa", "gated"), ("mla", "gated"), ("mla", "moe")}
-    missing = needed - {(a, f) for a, f, _ in kinds}
+    missing = needed - {(a, f) for a, f, _, _ in kinds}
     if missing:
         problems.append(f"the sample misses kinds {sorted(missing)}")
     for att in ("gqa", "mqa", "mla"):
-        if {hd for a, _, hd in kinds if a == att} != {True, False}:
+        if {hd for a, _, hd, _ in kinds if a == att} != {True, False}:
             problems.append(f"the sample lacks {att} shapes with or without an explicit head size")
     for p in problems:
         print("FAIL " + p)
