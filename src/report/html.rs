@@ -32,9 +32,10 @@ fn inline_svg(svg: &str) -> &str {
 }
 
 const STYLE: &str = "body{font-family:sans-serif;margin:2em auto;max-width:1060px;color:#222}\
-pre{background:#f6f6f6;padding:1em;overflow-x:auto;font-size:13px}\
+pre{background:#f6f6f6;padding:1em;white-space:pre-wrap;font-size:13px}\
 table{border-collapse:collapse;font-size:13px;width:100%}\
-th,td{border-bottom:1px solid #ddd;padding:4px 6px;text-align:right}\
+th,td{border-bottom:1px solid #ddd;padding:4px 6px;text-align:right;white-space:nowrap}\
+td:first-child{white-space:normal}\
 th:first-child,td:first-child{text-align:left}\
 th{cursor:pointer;background:#eee;user-select:none}\
 th[aria-sort=ascending]::after{content:' \\25B2'}th[aria-sort=descending]::after{content:' \\25BC'}\
@@ -82,10 +83,18 @@ fn top_table(r: &SearchReport) -> String {
         "<table class=\"sortable\" id=\"top\"><thead><tr><th>candidate</th><th>parameters</th><th>rip</th>\
          <th>decode tok/s</th><th>TTFT</th><th>TPOT</th><th>memory</th><th>regime</th><th>predicted loss</th></tr></thead><tbody>\n",
     );
-    for t in &r.top {
+    // The recommendation heads the table when the objective's top 10 do not hold it (a rip
+    // search picks the fastest decoder within its margin).
+    let outside = !r.top.iter().any(|t| t.index == r.recommended.index);
+    let rows = outside.then_some(&r.recommended).into_iter().chain(r.top.iter());
+    for t in rows {
         let rec = t.index == r.recommended.index;
         s.push_str(if rec { "<tr class=\"recommended\">" } else { "<tr>" });
-        let name = if rec { format!("{} (recommended)", t.label()) } else { t.label() };
+        let name = match (rec, outside) {
+            (true, true) => format!("{} (recommended; not in the top {})", t.label(), r.top.len()),
+            (true, false) => format!("{} (recommended)", t.label()),
+            _ => t.label(),
+        };
         cell(&mut s, &name, None);
         cell(&mut s, &si(t.parameters as f64, ""), Some(t.parameters as f64));
         cell(&mut s, &format!("{:.4}", t.rip), Some(t.rip));
