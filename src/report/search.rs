@@ -395,6 +395,14 @@ fn quality_first(outcome: &Outcome, pick: &Scored, margin: f64) -> Scored {
         .unwrap_or(*pick)
 }
 
+/// "name 12, other 3", or "none".
+fn counts(map: &std::collections::BTreeMap<String, u64>) -> String {
+    if map.is_empty() {
+        return "none".into();
+    }
+    map.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ")
+}
+
 pub fn finish(space: &SearchSpace, device: &DeviceProfile, outcome: Outcome) -> Result<SearchReport> {
     if outcome.feasible == 0 {
         let (worst, n) = outcome
@@ -406,8 +414,10 @@ pub fn finish(space: &SearchSpace, device: &DeviceProfile, outcome: Outcome) -> 
         return Err(Error::Infeasible {
             space: space.name.clone(),
             reason: format!(
-                "{} candidates; the constraint '{worst}' rejected the most ({n}); rejections: {:?}; invalid: {:?}",
-                outcome.candidates, outcome.rejected, outcome.invalid
+                "{} candidates; the constraint '{worst}' rejected the most ({n}); rejections: {}; invalid: {}",
+                outcome.candidates,
+                counts(&outcome.rejected),
+                counts(&outcome.invalid)
             ),
         });
     }
