@@ -29,13 +29,9 @@ pub fn run(args: PlotArgs, out: &mut dyn std::io::Write) -> Result<()> {
                 for (mi, m) in models.iter().enumerate() {
                     for s in &scenarios {
                         let a = analyze(m, d, s, &settings, PlanChoice::Fastest);
-                        // Several models: colour and legend name the model; several devices:
-                        // the label names the device (its roof is grey).
-                        let tag = if devices.len() > 1 && models.len() > 1 {
-                            format!("{} {}", s.name.to_uppercase(), d.name)
-                        } else {
-                            s.name.to_uppercase()
-                        };
+                        // Several models: colour and legend name the model, and only the first
+                        // model's points carry the scenario, so each cluster has one label.
+                        let tag = if models.len() > 1 && mi > 0 { String::new() } else { s.name.to_uppercase() };
                         let mut add = |label: String, p: &crate::analysis::PhaseSummary| {
                             points.push(RooflinePoint {
                                 label,
@@ -47,8 +43,10 @@ pub fn run(args: PlotArgs, out: &mut dyn std::io::Write) -> Result<()> {
                         };
                         add(tag.clone(), &a.scenario_point);
                         if phases {
-                            add(format!("{tag} prefill"), &a.prefill);
-                            add(format!("{tag} decode"), &a.decode);
+                            let named =
+                                |phase: &str| if tag.is_empty() { String::new() } else { format!("{tag} {phase}") };
+                            add(named("prefill"), &a.prefill);
+                            add(named("decode"), &a.decode);
                         }
                     }
                 }
