@@ -19,6 +19,7 @@ ENGINE_PROFILE := devices/this-machine-llamacpp.json
 setup:
 	@bash scripts/setup-libtorch.sh
 	@bash scripts/setup-engine.sh
+	@bash scripts/setup-chromium.sh
 
 build: setup
 	$(CARGO) build --release --features $(FEATURES)
@@ -34,11 +35,14 @@ run: build
 
 # Tests build in release: they share the engine and libtorch builds with `build`, and the timed
 # engine tests need optimised code.
+# ROOFLINEBENCH_REQUIRE_CHROMIUM: the report.html test fails (rather than skips) without chromium.
 test: build
-	$(CARGO) test --release --all-targets --features $(FEATURES)
+	ROOFLINEBENCH_REQUIRE_CHROMIUM=1 $(CARGO) test --release --all-targets --features $(FEATURES)
 	# The stubs: a build without the engines answers their commands with how to build them.
 	$(CARGO) test --test tests -- torch:: llamacpp::
 	$(BIN) batch search-spaces --devices $(BASELINE_DEVICES) --out target/batch-check --check results
+	# Exported configs load in transformers (installed from PyPI into target/hf-venv) as the same model.
+	bash scripts/hf-roundtrip.sh $(BIN) results
 
 # Calibrate this machine on libtorch (about 30 s) and on llama.cpp (about a minute), then
 # validate each against workloads calibration never saw, back to back so both see the same

@@ -207,6 +207,7 @@ pub fn reproduce(repo: &Path, out: &Path) -> Result<String> {
             .iter()
             .filter(|r| r.device == d.name && r.model == "Llama-3.2-1B")
             .map(|r| RooflinePoint {
+                model: None,
                 label: r.scenario.to_uppercase(),
                 roof: 0,
                 intensity_flop_per_byte: r.intensity_flop_per_byte,
@@ -313,6 +314,7 @@ pub fn reproduce(repo: &Path, out: &Path) -> Result<String> {
             .iter()
             .filter(|r| r.device == d.name)
             .map(|r| RooflinePoint {
+                model: None,
                 label: format!("{} SILO", r.attention.to_uppercase()),
                 roof: 0,
                 intensity_flop_per_byte: r.intensity_flop_per_byte,

@@ -11,6 +11,7 @@ fn without_llamacpp_engine_commands_exit_2_saying_how_to_build() {
         vec!["calibrate", "--engine", "llama.cpp", "--quick"],
         vec!["validate", "--engine", "llama.cpp", "--quick"],
         vec!["verify", "results/around-135m/rpi5"],
+        vec!["export", "results/around-135m/rpi5", "recommended", "--format", "gguf", "--out", "x.gguf"],
     ] {
         let out = bin().args(&args).assert().code(2).get_output().clone();
         let err = String::from_utf8(out.stderr).unwrap();
@@ -54,7 +55,7 @@ mod engine {
                 "qwen3-tiny",
             ),
             arch(
-                r#"{"model_type":"deepseek_v2","hidden_size":256,"num_hidden_layers":3,"vocab_size":2048,"num_attention_heads":4,"kv_lora_rank":128,"q_lora_rank":96,"qk_nope_head_dim":64,"qk_rope_head_dim":32,"v_head_dim":64,"intermediate_size":512,"tie_word_embeddings":true}"#,
+                r#"{"model_type":"deepseek_v2","hidden_size":256,"num_hidden_layers":3,"vocab_size":2048,"num_attention_heads":4,"kv_lora_rank":128,"q_lora_rank":96,"qk_nope_head_dim":64,"qk_rope_head_dim":32,"v_head_dim":64,"intermediate_size":512,"n_routed_experts":0,"tie_word_embeddings":true}"#,
                 "mla-dense",
             ),
             arch(
@@ -181,5 +182,26 @@ min_params = 1e5
         assert!(md.contains("Kendall") && md.contains("recommendation"), "{md}");
         let svg = std::fs::read_to_string(out.join("verify.svg")).unwrap();
         roxmltree::Document::parse(&svg).unwrap();
+    }
+
+    /// `export --format gguf` writes a file llama.cpp loads, with our parameter count.
+    #[test]
+    fn export_gguf_writes_a_candidate_llama_cpp_loads_with_our_parameter_count() {
+        engine_env();
+        let dir = tempfile::tempdir().unwrap();
+        let space = repo().join("tests/fixtures/small-space.toml");
+        let out = dir.path().join("c.gguf");
+        // #0 of the small space: MHA, 4 layers, hidden 256, 4 heads of 64, ffn 512, vocab 8000,
+        // tied: 8000*256 + 4*(2*256 + 4*256*256 + 3*256*512) + 256 = 4,671,744.
+        let run = bin()
+            .args(["export", space.to_str().unwrap(), "#0", "--format", "gguf", "--weights", "q8_0", "--out"])
+            .arg(&out)
+            .assert()
+            .success();
+        let text = String::from_utf8(run.get_output().stdout.clone()).unwrap();
+        assert!(text.contains("llama.cpp counts 4671744 parameters (ours 4671744)"), "{text}");
+        assert!(std::fs::metadata(&out).unwrap().len() > 4_000_000);
+        // Nothing else left beside it (the build folder is removed).
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 }

@@ -33,6 +33,7 @@ fn a_roofline_svg_has_one_polyline_per_roof_one_ridge_and_one_marker_per_point()
     ];
     let points: Vec<RooflinePoint> = (0..5)
         .map(|i| RooflinePoint {
+            model: None,
             label: format!("p{i}"),
             roof: i % 2,
             intensity_flop_per_byte: 0.5 * (i + 1) as f64,

@@ -70,6 +70,7 @@ fn outputs_are_identical_for_one_and_two_threads() {
                 "pareto.csv",
                 "quality.svg",
                 "recommended.json",
+                "report.html",
                 "roofline.svg",
                 "space.toml",
                 "summary.md"

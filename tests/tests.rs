@@ -5,6 +5,8 @@
 //! - `cli`: the binary driven as a user would, exit codes and error text;
 //! - `report`: SVG plots and the paper reproduction;
 //! - `quality`: predicted loss of published models by hand, its monotonicity, loss searches;
+//! - `outputs`: exported configs, `export`, help and completions, CSV against JSON, report.html
+//!   in headless Chromium;
 //! - `search`: fronts, determinism across threads and shards, recommendations, bad spaces;
 //! - `torch`: calibration and validation through libtorch (feature `torch`), or their absence;
 //! - `llamacpp`: GGUF files, engine runs and verification on llama.cpp (feature `llamacpp`), or
@@ -15,6 +17,7 @@ mod common;
 mod accounting;
 mod cli;
 mod llamacpp;
+mod outputs;
 mod quality;
 mod report;
 mod roofline;

@@ -101,34 +101,49 @@ pub fn parse_hf_config(text: &str, source: &str, name: &str) -> Result<Architect
     };
 
     let intermediate = cfg.positive("intermediate_size");
-    let ffn = match cfg.optional_positive("n_routed_experts")? {
-        Some(num_experts) if deepseek => {
-            let freq = cfg.optional_positive("moe_layer_freq")?.unwrap_or(1);
-            if freq != 1 {
-                return Err(Error::field(source, "moe_layer_freq", "1 (every layer past the dense ones)", freq));
-            }
-            let first_k_dense = cfg.optional_u32("first_k_dense_replace")?.unwrap_or(0);
-            Ffn::Moe(Moe {
-                num_experts,
-                experts_per_token: cfg.positive("num_experts_per_tok")?,
-                num_shared_experts: cfg.optional_u32("n_shared_experts")?.unwrap_or(0),
-                expert_intermediate_size: cfg.positive("moe_intermediate_size")?,
-                dense_intermediate_size: if first_k_dense > 0 {
-                    intermediate?
-                } else {
-                    cfg.optional_u32("intermediate_size")?.unwrap_or(0)
-                },
-                first_k_dense,
-                activation,
-                router_bias: family == Family::DeepseekV3,
-            })
+    // Transformers builds a DeepSeek layer as MoE from `first_k_dense_replace` on (default 0)
+    // whenever it has routed experts (default 64), so an absent count is not "dense": it is read
+    // as transformers reads it, and 0 experts or all layers dense is a dense model.
+    let routed = if deepseek { cfg.optional_u32("n_routed_experts")? } else { None };
+    let first_k_dense = cfg.optional_u32("first_k_dense_replace")?.unwrap_or(0);
+    let moe_layers = deepseek && first_k_dense < num_layers && routed != Some(0);
+    let ffn = if moe_layers {
+        let Some(num_experts) = routed else {
+            return Err(Error::field(
+                source,
+                "n_routed_experts",
+                "an explicit count (transformers would build its default of 64 routed experts from layer \
+                 first_k_dense_replace on; 0, or first_k_dense_replace = num_hidden_layers, for a dense model)",
+                "nothing (field missing)",
+            ));
+        };
+        let freq = cfg.optional_positive("moe_layer_freq")?.unwrap_or(1);
+        if freq != 1 {
+            return Err(Error::field(source, "moe_layer_freq", "1 (every layer past the dense ones)", freq));
         }
-        _ => Ffn::Dense {
+        // Transformers' default shared experts: 2 in DeepSeek-V2, 1 in V3.
+        let shared_default = if family == Family::DeepseekV3 { 1 } else { 2 };
+        Ffn::Moe(Moe {
+            num_experts,
+            experts_per_token: cfg.positive("num_experts_per_tok")?,
+            num_shared_experts: cfg.optional_u32("n_shared_experts")?.unwrap_or(shared_default),
+            expert_intermediate_size: cfg.positive("moe_intermediate_size")?,
+            dense_intermediate_size: if first_k_dense > 0 {
+                intermediate?
+            } else {
+                cfg.optional_u32("intermediate_size")?.unwrap_or(0)
+            },
+            first_k_dense,
+            activation,
+            router_bias: family == Family::DeepseekV3,
+        })
+    } else {
+        Ffn::Dense {
             intermediate_size: intermediate?,
             gated: true,
             activation,
             bias: family == Family::Llama && cfg.optional_bool("mlp_bias")?.unwrap_or(false),
-        },
+        }
     };
 
     // Transformers' defaults for tie_word_embeddings differ by family.
@@ -147,7 +162,11 @@ pub fn parse_hf_config(text: &str, source: &str, name: &str) -> Result<Architect
         qk_norm: family == Family::Qwen3,
         norms_per_layer: if family == Family::Gemma2 { 4 } else { 2 },
         max_position_embeddings: cfg.optional_positive("max_position_embeddings")?.unwrap_or(4096),
-        rope_theta: cfg.optional_f64("rope_theta")?.unwrap_or(10000.0),
+        // Transformers 5 moves rope_theta into rope_parameters.
+        rope_theta: match cfg.optional_f64("rope_theta")? {
+            Some(t) => t,
+            None => cfg.rope_parameters_theta()?.unwrap_or(10000.0),
+        },
         norm_eps: cfg.optional_f64("rms_norm_eps")?.unwrap_or(1e-6),
     };
     arch.validate(source)?;
@@ -155,13 +174,16 @@ pub fn parse_hf_config(text: &str, source: &str, name: &str) -> Result<Architect
 }
 
 /// Writes an architecture as a `config.json` that [`parse_hf_config`] reads back to the same
-/// architecture. Keys come out sorted, so the bytes are deterministic.
+/// architecture and that transformers' `AutoConfig` loads as the same model: every key whose
+/// transformers default would change the model is written out. Keys come out sorted, so the
+/// bytes are deterministic.
 pub fn export_hf_config(arch: &Architecture) -> Value {
     let mut m = Map::new();
     let mut put = |k: &str, v: Value| {
         m.insert(k.to_string(), v);
     };
-    let (model_type, class) = match arch.family {
+    let family = export_family(arch);
+    let (model_type, class) = match family {
         Family::Llama => ("llama", "LlamaForCausalLM"),
         Family::Mistral => ("mistral", "MistralForCausalLM"),
         Family::Qwen2 => ("qwen2", "Qwen2ForCausalLM"),
@@ -198,16 +220,32 @@ pub fn export_hf_config(arch: &Architecture) -> Value {
             put("attention_bias", false.into());
         }
     }
-    if matches!(arch.family, Family::Llama | Family::Qwen3) {
+    if matches!(family, Family::Llama | Family::Qwen3) {
         put("attention_bias", arch.qkv_bias.into());
     }
-    let act_key = if arch.family == Family::Gemma2 { "hidden_activation" } else { "hidden_act" };
+    // Mistral and Qwen attend through a sliding window by default in some versions: none here.
+    if matches!(family, Family::Mistral | Family::Qwen2 | Family::Qwen3) {
+        put("sliding_window", Value::Null);
+        if family != Family::Mistral {
+            put("use_sliding_window", false.into());
+        }
+    }
+    let act_key = if family == Family::Gemma2 { "hidden_activation" } else { "hidden_act" };
+    let deepseek = matches!(family, Family::DeepseekV2 | Family::DeepseekV3);
     match arch.ffn {
         Ffn::Dense { intermediate_size, activation, bias, .. } => {
             put("intermediate_size", intermediate_size.into());
             put(act_key, activation.hf_name().into());
-            if arch.family == Family::Llama {
+            if matches!(family, Family::Llama | Family::DeepseekV2 | Family::DeepseekV3) {
                 put("mlp_bias", bias.into());
+            }
+            if deepseek {
+                // Transformers' DeepSeek defaults are 64 routed and 2 shared experts from layer
+                // 0 on: a dense model says "no experts, every layer dense" in so many words.
+                put("n_routed_experts", 0.into());
+                put("n_shared_experts", 0.into());
+                put("first_k_dense_replace", arch.num_layers.into());
+                put("moe_layer_freq", 1.into());
             }
         }
         Ffn::Moe(moe) => {
@@ -219,9 +257,28 @@ pub fn export_hf_config(arch: &Architecture) -> Value {
             put("moe_intermediate_size", moe.expert_intermediate_size.into());
             put("first_k_dense_replace", moe.first_k_dense.into());
             put("moe_layer_freq", 1.into());
+            put("mlp_bias", false.into());
         }
     }
     Value::Object(m)
+}
+
+/// The family a config is written as. Transformers' LlamaConfig and DeepseekV2Config reject a
+/// hidden size that is not a multiple of the heads even with explicit head sizes; MistralConfig
+/// and DeepseekV3Config take it and build the same layers (no sliding window, no biases; a dense
+/// DeepSeek-V3 has no router), so such shapes are written as those.
+pub fn export_family(arch: &Architecture) -> Family {
+    match arch.attention {
+        Attention::Grouped { num_heads, .. } if arch.family == Family::Llama && arch.hidden_size % num_heads != 0 => {
+            Family::Mistral
+        }
+        Attention::Latent(m)
+            if arch.family == Family::DeepseekV2 && arch.hidden_size % m.num_heads != 0 && !arch.ffn.is_moe() =>
+        {
+            Family::DeepseekV3
+        }
+        _ => arch.family,
+    }
 }
 
 /// Typed access to a config's fields, each error naming the file and the field.
@@ -278,6 +335,16 @@ impl Fields<'_> {
             None => Ok(None),
             Some(Value::Bool(b)) => Ok(Some(*b)),
             Some(v) => Err(Error::field(self.source, key, "true or false", v)),
+        }
+    }
+
+    fn rope_parameters_theta(&self) -> Result<Option<f64>> {
+        match self.get("rope_parameters").and_then(|p| p.get("rope_theta")) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => v
+                .as_f64()
+                .map(Some)
+                .ok_or_else(|| Error::field(self.source, "rope_parameters.rope_theta", "a number", v)),
         }
     }
 

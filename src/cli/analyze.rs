@@ -7,7 +7,7 @@ use crate::device::{resolve, DeviceProfile};
 use crate::dtype::{DType, Precisions};
 use crate::error::{Error, Result};
 use crate::quality::Tokens;
-use crate::report::{analysis_rows, csv_bytes, json_bytes, table, Format};
+use crate::report::{analysis_rows, csv_bytes, json_bytes, operator_csv_rows, table, Format};
 use crate::roofline::{PlanChoice, Scenario};
 use crate::workload::{Plan, RunSettings};
 use serde::Serialize;
@@ -54,7 +54,23 @@ impl Request {
     fn from_args(a: &AnalyzeArgs) -> Result<Request> {
         let scenarios = scenarios_from(&a.scenario, a.prompt, a.generate)?;
         let precisions = a.precision.resolve()?;
-        let models = a.model.iter().map(|p| load_hf_config(p)).collect::<Result<Vec<_>>>()?;
+        // With several models, one that cannot be read is skipped with a warning (the others
+        // are still worth the answer); with one, its error is the answer.
+        let mut models = Vec::new();
+        let mut last_error = None;
+        for p in &a.model {
+            match load_hf_config(p) {
+                Ok(m) => models.push(m),
+                Err(e) if a.model.len() > 1 => {
+                    eprintln!("warning: skipping {}: {e}", p.display());
+                    last_error = Some(e);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        if models.is_empty() {
+            return Err(last_error.unwrap_or_else(|| Error::Usage("--model: no model given".into())));
+        }
         let devices = a.device.iter().map(|d| resolve(d)).collect::<Result<Vec<_>>>()?;
         let plans = if a.plan == "naive" { PlanChoice::Fixed(Plan::NAIVE) } else { PlanChoice::Fastest };
         let settings = RunSettings { batch: a.batch, precisions, logits_for_all_prompt_tokens: a.logits_all };
@@ -97,6 +113,10 @@ pub fn run(args: AnalyzeArgs, out: &mut dyn std::io::Write) -> Result<()> {
     let bytes = match args.format {
         Format::Table => {
             let mut s = String::new();
+            if req.models.len() > 1 {
+                s.push_str(&table::compact(&results.iter().map(|(a, _)| a).collect::<Vec<_>>()));
+                s.push('\n');
+            }
             for (a, ops) in &results {
                 s.push_str(&table::analysis(a));
                 if args.per_op {
@@ -126,7 +146,9 @@ pub fn run(args: AnalyzeArgs, out: &mut dyn std::io::Write) -> Result<()> {
             }
             s.into_bytes()
         }
-        Format::Csv if args.per_op => csv_bytes(&results.iter().flat_map(|(_, o)| o.iter()).collect::<Vec<_>>()),
+        Format::Csv if args.per_op => {
+            csv_bytes(&results.iter().flat_map(|(a, o)| operator_csv_rows(a, o)).collect::<Vec<_>>())
+        }
         Format::Csv => csv_bytes(&results.iter().flat_map(|(a, _)| analysis_rows(a)).collect::<Vec<_>>()),
         Format::Json => {
             let entries: Vec<JsonEntry> = results

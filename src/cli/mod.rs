@@ -4,6 +4,7 @@
 pub(crate) mod analyze;
 mod devices;
 mod engine;
+mod export;
 mod measure;
 mod per_layer;
 mod plot;
@@ -52,6 +53,15 @@ pub enum Command {
     /// Build a search's recommendation, runner-up, fastest decoder and front members, run them
     /// on llama.cpp here, and check the prediction (verify.csv, verify.svg, verify.md).
     Verify(VerifyArgs),
+    /// Write any candidate of a saved search (or of a space file) as a Hugging Face config.json,
+    /// or as a GGUF file of random weights for llama-bench on a real device.
+    Export(ExportArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to standard output.
+    Completions {
+        /// The shell: bash, zsh, fish, elvish or powershell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// Internal: runs one llama.cpp job read from stdin (the engine runs in its own process).
     #[command(hide = true)]
     EngineWorker,
@@ -67,8 +77,10 @@ pub struct PlotArgs {
 pub enum PlotWhat {
     /// Devices' roofs (several on one chart) with each model's scenario points.
     Roofline {
+        /// Hugging Face config.json files of the models (comma-separated); each gets a colour.
         #[arg(long, required = true, value_delimiter = ',')]
         model: Vec<PathBuf>,
+        /// Built-in device names or profile files (comma-separated); one roof each.
         #[arg(long, required = true, value_delimiter = ',')]
         device: Vec<String>,
         /// siso, silo, liso, lilo or all.
@@ -79,12 +91,15 @@ pub enum PlotWhat {
         phases: bool,
         #[command(flatten)]
         precision: PrecisionArgs,
+        /// The SVG file to write.
         #[arg(long, default_value = "roofline.svg")]
         out: PathBuf,
     },
     /// rip against parameters for a search's output folder (reads its pareto.csv).
     Front {
+        /// A search's output folder (with pareto.csv).
         dir: PathBuf,
+        /// The SVG file to write (default DIR/front.svg).
         #[arg(long)]
         out: Option<PathBuf>,
     },
@@ -92,6 +107,7 @@ pub enum PlotWhat {
 
 #[derive(Debug, Args)]
 pub struct ReproduceArgs {
+    /// Folder for the CSV, SVG and REPRODUCTION.md files.
     #[arg(long, default_value = "results/paper")]
     pub out: PathBuf,
 }
@@ -205,7 +221,8 @@ pub struct SearchArgs {
     /// Built-in device name or profile JSON path.
     #[arg(long)]
     pub device: String,
-    /// Output folder (default results/<space>/<device>).
+    /// Output folder (default search-out/<space>/<device> under the current folder; results/
+    /// holds the committed baseline and is written only when named).
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Worker threads (default: all cores). Outputs do not depend on it.
@@ -217,6 +234,7 @@ pub struct SearchArgs {
     /// Enumerate a space larger than --max-candidates.
     #[arg(long)]
     pub force: bool,
+    /// Refuse spaces with more candidates than this, unless --force.
     #[arg(long, default_value_t = 100_000_000)]
     pub max_candidates: u64,
     /// `best`: each candidate at its fastest plan; `naive`: materialised MLA, unfused attention.
@@ -234,6 +252,7 @@ pub struct BatchArgs {
     /// Devices (comma-separated names or profile paths).
     #[arg(long, required = true, value_delimiter = ',')]
     pub devices: Vec<String>,
+    /// Output folder: one <space>/<device> folder per run and summary.md.
     #[arg(long, default_value = "results")]
     pub out: PathBuf,
     /// Compare with committed results in this folder; exit 1 naming what moved.
@@ -242,12 +261,16 @@ pub struct BatchArgs {
     /// Relative tolerance of the check for numeric columns.
     #[arg(long, default_value_t = 1e-6)]
     pub tolerance: f64,
+    /// Run slice K of N (0-based) of every search and write shard files; combine with `merge`.
     #[arg(long, value_name = "K/N")]
     pub shard: Option<String>,
+    /// Worker threads (default: all cores). Outputs do not depend on it.
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Enumerate spaces larger than --max-candidates.
     #[arg(long)]
     pub force: bool,
+    /// Refuse spaces with more candidates than this, unless --force.
     #[arg(long, default_value_t = 100_000_000)]
     pub max_candidates: u64,
 }
@@ -256,11 +279,13 @@ pub struct BatchArgs {
 pub struct MergeArgs {
     /// Folder of the search-space TOML files the shards ran.
     pub spaces: PathBuf,
+    /// Devices the shards ran on (comma-separated names or profile paths), as given to `batch`.
     #[arg(long, required = true, value_delimiter = ',')]
     pub devices: Vec<String>,
     /// Folders holding shard outputs (each laid out as <space>/<device>/shard-K-of-N.json).
     #[arg(long, required = true, value_delimiter = ',')]
     pub shards: Vec<PathBuf>,
+    /// Output folder, laid out as `batch --out` lays it.
     #[arg(long, default_value = "results")]
     pub out: PathBuf,
 }
@@ -319,6 +344,7 @@ pub struct AnalyzeArgs {
     /// Training tokens per parameter for the predicted loss, instead of --tokens.
     #[arg(long, value_name = "K")]
     pub tokens_per_parameter: Option<f64>,
+    /// Output format: a table for reading, CSV or JSON for tools.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
     /// Write to this file (atomically) instead of standard output.
@@ -330,6 +356,7 @@ pub struct AnalyzeArgs {
 pub struct DevicesArgs {
     #[command(subcommand)]
     pub action: Option<DevicesAction>,
+    /// Output format of the list.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
 }
@@ -366,6 +393,33 @@ pub struct FitArgs {
     pub out: PathBuf,
 }
 
+/// What `export` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    /// A Hugging Face config.json (transformers' AutoConfig loads it as the same model).
+    Hf,
+    /// A GGUF file of random weights, quantised by llama.cpp (feature `llamacpp`).
+    Gguf,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// A search's output folder (with space.toml), or a search-space TOML file.
+    pub source: PathBuf,
+    /// The candidate: '#INDEX' as pareto.csv and summary.md number them (quote the #), or
+    /// `recommended` (a search folder's recommendation).
+    pub candidate: String,
+    /// hf: config.json; gguf: a GGUF file of random weights.
+    #[arg(long, value_enum, default_value_t = ExportFormat::Hf)]
+    pub format: ExportFormat,
+    /// GGUF weight format: f16, bf16, q8_0, q4_0 or q4_k_m (default: the candidate's own).
+    #[arg(long, value_name = "DTYPE")]
+    pub weights: Option<String>,
+    /// The file to write, or an existing folder to write config.json (or NAME.FORMAT.gguf) into.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
 /// Runs a parsed command line; output goes to `out`.
 pub fn run(cli: Cli, out: &mut dyn std::io::Write) -> Result<()> {
     match cli.command {
@@ -379,6 +433,12 @@ pub fn run(cli: Cli, out: &mut dyn std::io::Write) -> Result<()> {
         Command::Plot(args) => plot::run(args, out),
         Command::Measure(args) => engine::run_measure(args, out),
         Command::Verify(args) => engine::run_verify(args, out),
+        Command::Export(args) => export::run(args, out),
+        Command::Completions { shell } => {
+            let mut buf = Vec::new();
+            clap_complete::generate(shell, &mut <Cli as clap::CommandFactory>::command(), "rooflinebench", &mut buf);
+            emit(&buf, None, out)
+        }
         Command::EngineWorker => {
             #[cfg(feature = "llamacpp")]
             std::process::exit(crate::measure::llamacpp::worker::main());

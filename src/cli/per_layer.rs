@@ -6,6 +6,7 @@ use crate::report::search::SearchReport;
 use crate::report::table::si;
 use crate::search::milp::{instance_for, solve, Instance, Stack};
 use crate::search::SearchSpace;
+use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
@@ -25,7 +26,40 @@ fn describe(inst: &Instance, s: &Stack) -> String {
     )
 }
 
-pub fn run(space: &SearchSpace, device: &DeviceProfile, report: &SearchReport) -> Result<String> {
+/// One layer of the heterogeneous and the uniform stack (per_layer.csv).
+#[derive(Debug, Clone, Serialize)]
+pub struct LayerRow {
+    pub stack: &'static str,
+    pub layer: usize,
+    pub option: String,
+    pub flops: f64,
+    pub time_s: f64,
+    pub parameters: f64,
+    pub memory_bytes: f64,
+}
+
+fn layer_rows(inst: &Instance, name: &'static str, s: &Stack) -> Vec<LayerRow> {
+    s.choice
+        .iter()
+        .enumerate()
+        .map(|(layer, &o)| {
+            let opt = &inst.options[o];
+            LayerRow {
+                stack: name,
+                layer,
+                option: opt.label.clone(),
+                flops: opt.flops,
+                time_s: opt.time_s,
+                parameters: opt.params,
+                memory_bytes: opt.memory_bytes,
+            }
+        })
+        .collect()
+}
+
+/// The per-layer result as text (for the terminal and per_layer.md) and as one CSV row per
+/// layer of each stack (per_layer.csv).
+pub fn run(space: &SearchSpace, device: &DeviceProfile, report: &SearchReport) -> Result<(String, Vec<LayerRow>)> {
     let base = space.candidate(report.recommended.index).expect("recommended candidates are valid");
     let inst = instance_for(space, device, &base.arch, base.precision_index);
     let start = std::time::Instant::now();
@@ -41,8 +75,10 @@ pub fn run(space: &SearchSpace, device: &DeviceProfile, report: &SearchReport) -
         elapsed.as_secs_f64() * 1e3
     );
     let _ = writeln!(s, "  heterogeneous: {}", describe(&inst, &solved.stack));
+    let mut rows = layer_rows(&inst, "heterogeneous", &solved.stack);
     match inst.best_uniform() {
         Some(u) => {
+            rows.extend(layer_rows(&inst, "uniform", &u));
             let _ = writeln!(s, "  uniform:       {}", describe(&inst, &u));
             let _ = writeln!(
                 s,
@@ -54,5 +90,5 @@ pub fn run(space: &SearchSpace, device: &DeviceProfile, report: &SearchReport) -
             let _ = writeln!(s, "  uniform: no uniform stack of these options meets the constraints");
         }
     }
-    Ok(s)
+    Ok((s, rows))
 }

@@ -6,7 +6,7 @@ use crate::analysis::{analyze, roof};
 use crate::arch::load_hf_config;
 use crate::device::resolve;
 use crate::error::{Error, Result};
-use crate::report::plot::{front_svg, roofline_svg, FrontPoint, RoofLine, RooflinePoint};
+use crate::report::plot::{front_svg, roofline_svg_models, FrontPoint, RoofLine, RooflinePoint};
 use crate::roofline::PlanChoice;
 use crate::workload::RunSettings;
 
@@ -26,32 +26,35 @@ pub fn run(args: PlotArgs, out: &mut dyn std::io::Write) -> Result<()> {
                     peak_flop_per_s: r.peak_flop_per_s,
                     bandwidth_bytes_per_s: r.bandwidth_bytes_per_s,
                 });
-                for m in &models {
+                for (mi, m) in models.iter().enumerate() {
                     for s in &scenarios {
                         let a = analyze(m, d, s, &settings, PlanChoice::Fastest);
-                        let tag = if models.len() > 1 {
-                            format!("{} {}", m.name, s.name.to_uppercase())
-                        } else {
-                            s.name.to_uppercase()
-                        };
+                        // Several models: colour and legend name the model, and only the first
+                        // model's points carry the scenario, so each cluster has one label.
+                        let tag = if models.len() > 1 && mi > 0 { String::new() } else { s.name.to_uppercase() };
                         let mut add = |label: String, p: &crate::analysis::PhaseSummary| {
                             points.push(RooflinePoint {
                                 label,
                                 roof: i,
+                                model: (models.len() > 1).then_some(mi),
                                 intensity_flop_per_byte: p.intensity_flop_per_byte,
                                 performance_flop_per_s: p.performance_flop_per_s,
                             })
                         };
                         add(tag.clone(), &a.scenario_point);
                         if phases {
-                            add(format!("{tag} prefill"), &a.prefill);
-                            add(format!("{tag} decode"), &a.decode);
+                            let named =
+                                |phase: &str| if tag.is_empty() { String::new() } else { format!("{tag} {phase}") };
+                            add(named("prefill"), &a.prefill);
+                            add(named("decode"), &a.decode);
                         }
                     }
                 }
             }
             let names: Vec<&str> = models.iter().map(|m| m.name.as_str()).collect();
-            roofline_svg(&out, &format!("{} on the roofline", names.join(", ")), &roofs, &points)?;
+            let legend: Vec<String> =
+                if models.len() > 1 { names.iter().map(|n| n.to_string()).collect() } else { Vec::new() };
+            roofline_svg_models(&out, &format!("{} on the roofline", names.join(", ")), &roofs, &points, &legend)?;
             out
         }
         PlotWhat::Front { dir, out } => {

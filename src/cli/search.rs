@@ -51,7 +51,8 @@ pub fn run_search(args: SearchArgs, out: &mut dyn std::io::Write) -> Result<()> 
     let space = SearchSpace::load(&args.space)?;
     let device = resolve(&args.device)?;
     let opts = options(args.threads, args.shard.as_deref(), args.force, args.max_candidates, &args.plan)?;
-    let dir = args.out.unwrap_or_else(|| PathBuf::from("results").join(&space.name).join(&device.name));
+    // Without --out, never into results/ (the committed baseline): search-out/ beside it.
+    let dir = args.out.unwrap_or_else(|| PathBuf::from("search-out").join(&space.name).join(&device.name));
     check_out_dir(&dir)?;
     eprintln!("{}: {} candidates on {}", space.name, space.count(), device.name);
     let outcome = run(&space, &device, &opts)?;
@@ -67,7 +68,13 @@ pub fn run_search(args: SearchArgs, out: &mut dyn std::io::Write) -> Result<()> 
     if args.per_layer {
         // The uniform search already succeeded; a per-layer failure is reported, not fatal.
         match super::per_layer::run(&space, &device, &report) {
-            Ok(t) => text.push_str(&t),
+            Ok((t, rows)) => {
+                let md = format!("# Per-layer stack: `{}` on `{}`\n\n```\n{t}```\n", report.space, report.device);
+                write_atomic(&dir.join("per_layer.md"), md.as_bytes())?;
+                write_atomic(&dir.join("per_layer.csv"), &crate::report::csv_bytes(&rows))?;
+                text.push_str(&t);
+                text.push_str("  (per_layer.md, per_layer.csv)\n");
+            }
             Err(e) => text.push_str(&format!("per-layer: {e}\n")),
         }
     }

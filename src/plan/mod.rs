@@ -545,8 +545,26 @@ pub fn explain_text(
             e.enodes
         );
         let _ = writeln!(s, "  chosen: {}", e.best);
+        let chosen = e.best.to_string();
         for (label, expr, t, bound) in &e.alternatives {
-            let _ = writeln!(s, "  {label:<24} {t:.3e} s, slowest kernel {bound}-bound: {expr}");
+            let why = if *expr == chosen {
+                "chosen".to_string()
+            } else if expr.contains("k_expanded_t") {
+                // Extraction never picks it (RooflineTime::allow_expanded_cache): the model's
+                // cache holds the latent, and this form reads keys and values it does not keep.
+                let Attention::Latent(m) = arch.attention else { unreachable!("MLA forms only") };
+                format!(
+                    "not a plan: reads an expanded cache of {} elements per token and layer that the model does not \
+                     keep (it caches the latent, {}); shown for comparison",
+                    m.num_heads as u64 * (m.qk_nope_head_dim + m.v_head_dim) as u64,
+                    m.kv_lora_rank + m.qk_rope_head_dim
+                )
+            } else if *t > e.best_time_s {
+                format!("not chosen: {:.1}% slower", 100.0 * (t / e.best_time_s - 1.0))
+            } else {
+                "not chosen: as fast as the chosen plan (a tie; the extractor keeps one)".to_string()
+            };
+            let _ = writeln!(s, "  {label:<26} {t:.3e} s, slowest kernel {bound}-bound; {why}: {expr}");
         }
         // The FFN block: norm and activation fused into the products, or not.
         let (expr, shapes) = ffn_block_of(arch, tokens);

@@ -1,6 +1,7 @@
 //! Output formats: human tables, CSV, JSON, SVG. Files are written whole or not at all.
 
 pub mod check;
+pub mod html;
 pub mod plot;
 pub mod search;
 pub mod table;
@@ -68,7 +69,8 @@ pub fn json_bytes<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
     v
 }
 
-/// One CSV row per phase of an analysis (prefill, decode, whole scenario).
+/// One CSV row per phase of an analysis (prefill, decode, whole scenario): every field of the
+/// JSON form, the phase's own and the analysis's (footprint fields prefixed `footprint_`).
 #[derive(Debug, Clone, Serialize)]
 pub struct AnalysisRow<'a> {
     pub model: &'a str,
@@ -78,8 +80,13 @@ pub struct AnalysisRow<'a> {
     pub generated_tokens: u32,
     pub batch: u32,
     pub weights_dtype: &'a str,
+    pub activations_dtype: &'a str,
     pub kv_cache_dtype: &'a str,
     pub parameters: u64,
+    pub active_parameters: u64,
+    pub kv_bytes_per_token: f64,
+    pub peak_flop_per_s: f64,
+    pub bandwidth_bytes_per_s: f64,
     pub phase: &'a str,
     pub plan: &'a str,
     pub flops: f64,
@@ -98,6 +105,9 @@ pub struct AnalysisRow<'a> {
     pub prefill_tokens_per_s: f64,
     pub decode_tokens_per_s: f64,
     pub footprint_bytes: f64,
+    pub footprint_weights_bytes: f64,
+    pub footprint_kv_cache_bytes: f64,
+    pub footprint_workspace_bytes: f64,
     pub usable_memory_bytes: f64,
     pub fits: bool,
     pub non_embedding_params: u64,
@@ -122,8 +132,13 @@ fn phase_row<'a>(a: &'a Analysis, p: &'a PhaseSummary) -> AnalysisRow<'a> {
         generated_tokens: a.generated_tokens,
         batch: a.batch,
         weights_dtype: &a.weights_dtype,
+        activations_dtype: &a.activations_dtype,
         kv_cache_dtype: &a.kv_cache_dtype,
         parameters: a.parameters,
+        active_parameters: a.active_parameters,
+        kv_bytes_per_token: a.kv_bytes_per_token,
+        peak_flop_per_s: a.peak_flop_per_s,
+        bandwidth_bytes_per_s: a.bandwidth_bytes_per_s,
         phase: p.phase,
         plan: &p.plan,
         flops: p.flops,
@@ -142,6 +157,9 @@ fn phase_row<'a>(a: &'a Analysis, p: &'a PhaseSummary) -> AnalysisRow<'a> {
         prefill_tokens_per_s: a.prefill_tokens_per_s,
         decode_tokens_per_s: a.decode_tokens_per_s,
         footprint_bytes: a.footprint.total_bytes,
+        footprint_weights_bytes: a.footprint.weights_bytes,
+        footprint_kv_cache_bytes: a.footprint.kv_cache_bytes,
+        footprint_workspace_bytes: a.footprint.workspace_bytes,
         usable_memory_bytes: a.footprint.usable_bytes,
         fits: a.footprint.fits,
         non_embedding_params: a.quality.non_embedding_params,
@@ -149,4 +167,84 @@ fn phase_row<'a>(a: &'a Analysis, p: &'a PhaseSummary) -> AnalysisRow<'a> {
         predicted_loss: a.quality.predicted_loss,
         estimate_range: a.quality.estimate_range,
     }
+}
+
+/// One CSV row of `analyze --per-op`: an operator's share of a phase, or (`op` = "total",
+/// `class` = "phase") the phase itself, so the operator rows can be checked against their sum.
+#[derive(Debug, Clone, Serialize)]
+pub struct OperatorCsvRow<'a> {
+    pub model: &'a str,
+    pub device: &'a str,
+    pub scenario: &'a str,
+    pub phase: &'a str,
+    pub op: &'a str,
+    pub class: &'a str,
+    /// Layers that run it (empty on phase rows).
+    pub layers: Option<u32>,
+    pub compute_dtype: &'a str,
+    pub flops: f64,
+    /// Bytes to and from memory: the sum of the five kinds on operator rows.
+    pub bytes: f64,
+    pub weight_bytes: Option<f64>,
+    pub act_read_bytes: Option<f64>,
+    pub act_write_bytes: Option<f64>,
+    pub kv_read_bytes: Option<f64>,
+    pub kv_write_bytes: Option<f64>,
+    pub time_s: f64,
+    pub bound: &'a str,
+    pub share_of_phase_time: f64,
+    /// The plan of the phase (phase rows).
+    pub plan: &'a str,
+}
+
+/// Phase rows and their operator rows, phase by phase.
+pub fn operator_csv_rows<'a>(a: &'a Analysis, ops: &'a [crate::analysis::OpRow]) -> Vec<OperatorCsvRow<'a>> {
+    let mut rows = Vec::new();
+    for p in [&a.prefill, &a.decode] {
+        rows.push(OperatorCsvRow {
+            model: &a.model,
+            device: &a.device,
+            scenario: &a.scenario,
+            phase: p.phase,
+            op: "total",
+            class: "phase",
+            layers: None,
+            compute_dtype: &a.activations_dtype,
+            flops: p.flops,
+            bytes: p.bytes,
+            weight_bytes: None,
+            act_read_bytes: None,
+            act_write_bytes: None,
+            kv_read_bytes: None,
+            kv_write_bytes: None,
+            time_s: p.time_s,
+            bound: p.bound,
+            share_of_phase_time: 1.0,
+            plan: &p.plan,
+        });
+        for o in ops.iter().filter(|o| o.phase == p.phase) {
+            rows.push(OperatorCsvRow {
+                model: &o.model,
+                device: &o.device,
+                scenario: &o.scenario,
+                phase: o.phase,
+                op: o.op,
+                class: o.class,
+                layers: Some(o.layers),
+                compute_dtype: &o.compute_dtype,
+                flops: o.flops,
+                bytes: o.weight_bytes + o.act_read_bytes + o.act_write_bytes + o.kv_read_bytes + o.kv_write_bytes,
+                weight_bytes: Some(o.weight_bytes),
+                act_read_bytes: Some(o.act_read_bytes),
+                act_write_bytes: Some(o.act_write_bytes),
+                kv_read_bytes: Some(o.kv_read_bytes),
+                kv_write_bytes: Some(o.kv_write_bytes),
+                time_s: o.time_s,
+                bound: o.bound,
+                share_of_phase_time: o.share_of_phase_time,
+                plan: "",
+            });
+        }
+    }
+    rows
 }

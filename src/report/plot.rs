@@ -21,6 +21,9 @@ pub struct RooflinePoint {
     pub label: String,
     /// Which roof (index into the roofs) it belongs to: sets its colour.
     pub roof: usize,
+    /// Which model (index into the models' names) it belongs to: with several models, points
+    /// take their model's colour and the roofs turn grey.
+    pub model: Option<usize>,
     pub intensity_flop_per_byte: f64,
     pub performance_flop_per_s: f64,
 }
@@ -51,6 +54,22 @@ fn decades(lo: f64, hi: f64) -> (f64, f64) {
 
 /// A log-log roofline: one polyline per roof (ridge marked), one marker per point.
 pub fn roofline_svg(path: &Path, title: &str, roofs: &[RoofLine], points: &[RooflinePoint]) -> Result<()> {
+    roofline_svg_models(path, title, roofs, points, &[])
+}
+
+/// Greys for roofs when colour tells models apart (the legend names each roof).
+const GREYS: [RGBColor; 4] =
+    [RGBColor(60, 60, 60), RGBColor(120, 120, 120), RGBColor(165, 165, 165), RGBColor(95, 95, 95)];
+
+/// [`roofline_svg`] with points coloured by model (`models` names them in the legend).
+pub fn roofline_svg_models(
+    path: &Path,
+    title: &str,
+    roofs: &[RoofLine],
+    points: &[RooflinePoint],
+    models: &[String],
+) -> Result<()> {
+    let by_model = !models.is_empty();
     let mut svg = String::new();
     {
         let lo_i = points
@@ -91,7 +110,7 @@ pub fn roofline_svg(path: &Path, title: &str, roofs: &[RoofLine], points: &[Roof
             .map_err(|e| plot_error(path, e))?;
         for (i, r) in roofs.iter().enumerate() {
             let ridge = r.peak_flop_per_s / r.bandwidth_bytes_per_s;
-            let c = color(i);
+            let c = if by_model { GREYS[i % GREYS.len()] } else { color(i) };
             chart
                 .draw_series(LineSeries::new(
                     vec![(x0, r.bandwidth_bytes_per_s * x0), (ridge, r.peak_flop_per_s), (x1, r.peak_flop_per_s)],
@@ -104,18 +123,27 @@ pub fn roofline_svg(path: &Path, title: &str, roofs: &[RoofLine], points: &[Roof
                 .draw_series(std::iter::once(TriangleMarker::new((ridge, r.peak_flop_per_s), 7, c.filled())))
                 .map_err(|e| plot_error(path, e))?;
         }
-        // Labels alternate above and below their points, in order of intensity, so that
-        // neighbours do not print over each other.
+        // Labels take turns among places around their points, in order of intensity, so that
+        // neighbours (several models at one scenario) do not print over each other.
         let mut order: Vec<usize> = (0..points.len()).collect();
         order.sort_by(|&a, &b| points[a].intensity_flop_per_byte.total_cmp(&points[b].intensity_flop_per_byte));
-        let mut below = vec![false; points.len()];
+        let mut place = vec![0usize; points.len()];
         for (rank, &i) in order.iter().enumerate() {
-            below[i] = rank % 2 == 1;
+            place[i] = rank % if by_model { 4 } else { 2 };
+        }
+        for (m, name) in models.iter().enumerate() {
+            let c = color(m);
+            chart
+                .draw_series(std::iter::empty::<Circle<(f64, f64), i32>>())
+                .map_err(|e| plot_error(path, e))?
+                .label(name.clone())
+                .legend(move |(x, y)| Circle::new((x + 10, y), 5, c.filled()));
         }
         chart
             .draw_series(points.iter().enumerate().map(|(i, p)| {
-                let c = color(p.roof);
-                let offset = if below[i] { (8, 6) } else { (8, -18) };
+                let c = color(p.model.unwrap_or(p.roof));
+                let left = -8 - 7 * p.label.len() as i32;
+                let offset = [(8, -18), (8, 6), (left, -18), (left, 6)][place[i]];
                 EmptyElement::at((p.intensity_flop_per_byte, p.performance_flop_per_s))
                     + Circle::new((0, 0), 5, c.filled())
                     + Text::new(p.label.clone(), offset, ("sans-serif", 12).into_font().color(&BLACK))

@@ -69,10 +69,30 @@ pub struct FrontRow {
     pub estimate_range: Coverage,
 }
 
-impl FrontRow {
-    pub fn new(c: &Candidate, d: &Detail, recommended: bool) -> FrontRow {
-        let a = &c.arch;
-        let (heads, kv_heads, head_dim, r, q, rope, v) = match a.attention {
+/// The architecture fields of a candidate as the front reports them (MLA's head_dim is its
+/// no-RoPE query/key width; MoE's intermediate is the dense layers' width).
+#[derive(Debug, Clone, Copy)]
+struct Shape {
+    attention: &'static str,
+    heads: u32,
+    kv_heads: u32,
+    head_dim: u32,
+    kv_lora_rank: u32,
+    q_lora_rank: u32,
+    rope_head_dim: u32,
+    v_head_dim: u32,
+    ffn: &'static str,
+    intermediate: u32,
+    moe_experts: u32,
+    moe_top_k: u32,
+    moe_shared_experts: u32,
+    moe_expert_intermediate: u32,
+    moe_first_k_dense: u32,
+}
+
+impl Shape {
+    fn of(a: &crate::arch::Architecture) -> Shape {
+        let (heads, kv_heads, head_dim, kv_lora_rank, q_lora_rank, rope_head_dim, v_head_dim) = match a.attention {
             Attention::Grouped { num_heads, num_kv_heads, head_dim } => {
                 (num_heads, num_kv_heads, head_dim, 0, 0, 0, head_dim)
             }
@@ -86,38 +106,129 @@ impl FrontRow {
                 m.v_head_dim,
             ),
         };
-        let (ffn, intermediate, e, k, sh, ei, fk) = match a.ffn {
-            Ffn::Dense { intermediate_size, .. } => ("gated", intermediate_size, 0, 0, 0, 0, 0),
-            Ffn::Moe(m) => (
-                "moe",
-                m.dense_intermediate_size,
-                m.num_experts,
-                m.experts_per_token,
-                m.num_shared_experts,
-                m.expert_intermediate_size,
-                m.first_k_dense,
-            ),
-        };
-        FrontRow {
-            index: c.index,
-            recommended,
+        let (ffn, intermediate, moe_experts, moe_top_k, moe_shared_experts, moe_expert_intermediate, moe_first_k_dense) =
+            match a.ffn {
+                Ffn::Dense { intermediate_size, .. } => ("gated", intermediate_size, 0, 0, 0, 0, 0),
+                Ffn::Moe(m) => (
+                    "moe",
+                    m.dense_intermediate_size,
+                    m.num_experts,
+                    m.experts_per_token,
+                    m.num_shared_experts,
+                    m.expert_intermediate_size,
+                    m.first_k_dense,
+                ),
+            };
+        Shape {
             attention: a.attention_kind().name(),
-            layers: a.num_layers,
-            hidden: a.hidden_size,
             heads,
             kv_heads,
             head_dim,
-            kv_lora_rank: r,
-            q_lora_rank: q,
-            rope_head_dim: rope,
-            v_head_dim: v,
+            kv_lora_rank,
+            q_lora_rank,
+            rope_head_dim,
+            v_head_dim,
             ffn,
             intermediate,
-            moe_experts: e,
-            moe_top_k: k,
-            moe_shared_experts: sh,
-            moe_expert_intermediate: ei,
-            moe_first_k_dense: fk,
+            moe_experts,
+            moe_top_k,
+            moe_shared_experts,
+            moe_expert_intermediate,
+            moe_first_k_dense,
+        }
+    }
+}
+
+/// A short name that tells any two candidates of a space apart: "#12 gqa heads 24/8 d64, L16
+/// H1792, ffn 5376, vocab 32000, q4_k_m" (head sizes only when not hidden / heads, q-lora
+/// only when used; "untied" and KV or activation formats only when they are not the usual).
+#[allow(clippy::too_many_arguments)]
+fn label_of(
+    index: u64,
+    s: &Shape,
+    layers: u32,
+    hidden: u32,
+    vocab: u32,
+    tied: bool,
+    weights: &str,
+    kv: &str,
+) -> String {
+    let natural = hidden % s.heads == 0 && s.head_dim == hidden / s.heads;
+    let att = match s.attention {
+        "mla" => {
+            let mut t = format!("mla r{} heads {}", s.kv_lora_rank, s.heads);
+            if s.q_lora_rank > 0 {
+                let _ = write!(t, " q{}", s.q_lora_rank);
+            }
+            if !natural || s.v_head_dim != s.head_dim {
+                let _ = write!(t, " d{}/{}/{}", s.head_dim, s.rope_head_dim, s.v_head_dim);
+            } else if s.rope_head_dim != 64 {
+                let _ = write!(t, " rope {}", s.rope_head_dim);
+            }
+            t
+        }
+        _ if natural => format!("{} heads {}/{}", s.attention, s.heads, s.kv_heads),
+        _ => format!("{} heads {}/{} d{}", s.attention, s.heads, s.kv_heads, s.head_dim),
+    };
+    let ffn = if s.ffn == "moe" {
+        let mut t = format!("moe {}x{} top{}", s.moe_experts, s.moe_expert_intermediate, s.moe_top_k);
+        if s.moe_shared_experts > 0 {
+            let _ = write!(t, " +{} shared", s.moe_shared_experts);
+        }
+        if s.moe_first_k_dense > 0 {
+            let _ = write!(t, ", {} dense {}", s.moe_first_k_dense, s.intermediate);
+        }
+        t
+    } else {
+        format!("ffn {}", s.intermediate)
+    };
+    let mut t = format!("#{index} {att}, L{layers} H{hidden}, {ffn}, vocab {vocab}");
+    if !tied {
+        t.push_str(" untied");
+    }
+    let _ = write!(t, ", {weights}");
+    if !kv.is_empty() {
+        let _ = write!(t, " kv {kv}");
+    }
+    t
+}
+
+/// The Hugging Face `config.json` of a candidate: the architecture as transformers loads it, in
+/// the format its activations compute in.
+pub fn candidate_config(c: &Candidate) -> serde_json::Value {
+    let mut config = export_hf_config(&c.arch);
+    config["torch_dtype"] = serde_json::Value::from(match c.precisions.activations.name() {
+        "f32" => "float32",
+        "f16" => "float16",
+        _ => "bfloat16",
+    });
+    config
+}
+
+impl FrontRow {
+    pub fn new(c: &Candidate, d: &Detail, recommended: bool) -> FrontRow {
+        let a = &c.arch;
+        let s = Shape::of(a);
+        FrontRow {
+            index: c.index,
+            recommended,
+            attention: s.attention,
+            layers: a.num_layers,
+            hidden: a.hidden_size,
+            heads: s.heads,
+            kv_heads: s.kv_heads,
+            head_dim: s.head_dim,
+            kv_lora_rank: s.kv_lora_rank,
+            q_lora_rank: s.q_lora_rank,
+            rope_head_dim: s.rope_head_dim,
+            v_head_dim: s.v_head_dim,
+            ffn: s.ffn,
+            intermediate: s.intermediate,
+            moe_experts: s.moe_experts,
+            moe_top_k: s.moe_top_k,
+            moe_shared_experts: s.moe_shared_experts,
+            moe_expert_intermediate: s.moe_expert_intermediate,
+            moe_first_k_dense: s.moe_first_k_dense,
             vocab: a.vocab_size,
             tie_embeddings: a.tie_embeddings,
             weights_dtype: c.precisions.weights.to_string(),
@@ -152,18 +263,47 @@ impl FrontRow {
         }
     }
 
-    /// A short name: "gqa L16 H2048 32/8 heads ffn 8192 bf16".
+    fn shape(&self) -> Shape {
+        Shape {
+            attention: self.attention,
+            heads: self.heads,
+            kv_heads: self.kv_heads,
+            head_dim: self.head_dim,
+            kv_lora_rank: self.kv_lora_rank,
+            q_lora_rank: self.q_lora_rank,
+            rope_head_dim: self.rope_head_dim,
+            v_head_dim: self.v_head_dim,
+            ffn: self.ffn,
+            intermediate: self.intermediate,
+            moe_experts: self.moe_experts,
+            moe_top_k: self.moe_top_k,
+            moe_shared_experts: self.moe_shared_experts,
+            moe_expert_intermediate: self.moe_expert_intermediate,
+            moe_first_k_dense: self.moe_first_k_dense,
+        }
+    }
+
+    /// A short name that tells candidates apart (see `label_of`).
     pub fn label(&self) -> String {
-        let att = match self.attention {
-            "mla" => format!("mla r{} heads {}", self.kv_lora_rank, self.heads),
-            _ => format!("{} heads {}/{}", self.attention, self.heads, self.kv_heads),
-        };
-        let ffn = if self.ffn == "moe" {
-            format!("moe {}x{} top{}", self.moe_experts, self.moe_expert_intermediate, self.moe_top_k)
-        } else {
-            format!("ffn {}", self.intermediate)
-        };
-        format!("#{} {att}, L{} H{}, {ffn}, {}", self.index, self.layers, self.hidden, self.weights_dtype)
+        let kv = if self.kv_dtype != self.activations_dtype { self.kv_dtype.as_str() } else { "" };
+        label_of(
+            self.index,
+            &self.shape(),
+            self.layers,
+            self.hidden,
+            self.vocab,
+            self.tie_embeddings,
+            &self.weights_dtype,
+            kv,
+        )
+    }
+
+    /// The same name for a candidate not yet scored.
+    pub fn architecture_label(c: &Candidate) -> String {
+        let (a, p) = (&c.arch, &c.precisions);
+        let kv = if p.kv_cache != p.activations { p.kv_cache.to_string() } else { String::new() };
+        let w = p.weights.to_string();
+        label_of(c.index, &Shape::of(a), a.num_layers, a.hidden_size, a.vocab_size, a.tie_embeddings, &w, &kv)
     }
 }
 
@@ -255,6 +395,14 @@ fn quality_first(outcome: &Outcome, pick: &Scored, margin: f64) -> Scored {
         .unwrap_or(*pick)
 }
 
+/// "name 12, other 3", or "none".
+fn counts(map: &std::collections::BTreeMap<String, u64>) -> String {
+    if map.is_empty() {
+        return "none".into();
+    }
+    map.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ")
+}
+
 pub fn finish(space: &SearchSpace, device: &DeviceProfile, outcome: Outcome) -> Result<SearchReport> {
     if outcome.feasible == 0 {
         let (worst, n) = outcome
@@ -266,8 +414,10 @@ pub fn finish(space: &SearchSpace, device: &DeviceProfile, outcome: Outcome) -> 
         return Err(Error::Infeasible {
             space: space.name.clone(),
             reason: format!(
-                "{} candidates; the constraint '{worst}' rejected the most ({n}); rejections: {:?}; invalid: {:?}",
-                outcome.candidates, outcome.rejected, outcome.invalid
+                "{} candidates; the constraint '{worst}' rejected the most ({n}); rejections: {}; invalid: {}",
+                outcome.candidates,
+                counts(&outcome.rejected),
+                counts(&outcome.invalid)
             ),
         });
     }
@@ -289,14 +439,9 @@ pub fn finish(space: &SearchSpace, device: &DeviceProfile, outcome: Outcome) -> 
     let runner_up = runner.as_ref().map(&mut row);
     let best_by_objective = row(&outcome.top[0]);
     let quality_pick = row(&quality_first(&outcome, &pick, space.quality_tpot_margin));
-    let mut arch = space.candidate(pick.index).expect("valid").arch;
-    arch.name = format!("{}-{}-recommended", space.name, device.name);
-    let mut recommended_config = export_hf_config(&arch);
-    recommended_config["torch_dtype"] = serde_json::Value::from(match recommended.activations_dtype.as_str() {
-        "f32" => "float32",
-        "f16" => "float16",
-        _ => "bfloat16",
-    });
+    let mut c = space.candidate(pick.index).expect("valid");
+    c.arch.name = format!("{}-{}-recommended", space.name, device.name);
+    let recommended_config = candidate_config(&c);
     Ok(SearchReport {
         space: space.name.clone(),
         device: device.name.clone(),
@@ -403,7 +548,7 @@ pub fn explain(r: &SearchReport) -> String {
             "  why: the lowest predicted loss of the feasible candidates (the fastest decoder of those tied: precision does not change it)"
         );
     } else {
-        let _ = writeln!(s, "  why: best {:?} of the feasible candidates", r.objective);
+        let _ = writeln!(s, "  why: the best {} of the feasible candidates", r.objective.describe());
     }
     if let Some(ru) = &r.runner_up {
         let _ = writeln!(
@@ -485,8 +630,13 @@ pub fn summary_markdown(r: &SearchReport, space: &SearchSpace) -> String {
         .iter()
         .map(|(sc, w)| format!("{} ({}/{}) x {:.2}", sc.name, sc.prompt, sc.generate, w))
         .collect();
-    let _ =
-        writeln!(s, "Workload: {}, batch {}. Objective: {:?}.\n", mix.join(" + "), space.workload.batch, r.objective);
+    let _ = writeln!(
+        s,
+        "Workload: {}, batch {}. Objective: {}.\n",
+        mix.join(" + "),
+        space.workload.batch,
+        r.objective.describe()
+    );
     let _ = writeln!(
         s,
         "Quality: predicted pre-training loss from scaling laws (Besiroglu et al. 2024, corrected for aspect ratio by Bian et al. 2025), {}.\n",
@@ -532,8 +682,8 @@ pub fn summary_markdown(r: &SearchReport, space: &SearchSpace) -> String {
     s
 }
 
-/// Writes pareto.csv, recommended.json, summary.md, outcome.json, front.svg, quality.svg and
-/// roofline.svg into `dir`. Front rows are computed one at a time as they stream out: a front can hold
+/// Writes pareto.csv, recommended.json, summary.md, report.html, outcome.json, front.svg,
+/// quality.svg and roofline.svg into `dir`. Front rows are computed one at a time as they stream out: a front can hold
 /// hundreds of thousands.
 /// The candidates `quality.svg` labels, one mark per candidate (roles joined).
 fn marks(r: &SearchReport) -> Vec<plot::Marked> {
@@ -604,6 +754,7 @@ pub fn write(r: &SearchReport, space: &SearchSpace, device: &DeviceProfile, dir:
     let point = |label: &str, i: f64, p: f64| plot::RooflinePoint {
         label: label.to_string(),
         roof: 0,
+        model: None,
         intensity_flop_per_byte: i,
         performance_flop_per_s: p,
     };
@@ -623,6 +774,14 @@ pub fn write(r: &SearchReport, space: &SearchSpace, device: &DeviceProfile, dir:
     write_atomic(&dir.join("space.toml"), space.source.as_bytes())?;
     write_atomic(&dir.join("device.json"), device.to_json().as_bytes())?;
     write_atomic(&dir.join("summary.md"), summary_markdown(r, space).as_bytes())?;
+    // The page inlines the plots just written, so it needs nothing beside it to render.
+    let read = |name: &str| std::fs::read_to_string(dir.join(name)).map_err(|e| Error::io(dir.join(name), e));
+    let svgs = [
+        ("The Pareto front: rip against parameters, by attention kind (front.svg)", read("front.svg")?),
+        ("Predicted loss against decode speed, the picks marked (quality.svg)", read("quality.svg")?),
+        ("The recommendation on the device's roofline (roofline.svg)", read("roofline.svg")?),
+    ];
+    write_atomic(&dir.join("report.html"), super::html::report_html(r, space, &svgs).as_bytes())?;
     write_atomic_with(&dir.join("outcome.json"), |w| {
         serde_json::to_writer_pretty(&mut *w, &r.outcome)?;
         w.write_all(b"\n")

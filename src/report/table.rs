@@ -89,8 +89,8 @@ pub fn analysis(a: &Analysis) -> String {
         "  TTFT {} | TPOT {} | prefill {} tok/s | decode {} tok/s",
         si(a.ttft_s, "s"),
         si(a.tpot_s, "s"),
-        si(a.prefill_tokens_per_s, ""),
-        si(a.decode_tokens_per_s, "")
+        rate(a.prefill_tokens_per_s),
+        rate(a.decode_tokens_per_s)
     );
     let _ = writeln!(
         s,
@@ -111,6 +111,46 @@ pub fn analysis(a: &Analysis) -> String {
         si(q.non_embedding_params as f64, ""),
         q.estimate_range
     );
+    s
+}
+
+/// One row per analysis: the models side by side.
+pub fn compact(rows: &[&Analysis]) -> String {
+    let mut s = String::new();
+    let name = rows.iter().map(|a| a.model.len()).max().unwrap_or(5).max(5);
+    let _ = writeln!(
+        s,
+        "{:<name$}  {:<12} {:<8} {:>9} {:>10} {:>10} {:>13} {:>14} {:>7}  {:<7} {:>9}  fits",
+        "model",
+        "device",
+        "scenario",
+        "params",
+        "TTFT",
+        "TPOT",
+        "decode tok/s",
+        "prefill tok/s",
+        "rip",
+        "bound",
+        "memory"
+    );
+    for a in rows {
+        let _ = writeln!(
+            s,
+            "{:<name$}  {:<12} {:<8} {:>9} {:>10} {:>10} {:>13} {:>14} {:>7.4}  {:<7} {:>9}  {}",
+            a.model,
+            a.device,
+            a.scenario,
+            si(a.parameters as f64, ""),
+            si(a.ttft_s, "s"),
+            si(a.tpot_s, "s"),
+            rate(a.decode_tokens_per_s),
+            rate(a.prefill_tokens_per_s),
+            a.scenario_point.rip,
+            a.scenario_point.bound,
+            si(a.footprint.total_bytes, "B"),
+            if a.footprint.fits { "yes" } else { "NO" }
+        );
+    }
     s
 }
 
@@ -140,9 +180,35 @@ pub fn operators(rows: &[OpRow]) -> String {
     s
 }
 
+/// A rate in tokens/s: SI prefixes above a thousand, never below one (no milli-tokens).
+pub fn rate(value: f64) -> String {
+    let a = value.abs();
+    if !value.is_finite() || a >= 1e4 {
+        return si(value, "").trim_end().to_string();
+    }
+    let digits = if a >= 100.0 {
+        0
+    } else if a >= 10.0 {
+        1
+    } else if a >= 1.0 {
+        2
+    } else {
+        3
+    };
+    format!("{value:.digits$}")
+}
+
 #[cfg(test)]
 mod tests {
-    use super::si;
+    use super::{rate, si};
+
+    #[test]
+    fn rates_have_no_milli_tokens() {
+        assert_eq!(rate(0.232), "0.232");
+        assert_eq!(rate(31.24), "31.2");
+        assert_eq!(rate(2500.0), "2500");
+        assert_eq!(rate(25_000.0), "25.0 k");
+    }
 
     #[test]
     fn si_prefixes() {

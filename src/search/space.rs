@@ -182,6 +182,30 @@ pub enum Objective {
     Loss,
 }
 
+impl Objective {
+    /// The name a space file uses (`[objective] metric = ...`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Objective::Rip => "rip",
+            Objective::DecodeTokensPerS => "decode_tokens_per_s",
+            Objective::Latency => "latency",
+            Objective::RipPerParam => "rip_per_param",
+            Objective::Loss => "loss",
+        }
+    }
+
+    /// What it means, for summaries.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Objective::Rip => "rip (relative inference potential of the workload, maximised)",
+            Objective::DecodeTokensPerS => "decode tokens/s (maximised)",
+            Objective::Latency => "end-to-end latency of the workload (minimised)",
+            Objective::RipPerParam => "rip per billion parameters (maximised)",
+            Objective::Loss => "predicted pre-training loss (minimised)",
+        }
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ObjectiveFile {
@@ -284,6 +308,7 @@ pub enum Invalid {
     TopKAboveExperts,
     FirstKDenseNotBelowLayers,
     MoeNeedsMla,
+    MoeHeadsDoNotDivideHidden,
 }
 
 impl Invalid {
@@ -294,6 +319,9 @@ impl Invalid {
             Invalid::TopKAboveExperts => "moe_top_k above moe_experts",
             Invalid::FirstKDenseNotBelowLayers => "moe_first_k_dense not below layers",
             Invalid::MoeNeedsMla => "moe without mla (exports only as deepseek_v2)",
+            Invalid::MoeHeadsDoNotDivideHidden => {
+                "moe with heads not dividing hidden (transformers' DeepseekV2Config rejects it, and DeepSeek-V3 routes differently)"
+            }
         }
     }
 }
@@ -665,6 +693,9 @@ impl SearchSpace {
                 if !matches!(attention, Attention::Latent(_)) {
                     return Err(Invalid::MoeNeedsMla);
                 }
+                if hidden % heads != 0 {
+                    return Err(Invalid::MoeHeadsDoNotDivideHidden);
+                }
                 let (experts, top_k) = (d.moe_experts[digits[k]], d.moe_top_k[digits[k + 1]]);
                 let first_k_dense = d.moe_first_k_dense[digits[k + 4]];
                 if top_k > experts {
@@ -685,9 +716,14 @@ impl SearchSpace {
                 })
             }
         };
-        // MLA (with dense or MoE FFNs) exports as DeepSeek-V2, grouped attention as Llama.
+        // MLA (with dense or MoE FFNs) exports as DeepSeek-V2, grouped attention as Llama. When
+        // heads do not divide hidden, transformers' LlamaConfig and DeepseekV2Config reject the
+        // shape even with explicit head sizes; MistralConfig and DeepseekV3Config take it and
+        // build the same layers (a dense DeepSeek-V3 has no router; MoE is excluded above).
         let family = match attention {
+            Attention::Latent(_) if hidden % heads != 0 => Family::DeepseekV3,
             Attention::Latent(_) => Family::DeepseekV2,
+            Attention::Grouped { .. } if hidden % heads != 0 => Family::Mistral,
             Attention::Grouped { .. } => Family::Llama,
         };
         let arch = Architecture {
@@ -703,7 +739,8 @@ impl SearchSpace {
             o_bias: false,
             qk_norm: false,
             norms_per_layer: 2,
-            max_position_embeddings: 8192,
+            // The longest sequence the workload runs (prompt plus generated tokens).
+            max_position_embeddings: self.workload.max_context.clamp(1, u32::MAX as u64) as u32,
             rope_theta: 10000.0,
             norm_eps: 1e-5,
         };

@@ -142,7 +142,7 @@ pub fn verify(saved: &SavedSearch, top: usize, opts: &EngineOptions) -> Result<(
         let c = saved
             .space
             .candidate(*index)
-            .map_err(|e| Error::Usage(format!("candidate #{index} of {}: {e:?}", saved.space.name)))?;
+            .map_err(|e| Error::Usage(format!("candidate #{index} of {}: {}", saved.space.name, e.describe())))?;
         if !(c.precisions.weights == DType::F16
             || c.precisions.weights == DType::Bf16
             || c.precisions.weights.is_block_quantised())

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Round trip through transformers itself (see hf_roundtrip.py): installs transformers from PyPI
+# (no torch: configs only) into a venv under target/ once, then checks exported configs of the
+# shipped spaces' fronts. Usage: scripts/hf-roundtrip.sh [BIN] [RESULTS_DIR]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=${1:-target/release/rooflinebench}
+RESULTS=${2:-results}
+VENV=${HF_VENV:-target/hf-venv}
+if ! "$VENV/bin/python" -c 'import transformers' 2>/dev/null; then
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check transformers
+fi
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/hf-roundtrip.XXXXXX")
+trap 'rm -rf "$WORK"' EXIT
+# transformers warns once that torch is absent: configs need no torch.
+TRANSFORMERS_VERBOSITY=error "$VENV/bin/python" scripts/hf_roundtrip.py "$BIN" "$RESULTS" "$WORK"

@@ -1,0 +1,148 @@
+//! `export`: any candidate of a saved search (or of a space file) as a Hugging Face
+//! `config.json`, or as a GGUF file of random weights quantised by llama.cpp.
+
+use super::{emit, ExportArgs, ExportFormat};
+use crate::dtype::DType;
+use crate::error::{Error, Result};
+use crate::report::search::{candidate_config, FrontRow};
+use crate::report::{json_bytes, table::si, write_atomic};
+use crate::search::{Candidate, SearchSpace};
+use std::path::{Path, PathBuf};
+
+/// The space a source names: a search's output folder (its `space.toml`) or a space TOML file.
+fn space_of(source: &Path) -> Result<SearchSpace> {
+    if source.is_dir() {
+        let toml = source.join("space.toml");
+        if !toml.is_file() {
+            return Err(Error::Usage(format!(
+                "{}: missing; `export` needs a folder written by `rooflinebench search`, or a search-space TOML file",
+                toml.display()
+            )));
+        }
+        let text = std::fs::read_to_string(&toml).map_err(|e| Error::io(&toml, e))?;
+        SearchSpace::parse(&text, &toml.display().to_string(), "space")
+    } else {
+        SearchSpace::load(source)
+    }
+}
+
+/// `#123`, `123`, or `recommended` (a search folder's recommendation, read from its
+/// recommended.json's source: the outcome).
+fn index_of(candidate: &str, source: &Path, space: &SearchSpace) -> Result<u64> {
+    let text = candidate.trim();
+    if text == "recommended" {
+        let path = source.join("pareto.csv");
+        let mut reader = csv::Reader::from_path(&path).map_err(|e| {
+            Error::Usage(format!(
+                "{}: {e}; `recommended` needs a search's output folder (or give '#INDEX')",
+                path.display()
+            ))
+        })?;
+        let headers = reader.headers().map_err(|e| Error::Usage(format!("{}: {e}", path.display())))?.clone();
+        let (Some(ix), Some(rec)) =
+            (headers.iter().position(|h| h == "index"), headers.iter().position(|h| h == "recommended"))
+        else {
+            return Err(Error::field(path.display().to_string(), "header", "index and recommended columns", "neither"));
+        };
+        for row in reader.records() {
+            let row = row.map_err(|e| Error::Usage(format!("{}: {e}", path.display())))?;
+            if row.get(rec) == Some("true") {
+                return row.get(ix).and_then(|v| v.parse().ok()).ok_or_else(|| {
+                    Error::field(path.display().to_string(), "index", "a candidate index", row.get(ix).unwrap_or(""))
+                });
+            }
+        }
+        return Err(Error::field(path.display().to_string(), "recommended", "one row marked true", "none"));
+    }
+    let digits = text.strip_prefix('#').unwrap_or(text);
+    let index: u64 = digits.parse().map_err(|_| {
+        Error::Usage(format!(
+            "candidate: expected '#INDEX' (as in pareto.csv and summary.md) or 'recommended', got '{candidate}'"
+        ))
+    })?;
+    if index >= space.count() {
+        return Err(Error::Usage(format!(
+            "candidate #{index}: space '{}' has {} candidates (#0 to #{})",
+            space.name,
+            space.count(),
+            space.count().saturating_sub(1)
+        )));
+    }
+    Ok(index)
+}
+
+fn candidate(space: &SearchSpace, index: u64) -> Result<Candidate> {
+    space.candidate(index).map_err(|why| {
+        Error::Usage(format!("candidate #{index} of '{}' is not a valid model: {}", space.name, why.describe()))
+    })
+}
+
+/// `--out` names a file, or a folder to write the default file name into.
+fn out_path(out: &Path, default_name: &str) -> PathBuf {
+    if out.is_dir() || out.as_os_str().to_string_lossy().ends_with('/') {
+        out.join(default_name)
+    } else {
+        out.to_path_buf()
+    }
+}
+
+pub fn run(args: ExportArgs, out: &mut dyn std::io::Write) -> Result<()> {
+    if args.format == ExportFormat::Gguf {
+        // Without the engine, say how to build it before reading anything.
+        crate::measure::llamacpp::require("export --format gguf")?;
+    }
+    let space = space_of(&args.source)?;
+    let index = index_of(&args.candidate, &args.source, &space)?;
+    let mut c = candidate(&space, index)?;
+    c.arch.name = format!("{}-{index}", space.name);
+    let label = FrontRow::architecture_label(&c);
+    match args.format {
+        ExportFormat::Hf => {
+            if args.weights.is_some() {
+                return Err(Error::Usage("--weights applies to --format gguf (a config.json holds no weights)".into()));
+            }
+            let config = candidate_config(&c);
+            let path = out_path(&args.out, "config.json");
+            write_atomic(&path, &json_bytes(&config))?;
+            let model_type = config["model_type"].as_str().unwrap_or("?");
+            let text = format!(
+                "wrote {}: {label} as {model_type}, {} parameters ({})\n",
+                path.display(),
+                c.arch.parameters(),
+                si(c.arch.parameters() as f64, "")
+            );
+            emit(text.as_bytes(), None, out)
+        }
+        ExportFormat::Gguf => {
+            let format = match &args.weights {
+                Some(w) => w.parse::<DType>().map_err(|e| Error::Usage(format!("--weights: {e}")))?,
+                None => c.precisions.weights,
+            };
+            if crate::arch::gguf::file_type(format).is_none() {
+                return Err(Error::Usage(format!(
+                    "--weights: {format} has no GGUF type llama.cpp runs (use f16, bf16, q8_0, q4_0 or q4_k_m)"
+                )));
+            }
+            let path = out_path(&args.out, &format!("{}.{}.gguf", c.arch.name, format.name()));
+            crate::report::check_writable(&path)?;
+            let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            // Built beside the destination, then renamed: never a half-written file at --out.
+            let work = tempfile::Builder::new()
+                .prefix(".rooflinebench-export-")
+                .tempdir_in(dir)
+                .map_err(|e| Error::io(dir, e))?;
+            let threads = std::thread::available_parallelism().map_or(1, |n| n.get()) as i32;
+            let files = crate::measure::llamacpp::build(&c.arch, &[format], work.path(), 42, threads)?;
+            let f = files.into_iter().next().ok_or_else(|| Error::Engine("the build wrote no file".into()))?;
+            std::fs::rename(&f.path, &path).map_err(|e| Error::io(&path, e))?;
+            let text = format!(
+                "wrote {}: {label}, {format} weights (random), {:.1} MB; llama.cpp counts {} parameters (ours {})\n",
+                path.display(),
+                f.file_bytes as f64 / 1e6,
+                f.parameters,
+                c.arch.parameters()
+            );
+            emit(text.as_bytes(), None, out)
+        }
+    }
+}
