@@ -113,6 +113,7 @@ fn arch_from(layers: u32, hidden_mult: u32, heads: u32, kv_div: u32, mla: bool, 
         qk_norm: false,
         norms_per_layer: 2,
         max_position_embeddings: 8192,
+        sliding_window: None,
         rope_theta: 1e4,
         norm_eps: 1e-5,
     }

@@ -147,6 +147,12 @@ pub fn parse_hf_config(text: &str, source: &str, name: &str) -> Result<Architect
         qk_norm: family == Family::Qwen3,
         norms_per_layer: if family == Family::Gemma2 { 4 } else { 2 },
         max_position_embeddings: cfg.optional_positive("max_position_embeddings")?.unwrap_or(4096),
+        // Qwen2 configs carry a window with `use_sliding_window: false`: only a used one counts.
+        sliding_window: match cfg.optional_bool("use_sliding_window")? {
+            Some(false) => None,
+            _ if matches!(cfg.get("sliding_window"), None | Some(Value::Null)) => None,
+            _ => cfg.optional_positive("sliding_window")?,
+        },
         rope_theta: cfg.optional_f64("rope_theta")?.unwrap_or(10000.0),
         norm_eps: cfg.optional_f64("rms_norm_eps")?.unwrap_or(1e-6),
     };
@@ -178,6 +184,9 @@ pub fn export_hf_config(arch: &Architecture) -> Value {
     put("vocab_size", arch.vocab_size.into());
     put("tie_word_embeddings", arch.tie_embeddings.into());
     put("max_position_embeddings", arch.max_position_embeddings.into());
+    if let Some(w) = arch.sliding_window {
+        put("sliding_window", w.into());
+    }
     put("rope_theta", arch.rope_theta.into());
     put("rms_norm_eps", arch.norm_eps.into());
     put("torch_dtype", "bfloat16".into());

@@ -172,6 +172,10 @@ impl FrontRow {
 pub struct SearchReport {
     pub space: String,
     pub device: String,
+    /// Which kind of profile produced the figures (see `DeviceProfile::kind_label`).
+    pub profile: String,
+    /// The recommendation's warnings (see [`crate::warnings`]), one line each.
+    pub warnings: Vec<String>,
     pub outcome: Outcome,
     pub objective: Objective,
     pub rip_margin: f64,
@@ -289,8 +293,12 @@ pub fn finish(space: &SearchSpace, device: &DeviceProfile, outcome: Outcome) -> 
     let runner_up = runner.as_ref().map(&mut row);
     let best_by_objective = row(&outcome.top[0]);
     let quality_pick = row(&quality_first(&outcome, &pick, space.quality_tpot_margin));
-    let mut arch = space.candidate(pick.index).expect("valid").arch;
+    let picked = space.candidate(pick.index).expect("valid");
+    let mut arch = picked.arch;
     arch.name = format!("{}-{}-recommended", space.name, device.name);
+    let compute = device.effective_precisions(picked.precisions).compute();
+    let warnings =
+        crate::warnings::check(device, &crate::warnings::Run::of(&arch, compute, space.workload.max_context));
     let mut recommended_config = export_hf_config(&arch);
     recommended_config["torch_dtype"] = serde_json::Value::from(match recommended.activations_dtype.as_str() {
         "f32" => "float32",
@@ -300,6 +308,8 @@ pub fn finish(space: &SearchSpace, device: &DeviceProfile, outcome: Outcome) -> 
     Ok(SearchReport {
         space: space.name.clone(),
         device: device.name.clone(),
+        profile: device.kind_label(),
+        warnings,
         outcome,
         objective: space.objective,
         rip_margin: space.rip_margin,
@@ -357,6 +367,10 @@ pub fn explain(r: &SearchReport) -> String {
         o.feasible,
         o.front.len()
     );
+    let _ = writeln!(s, "profile: {}", r.profile);
+    for w in &r.warnings {
+        let _ = writeln!(s, "warning: {w}");
+    }
     let _ = writeln!(s, "recommended: {}", rec.label());
     let _ = writeln!(
         s,

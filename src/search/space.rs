@@ -704,6 +704,7 @@ impl SearchSpace {
             qk_norm: false,
             norms_per_layer: 2,
             max_position_embeddings: 8192,
+            sliding_window: None,
             rope_theta: 10000.0,
             norm_eps: 1e-5,
         };

@@ -24,6 +24,7 @@ fn base(name: String, layers: u32, hidden: u32, vocab: u32, attention: Attention
         qk_norm: false,
         norms_per_layer: 2,
         max_position_embeddings: 8192,
+        sliding_window: None,
         rope_theta: 10000.0,
         norm_eps: 1e-6,
     }
@@ -140,7 +141,10 @@ pub fn calibration(quick: bool) -> Vec<Plan> {
         Plan::new(vec![mha], vec![pp(64), tg(16, 0), tg(16, 512)]),
         Plan::new(vec![mla(6, 512, 8, 192, 32, 64, 1536, 8192, None)], vec![pp(64), pp(512), tg(16, 0)]),
         Plan::new(
-            vec![mla(6, 512, 8, 128, 32, 64, 1024, 8192, Some((16, 2, 256, 1))), llama(10, 1280, 20, 4, 64, 3456, 32000)],
+            vec![
+                mla(6, 512, 8, 128, 32, 64, 1024, 8192, Some((16, 2, 256, 1))),
+                llama(10, 1280, 20, 4, 64, 3456, 32000),
+            ],
             vec![pp(64), tg(16, 0)],
         ),
         attention_probes(false),
