@@ -67,10 +67,10 @@ pub fn check(device: &DeviceProfile, run: &Run) -> Vec<String> {
             .map(|p| format!("; the expected profile `{}` includes them", p.name))
             .unwrap_or_default();
         w.push(format!(
-            "{}: an upper-bound profile ({}) on a model of {} parameters (under 500M): per-kernel and per-pass fixed costs, which it leaves out, dominate such models, so the speed is overstated{expected}",
+            "{}: a model of {} parameters (under 500M) on an upper-bound profile ({}): it leaves out per-kernel and per-pass fixed costs, which dominate such models, so the speed is overstated{expected}",
             device.name,
-            device.kind_label(),
-            si(run.parameters as f64, "")
+            si(run.parameters as f64, ""),
+            device.kind_label()
         ));
     }
     w

@@ -297,3 +297,29 @@ impl Fields<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(extra: &str) -> Architecture {
+        let text = format!(
+            r#"{{"model_type": "llama", "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+               "num_attention_heads": 4, "vocab_size": 100{extra}}}"#
+        );
+        parse_hf_config(&text, "t.json", "t").unwrap()
+    }
+
+    #[test]
+    fn a_sliding_window_counts_only_when_used() {
+        assert_eq!(with("").sliding_window, None);
+        assert_eq!(with(r#", "sliding_window": 4096"#).sliding_window, Some(4096));
+        // Qwen2 configs carry a window they do not use.
+        assert_eq!(with(r#", "sliding_window": 32768, "use_sliding_window": false"#).sliding_window, None);
+        assert_eq!(with(r#", "sliding_window": null"#).sliding_window, None);
+        // And it survives the export.
+        let a = with(r#", "sliding_window": 4096"#);
+        let back = parse_hf_config(&export_hf_config(&a).to_string(), "e.json", "t").unwrap();
+        assert_eq!(back.sliding_window, Some(4096));
+    }
+}
