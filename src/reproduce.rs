@@ -20,7 +20,8 @@ use std::path::Path;
 
 /// The paper's devices, as built-in datasheet profiles (a device with an expected profile keeps
 /// its datasheet one as NAME-datasheet).
-pub const PAPER_DEVICES: [&str; 5] = ["m1-pro", "rtx3070ti-laptop", "jetson-orin-nano-super", "rpi5", "rtx3090-datasheet"];
+pub const PAPER_DEVICES: [&str; 5] =
+    ["m1-pro", "rtx3070ti-laptop", "jetson-orin-nano-super", "rpi5", "rtx3090-datasheet"];
 
 /// The RTX 3090's datasheet profile, where the findings quote it.
 const RTX3090: &str = "rtx3090-datasheet";
@@ -447,7 +448,7 @@ pub fn reproduce(repo: &Path, out: &Path) -> Result<String> {
     };
     let _ = writeln!(
         md,
-        "| 4b | (the trap under fixed costs) | On the ~135M space the RTX 3090's datasheet profile ({}, no cost per kernel) recommends {} ({}) at {:.0} decode tok/s: with launches free, depth costs nothing. Its expected llama.cpp profile ({}, {:.1} us per kernel) recommends {} ({}) at {:.0} tok/s, {}: every layer's kernels now cost time, so {}. | {} | `efficiency-trap.csv` (space around-135m) |",
+        "| 4b | (the trap under fixed costs) | On the ~135M space the RTX 3090's datasheet profile ({}, no cost per kernel) recommends {} ({}) at {:.0} decode tok/s: with launches free, depth costs nothing. Its expected llama.cpp profile ({}, {:.1} us per kernel) recommends {} ({}) at {:.0} tok/s, {:.1}x slower than the upper bound said: every layer's kernels now cost time, so {}. | {} | `efficiency-trap.csv` (space around-135m) |",
         fixed_cost[0].1,
         arch(&ds.recommended),
         depth_word(ds),
@@ -457,7 +458,7 @@ pub fn reproduce(repo: &Path, out: &Path) -> Result<String> {
         arch(&ex.recommended),
         depth_word(ex),
         ex.decode_tokens_per_s,
-        format!("{:.1}x slower than the upper bound said", ds.decode_tokens_per_s / ex.decode_tokens_per_s),
+        ds.decode_tokens_per_s / ex.decode_tokens_per_s,
         if ex.layers < ds.layers { "the ranking moves to shallower, wider stacks" } else { "depth still wins here" },
         if ex.layers < ds.layers { "yes: the recommendation moves" } else { "no" }
     );

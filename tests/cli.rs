@@ -227,8 +227,10 @@ fn devices_fit_keeps_held_out_files_out_and_stays_under_the_roofs() {
     let p = rooflinebench::device::DeviceProfile::from_json(&std::fs::read_to_string(&out).unwrap(), "out").unwrap();
     assert_eq!(p.notes["fitted_runs"], 4);
     assert_eq!(p.notes["held_out_agreement"]["runs"], 4);
-    assert_eq!(p.notes["fitted_sources"][0]["source"].as_str().unwrap().split(' ').next().unwrap(),
-        "https://github.com/ggml-org/llama.cpp/pull/4766");
+    assert_eq!(
+        p.notes["fitted_sources"][0]["source"].as_str().unwrap().split(' ').next().unwrap(),
+        "https://github.com/ggml-org/llama.cpp/pull/4766"
+    );
     // Under the datasheet roofs: no product faster than 936.2 GB/s, no FLOP rate above the
     // fastest datasheet peak (71 TFLOP/s f16 tensor).
     for t in p.product_efficiency.values() {

@@ -201,7 +201,8 @@ fn a_gated_ffn_fuses_its_norm_and_activation_and_saves_their_round_trips() {
     let runner: Runner<PlanLang, Shapes> =
         Runner::new(shapes).with_expr(&expr).with_iter_limit(6).run(&rules(None, 2.0));
     let g = &runner.egraph;
-    let (_, best) = Extractor::new(g, RooflineTime::new(g, &device("rtx3090-datasheet"), DType::F16)).find_best(runner.roots[0]);
+    let (_, best) =
+        Extractor::new(g, RooflineTime::new(g, &device("rtx3090-datasheet"), DType::F16)).find_best(runner.roots[0]);
     assert!(best.as_ref().iter().any(|n| matches!(n, PlanLang::MmNormGlu(_))), "{best}");
     assert_eq!(form_of(&best), ElementwiseForm::Fused);
     let ((eager_flops, eager_bytes), (fused_flops, fused_bytes)) = (dag_work(g, &expr, 2.0), dag_work(g, &best, 2.0));
@@ -209,7 +210,8 @@ fn a_gated_ffn_fuses_its_norm_and_activation_and_saves_their_round_trips() {
     // Fusion moves arithmetic between kernels; it neither adds nor removes any.
     assert_eq!(eager_flops, fused_flops);
     // And the extracted form is what `extract_ffn` reports, faster than the eager one.
-    let (fused_s, _, eager_s) = extract_ffn(&expr, runner.egraph.analysis.clone(), &device("rtx3090-datasheet"), DType::F16);
+    let (fused_s, _, eager_s) =
+        extract_ffn(&expr, runner.egraph.analysis.clone(), &device("rtx3090-datasheet"), DType::F16);
     assert!(fused_s < eager_s, "{fused_s} vs {eager_s}");
 }
 
