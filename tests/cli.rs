@@ -43,7 +43,7 @@ fn analyze_csv_has_one_row_per_phase_and_a_header_from_the_struct() {
     let text = String::from_utf8(out).unwrap();
     let lines: Vec<_> = text.lines().collect();
     assert_eq!(lines.len(), 4, "{text}");
-    assert!(lines[0].starts_with("model,device,scenario,"));
+    assert!(lines[0].starts_with("model,device,profile,scenario,"));
     assert!(lines[0].contains(",rip,"));
 }
 
