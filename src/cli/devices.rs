@@ -98,11 +98,11 @@ fn shipped_models() -> Vec<Architecture> {
     paths.iter().filter_map(|p| load_hf_config(p).ok()).collect()
 }
 
-/// The runs of some llama-bench files, where they come from, and what could not be used.
-fn load_runs(
-    files: &[std::path::PathBuf],
-    models: &[Architecture],
-) -> Result<(Vec<llama_bench::Record>, Vec<fit::Run>, Vec<llama_bench::Origin>, Vec<String>)> {
+/// The records and runs of some llama-bench files, where they come from, and what could not
+/// be used.
+type Loaded = (Vec<llama_bench::Record>, Vec<fit::Run>, Vec<llama_bench::Origin>, Vec<String>);
+
+fn load_runs(files: &[std::path::PathBuf], models: &[Architecture]) -> Result<Loaded> {
     let mut records = Vec::new();
     let mut origins = Vec::new();
     for f in files {
