@@ -52,6 +52,11 @@ impl PhaseSummary {
 pub struct Analysis {
     pub model: String,
     pub device: String,
+    /// Which kind of profile produced the figures: "upper bound (datasheet)", "expected
+    /// (llama.cpp, fitted from N public runs)", "calibrated here (llama.cpp)".
+    pub profile: String,
+    /// Traps this prediction falls into (see [`crate::warnings`]), one line each.
+    pub warnings: Vec<String>,
     pub scenario: String,
     pub prompt_tokens: u32,
     pub generated_tokens: u32,
@@ -114,7 +119,11 @@ pub fn analyze(
     let (pl, dl) = (pp.label(arch), dp.label(arch));
     let b = settings.batch as f64;
     let p = &settings.precisions;
+    let context = (scenario.prompt + scenario.generate) as u64;
+    let warnings = crate::warnings::check(device, &crate::warnings::Run::of(arch, p.compute(), context));
     Analysis {
+        profile: device.kind_label(),
+        warnings,
         model: arch.name.clone(),
         device: device.name.clone(),
         scenario: scenario.name.clone(),

@@ -19,6 +19,7 @@ pub mod report;
 pub mod reproduce;
 pub mod roofline;
 pub mod search;
+pub mod warnings;
 pub mod workload;
 
 pub use error::{Error, Result};

@@ -18,8 +18,13 @@ use serde::Serialize;
 use std::fmt::Write as _;
 use std::path::Path;
 
-/// The paper's devices, as built-in datasheet profiles.
-pub const PAPER_DEVICES: [&str; 5] = ["m1-pro", "rtx3070ti-laptop", "jetson-orin-nano-super", "rpi5", "rtx3090"];
+/// The paper's devices, as built-in datasheet profiles (a device with an expected profile keeps
+/// its datasheet one as NAME-datasheet).
+pub const PAPER_DEVICES: [&str; 5] =
+    ["m1-pro", "rtx3070ti-laptop", "jetson-orin-nano-super", "rpi5", "rtx3090-datasheet"];
+
+/// The RTX 3090's datasheet profile, where the findings quote it.
+const RTX3090: &str = "rtx3090-datasheet";
 
 /// The paper's models that shared/models holds, plus DeepSeek-V2-Lite for MLA.
 pub const PAPER_MODELS: [&str; 6] = [
@@ -163,6 +168,7 @@ pub fn mla_matched() -> Architecture {
         qk_norm: false,
         norms_per_layer: 2,
         max_position_embeddings: 8192,
+        sliding_window: None,
         rope_theta: 1e4,
         norm_eps: 1e-6,
     }
@@ -230,7 +236,7 @@ pub fn reproduce(repo: &Path, out: &Path) -> Result<String> {
         .map(|(m, d)| (pick(&m, &d, "liso").rip, pick(&m, &d, "silo").rip))
         .collect();
     let liso_wins = pairs.iter().filter(|(l, s)| l > s).count();
-    let (l, s) = (pick("Llama-3.2-1B", "rtx3090", "liso"), pick("Llama-3.2-1B", "rtx3090", "silo"));
+    let (l, s) = (pick("Llama-3.2-1B", RTX3090, "liso"), pick("Llama-3.2-1B", RTX3090, "silo"));
     let _ = writeln!(
         md,
         "| 1 | Long-prompt/short-answer work (LISO) sits far better on the roofline than short-prompt/long-answer (SILO). | LISO has the higher intensity and rip for {liso_wins} of {} model-device pairs: prefill is compute-bound, decode reads every weight per token. | yes | Llama-3.2-1B on RTX 3090: LISO {:.1} FLOP/B, rip {:.3}; SILO {:.2} FLOP/B, rip {:.4}. `scenarios.csv`, `scenarios-*.svg` |",
@@ -246,7 +252,7 @@ pub fn reproduce(repo: &Path, out: &Path) -> Result<String> {
     let depth_rows = depth(&base, &devices);
     write_atomic(&out.join("depth.csv"), &csv_bytes(&depth_rows))?;
     let series = |f: &dyn Fn(&DepthRow) -> f64, phase: &str| -> Vec<(String, Vec<(f64, f64)>)> {
-        ["rtx3090", "rpi5"]
+        [RTX3090, "rpi5"]
             .iter()
             .map(|d| {
                 (
@@ -258,7 +264,7 @@ pub fn reproduce(repo: &Path, out: &Path) -> Result<String> {
     };
     // Intensity is a property of the workload, the same on every device: one series per phase.
     let on = |f: &dyn Fn(&DepthRow) -> f64| {
-        depth_rows.iter().filter(|r| r.device == "rtx3090").map(|r| (r.layers as f64, f(r))).collect()
+        depth_rows.iter().filter(|r| r.device == RTX3090).map(|r| (r.layers as f64, f(r))).collect()
     };
     let intensity = vec![
         ("prefill".to_string(), on(&|r| r.prefill_intensity_flop_per_byte)),
@@ -281,10 +287,10 @@ pub fn reproduce(repo: &Path, out: &Path) -> Result<String> {
         &perf,
     )?;
     let at = |d: &str, l: u32| depth_rows.iter().find(|r| r.device == d && r.layers == l).expect("row");
-    let (d2, d4, d64) = (at("rtx3090", 2), at("rtx3090", 4), at("rtx3090", 64));
+    let (d2, d4, d64) = (at(RTX3090, 2), at(RTX3090, 4), at(RTX3090, 64));
     let peak_layers = depth_rows
         .iter()
-        .filter(|r| r.device == "rtx3090")
+        .filter(|r| r.device == RTX3090)
         .max_by(|a, b| a.rip.total_cmp(&b.rip))
         .map_or(0, |r| r.layers);
     let _ = writeln!(
@@ -353,7 +359,7 @@ pub fn reproduce(repo: &Path, out: &Path) -> Result<String> {
         "| 3 | MLA moves decode toward the compute roof on every device. | MLA decode has the highest intensity on {mla_higher} of 5 devices: absorbed attention reads one {}-wide latent per token for all heads. KV cache per token: {}. Higher intensity is not the same as faster: MLA vs GQA decode tokens/s on RTX 3090 {}. | yes (intensity) | `attention.csv`, `attention-*.svg` |",
         512 + 64,
         kv.join(", "),
-        fmt_pct(tps("mla", "rtx3090") / tps("gqa", "rtx3090") - 1.0)
+        fmt_pct(tps("mla", RTX3090) / tps("gqa", RTX3090) - 1.0)
     );
 
     // 4. The efficiency trap: two shipped spaces, five devices; the recommendation (best rip,
@@ -378,6 +384,29 @@ pub fn reproduce(repo: &Path, out: &Path) -> Result<String> {
                 fastest_decode_tokens_per_s: f.decode_tokens_per_s,
             });
         }
+    }
+    // Fixed costs: the ~135M space on the RTX 3090's datasheet profile (no per-kernel cost)
+    // and on its expected llama.cpp profile (fitted from public runs, launch cost included).
+    let small = SearchSpace::load(&repo.join("search-spaces/around-135m.toml"))?;
+    let mut fixed_cost = Vec::new();
+    for name in [RTX3090, "rtx3090"] {
+        let d = builtin(name).expect("built-in");
+        let r = finish(&small, &d, run(&small, &d, &SearchOptions::default())?)?;
+        let (c, f) = (r.recommended, r.fastest);
+        fixed_cost.push((d.kernel_overhead_s, d.kind_label()));
+        trap.push(TrapRow {
+            space: small.name.clone(),
+            device: d.name.clone(),
+            recommended: c.label(),
+            attention: c.attention,
+            layers: c.layers,
+            hidden: c.hidden,
+            parameters: c.parameters,
+            rip: c.rip,
+            decode_tokens_per_s: c.decode_tokens_per_s,
+            fastest: f.label(),
+            fastest_decode_tokens_per_s: f.decode_tokens_per_s,
+        });
     }
     write_atomic(&out.join("efficiency-trap.csv"), &csv_bytes(&trap))?;
     // Labels start with the candidate's index (`#123 ...`): the architecture is what follows.
@@ -408,6 +437,32 @@ pub fn reproduce(repo: &Path, out: &Path) -> Result<String> {
         counts[2],
         per_device("around-1b", &fast),
         if counts[0] > 1 || counts[1] > 1 { "yes" } else if counts[2] > 1 { "in speed, not in rip" } else { "no" }
+    );
+    let deepest = small.dims.layers.iter().copied().max().unwrap_or(0);
+    let on = |device: &str| trap.iter().find(|t| t.space == small.name && t.device == device).expect("row");
+    let (ds, ex) = (on(RTX3090), on("rtx3090"));
+    let depth_word = |t: &TrapRow| {
+        if t.layers == deepest {
+            format!("{} layers, the deepest the space allows", t.layers)
+        } else {
+            format!("{} layers of up to {deepest}", t.layers)
+        }
+    };
+    let _ = writeln!(
+        md,
+        "| 4b | (the trap under fixed costs) | On the ~135M space the RTX 3090's datasheet profile ({}, no cost per kernel) recommends {} ({}) at {:.0} decode tok/s: with launches free, depth costs nothing. Its expected llama.cpp profile ({}, {:.1} us per kernel) recommends {} ({}) at {:.0} tok/s, {:.1}x slower than the upper bound said: every layer's kernels now cost time, so {}. | {} | `efficiency-trap.csv` (space around-135m) |",
+        fixed_cost[0].1,
+        arch(&ds.recommended),
+        depth_word(ds),
+        ds.decode_tokens_per_s,
+        fixed_cost[1].1,
+        1e6 * fixed_cost[1].0,
+        arch(&ex.recommended),
+        depth_word(ex),
+        ex.decode_tokens_per_s,
+        ds.decode_tokens_per_s / ex.decode_tokens_per_s,
+        if ex.layers < ds.layers { "the ranking moves to shallower, wider stacks" } else { "depth still wins here" },
+        if ex.layers < ds.layers { "yes: the recommendation moves" } else { "no" }
     );
     md.push_str("\nWhere a claim does not hold, the reason is accounting: the paper's released code multiplies peak RSS by wall time and calls it bytes, counts prompt tokens only, leaves out the FFN and the LM head, halves GQA's KV heads and fixes MLA's latent at 512 (see the design notes).\n");
     write_atomic(&out.join("REPRODUCTION.md"), md.as_bytes())?;

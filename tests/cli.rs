@@ -43,7 +43,7 @@ fn analyze_csv_has_one_row_per_phase_and_a_header_from_the_struct() {
     let text = String::from_utf8(out).unwrap();
     let lines: Vec<_> = text.lines().collect();
     assert_eq!(lines.len(), 4, "{text}");
-    assert!(lines[0].starts_with("model,device,scenario,"));
+    assert!(lines[0].starts_with("model,device,profile,scenario,"));
     assert!(lines[0].contains(",rip,"));
 }
 
@@ -189,4 +189,87 @@ fn devices_lists_the_library_and_shows_one_profile() {
     let out = bin().args(["devices", "show", "h100-sxm"]).assert().success().get_output().stdout.clone();
     let p = rooflinebench::device::DeviceProfile::from_json(std::str::from_utf8(&out).unwrap(), "stdout").unwrap();
     assert_eq!(p.bandwidth_bytes_per_s, 3350e9);
+}
+
+#[test]
+fn the_expected_profile_takes_the_plain_name_and_says_what_it_is() {
+    use rooflinebench::device::builtin;
+    // data/llama-bench/rtx3090/pr4766-backend-sched.md holds four rows: 7B F16 and Q4_0, pp and tg.
+    let expected = builtin("rtx3090").unwrap();
+    assert_eq!(expected.kind_label(), "expected (llama.cpp, fitted from 4 public runs)");
+    let datasheet = builtin("rtx3090-datasheet").unwrap();
+    assert_eq!(datasheet.kind_label(), "upper bound (datasheet)");
+    // The GA102 datasheet: 936.2 GB/s, 35.58 TFLOP/s FP32.
+    assert_eq!(datasheet.bandwidth_bytes_per_s, 936.2e9);
+    assert_eq!(datasheet.peak_flops(rooflinebench::dtype::DType::F32), 35.58e12);
+    assert!(builtin("rtx3090-paper").unwrap().kind_label().contains("measured"));
+    // A device without public runs keeps its plain name as the datasheet upper bound.
+    assert_eq!(builtin("rpi5").unwrap().kind_label(), "upper bound (datasheet)");
+}
+
+#[test]
+fn devices_fit_keeps_held_out_files_out_and_stays_under_the_roofs() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("rtx3090.json");
+    let data = repo().join("data/llama-bench/rtx3090");
+    let text = bin()
+        .args(["devices", "fit", "--base", "rtx3090-datasheet", "--name", "my-3090"])
+        .args(["--llama-bench", data.join("pr4766-backend-sched.md").to_str().unwrap()])
+        .args(["--holdout", data.join("pr4766-master.md").to_str().unwrap()])
+        .args(["--out", out.to_str().unwrap()])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8(text).unwrap();
+    assert!(text.contains("fitted my-3090 from 4 runs") && text.contains("held out (4 runs, not fitted)"), "{text}");
+    let p = rooflinebench::device::DeviceProfile::from_json(&std::fs::read_to_string(&out).unwrap(), "out").unwrap();
+    assert_eq!(p.notes["fitted_runs"], 4);
+    assert_eq!(p.notes["held_out_agreement"]["runs"], 4);
+    assert_eq!(
+        p.notes["fitted_sources"][0]["source"].as_str().unwrap().split(' ').next().unwrap(),
+        "https://github.com/ggml-org/llama.cpp/pull/4766"
+    );
+    // Under the datasheet roofs: no product faster than 936.2 GB/s, no FLOP rate above the
+    // fastest datasheet peak (71 TFLOP/s f16 tensor).
+    for t in p.product_efficiency.values() {
+        assert!(t.memory.points.iter().all(|e| e.efficiency <= 1.0 + 1e-9), "{t:?}");
+    }
+    assert!(p.peak_flops(rooflinebench::dtype::DType::F16) <= 71e12 * (1.0 + 1e-9));
+    assert!(p.kernel_overhead_s >= 0.0);
+}
+
+#[test]
+fn small_models_on_an_upper_bound_and_emulated_formats_warn_on_stderr() {
+    let out = analyze()
+        .args(["--model", model_path("SmolLM2-135M").to_str().unwrap(), "--device", "rtx3090-datasheet"])
+        .args(["--scenario", "siso"])
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    let (stdout, stderr) = (String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap());
+    assert!(stderr.contains("warning: rtx3090-datasheet") && stderr.contains("under 500M"), "{stderr}");
+    assert!(stdout.contains("profile: upper bound (datasheet)") && stdout.contains("warning:"), "{stdout}");
+    // The expected profile has fixed costs: no small-model warning.
+    let out = analyze()
+        .args(["--model", model_path("SmolLM2-135M").to_str().unwrap(), "--device", "rtx3090", "--scenario", "siso"])
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    assert!(!String::from_utf8(out.stderr).unwrap().contains("warning"));
+    // bf16 on the paper's Pi profile falls to its emulated FP16 peak.
+    let out = analyze()
+        .args(["--model", model_path("Llama-3.2-1B").to_str().unwrap(), "--device", "rpi5-paper"])
+        .args(["--scenario", "siso", "--activations", "bf16", "--format", "csv"])
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("bf16 arithmetic is emulated"), "{err}");
+    let csv = String::from_utf8(out.stdout).unwrap();
+    assert!(csv.lines().next().unwrap().contains("profile") && csv.contains("the paper's measured ceilings"), "{csv}");
 }

@@ -156,7 +156,7 @@ fn analyze_reports_the_loss_for_the_tokens_asked_in_every_format() {
     assert_eq!(json[0]["estimate_range"], "fitted");
     let csv = run(&["--format", "csv"]);
     let header = csv.lines().next().unwrap();
-    assert!(header.ends_with("non_embedding_params,tokens,predicted_loss,estimate_range"), "{header}");
+    assert!(header.ends_with("non_embedding_params,tokens,predicted_loss,estimate_range,warnings"), "{header}");
     let table = run(&[]);
     assert!(table.contains("quality: predicted loss 2.5771 after 2.00 T training tokens"), "{table}");
 }

@@ -162,6 +162,12 @@ pub fn parse_hf_config(text: &str, source: &str, name: &str) -> Result<Architect
         qk_norm: family == Family::Qwen3,
         norms_per_layer: if family == Family::Gemma2 { 4 } else { 2 },
         max_position_embeddings: cfg.optional_positive("max_position_embeddings")?.unwrap_or(4096),
+        // Qwen2 configs carry a window with `use_sliding_window: false`: only a used one counts.
+        sliding_window: match cfg.optional_bool("use_sliding_window")? {
+            Some(false) => None,
+            _ if matches!(cfg.get("sliding_window"), None | Some(Value::Null)) => None,
+            _ => cfg.optional_positive("sliding_window")?,
+        },
         // Transformers 5 moves rope_theta into rope_parameters.
         rope_theta: match cfg.optional_f64("rope_theta")? {
             Some(t) => t,
@@ -200,6 +206,9 @@ pub fn export_hf_config(arch: &Architecture) -> Value {
     put("vocab_size", arch.vocab_size.into());
     put("tie_word_embeddings", arch.tie_embeddings.into());
     put("max_position_embeddings", arch.max_position_embeddings.into());
+    if let Some(w) = arch.sliding_window {
+        put("sliding_window", w.into());
+    }
     put("rope_theta", arch.rope_theta.into());
     put("rms_norm_eps", arch.norm_eps.into());
     put("torch_dtype", "bfloat16".into());
@@ -353,5 +362,31 @@ impl Fields<'_> {
             None => Ok(None),
             Some(v) => v.as_f64().map(Some).ok_or_else(|| Error::field(self.source, key, "a number", v)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(extra: &str) -> Architecture {
+        let text = format!(
+            r#"{{"model_type": "llama", "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+               "num_attention_heads": 4, "vocab_size": 100{extra}}}"#
+        );
+        parse_hf_config(&text, "t.json", "t").unwrap()
+    }
+
+    #[test]
+    fn a_sliding_window_counts_only_when_used() {
+        assert_eq!(with("").sliding_window, None);
+        assert_eq!(with(r#", "sliding_window": 4096"#).sliding_window, Some(4096));
+        // Qwen2 configs carry a window they do not use.
+        assert_eq!(with(r#", "sliding_window": 32768, "use_sliding_window": false"#).sliding_window, None);
+        assert_eq!(with(r#", "sliding_window": null"#).sliding_window, None);
+        // And it survives the export.
+        let a = with(r#", "sliding_window": 4096"#);
+        let back = parse_hf_config(&export_hf_config(&a).to_string(), "e.json", "t").unwrap();
+        assert_eq!(back.sliding_window, Some(4096));
     }
 }

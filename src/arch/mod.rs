@@ -198,6 +198,9 @@ pub struct Architecture {
     /// Norms per layer: 2 (before attention and FFN) or 4 (Gemma 2 adds two after).
     pub norms_per_layer: u32,
     pub max_position_embeddings: u32,
+    /// Tokens a sliding-window attention layer sees (Gemma 2, Mistral); `None`: full attention.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sliding_window: Option<u32>,
     pub rope_theta: f64,
     pub norm_eps: f64,
 }
@@ -500,6 +503,7 @@ mod tests {
             qk_norm: false,
             norms_per_layer: 2,
             max_position_embeddings: 2048,
+            sliding_window: None,
             rope_theta: 10000.0,
             norm_eps: 1e-5,
         }

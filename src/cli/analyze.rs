@@ -110,6 +110,13 @@ pub fn run(args: AnalyzeArgs, out: &mut dyn std::io::Write) -> Result<()> {
             }
         }
     }
+    // Warnings go to stderr too, so they are seen whatever the format and wherever stdout goes.
+    let mut said = std::collections::BTreeSet::new();
+    for w in results.iter().flat_map(|(a, _)| a.warnings.iter()) {
+        if said.insert(w.clone()) {
+            eprintln!("warning: {w}");
+        }
+    }
     let bytes = match args.format {
         Format::Table => {
             let mut s = String::new();

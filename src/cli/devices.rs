@@ -98,17 +98,53 @@ fn shipped_models() -> Vec<Architecture> {
     paths.iter().filter_map(|p| load_hf_config(p).ok()).collect()
 }
 
+/// The records and runs of some llama-bench files, where they come from, and what could not
+/// be used.
+type Loaded = (Vec<llama_bench::Record>, Vec<fit::Run>, Vec<llama_bench::Origin>, Vec<String>);
+
+fn load_runs(files: &[std::path::PathBuf], models: &[Architecture]) -> Result<Loaded> {
+    let mut records = Vec::new();
+    let mut origins = Vec::new();
+    for f in files {
+        let (r, o) = llama_bench::parse_file_with_origin(f)?;
+        records.extend(r);
+        origins.push(o);
+    }
+    let (runs, skipped) = fit::runs_from_records(&records, models);
+    Ok((records, runs, origins, skipped))
+}
+
+/// Predicted against measured tokens/s of one held-out run.
+#[derive(Serialize)]
+struct Agreement {
+    model: String,
+    weights: String,
+    test: String,
+    measured_tokens_per_s: f64,
+    predicted_tokens_per_s: f64,
+    /// predicted / measured.
+    ratio: f64,
+}
+
+/// The median of max(ratio, 1/ratio): how far off a typical prediction is, either way.
+fn median_factor(rows: &[Agreement]) -> f64 {
+    let mut f: Vec<f64> = rows.iter().map(|a| a.ratio.max(1.0 / a.ratio)).collect();
+    f.sort_by(f64::total_cmp);
+    match f.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => f[n / 2],
+        n => (f[n / 2 - 1] + f[n / 2]) / 2.0,
+    }
+}
+
 /// `devices fit`: a llama.cpp profile for a device from llama-bench results run on it.
 fn fit(a: FitArgs, out: &mut dyn std::io::Write) -> Result<()> {
     let base = resolve(&a.base)?;
     crate::report::check_writable(&a.out)?;
     let mut models = a.model.iter().map(|p| load_hf_config(p)).collect::<Result<Vec<_>>>()?;
-    models.extend(shipped_models());
-    let mut records = Vec::new();
-    for f in &a.llama_bench {
-        records.extend(llama_bench::parse_file(f)?);
-    }
-    let (runs, skipped) = fit::runs_from_records(&records, &models);
+    let given: std::collections::BTreeSet<String> = models.iter().map(|m| m.name.clone()).collect();
+    models.extend(shipped_models().into_iter().filter(|m| !given.contains(&m.name)));
+    let (records, runs, origins, skipped) = load_runs(&a.llama_bench, &models)?;
     if runs.is_empty() {
         return Err(Error::Usage(format!(
             "no usable llama-bench rows in {} ({}); pass the models' config.json with --model",
@@ -117,7 +153,11 @@ fn fit(a: FitArgs, out: &mut dyn std::io::Write) -> Result<()> {
         )));
     }
     let backend = records.iter().map(|r| r.backend.clone()).find(|b| !b.is_empty()).unwrap_or_else(|| "unknown".into());
-    let build = records.iter().find_map(|r| r.build.clone()).unwrap_or_else(|| "unknown build".into());
+    let build = records
+        .iter()
+        .find_map(|r| r.build.clone())
+        .or_else(|| origins.iter().find_map(|o| o.build.clone()))
+        .unwrap_or_else(|| "unknown build".into());
     let engine = Engine {
         name: "llama.cpp".into(),
         version: build,
@@ -130,16 +170,67 @@ fn fit(a: FitArgs, out: &mut dyn std::io::Write) -> Result<()> {
     };
     let mut fitted_base = base.clone();
     fitted_base.name = a.name.clone().unwrap_or_else(|| format!("{}-llamacpp", base.name));
+    let plain = base.description.trim_end_matches(", datasheet").trim_end_matches(" (datasheet)");
     fitted_base.description =
-        format!("{} running llama.cpp ({}), fitted from llama-bench runs", base.description, engine.backend);
+        format!("{plain} running llama.cpp ({}), fitted from {} public llama-bench runs", engine.backend, runs.len());
     fitted_base.provenance.origin = Origin::Expected;
+    let urls: Vec<String> = origins.iter().map(|o| o.source.clone().unwrap_or_else(|| o.file.clone())).collect();
     fitted_base.provenance.source = format!(
-        "rooflinebench devices fit: {} llama-bench runs from {} on the {} profile's memory and bandwidth",
+        "rooflinebench devices fit: {} llama-bench runs ({}) on the {} profile's memory and bandwidth",
         runs.len(),
-        a.llama_bench.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "),
+        urls.join("; "),
         base.name
     );
-    let (profile, report) = fit::fit_engine(&fitted_base, &engine, &runs)?;
+    if let Some(d) = origins.iter().filter_map(|o| o.date.clone()).max() {
+        fitted_base.provenance.date = d;
+    }
+    let (mut profile, report) = fit::fit_engine_under_roofs(&fitted_base, &engine, &runs)?;
+    profile.notes.insert("fitted_runs".into(), serde_json::Value::from(runs.len()));
+    profile.notes.insert("fit_coefficients".into(), serde_json::to_value(&report.coefficients).expect("numbers"));
+    profile.notes.insert("fitted_sources".into(), serde_json::to_value(&origins).expect("origins serialise"));
+    profile.notes.insert(
+        "fit_residuals".into(),
+        serde_json::Value::from(
+            report
+                .residuals
+                .iter()
+                .map(|r| format!("{} {} {}: {:+.1}%", r.model, r.weights, r.test, 100.0 * r.error))
+                .collect::<Vec<_>>(),
+        ),
+    );
+    let mut held = Vec::new();
+    let mut held_skipped = Vec::new();
+    if !a.holdout.is_empty() {
+        let (_, hruns, horigins, hskipped) = load_runs(&a.holdout, &models)?;
+        held_skipped = hskipped;
+        held = hruns
+            .iter()
+            .map(|r| {
+                let predicted = fit::predict(&profile, r);
+                let tokens = r.test.tokens() as f64;
+                Agreement {
+                    model: r.arch.name.clone(),
+                    weights: r.weights.name().to_string(),
+                    test: r.test.label(),
+                    measured_tokens_per_s: tokens / r.measured_s,
+                    predicted_tokens_per_s: tokens / predicted,
+                    ratio: r.measured_s / predicted,
+                }
+            })
+            .collect();
+        profile.notes.insert("held_out_sources".into(), serde_json::to_value(&horigins).expect("origins serialise"));
+        profile.notes.insert(
+            "held_out_agreement".into(),
+            serde_json::json!({
+                "runs": held.len(),
+                "median_factor": median_factor(&held),
+                "rows": held.iter().map(|h| format!(
+                    "{} {} {}: measured {:.1} tok/s, predicted {:.1} tok/s ({:.2}x)",
+                    h.model, h.weights, h.test, h.measured_tokens_per_s, h.predicted_tokens_per_s, h.ratio
+                )).collect::<Vec<_>>(),
+            }),
+        );
+    }
     crate::report::write_atomic(&a.out, profile.to_json().as_bytes())?;
     let mut s = String::new();
     let _ = writeln!(
@@ -165,6 +256,24 @@ fn fit(a: FitArgs, out: &mut dyn std::io::Write) -> Result<()> {
     }
     for n in skipped {
         let _ = writeln!(s, "  note: {n}");
+    }
+    if !a.holdout.is_empty() {
+        let _ = writeln!(
+            s,
+            "held out ({} runs, not fitted): median factor {:.2}x between predicted and measured tokens/s",
+            held.len(),
+            median_factor(&held)
+        );
+        for h in &held {
+            let _ = writeln!(
+                s,
+                "  {:<40} {:<7} {:<14} measured {:>9.1} tok/s predicted {:>9.1} tok/s {:>6.2}x",
+                h.model, h.weights, h.test, h.measured_tokens_per_s, h.predicted_tokens_per_s, h.ratio
+            );
+        }
+        for n in held_skipped {
+            let _ = writeln!(s, "  note: {n}");
+        }
     }
     emit(s.as_bytes(), None, out)
 }

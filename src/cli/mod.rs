@@ -388,6 +388,10 @@ pub struct FitArgs {
     /// Name of the fitted profile (default: BASE-llamacpp).
     #[arg(long)]
     pub name: Option<String>,
+    /// llama-bench files kept out of the fit: predicted with the fitted profile and compared,
+    /// so the profile's agreement is measured on runs it has not seen.
+    #[arg(long, value_delimiter = ',')]
+    pub holdout: Vec<PathBuf>,
     /// Where to write the profile.
     #[arg(long)]
     pub out: PathBuf,

@@ -63,6 +63,9 @@ pub fn run_search(args: SearchArgs, out: &mut dyn std::io::Write) -> Result<()> 
             .map_err(|e| Error::io("<stdout>", e));
     }
     let report = finish(&space, &device, outcome)?;
+    for w in &report.warnings {
+        eprintln!("warning: {w}");
+    }
     write(&report, &space, &device, &dir)?;
     let mut text = explain(&report);
     if args.per_layer {
@@ -100,16 +103,17 @@ fn devices(list: &[String]) -> Result<Vec<DeviceProfile>> {
 }
 
 fn batch_summary(reports: &[&SearchReport]) -> String {
-    let mut s = String::from("# Batch summary\n\n| space | device | recommended | params | rip | decode tok/s | TTFT | memory | predicted loss | feasible | front | plots |\n|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n");
+    let mut s = String::from("# Batch summary\n\n| space | device | profile | recommended | params | rip | decode tok/s | TTFT | memory | predicted loss | feasible | front | plots |\n|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n");
     for r in reports {
         let c = &r.recommended;
         let _ = writeln!(
             s,
-            "| [{}]({}/{}/summary.md) | {} | {} | {} | {:.4} | {:.1} | {} | {} | {:.4} | {} | {} | [front]({1}/{2}/front.svg), [quality]({1}/{2}/quality.svg), [roofline]({1}/{2}/roofline.svg) |",
+            "| [{}]({}/{}/summary.md) | {} | {} | {} | {} | {:.4} | {:.1} | {} | {} | {:.4} | {} | {} | [front]({1}/{2}/front.svg), [quality]({1}/{2}/quality.svg), [roofline]({1}/{2}/roofline.svg) |",
             r.space,
             r.space,
             r.device,
             r.device,
+            r.profile,
             c.label(),
             si(c.parameters as f64, ""),
             c.rip,
@@ -120,6 +124,13 @@ fn batch_summary(reports: &[&SearchReport]) -> String {
             r.outcome.feasible,
             r.outcome.front.len()
         );
+    }
+    let warned: Vec<String> = reports
+        .iter()
+        .flat_map(|r| r.warnings.iter().map(move |w| format!("- {}/{}: {w}", r.space, r.device)))
+        .collect();
+    if !warned.is_empty() {
+        let _ = writeln!(s, "\nWarnings:\n\n{}", warned.join("\n"));
     }
     s
 }
@@ -134,6 +145,9 @@ fn publish(
 ) -> Result<()> {
     let mut problems = Vec::new();
     for (r, space, device) in &reports {
+        for w in &r.warnings {
+            eprintln!("warning: {}/{}: {w}", r.space, r.device);
+        }
         let dir = out_dir.join(&r.space).join(&r.device);
         write(r, space, device, &dir)?;
         if let Some(base) = check_against {

@@ -5,6 +5,7 @@ use super::DeviceProfile;
 /// (name, JSON) of every built-in profile, in the order `devices` lists them.
 const LIBRARY: &[(&str, &str)] = &[
     ("rtx3090", include_str!("../../devices/rtx3090.json")),
+    ("rtx3090-datasheet", include_str!("../../devices/rtx3090-datasheet.json")),
     ("rtx3090-paper", include_str!("../../devices/rtx3090-paper.json")),
     ("rtx3070ti-laptop", include_str!("../../devices/rtx3070ti-laptop.json")),
     ("rtx3070ti-laptop-paper", include_str!("../../devices/rtx3070ti-laptop-paper.json")),
@@ -18,6 +19,7 @@ const LIBRARY: &[(&str, &str)] = &[
     ("a100-80gb", include_str!("../../devices/a100-80gb.json")),
     ("h100-sxm", include_str!("../../devices/h100-sxm.json")),
     ("rtx4090", include_str!("../../devices/rtx4090.json")),
+    ("rtx4090-datasheet", include_str!("../../devices/rtx4090-datasheet.json")),
     ("jetson-orin-nano", include_str!("../../devices/jetson-orin-nano.json")),
     ("jetson-agx-orin-64gb", include_str!("../../devices/jetson-agx-orin-64gb.json")),
     ("snapdragon-8-gen3", include_str!("../../devices/snapdragon-8-gen3.json")),

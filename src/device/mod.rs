@@ -119,6 +119,10 @@ pub struct DeviceProfile {
     pub bandwidth_bytes_per_s: f64,
     /// Dense peak FLOP/s per compute format; absent formats fall back (see `peak_flops`).
     pub peak_flops: BTreeMap<DType, f64>,
+    /// Compute formats the device has no arithmetic for, which its software emulates (FP16 on
+    /// a Cortex-A76 under PyTorch, BF16 on the same core): their peaks are far below f32's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub emulated_formats: Vec<DType>,
     /// Fixed cost of one kernel launch, seconds (0 on a datasheet profile).
     #[serde(default)]
     pub kernel_overhead_s: f64,
@@ -188,12 +192,24 @@ impl DeviceProfile {
     }
 
     /// How a report names figures from this profile: "upper bound (datasheet)", "expected
-    /// (llama.cpp)", "calibrated here (llama.cpp)".
+    /// (llama.cpp, fitted from 4 public runs)", "calibrated here (llama.cpp)".
     pub fn kind_label(&self) -> String {
-        match &self.engine {
-            Some(e) => format!("{} ({})", self.provenance.origin.label(), e.name),
-            None => self.provenance.origin.label().to_string(),
+        let origin = self.provenance.origin.label();
+        match (&self.engine, self.notes.get("fitted_runs").and_then(|n| n.as_u64())) {
+            (Some(e), Some(n)) if self.provenance.origin == Origin::Expected => {
+                format!("{origin} ({}, fitted from {n} public runs)", e.name)
+            }
+            (Some(e), _) => format!("{origin} ({})", e.name),
+            (None, _) => origin.to_string(),
         }
+    }
+
+    /// A ceiling profile: peaks and bandwidth with no engine costs (datasheet or measured
+    /// micro-benchmarks), so every prediction from it is an upper bound on speed.
+    pub fn is_upper_bound(&self) -> bool {
+        matches!(self.provenance.origin, Origin::Datasheet | Origin::Measured)
+            && self.kernel_overhead_s == 0.0
+            && !self.has_efficiency_tables()
     }
 
     /// The efficiency table of an operator class computing in `dtype`: the format's own when

@@ -203,6 +203,49 @@ pub struct FitReport {
 /// Fits `engine` on `base` (which supplies the name, memory, probed bandwidth and provenance)
 /// to `runs`; returns the profile and the fit's report.
 pub fn fit_engine(base: &DeviceProfile, engine: &Engine, runs: &[Run]) -> Result<(DeviceProfile, FitReport)> {
+    fit_with(base, engine, runs, &BTreeMap::new(), PRIOR_WEIGHT)
+}
+
+/// Like [`fit_engine`], but no fitted rate may beat `base`'s roofs: every byte costs at least
+/// 1 / bandwidth and every FLOP at least 1 / the fastest peak. For a few public runs of one or
+/// two models, where a rate's split between bytes and FLOPs is not identifiable (a GEMV's FLOPs
+/// are proportional to its bytes), this keeps the solution physical.
+pub fn fit_engine_under_roofs(
+    base: &DeviceProfile,
+    engine: &Engine,
+    runs: &[Run],
+) -> Result<(DeviceProfile, FitReport)> {
+    let per_byte = 1.0 / base.bandwidth_bytes_per_s;
+    // Half-precision products run on the f16 peak; block-quantised ones may use int8 units
+    // (llama.cpp's MMQ kernels), so their floor is the int8 peak where the device has one.
+    let per_flop = 1.0 / base.peak_flops(DType::F16);
+    let per_quant_flop = 1.0 / base.peak_flops(DType::Int8).max(base.peak_flops(DType::F16));
+    let mut floors = BTreeMap::new();
+    for r in runs {
+        let (ops, _, _) = run_ops(r, engine);
+        for op in ops.iter().filter(|op| is_product(op)) {
+            let t = op.weight_type.expect("products have weights");
+            let float = matches!(t, TensorType::F32 | TensorType::F16 | TensorType::Bf16);
+            floors.insert(Feature::ProductBytes(t), per_byte);
+            for k in knots(runs) {
+                floors.insert(Feature::ProductFlops(t, k), if float { per_flop } else { per_quant_flop });
+            }
+        }
+    }
+    for f in [Feature::KvBytes, Feature::OtherBytes] {
+        floors.insert(f, per_byte);
+    }
+    floors.insert(Feature::AttentionPrefillFlops, per_flop);
+    fit_with(base, engine, runs, &floors, THIN_PRIOR_WEIGHT)
+}
+
+fn fit_with(
+    base: &DeviceProfile,
+    engine: &Engine,
+    runs: &[Run],
+    floors: &BTreeMap<Feature, f64>,
+    prior_weight: f64,
+) -> Result<(DeviceProfile, FitReport)> {
     if runs.is_empty() {
         return Err(Error::Usage("no runs to fit".into()));
     }
@@ -214,7 +257,11 @@ pub fn fit_engine(base: &DeviceProfile, engine: &Engine, runs: &[Run]) -> Result
     let mut iterations = 0;
     for it in 0..8 {
         iterations = it + 1;
-        let rows: Vec<BTreeMap<Feature, f64>> = runs.iter().map(|r| features(r, engine, &knots, &coef)).collect();
+        // A rate the last solve did not use still costs at least its floor: deciding an
+        // operator's side with it keeps a dropped feature from staying dropped.
+        let mut known = floors.clone();
+        known.extend(coef.iter().map(|(f, c)| (*f, *c)));
+        let rows: Vec<BTreeMap<Feature, f64>> = runs.iter().map(|r| features(r, engine, &knots, &known)).collect();
         // First one rate for all storage types, then each type's own, pulled towards the
         // shared one: a type that little data sees keeps the shared rate instead of an
         // arbitrary (or infinite) one.
@@ -228,10 +275,11 @@ pub fn fit_engine(base: &DeviceProfile, engine: &Engine, runs: &[Run]) -> Result
                 p
             })
             .collect();
-        let shared = solve(&pooled_rows, runs, &BTreeMap::new());
+        let pooled_floors: BTreeMap<Feature, f64> = floors.iter().map(|(f, v)| (pooled(*f), *v)).collect();
+        let shared = solve(&pooled_rows, runs, &BTreeMap::new(), &pooled_floors, prior_weight);
         let prior: BTreeMap<Feature, f64> =
             rows.iter().flat_map(|r| r.keys()).filter_map(|&f| shared.get(&pooled(f)).map(|&c| (f, c))).collect();
-        let next = solve(&rows, runs, &prior);
+        let next = solve(&rows, runs, &prior, floors, prior_weight);
         let stable = next.keys().eq(coef.keys())
             && next.iter().all(|(k, v)| coef.get(k).is_some_and(|c| (c - v).abs() <= 1e-9 * v.abs().max(1e-30)));
         coef = next;
@@ -279,10 +327,29 @@ pub fn predict(profile: &DeviceProfile, run: &Run) -> f64 {
 /// much as one run predicted 10% off.
 const PRIOR_WEIGHT: f64 = 0.2;
 
+/// The pull for a handful of public runs of one or two models: a weight type's own rate then
+/// has to earn its difference from the shared one (deviating by half costs as much as one run
+/// predicted 50% off), so what every type shares (fixed costs) is not absorbed into per-type
+/// rates that one run each cannot tell apart.
+const THIN_PRIOR_WEIGHT: f64 = 1.0;
+
 /// Non-negative least squares in relative error; features no run exercises are dropped. With
 /// a prior, each per-type product rate is solved as a multiple of its shared rate and pulled
 /// towards 1 (ridge rows).
-fn solve(rows: &[BTreeMap<Feature, f64>], runs: &[Run], prior: &BTreeMap<Feature, f64>) -> BTreeMap<Feature, f64> {
+/// `floors`: a coefficient's least value (the roof's cost per unit); the solver fits what lies
+/// above it.
+fn solve(
+    rows: &[BTreeMap<Feature, f64>],
+    runs: &[Run],
+    prior: &BTreeMap<Feature, f64>,
+    floors: &BTreeMap<Feature, f64>,
+    prior_weight: f64,
+) -> BTreeMap<Feature, f64> {
+    let floor = |f: &Feature| floors.get(f).copied().unwrap_or(0.0);
+    // A prior is pulled towards in the same shifted units (above the floor).
+    let prior: BTreeMap<Feature, f64> =
+        prior.iter().map(|(f, c)| (*f, c - floor(f))).filter(|(_, c)| *c > 0.0).collect();
+    let prior = &prior;
     let mut names: Vec<Feature> = rows.iter().flat_map(|r| r.keys().copied()).collect();
     names.sort();
     names.dedup();
@@ -308,7 +375,7 @@ fn solve(rows: &[BTreeMap<Feature, f64>], runs: &[Run], prior: &BTreeMap<Feature
             a[[i, j]] = v;
             scale[j] += v * v;
         }
-        b[i] = 1.0;
+        b[i] = 1.0 - names.iter().map(|f| floor(f) * row.get(f).copied().unwrap_or(0.0)).sum::<f64>() / run.measured_s;
     }
     for (j, s) in scale.iter_mut().enumerate() {
         *s = if ridge.contains(&j) { 1.0 / prior[&names[j]] } else { s.sqrt().max(1e-300) };
@@ -317,11 +384,11 @@ fn solve(rows: &[BTreeMap<Feature, f64>], runs: &[Run], prior: &BTreeMap<Feature
         }
     }
     for (k, &j) in ridge.iter().enumerate() {
-        a[[m + k, j]] = PRIOR_WEIGHT;
-        b[m + k] = PRIOR_WEIGHT;
+        a[[m + k, j]] = prior_weight;
+        b[m + k] = prior_weight;
     }
     let (x, _) = nnls::nnls(a.view(), b.view());
-    names.iter().enumerate().map(|(j, f)| (*f, x[j] / scale[j])).collect()
+    names.iter().enumerate().map(|(j, f)| (*f, floor(f) + x[j] / scale[j])).collect()
 }
 
 /// The profile the coefficients describe: the fastest fitted FLOP rate is the peak, the probed

@@ -52,6 +52,45 @@ pub fn weights_of(model_type: &str) -> Option<DType> {
     }
 }
 
+/// Where a llama-bench file's numbers come from: `source:`, `date:`, `build:` and `note:` lines
+/// above the table (this repository's data files carry them; llama-bench itself writes none).
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Origin {
+    pub file: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub date: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub build: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// The `key: value` lines of a file before its first table row.
+pub fn origin_of(text: &str, file: &str) -> Origin {
+    let mut o = Origin { file: file.to_string(), ..Origin::default() };
+    for line in text.lines().map(str::trim).take_while(|l| !l.starts_with('|') && !l.starts_with('[')) {
+        let Some((k, v)) = line.split_once(':') else { continue };
+        let v = Some(v.trim().to_string()).filter(|v| !v.is_empty());
+        match k.trim() {
+            "source" => o.source = v,
+            "date" => o.date = v,
+            "build" => o.build = v,
+            "note" => o.note = v,
+            _ => {}
+        }
+    }
+    o
+}
+
+/// Reads a llama-bench file and where its numbers come from.
+pub fn parse_file_with_origin(path: &Path) -> Result<(Vec<Record>, Origin)> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let name = path.display().to_string();
+    Ok((parse(&text, &name)?, origin_of(&text, &name)))
+}
+
 /// llama-bench's JSON fields this tool reads.
 #[derive(Debug, Deserialize)]
 struct JsonRow {
@@ -235,6 +274,17 @@ mod tests {
         assert_eq!(r[0].params, 1.10e9);
         assert_eq!(r[1].test, BenchTest::tg(128, 4096));
         assert_eq!(r[1].weights, Some(DType::Q8_0));
+    }
+
+    #[test]
+    fn reads_where_a_file_comes_from() {
+        let t = "source: https://example.org/pr/1\ndate: 2024-01\nbuild: b1833\n\n| model | params | test | t/s |\n|---|---|---|---|\n| llama 7B Q4_0 | 6.74 B | tg128 | 100.0 |\n";
+        let o = origin_of(t, "f.md");
+        assert_eq!(o.source.as_deref(), Some("https://example.org/pr/1"));
+        assert_eq!(o.date.as_deref(), Some("2024-01"));
+        assert_eq!(o.build.as_deref(), Some("b1833"));
+        assert_eq!(o.note, None);
+        assert_eq!(parse(t, "f.md").unwrap().len(), 1);
     }
 
     #[test]

@@ -57,7 +57,7 @@ proptest! {
 
 #[test]
 fn mla_absorbs_for_long_decode_and_materialises_for_prefill_on_a_gpu() {
-    let (arch, gpu) = (deepseek(), device("rtx3090"));
+    let (arch, gpu) = (deepseek(), device("rtx3090-datasheet"));
     let decode = explain(&arch, &gpu, DType::F16, 1.0, 4096.0);
     assert_eq!(decode.plan.mla, MlaForm::Absorbed, "{}", decode.best);
     let prefill = explain(&arch, &gpu, DType::F16, 4096.0, 4096.0);
@@ -98,7 +98,7 @@ fn the_e_graph_and_the_closed_forms_find_the_same_mla_crossover() {
 fn fused_attention_wins_long_prefill_when_scores_exceed_on_chip_memory() {
     let arch =
         load_hf_config(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/Llama-3.2-1B.json")).unwrap();
-    let mut gpu = device("rtx3090");
+    let mut gpu = device("rtx3090-datasheet");
     gpu.on_chip_bytes = Some(6.0 * 1024.0 * 1024.0);
     // 4096 x 4096 scores per head in f16 = 32 MiB per head, far past 6 MiB.
     let e = explain(&arch, &gpu, DType::F16, 4096.0, 4096.0);
@@ -153,7 +153,7 @@ fn the_e_graph_agrees_with_the_evaluators_plan_choice() {
     // The scoring path prices the same candidate plans in closed form; both must pick the same
     // MLA form per phase on datasheet profiles.
     let arch = deepseek();
-    for name in ["rtx3090", "rpi5", "m1-pro"] {
+    for name in ["rtx3090-datasheet", "rpi5", "m1-pro"] {
         let d = device(name);
         let s = crate::roofline::Scenario::named("liso").unwrap();
         let settings =
@@ -201,7 +201,8 @@ fn a_gated_ffn_fuses_its_norm_and_activation_and_saves_their_round_trips() {
     let runner: Runner<PlanLang, Shapes> =
         Runner::new(shapes).with_expr(&expr).with_iter_limit(6).run(&rules(None, 2.0));
     let g = &runner.egraph;
-    let (_, best) = Extractor::new(g, RooflineTime::new(g, &device("rtx3090"), DType::F16)).find_best(runner.roots[0]);
+    let (_, best) =
+        Extractor::new(g, RooflineTime::new(g, &device("rtx3090-datasheet"), DType::F16)).find_best(runner.roots[0]);
     assert!(best.as_ref().iter().any(|n| matches!(n, PlanLang::MmNormGlu(_))), "{best}");
     assert_eq!(form_of(&best), ElementwiseForm::Fused);
     let ((eager_flops, eager_bytes), (fused_flops, fused_bytes)) = (dag_work(g, &expr, 2.0), dag_work(g, &best, 2.0));
@@ -209,7 +210,8 @@ fn a_gated_ffn_fuses_its_norm_and_activation_and_saves_their_round_trips() {
     // Fusion moves arithmetic between kernels; it neither adds nor removes any.
     assert_eq!(eager_flops, fused_flops);
     // And the extracted form is what `extract_ffn` reports, faster than the eager one.
-    let (fused_s, _, eager_s) = extract_ffn(&expr, runner.egraph.analysis.clone(), &device("rtx3090"), DType::F16);
+    let (fused_s, _, eager_s) =
+        extract_ffn(&expr, runner.egraph.analysis.clone(), &device("rtx3090-datasheet"), DType::F16);
     assert!(fused_s < eager_s, "{fused_s} vs {eager_s}");
 }
 
@@ -246,7 +248,7 @@ fn an_expanded_cache_is_weighed_against_recomputing_from_the_latent() {
     // products, so absorbed wins; but reading the expansion beats recomputing it from the
     // latent every step (the expansion reads the latent and writes the same 8 KiB per key).
     let arch = deepseek();
-    let gpu = explain(&arch, &device("rtx3090"), DType::F16, 1.0, 4096.0);
+    let gpu = explain(&arch, &device("rtx3090-datasheet"), DType::F16, 1.0, 4096.0);
     let cached = gpu.alternatives.iter().find(|a| a.0 == "expanded K/V cache, fused").expect("the rule fired");
     let absorbed = gpu.alternatives.iter().find(|a| a.0 == "absorbed, fused").unwrap();
     assert!(absorbed.2 < cached.2);
@@ -260,7 +262,7 @@ fn calibrated_efficiencies_slow_the_kernels_they_cover() {
     // node takes four times as long, and nothing else changes.
     use crate::device::{EfficiencyCurve, EfficiencyPoint, EfficiencyTable};
     let arch = deepseek();
-    let plain = device("rtx3090");
+    let plain = device("rtx3090-datasheet");
     let mut slow = plain.clone();
     let quarter = EfficiencyCurve { points: vec![EfficiencyPoint { size: 1.0, efficiency: 0.25 }] };
     slow.efficiency.insert(

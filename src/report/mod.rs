@@ -75,6 +75,7 @@ pub fn json_bytes<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
 pub struct AnalysisRow<'a> {
     pub model: &'a str,
     pub device: &'a str,
+    pub profile: &'a str,
     pub scenario: &'a str,
     pub prompt_tokens: u32,
     pub generated_tokens: u32,
@@ -116,6 +117,8 @@ pub struct AnalysisRow<'a> {
     /// Predicted pre-training loss, nats per token.
     pub predicted_loss: f64,
     pub estimate_range: Coverage,
+    /// The prediction's warnings, joined by " | ".
+    pub warnings: String,
 }
 
 pub fn analysis_rows(a: &Analysis) -> Vec<AnalysisRow<'_>> {
@@ -127,6 +130,7 @@ fn phase_row<'a>(a: &'a Analysis, p: &'a PhaseSummary) -> AnalysisRow<'a> {
     AnalysisRow {
         model: &a.model,
         device: &a.device,
+        profile: &a.profile,
         scenario: &a.scenario,
         prompt_tokens: a.prompt_tokens,
         generated_tokens: a.generated_tokens,
@@ -166,6 +170,7 @@ fn phase_row<'a>(a: &'a Analysis, p: &'a PhaseSummary) -> AnalysisRow<'a> {
         tokens: a.quality.tokens,
         predicted_loss: a.quality.predicted_loss,
         estimate_range: a.quality.estimate_range,
+        warnings: a.warnings.join(" | "),
     }
 }
 

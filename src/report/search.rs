@@ -312,6 +312,10 @@ impl FrontRow {
 pub struct SearchReport {
     pub space: String,
     pub device: String,
+    /// Which kind of profile produced the figures (see `DeviceProfile::kind_label`).
+    pub profile: String,
+    /// The recommendation's warnings (see [`crate::warnings`]), one line each.
+    pub warnings: Vec<String>,
     pub outcome: Outcome,
     pub objective: Objective,
     pub rip_margin: f64,
@@ -441,10 +445,15 @@ pub fn finish(space: &SearchSpace, device: &DeviceProfile, outcome: Outcome) -> 
     let quality_pick = row(&quality_first(&outcome, &pick, space.quality_tpot_margin));
     let mut c = space.candidate(pick.index).expect("valid");
     c.arch.name = format!("{}-{}-recommended", space.name, device.name);
+    let compute = device.effective_precisions(c.precisions).compute();
+    let warnings =
+        crate::warnings::check(device, &crate::warnings::Run::of(&c.arch, compute, space.workload.max_context));
     let recommended_config = candidate_config(&c);
     Ok(SearchReport {
         space: space.name.clone(),
         device: device.name.clone(),
+        profile: device.kind_label(),
+        warnings,
         outcome,
         objective: space.objective,
         rip_margin: space.rip_margin,
@@ -502,6 +511,10 @@ pub fn explain(r: &SearchReport) -> String {
         o.feasible,
         o.front.len()
     );
+    let _ = writeln!(s, "profile: {}", r.profile);
+    for w in &r.warnings {
+        let _ = writeln!(s, "warning: {w}");
+    }
     let _ = writeln!(s, "recommended: {}", rec.label());
     let _ = writeln!(
         s,

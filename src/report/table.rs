@@ -65,6 +65,10 @@ pub fn analysis(a: &Analysis) -> String {
         a.activations_dtype,
         a.kv_cache_dtype
     );
+    let _ = writeln!(s, "  profile: {}", a.profile);
+    for w in &a.warnings {
+        let _ = writeln!(s, "  warning: {w}");
+    }
     let _ = writeln!(
         s,
         "  {} parameters ({} active), KV cache {}/token | roof: {}, {}, ridge {:.1} FLOP/B",

@@ -741,6 +741,7 @@ impl SearchSpace {
             norms_per_layer: 2,
             // The longest sequence the workload runs (prompt plus generated tokens).
             max_position_embeddings: self.workload.max_context.clamp(1, u32::MAX as u64) as u32,
+            sliding_window: None,
             rope_theta: 10000.0,
             norm_eps: 1e-5,
         };

@@ -221,6 +221,7 @@ pub fn calibrate(opts: &EngineOptions) -> Result<(DeviceProfile, FitReport, Cond
         usable_memory_source: "85% of MemTotal (the OS and page cache keep the rest)".into(),
         bandwidth_bytes_per_s: bandwidth,
         peak_flops: [(DType::F32, 1e9)].into_iter().collect(),
+        emulated_formats: Vec::new(),
         kernel_overhead_s: 0.0,
         pass_overhead_s: 0.0,
         on_chip_bytes: None,

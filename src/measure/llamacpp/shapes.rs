@@ -24,6 +24,7 @@ fn base(name: String, layers: u32, hidden: u32, vocab: u32, attention: Attention
         qk_norm: false,
         norms_per_layer: 2,
         max_position_embeddings: 8192,
+        sliding_window: None,
         rope_theta: 10000.0,
         norm_eps: 1e-6,
     }

@@ -352,6 +352,7 @@ pub fn calibrate(opts: &MeasureOptions) -> Result<DeviceProfile> {
         usable_memory_source: "85% of MemTotal from /proc/meminfo, leaving room for the OS (assumption)".into(),
         bandwidth_bytes_per_s: bandwidth,
         peak_flops: peak,
+        emulated_formats: Vec::new(),
         kernel_overhead_s: fixed,
         pass_overhead_s: 0.0,
         on_chip_bytes: None,

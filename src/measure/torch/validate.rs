@@ -100,6 +100,7 @@ impl Shape {
             qk_norm: false,
             norms_per_layer: 2,
             max_position_embeddings: 8192,
+            sliding_window: None,
             rope_theta: 1e4,
             norm_eps: 1e-6,
         }
