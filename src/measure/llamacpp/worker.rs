@@ -156,7 +156,14 @@ const WARM_PROMPT: u32 = 256;
 /// One timed run of a test: the KV cache at the test's depth (restored, or filled once), then
 /// the prompt timed as one call, or the generated tokens one call each after an untimed step
 /// that warms the weights and the graph.
-fn time_one(ctx: &mut Context, model: usize, saved: &mut Saved, vocab: i32, t: &Test, salt: u64) -> Result<f64, String> {
+fn time_one(
+    ctx: &mut Context,
+    model: usize,
+    saved: &mut Saved,
+    vocab: i32,
+    t: &Test,
+    salt: u64,
+) -> Result<f64, String> {
     let depth = t.depth as usize;
     let at_depth = |ctx: &mut Context, saved: &mut Saved| -> Result<(), String> {
         match saved.get(&(model, t.depth)) {
