@@ -223,7 +223,7 @@ impl DeviceProfile {
             if v.is_finite() && v >= lo && v <= hi {
                 Ok(())
             } else {
-                Err(Error::field(source, field, format!("a number from {lo:e} to {hi:e}"), v))
+                Err(Error::field(source, field, format!("a positive number from {lo:e} to {hi:e}"), v))
             }
         };
         crate::search::space::plain_name(&self.name, source, "name")?;

@@ -73,7 +73,12 @@ impl Lock {
         if dir.exists() && !dir.is_dir() {
             return Err(Error::Usage(format!("--out {}: exists and is not a folder", dir.display())));
         }
-        let (parent, name) = split(dir)?;
+        // `--out .` names the folder by its real path.
+        let real = match dir.file_name() {
+            None if dir.is_dir() => std::fs::canonicalize(dir).map_err(|e| Error::io(dir, e))?,
+            _ => dir.to_path_buf(),
+        };
+        let (parent, name) = split(&real)?;
         let path = parent.join(format!(".{name}.lock"));
         let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(|e| {
             Error::Usage(format!("--out {}: cannot be written ({}: {e})", dir.display(), path.display()))

@@ -415,7 +415,7 @@ fn expand<T: Step>(v: &Values<T>, src: &str, field: &str) -> Result<Vec<T>> {
                 return Err(Error::field(src, format!("{field}.step"), "a positive step", step));
             }
             if from > to {
-                return Err(Error::field(src, format!("{field}.from"), format!("at most to ({to})"), from));
+                return Err(Error::field(src, format!("{field}.from"), format!("from <= to (to is {to})"), from));
             }
             let n = T::count(*from, *to, *step).filter(|&n| n <= MAX_VALUES).ok_or_else(|| {
                 Error::field(
