@@ -4,7 +4,7 @@
 //! runs the command that reads it in-process, and asserts: no panic, done within a time bound,
 //! and either success or an exit-2 error on one line naming the file.
 //!
-//! `make test` runs a bounded number of cases per target (FUZZ_CASES, default below); for a
+//! `make test` runs a bounded number of cases per target (FUZZ_CASES, default 200); for a
 //! long run set FUZZ_SECONDS (per target) and pass `--nocapture` to see the counts, e.g.
 //! `FUZZ_SECONDS=600 cargo test --release --test tests fuzz:: -- --nocapture --test-threads 4`.
 
@@ -14,6 +14,9 @@ use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use rooflinebench::cli::{run, Cli};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+
+/// Cases per target in `make test` (all four take a few seconds together).
+const CASES: u32 = 200;
 
 /// Wall-clock bound per case (generous: the machine is shared, and the lead pauses processes).
 const CASE_BOUND: Duration = Duration::from_secs(30);
@@ -36,6 +39,7 @@ fn fuzz<S: Strategy>(
     let until = env_u64("FUZZ_SECONDS").map(|s| Instant::now() + Duration::from_secs(s));
     let start = Instant::now();
     let mut total = 0u64;
+    TALLY.with(|t| t.set((0, 0, 0.0)));
     loop {
         let batch = if until.is_some() { 50 } else { cases };
         let config = Config { cases: batch, failure_persistence: None, max_shrink_iters: 2000, ..Config::default() };
@@ -48,7 +52,16 @@ fn fuzz<S: Strategy>(
             break;
         }
     }
-    eprintln!("fuzz {target}: {total} cases in {:.0} s, no failure", start.elapsed().as_secs_f64());
+    let (ok, refused, worst) = TALLY.with(|t| t.get());
+    eprintln!(
+        "fuzz {target}: {total} cases in {:.0} s, no failure; runs accepted {ok}, refused {refused} (slowest refusal {worst:.3} s)",
+        start.elapsed().as_secs_f64()
+    );
+}
+
+thread_local! {
+    /// Runs accepted and refused on this thread, and the slowest refusal in seconds.
+    static TALLY: std::cell::Cell<(u64, u64, f64)> = const { std::cell::Cell::new((0, 0, 0.0)) };
 }
 
 /// What one run of the binary's command line did.
@@ -89,6 +102,10 @@ fn clip(s: &str) -> String {
 
 /// Success, or exit 2 with one line naming one of `files`.
 fn expect_clean(o: &Outcome, files: &[&Path]) -> Result<(), TestCaseError> {
+    TALLY.with(|t| {
+        let (a, r, w) = t.get();
+        t.set(if o.error.is_some() { (a, r + 1, w.max(o.seconds)) } else { (a + 1, r, w) });
+    });
     if let Some((code, msg)) = &o.error {
         prop_assert_eq!(*code, 2, "exit code for: {}", clip(msg));
         prop_assert!(!msg.contains('\n'), "not one line: {}", clip(msg));
@@ -386,7 +403,7 @@ fn strings(a: &[&str]) -> Vec<String> {
 #[test]
 fn fuzz_config_json_importer() {
     let bases = files_in("models", "json");
-    fuzz("config.json", (0..bases.len(), edits()), 48, |(b, e)| {
+    fuzz("config.json", (0..bases.len(), edits()), CASES, |(b, e)| {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("config.json");
         std::fs::write(&path, edit_json(&std::fs::read_to_string(&bases[b]).unwrap(), &e)).unwrap();
@@ -409,7 +426,7 @@ fn fuzz_config_json_importer() {
 fn fuzz_search_space_parser() {
     let mut bases = files_in("search-spaces", "toml");
     bases.extend(files_in("tests/fixtures", "toml"));
-    fuzz("search space", (0..bases.len(), edits()), 48, |(b, e)| {
+    fuzz("search space", (0..bases.len(), edits()), CASES, |(b, e)| {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("space.toml");
         let bytes = edit_toml(&std::fs::read_to_string(&bases[b]).unwrap(), &e);
@@ -448,7 +465,7 @@ fn fuzz_device_profile_parser() {
     let bases = files_in("devices", "json");
     let model = model_path("SmolLM2-135M");
     let space = repo().join("tests/fixtures/small-space.toml");
-    fuzz("device profile", (0..bases.len(), edits()), 48, |(b, e)| {
+    fuzz("device profile", (0..bases.len(), edits()), CASES, |(b, e)| {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("profile.json");
         std::fs::write(&path, edit_json(&std::fs::read_to_string(&bases[b]).unwrap(), &e)).unwrap();
@@ -510,7 +527,7 @@ fn shard_fixture() -> &'static (tempfile::TempDir, PathBuf, [Vec<u8>; 2]) {
 #[test]
 fn fuzz_shard_merge_reader() {
     let (_keep, spaces, texts) = shard_fixture();
-    fuzz("shard/merge", (0..2usize, edits()), 48, |(which, e)| {
+    fuzz("shard/merge", (0..2usize, edits()), CASES, |(which, e)| {
         let dir = tempfile::tempdir().unwrap();
         let shards = dir.path().join("shards");
         let folder = shards.join("small/rpi5");
