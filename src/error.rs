@@ -71,6 +71,14 @@ pub fn nearest<'a>(got: &str, candidates: impl IntoIterator<Item = &'a str>) -> 
         .map(|(_, c)| c)
 }
 
+/// A float that prints as hundreds of digits (1e-300) in exponent form; anything else as is.
+fn compact_number(s: String) -> String {
+    match s.parse::<f64>() {
+        Ok(x) if s.len() > 24 => format!("{x:?}"),
+        _ => s,
+    }
+}
+
 /// Longest echo of a user's value in a message: a 10 MB string is named, not printed.
 pub const ECHO_CHARS: usize = 80;
 
@@ -147,7 +155,7 @@ impl Error {
             source_name: source_name.into(),
             field: field.into(),
             expected: expected.into(),
-            got: clip(&got.to_string()),
+            got: clip(&compact_number(got.to_string())),
         }
     }
 

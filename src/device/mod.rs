@@ -294,7 +294,7 @@ pub fn resolve(name_or_path: &str) -> Result<DeviceProfile> {
     }
     let path = Path::new(name_or_path);
     if path.exists() || name_or_path.ends_with(".json") || name_or_path.contains('/') {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let text = crate::search::space::read_small(path, 16 << 20)?;
         return DeviceProfile::from_json(&text, name_or_path);
     }
     let mut near: Vec<(f64, &str)> = builtin_names()

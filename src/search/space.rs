@@ -295,6 +295,27 @@ pub struct Block {
     pub size: u64,
 }
 
+/// Largest search-space file read: spaces are a few KB, and TOML parsing holds tens of bytes
+/// per byte of input (a 6 MB list of numbers took 400 MB).
+pub const MAX_FILE_BYTES: u64 = 1 << 20;
+
+/// A text file of at most `max` bytes, or an error naming it.
+pub fn read_small(path: &Path, max: u64) -> Result<String> {
+    use std::io::Read;
+    let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut text = String::new();
+    f.take(max + 1).read_to_string(&mut text).map_err(|e| Error::io(path, e))?;
+    if text.len() as u64 > max {
+        return Err(Error::field(
+            path.display().to_string(),
+            "(file)",
+            format!("at most {max} bytes"),
+            "a larger file",
+        ));
+    }
+    Ok(text)
+}
+
 /// A weighted workload: scenarios and weights (summing to 1).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Workload {
@@ -348,7 +369,7 @@ impl Invalid {
 }
 
 /// A value a range can step through: counted exactly before anything is allocated.
-trait Step: Copy + PartialOrd + std::fmt::Display {
+trait Step: Copy + PartialOrd + std::fmt::Display + std::fmt::Debug {
     /// Values of `from..=to` by `step`, or `None` if that is not a finite count.
     fn count(from: Self, to: Self, step: Self) -> Option<u64>;
     /// The `n` values of a counted range.
@@ -415,13 +436,13 @@ fn expand<T: Step>(v: &Values<T>, src: &str, field: &str) -> Result<Vec<T>> {
                 return Err(Error::field(src, format!("{field}.step"), "a positive step", step));
             }
             if from > to {
-                return Err(Error::field(src, format!("{field}.from"), format!("from <= to (to is {to})"), from));
+                return Err(Error::field(src, format!("{field}.from"), format!("from <= to (to is {to:?})"), from));
             }
             let n = T::count(*from, *to, *step).filter(|&n| n <= MAX_VALUES).ok_or_else(|| {
                 Error::field(
                     src,
                     format!("{field}.step"),
-                    format!("a step giving at most {MAX_VALUES} values from {from} to {to}"),
+                    format!("a step giving at most {MAX_VALUES} values from {from:?} to {to:?}"),
                     step,
                 )
             })?;
@@ -520,7 +541,7 @@ pub fn plain_name(name: &str, src: &str, field: &str) -> Result<String> {
 
 impl SearchSpace {
     pub fn load(path: &Path) -> Result<SearchSpace> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let text = read_small(path, MAX_FILE_BYTES)?;
         let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("space");
         Self::parse(&text, &path.display().to_string(), stem)
     }
