@@ -60,7 +60,7 @@ validate: calibrate
 # Refit the built-in expected profiles (devices/NAME.json) from the public llama-bench runs under
 # data/llama-bench/, holding some out to report agreement; rebuild afterwards (they are compiled in).
 profiles:
-	$(CARGO) build --release
+	$(CARGO) build --release --features $(FEATURES)
 	bash scripts/fit-expected-profiles.sh $(BIN)
 
 # Refresh the committed baseline after an intended change (then review the diff).

@@ -3,7 +3,10 @@ use rooflinebench::cli::{run, Cli};
 use std::io::Write;
 
 fn main() {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => exit_on_usage(e),
+    };
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let code = match run(cli, &mut out).and_then(|()| out.flush().map_err(|e| rooflinebench::Error::io("<stdout>", e)))
@@ -11,10 +14,34 @@ fn main() {
         Ok(()) => 0,
         // `rooflinebench ... | head` is not an error.
         Err(rooflinebench::Error::Io { ref source, .. }) if source.kind() == std::io::ErrorKind::BrokenPipe => 0,
-        Err(e) => {
+        Err(e @ rooflinebench::Error::Regression(_)) => {
             eprintln!("error: {e}");
+            e.exit_code()
+        }
+        Err(e) => {
+            // One line, whatever the message holds.
+            eprintln!("error: {}", e.to_string().replace('\n', "; "));
             e.exit_code()
         }
     };
     std::process::exit(code);
+}
+
+/// Help and version print as clap prints them; a usage error is one line, naming the flag.
+fn exit_on_usage(e: clap::Error) -> ! {
+    use clap::error::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        e.exit();
+    }
+    // The first paragraph (a missing argument's names follow on indented lines), joined.
+    let text = e.to_string();
+    let first: Vec<&str> =
+        text.lines().map(str::trim).skip_while(|l| l.is_empty()).take_while(|l| !l.is_empty()).collect();
+    let first = first.join(" ");
+    let first = first.strip_prefix("error: ").unwrap_or(&first);
+    eprintln!("error: {} (see --help)", rooflinebench::error::clip_line(first));
+    std::process::exit(2);
 }

@@ -4,7 +4,7 @@
 //! beside what the tool finds.
 
 use crate::analysis::analyze;
-use crate::arch::{load_hf_config, Architecture, Attention, Family, Ffn, Mla};
+use crate::arch::{load_hf_config, parse_hf_config, Architecture, Attention, Family, Ffn, Mla};
 use crate::device::{builtin, DeviceProfile};
 use crate::dtype::{DType, Precisions};
 use crate::error::Result;
@@ -83,6 +83,20 @@ fn scenario_row(arch: &Architecture, device: &DeviceProfile, s: &Scenario) -> Sc
 
 pub fn devices() -> Vec<DeviceProfile> {
     PAPER_DEVICES.iter().map(|d| builtin(d).expect("built-in")).collect()
+}
+
+/// The paper's models as this binary carries them: an installed binary needs no source folder.
+pub fn paper_models() -> Result<Vec<Architecture>> {
+    const TEXTS: [(&str, &str); 6] = [
+        ("SmolLM2-135M", include_str!("../models/SmolLM2-135M.json")),
+        ("Qwen2.5-0.5B", include_str!("../models/Qwen2.5-0.5B.json")),
+        ("Llama-3.2-1B", include_str!("../models/Llama-3.2-1B.json")),
+        ("Qwen2.5-1.5B-Instruct", include_str!("../models/Qwen2.5-1.5B-Instruct.json")),
+        ("SmolLM2-1.7B-Instruct", include_str!("../models/SmolLM2-1.7B-Instruct.json")),
+        ("DeepSeek-V2-Lite-Chat", include_str!("../models/DeepSeek-V2-Lite-Chat.json")),
+    ];
+    debug_assert!(TEXTS.iter().map(|t| t.0).eq(PAPER_MODELS));
+    TEXTS.iter().map(|(name, text)| parse_hf_config(text, &format!("(built-in) models/{name}.json"), name)).collect()
 }
 
 pub fn models(models_dir: &Path) -> Result<Vec<Architecture>> {
@@ -195,9 +209,9 @@ fn fmt_pct(x: f64) -> String {
 }
 
 /// Runs every experiment into `out` and returns the REPRODUCTION.md text.
-pub fn reproduce(repo: &Path, out: &Path) -> Result<String> {
+pub fn reproduce(out: &Path) -> Result<String> {
     let devices = devices();
-    let models = models(&repo.join("models"))?;
+    let models = paper_models()?;
     let mut md = String::from("# The paper's findings, with correct accounting\n\nRooflineBench (arXiv 2602.11506) on the built-in datasheet profiles of its five devices, f16 weights, activations and KV cache, batch 1, each phase at its fastest plan. Regenerate with `make reproduce`.\n\n| # | the paper's claim | what rooflinebench finds | agree | numbers |\n|---|---|---|---|---|\n");
 
     // 1. Scenarios.
@@ -365,8 +379,12 @@ pub fn reproduce(repo: &Path, out: &Path) -> Result<String> {
     // 4. The efficiency trap: two shipped spaces, five devices; the recommendation (best rip,
     //    fastest within its margin) and the fastest decoder of each front.
     let mut trap = Vec::new();
-    for name in ["around-1b", "around-1_5b"] {
-        let space = SearchSpace::load(&repo.join(format!("search-spaces/{name}.toml")))?;
+    let shipped = [
+        ("around-1b", include_str!("../search-spaces/around-1b.toml")),
+        ("around-1_5b", include_str!("../search-spaces/around-1_5b.toml")),
+    ];
+    for (name, text) in shipped {
+        let space = SearchSpace::parse(text, &format!("(built-in) search-spaces/{name}.toml"), name)?;
         for d in &devices {
             let r = finish(&space, d, run(&space, d, &SearchOptions::default())?)?;
             let (c, f) = (r.recommended, r.fastest);
@@ -387,7 +405,11 @@ pub fn reproduce(repo: &Path, out: &Path) -> Result<String> {
     }
     // Fixed costs: the ~135M space on the RTX 3090's datasheet profile (no per-kernel cost)
     // and on its expected llama.cpp profile (fitted from public runs, launch cost included).
-    let small = SearchSpace::load(&repo.join("search-spaces/around-135m.toml"))?;
+    let small = SearchSpace::parse(
+        include_str!("../search-spaces/around-135m.toml"),
+        "(built-in) search-spaces/around-135m.toml",
+        "around-135m",
+    )?;
     let mut fixed_cost = Vec::new();
     for name in [RTX3090, "rtx3090"] {
         let d = builtin(name).expect("built-in");

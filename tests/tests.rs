@@ -3,6 +3,9 @@
 //!   hand-derived values;
 //! - `roofline`: times, closed-form sums and metrics against hand arithmetic;
 //! - `cli`: the binary driven as a user would, exit codes and error text;
+//! - `harden`: one regression test per defect of the bad-input, fault and concurrency sweep;
+//! - `fuzz`: proptest fuzz suites of the four readers of user files (bounded here; longer runs
+//!   with FUZZ_SECONDS);
 //! - `report`: SVG plots and the paper reproduction;
 //! - `quality`: predicted loss of published models by hand, its monotonicity, loss searches;
 //! - `outputs`: exported configs, `export`, help and completions, CSV against JSON, report.html
@@ -16,6 +19,8 @@ mod common;
 
 mod accounting;
 mod cli;
+mod fuzz;
+mod harden;
 mod llamacpp;
 mod outputs;
 mod quality;

@@ -10,7 +10,7 @@ pub const SUPPORTED_MODEL_TYPES: [&str; 8] =
 
 /// Reads and resolves a `config.json`.
 pub fn load_hf_config(path: &Path) -> Result<Architecture> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let text = crate::search::space::read_small(path, 16 << 20)?;
     let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or("model").trim_end_matches(".config");
     let name = if name == "config" {
         path.parent().and_then(|p| p.file_name()).and_then(|s| s.to_str()).unwrap_or("model")
@@ -40,13 +40,18 @@ pub fn parse_hf_config(text: &str, source: &str, name: &str) -> Result<Architect
         other => {
             return Err(Error::UnsupportedModelType {
                 source_name: source.to_string(),
-                model_type: other.to_string(),
+                model_type: crate::error::clip(other),
                 supported: SUPPORTED_MODEL_TYPES.to_vec(),
             })
         }
     };
 
     let hidden_size = cfg.positive("hidden_size")?;
+    // Bounded before anything divides by or multiplies it (`validate` checks the rest).
+    if hidden_size > super::limits::MAX_WIDTH {
+        let max = super::limits::MAX_WIDTH;
+        return Err(Error::field(source, "hidden_size", format!("an integer from 1 to {max}"), hidden_size));
+    }
     let num_layers = cfg.positive("num_hidden_layers")?;
     let vocab_size = cfg.positive("vocab_size")?;
     let num_heads = cfg.positive("num_attention_heads")?;

@@ -4,6 +4,21 @@
 pub mod gguf;
 mod hf;
 
+/// Physical bounds on every dimension. Past them no model exists, and within them every size
+/// and count this crate computes fits a u64: the largest product is experts (2^13 with the
+/// shared ones) x 3 x hidden (2^17) x expert width (2^20) x layers (2^10) = 3 x 2^60.
+pub mod limits {
+    pub const MAX_LAYERS: u32 = 1 << 10;
+    /// Hidden size, head sizes and MLA ranks.
+    pub const MAX_WIDTH: u32 = 1 << 17;
+    pub const MAX_HEADS: u32 = 1 << 12;
+    pub const MAX_VOCAB: u32 = 1 << 22;
+    /// FFN and expert widths.
+    pub const MAX_INTERMEDIATE: u32 = 1 << 20;
+    /// Routed experts, and shared experts.
+    pub const MAX_EXPERTS: u32 = 1 << 12;
+}
+
 pub use hf::{export_hf_config, load_hf_config, parse_hf_config, SUPPORTED_MODEL_TYPES};
 
 use crate::dtype::DType;
@@ -208,13 +223,32 @@ pub struct Architecture {
 impl Architecture {
     /// Checks the invariants every later stage relies on. `source` names the file or space.
     pub fn validate(&self, source: &str) -> Result<()> {
-        let positive = |field: &str, v: u32| -> Result<()> {
-            if v == 0 {
-                Err(Error::field(source, field, "a positive integer", v))
+        use limits::*;
+        // Positive and at most the field's physical limit.
+        let within = |field: &str, v: u32, max: u32| -> Result<()> {
+            if v == 0 || v > max {
+                Err(Error::field(source, field, format!("an integer from 1 to {max}"), v))
             } else {
                 Ok(())
             }
         };
+        let positive = |field: &str, v: u32| {
+            let max = match field {
+                "num_hidden_layers" => MAX_LAYERS,
+                "vocab_size" => MAX_VOCAB,
+                "num_attention_heads" | "num_key_value_heads" => MAX_HEADS,
+                "intermediate_size" | "moe_intermediate_size" => MAX_INTERMEDIATE,
+                "n_routed_experts" | "num_experts_per_tok" => MAX_EXPERTS,
+                _ => MAX_WIDTH,
+            };
+            within(field, v, max)
+        };
+        if !(self.norm_eps.is_finite() && self.norm_eps > 0.0 && self.norm_eps < 1.0) {
+            return Err(Error::field(source, "rms_norm_eps", "a number in (0, 1)", self.norm_eps));
+        }
+        if !(self.rope_theta.is_finite() && self.rope_theta > 0.0) {
+            return Err(Error::field(source, "rope_theta", "a positive, finite number", self.rope_theta));
+        }
         positive("num_hidden_layers", self.num_layers)?;
         positive("hidden_size", self.hidden_size)?;
         positive("vocab_size", self.vocab_size)?;
@@ -235,6 +269,7 @@ impl Architecture {
             Attention::Latent(m) => {
                 positive("num_attention_heads", m.num_heads)?;
                 positive("kv_lora_rank", m.kv_lora_rank)?;
+                positive("qk_nope_head_dim", m.qk_nope_head_dim)?;
                 positive("qk_rope_head_dim", m.qk_rope_head_dim)?;
                 positive("v_head_dim", m.v_head_dim)?;
                 if let Some(q) = m.q_lora_rank {
@@ -248,6 +283,22 @@ impl Architecture {
                 positive("n_routed_experts", m.num_experts)?;
                 positive("num_experts_per_tok", m.experts_per_token)?;
                 positive("moe_intermediate_size", m.expert_intermediate_size)?;
+                if m.num_shared_experts > MAX_EXPERTS {
+                    return Err(Error::field(
+                        source,
+                        "n_shared_experts",
+                        format!("at most {MAX_EXPERTS}"),
+                        m.num_shared_experts,
+                    ));
+                }
+                if m.dense_intermediate_size > MAX_INTERMEDIATE {
+                    return Err(Error::field(
+                        source,
+                        "intermediate_size",
+                        format!("at most {MAX_INTERMEDIATE}"),
+                        m.dense_intermediate_size,
+                    ));
+                }
                 if m.experts_per_token > m.num_experts {
                     return Err(Error::field(
                         source,

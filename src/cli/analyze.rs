@@ -24,7 +24,10 @@ struct Request {
 
 impl PrecisionArgs {
     pub fn resolve(&self) -> Result<Precisions> {
-        let parse = |flag: &str, s: &str| s.parse::<DType>().map_err(|e| Error::Usage(format!("--{flag}: {e}")));
+        let parse = |flag: &str, s: &str| {
+            s.parse::<DType>()
+                .map_err(|e| Error::Usage(format!("--{flag}: expected {e}, got '{}'", crate::error::clip(s))))
+        };
         let weights = parse("weights", &self.weights)?;
         let activations = parse("activations", &self.activations)?;
         if activations.is_block_quantised() {

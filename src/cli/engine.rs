@@ -22,7 +22,10 @@ pub fn run_measure(args: MeasureArgs, out: &mut dyn std::io::Write) -> Result<()
     let formats = args
         .weights
         .iter()
-        .map(|w| w.parse::<DType>().map_err(|e| Error::Usage(format!("--weights: {e}"))))
+        .map(|w| {
+            w.parse::<DType>()
+                .map_err(|e| Error::Usage(format!("--weights: expected {e}, got '{}'", crate::error::clip(w))))
+        })
         .collect::<Result<Vec<_>>>()?;
     let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())) as i32;
     let dir =

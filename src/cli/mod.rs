@@ -144,7 +144,7 @@ pub struct CalibrateArgs {
     #[arg(long)]
     pub quick: bool,
     /// Threads (default: all cores).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_threads)]
     pub threads: Option<usize>,
     /// llama.cpp: rebuild the cached GGUF files of the calibration models.
     #[arg(long)]
@@ -168,7 +168,7 @@ pub struct VerifyArgs {
     #[arg(long)]
     pub quick: bool,
     /// Threads llama.cpp uses (default: all cores).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_threads)]
     pub threads: Option<usize>,
 }
 
@@ -187,7 +187,7 @@ pub struct MeasureArgs {
     #[arg(long, default_value_t = 3)]
     pub repeats: u32,
     /// Threads llama.cpp uses (default: all cores).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_threads)]
     pub threads: Option<usize>,
     /// Keep the GGUF files in this folder (default: a temporary folder, removed after).
     #[arg(long)]
@@ -207,7 +207,7 @@ pub struct ValidateArgs {
     #[arg(long)]
     pub quick: bool,
     /// Threads (default: all cores).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_threads)]
     pub threads: Option<usize>,
     /// The workload table (default results/validation.csv, or results/validation-llamacpp.csv).
     #[arg(long)]
@@ -226,7 +226,7 @@ pub struct SearchArgs {
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Worker threads (default: all cores). Outputs do not depend on it.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_threads)]
     pub threads: Option<usize>,
     /// Run slice K of N (0-based) and write shard-K-of-N.json; combine with `merge`.
     #[arg(long, value_name = "K/N")]
@@ -258,14 +258,14 @@ pub struct BatchArgs {
     /// Compare with committed results in this folder; exit 1 naming what moved.
     #[arg(long)]
     pub check: Option<PathBuf>,
-    /// Relative tolerance of the check for numeric columns.
-    #[arg(long, default_value_t = 1e-6)]
+    /// Relative tolerance of the check for numeric columns (a fraction, at most 0.1).
+    #[arg(long, default_value_t = 1e-6, allow_negative_numbers = true, value_parser = parse_tolerance)]
     pub tolerance: f64,
     /// Run slice K of N (0-based) of every search and write shard files; combine with `merge`.
     #[arg(long, value_name = "K/N")]
     pub shard: Option<String>,
     /// Worker threads (default: all cores). Outputs do not depend on it.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_threads)]
     pub threads: Option<usize>,
     /// Enumerate spaces larger than --max-candidates.
     #[arg(long)]
@@ -424,6 +424,24 @@ pub struct ExportArgs {
     pub out: PathBuf,
 }
 
+/// Threads a run may ask for: more only slows it (each spawns and sets up a worker).
+pub const MAX_THREADS: usize = 256;
+
+fn parse_threads(s: &str) -> std::result::Result<usize, String> {
+    match s.trim().parse::<i64>() {
+        Ok(n) if (1..=MAX_THREADS as i64).contains(&n) => Ok(n as usize),
+        _ => Err(format!("expected a number of threads from 1 to {MAX_THREADS}, got '{}'", crate::error::clip(s))),
+    }
+}
+
+fn parse_tolerance(s: &str) -> std::result::Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        // A loose check passes anything: 1e300 would accept a doubled parameter count.
+        Ok(t) if (0.0..=0.1).contains(&t) => Ok(t),
+        _ => Err(format!("expected a relative tolerance from 0 to 0.1, got '{}'", crate::error::clip(s))),
+    }
+}
+
 /// Runs a parsed command line; output goes to `out`.
 pub fn run(cli: Cli, out: &mut dyn std::io::Write) -> Result<()> {
     match cli.command {
@@ -450,9 +468,7 @@ pub fn run(cli: Cli, out: &mut dyn std::io::Write) -> Result<()> {
             Err(crate::measure::llamacpp::require("engine-worker").unwrap_err())
         }
         Command::Reproduce(args) => {
-            let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-            let root = if repo.join("models").is_dir() { repo.to_path_buf() } else { PathBuf::from(".") };
-            let md = crate::reproduce::reproduce(&root, &args.out)?;
+            let md = crate::reproduce::reproduce(&args.out)?;
             emit(format!("{md}\nwrote {}\n", args.out.display()).as_bytes(), None, out)
         }
     }

@@ -3,10 +3,11 @@
 use super::{BatchArgs, MergeArgs, SearchArgs};
 use crate::device::{resolve, DeviceProfile};
 use crate::error::{Error, Result};
+use crate::report::outdir::{Lock, Staged};
 use crate::report::search::{explain, finish, write, SearchReport};
-use crate::report::{check, json_bytes, table::si, write_atomic};
+use crate::report::{check, check_writable, table::si, write_atomic};
 use crate::roofline::PlanChoice;
-use crate::search::{run, Outcome, SearchOptions, SearchSpace};
+use crate::search::{run, shard, Outcome, SearchOptions, SearchSpace};
 use crate::workload::Plan;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -53,20 +54,27 @@ pub fn run_search(args: SearchArgs, out: &mut dyn std::io::Write) -> Result<()> 
     let opts = options(args.threads, args.shard.as_deref(), args.force, args.max_candidates, &args.plan)?;
     // Without --out, never into results/ (the committed baseline): search-out/ beside it.
     let dir = args.out.unwrap_or_else(|| PathBuf::from("search-out").join(&space.name).join(&device.name));
-    check_out_dir(&dir)?;
-    eprintln!("{}: {} candidates on {}", space.name, space.count(), device.name);
-    let outcome = run(&space, &device, &opts)?;
+    // Before the search: a folder that cannot be written, or that another run is writing, is
+    // refused now rather than after the work.
     if let Some(shard) = opts.shard {
+        check_out_dir(&dir)?;
         let path = shard_file(&dir, shard);
-        write_atomic(&path, &json_bytes(&outcome))?;
+        check_writable(&path)?;
+        eprintln!("{}: {} candidates on {}", space.name, space.count(), device.name);
+        let outcome = run(&space, &device, &opts)?;
+        write_atomic(&path, &shard::to_json(&space, &device, &opts, shard, &outcome))?;
         return writeln!(out, "wrote shard {}/{} to {}", shard.0, shard.1, path.display())
             .map_err(|e| Error::io("<stdout>", e));
     }
+    let staged = Staged::begin(&dir)?;
+    eprintln!("{}: {} candidates on {}", space.name, space.count(), device.name);
+    let outcome = run(&space, &device, &opts)?;
     let report = finish(&space, &device, outcome)?;
     for w in &report.warnings {
         eprintln!("warning: {w}");
     }
-    write(&report, &space, &device, &dir)?;
+    write(&report, &space, &device, staged.path())?;
+    staged.commit()?;
     let mut text = explain(&report);
     if args.per_layer {
         // The uniform search already succeeded; a per-layer failure is reported, not fatal.
@@ -137,24 +145,32 @@ fn batch_summary(reports: &[&SearchReport]) -> String {
 
 /// Writes every report and the summary, then runs the regression check if asked.
 fn publish(
-    reports: Vec<(SearchReport, SearchSpace, DeviceProfile)>,
+    reports: Vec<(SearchReport, SearchSpace, DeviceProfile, Staged)>,
     out_dir: &Path,
     check_against: Option<&Path>,
     tolerance: f64,
     out: &mut dyn std::io::Write,
 ) -> Result<()> {
     let mut problems = Vec::new();
-    for (r, space, device) in &reports {
+    for (r, space, device, staged) in reports.iter() {
         for w in &r.warnings {
             eprintln!("warning: {}/{}: {w}", r.space, r.device);
         }
+        write(r, space, device, staged.path())?;
+    }
+    let mut finished = Vec::new();
+    for (r, space, device, staged) in reports {
+        staged.commit()?;
+        finished.push((r, space, device));
+    }
+    for (r, ..) in &finished {
         let dir = out_dir.join(&r.space).join(&r.device);
-        write(r, space, device, &dir)?;
         if let Some(base) = check_against {
             let label = format!("{}/{}", r.space, r.device);
             problems.extend(check::compare(&label, &dir, &base.join(&r.space).join(&r.device), tolerance)?);
         }
     }
+    let reports = finished;
     let summary = batch_summary(&reports.iter().map(|(r, ..)| r).collect::<Vec<_>>());
     write_atomic(&out_dir.join("summary.md"), summary.as_bytes())?;
     out.write_all(summary.as_bytes()).map_err(|e| Error::io("<stdout>", e))?;
@@ -172,24 +188,30 @@ pub fn run_batch(args: BatchArgs, out: &mut dyn std::io::Write) -> Result<()> {
     let spaces = spaces_in(&args.spaces)?;
     let devices = devices(&args.devices)?;
     let opts = options(args.threads, args.shard.as_deref(), args.force, args.max_candidates, "best")?;
-    check_out_dir(&args.out)?;
     if let Some(b) = &args.check {
         if !b.is_dir() {
             return Err(Error::Usage(format!("--check {}: not a folder of baseline results", b.display())));
         }
     }
+    check_out_dir(&args.out)?;
+    // Shards of one batch may run at once into one folder (each writes its own files whole).
+    let _lock = if opts.shard.is_none() { Some(Lock::take(&args.out)?) } else { None };
+    check_writable(&args.out.join("summary.md"))?;
     let mut reports = Vec::new();
     for space in spaces {
         for device in &devices {
-            let outcome = run(&space, device, &opts)?;
+            let dir = args.out.join(&space.name).join(&device.name);
             if let Some(shard) = opts.shard {
-                write_atomic(
-                    &shard_file(&args.out.join(&space.name).join(&device.name), shard),
-                    &json_bytes(&outcome),
-                )?;
+                check_out_dir(&dir)?;
+                let path = shard_file(&dir, shard);
+                check_writable(&path)?;
+                let outcome = run(&space, device, &opts)?;
+                write_atomic(&path, &shard::to_json(&space, device, &opts, shard, &outcome))?;
                 continue;
             }
-            reports.push((finish(&space, device, outcome)?, space.clone(), device.clone()));
+            let staged = Staged::begin(&dir)?;
+            let outcome = run(&space, device, &opts)?;
+            reports.push((finish(&space, device, outcome)?, space.clone(), device.clone(), staged));
         }
     }
     if let Some(shard) = opts.shard {
@@ -203,49 +225,53 @@ pub fn run_merge(args: MergeArgs, out: &mut dyn std::io::Write) -> Result<()> {
     let spaces = spaces_in(&args.spaces)?;
     let devices = devices(&args.devices)?;
     check_out_dir(&args.out)?;
+    let _lock = Lock::take(&args.out)?;
+    check_writable(&args.out.join("summary.md"))?;
     let mut reports = Vec::new();
     for space in spaces {
         for device in &devices {
-            let mut merged: Option<Outcome> = None;
-            let mut seen: Vec<(u64, u64)> = Vec::new();
+            // Shard files by (K, N), each read and checked against the space as it is now.
+            let mut found: std::collections::BTreeMap<(u64, u64), PathBuf> = Default::default();
             for root in &args.shards {
                 let dir = root.join(&space.name).join(&device.name);
                 let Ok(entries) = std::fs::read_dir(&dir) else { continue };
-                let mut files: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
-                files.sort();
-                for f in files {
+                for f in entries.filter_map(|e| e.ok().map(|e| e.path())) {
                     let name = f.file_name().and_then(|n| n.to_str()).unwrap_or("");
                     let Some(kn) = name.strip_prefix("shard-").and_then(|s| s.strip_suffix(".json")) else { continue };
-                    let shard = parse_shard(&kn.replace("-of-", "/"))?;
-                    let text = std::fs::read_to_string(&f).map_err(|e| Error::io(&f, e))?;
-                    let o: Outcome = serde_json::from_str(&text).map_err(|e| Error::json(&f, &e))?;
-                    seen.push(shard);
-                    merged = Some(match merged {
-                        None => o,
-                        Some(m) => m.merge(o),
-                    });
+                    let shard = parse_shard(&kn.replace("-of-", "/"))
+                        .map_err(|_| Error::field(f.display().to_string(), "(file name)", "shard-K-of-N.json", name))?;
+                    if let Some(other) = found.insert(shard, f.clone()) {
+                        return Err(Error::Usage(format!(
+                            "{}: shard {}/{} also in {}; keep one",
+                            f.display(),
+                            shard.0,
+                            shard.1,
+                            other.display()
+                        )));
+                    }
                 }
             }
-            seen.sort();
-            seen.dedup();
-            let n = seen.first().map(|s| s.1).unwrap_or(0);
-            if n == 0 || seen.len() as u64 != n || seen.iter().any(|s| s.1 != n) {
+            let n = found.keys().next().map(|s| s.1).unwrap_or(0);
+            if n == 0 || found.len() as u64 != n || found.keys().any(|s| s.1 != n) {
                 return Err(Error::Usage(format!(
-                    "{}/{}: incomplete shards: found {:?}, expected 0/N .. N-1/N",
-                    space.name, device.name, seen
-                )));
-            }
-            let outcome = merged.expect("at least one shard");
-            if outcome.candidates != space.count() {
-                return Err(Error::Usage(format!(
-                    "{}/{}: shards cover {} of {} candidates",
+                    "{}/{}: incomplete shards under {}: found {:?}, expected 0/N .. N-1/N",
                     space.name,
                     device.name,
-                    outcome.candidates,
-                    space.count()
+                    args.shards.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "),
+                    found.keys().map(|(k, n)| format!("{k}/{n}")).collect::<Vec<_>>()
                 )));
             }
-            reports.push((finish(&space, device, outcome)?, space.clone(), device.clone()));
+            let staged = Staged::begin(&args.out.join(&space.name).join(&device.name))?;
+            let mut merged: Option<Outcome> = None;
+            for (&shard, f) in &found {
+                let o = shard::read(f, shard, &space, device, PlanChoice::Fastest)?;
+                merged = Some(match merged {
+                    None => o,
+                    Some(m) => m.merge(o),
+                });
+            }
+            let outcome = merged.expect("at least one shard");
+            reports.push((finish(&space, device, outcome)?, space.clone(), device.clone(), staged));
         }
     }
     publish(reports, &args.out, None, 0.0, out)

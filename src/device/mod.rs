@@ -233,19 +233,19 @@ impl DeviceProfile {
 
     /// Checks what every later stage relies on; `source` names the file.
     pub fn validate(&self, source: &str) -> Result<()> {
-        let positive = |field: &str, v: f64| {
-            if v.is_finite() && v > 0.0 {
+        // Every figure within a physical range: a bandwidth of 1e-300 B/s passes "positive" and
+        // then makes every time infinite (and a plot's axes endless).
+        let within = |field: &str, v: f64, lo: f64, hi: f64| {
+            if v.is_finite() && v >= lo && v <= hi {
                 Ok(())
             } else {
-                Err(Error::field(source, field, "a positive, finite number", v))
+                Err(Error::field(source, field, format!("a positive number from {lo:e} to {hi:e}"), v))
             }
         };
-        if self.name.trim().is_empty() {
-            return Err(Error::field(source, "name", "a non-empty string", "\"\""));
-        }
-        positive("memory_bytes", self.memory_bytes)?;
-        positive("usable_memory_bytes", self.usable_memory_bytes)?;
-        positive("bandwidth_bytes_per_s", self.bandwidth_bytes_per_s)?;
+        crate::search::space::plain_name(&self.name, source, "name")?;
+        within("memory_bytes", self.memory_bytes, 1e6, 1e15)?;
+        within("usable_memory_bytes", self.usable_memory_bytes, 1e6, 1e15)?;
+        within("bandwidth_bytes_per_s", self.bandwidth_bytes_per_s, 1e6, 1e15)?;
         if self.usable_memory_bytes > self.memory_bytes {
             return Err(Error::field(
                 source,
@@ -258,18 +258,21 @@ impl DeviceProfile {
             return Err(Error::field(source, "peak_flops.f32", "a peak for f32 (the fallback format)", "nothing"));
         }
         for (d, v) in &self.peak_flops {
-            positive(&format!("peak_flops.{d}"), *v)?;
+            within(&format!("peak_flops.{d}"), *v, 1e6, 1e19)?;
+        }
+        if let Some(b) = self.on_chip_bytes {
+            within("on_chip_bytes", b, 1.0, 1e12)?;
+        }
+        if let Some(e) = &self.engine {
+            if e.kv_pad > 1 << 20 {
+                return Err(Error::field(source, "engine.kv_pad", "at most 1048576 cells", e.kv_pad));
+            }
         }
         if !(self.pass_overhead_s.is_finite() && (0.0..1.0).contains(&self.pass_overhead_s)) {
             return Err(Error::field(source, "pass_overhead_s", "seconds in [0, 1)", self.pass_overhead_s));
         }
-        if !(self.kernel_overhead_s.is_finite() && self.kernel_overhead_s >= 0.0) {
-            return Err(Error::field(
-                source,
-                "kernel_overhead_s",
-                "a non-negative number of seconds",
-                self.kernel_overhead_s,
-            ));
+        if !(self.kernel_overhead_s.is_finite() && (0.0..1.0).contains(&self.kernel_overhead_s)) {
+            return Err(Error::field(source, "kernel_overhead_s", "seconds in [0, 1)", self.kernel_overhead_s));
         }
         for (class, table) in &self.efficiency {
             table.validate(source, &format!("efficiency.{}", class.name()))?;
@@ -307,7 +310,7 @@ pub fn resolve(name_or_path: &str) -> Result<DeviceProfile> {
     }
     let path = Path::new(name_or_path);
     if path.exists() || name_or_path.ends_with(".json") || name_or_path.contains('/') {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let text = crate::search::space::read_small(path, 16 << 20)?;
         return DeviceProfile::from_json(&text, name_or_path);
     }
     let mut near: Vec<(f64, &str)> = builtin_names()
@@ -316,7 +319,7 @@ pub fn resolve(name_or_path: &str) -> Result<DeviceProfile> {
         .collect();
     near.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(b.1)));
     Err(Error::UnknownDevice {
-        name: name_or_path.to_string(),
+        name: crate::error::clip(name_or_path),
         suggestions: near.into_iter().take(3).map(|(_, n)| n.to_string()).collect(),
     })
 }

@@ -92,9 +92,13 @@ impl FromStr for DType {
             "q4_k" | "q4km" => Some(DType::Q4KM),
             other => DType::ALL.into_iter().find(|d| d.name() == other),
         };
+        // The message completes "expected ...": callers name the field and the value.
         found.ok_or_else(|| {
             let names: Vec<_> = DType::ALL.iter().map(|d| d.name()).collect();
-            format!("unknown precision '{s}' (expected one of {})", names.join(", "))
+            match crate::error::nearest(s, names.iter().copied()) {
+                Some(n) => format!("a precision such as {n} (one of {})", names.join(", ")),
+                None => format!("one of {}", names.join(", ")),
+            }
         })
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod check;
 pub mod html;
+pub mod outdir;
 pub mod plot;
 pub mod search;
 pub mod table;
@@ -40,6 +41,8 @@ pub fn write_atomic_with(path: &Path, fill: impl FnOnce(&mut dyn Write) -> std::
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or("out");
     let tmp = dir.join(format!(".{file_name}.{}.tmp", std::process::id()));
+    outdir::clean_stale_files(path);
+    outdir::register(&tmp);
     let result = (|| {
         let mut w = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&tmp)?);
         fill(&mut w)?;
@@ -47,6 +50,7 @@ pub fn write_atomic_with(path: &Path, fill: impl FnOnce(&mut dyn Write) -> std::
         f.sync_all()?;
         std::fs::rename(&tmp, path)
     })();
+    outdir::done(&tmp);
     if let Err(e) = result {
         let _ = std::fs::remove_file(&tmp);
         return Err(Error::io(path, e));

@@ -49,7 +49,13 @@ fn plot_error(path: &Path, e: impl std::fmt::Display) -> Error {
 
 /// Decade bounds around `lo..hi`.
 fn decades(lo: f64, hi: f64) -> (f64, f64) {
-    (10f64.powf(lo.log10().floor()), 10f64.powf(hi.log10().ceil()))
+    // A log axis over an infinite or empty range never ends drawing: keep it finite, at least
+    // one decade wide.
+    let sane = |v: f64, fallback: f64| if v.is_finite() && v > 0.0 { v.clamp(1e-30, 1e30) } else { fallback };
+    let (lo, hi) = (sane(lo, 1e-30), sane(hi, 1e30));
+    let a = 10f64.powf(lo.log10().floor());
+    let b = 10f64.powf(hi.log10().ceil());
+    (a, if b > a { b } else { a * 10.0 })
 }
 
 /// A log-log roofline: one polyline per roof (ridge marked), one marker per point.
@@ -70,6 +76,17 @@ pub fn roofline_svg_models(
     models: &[String],
 ) -> Result<()> {
     let by_model = !models.is_empty();
+    // Only what a log-log chart can place: positive, finite coordinates.
+    let placeable = |x: f64, y: f64| x.is_finite() && y.is_finite() && x > 0.0 && y > 0.0;
+    let roofs: Vec<RoofLine> = roofs
+        .iter()
+        .filter(|r| placeable(r.peak_flop_per_s, r.bandwidth_bytes_per_s))
+        .filter(|r| (r.peak_flop_per_s / r.bandwidth_bytes_per_s).is_finite())
+        .cloned()
+        .collect();
+    let points: Vec<RooflinePoint> =
+        points.iter().filter(|p| placeable(p.intensity_flop_per_byte, p.performance_flop_per_s)).cloned().collect();
+    let (roofs, points) = (&roofs[..], &points[..]);
     let mut svg = String::new();
     {
         let lo_i = points

@@ -416,7 +416,7 @@ pub fn finish(space: &SearchSpace, device: &DeviceProfile, outcome: Outcome) -> 
             .map(|(k, v)| (k.clone(), *v))
             .unwrap_or_else(|| ("invalid combinations".into(), outcome.invalid.values().sum()));
         return Err(Error::Infeasible {
-            space: space.name.clone(),
+            space: space.source_name.clone(),
             reason: format!(
                 "{} candidates; the constraint '{worst}' rejected the most ({n}); rejections: {}; invalid: {}",
                 outcome.candidates,

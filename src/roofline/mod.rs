@@ -5,7 +5,7 @@ mod metrics;
 mod scenario;
 
 pub use metrics::{potential, Bound, Point, Potential, Roof};
-pub use scenario::{BenchTest, Scenario, NAMED as NAMED_SCENARIOS};
+pub use scenario::{BenchTest, Scenario, MAX_BATCH, MAX_TOKENS, NAMED as NAMED_SCENARIOS};
 
 use crate::arch::Architecture;
 use crate::device::DeviceProfile;

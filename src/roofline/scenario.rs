@@ -12,6 +12,13 @@ pub struct Scenario {
     pub generate: u32,
 }
 
+/// Tokens a prompt or a generation may hold: 16 Mi, well past any context a model has, and
+/// small enough that token counts times sizes stay exact.
+pub const MAX_TOKENS: u32 = 1 << 24;
+
+/// Sequences decoded together, at most.
+pub const MAX_BATCH: u32 = 1 << 16;
+
 /// The paper's four scenarios (prompt / generated tokens).
 pub const NAMED: [(&str, u32, u32); 4] =
     [("siso", 128, 128), ("silo", 128, 4096), ("liso", 4096, 128), ("lilo", 4096, 4096)];
@@ -19,8 +26,11 @@ pub const NAMED: [(&str, u32, u32); 4] =
 impl Scenario {
     pub fn new(name: impl Into<String>, prompt: u32, generate: u32) -> Result<Scenario> {
         let name = name.into();
-        if prompt == 0 {
-            return Err(Error::field(&name, "prompt", "a positive number of tokens", 0));
+        for (field, v) in [("prompt", prompt), ("generate", generate)] {
+            if v > MAX_TOKENS || (field == "prompt" && v == 0) {
+                let least = if field == "prompt" { 1 } else { 0 };
+                return Err(Error::field(&name, field, format!("tokens from {least} to {MAX_TOKENS}"), v));
+            }
         }
         Ok(Scenario { name, prompt, generate })
     }

@@ -4,6 +4,7 @@
 
 pub mod milp;
 pub mod pareto;
+pub mod shard;
 pub mod space;
 
 pub use pareto::{dominates, Objectives, ParetoFront, OBJECTIVES};
@@ -313,7 +314,7 @@ pub fn run(space: &SearchSpace, device: &DeviceProfile, opts: &SearchOptions) ->
     if count > opts.max_candidates && !opts.force {
         return Err(Error::Usage(format!(
             "{}: {count} candidates is more than {} (about {:.0} s at 1M/s); narrow the space or pass --force",
-            space.name,
+            space.source_name,
             opts.max_candidates,
             count as f64 / 1e6
         )));

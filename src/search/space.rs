@@ -15,11 +15,57 @@ use serde::Deserialize;
 use std::path::Path;
 
 /// A list of values, or an arithmetic range `{ from, to, step }` (inclusive).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug, Clone)]
 pub enum Values<T> {
     List(Vec<T>),
     Range { from: T, to: T, step: T },
+}
+
+/// Values a dimension may take at most: a range is counted against this before it is expanded.
+pub const MAX_VALUES: u64 = 100_000;
+
+// By hand rather than `untagged`, so that a bad value says what it is and what was expected
+// (`integer -1, expected u32`) instead of "did not match any variant".
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Values<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for V<T> {
+            type Value = Values<T>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a list of values or a range { from, to, step }")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<Self::Value, A::Error> {
+                let mut out = Vec::new();
+                while let Some(x) = seq.next_element()? {
+                    if out.len() as u64 >= MAX_VALUES {
+                        return Err(serde::de::Error::custom(format!("at most {MAX_VALUES} values")));
+                    }
+                    out.push(x);
+                }
+                Ok(Values::List(out))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> std::result::Result<Self::Value, A::Error> {
+                let (mut from, mut to, mut step) = (None, None, None);
+                while let Some(key) = map.next_key::<String>()? {
+                    let slot = match key.as_str() {
+                        "from" => &mut from,
+                        "to" => &mut to,
+                        "step" => &mut step,
+                        other => {
+                            return Err(serde::de::Error::unknown_field(
+                                &crate::error::clip(other),
+                                &["from", "to", "step"],
+                            ))
+                        }
+                    };
+                    *slot = Some(map.next_value()?);
+                }
+                let need = |v: Option<T>, k: &'static str| v.ok_or_else(|| serde::de::Error::missing_field(k));
+                Ok(Values::Range { from: need(from, "from")?, to: need(to, "to")?, step: need(step, "step")? })
+            }
+        }
+        d.deserialize_any(V(std::marker::PhantomData))
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -273,6 +319,27 @@ pub struct Block {
     pub size: u64,
 }
 
+/// Largest search-space file read: spaces are a few KB, and TOML parsing holds tens of bytes
+/// per byte of input (a 6 MB list of numbers took 400 MB).
+pub const MAX_FILE_BYTES: u64 = 1 << 20;
+
+/// A text file of at most `max` bytes, or an error naming it.
+pub fn read_small(path: &Path, max: u64) -> Result<String> {
+    use std::io::Read;
+    let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut text = String::new();
+    f.take(max + 1).read_to_string(&mut text).map_err(|e| Error::io(path, e))?;
+    if text.len() as u64 > max {
+        return Err(Error::field(
+            path.display().to_string(),
+            "(file)",
+            format!("at most {max} bytes"),
+            "a larger file",
+        ));
+    }
+    Ok(text)
+}
+
 /// A weighted workload: scenarios and weights (summing to 1).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Workload {
@@ -283,7 +350,10 @@ pub struct Workload {
 
 #[derive(Debug, Clone)]
 pub struct SearchSpace {
+    /// A plain file name: output folders are named after it.
     pub name: String,
+    /// Where the space came from (its file), for messages.
+    pub source_name: String,
     pub description: String,
     pub dims: Dims,
     pub blocks: Vec<Block>,
@@ -326,33 +396,100 @@ impl Invalid {
     }
 }
 
-fn expand<T: Copy + PartialOrd + std::ops::Add<Output = T> + std::fmt::Display + Default>(
-    v: &Values<T>,
-    src: &str,
-    field: &str,
-) -> Result<Vec<T>> {
+/// A value a range can step through: counted exactly before anything is allocated.
+trait Step: Copy + PartialOrd + std::fmt::Display + std::fmt::Debug {
+    /// Values of `from..=to` by `step`, or `None` if that is not a finite count.
+    fn count(from: Self, to: Self, step: Self) -> Option<u64>;
+    /// The `n` values of a counted range.
+    fn values(from: Self, to: Self, step: Self, n: u64) -> Vec<Self>;
+    fn is_positive(self) -> bool;
+    fn is_finite(self) -> bool;
+}
+
+impl Step for u32 {
+    fn count(from: u32, to: u32, step: u32) -> Option<u64> {
+        Some((to as u64 - from as u64) / step as u64 + 1)
+    }
+    fn values(from: u32, _: u32, step: u32, n: u64) -> Vec<u32> {
+        // The i-th value is at most `to` for i below the count: no wrap.
+        (0..n).map(|i| (from as u64 + i * step as u64) as u32).collect()
+    }
+    fn is_positive(self) -> bool {
+        self > 0
+    }
+    fn is_finite(self) -> bool {
+        true
+    }
+}
+
+impl Step for f64 {
+    fn count(from: f64, to: f64, step: f64) -> Option<u64> {
+        let n = ((to - from) / step).floor() + 1.0;
+        (n.is_finite() && n >= 1.0).then(|| n.min(u64::MAX as f64) as u64)
+    }
+    // Accumulated as ranges always were (the baseline's values depend on it), and bounded by
+    // the count too: a step below the spacing of floats near `from` would stall.
+    fn values(from: f64, to: f64, step: f64, n: u64) -> Vec<f64> {
+        let mut out = Vec::with_capacity(n as usize);
+        let mut x = from;
+        while x <= to && (out.len() as u64) < n {
+            out.push(x);
+            x += step;
+        }
+        out
+    }
+    fn is_positive(self) -> bool {
+        self > 0.0
+    }
+    fn is_finite(self) -> bool {
+        f64::is_finite(self)
+    }
+}
+
+fn expand<T: Step>(v: &Values<T>, src: &str, field: &str) -> Result<Vec<T>> {
     let out = match v {
-        Values::List(l) => l.clone(),
+        Values::List(l) => {
+            if let Some(bad) = l.iter().find(|x| !x.is_finite()) {
+                return Err(Error::field(src, field, "finite values", bad));
+            }
+            l.clone()
+        }
         Values::Range { from, to, step } => {
-            if step.partial_cmp(&T::default()) != Some(std::cmp::Ordering::Greater) {
-                return Err(Error::field(src, field, "a positive step", step));
+            for (what, x) in [("from", from), ("to", to), ("step", step)] {
+                if !x.is_finite() {
+                    return Err(Error::field(src, format!("{field}.{what}"), "a finite number", x));
+                }
+            }
+            if !step.is_positive() {
+                return Err(Error::field(src, format!("{field}.step"), "a positive step", step));
             }
             if from > to {
-                return Err(Error::field(src, field, format!("from <= to (to is {to})"), from));
+                return Err(Error::field(src, format!("{field}.from"), format!("from <= to (to is {to:?})"), from));
             }
-            let mut out = Vec::new();
-            let mut x = *from;
-            while x <= *to {
-                out.push(x);
-                x = x + *step;
-            }
-            out
+            let n = T::count(*from, *to, *step).filter(|&n| n <= MAX_VALUES).ok_or_else(|| {
+                Error::field(
+                    src,
+                    format!("{field}.step"),
+                    format!("a step giving at most {MAX_VALUES} values from {from:?} to {to:?}"),
+                    step,
+                )
+            })?;
+            T::values(*from, *to, *step, n)
         }
     };
     if out.is_empty() {
         return Err(Error::field(src, field, "at least one value", "an empty list"));
     }
     Ok(out)
+}
+
+/// Each value at most `max`: every later size is a product of these, and bounded ones cannot
+/// overflow (see `arch::limits`).
+fn at_most(v: Vec<u32>, max: u32, src: &str, field: &str) -> Result<Vec<u32>> {
+    match v.iter().find(|&&x| x > max) {
+        Some(x) => Err(Error::field(src, field, format!("values at most {max}"), x)),
+        None => Ok(v),
+    }
 }
 
 fn positive_list(v: Vec<u32>, src: &str, field: &str) -> Result<Vec<u32>> {
@@ -362,7 +499,7 @@ fn positive_list(v: Vec<u32>, src: &str, field: &str) -> Result<Vec<u32>> {
     }
 }
 
-fn opt<T: Copy + PartialOrd + std::ops::Add<Output = T> + std::fmt::Display + Default>(
+fn opt<T: Step>(
     v: &Option<Values<T>>,
     src: &str,
     field: &str,
@@ -379,29 +516,67 @@ fn opt<T: Copy + PartialOrd + std::ops::Add<Output = T> + std::fmt::Display + De
 }
 
 fn scenario_of(e: &MixEntry, src: &str) -> Result<Scenario> {
+    let bad = |field: &str, got: &dyn std::fmt::Display| {
+        Error::field(
+            src,
+            format!("workload.mix.{field}"),
+            "either scenario = NAME or positive prompt and generate",
+            got,
+        )
+    };
     match (&e.scenario, e.prompt, e.generate) {
         (Some(n), None, None) => {
             Scenario::named(n).map_err(|_| Error::field(src, "workload.mix.scenario", "siso, silo, liso or lilo", n))
         }
-        (None, Some(p), Some(g)) if p > 0 && g > 0 => Scenario::new(format!("p{p}g{g}"), p, g),
-        _ => {
-            Err(Error::field(src, "workload.mix", "either scenario = NAME or positive prompt and generate", "neither"))
+        (Some(_), _, _) => Err(bad("scenario", &"a scenario and prompt/generate")),
+        (None, Some(p), Some(g)) => {
+            let max = crate::roofline::MAX_TOKENS;
+            for (field, v) in [("prompt", p), ("generate", g)] {
+                if !(1..=max).contains(&v) {
+                    return Err(Error::field(
+                        src,
+                        format!("workload.mix.{field}"),
+                        format!("tokens from 1 to {max}"),
+                        v,
+                    ));
+                }
+            }
+            Scenario::new(format!("p{p}g{g}"), p, g)
         }
+        (None, Some(_), None) => Err(bad("generate", &"nothing (prompt without generate)")),
+        (None, None, Some(_)) => Err(bad("prompt", &"nothing (generate without prompt)")),
+        (None, None, None) => Err(bad("scenario", &"nothing")),
+    }
+}
+
+/// `name` if it is a plain file name (output folders are named after it), else an error.
+pub fn plain_name(name: &str, src: &str, field: &str) -> Result<String> {
+    let ok = !name.is_empty()
+        && name.len() <= 100
+        && !name.starts_with('.')
+        && name.chars().all(|c| c.is_alphanumeric() || "-_.+@".contains(c));
+    if ok {
+        Ok(name.to_string())
+    } else {
+        Err(Error::field(
+            src,
+            field,
+            "a plain file name (letters, digits, - _ . + @; not starting with '.'; at most 100 bytes)",
+            format!("'{name}'"),
+        ))
     }
 }
 
 impl SearchSpace {
     pub fn load(path: &Path) -> Result<SearchSpace> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let text = read_small(path, MAX_FILE_BYTES)?;
         let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("space");
         Self::parse(&text, &path.display().to_string(), stem)
     }
 
     pub fn parse(text: &str, src: &str, default_name: &str) -> Result<SearchSpace> {
-        let file: SpaceFile = toml::from_str(text).map_err(|e| {
-            let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((0, 0));
-            Error::Parse { path: src.into(), format: "TOML", line, column, message: e.message().to_string() }
-        })?;
+        let file: SpaceFile = toml::from_str(text)
+            .map_err(|e| Error::parse_at(src, "TOML", text, e.span().map(|s| s.start), e.message()))?;
         let a = &file.architecture;
         if a.attention.is_empty() {
             return Err(Error::field(
@@ -438,78 +613,101 @@ impl SearchSpace {
             }
         }
 
-        let ffn_multiplier = expand(&a.ffn_multiplier, src, "architecture.ffn_multiplier")?;
-        if ffn_multiplier.iter().any(|m| m.is_nan() || *m <= 0.0) {
-            return Err(Error::field(src, "architecture.ffn_multiplier", "positive multipliers", "a value <= 0"));
-        }
+        use crate::arch::limits::*;
+        // Positive and bounded: `field` names the key, `max` its physical limit.
+        let sized = |v: Vec<u32>, field: &str, max: u32| -> Result<Vec<u32>> {
+            let field = format!("architecture.{field}");
+            at_most(positive_list(v, src, &field)?, max, src, &field)
+        };
+        let req = |v: &Values<u32>, field: &str, max: u32| {
+            sized(expand(v, src, &format!("architecture.{field}"))?, field, max)
+        };
+        let optional =
+            |v: &Option<Values<u32>>, field: &str, kind: Option<&str>, default: Vec<u32>, max: u32, zero_ok: bool| {
+                let full = format!("architecture.{field}");
+                let list = opt(v, src, &full, kind, default)?;
+                if zero_ok {
+                    at_most(list, max, src, &full)
+                } else {
+                    sized(list, field, max)
+                }
+            };
+        let hidden = req(&a.hidden, "hidden", MAX_WIDTH)?;
+        let widest = *hidden.iter().max().expect("non-empty") as f64;
+        let multipliers = |v: &Values<f64>, field: &str| -> Result<Vec<f64>> {
+            let full = format!("architecture.{field}");
+            let list = expand(v, src, &full)?;
+            let cap = MAX_INTERMEDIATE as f64 / widest;
+            match list.iter().find(|m| !(**m > 0.0 && **m <= cap)) {
+                Some(m) => Err(Error::field(
+                    src,
+                    full,
+                    format!("positive multipliers at most {cap} (x hidden up to {MAX_INTERMEDIATE})"),
+                    m,
+                )),
+                None => Ok(list),
+            }
+        };
+        let ffn_multiplier = multipliers(&a.ffn_multiplier, "ffn_multiplier")?;
+        let heads = req(&a.heads, "heads", MAX_HEADS)?;
         let dims = Dims {
-            layers: positive_list(expand(&a.layers, src, "architecture.layers")?, src, "architecture.layers")?,
-            hidden: positive_list(expand(&a.hidden, src, "architecture.hidden")?, src, "architecture.hidden")?,
-            heads: positive_list(expand(&a.heads, src, "architecture.heads")?, src, "architecture.heads")?,
+            layers: req(&a.layers, "layers", MAX_LAYERS)?,
             head_dim: match &a.head_dim {
-                Some(v) => positive_list(expand(v, src, "architecture.head_dim")?, src, "architecture.head_dim")?
-                    .into_iter()
-                    .map(Some)
-                    .collect(),
+                Some(v) => req(v, "head_dim", MAX_WIDTH)?.into_iter().map(Some).collect(),
                 None => vec![None],
             },
-            vocab: positive_list(expand(&a.vocab, src, "architecture.vocab")?, src, "architecture.vocab")?,
+            vocab: req(&a.vocab, "vocab", MAX_VOCAB)?,
             tie: if a.tie_embeddings.is_empty() {
                 return Err(Error::field(src, "architecture.tie_embeddings", "true and/or false", "an empty list"));
             } else {
                 a.tie_embeddings.clone()
             },
             precisions,
-            kv_heads: positive_list(
-                opt(&a.kv_heads, src, "architecture.kv_heads", has(AttentionKind::Gqa).then_some("gqa"), vec![])?,
-                src,
-                "architecture.kv_heads",
+            kv_heads: optional(
+                &a.kv_heads,
+                "kv_heads",
+                has(AttentionKind::Gqa).then_some("gqa"),
+                vec![],
+                MAX_HEADS,
+                false,
             )?,
-            kv_lora_rank: positive_list(
-                opt(
-                    &a.mla_kv_lora_rank,
-                    src,
-                    "architecture.mla_kv_lora_rank",
-                    has(AttentionKind::Mla).then_some("mla"),
-                    vec![],
-                )?,
-                src,
-                "architecture.mla_kv_lora_rank",
+            kv_lora_rank: optional(
+                &a.mla_kv_lora_rank,
+                "mla_kv_lora_rank",
+                has(AttentionKind::Mla).then_some("mla"),
+                vec![],
+                MAX_WIDTH,
+                false,
             )?,
-            q_lora_rank: opt(&a.mla_q_lora_rank, src, "architecture.mla_q_lora_rank", None, vec![0])?,
-            rope_head_dim: positive_list(
-                opt(&a.mla_rope_head_dim, src, "architecture.mla_rope_head_dim", None, vec![64])?,
-                src,
-                "architecture.mla_rope_head_dim",
-            )?,
+            q_lora_rank: optional(&a.mla_q_lora_rank, "mla_q_lora_rank", None, vec![0], MAX_WIDTH, true)?,
+            rope_head_dim: optional(&a.mla_rope_head_dim, "mla_rope_head_dim", None, vec![64], MAX_WIDTH, false)?,
             nope_head_dim: match &a.mla_nope_head_dim {
-                Some(v) => expand(v, src, "architecture.mla_nope_head_dim")?.into_iter().map(Some).collect(),
+                Some(v) => req(v, "mla_nope_head_dim", MAX_WIDTH)?.into_iter().map(Some).collect(),
                 None => vec![None],
             },
             v_head_dim: match &a.mla_v_head_dim {
-                Some(v) => expand(v, src, "architecture.mla_v_head_dim")?.into_iter().map(Some).collect(),
+                Some(v) => req(v, "mla_v_head_dim", MAX_WIDTH)?.into_iter().map(Some).collect(),
                 None => vec![None],
             },
             ffn_multiplier,
-            moe_experts: positive_list(
-                opt(&a.moe_experts, src, "architecture.moe_experts", moe.then_some("moe"), vec![])?,
-                src,
-                "architecture.moe_experts",
-            )?,
-            moe_top_k: positive_list(
-                opt(&a.moe_top_k, src, "architecture.moe_top_k", moe.then_some("moe"), vec![])?,
-                src,
-                "architecture.moe_top_k",
-            )?,
-            moe_shared: opt(&a.moe_shared_experts, src, "architecture.moe_shared_experts", None, vec![0])?,
-            moe_expert_multiplier: opt(
-                &a.moe_expert_multiplier,
-                src,
-                "architecture.moe_expert_multiplier",
-                moe.then_some("moe"),
-                vec![],
-            )?,
-            moe_first_k_dense: opt(&a.moe_first_k_dense, src, "architecture.moe_first_k_dense", None, vec![0])?,
+            moe_experts: optional(&a.moe_experts, "moe_experts", moe.then_some("moe"), vec![], MAX_EXPERTS, false)?,
+            moe_top_k: optional(&a.moe_top_k, "moe_top_k", moe.then_some("moe"), vec![], MAX_EXPERTS, false)?,
+            moe_shared: optional(&a.moe_shared_experts, "moe_shared_experts", None, vec![0], MAX_EXPERTS, true)?,
+            moe_expert_multiplier: match (&a.moe_expert_multiplier, moe) {
+                (Some(v), _) => multipliers(v, "moe_expert_multiplier")?,
+                (None, true) => {
+                    return Err(Error::field(
+                        src,
+                        "architecture.moe_expert_multiplier",
+                        "a list (required when moe is searched)",
+                        "nothing",
+                    ))
+                }
+                (None, false) => vec![],
+            },
+            moe_first_k_dense: optional(&a.moe_first_k_dense, "moe_first_k_dense", None, vec![0], MAX_LAYERS, true)?,
+            hidden,
+            heads,
         };
 
         let mut blocks = Vec::new();
@@ -566,8 +764,11 @@ impl SearchSpace {
             )],
             (None, Some(m)) if !m.is_empty() => {
                 let total: f64 = m.iter().map(|e| e.weight).sum();
-                if m.iter().any(|e| e.weight.is_nan() || e.weight <= 0.0) || !total.is_finite() {
-                    return Err(Error::field(src, "workload.mix.weight", "positive weights", "a weight <= 0"));
+                if let Some(bad) = m.iter().find(|e| !(e.weight > 0.0 && e.weight.is_finite())) {
+                    return Err(Error::field(src, "workload.mix.weight", "positive, finite weights", bad.weight));
+                }
+                if !total.is_finite() {
+                    return Err(Error::field(src, "workload.mix.weight", "weights with a finite sum", total));
                 }
                 m.iter().map(|e| Ok((scenario_of(e, src)?, e.weight / total))).collect::<Result<Vec<_>>>()?
             }
@@ -580,12 +781,38 @@ impl SearchSpace {
                 ))
             }
         };
-        if w.batch == 0 {
-            return Err(Error::field(src, "workload.batch", "a positive batch", 0));
+        if !(1..=crate::roofline::MAX_BATCH).contains(&w.batch) {
+            return Err(Error::field(
+                src,
+                "workload.batch",
+                format!("a batch from 1 to {}", crate::roofline::MAX_BATCH),
+                w.batch,
+            ));
+        }
+        if let Some(m) = w.max_context.filter(|&m| m > 2 * crate::roofline::MAX_TOKENS as u64) {
+            return Err(Error::field(
+                src,
+                "workload.max_context",
+                format!("at most {} tokens", 2 * crate::roofline::MAX_TOKENS as u64),
+                m,
+            ));
         }
         let longest = mix.iter().map(|(s, _)| s.max_context()).max().unwrap_or(0);
         let workload = Workload { batch: w.batch, max_context: w.max_context.unwrap_or(longest).max(longest), mix };
         let c = &file.constraints;
+        for (field, v, positive) in [
+            ("constraints.min_params", c.min_params, false),
+            ("constraints.max_params", c.max_params, true),
+            ("constraints.memory_budget_bytes", c.memory_budget_bytes, true),
+            ("constraints.max_ttft_s", c.max_ttft_s, true),
+            ("constraints.max_tpot_s", c.max_tpot_s, true),
+            ("constraints.min_decode_tokens_per_s", c.min_decode_tokens_per_s, false),
+        ] {
+            if let Some(v) = v.filter(|v| !(v.is_finite() && (*v > 0.0 || (!positive && *v == 0.0)))) {
+                let what = if positive { "a positive, finite number" } else { "a finite number >= 0" };
+                return Err(Error::field(src, field, what, v));
+            }
+        }
         if let (Some(lo), Some(hi)) = (c.min_params, c.max_params) {
             if lo > hi {
                 return Err(Error::field(src, "constraints.min_params", format!("at most max_params ({hi})"), lo));
@@ -606,8 +833,13 @@ impl SearchSpace {
             }
         }
         let tokens = training_tokens(&file.training, src)?;
+        let name = match file.name {
+            Some(n) => plain_name(&n, src, "name")?,
+            None => plain_name(default_name, src, "name (from the file name)")?,
+        };
         Ok(SearchSpace {
-            name: file.name.unwrap_or_else(|| default_name.to_string()),
+            name,
+            source_name: src.to_string(),
             description: file.description.unwrap_or_default(),
             dims,
             blocks,
@@ -774,12 +1006,4 @@ fn training_tokens(t: &TrainingFile, src: &str) -> Result<Tokens> {
         (None, Some(k)) => Ok(Tokens::PerParameter(positive("training.tokens_per_parameter", k)?)),
         (None, None) => Ok(Tokens::default()),
     }
-}
-
-/// 1-based line and column of a byte offset.
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
-    let line = before.matches('\n').count() + 1;
-    let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
-    (line, column)
 }

@@ -1,0 +1,586 @@
+//! Fuzz suites (proptest) for the four readers of user files: the config.json importer, the
+//! search-space parser, the device-profile parser and the shard/merge reader. Each case mutates
+//! a shipped file (a value swapped for an edge case, a key misspelt or dropped, bytes flipped),
+//! runs the command that reads it in-process, and asserts: no panic, done within a time bound,
+//! and either success or an exit-2 error on one line naming the file.
+//!
+//! `make test` runs a bounded number of cases per target (FUZZ_CASES, default 200); for a
+//! long run set FUZZ_SECONDS (per target) and pass `--nocapture` to see the counts, e.g.
+//! `FUZZ_SECONDS=600 cargo test --release --test tests fuzz:: -- --nocapture --test-threads 4`.
+
+use crate::common::*;
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestCaseError, TestRunner};
+use rooflinebench::cli::{run, Cli};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Cases per target in `make test` (all four take a few seconds together).
+const CASES: u32 = 200;
+
+/// Wall-clock bound per case (generous: the machine is shared, and the lead pauses processes).
+const CASE_BOUND: Duration = Duration::from_secs(30);
+
+fn env_u64(name: &str) -> Option<u64> {
+    std::env::var(name).ok().and_then(|v| v.trim().parse().ok())
+}
+
+/// Runs `check` on cases of `strategy`: FUZZ_CASES of them (default `default_cases`), or for
+/// FUZZ_SECONDS if set; prints the count.
+fn fuzz<S: Strategy>(
+    target: &str,
+    strategy: S,
+    default_cases: u32,
+    check: impl Fn(S::Value) -> Result<(), TestCaseError>,
+) where
+    S::Value: std::fmt::Debug,
+{
+    let cases = env_u64("FUZZ_CASES").map(|c| c as u32).unwrap_or(default_cases);
+    let until = env_u64("FUZZ_SECONDS").map(|s| Instant::now() + Duration::from_secs(s));
+    let start = Instant::now();
+    let mut total = 0u64;
+    TALLY.with(|t| t.set((0, 0, 0.0)));
+    loop {
+        let batch = if until.is_some() { 50 } else { cases };
+        let config = Config { cases: batch, failure_persistence: None, max_shrink_iters: 2000, ..Config::default() };
+        let mut runner = TestRunner::new(config);
+        if let Err(e) = runner.run(&strategy, &check) {
+            panic!("fuzz {target}: after {total} cases: {e}");
+        }
+        total += batch as u64;
+        if until.is_none_or(|u| Instant::now() >= u) {
+            break;
+        }
+    }
+    let (ok, refused, worst) = TALLY.with(|t| t.get());
+    eprintln!(
+        "fuzz {target}: {total} cases in {:.0} s, no failure; runs accepted {ok}, refused {refused} (slowest refusal {worst:.3} s)",
+        start.elapsed().as_secs_f64()
+    );
+}
+
+thread_local! {
+    /// Runs accepted and refused on this thread, and the slowest refusal in seconds.
+    static TALLY: std::cell::Cell<(u64, u64, f64)> = const { std::cell::Cell::new((0, 0, 0.0)) };
+}
+
+/// What one run of the binary's command line did.
+#[derive(Debug)]
+struct Outcome {
+    error: Option<(i32, String)>,
+    seconds: f64,
+}
+
+/// Runs a command line in-process on a thread, within CASE_BOUND; a panic or an overrun is a
+/// failure naming the case.
+fn run_cli(args: Vec<String>) -> Result<Outcome, TestCaseError> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let shown = args.join(" ");
+    std::thread::spawn(move || {
+        let start = Instant::now();
+        let result = std::panic::catch_unwind(|| {
+            let cli =
+                match <Cli as clap::Parser>::try_parse_from(std::iter::once("rooflinebench".to_string()).chain(args)) {
+                    Ok(c) => c,
+                    Err(e) => return Some((2, e.to_string())),
+                };
+            let mut sink = Vec::new();
+            run(cli, &mut sink).err().map(|e| (e.exit_code(), e.to_string()))
+        });
+        let _ = tx.send(result.map(|error| Outcome { error, seconds: start.elapsed().as_secs_f64() }));
+    });
+    match rx.recv_timeout(CASE_BOUND) {
+        Ok(Ok(o)) => Ok(o),
+        Ok(Err(_)) => Err(TestCaseError::fail(format!("panic in `{}`", clip(&shown)))),
+        Err(_) => Err(TestCaseError::fail(format!("no answer within {CASE_BOUND:?}: `{}`", clip(&shown)))),
+    }
+}
+
+fn clip(s: &str) -> String {
+    rooflinebench::error::clip_line(s)
+}
+
+/// Success, or exit 2 with one line naming one of `files`.
+fn expect_clean(o: &Outcome, files: &[&Path]) -> Result<(), TestCaseError> {
+    TALLY.with(|t| {
+        let (a, r, w) = t.get();
+        t.set(if o.error.is_some() { (a, r + 1, w.max(o.seconds)) } else { (a + 1, r, w) });
+    });
+    if let Some((code, msg)) = &o.error {
+        prop_assert_eq!(*code, 2, "exit code for: {}", clip(msg));
+        prop_assert!(!msg.contains('\n'), "not one line: {}", clip(msg));
+        prop_assert!(
+            files.iter().any(|f| msg.contains(&f.display().to_string())),
+            "names none of {:?}: {}",
+            files,
+            clip(msg)
+        );
+        prop_assert!(msg.len() < 2000, "{} bytes: {}", msg.len(), clip(msg));
+    }
+    Ok(())
+}
+
+// Mutations.
+
+/// One edit of a file's text or value tree; indices are taken modulo what is there.
+#[derive(Debug, Clone)]
+enum Edit {
+    /// Replace the value at the n-th place (a TOML `key = value` line, a JSON leaf or node).
+    Value(usize, usize),
+    /// Drop the n-th place.
+    Drop(usize),
+    /// Misspell the n-th key (swap two letters, or add one).
+    Key(usize, usize),
+    /// Bytes: insert, replace or delete at a position; truncate.
+    Insert(usize, u8),
+    Replace(usize, u8),
+    Delete(usize),
+    Truncate(usize),
+}
+
+fn edits() -> impl Strategy<Value = Vec<Edit>> {
+    let edit = prop_oneof![
+        6 => (any::<usize>(), any::<usize>()).prop_map(|(a, b)| Edit::Value(a, b)),
+        2 => any::<usize>().prop_map(Edit::Drop),
+        2 => (any::<usize>(), any::<usize>()).prop_map(|(a, b)| Edit::Key(a, b)),
+        1 => (any::<usize>(), any::<u8>()).prop_map(|(a, b)| Edit::Insert(a, b)),
+        1 => (any::<usize>(), any::<u8>()).prop_map(|(a, b)| Edit::Replace(a, b)),
+        1 => any::<usize>().prop_map(Edit::Delete),
+        1 => any::<usize>().prop_map(Edit::Truncate),
+    ];
+    proptest::collection::vec(edit, 1..4)
+}
+
+const NUMBERS: [&str; 22] = [
+    "0",
+    "-1",
+    "1",
+    "2",
+    "3",
+    "7",
+    "64",
+    "4294967295",
+    "4294967296",
+    "9223372036854775807",
+    "-9223372036854775808",
+    "1e300",
+    "-1e300",
+    "1e-300",
+    "-1e308",
+    "0.5",
+    "-0.0",
+    "1e7",
+    "2.5",
+    "100000",
+    "1048576",
+    "9007199254740993",
+];
+
+/// Edge-case TOML values.
+fn toml_value(i: usize) -> String {
+    let n = |k: usize| NUMBERS[k % NUMBERS.len()];
+    let specials = [
+        "inf".to_string(),
+        "-inf".into(),
+        "nan".into(),
+        "[]".into(),
+        "\"\"".into(),
+        "\"12\"".into(),
+        "\"../../x\"".into(),
+        "\"/tmp/abs\"".into(),
+        "\"fp8\"".into(),
+        "[\"mha\", \"gqa\", \"mqa\", \"mla\"]".into(),
+        "[\"moe\"]".into(),
+        "true".into(),
+        "{}".into(),
+        "[[1]]".into(),
+        format!("\"{}\"", "x".repeat(100_000)),
+        format!("[{}]", vec!["1"; 2000].join(", ")),
+        "{ from = 1, to = 4294967295, step = 1 }".into(),
+        "{ from = 1.0, to = 2.0, step = 1e-300 }".into(),
+        "{ from = 1, to = 3 }".into(),
+    ];
+    match i % 4 {
+        0 => n(i / 4).to_string(),
+        1 => format!("[{}, {}]", n(i / 4), n(i / 7)),
+        2 => format!("{{ from = {}, to = {}, step = {} }}", n(i / 4), n(i / 5), n(i / 9)),
+        _ => specials[(i / 4) % specials.len()].clone(),
+    }
+}
+
+/// Edge-case JSON values.
+fn json_value(i: usize) -> serde_json::Value {
+    use serde_json::json;
+    let n: serde_json::Value =
+        serde_json::from_str(NUMBERS[(i / 2) % NUMBERS.len()].trim_start_matches('+')).unwrap_or(json!(0));
+    if i % 2 == 0 {
+        return n;
+    }
+    let specials = [
+        json!(null),
+        json!(true),
+        json!(""),
+        json!("../../x"),
+        json!("lama"),
+        json!("f32"),
+        json!([]),
+        json!({}),
+        json!([n.clone()]),
+        json!({"f32": n.clone()}),
+        json!("x".repeat(100_000)),
+        json!(u64::MAX),
+        json!(i64::MIN),
+    ];
+    specials[(i / 2) % specials.len()].clone()
+}
+
+fn byte_edit(mut bytes: Vec<u8>, e: &Edit) -> Vec<u8> {
+    let at = |p: usize, len: usize| if len == 0 { 0 } else { p % len };
+    match *e {
+        Edit::Insert(p, b) => {
+            let p = at(p, bytes.len() + 1);
+            bytes.insert(p, b);
+        }
+        Edit::Replace(p, b) if !bytes.is_empty() => {
+            let p = at(p, bytes.len());
+            bytes[p] = b;
+        }
+        Edit::Delete(p) if !bytes.is_empty() => {
+            let p = at(p, bytes.len());
+            bytes.remove(p);
+        }
+        Edit::Truncate(p) => {
+            let p = at(p, bytes.len() + 1);
+            bytes.truncate(p);
+        }
+        _ => {}
+    }
+    bytes
+}
+
+fn misspell(key: &str, k: usize) -> String {
+    let mut c: Vec<char> = key.chars().collect();
+    if c.len() >= 2 && k % 2 == 0 {
+        let i = (k / 2) % (c.len() - 1);
+        c.swap(i, i + 1);
+    } else {
+        c.insert((k / 2) % (c.len() + 1), 'x');
+    }
+    c.into_iter().collect()
+}
+
+/// A TOML text edited line by line (values, keys, lines) or byte by byte.
+fn edit_toml(text: &str, edits: &[Edit]) -> Vec<u8> {
+    let mut lines: Vec<String> = text.lines().map(String::from).collect();
+    let mut bytes = None;
+    for e in edits {
+        if let Some(b) = bytes.take() {
+            bytes = Some(byte_edit(b, e));
+            continue;
+        }
+        let keyed: Vec<usize> = (0..lines.len()).filter(|&i| lines[i].contains('=')).collect();
+        match *e {
+            Edit::Value(p, v) if !keyed.is_empty() => {
+                let i = keyed[p % keyed.len()];
+                let key = lines[i].split('=').next().unwrap().trim().to_string();
+                lines[i] = format!("{key} = {}", toml_value(v));
+            }
+            Edit::Drop(p) if !lines.is_empty() => {
+                lines.remove(p % lines.len());
+            }
+            Edit::Key(p, k) if !keyed.is_empty() => {
+                let i = keyed[p % keyed.len()];
+                let (key, rest) = lines[i].split_once('=').unwrap();
+                lines[i] = format!("{} ={rest}", misspell(key.trim(), k));
+            }
+            _ => bytes = Some(byte_edit((lines.join("\n") + "\n").into_bytes(), e)),
+        }
+    }
+    bytes.unwrap_or_else(|| (lines.join("\n") + "\n").into_bytes())
+}
+
+/// Paths to every node of a JSON tree.
+fn json_paths(v: &serde_json::Value, here: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
+    out.push(here.clone());
+    match v {
+        serde_json::Value::Object(m) => {
+            for (k, c) in m {
+                here.push(k.clone());
+                json_paths(c, here, out);
+                here.pop();
+            }
+        }
+        serde_json::Value::Array(a) => {
+            for (i, c) in a.iter().enumerate().take(50) {
+                here.push(i.to_string());
+                json_paths(c, here, out);
+                here.pop();
+            }
+        }
+        _ => {}
+    }
+}
+
+fn json_at<'a>(v: &'a mut serde_json::Value, path: &[String]) -> Option<&'a mut serde_json::Value> {
+    path.iter().try_fold(v, |v, k| match v {
+        serde_json::Value::Object(m) => m.get_mut(k),
+        serde_json::Value::Array(a) => k.parse::<usize>().ok().and_then(|i| a.get_mut(i)),
+        _ => None,
+    })
+}
+
+/// A JSON document edited node by node, or byte by byte.
+fn edit_json(text: &str, edits: &[Edit]) -> Vec<u8> {
+    let mut value: serde_json::Value = serde_json::from_str(text).unwrap();
+    let mut bytes = None;
+    for e in edits {
+        if let Some(b) = bytes.take() {
+            bytes = Some(byte_edit(b, e));
+            continue;
+        }
+        let mut paths = Vec::new();
+        json_paths(&value, &mut Vec::new(), &mut paths);
+        // The root is not a place to edit: skip it.
+        let pick = |p: usize| paths[1 + p % (paths.len() - 1)].clone();
+        match *e {
+            Edit::Value(p, v) if paths.len() > 1 => {
+                if let Some(slot) = json_at(&mut value, &pick(p)) {
+                    *slot = json_value(v);
+                }
+            }
+            Edit::Drop(p) if paths.len() > 1 => {
+                let path = pick(p);
+                let (last, parent) = path.split_last().unwrap();
+                match json_at(&mut value, parent) {
+                    Some(serde_json::Value::Object(m)) => {
+                        m.remove(last);
+                    }
+                    Some(serde_json::Value::Array(a)) => {
+                        if let Ok(i) = last.parse::<usize>() {
+                            if i < a.len() {
+                                a.remove(i);
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            Edit::Key(p, k) if paths.len() > 1 => {
+                let path = pick(p);
+                let (last, parent) = path.split_last().unwrap();
+                if let Some(serde_json::Value::Object(m)) = json_at(&mut value, parent) {
+                    if let Some(v) = m.remove(last) {
+                        m.insert(misspell(last, k), v);
+                    }
+                }
+            }
+            _ => bytes = Some(byte_edit(serde_json::to_vec_pretty(&value).unwrap(), e)),
+        }
+    }
+    bytes.unwrap_or_else(|| serde_json::to_vec_pretty(&value).unwrap())
+}
+
+fn files_in(dir: &str, ext: &str) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(repo().join(dir))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == ext))
+        .collect();
+    v.sort();
+    v
+}
+
+fn arg(p: &Path) -> String {
+    p.display().to_string()
+}
+
+fn strings(a: &[&str]) -> Vec<String> {
+    a.iter().map(|s| s.to_string()).collect()
+}
+
+// The four targets.
+
+#[test]
+fn fuzz_config_json_importer() {
+    let bases = files_in("models", "json");
+    fuzz("config.json", (0..bases.len(), edits()), CASES, |(b, e)| {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.json");
+        std::fs::write(&path, edit_json(&std::fs::read_to_string(&bases[b]).unwrap(), &e)).unwrap();
+        let o = run_cli(strings(&[
+            "analyze",
+            "--model",
+            &arg(&path),
+            "--device",
+            "rpi5",
+            "--scenario",
+            "siso",
+            "--format",
+            "csv",
+        ]))?;
+        expect_clean(&o, &[&path])
+    });
+}
+
+#[test]
+fn fuzz_search_space_parser() {
+    let mut bases = files_in("search-spaces", "toml");
+    bases.extend(files_in("tests/fixtures", "toml"));
+    fuzz("search space", (0..bases.len(), edits()), CASES, |(b, e)| {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("space.toml");
+        let bytes = edit_toml(&std::fs::read_to_string(&bases[b]).unwrap(), &e);
+        std::fs::write(&path, &bytes).unwrap();
+        // Parsed, a space answers for any index: sample a few, and score the valid ones.
+        if let Ok(space) = rooflinebench::search::SearchSpace::load(&path) {
+            let device = rooflinebench::device::builtin("rpi5").unwrap();
+            let mut scorer =
+                rooflinebench::search::Scorer::new(&space, &device, rooflinebench::roofline::PlanChoice::Fastest);
+            let n = space.count();
+            for i in [0, n / 3, n / 2, n.saturating_sub(1)] {
+                if let Ok(c) = space.candidate(i) {
+                    let _ = scorer.score(&c);
+                }
+            }
+        }
+        let out = dir.path().join("out");
+        let o = run_cli(strings(&[
+            "search",
+            &arg(&path),
+            "--device",
+            "rpi5",
+            "--threads",
+            "1",
+            "--max-candidates",
+            "20000",
+            "--out",
+            &arg(&out),
+        ]))?;
+        expect_clean(&o, &[&path])
+    });
+}
+
+#[test]
+fn fuzz_device_profile_parser() {
+    let bases = files_in("devices", "json");
+    let model = model_path("SmolLM2-135M");
+    let space = repo().join("tests/fixtures/small-space.toml");
+    fuzz("device profile", (0..bases.len(), edits()), CASES, |(b, e)| {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("profile.json");
+        std::fs::write(&path, edit_json(&std::fs::read_to_string(&bases[b]).unwrap(), &e)).unwrap();
+        let p = arg(&path);
+        let o = run_cli(strings(&["devices", "show", &p]))?;
+        expect_clean(&o, &[&path])?;
+        if o.error.is_none() {
+            let svg = arg(&dir.path().join("r.svg"));
+            for args in [
+                strings(&["analyze", "--model", &arg(&model), "--device", &p, "--format", "csv"]),
+                strings(&["plot", "roofline", "--model", &arg(&model), "--device", &p, "--out", &svg]),
+                strings(&[
+                    "search",
+                    &arg(&space),
+                    "--device",
+                    &p,
+                    "--threads",
+                    "1",
+                    "--out",
+                    &arg(&dir.path().join("o")),
+                ]),
+            ] {
+                expect_clean(&run_cli(args)?, &[&path, &space])?;
+            }
+        }
+        Ok(())
+    });
+}
+
+/// Shards 0/2 and 1/2 of a small space on rpi5, made once.
+fn shard_fixture() -> &'static (tempfile::TempDir, PathBuf, [Vec<u8>; 2]) {
+    static FIXTURE: std::sync::OnceLock<(tempfile::TempDir, PathBuf, [Vec<u8>; 2])> = std::sync::OnceLock::new();
+    FIXTURE.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let spaces = dir.path().join("spaces");
+        std::fs::create_dir_all(&spaces).unwrap();
+        std::fs::copy(repo().join("tests/fixtures/small-space.toml"), spaces.join("small.toml")).unwrap();
+        let shards = dir.path().join("shards");
+        for k in 0..2 {
+            let o = run_cli(strings(&[
+                "batch",
+                &arg(&spaces),
+                "--devices",
+                "rpi5",
+                "--shard",
+                &format!("{k}/2"),
+                "--out",
+                &arg(&shards),
+            ]))
+            .unwrap();
+            assert!(o.error.is_none(), "{o:?}");
+        }
+        let read = |k: u32| std::fs::read(shards.join(format!("small/rpi5/shard-{k}-of-2.json"))).unwrap();
+        let texts = [read(0), read(1)];
+        (dir, spaces, texts)
+    })
+}
+
+#[test]
+fn fuzz_shard_merge_reader() {
+    let (_keep, spaces, texts) = shard_fixture();
+    fuzz("shard/merge", (0..2usize, edits()), CASES, |(which, e)| {
+        let dir = tempfile::tempdir().unwrap();
+        let shards = dir.path().join("shards");
+        let folder = shards.join("small/rpi5");
+        std::fs::create_dir_all(&folder).unwrap();
+        let mut edited = None;
+        for (k, text) in texts.iter().enumerate() {
+            let path = folder.join(format!("shard-{k}-of-2.json"));
+            let bytes = if k == which { edit_json(std::str::from_utf8(text).unwrap(), &e) } else { text.clone() };
+            std::fs::write(&path, bytes).unwrap();
+            if k == which {
+                edited = Some(path);
+            }
+        }
+        let o = run_cli(strings(&[
+            "merge",
+            &arg(spaces),
+            "--devices",
+            "rpi5",
+            "--shards",
+            &arg(&shards),
+            "--out",
+            &arg(&dir.path().join("out")),
+        ]))?;
+        // A shard whose name or count broke is named by its folder.
+        expect_clean(&o, &[edited.as_deref().unwrap(), &shards])
+    });
+}
+
+/// The worst time of a rejected input among a few of each kind found in the sweep (the fuzz
+/// counts go to the closing note).
+#[test]
+fn rejected_inputs_are_answered_quickly() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("space.toml");
+    let base = std::fs::read_to_string(repo().join("search-spaces/around-135m.toml")).unwrap();
+    let mut worst = 0.0f64;
+    for v in 0..200 {
+        let text = edit_toml(&base, &[Edit::Value(v / 13, v)]);
+        std::fs::write(&path, &text).unwrap();
+        let o = run_cli(strings(&[
+            "search",
+            &arg(&path),
+            "--device",
+            "rpi5",
+            "--max-candidates",
+            "1",
+            "--out",
+            &arg(&dir.path().join("o")),
+        ]))
+        .unwrap();
+        if o.error.is_some() {
+            worst = worst.max(o.seconds);
+        }
+    }
+    assert!(worst < 5.0, "{worst} s");
+}
