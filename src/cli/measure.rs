@@ -142,6 +142,9 @@ fn calibrate_engine(args: &CalibrateArgs, path: &std::path::Path, out: &mut dyn 
     emit(s.as_bytes(), None, out)
 }
 
+/// Which validation rows a summary line covers.
+type RowFilter<'a> = &'a dyn Fn(&llamacpp::runs::EngineRow) -> bool;
+
 fn validate_engine(
     args: &ValidateArgs,
     device: &str,
@@ -181,7 +184,7 @@ fn validate_engine(
             let _ = writeln!(s, "  {}", summary_line(w, &errors(&|r| r.phase == phase && r.weights == w)));
         }
         // The size and the context are where an engine's cost departs from a roofline's.
-        let split: [(&str, &dyn Fn(&llamacpp::runs::EngineRow) -> bool); 2] = if phase == "prefill" {
+        let split: [(&str, RowFilter); 2] = if phase == "prefill" {
             [("up to 128 tokens", &|r| r.prompt <= 128), ("512 tokens or more", &|r| r.prompt >= 512)]
         } else {
             [("short context", &|r| r.depth == 0), ("at depth 512 to 4096", &|r| r.depth > 0)]
