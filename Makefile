@@ -4,7 +4,17 @@
 
 CARGO ?= cargo
 BIN := target/release/rooflinebench
-FEATURES := torch,llamacpp
+# llama.cpp's backend: cpu, or cuda / metal / vulkan (needs the CUDA toolkit, Xcode, the Vulkan
+# SDK): `make run ENGINE_BACKEND=cuda`. Every layer then runs on the GPU.
+ENGINE_BACKEND ?= cpu
+comma := ,
+# Where libtorch calibrates and validates: cpu, cuda (installs libtorch's CUDA libraries, about
+# 3 GB), mps (Apple silicon) or auto: `make calibrate ON=cuda`.
+ON ?= cpu
+ifeq ($(filter $(ENGINE_BACKEND),cpu cuda metal vulkan),)
+$(error ENGINE_BACKEND=$(ENGINE_BACKEND): expected cpu, cuda, metal or vulkan)
+endif
+FEATURES := torch,llamacpp$(if $(filter-out cpu,$(ENGINE_BACKEND)),$(comma)llamacpp-$(ENGINE_BACKEND))
 # llama.cpp is built for this CPU, as people build it from source (see the script for AMX).
 ENGINE_CFLAGS := $(shell bash scripts/engine-cflags.sh)
 export CFLAGS := $(ENGINE_CFLAGS)
@@ -17,7 +27,7 @@ ENGINE_PROFILE := devices/this-machine-llamacpp.json
 .PHONY: run test build setup bench baseline calibrate validate reproduce fmt lint
 
 setup:
-	@bash scripts/setup-libtorch.sh
+	@bash scripts/setup-libtorch.sh $(if $(filter cuda,$(ON)),--cuda)
 	@bash scripts/setup-engine.sh
 
 build: setup
@@ -26,7 +36,7 @@ build: setup
 # The main job: the ~1B search space on a built-in device, then on this machine calibrated now.
 run: build
 	$(BIN) search search-spaces/around-1b.toml --device rpi5 --out target/run/around-1b/rpi5 --per-layer
-	$(BIN) calibrate --out $(PROFILE)
+	$(BIN) calibrate --on $(ON) --out $(PROFILE)
 	$(BIN) search search-spaces/around-1b.toml --device $(PROFILE) --out target/run/around-1b/this-machine
 
 # Tests build in release: they share the engine and libtorch builds with `build`, and the timed
@@ -36,14 +46,16 @@ test: build
 	# The stubs: a build without the engines answers their commands with how to build them.
 	$(CARGO) test --test tests -- torch:: llamacpp::
 	$(BIN) batch search-spaces --devices $(BASELINE_DEVICES) --out target/batch-check --check results
+	# The platforms not here: wheel resolution per platform, llama.cpp backend features.
+	bash scripts/test-platforms.sh
 
 # Calibrate this machine (about 30 s), then validate against real decoder layers back to back,
 # so both see the same machine state; the table goes to results/validation.csv.
 calibrate: build
-	$(BIN) calibrate --out $(PROFILE)
+	$(BIN) calibrate --on $(ON) --out $(PROFILE)
 
 validate: calibrate
-	$(BIN) validate --device $(PROFILE) --out results/validation.csv
+	$(BIN) validate --on $(ON) --device $(PROFILE) --out results/validation.csv
 
 # Refresh the committed baseline after an intended change (then review the diff).
 baseline: build
