@@ -26,8 +26,10 @@ ENGINE_PROFILE := devices/this-machine-llamacpp.json
 
 .PHONY: run test build setup bench baseline calibrate validate reproduce fmt lint
 
+# libtorch only when the build wants it: `make build FEATURES=llamacpp` on a platform PyPI has
+# no torch wheel for.
 setup:
-	@bash scripts/setup-libtorch.sh $(if $(filter cuda,$(ON)),--cuda)
+	@$(if $(findstring torch,$(FEATURES)),bash scripts/setup-libtorch.sh $(if $(filter cuda,$(ON)),--cuda),true)
 	@bash scripts/setup-engine.sh
 
 build: setup

@@ -15,9 +15,10 @@
 #                                               `uname -s`-`uname -m`: Linux-aarch64, Darwin-arm64;
 #                                               default this machine); downloads no wheel
 #
-# Jetson: PyPI's aarch64 wheel is a CUDA build for Arm servers (SBSA), not for Jetson's
-# integrated GPU; CUDA wheels for Jetson come from NVIDIA's Jetson index, per JetPack release
-# (see README, "Platforms"). This script installs the CPU set there and refuses --cuda.
+# Jetson: PyPI's aarch64 wheel is a CUDA 13 build for Arm servers (SBSA), which JetPack 6 and
+# older (L4T R36 and below, CUDA 12.6 at most: the Orin Nano) cannot run; CUDA wheels for them
+# come from NVIDIA, per JetPack release, not PyPI (see README, "Platforms"). This script installs
+# the CPU set there and refuses --cuda; on L4T R38 and later (CUDA 13) it tries, untested.
 set -euo pipefail
 version=2.13.0
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -48,6 +49,11 @@ done
 
 is_jetson() {
     [ -f /etc/nv_tegra_release ] || grep -qi jetson /proc/device-tree/model 2>/dev/null
+}
+
+# The L4T major release ("# R36 (release), ..." -> 36); 0 when unknown.
+l4t_release() {
+    sed -n 's/^# R\([0-9]*\).*/\1/p' /etc/nv_tegra_release 2>/dev/null | head -1 | grep . || echo 0
 }
 
 # Per platform: pip's platform tags and the pinned wheels (PyPI's sha256 of each file).
@@ -115,8 +121,8 @@ if [ "$(uname -s)" = Darwin ]; then
 fi
 if [ "$cuda" = 1 ]; then
     [ "$(uname -s)" = Linux ] || die "--cuda: CUDA wheels exist for Linux only (on Apple silicon, calibrate --on mps)"
-    if is_jetson; then
-        die "--cuda: PyPI's aarch64 CUDA wheel is for Arm servers, not Jetson; install torch $version from NVIDIA's Jetson index for your JetPack and build with LIBTORCH=<its site-packages>/torch (see README, Platforms)"
+    if is_jetson && [ "$(l4t_release)" -lt 38 ]; then
+        die "--cuda: PyPI's CUDA 13 aarch64 wheel does not run on JetPack 6 or older (L4T R$(l4t_release)); install NVIDIA's torch $version wheel for your JetPack and build with LIBTORCH=<its site-packages>/torch (see README, Platforms)"
     fi
 fi
 

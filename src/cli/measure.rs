@@ -19,7 +19,8 @@ pub fn run_calibrate(args: CalibrateArgs, out: &mut dyn std::io::Write) -> Resul
         return calibrate_engine(&args, &path, out);
     }
     require("calibrate")?;
-    let opts = MeasureOptions { quick: args.quick, threads: args.threads, progress: true, on: args.on.unwrap_or_default() };
+    let opts =
+        MeasureOptions { quick: args.quick, threads: args.threads, progress: true, on: args.on.unwrap_or_default() };
     let start = std::time::Instant::now();
     let p = calibrate(&opts)?;
     let args = CalibrateArgs { out: Some(path), ..args };
@@ -56,7 +57,8 @@ pub fn run_validate(args: ValidateArgs, out: &mut dyn std::io::Write) -> Result<
     }
     require("validate")?;
     let profile = resolve(&device)?;
-    let opts = MeasureOptions { quick: args.quick, threads: args.threads, progress: true, on: args.on.unwrap_or_default() };
+    let opts =
+        MeasureOptions { quick: args.quick, threads: args.threads, progress: true, on: args.on.unwrap_or_default() };
     let (rows, notes) = validate(&profile, &opts)?;
     let csv = args.out.clone().unwrap_or_else(|| "results/validation.csv".into());
     let args = ValidateArgs { out: Some(csv), ..args };

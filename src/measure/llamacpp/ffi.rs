@@ -75,7 +75,11 @@ pub fn system_info() -> String {
 fn gpu_devices() -> Vec<String> {
     let text = |p: *const std::os::raw::c_char| {
         // SAFETY: ggml returns NUL-terminated strings owned by the device, or null.
-        if p.is_null() { String::new() } else { unsafe { CStr::from_ptr(p) }.to_string_lossy().trim().to_string() }
+        if p.is_null() {
+            String::new()
+        } else {
+            unsafe { CStr::from_ptr(p) }.to_string_lossy().trim().to_string()
+        }
     };
     // SAFETY: the device registry lives for the process; indices below the count are valid.
     unsafe {

@@ -86,8 +86,7 @@ pub const BACKEND: &str = if cfg!(feature = "llamacpp-cuda") {
 };
 
 /// Whether models go to the GPU: every layer, as llama-bench's default `-ngl 99` does.
-pub const OFFLOAD: bool =
-    cfg!(any(feature = "llamacpp-cuda", feature = "llamacpp-metal", feature = "llamacpp-vulkan"));
+pub const OFFLOAD: bool = cfg!(any(feature = "llamacpp-cuda", feature = "llamacpp-metal", feature = "llamacpp-vulkan"));
 
 /// The engine and version this build measures.
 pub const ENGINE_VERSION: &str = if cfg!(feature = "llamacpp-cuda") {

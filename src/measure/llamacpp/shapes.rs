@@ -140,7 +140,10 @@ pub fn calibration(quick: bool) -> Vec<Plan> {
         Plan::new(vec![mha], vec![pp(64), tg(16, 0), tg(16, 512)]),
         Plan::new(vec![mla(6, 512, 8, 192, 32, 64, 1536, 8192, None)], vec![pp(64), pp(512), tg(16, 0)]),
         Plan::new(
-            vec![mla(6, 512, 8, 128, 32, 64, 1024, 8192, Some((16, 2, 256, 1))), llama(10, 1280, 20, 4, 64, 3456, 32000)],
+            vec![
+                mla(6, 512, 8, 128, 32, 64, 1024, 8192, Some((16, 2, 256, 1))),
+                llama(10, 1280, 20, 4, 64, 3456, 32000),
+            ],
             vec![pp(64), tg(16, 0)],
         ),
         attention_probes(false),

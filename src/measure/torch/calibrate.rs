@@ -6,7 +6,8 @@
 //! layers' (512, 1024, 2048 wide, 8/16/32 heads): fitting the validation set is not calibration.
 
 use super::kernels::{rms_norm, rope, rope_tables, silu};
-use super::timing::{time, Timing};
+use super::target::Target;
+use super::timing::Timing;
 use super::{host, kind_of, progress, today};
 use crate::device::{
     DeviceKind, DeviceProfile, EfficiencyCurve, EfficiencyPoint, EfficiencyTable, Origin, Provenance, MAX_CACHE_SPEEDUP,
@@ -17,7 +18,6 @@ use crate::measure::MeasureOptions;
 use crate::workload::OpClass;
 use std::collections::BTreeMap;
 use std::time::Duration;
-use super::target::Target;
 use tch::{Kind, Tensor};
 
 const F32: usize = 4;
@@ -76,7 +76,6 @@ impl Budget<'_> {
         }
     }
 }
-
 
 /// Times `f` over `copies` separately allocated inputs visited in a shuffled order, so each call
 /// finds its data in main memory, not in cache (weights and KV caches of a real model).
@@ -383,7 +382,9 @@ fn memory_of(t: &Target) -> (f64, f64, &'static str) {
     let host = super::total_memory_bytes();
     match t.kind() {
         DeviceKind::Gpu => match t.memory_bytes {
-            Some(m) => (m, 0.95 * m, "95% of the GPU's memory (nvidia-smi); the CUDA context takes the rest (assumption)"),
+            Some(m) => {
+                (m, 0.95 * m, "95% of the GPU's memory (nvidia-smi); the CUDA context takes the rest (assumption)")
+            }
             None => (host, 0.85 * host, "no nvidia-smi: the host's memory stands in for the GPU's (set it by hand)"),
         },
         DeviceKind::Soc => {

@@ -42,7 +42,8 @@ impl Target {
         let marker = (device == Device::Mps).then(|| Tensor::zeros([1], (Kind::Float, device)));
         let mut t = Target { device, label, gpu_name, memory_bytes, marker, sync_s: 0.0 };
         if device != Device::Cpu {
-            t.sync_s = timing::time(|| t.sync(), 5, 200, Duration::from_millis(20)).median_s;
+            let wait = timing::time(|| t.sync(), 5, 200, Duration::from_millis(20)).median_s;
+            t.sync_s = wait;
         }
         Ok(t)
     }
@@ -109,7 +110,8 @@ impl Target {
 }
 
 /// CUDA device 0. The binary does not link libtorch's CUDA library (the linker drops it: no
-/// symbol of it is called), so it is loaded here, before libtorch first asks for CUDA.
+/// symbol of it is called), so it is loaded here, before libtorch first asks for CUDA; loading
+/// it registers its CUDA hooks, as in pytorch/pytorch#31611 and tch-rs#980.
 fn cuda(command: &str) -> Result<Device> {
     let absent = |why: String| Error::Usage(format!("{command} --on cuda: no CUDA device here ({why})"));
     load_torch_cuda().map_err(absent)?;
@@ -146,7 +148,7 @@ fn load_torch_cuda() -> std::result::Result<(), String> {
             let missing = e.split(": ").find(|p| p.ends_with(".so") || p.contains(".so.")).map(str::trim);
             Err(match missing {
                 Some(lib) if lib != "libtorch_cuda.so" => format!(
-                    "libtorch's CUDA library needs {lib}: {reason}; install it with scripts/setup-libtorch.sh --cuda"
+                    "libtorch's CUDA library needs {lib}: {reason}; scripts/setup-libtorch.sh --cuda installs it"
                 ),
                 _ => format!("libtorch_cuda.so did not load: {reason}"),
             })
