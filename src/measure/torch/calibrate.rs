@@ -109,13 +109,12 @@ fn copies_for(bytes_each: f64, b: &Budget) -> usize {
 
 /// A quick compute-and-memory probe, run before and after to notice the machine moving.
 pub fn probe(t: &Target) -> (f64, f64) {
-    let b = Budget { quick: true, t };
-    let (a, w) = (b.t.randn(&[512, 1536], Kind::Float), b.t.randn(&[1536, 1536], Kind::Float));
-    let g = b.t.time(|| drop(a.matmul(&w)), 2, 50, Duration::from_millis(150));
+    let (a, w) = (t.randn(&[512, 1536], Kind::Float), t.randn(&[1536, 1536], Kind::Float));
+    let g = t.time(|| drop(a.matmul(&w)), 2, 50, Duration::from_millis(150));
     // Into a preallocated output: a fresh 64 MB result would measure page faults instead.
     let n = 16 << 20;
-    let (x, y, z) = (b.t.filled(&[n], Kind::Float), b.t.filled(&[n], Kind::Float), b.t.filled(&[n], Kind::Float));
-    let m = b.t.time(|| drop(x.add_out(&z, &y)), 2, 50, Duration::from_millis(150));
+    let (x, y, z) = (t.filled(&[n], Kind::Float), t.filled(&[n], Kind::Float), t.filled(&[n], Kind::Float));
+    let m = t.time(|| drop(x.add_out(&z, &y)), 2, 50, Duration::from_millis(150));
     (2.0 * 512.0 * 1536.0 * 1536.0 / g.median_s, 3.0 * (n * F32 as i64) as f64 / m.median_s)
 }
 
