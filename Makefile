@@ -4,7 +4,17 @@
 
 CARGO ?= cargo
 BIN := target/release/rooflinebench
-FEATURES := torch,llamacpp
+# llama.cpp's backend: cpu, or cuda / metal / vulkan (needs the CUDA toolkit, Xcode, the Vulkan
+# SDK): `make run ENGINE_BACKEND=cuda`. Every layer then runs on the GPU.
+ENGINE_BACKEND ?= cpu
+comma := ,
+# Where libtorch calibrates and validates: cpu, cuda (installs libtorch's CUDA libraries, about
+# 3 GB), mps (Apple silicon) or auto: `make calibrate ON=cuda`.
+ON ?= cpu
+ifeq ($(filter $(ENGINE_BACKEND),cpu cuda metal vulkan),)
+$(error ENGINE_BACKEND=$(ENGINE_BACKEND): expected cpu, cuda, metal or vulkan)
+endif
+FEATURES := torch,llamacpp$(if $(filter-out cpu,$(ENGINE_BACKEND)),$(comma)llamacpp-$(ENGINE_BACKEND))
 # llama.cpp is built for this CPU, as people build it from source (see the script for AMX).
 ENGINE_CFLAGS := $(shell bash scripts/engine-cflags.sh)
 export CFLAGS := $(ENGINE_CFLAGS)
@@ -17,8 +27,10 @@ ENGINE_PROFILE := devices/this-machine-llamacpp.json
 
 .PHONY: run test build setup bench baseline calibrate validate reproduce profiles fmt lint
 
+# libtorch only when the build wants it: `make build FEATURES=llamacpp` on a platform PyPI has
+# no torch wheel for.
 setup:
-	@bash scripts/setup-libtorch.sh
+	@$(if $(findstring torch,$(FEATURES)),bash scripts/setup-libtorch.sh $(if $(filter cuda,$(ON)),--cuda),true)
 	@bash scripts/setup-engine.sh
 	@bash scripts/setup-chromium.sh
 
@@ -44,17 +56,19 @@ test: build
 	$(BIN) batch search-spaces --devices $(BASELINE_DEVICES) --out target/batch-check --check results
 	# Exported configs load in transformers (installed from PyPI into target/hf-venv) as the same model.
 	bash scripts/hf-roundtrip.sh $(BIN) results
+	# The platforms not here: wheel resolution per platform, llama.cpp backend features.
+	bash scripts/test-platforms.sh
 
 # Calibrate this machine on libtorch (about 30 s) and on llama.cpp (about a minute), then
 # validate each against workloads calibration never saw, back to back so both see the same
 # machine state. Tables: results/validation.csv (libtorch layers) and
 # results/validation-llamacpp.csv (whole llama.cpp models).
 calibrate: build
-	$(BIN) calibrate --out $(PROFILE)
+	$(BIN) calibrate --on $(ON) --out $(PROFILE)
 	$(BIN) calibrate --engine llama.cpp --out $(ENGINE_PROFILE)
 
 validate: calibrate
-	$(BIN) validate --device $(PROFILE) --out results/validation.csv
+	$(BIN) validate --on $(ON) --device $(PROFILE) --out results/validation.csv
 	$(BIN) validate --engine llama.cpp --device $(ENGINE_PROFILE) --out results/validation-llamacpp.csv
 
 # Refit the built-in expected profiles (devices/NAME.json) from the public llama-bench runs under

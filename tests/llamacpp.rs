@@ -19,6 +19,17 @@ fn without_llamacpp_engine_commands_exit_2_saying_how_to_build() {
     }
 }
 
+/// Without a GPU backend feature llama.cpp stays on the CPU, and says so in the profiles it
+/// calibrates (the GPU builds cannot run here; scripts/test-platforms.sh checks their features).
+#[cfg(not(any(feature = "llamacpp-cuda", feature = "llamacpp-metal", feature = "llamacpp-vulkan")))]
+#[test]
+fn a_build_without_a_gpu_backend_runs_llama_cpp_on_the_cpu() {
+    use rooflinebench::measure::llamacpp::{BACKEND, ENGINE_VERSION, OFFLOAD};
+    assert_eq!(BACKEND, "CPU");
+    assert!(!OFFLOAD);
+    assert!(ENGINE_VERSION.contains("CPU backend"), "{ENGINE_VERSION}");
+}
+
 #[cfg(feature = "llamacpp")]
 mod engine {
     use super::*;

@@ -1,5 +1,5 @@
-//! Calibration and validation through libtorch (built with `--features torch`), and the clear
-//! error a build without it gives.
+//! Calibration and validation through libtorch (built with `--features torch`), the device
+//! they run on (`--on`), and the clear error a build without libtorch or without the device gives.
 
 use crate::common::*;
 
@@ -7,10 +7,58 @@ use crate::common::*;
 #[test]
 fn without_torch_calibrate_and_validate_exit_2_saying_how_to_build() {
     for cmd in ["calibrate", "validate"] {
-        let out = bin().arg(cmd).arg("--quick").assert().code(2).get_output().clone();
-        let err = String::from_utf8(out.stderr).unwrap();
-        assert!(err.contains("--features torch") && err.contains(cmd), "{err}");
+        for on in ["cpu", "cuda", "mps", "auto"] {
+            let out = bin().args([cmd, "--quick", "--on", on]).assert().code(2).get_output().clone();
+            let err = String::from_utf8(out.stderr).unwrap();
+            assert!(err.contains("--features torch") && err.contains(cmd) && err.lines().count() == 1, "{err}");
+        }
     }
+}
+
+/// No GPU here and no libtorch CUDA libraries (the set-up installs the CPU set): asking for
+/// one is a one-line error naming the device, exit 2, and no profile or table is written.
+#[cfg(feature = "torch")]
+#[test]
+fn calibrate_and_validate_on_an_absent_device_exit_2_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_path = dir.path().join("p.json");
+    for (cmd, on, names) in [
+        ("calibrate", "cuda", "--on cuda: no CUDA device"),
+        ("calibrate", "mps", "--on mps: no MPS device"),
+        ("validate", "cuda", "--on cuda: no CUDA device"),
+        ("validate", "mps", "--on mps: no MPS device"),
+    ] {
+        let mut c = bin();
+        c.args([cmd, "--quick", "--on", on, "--out", out_path.to_str().unwrap()]);
+        if cmd == "validate" {
+            c.args(["--device", "rpi5"]);
+        }
+        let out = c.assert().code(2).get_output().clone();
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert!(err.contains(cmd) && err.contains(names) && err.lines().count() == 1, "{cmd} --on {on}: {err}");
+        assert!(!out_path.exists(), "{cmd} --on {on} wrote {}", out_path.display());
+    }
+}
+
+/// `--on` chooses libtorch's device; llama.cpp's is fixed when it is built.
+#[test]
+fn on_with_the_llama_cpp_engine_exits_2_pointing_at_the_build_features() {
+    for cmd in ["calibrate", "validate"] {
+        let out = bin().args([cmd, "--engine", "llama.cpp", "--on", "cuda"]).assert().code(2).get_output().clone();
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert!(err.contains("--on cuda") && err.contains("llamacpp-cuda") && err.lines().count() == 1, "{err}");
+    }
+}
+
+/// Profiles calibrated before `host.device` existed were CPU runs, and read as such.
+#[test]
+fn a_profile_calibrated_before_the_device_was_recorded_reads_as_cpu() {
+    use rooflinebench::device::DeviceProfile;
+    let path = repo().join("results/2026-12-01-epyc-avx2-2core/this-machine.json");
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(!text.contains("\"device\""), "the fixture predates the field");
+    let p = DeviceProfile::from_json(&text, "old").unwrap();
+    assert_eq!(p.host.unwrap().device, "cpu");
 }
 
 /// Upper bounds from the CPU itself: cores x FMA lanes x 2 FMA pipes x 2 FLOPs x clock, and
@@ -44,9 +92,12 @@ fn calibrate_quick_writes_a_profile_within_the_cpu_ceilings_and_validate_quick_c
     use rooflinebench::dtype::DType;
     let dir = tempfile::tempdir().unwrap();
     let profile_path = dir.path().join("this-machine.json");
-    bin().args(["calibrate", "--quick", "--out", profile_path.to_str().unwrap()]).assert().success();
+    // auto: no CUDA or MPS here, so the CPU, recorded as such.
+    bin().args(["calibrate", "--quick", "--on", "auto", "--out", profile_path.to_str().unwrap()]).assert().success();
     let text = std::fs::read_to_string(&profile_path).unwrap();
     let p = DeviceProfile::from_json(&text, "calibrated").unwrap();
+    assert_eq!(p.host.as_ref().unwrap().device, "cpu");
+    assert_eq!(p.kind, rooflinebench::device::DeviceKind::Cpu);
     let (flops_ceiling, bytes_ceiling) = cpu_ceilings();
     let peak = p.peak_flops(DType::F32);
     assert!(peak.is_finite() && peak > 1e9 && peak < flops_ceiling, "f32 peak {peak} vs {flops_ceiling}");
@@ -72,7 +123,16 @@ fn calibrate_quick_writes_a_profile_within_the_cpu_ceilings_and_validate_quick_c
     // Validation runs real layers and writes its table.
     let csv_path = dir.path().join("validation.csv");
     let out = bin()
-        .args(["validate", "--quick", "--device", profile_path.to_str().unwrap(), "--out", csv_path.to_str().unwrap()])
+        .args([
+            "validate",
+            "--quick",
+            "--on",
+            "cpu",
+            "--device",
+            profile_path.to_str().unwrap(),
+            "--out",
+            csv_path.to_str().unwrap(),
+        ])
         .assert()
         .success()
         .get_output()
@@ -80,6 +140,7 @@ fn calibrate_quick_writes_a_profile_within_the_cpu_ceilings_and_validate_quick_c
         .clone();
     let stdout = String::from_utf8(out).unwrap();
     assert!(stdout.contains("decode:") && stdout.contains("median |error|"), "{stdout}");
+    assert!(!stdout.contains("warning: the layers ran on"), "same device as calibrated: {stdout}");
     let table = std::fs::read_to_string(&csv_path).unwrap();
     let mut r = csv::Reader::from_reader(table.as_bytes());
     let rows: Vec<csv::StringRecord> = r.records().map(|r| r.unwrap()).collect();

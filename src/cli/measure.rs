@@ -15,10 +15,12 @@ pub fn run_calibrate(args: CalibrateArgs, out: &mut dyn std::io::Write) -> Resul
     }
     let path = args.out.clone().unwrap_or_else(|| args.engine.default_profile().into());
     if args.engine == EngineChoice::LlamaCpp {
+        no_on_for_engine(args.on)?;
         return calibrate_engine(&args, &path, out);
     }
     require("calibrate")?;
-    let opts = MeasureOptions { quick: args.quick, threads: args.threads, progress: true };
+    let opts =
+        MeasureOptions { quick: args.quick, threads: args.threads, progress: true, on: args.on.unwrap_or_default() };
     let start = std::time::Instant::now();
     let p = calibrate(&opts)?;
     let args = CalibrateArgs { out: Some(path), ..args };
@@ -49,12 +51,14 @@ pub fn run_validate(args: ValidateArgs, out: &mut dyn std::io::Write) -> Result<
     }
     let device = args.device.clone().unwrap_or_else(|| args.engine.default_profile().into());
     if args.engine == EngineChoice::LlamaCpp {
+        no_on_for_engine(args.on)?;
         let csv = args.out.clone().unwrap_or_else(|| "results/validation-llamacpp.csv".into());
         return validate_engine(&args, &device, &csv, out);
     }
     require("validate")?;
     let profile = resolve(&device)?;
-    let opts = MeasureOptions { quick: args.quick, threads: args.threads, progress: true };
+    let opts =
+        MeasureOptions { quick: args.quick, threads: args.threads, progress: true, on: args.on.unwrap_or_default() };
     let (rows, notes) = validate(&profile, &opts)?;
     let csv = args.out.clone().unwrap_or_else(|| "results/validation.csv".into());
     let args = ValidateArgs { out: Some(csv), ..args };
@@ -94,6 +98,18 @@ pub fn run_validate(args: ValidateArgs, out: &mut dyn std::io::Write) -> Result<
     }
     let _ = writeln!(s, "wrote {}", args.out.as_ref().expect("set above").display());
     emit(s.as_bytes(), None, out)
+}
+
+/// llama.cpp runs where its build put it: `--on` is libtorch's.
+fn no_on_for_engine(on: Option<crate::measure::On>) -> Result<()> {
+    match on {
+        None => Ok(()),
+        Some(on) => Err(Error::Usage(format!(
+            "--on {}: applies to --engine libtorch; llama.cpp runs on the backend it was built with ({}; features llamacpp-cuda, llamacpp-metal, llamacpp-vulkan)",
+            on.name(),
+            llamacpp::BACKEND
+        ))),
+    }
 }
 
 fn calibrate_engine(args: &CalibrateArgs, path: &std::path::Path, out: &mut dyn std::io::Write) -> Result<()> {

@@ -11,6 +11,7 @@ mod plot;
 mod search;
 
 use crate::error::Result;
+use crate::measure::On;
 use crate::report::Format;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -149,6 +150,9 @@ pub struct CalibrateArgs {
     /// llama.cpp: rebuild the cached GGUF files of the calibration models.
     #[arg(long)]
     pub rebuild: bool,
+    /// libtorch: the device to calibrate (default cpu; auto: cuda, else mps, else cpu).
+    #[arg(long, value_enum)]
+    pub on: Option<On>,
 }
 
 #[derive(Debug, Args)]
@@ -212,6 +216,9 @@ pub struct ValidateArgs {
     /// The workload table (default results/validation.csv, or results/validation-llamacpp.csv).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// libtorch: the device to run the layers on (default cpu; auto: cuda, else mps, else cpu).
+    #[arg(long, value_enum)]
+    pub on: Option<On>,
 }
 
 #[derive(Debug, Args)]

@@ -101,6 +101,14 @@ pub struct Host {
     pub libtorch_version: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cuda_device: Option<String>,
+    /// What the measurements ran on: `cpu`, `cuda:0 (GPU name)`, `mps (chip)`, or a llama.cpp
+    /// backend and its device. Profiles written before this field were all CPU runs.
+    #[serde(default = "cpu")]
+    pub device: String,
+}
+
+fn cpu() -> String {
+    "cpu".into()
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -27,6 +27,33 @@ pub struct MeasureOptions {
     /// libtorch intra-op threads (default: all cores).
     pub threads: Option<usize>,
     pub progress: bool,
+    /// The device libtorch calibrates or validates on.
+    pub on: On,
+}
+
+/// `--on`: where libtorch runs the kernels and layers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum On {
+    /// The CPU.
+    #[default]
+    Cpu,
+    /// The first NVIDIA GPU (libtorch's CUDA libraries: `scripts/setup-libtorch.sh --cuda`).
+    Cuda,
+    /// Apple silicon's GPU through Metal Performance Shaders.
+    Mps,
+    /// CUDA if present, else MPS if present, else the CPU.
+    Auto,
+}
+
+impl On {
+    pub fn name(self) -> &'static str {
+        match self {
+            On::Cpu => "cpu",
+            On::Cuda => "cuda",
+            On::Mps => "mps",
+            On::Auto => "auto",
+        }
+    }
 }
 
 /// One validation workload: a real decoder layer, measured and predicted.
@@ -85,6 +112,11 @@ pub(crate) fn host(threads: u32, runtime: &str) -> Host {
         .find(|l| l.starts_with("model name"))
         .and_then(|l| l.split(':').nth(1))
         .map(|s| s.trim().to_string())
+        // macOS has no /proc; Arm Linux names the board rather than the core.
+        .or_else(|| sysctl("machdep.cpu.brand_string"))
+        .or_else(|| {
+            std::fs::read_to_string("/proc/device-tree/model").ok().map(|m| m.trim_end_matches('\0').trim().to_string())
+        })
         .unwrap_or_else(|| "unknown CPU".into());
     Host {
         cpu_model,
@@ -92,6 +124,7 @@ pub(crate) fn host(threads: u32, runtime: &str) -> Host {
         threads,
         libtorch_version: runtime.to_string(),
         cuda_device: None,
+        device: "cpu".into(),
     }
 }
 
@@ -104,8 +137,15 @@ fn meminfo_bytes(key: &str) -> Option<f64> {
         .map(|kb| kb * 1024.0)
 }
 
+/// A `sysctl -n KEY` value (macOS), trimmed; None elsewhere.
+fn sysctl(key: &str) -> Option<String> {
+    let out = std::process::Command::new("sysctl").args(["-n", key]).output().ok()?;
+    let v = String::from_utf8(out.stdout).ok()?.trim().to_string();
+    (out.status.success() && !v.is_empty()).then_some(v)
+}
+
 pub(crate) fn total_memory_bytes() -> f64 {
-    meminfo_bytes("MemTotal").unwrap_or(8e9)
+    meminfo_bytes("MemTotal").or_else(|| sysctl("hw.memsize").and_then(|b| b.parse().ok())).unwrap_or(8e9)
 }
 
 /// Memory the OS could give a new process now.

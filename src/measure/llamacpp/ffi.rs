@@ -57,11 +57,41 @@ fn c_path(path: &Path) -> Result<CString, String> {
     CString::new(path.to_string_lossy().as_bytes()).map_err(|_| format!("{}: a path with a NUL byte", path.display()))
 }
 
-/// ggml's CPU features as compiled and detected ("AVX2 = 1 | AVX512 = 1 | ...").
+/// ggml's CPU features as compiled and detected ("AVX2 = 1 | AVX512 = 1 | ..."), after the
+/// GPUs of a GPU build ("CUDA0: NVIDIA GeForce RTX 3090 | ...").
 pub fn system_info() -> String {
     init();
     // SAFETY: returns a pointer to a static string.
-    unsafe { CStr::from_ptr(sys::llama_print_system_info()) }.to_string_lossy().trim().to_string()
+    let cpu = unsafe { CStr::from_ptr(sys::llama_print_system_info()) }.to_string_lossy().trim().to_string();
+    let gpus = gpu_devices();
+    if gpus.is_empty() {
+        cpu
+    } else {
+        format!("{} | {cpu}", gpus.join(" | "))
+    }
+}
+
+/// The GPUs ggml's backends found, as `name: description`.
+fn gpu_devices() -> Vec<String> {
+    let text = |p: *const std::os::raw::c_char| {
+        // SAFETY: ggml returns NUL-terminated strings owned by the device, or null.
+        if p.is_null() {
+            String::new()
+        } else {
+            unsafe { CStr::from_ptr(p) }.to_string_lossy().trim().to_string()
+        }
+    };
+    // SAFETY: the device registry lives for the process; indices below the count are valid.
+    unsafe {
+        (0..sys::ggml_backend_dev_count())
+            .map(|i| sys::ggml_backend_dev_get(i))
+            .filter(|&d| {
+                let t = sys::ggml_backend_dev_type(d);
+                t == sys::GGML_BACKEND_DEVICE_TYPE_GPU || t == sys::GGML_BACKEND_DEVICE_TYPE_IGPU
+            })
+            .map(|d| format!("{}: {}", text(sys::ggml_backend_dev_name(d)), text(sys::ggml_backend_dev_description(d))))
+            .collect()
+    }
 }
 
 /// Writes a GGUF file with the layout's metadata and tensors filled with small random values
@@ -205,14 +235,14 @@ pub struct Model {
 }
 
 impl Model {
-    /// Loads a GGUF model onto the CPU (memory-mapped).
+    /// Loads a GGUF model: memory-mapped on the CPU, or every layer on the GPU of a GPU build.
     pub fn load(path: &Path) -> Result<Model, String> {
         init();
         let p = c_path(path)?;
         // SAFETY: default params, valid path; a null result is an error.
         let ptr = unsafe {
             let mut params = sys::llama_model_default_params();
-            params.n_gpu_layers = 0;
+            params.n_gpu_layers = if super::OFFLOAD { 999 } else { 0 };
             if std::env::var_os("ROOFLINEBENCH_NO_EXTRA_BUFTS").is_some() {
                 params.use_extra_bufts = false;
             }
@@ -280,6 +310,9 @@ impl<'m> Context<'m> {
             p.n_threads = s.threads;
             p.n_threads_batch = s.threads;
             p.no_perf = true;
+            // A CPU build stays on the CPU even where ggml has a GPU backend anyway (Metal is
+            // built on every Apple target): no offload of large host-weight products.
+            p.op_offload = super::OFFLOAD;
             if let Ok(v) = std::env::var("ROOFLINEBENCH_FLASH_ATTN") {
                 p.flash_attn_type = v.parse::<i32>().unwrap_or(-1) as sys::llama_flash_attn_type;
             }

@@ -74,8 +74,30 @@ pub enum JobResult {
     Bench(BenchResult),
 }
 
+/// The backend llama.cpp was built with (features `llamacpp-cuda`, `-metal`, `-vulkan`).
+pub const BACKEND: &str = if cfg!(feature = "llamacpp-cuda") {
+    "CUDA"
+} else if cfg!(feature = "llamacpp-metal") {
+    "Metal"
+} else if cfg!(feature = "llamacpp-vulkan") {
+    "Vulkan"
+} else {
+    "CPU"
+};
+
+/// Whether models go to the GPU: every layer, as llama-bench's default `-ngl 99` does.
+pub const OFFLOAD: bool = cfg!(any(feature = "llamacpp-cuda", feature = "llamacpp-metal", feature = "llamacpp-vulkan"));
+
 /// The engine and version this build measures.
-pub const ENGINE_VERSION: &str = "llama.cpp as vendored by llama-cpp-sys-2 0.1.161 (CPU backend, OpenMP)";
+pub const ENGINE_VERSION: &str = if cfg!(feature = "llamacpp-cuda") {
+    "llama.cpp as vendored by llama-cpp-sys-2 0.1.161 (CUDA backend, all layers offloaded)"
+} else if cfg!(feature = "llamacpp-metal") {
+    "llama.cpp as vendored by llama-cpp-sys-2 0.1.161 (Metal backend, all layers offloaded)"
+} else if cfg!(feature = "llamacpp-vulkan") {
+    "llama.cpp as vendored by llama-cpp-sys-2 0.1.161 (Vulkan backend, all layers offloaded)"
+} else {
+    "llama.cpp as vendored by llama-cpp-sys-2 0.1.161 (CPU backend, OpenMP)"
+};
 
 /// Whether the engine is compiled in; a one-line error naming the command otherwise.
 pub fn require(command: &'static str) -> Result<()> {

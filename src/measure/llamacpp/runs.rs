@@ -3,7 +3,7 @@
 //! compare each run with the profile's prediction (validation).
 
 use super::shapes::{self, Plan, FORMATS};
-use super::{bench, build, BuiltFile, ENGINE_VERSION};
+use super::{bench, build, BuiltFile, BACKEND, ENGINE_VERSION, OFFLOAD};
 use crate::arch::Architecture;
 use crate::device::{DeviceKind, DeviceProfile, Engine, Origin, Provenance};
 use crate::dtype::DType;
@@ -209,13 +209,24 @@ pub fn calibrate(opts: &EngineOptions) -> Result<(DeviceProfile, FitReport, Cond
             20e9
         }
     };
-    let engine = llama_cpp_engine(opts.threads, format!("CPU: {}", cond.system_info));
-    let host = host(opts.threads, ENGINE_VERSION);
+    let engine = llama_cpp_engine(opts.threads, format!("{BACKEND}: {}", cond.system_info));
+    let mut host = host(opts.threads, ENGINE_VERSION);
+    if OFFLOAD {
+        host.device = format!("llama.cpp {BACKEND}: {}", cond.system_info.split(" | ").next().unwrap_or_default());
+    }
     let memory = total_memory_bytes();
     let base = DeviceProfile {
         name: "this-machine-llamacpp".into(),
-        description: format!("{} ({} threads) running llama.cpp, calibrated here", host.cpu_model, opts.threads),
-        kind: DeviceKind::Cpu,
+        description: if OFFLOAD {
+            format!("{} running llama.cpp ({BACKEND}), calibrated here", host.device)
+        } else {
+            format!("{} ({} threads) running llama.cpp, calibrated here", host.cpu_model, opts.threads)
+        },
+        kind: match BACKEND {
+            "CPU" => DeviceKind::Cpu,
+            "Metal" => DeviceKind::Soc,
+            _ => DeviceKind::Gpu,
+        },
         memory_bytes: memory,
         usable_memory_bytes: 0.85 * memory,
         usable_memory_source: "85% of MemTotal (the OS and page cache keep the rest)".into(),
@@ -244,7 +255,7 @@ pub fn calibrate(opts: &EngineOptions) -> Result<(DeviceProfile, FitReport, Cond
         notes: BTreeMap::new(),
     };
     let (mut profile, report) = fit::fit_engine(&base, &engine, &runs)?;
-    let records: Vec<serde_json::Value> = runs.iter().map(|r| fit::record_of(r, "CPU", opts.threads)).collect();
+    let records: Vec<serde_json::Value> = runs.iter().map(|r| fit::record_of(r, BACKEND, opts.threads)).collect();
     profile.notes.insert("runs".into(), serde_json::Value::from(records));
     profile.notes.insert("fit".into(), serde_json::to_value(&report).unwrap_or_default());
     profile.notes.insert("conditions".into(), serde_json::to_value(&cond).unwrap_or_default());

@@ -6,7 +6,8 @@
 //! layers' (512, 1024, 2048 wide, 8/16/32 heads): fitting the validation set is not calibration.
 
 use super::kernels::{rms_norm, rope, rope_tables, silu};
-use super::timing::{time, Timing};
+use super::target::Target;
+use super::timing::Timing;
 use super::{host, kind_of, progress, today};
 use crate::device::{
     DeviceKind, DeviceProfile, EfficiencyCurve, EfficiencyPoint, EfficiencyTable, Origin, Provenance, MAX_CACHE_SPEEDUP,
@@ -17,15 +18,19 @@ use crate::measure::MeasureOptions;
 use crate::workload::OpClass;
 use std::collections::BTreeMap;
 use std::time::Duration;
-use tch::{Device, Kind, Tensor};
+use tch::{Kind, Tensor};
 
-const CPU: Device = Device::Cpu;
 const F32: usize = 4;
 
 /// The formats calibration times, f32 first (its tables are the profile's default): bf16
-/// always (oneDNN runs it on any x86 CPU), f16 only where the CPU has native half arithmetic.
-fn formats() -> Vec<DType> {
+/// always (oneDNN runs it on any x86 CPU; CUDA and MPS on macOS 14 have it), f16 on a GPU and
+/// where the CPU has native half arithmetic.
+fn formats(t: &Target) -> Vec<DType> {
     let mut f = vec![DType::F32, DType::Bf16];
+    if !t.is_cpu() {
+        f.push(DType::F16);
+        return f;
+    }
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     if cpuinfo.contains(" avx512_fp16") || cpuinfo.contains(" asimdhp") {
         f.push(DType::F16);
@@ -44,8 +49,10 @@ struct Sample {
     t: Timing,
 }
 
-struct Budget {
+struct Budget<'a> {
     quick: bool,
+    /// The device the kernels run on.
+    t: &'a Target,
 }
 
 /// How densely one format's shapes are swept: the default format in a full run, every other
@@ -57,7 +64,7 @@ enum Sweep {
     Quick,
 }
 
-impl Budget {
+impl Budget<'_> {
     fn per_kernel(&self) -> Duration {
         Duration::from_millis(if self.quick { 20 } else { 100 })
     }
@@ -70,16 +77,6 @@ impl Budget {
     }
 }
 
-fn randn(shape: &[i64], kind: Kind) -> Tensor {
-    Tensor::randn(shape, (kind, CPU))
-}
-
-/// A constant-filled tensor: values do not change kernel timings, and filling hundreds of
-/// megabytes of cold copies with random numbers would take most of a quick calibration.
-fn filled(shape: &[i64], kind: Kind) -> Tensor {
-    Tensor::full(shape, 0.5, (kind, CPU))
-}
-
 /// Times `f` over `copies` separately allocated inputs visited in a shuffled order, so each call
 /// finds its data in main memory, not in cache (weights and KV caches of a real model).
 fn time_cold<T>(copies: &[T], mut f: impl FnMut(&T), b: &Budget) -> Timing {
@@ -87,7 +84,7 @@ fn time_cold<T>(copies: &[T], mut f: impl FnMut(&T), b: &Budget) -> Timing {
     // A fixed permutation (stride coprime to n) rather than a walk the prefetcher can follow.
     let stride = (0..).map(|k| n / 2 + 1 + k).find(|s| gcd(*s, n) == 1).unwrap_or(1);
     let mut i = 0;
-    time(
+    b.t.time(
         || {
             i = (i + stride) % n;
             f(&copies[i]);
@@ -111,28 +108,30 @@ fn copies_for(bytes_each: f64, b: &Budget) -> usize {
 }
 
 /// A quick compute-and-memory probe, run before and after to notice the machine moving.
-pub fn probe() -> (f64, f64) {
-    let (a, w) = (randn(&[512, 1536], Kind::Float), randn(&[1536, 1536], Kind::Float));
-    let g = time(|| drop(a.matmul(&w)), 2, 50, Duration::from_millis(150));
+pub fn probe(t: &Target) -> (f64, f64) {
+    let (a, w) = (t.randn(&[512, 1536], Kind::Float), t.randn(&[1536, 1536], Kind::Float));
+    let g = t.time(|| drop(a.matmul(&w)), 2, 50, Duration::from_millis(150));
     // Into a preallocated output: a fresh 64 MB result would measure page faults instead.
     let n = 16 << 20;
-    let (x, y, z) = (filled(&[n], Kind::Float), filled(&[n], Kind::Float), filled(&[n], Kind::Float));
-    let m = time(|| drop(x.add_out(&z, &y)), 2, 50, Duration::from_millis(150));
+    let (x, y, z) = (t.filled(&[n], Kind::Float), t.filled(&[n], Kind::Float), t.filled(&[n], Kind::Float));
+    let m = t.time(|| drop(x.add_out(&z, &y)), 2, 50, Duration::from_millis(150));
     (2.0 * 512.0 * 1536.0 * 1536.0 / g.median_s, 3.0 * (n * F32 as i64) as f64 / m.median_s)
 }
 
 pub fn calibrate(opts: &MeasureOptions) -> Result<DeviceProfile> {
-    let b = Budget { quick: opts.quick };
+    // First: libtorch settles whether CUDA is there at its first question.
+    let target = Target::open(opts.on, "calibrate")?;
+    let b = Budget { quick: opts.quick, t: &target };
     let threads = super::set_threads(opts.threads);
     tch::manual_seed(0);
     let clock = std::time::Instant::now();
     let mut stage_s: Vec<String> = Vec::new();
     let lap =
         |name: &str, stage_s: &mut Vec<String>| stage_s.push(format!("{name} {:.2} s", clock.elapsed().as_secs_f64()));
-    let before = probe();
+    let before = probe(b.t);
     lap("probe", &mut stage_s);
     let mut samples: Vec<Sample> = Vec::new();
-    let stages = 5 + formats().len() as u64;
+    let stages = 5 + formats(b.t).len() as u64;
     let bar = progress(stages, opts.progress);
     let push = |samples: &mut Vec<Sample>, class, label: String, flops: f64, bytes: f64, t: Timing| {
         samples.push(Sample { dtype: DType::F32, class, label, flops, bytes, t });
@@ -141,9 +140,9 @@ pub fn calibrate(opts: &MeasureOptions) -> Result<DeviceProfile> {
     // 1. The fixed cost of a tiny kernel, in context: a chain of dependent small operations with
     //    fresh outputs and views, as inside a layer (back-to-back identical calls read ~25% low).
     bar.set_message("tiny kernels");
-    let (one, other) = (randn(&[1, 8], Kind::Float), randn(&[1, 8], Kind::Float));
+    let (one, other) = (b.t.randn(&[1, 8], Kind::Float), b.t.randn(&[1, 8], Kind::Float));
     const CHAIN: usize = 16;
-    let chain = time(
+    let chain = b.t.time(
         || {
             let mut x = one.shallow_clone();
             for i in 0..CHAIN / 2 {
@@ -166,8 +165,8 @@ pub fn calibrate(opts: &MeasureOptions) -> Result<DeviceProfile> {
     let mut stream: Vec<(String, f64, f64)> = Vec::new(); // (kernel, array bytes, bytes/s)
     for &mb in sizes_mb {
         let n = (mb * 1e6 / F32 as f64) as i64;
-        let (x, y, z) = (filled(&[n], Kind::Float), filled(&[n], Kind::Float), filled(&[n], Kind::Float));
-        let s = Tensor::from(3.0f32);
+        let (x, y, z) = (b.t.filled(&[n], Kind::Float), b.t.filled(&[n], Kind::Float), b.t.filled(&[n], Kind::Float));
+        let s = Tensor::from(3.0f32).to_device(b.t.device);
         let arr = (n as usize * F32) as f64;
         let mut out = z.shallow_clone();
         type Kernel<'a> = (&'static str, f64, Box<dyn FnMut() + 'a>);
@@ -178,7 +177,7 @@ pub fn calibrate(opts: &MeasureOptions) -> Result<DeviceProfile> {
             ("triad", 3.0, Box::new(|| drop(x.addcmul_out(&z, &y, &s)))),
         ];
         for (name, arrays, mut f) in runs {
-            let t = time(&mut f, 2, 1000, b.per_kernel());
+            let t = b.t.time(&mut f, 2, 1000, b.per_kernel());
             stream.push((name.to_string(), arr, arrays * arr / t.median_s));
             push(&mut samples, OpClass::Elementwise, format!("stream {name} {mb} MB"), 0.0, arrays * arr, t);
         }
@@ -190,7 +189,7 @@ pub fn calibrate(opts: &MeasureOptions) -> Result<DeviceProfile> {
     //      format the device computes in: f32 in full, then the half formats (their kernels are
     //      different libraries with different small-size behaviour, not f32 at twice the speed).
     let mut peak = BTreeMap::<DType, f64>::new();
-    for (i, dtype) in formats().into_iter().enumerate() {
+    for (i, dtype) in formats(b.t).into_iter().enumerate() {
         let sweep = match (i, b.quick) {
             (_, true) => Sweep::Quick,
             (0, false) => Sweep::Full,
@@ -198,7 +197,7 @@ pub fn calibrate(opts: &MeasureOptions) -> Result<DeviceProfile> {
         };
         // The default format's full sweep times every shape; the others stop where their pace
         // says a call would outlast the budget.
-        let pace = (sweep != Sweep::Full).then(|| Pace::measure(kind_of(dtype), dtype.bytes()));
+        let pace = (sweep != Sweep::Full).then(|| Pace::measure(kind_of(dtype), dtype.bytes(), &b));
         bar.set_message(format!("gemm, gemv {dtype}"));
         matmuls(dtype, sweep, pace, &b, &mut samples, &mut peak);
         lap(&format!("gemm, gemv {dtype}"), &mut stage_s);
@@ -215,21 +214,21 @@ pub fn calibrate(opts: &MeasureOptions) -> Result<DeviceProfile> {
     bar.set_message("gather, kv append");
     let widths: &[i64] = if b.quick { &[1, 64, 2048] } else { &[1, 8, 64, 256, 2048] };
     let heads = 12;
-    let table = randn(&[32000, 1536], Kind::Float);
-    let mut cache = randn(&[1, heads, 4096, 64], Kind::Float);
+    let table = b.t.randn(&[32000, 1536], Kind::Float);
+    let mut cache = b.t.randn(&[1, heads, 4096, 64], Kind::Float);
     for &rows in widths {
-        let idx = Tensor::randint(32000, [rows], (Kind::Int64, CPU));
-        let t = time(|| drop(table.index_select(0, &idx)), 3, 2000, b.per_kernel());
+        let idx = Tensor::randint(32000, [rows], (Kind::Int64, b.t.device));
+        let t = b.t.time(|| drop(table.index_select(0, &idx)), 3, 2000, b.per_kernel());
         push(&mut samples, OpClass::Gather, format!("gather {rows}"), 0.0, 2.0 * (rows * 1536) as f64 * 4.0, t);
         let len = rows.min(4096);
-        let k = randn(&[1, heads, len, 64], Kind::Float);
-        let t = time(|| cache.narrow(2, 4096 - len, len).copy_(&k), 3, 2000, b.per_kernel());
+        let k = b.t.randn(&[1, heads, len, 64], Kind::Float);
+        let t = b.t.time(|| cache.narrow(2, 4096 - len, len).copy_(&k), 3, 2000, b.per_kernel());
         push(&mut samples, OpClass::KvWrite, format!("kv append {len}"), 0.0, 2.0 * (heads * len * 64) as f64 * 4.0, t);
     }
     let _ = &mut cache;
     bar.inc(1);
     lap("gather, kv append", &mut stage_s);
-    let after = probe();
+    let after = probe(b.t);
     lap("probe", &mut stage_s);
     bar.inc(1);
     bar.finish_and_clear();
@@ -302,7 +301,7 @@ pub fn calibrate(opts: &MeasureOptions) -> Result<DeviceProfile> {
         ));
     }
     spread.sort_by(f64::total_cmp);
-    let host = host(threads);
+    let host = host(threads, b.t);
     let mut notes = BTreeMap::new();
     let json = |v: f64| serde_json::Value::from(v);
     notes.insert("cache_bandwidth_bytes_per_s".into(), json(cache_bandwidth));
@@ -339,17 +338,19 @@ pub fn calibrate(opts: &MeasureOptions) -> Result<DeviceProfile> {
             stream.iter().map(|(k, a, bw)| format!("{k} {:.2} MB: {:.1} GB/s", a / 1e6, bw / 1e9)).collect::<Vec<_>>(),
         ),
     );
-    let memory = super::total_memory_bytes();
+    let (memory, usable, usable_source) = memory_of(b.t);
+    let description = if b.t.is_cpu() {
+        format!("{} ({} threads), calibrated through libtorch {}", host.cpu_model, threads, host.libtorch_version)
+    } else {
+        format!("{} (host {}), calibrated through libtorch {}", host.device, host.cpu_model, host.libtorch_version)
+    };
     Ok(DeviceProfile {
         name: "this-machine".into(),
-        description: format!(
-            "{} ({} threads), calibrated through libtorch {}",
-            host.cpu_model, threads, host.libtorch_version
-        ),
-        kind: DeviceKind::Cpu,
+        description,
+        kind: b.t.kind(),
         memory_bytes: memory,
-        usable_memory_bytes: memory * 0.85,
-        usable_memory_source: "85% of MemTotal from /proc/meminfo, leaving room for the OS (assumption)".into(),
+        usable_memory_bytes: usable,
+        usable_memory_source: usable_source.into(),
         bandwidth_bytes_per_s: bandwidth,
         peak_flops: peak,
         emulated_formats: Vec::new(),
@@ -363,7 +364,8 @@ pub fn calibrate(opts: &MeasureOptions) -> Result<DeviceProfile> {
         provenance: Provenance {
             origin: Origin::Calibrated,
             source: format!(
-                "rooflinebench calibrate{}: {} kernels timed",
+                "rooflinebench calibrate{}{}: {} kernels timed",
+                if b.t.is_cpu() { String::new() } else { format!(" --on {}", b.t.on_name()) },
                 if opts.quick { " --quick" } else { "" },
                 samples.len()
             ),
@@ -372,6 +374,24 @@ pub fn calibrate(opts: &MeasureOptions) -> Result<DeviceProfile> {
         host: Some(host),
         notes,
     })
+}
+
+/// The memory models are placed in on the calibrated device: the host's, a discrete GPU's
+/// (from nvidia-smi), or Apple's unified memory; with what of it a model may use and why.
+fn memory_of(t: &Target) -> (f64, f64, &'static str) {
+    let host = super::total_memory_bytes();
+    match t.kind() {
+        DeviceKind::Gpu => match t.memory_bytes {
+            Some(m) => {
+                (m, 0.95 * m, "95% of the GPU's memory (nvidia-smi); the CUDA context takes the rest (assumption)")
+            }
+            None => (host, 0.85 * host, "no nvidia-smi: the host's memory stands in for the GPU's (set it by hand)"),
+        },
+        DeviceKind::Soc => {
+            (host, 0.75 * host, "75% of unified memory, about Metal's default GPU working-set limit (assumption)")
+        }
+        _ => (host, 0.85 * host, "85% of MemTotal from /proc/meminfo, leaving room for the OS (assumption)"),
+    }
 }
 
 /// Sorted, with points closer than 5% in size merged (their efficiencies averaged).
@@ -402,10 +422,10 @@ struct Pace {
 }
 
 impl Pace {
-    fn measure(kind: Kind, e: f64) -> Pace {
-        let (a, w, x) = (randn(&[32, 512], kind), randn(&[512, 512], kind), randn(&[1, 512], kind));
-        let g = time(|| drop(a.matmul(&w)), 1, 20, Duration::from_millis(20));
-        let v = time(|| drop(x.matmul(&w)), 1, 50, Duration::from_millis(10));
+    fn measure(kind: Kind, e: f64, b: &Budget) -> Pace {
+        let (a, w, x) = (b.t.randn(&[32, 512], kind), b.t.randn(&[512, 512], kind), b.t.randn(&[1, 512], kind));
+        let g = b.t.time(|| drop(a.matmul(&w)), 1, 20, Duration::from_millis(20));
+        let v = b.t.time(|| drop(x.matmul(&w)), 1, 50, Duration::from_millis(10));
         Pace { flop_per_s: 2.0 * 32.0 * 512.0 * 512.0 / g.median_s, byte_per_s: 512.0 * 512.0 * e / v.median_s }
     }
 
@@ -453,8 +473,8 @@ fn matmuls(
         }
         let ws = copies
             .entry((k, n))
-            .or_insert_with(|| (0..copies_for(bytes_w, b)).map(|_| filled(&[k, n], kind)).collect());
-        let a = randn(&[m, k], kind);
+            .or_insert_with(|| (0..copies_for(bytes_w, b)).map(|_| b.t.filled(&[k, n], kind)).collect());
+        let a = b.t.randn(&[m, k], kind);
         let t = time_cold(ws, |w| drop(a.matmul(w)), b);
         let flops = 2.0 * (m * k * n) as f64;
         let bytes = (m * k + k * n + m * n) as f64 * e;
@@ -479,8 +499,8 @@ fn matmuls(
             if flops / p.flop_per_s > b.per_kernel().as_secs_f64() / 4.0 {
                 continue;
             }
-            let (a, w) = (randn(&[m, k], kind), randn(&[k, n], kind));
-            let t = time(|| drop(a.matmul(&w)), 2, 200, b.per_kernel());
+            let (a, w) = (b.t.randn(&[m, k], kind), b.t.randn(&[k, n], kind));
+            let t = b.t.time(|| drop(a.matmul(&w)), 2, 200, b.per_kernel());
             let best = peak.entry(dtype).or_insert(0.0);
             *best = best.max(flops / t.median_s);
         }
@@ -495,8 +515,8 @@ fn matmuls(
         if i > 0 && Pace::too_long(pace, 0.0, bytes_w, b) {
             break;
         }
-        let ws: Vec<Tensor> = (0..copies_for(bytes_w, b)).map(|_| filled(&[k, n], kind)).collect();
-        let x = randn(&[1, k], kind);
+        let ws: Vec<Tensor> = (0..copies_for(bytes_w, b)).map(|_| b.t.filled(&[k, n], kind)).collect();
+        let x = b.t.randn(&[1, k], kind);
         let t = time_cold(&ws, |w| drop(x.matmul(w)), b);
         let bytes = bytes_w + (k + n) as f64 * e;
         let label = format!("gemv {dtype} {k}x{n} cold");
@@ -526,8 +546,8 @@ fn attention(dtype: DType, sweep: Sweep, pace: Option<Pace>, b: &Budget, samples
     let mut decode = decode.to_vec();
     decode.sort_by_key(|&(ctx, hd)| (ctx * hd, hd));
     for (len, hd) in prefill {
-        let qkv: Vec<Tensor> = (0..3).map(|_| randn(&[1, heads, len, hd], kind)).collect();
-        let t = time(
+        let qkv: Vec<Tensor> = (0..3).map(|_| b.t.randn(&[1, heads, len, hd], kind)).collect();
+        let t = b.t.time(
             || {
                 drop(Tensor::scaled_dot_product_attention(
                     &qkv[0],
@@ -556,9 +576,9 @@ fn attention(dtype: DType, sweep: Sweep, pace: Option<Pace>, b: &Budget, samples
     for (ctx, hd) in decode {
         let kv_bytes = 2.0 * (heads * ctx * hd) as f64 * e;
         let kvs: Vec<(Tensor, Tensor)> = (0..copies_for(kv_bytes, b))
-            .map(|_| (filled(&[1, heads, ctx, hd], kind), filled(&[1, heads, ctx, hd], kind)))
+            .map(|_| (b.t.filled(&[1, heads, ctx, hd], kind), b.t.filled(&[1, heads, ctx, hd], kind)))
             .collect();
-        let q = randn(&[1, heads, 1, hd], kind);
+        let q = b.t.randn(&[1, heads, 1, hd], kind);
         let t = time_cold(
             &kvs,
             |(k, v)| drop(Tensor::scaled_dot_product_attention(&q, k, v, None::<Tensor>, 0.0, false, None, false)),
@@ -580,8 +600,8 @@ fn attention(dtype: DType, sweep: Sweep, pace: Option<Pace>, b: &Budget, samples
         if i > 0 && Pace::too_long(pace, 2.0 * (heads * m * k * n) as f64, 0.0, b) {
             break;
         }
-        let (x, y) = (randn(&[heads, m, k], kind), randn(&[heads, k, n], kind));
-        let t = time(|| drop(x.bmm(&y)), 2, 200, b.per_kernel());
+        let (x, y) = (b.t.randn(&[heads, m, k], kind), b.t.randn(&[heads, k, n], kind));
+        let t = b.t.time(|| drop(x.bmm(&y)), 2, 200, b.per_kernel());
         let bytes = (heads * (m * k + k * n + m * n)) as f64 * e;
         let flops = 2.0 * (heads * m * k * n) as f64;
         let label = format!("bmm {dtype} {heads}x{m}x{k}x{n}");
@@ -604,25 +624,25 @@ fn elementwise(dtype: DType, sweep: Sweep, b: &Budget, samples: &mut Vec<Sample>
     for &rows in widths {
         let width = 1536;
         let n = (rows * width) as f64;
-        let (x, y, w) = (randn(&[rows, width], kind), randn(&[rows, width], kind), randn(&[width], kind));
+        let (x, y, w) = (b.t.randn(&[rows, width], kind), b.t.randn(&[rows, width], kind), b.t.randn(&[width], kind));
         let mut push = |class, label: String, flops, bytes, t| {
             samples.push(Sample { dtype, class, label: format!("{label} {dtype} {rows}x{width}"), flops, bytes, t })
         };
-        let t = time(|| drop(&x + &y), 3, 2000, b.per_kernel());
+        let t = b.t.time(|| drop(&x + &y), 3, 2000, b.per_kernel());
         push(OpClass::Elementwise, "add".into(), n, 3.0 * n * e, t);
-        let t = time(|| drop(&x * &y), 3, 2000, b.per_kernel());
+        let t = b.t.time(|| drop(&x * &y), 3, 2000, b.per_kernel());
         push(OpClass::Elementwise, "mul".into(), n, 3.0 * n * e, t);
-        let t = time(|| drop(silu(&x)), 3, 2000, b.per_kernel());
+        let t = b.t.time(|| drop(silu(&x)), 3, 2000, b.per_kernel());
         push(OpClass::Elementwise, "silu".into(), 5.0 * n, 2.0 * n * e, t);
-        let t = time(|| drop(rms_norm(&x, &w)), 3, 2000, b.per_kernel());
+        let t = b.t.time(|| drop(rms_norm(&x, &w)), 3, 2000, b.per_kernel());
         push(OpClass::Norm, "rmsnorm".into(), 4.0 * n, 2.0 * n * e + width as f64 * e, t);
-        let t = time(|| drop(x.softmax(-1, kind)), 3, 2000, b.per_kernel());
+        let t = b.t.time(|| drop(x.softmax(-1, kind)), 3, 2000, b.per_kernel());
         push(OpClass::Softmax, "softmax".into(), 5.0 * n, 2.0 * n * e, t);
         let (hd, tokens) = (64, rows.max(1));
-        let q = randn(&[1, heads, tokens, hd], kind);
-        let (cos, sin) = rope_tables(0, tokens, hd, kind);
+        let q = b.t.randn(&[1, heads, tokens, hd], kind);
+        let (cos, sin) = rope_tables(0, tokens, hd, kind, b.t.device);
         let rn = (heads * tokens * hd) as f64;
-        let t = time(|| drop(rope(&q, &cos, &sin)), 3, 2000, b.per_kernel());
+        let t = b.t.time(|| drop(rope(&q, &cos, &sin)), 3, 2000, b.per_kernel());
         push(OpClass::Rope, format!("rope {heads}x{tokens}x{hd}"), 3.0 * rn, 2.0 * rn * e, t);
     }
 }

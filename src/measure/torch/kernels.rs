@@ -29,10 +29,10 @@ pub fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Tensor {
 }
 
 /// Cosine and sine tables for `tokens` positions starting at `start`, `[tokens, dim]`.
-pub fn rope_tables(start: i64, tokens: i64, dim: i64, kind: Kind) -> (Tensor, Tensor) {
-    let opts = (Kind::Float, tch::Device::Cpu);
+pub fn rope_tables(start: i64, tokens: i64, dim: i64, kind: Kind, device: tch::Device) -> (Tensor, Tensor) {
+    let opts = (Kind::Float, device);
     let inv = Tensor::arange_start_step(0, dim, 2, opts).divide_scalar(dim as f64);
-    let inv = Tensor::from(10000.0f64).to_kind(Kind::Float).pow(&inv).reciprocal();
+    let inv = Tensor::from(10000.0f64).to_kind(Kind::Float).to_device(device).pow(&inv).reciprocal();
     let pos = Tensor::arange_start(start, start + tokens, opts);
     let freqs = pos.unsqueeze(1) * inv.unsqueeze(0);
     let emb = Tensor::cat(&[&freqs, &freqs], 1);

@@ -1,7 +1,8 @@
-//! The libtorch side: calibration and validation on this machine's CPU.
+//! The libtorch side: calibration and validation on this machine's CPU, CUDA GPU or Apple GPU.
 
 mod calibrate;
 mod kernels;
+mod target;
 mod timing;
 mod validate;
 
@@ -34,8 +35,11 @@ fn set_threads(threads: Option<usize>) -> u32 {
     tch::get_num_threads() as u32
 }
 
-fn host(threads: u32) -> Host {
-    crate::measure::host(threads, env!("ROOFLINEBENCH_LIBTORCH_VERSION"))
+fn host(threads: u32, t: &target::Target) -> Host {
+    let mut h = crate::measure::host(threads, env!("ROOFLINEBENCH_LIBTORCH_VERSION"));
+    h.device = t.label.clone();
+    h.cuda_device = t.gpu_name.clone();
+    h
 }
 
 fn total_memory_bytes() -> f64 {

@@ -4,7 +4,7 @@
 //! weights and cache in main memory, as a step through a real many-layer model does.
 
 use super::kernels::{rms_norm, rope, rope_tables, silu};
-use super::timing::time;
+use super::target::Target;
 use super::{progress, set_threads};
 use crate::arch::{Activation, Architecture, Attention, Family, Ffn, Mla, Moe};
 use crate::device::DeviceProfile;
@@ -16,16 +16,14 @@ use crate::workload::{operators, AttentionForm, ElementwiseForm, MlaForm, Phase,
 use std::time::Duration;
 use tch::{Device, Kind, Tensor};
 
-const CPU: Device = Device::Cpu;
-
 /// Workloads predicted to take longer than this per call are skipped (and reported): a bf16
 /// prefill on a CPU without a bf16 GEMM path runs at about 2 GFLOP/s, minutes per repeat set.
 const MAX_CALL_S: f64 = 1.0;
 
-fn randn(shape: &[i64], kind: Kind) -> Tensor {
+fn randn(shape: &[i64], kind: Kind, device: Device) -> Tensor {
     // Uniform in +-1/sqrt(fan-in): activations stay O(1) through the layer, and uniform
     // filling is much faster than normal for the hundreds of megabytes of layer copies.
-    Tensor::rand(shape, (Kind::Float, CPU))
+    Tensor::rand(shape, (Kind::Float, device))
         .g_mul_scalar(2.0 / (shape[0] as f64).sqrt())
         .g_sub_scalar(1.0 / (shape[0] as f64).sqrt())
         .to_kind(kind)
@@ -170,11 +168,11 @@ struct Layer {
 }
 
 impl Layer {
-    fn new(s: Shape, max_ctx: i64) -> Layer {
+    fn new(s: Shape, max_ctx: i64, device: Device) -> Layer {
         let (h, nh, hd) = (s.hidden, s.heads, s.head_dim);
         let kind = s.kind();
-        let randn = |shape: &[i64]| randn(shape, kind);
-        let empty = || Tensor::zeros([1], (kind, CPU));
+        let randn = |shape: &[i64]| randn(shape, kind, device);
+        let empty = || Tensor::zeros([1], (kind, device));
         let mla = s.latent > 0;
         let nope = hd - s.rope;
         let (wq, wk, wv, kv_a, kv_norm, kv_b, w_uk, w_uv, k_cache, v_cache) = if mla {
@@ -184,11 +182,11 @@ impl Layer {
                 empty(),
                 empty(),
                 randn(&[h, r + s.rope]),
-                Tensor::ones([r], (kind, CPU)),
+                Tensor::ones([r], (kind, device)),
                 randn(&[r, nh * (nope + hd)]),
                 randn(&[nh, nope, r]),
                 randn(&[nh, r, hd]),
-                Tensor::zeros([1, 1, max_ctx, r + s.rope], (kind, CPU)),
+                Tensor::zeros([1, 1, max_ctx, r + s.rope], (kind, device)),
                 empty(),
             )
         } else {
@@ -202,15 +200,15 @@ impl Layer {
                 empty(),
                 empty(),
                 empty(),
-                Tensor::zeros([1, s.kv_heads, max_ctx, hd], (kind, CPU)),
-                Tensor::zeros([1, s.kv_heads, max_ctx, hd], (kind, CPU)),
+                Tensor::zeros([1, s.kv_heads, max_ctx, hd], (kind, device)),
+                Tensor::zeros([1, s.kv_heads, max_ctx, hd], (kind, device)),
             )
         };
         let experts = (0..s.experts).map(|_| (randn(&[h, s.ffn]), randn(&[h, s.ffn]), randn(&[s.ffn, h]))).collect();
         Layer {
             s,
-            norm1: Tensor::ones([h], (kind, CPU)),
-            norm2: Tensor::ones([h], (kind, CPU)),
+            norm1: Tensor::ones([h], (kind, device)),
+            norm2: Tensor::ones([h], (kind, device)),
             wq,
             wk,
             wv,
@@ -326,7 +324,7 @@ impl Layer {
                 if rows.is_empty() {
                     continue;
                 }
-                let idx = Tensor::from_slice(&rows);
+                let idx = Tensor::from_slice(&rows).to_device(flat.device());
                 let xe = flat.index_select(0, &idx);
                 let (g, u, d) = &self.experts[e as usize];
                 let ye = (silu(&xe.matmul(g)) * xe.matmul(u)).matmul(d);
@@ -334,7 +332,8 @@ impl Layer {
                     0,
                     &Tensor::from_slice(
                         &chosen.iter().enumerate().filter(|(_, &c)| c == e).map(|(i, _)| i as i64).collect::<Vec<_>>(),
-                    ),
+                    )
+                    .to_device(flat.device()),
                 );
                 out = out.index_add(0, &idx, &(ye * w.unsqueeze(1)));
             }
@@ -412,9 +411,12 @@ fn shapes(quick: bool) -> Vec<Shape> {
 }
 
 pub fn validate(profile: &DeviceProfile, opts: &MeasureOptions) -> Result<(Vec<ValidationRow>, Vec<String>)> {
+    // First: libtorch settles whether CUDA is there at its first question.
+    let target = Target::open(opts.on, "validate")?;
+    let device = target.device;
     set_threads(opts.threads);
     tch::manual_seed(1);
-    let before = super::calibrate::probe();
+    let before = super::calibrate::probe(&target);
     let quick = opts.quick;
     let prefill_lens: &[i64] = if quick { &[64] } else { &[64, 256, 1024] };
     let decode_ctx: &[i64] = if quick { &[200] } else { &[200, 800, 3000] };
@@ -428,10 +430,10 @@ pub fn validate(profile: &DeviceProfile, opts: &MeasureOptions) -> Result<(Vec<V
     for s in shapes {
         bar.set_message(s.label());
         let max_ctx = *decode_ctx.iter().chain(prefill_lens).max().unwrap();
-        let probe_layer = Layer::new(s, max_ctx);
+        let probe_layer = Layer::new(s, max_ctx, device);
         let copies = ((cold_bytes / probe_layer.bytes()).ceil() as usize).clamp(1, 64);
         let mut layers: Vec<Layer> =
-            std::iter::once(probe_layer).chain((1..copies).map(|_| Layer::new(s, max_ctx))).collect();
+            std::iter::once(probe_layer).chain((1..copies).map(|_| Layer::new(s, max_ctx, device))).collect();
         let arch = s.arch();
         let settings =
             RunSettings { batch: 1, precisions: Precisions::uniform(s.dtype), logits_for_all_prompt_tokens: false };
@@ -442,11 +444,12 @@ pub fn validate(profile: &DeviceProfile, opts: &MeasureOptions) -> Result<(Vec<V
                 .collect()
         };
         let mut run = |phase: &'static str, start: i64, tokens: i64| -> (f64, f64) {
-            let x = Tensor::randn([1, tokens, s.hidden], (s.kind(), CPU));
-            let (cos, sin) = rope_tables(start, tokens, if s.latent > 0 { s.rope } else { s.head_dim }, s.kind());
+            let x = Tensor::randn([1, tokens, s.hidden], (s.kind(), device));
+            let dim = if s.latent > 0 { s.rope } else { s.head_dim };
+            let (cos, sin) = rope_tables(start, tokens, dim, s.kind(), device);
             let n = layers.len();
             let mut i = 0;
-            let t = time(
+            let t = target.time(
                 || {
                     i = (i + 1) % n;
                     drop(layers[i].forward(&x, start, tokens, &cos, &sin));
@@ -483,8 +486,16 @@ pub fn validate(profile: &DeviceProfile, opts: &MeasureOptions) -> Result<(Vec<V
         bar.inc(1);
     }
     bar.finish_and_clear();
-    let after = super::calibrate::probe();
+    let after = super::calibrate::probe(&target);
     let mut notes = Vec::new();
+    let calibrated_on = profile.host.as_ref().map_or("a datasheet", |h| h.device.as_str());
+    if profile.host.is_none() || calibrated_on.split(' ').next() != target.label.split(' ').next() {
+        notes.push(format!(
+            "warning: the layers ran on {}, the profile describes {calibrated_on}: calibrate with --on {} for a like-for-like check",
+            target.label,
+            target.on_name()
+        ));
+    }
     if !skipped.is_empty() {
         notes.push(format!(
             "skipped {} workloads the profile predicts at over {MAX_CALL_S} s a call (timing them would take minutes): {}",
