@@ -208,12 +208,14 @@ fn a_roofline_plot_with_infinite_figures_still_finishes() {
             RooflinePoint {
                 label: "a".into(),
                 roof: 0,
+                model: None,
                 intensity_flop_per_byte: f64::INFINITY,
                 performance_flop_per_s: 1.0,
             },
             RooflinePoint {
                 label: "b".into(),
                 roof: 0,
+                model: None,
                 intensity_flop_per_byte: 2.0,
                 performance_flop_per_s: f64::NAN,
             },
