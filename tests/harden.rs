@@ -273,6 +273,7 @@ fn a_search_replaces_the_folder_whole_and_clears_stale_temporaries() {
             "pareto.csv",
             "quality.svg",
             "recommended.json",
+            "report.html",
             "roofline.svg",
             "space.toml",
             "summary.md"
