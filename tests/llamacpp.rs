@@ -26,7 +26,7 @@ fn without_llamacpp_engine_commands_exit_2_saying_how_to_build() {
 fn a_build_without_a_gpu_backend_runs_llama_cpp_on_the_cpu() {
     use rooflinebench::measure::llamacpp::{BACKEND, ENGINE_VERSION, OFFLOAD};
     assert_eq!(BACKEND, "CPU");
-    assert!(!OFFLOAD);
+    const { assert!(!OFFLOAD, "a CPU build offloads no layer") };
     assert!(ENGINE_VERSION.contains("CPU backend"), "{ENGINE_VERSION}");
 }
 
