@@ -386,21 +386,7 @@ pub fn reproduce(out: &Path) -> Result<String> {
     for (name, text) in shipped {
         let space = SearchSpace::parse(text, &format!("(built-in) search-spaces/{name}.toml"), name)?;
         for d in &devices {
-            let r = finish(&space, d, run(&space, d, &SearchOptions::default())?)?;
-            let (c, f) = (r.recommended, r.fastest);
-            trap.push(TrapRow {
-                space: name.to_string(),
-                device: d.name.clone(),
-                recommended: c.label(),
-                attention: c.attention,
-                layers: c.layers,
-                hidden: c.hidden,
-                parameters: c.parameters,
-                rip: c.rip,
-                decode_tokens_per_s: c.decode_tokens_per_s,
-                fastest: f.label(),
-                fastest_decode_tokens_per_s: f.decode_tokens_per_s,
-            });
+            trap.push(trap_row(&space, d)?);
         }
     }
     // Fixed costs: the ~135M space on the RTX 3090's datasheet profile (no per-kernel cost)
@@ -413,22 +399,8 @@ pub fn reproduce(out: &Path) -> Result<String> {
     let mut fixed_cost = Vec::new();
     for name in [RTX3090, "rtx3090"] {
         let d = builtin(name).expect("built-in");
-        let r = finish(&small, &d, run(&small, &d, &SearchOptions::default())?)?;
-        let (c, f) = (r.recommended, r.fastest);
         fixed_cost.push((d.kernel_overhead_s, d.kind_label()));
-        trap.push(TrapRow {
-            space: small.name.clone(),
-            device: d.name.clone(),
-            recommended: c.label(),
-            attention: c.attention,
-            layers: c.layers,
-            hidden: c.hidden,
-            parameters: c.parameters,
-            rip: c.rip,
-            decode_tokens_per_s: c.decode_tokens_per_s,
-            fastest: f.label(),
-            fastest_decode_tokens_per_s: f.decode_tokens_per_s,
-        });
+        trap.push(trap_row(&small, &d)?);
     }
     write_atomic(&out.join("efficiency-trap.csv"), &csv_bytes(&trap))?;
     // Labels start with the candidate's index (`#123 ...`): the architecture is what follows.
@@ -489,4 +461,23 @@ pub fn reproduce(out: &Path) -> Result<String> {
     md.push_str("\nWhere a claim does not hold, the reason is accounting: the paper's released code multiplies peak RSS by wall time and calls it bytes, counts prompt tokens only, leaves out the FFN and the LM head, halves GQA's KV heads and fixes MLA's latent at 512 (see the design notes).\n");
     write_atomic(&out.join("REPRODUCTION.md"), md.as_bytes())?;
     Ok(md)
+}
+
+/// A space searched on a device: its recommendation and its fastest feasible decoder.
+fn trap_row(space: &SearchSpace, device: &DeviceProfile) -> Result<TrapRow> {
+    let r = finish(space, device, run(space, device, &SearchOptions::default())?)?;
+    let (c, f) = (r.recommended, r.fastest);
+    Ok(TrapRow {
+        space: space.name.clone(),
+        device: device.name.clone(),
+        recommended: c.label(),
+        attention: c.attention,
+        layers: c.layers,
+        hidden: c.hidden,
+        parameters: c.parameters,
+        rip: c.rip,
+        decode_tokens_per_s: c.decode_tokens_per_s,
+        fastest: f.label(),
+        fastest_decode_tokens_per_s: f.decode_tokens_per_s,
+    })
 }
