@@ -65,11 +65,7 @@ pub fn run_measure(args: MeasureArgs, out: &mut dyn std::io::Write) -> Result<()
         writeln!(s, "{:<28} {:<8} {:<14} {:>12} {:>10} {:>7}", "model", "weights", "test", "median s", "tok/s", "cv");
     for sample in &bench.samples {
         let (name, file) = models.iter().find(|(_, f)| f.path == sample.model).expect("sampled models were built");
-        let mut v = sample.seconds.clone();
-        v.sort_by(f64::total_cmp);
-        let median = v[v.len() / 2];
-        let mean = v.iter().sum::<f64>() / v.len() as f64;
-        let cv = (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / v.len() as f64).sqrt() / mean;
+        let (median, cv) = crate::measure::llamacpp::runs::median_cv(&sample.seconds);
         let _ = writeln!(
             s,
             "{:<28} {:<8} {:<14} {:>12.6} {:>10.1} {:>6.1}%",

@@ -119,7 +119,8 @@ pub struct Conditions {
     pub probes_bytes_per_s: Vec<f64>,
 }
 
-fn median_cv(v: &[f64]) -> (f64, f64) {
+/// Median (the mean of the middle two for an even count) and coefficient of variation.
+pub fn median_cv(v: &[f64]) -> (f64, f64) {
     let mut s = v.to_vec();
     s.sort_by(f64::total_cmp);
     let median = if s.len() % 2 == 1 { s[s.len() / 2] } else { (s[s.len() / 2 - 1] + s[s.len() / 2]) / 2.0 };
