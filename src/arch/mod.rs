@@ -2,6 +2,7 @@
 //! exact parameter count and KV-cache size.
 
 pub mod gguf;
+pub mod gguf_config;
 mod hf;
 
 /// Physical bounds on every dimension. Past them no model exists, and within them every size

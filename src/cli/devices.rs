@@ -98,6 +98,15 @@ fn shipped_models() -> Vec<Architecture> {
     paths.iter().filter_map(|p| load_hf_config(p).ok()).collect()
 }
 
+/// A `--model`: a config.json, or a GGUF file read by llama.cpp's own parser.
+fn load_model(path: &std::path::Path) -> Result<Architecture> {
+    if path.extension().is_some_and(|x| x.eq_ignore_ascii_case("gguf")) {
+        crate::measure::llamacpp::architecture_of(path)
+    } else {
+        load_hf_config(path)
+    }
+}
+
 /// The records and runs of some llama-bench files, where they come from, and what could not
 /// be used.
 type Loaded = (Vec<llama_bench::Record>, Vec<fit::Run>, Vec<llama_bench::Origin>, Vec<String>);
@@ -105,12 +114,30 @@ type Loaded = (Vec<llama_bench::Record>, Vec<fit::Run>, Vec<llama_bench::Origin>
 fn load_runs(files: &[std::path::PathBuf], models: &[Architecture]) -> Result<Loaded> {
     let mut records = Vec::new();
     let mut origins = Vec::new();
+    let mut notes = Vec::new();
     for f in files {
         let (r, o) = llama_bench::parse_file_with_origin(f)?;
         records.extend(r);
         origins.push(o);
     }
-    let (runs, skipped) = fit::runs_from_records(&records, models);
+    // llama-bench's JSON names the model file: when it is here, its own metadata says the
+    // architecture (otherwise the parameter count is matched against --model).
+    let mut read: std::collections::BTreeMap<String, Option<serde_json::Value>> = Default::default();
+    for r in records.iter_mut().filter(|r| r.config.is_none()) {
+        let Some(file) = r.file.clone().filter(|f| std::path::Path::new(f).is_file()) else { continue };
+        let config = read.entry(file.clone()).or_insert_with(|| {
+            match crate::measure::llamacpp::architecture_of(std::path::Path::new(&file)) {
+                Ok(arch) => Some(crate::arch::export_hf_config(&arch)),
+                Err(e) => {
+                    notes.push(format!("{file}: {e}; matched by parameter count instead"));
+                    None
+                }
+            }
+        });
+        r.config = config.clone();
+    }
+    let (runs, mut skipped) = fit::runs_from_records(&records, models);
+    skipped.extend(notes);
     Ok((records, runs, origins, skipped))
 }
 
@@ -141,7 +168,7 @@ fn median_factor(rows: &[Agreement]) -> f64 {
 fn fit(a: FitArgs, out: &mut dyn std::io::Write) -> Result<()> {
     let base = resolve(&a.base)?;
     crate::report::check_writable(&a.out)?;
-    let mut models = a.model.iter().map(|p| load_hf_config(p)).collect::<Result<Vec<_>>>()?;
+    let mut models = a.model.iter().map(|p| load_model(p)).collect::<Result<Vec<_>>>()?;
     let given: std::collections::BTreeSet<String> = models.iter().map(|m| m.name.clone()).collect();
     models.extend(shipped_models().into_iter().filter(|m| !given.contains(&m.name)));
     let (records, runs, origins, skipped) = load_runs(&a.llama_bench, &models)?;

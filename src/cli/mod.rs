@@ -385,8 +385,9 @@ pub struct FitArgs {
     /// calibrated by this tool, whose runs it keeps).
     #[arg(long = "llama-bench", required = true, value_delimiter = ',')]
     pub llama_bench: Vec<PathBuf>,
-    /// config.json of the models the runs used, matched by llama.cpp's parameter count (the
-    /// models under models/ are always tried).
+    /// The models the runs used: config.json files, or GGUF files (read by llama.cpp's parser),
+    /// matched by llama.cpp's parameter count (the models under models/ are always tried; a
+    /// JSON row whose model_filename is a GGUF file here is read from that file).
     #[arg(long, value_delimiter = ',')]
     pub model: Vec<PathBuf>,
     /// The device's datasheet profile (built-in name or file): its memory and bandwidth.

@@ -25,6 +25,9 @@ pub struct Record {
     /// Mean time of the test, seconds.
     pub seconds: f64,
     pub build: Option<String>,
+    /// The model file llama-bench ran (`model_filename` in its JSON).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
     /// The model's Hugging Face config, when the file carries it (this tool's own runs do).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config: Option<serde_json::Value>,
@@ -95,6 +98,8 @@ pub fn parse_file_with_origin(path: &Path) -> Result<(Vec<Record>, Origin)> {
 #[derive(Debug, Deserialize)]
 struct JsonRow {
     model_type: String,
+    #[serde(default)]
+    model_filename: Option<String>,
     model_n_params: f64,
     #[serde(default)]
     backends: Option<String>,
@@ -174,6 +179,7 @@ fn from_json(r: JsonRow, source: &str, i: usize) -> Result<Option<Record>> {
         test,
         seconds: r.avg_ns * 1e-9,
         build,
+        file: r.model_filename,
         config: r.config,
     }))
 }
@@ -243,6 +249,7 @@ fn parse_markdown(text: &str, source: &str) -> Result<Vec<Record>> {
             test,
             seconds: test.tokens() as f64 / rate,
             build: None,
+            file: None,
             config: None,
         });
     }

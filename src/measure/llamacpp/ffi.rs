@@ -4,6 +4,7 @@
 //! ggml ends that process and not the tool.
 
 use crate::arch::gguf::{GgufLayout, MetaValue};
+use crate::arch::gguf_config::{f32_value, GgufContents};
 use crate::dtype::TensorType;
 use llama_cpp_sys_2 as sys;
 use std::ffi::{CStr, CString};
@@ -227,6 +228,56 @@ pub fn tensor_types(path: &Path) -> Result<Vec<(String, u32, u64)>, String> {
         }
         sys::gguf_free(g);
         Ok(out)
+    }
+}
+
+/// ggml's `GGML_MAX_DIMS` (a macro, which bindgen leaves out).
+const GGML_MAX_DIMS: usize = 4;
+
+/// A GGUF file's scalar metadata and tensor shapes, read by ggml's parser (header only).
+pub fn contents(path: &Path) -> Result<GgufContents, String> {
+    use serde_json::Value;
+    init();
+    let p = c_path(path)?;
+    // SAFETY: no_alloc = true reads only the header; every index is below the counts ggml
+    // reports, strings are copied before the context is freed.
+    unsafe {
+        let params = sys::gguf_init_params { no_alloc: true, ctx: std::ptr::null_mut() };
+        let g = sys::gguf_init_from_file(p.as_ptr(), params);
+        if g.is_null() {
+            return Err(take_errors(&format!("{}: not a readable GGUF file", path.display())));
+        }
+        let mut c = GgufContents::default();
+        for i in 0..sys::gguf_get_n_kv(g) {
+            let key = CStr::from_ptr(sys::gguf_get_key(g, i)).to_string_lossy().to_string();
+            let v = match sys::gguf_get_kv_type(g, i) {
+                sys::GGUF_TYPE_UINT8 => Value::from(sys::gguf_get_val_u8(g, i)),
+                sys::GGUF_TYPE_INT8 => Value::from(sys::gguf_get_val_i8(g, i)),
+                sys::GGUF_TYPE_UINT16 => Value::from(sys::gguf_get_val_u16(g, i)),
+                sys::GGUF_TYPE_INT16 => Value::from(sys::gguf_get_val_i16(g, i)),
+                sys::GGUF_TYPE_UINT32 => Value::from(sys::gguf_get_val_u32(g, i)),
+                sys::GGUF_TYPE_INT32 => Value::from(sys::gguf_get_val_i32(g, i)),
+                sys::GGUF_TYPE_UINT64 => Value::from(sys::gguf_get_val_u64(g, i)),
+                sys::GGUF_TYPE_INT64 => Value::from(sys::gguf_get_val_i64(g, i)),
+                sys::GGUF_TYPE_FLOAT32 => f32_value(sys::gguf_get_val_f32(g, i)),
+                sys::GGUF_TYPE_FLOAT64 => Value::from(sys::gguf_get_val_f64(g, i)),
+                sys::GGUF_TYPE_BOOL => Value::from(sys::gguf_get_val_bool(g, i)),
+                sys::GGUF_TYPE_STRING => {
+                    Value::from(CStr::from_ptr(sys::gguf_get_val_str(g, i)).to_string_lossy().to_string())
+                }
+                _ => continue, // arrays: the tokenizer's lists
+            };
+            c.metadata.insert(key, v);
+        }
+        for i in 0..sys::gguf_get_n_tensors(g) {
+            let name = CStr::from_ptr(sys::gguf_get_tensor_name(g, i)).to_string_lossy().to_string();
+            let ne = std::slice::from_raw_parts(sys::gguf_get_tensor_ne(g, i), GGML_MAX_DIMS);
+            // ggml pads the shape with 1s up to four dimensions; a vector keeps its one.
+            let dims = ne.iter().rposition(|&n| n != 1).map_or(1, |d| d + 1);
+            c.tensors.insert(name, ne[..dims].iter().map(|&n| n as u64).collect());
+        }
+        sys::gguf_free(g);
+        Ok(c)
     }
 }
 

@@ -29,6 +29,8 @@ pub enum Job {
     Build { arch: Architecture, context_length: u32, formats: Vec<DType>, dir: PathBuf, seed: u64, threads: i32 },
     /// Load and describe a GGUF file.
     Inspect { path: PathBuf },
+    /// Read a GGUF file's metadata and tensor shapes (no weights are loaded).
+    Contents { path: PathBuf },
     /// Time `tests` on every model, `repeats` rounds, alternating models and tests each round.
     Bench { models: Vec<PathBuf>, tests: Vec<Test>, repeats: u32, threads: i32 },
 }
@@ -72,6 +74,7 @@ pub struct BenchResult {
 pub enum JobResult {
     Built(Vec<BuiltFile>),
     Bench(BenchResult),
+    Contents(crate::arch::gguf_config::GgufContents),
 }
 
 /// The backend llama.cpp was built with (features `llamacpp-cuda`, `-metal`, `-vulkan`).
@@ -185,7 +188,7 @@ pub fn build(arch: &Architecture, formats: &[DType], dir: &Path, seed: u64, thre
     };
     match run_job(&job)? {
         JobResult::Built(files) => Ok(files),
-        JobResult::Bench(_) => Err(Error::Engine("the worker answered a build with a benchmark".into())),
+        _ => Err(Error::Engine("the worker answered a build with something else".into())),
     }
 }
 
@@ -194,6 +197,23 @@ pub fn bench(models: &[PathBuf], tests: &[Test], repeats: u32, threads: i32) -> 
     let job = Job::Bench { models: models.to_vec(), tests: tests.to_vec(), repeats, threads };
     match run_job(&job)? {
         JobResult::Bench(b) => Ok(b),
-        JobResult::Built(_) => Err(Error::Engine("the worker answered a benchmark with a build".into())),
+        _ => Err(Error::Engine("the worker answered a benchmark with something else".into())),
     }
+}
+
+/// The architecture of a GGUF file, from its metadata as llama.cpp's parser reads it: what lets
+/// `devices fit` match llama-bench runs of downloaded or exported models without their
+/// config.json.
+pub fn architecture_of(path: &Path) -> Result<Architecture> {
+    let source = path.display().to_string();
+    let contents = match run_job(&Job::Contents { path: path.to_path_buf() })? {
+        JobResult::Contents(c) => c,
+        _ => return Err(Error::Engine("the worker answered a metadata read with something else".into())),
+    };
+    let cfg = crate::arch::gguf_config::hf_config_of(&contents, &source)?;
+    let name = match contents.metadata.get("general.name").and_then(|v| v.as_str()) {
+        Some(n) if !n.trim().is_empty() => n.trim().to_string(),
+        _ => path.file_stem().and_then(|s| s.to_str()).unwrap_or("model").to_string(),
+    };
+    crate::arch::parse_hf_config(&cfg.to_string(), &source, &name)
 }

@@ -62,6 +62,7 @@ fn run(job: Job) -> Result<JobResult, String> {
             }
             Ok(JobResult::Built(files))
         }
+        Job::Contents { path } => ffi::contents(&path).map(JobResult::Contents),
         Job::Inspect { path } => Ok(JobResult::Built(vec![inspect(&path, DType::F16)?])),
         Job::Bench { models, tests, repeats, threads } => {
             bench(&models, &tests, repeats, threads).map(JobResult::Bench)
