@@ -211,7 +211,36 @@ fn fit(a: FitArgs, out: &mut dyn std::io::Write) -> Result<()> {
     if let Some(d) = origins.iter().filter_map(|o| o.date.clone()).max() {
         fitted_base.provenance.date = d;
     }
-    let (mut profile, report) = fit::fit_engine_under_roofs(&fitted_base, &engine, &runs)?;
+    let donor = match &a.fixed_cost_from {
+        None => None,
+        Some(name) => {
+            let d = resolve(name)?;
+            let fitted = d.engine.as_ref().is_some_and(|e| e.name == engine.name) && d.kernel_overhead_s > 0.0;
+            if !fitted {
+                return Err(Error::Usage(format!(
+                    "--fixed-cost-from {name}: expected a profile of {} with a fitted cost per kernel, got {} ({} per kernel)",
+                    engine.name,
+                    d.provenance.origin.label(),
+                    d.kernel_overhead_s
+                )));
+            }
+            Some(d)
+        }
+    };
+    let launch = donor.as_ref().map(|d| d.kernel_overhead_s);
+    let (mut profile, report) = fit::fit_engine_under_roofs(&fitted_base, &engine, &runs, launch)?;
+    if let Some(d) = &donor {
+        let backend = d.engine.as_ref().map_or("", |e| e.backend.as_str());
+        profile.notes.insert(
+            "fixed_cost_from".into(),
+            serde_json::Value::from(format!(
+                "cost per kernel {:.2} us taken from {} ({} backend), not fitted: these runs are of one model size",
+                d.kernel_overhead_s * 1e6,
+                d.name,
+                backend
+            )),
+        );
+    }
     profile.notes.insert("fitted_runs".into(), serde_json::Value::from(runs.len()));
     profile.notes.insert("fit_coefficients".into(), serde_json::to_value(&report.coefficients).expect("numbers"));
     profile.notes.insert("fitted_sources".into(), serde_json::to_value(&origins).expect("origins serialise"));

@@ -400,6 +400,11 @@ pub struct FitArgs {
     /// so the profile's agreement is measured on runs it has not seen.
     #[arg(long, value_delimiter = ',')]
     pub holdout: Vec<PathBuf>,
+    /// Take the cost per kernel from this profile (built-in name or file: a fit of the same
+    /// engine and backend on another device) instead of fitting it, for runs of one model size,
+    /// which cannot separate a fixed cost from bandwidth.
+    #[arg(long, value_name = "PROFILE")]
+    pub fixed_cost_from: Option<String>,
     /// Where to write the profile.
     #[arg(long)]
     pub out: PathBuf,

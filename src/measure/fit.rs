@@ -203,17 +203,25 @@ pub struct FitReport {
 /// Fits `engine` on `base` (which supplies the name, memory, probed bandwidth and provenance)
 /// to `runs`; returns the profile and the fit's report.
 pub fn fit_engine(base: &DeviceProfile, engine: &Engine, runs: &[Run]) -> Result<(DeviceProfile, FitReport)> {
-    fit_with(base, engine, runs, &BTreeMap::new(), PRIOR_WEIGHT)
+    fit_with(base, engine, runs, &BTreeMap::new(), &BTreeMap::new(), PRIOR_WEIGHT)
 }
 
 /// Like [`fit_engine`], but no fitted rate may beat `base`'s roofs: every byte costs at least
 /// 1 / bandwidth and every FLOP at least 1 / the fastest peak. For a few public runs of one or
 /// two models, where a rate's split between bytes and FLOPs is not identifiable (a GEMV's FLOPs
-/// are proportional to its bytes), this keeps the solution physical.
+/// are proportional to its bytes), this keeps the solution physical. A rate no run constrains stays at its roof (decode
+/// attention reads the KV cache at the bandwidth at best), not free.
+///
+/// Fixed time goes to kernels, not to forward passes: public runs rarely vary depth at a fixed
+/// width, so the two cannot be told apart, and what llama.cpp repeats per token (building the
+/// graph on the CPU, launching or dispatching its nodes) scales with the number of kernels.
+/// `launch_s`: a cost per kernel to use rather than fit (from a sibling device's fit on the
+/// same backend), for runs of one model size that cannot separate it from bandwidth.
 pub fn fit_engine_under_roofs(
     base: &DeviceProfile,
     engine: &Engine,
     runs: &[Run],
+    launch_s: Option<f64>,
 ) -> Result<(DeviceProfile, FitReport)> {
     let per_byte = 1.0 / base.bandwidth_bytes_per_s;
     // Half-precision products run on the f16 peak; block-quantised ones may use int8 units
@@ -236,7 +244,11 @@ pub fn fit_engine_under_roofs(
         floors.insert(f, per_byte);
     }
     floors.insert(Feature::AttentionPrefillFlops, per_flop);
-    fit_with(base, engine, runs, &floors, THIN_PRIOR_WEIGHT)
+    let mut fixed = BTreeMap::from([(Feature::Pass, 0.0)]);
+    if let Some(c) = launch_s {
+        fixed.insert(Feature::Launch, c);
+    }
+    fit_with(base, engine, runs, &floors, &fixed, THIN_PRIOR_WEIGHT)
 }
 
 fn fit_with(
@@ -244,8 +256,13 @@ fn fit_with(
     engine: &Engine,
     runs: &[Run],
     floors: &BTreeMap<Feature, f64>,
+    fixed: &BTreeMap<Feature, f64>,
     prior_weight: f64,
 ) -> Result<(DeviceProfile, FitReport)> {
+    // A given coefficient is a floor the solver may not rise above.
+    let mut floors = floors.clone();
+    floors.extend(fixed.iter().map(|(f, c)| (*f, *c)));
+    let floors = &floors;
     if runs.is_empty() {
         return Err(Error::Usage("no runs to fit".into()));
     }
@@ -254,6 +271,7 @@ fn fit_with(
     }
     let knots = knots(runs);
     let mut coef: BTreeMap<Feature, f64> = BTreeMap::new();
+    let mut shared_rates: BTreeMap<Feature, f64> = BTreeMap::new();
     let mut iterations = 0;
     for it in 0..8 {
         iterations = it + 1;
@@ -276,18 +294,44 @@ fn fit_with(
             })
             .collect();
         let pooled_floors: BTreeMap<Feature, f64> = floors.iter().map(|(f, v)| (pooled(*f), *v)).collect();
-        let shared = solve(&pooled_rows, runs, &BTreeMap::new(), &pooled_floors, prior_weight);
+        let shared = solve(&pooled_rows, runs, &BTreeMap::new(), &pooled_floors, fixed, prior_weight);
         let prior: BTreeMap<Feature, f64> =
             rows.iter().flat_map(|r| r.keys()).filter_map(|&f| shared.get(&pooled(f)).map(|&c| (f, c))).collect();
-        let next = solve(&rows, runs, &prior, floors, prior_weight);
+        let mut next = solve(&rows, runs, &prior, floors, fixed, prior_weight);
+        // A non-product rate no run exercised stays at its roof (a product type's stays
+        // absent: the evaluator then prices it as the device does, not at an int8 floor).
+        for (f, c) in floors.iter().filter(|(f, _)| !matches!(f, Feature::ProductBytes(_) | Feature::ProductFlops(..))) {
+            next.entry(*f).or_insert(*c);
+        }
         let stable = next.keys().eq(coef.keys())
             && next.iter().all(|(k, v)| coef.get(k).is_some_and(|c| (c - v).abs() <= 1e-9 * v.abs().max(1e-30)));
         coef = next;
+        shared_rates = shared;
         if stable {
             break;
         }
     }
-    let profile = to_profile(base, engine, &coef);
+    // A weight type no run stored gets the rates all types share, rather than whatever the
+    // device would assume without an engine fit: a profile fitted on q4_k_m runs still prices
+    // a q8_0 model like a quantised one.
+    let mut priced = coef.clone();
+    let seen: std::collections::BTreeSet<TensorType> = coef
+        .keys()
+        .filter_map(|f| match f {
+            Feature::ProductBytes(t) | Feature::ProductFlops(t, _) => Some(*t),
+            _ => None,
+        })
+        .collect();
+    for t in TensorType::ALL.into_iter().filter(|t| !seen.contains(t)) {
+        for (f, c) in &shared_rates {
+            match f {
+                Feature::ProductBytes(_) => priced.insert(Feature::ProductBytes(t), *c),
+                Feature::ProductFlops(_, k) => priced.insert(Feature::ProductFlops(t, *k), *c),
+                _ => None,
+            };
+        }
+    }
+    let profile = to_profile(base, engine, &priced);
     let residuals: Vec<Residual> = runs
         .iter()
         .map(|r| {
@@ -343,6 +387,7 @@ fn solve(
     runs: &[Run],
     prior: &BTreeMap<Feature, f64>,
     floors: &BTreeMap<Feature, f64>,
+    fixed: &BTreeMap<Feature, f64>,
     prior_weight: f64,
 ) -> BTreeMap<Feature, f64> {
     let floor = |f: &Feature| floors.get(f).copied().unwrap_or(0.0);
@@ -356,6 +401,9 @@ fn solve(
     // A feature must carry at least 1% of some run's predicted time to be identifiable: a
     // rough scale is 1 ns per unit for bytes/FLOPs-free launches, judged by column share.
     names.retain(|f| rows.iter().any(|r| r.get(f).copied().unwrap_or(0.0) > 0.0));
+    // Given coefficients are not solved for: their whole cost is in the floor term below.
+    let given: Vec<Feature> = names.iter().filter(|f| fixed.contains_key(f)).copied().collect();
+    names.retain(|f| !fixed.contains_key(f));
     let ridge: Vec<usize> = names
         .iter()
         .enumerate()
@@ -375,7 +423,9 @@ fn solve(
             a[[i, j]] = v;
             scale[j] += v * v;
         }
-        b[i] = 1.0 - names.iter().map(|f| floor(f) * row.get(f).copied().unwrap_or(0.0)).sum::<f64>() / run.measured_s;
+        b[i] = 1.0
+            - names.iter().chain(&given).map(|f| floor(f) * row.get(f).copied().unwrap_or(0.0)).sum::<f64>()
+                / run.measured_s;
     }
     for (j, s) in scale.iter_mut().enumerate() {
         *s = if ridge.contains(&j) { 1.0 / prior[&names[j]] } else { s.sqrt().max(1e-300) };
@@ -388,7 +438,8 @@ fn solve(
         b[m + k] = prior_weight;
     }
     let (x, _) = nnls::nnls(a.view(), b.view());
-    names.iter().enumerate().map(|(j, f)| (*f, floor(f) + x[j] / scale[j])).collect()
+    let solved = names.iter().enumerate().map(|(j, f)| (*f, floor(f) + x[j] / scale[j]));
+    solved.chain(given.iter().map(|f| (*f, floor(f)))).collect()
 }
 
 /// The profile the coefficients describe: the fastest fitted FLOP rate is the peak, the probed
