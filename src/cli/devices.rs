@@ -275,8 +275,9 @@ fn fit(a: FitArgs, out: &mut dyn std::io::Write) -> Result<()> {
             })
             .collect();
         profile.notes.insert("held_out_sources".into(), serde_json::to_value(&horigins).expect("origins serialise"));
-        profile.notes.insert(
-            "held_out_agreement".into(),
+        let agreement = if held.is_empty() {
+            serde_json::json!({ "runs": 0, "note": format!("no held-out row could be used: {}", held_skipped.join("; ")) })
+        } else {
             serde_json::json!({
                 "runs": held.len(),
                 "median_factor": median_factor(&held),
@@ -284,8 +285,9 @@ fn fit(a: FitArgs, out: &mut dyn std::io::Write) -> Result<()> {
                     "{} {} {}: measured {:.1} tok/s, predicted {:.1} tok/s ({:.2}x)",
                     h.model, h.weights, h.test, h.measured_tokens_per_s, h.predicted_tokens_per_s, h.ratio
                 )).collect::<Vec<_>>(),
-            }),
-        );
+            })
+        };
+        profile.notes.insert("held_out_agreement".into(), agreement);
     }
     crate::report::write_atomic(&a.out, profile.to_json().as_bytes())?;
     let mut s = String::new();
@@ -313,7 +315,9 @@ fn fit(a: FitArgs, out: &mut dyn std::io::Write) -> Result<()> {
     for n in skipped {
         let _ = writeln!(s, "  note: {n}");
     }
-    if !a.holdout.is_empty() {
+    if !a.holdout.is_empty() && held.is_empty() {
+        let _ = writeln!(s, "held out: no usable row in {} file(s)", a.holdout.len());
+    } else if !a.holdout.is_empty() {
         let _ = writeln!(
             s,
             "held out ({} runs, not fitted): median factor {:.2}x between predicted and measured tokens/s",

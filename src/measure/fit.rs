@@ -300,7 +300,8 @@ fn fit_with(
         let mut next = solve(&rows, runs, &prior, floors, fixed, prior_weight);
         // A non-product rate no run exercised stays at its roof (a product type's stays
         // absent: the evaluator then prices it as the device does, not at an int8 floor).
-        for (f, c) in floors.iter().filter(|(f, _)| !matches!(f, Feature::ProductBytes(_) | Feature::ProductFlops(..))) {
+        for (f, c) in floors.iter().filter(|(f, _)| !matches!(f, Feature::ProductBytes(_) | Feature::ProductFlops(..)))
+        {
             next.entry(*f).or_insert(*c);
         }
         let stable = next.keys().eq(coef.keys())
@@ -557,19 +558,29 @@ pub fn runs_from_records(
         let arch = match &r.config {
             Some(c) => crate::arch::parse_hf_config(&c.to_string(), &r.model, &r.model).ok(),
             None => {
-                let matches: Vec<&Architecture> = models
+                let close = |p: u64| {
+                    let p = p as f64;
+                    if r.params_exact {
+                        p == r.params
+                    } else {
+                        (p - r.params).abs() <= 0.01 * r.params
+                    }
+                };
+                // A GGUF may store a tied model's output matrix separately (llama.cpp then
+                // counts it): such a file is the model with untied embeddings.
+                let untied = |a: &Architecture| {
+                    let mut u = a.clone();
+                    u.tie_embeddings = false;
+                    u
+                };
+                let matches: Vec<Architecture> = models
                     .iter()
-                    .filter(|a| {
-                        let p = a.parameters() as f64;
-                        if r.params_exact {
-                            p == r.params
-                        } else {
-                            (p - r.params).abs() <= 0.01 * r.params
-                        }
-                    })
+                    .filter(|a| close(a.parameters()))
+                    .cloned()
+                    .chain(models.iter().filter(|a| a.tie_embeddings).map(untied).filter(|u| close(u.parameters())))
                     .collect();
                 match matches.as_slice() {
-                    [one] => Some((*one).clone()),
+                    [one] => Some(one.clone()),
                     _ => None,
                 }
             }
