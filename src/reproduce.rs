@@ -21,7 +21,7 @@ use std::path::Path;
 /// The paper's devices, as built-in datasheet profiles (a device with an expected profile keeps
 /// its datasheet one as NAME-datasheet).
 pub const PAPER_DEVICES: [&str; 5] =
-    ["m1-pro", "rtx3070ti-laptop", "jetson-orin-nano-super", "rpi5", "rtx3090-datasheet"];
+    ["m1-pro-datasheet", "rtx3070ti-laptop", "jetson-orin-nano-super", "rpi5-datasheet", "rtx3090-datasheet"];
 
 /// The RTX 3090's datasheet profile, where the findings quote it.
 const RTX3090: &str = "rtx3090-datasheet";
@@ -266,7 +266,7 @@ pub fn reproduce(out: &Path) -> Result<String> {
     let depth_rows = depth(&base, &devices);
     write_atomic(&out.join("depth.csv"), &csv_bytes(&depth_rows))?;
     let series = |f: &dyn Fn(&DepthRow) -> f64, phase: &str| -> Vec<(String, Vec<(f64, f64)>)> {
-        [RTX3090, "rpi5"]
+        [RTX3090, "rpi5-datasheet"]
             .iter()
             .map(|d| {
                 (

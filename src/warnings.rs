@@ -104,9 +104,9 @@ mod tests {
         assert_eq!(w.len(), 2, "{w:?}");
         assert!(w[0].contains("max_position_embeddings (2048)") && w[1].contains("sliding window (1024)"));
         // A 135M model on a datasheet (upper-bound) profile.
-        let w = check(&builtin("m1-pro").unwrap(), &run(135_000_000, DType::F32, 512));
+        let w = check(&builtin("m1-pro-datasheet").unwrap(), &run(135_000_000, DType::F32, 512));
         assert_eq!(w.len(), 1, "{w:?}");
         assert!(w[0].contains("upper-bound") && w[0].contains("under 500M"), "{w:?}");
-        assert!(check(&builtin("m1-pro").unwrap(), &run(600_000_000, DType::F32, 512)).is_empty());
+        assert!(check(&builtin("m1-pro-datasheet").unwrap(), &run(600_000_000, DType::F32, 512)).is_empty());
     }
 }

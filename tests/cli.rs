@@ -194,9 +194,10 @@ fn devices_lists_the_library_and_shows_one_profile() {
 #[test]
 fn the_expected_profile_takes_the_plain_name_and_says_what_it_is() {
     use rooflinebench::device::builtin;
-    // data/llama-bench/rtx3090/pr4766-backend-sched.md holds four rows: 7B F16 and Q4_0, pp and tg.
+    // data/llama-bench/rtx3090/xiongjiedai-llama3.md holds ten rows: Llama 3 8B in Q4_K_M and
+    // F16, each pp512 and tg512, tg1024, tg4096, tg8192.
     let expected = builtin("rtx3090").unwrap();
-    assert_eq!(expected.kind_label(), "expected (llama.cpp, fitted from 4 public runs)");
+    assert_eq!(expected.kind_label(), "expected (llama.cpp, fitted from 10 public runs)");
     let datasheet = builtin("rtx3090-datasheet").unwrap();
     assert_eq!(datasheet.kind_label(), "upper bound (datasheet)");
     // The GA102 datasheet: 936.2 GB/s, 35.58 TFLOP/s FP32.
@@ -204,7 +205,7 @@ fn the_expected_profile_takes_the_plain_name_and_says_what_it_is() {
     assert_eq!(datasheet.peak_flops(rooflinebench::dtype::DType::F32), 35.58e12);
     assert!(builtin("rtx3090-paper").unwrap().kind_label().contains("measured"));
     // A device without public runs keeps its plain name as the datasheet upper bound.
-    assert_eq!(builtin("rpi5").unwrap().kind_label(), "upper bound (datasheet)");
+    assert_eq!(builtin("rtx3070ti-laptop").unwrap().kind_label(), "upper bound (datasheet)");
 }
 
 #[test]

@@ -129,7 +129,7 @@ proptest! {
         device_index in 0usize..4, unfused: bool, absorbed: bool, fused_norm_act: bool, overhead_us in 0.0f64..5.0,
     ) {
         let arch = arch_from(layers, hidden_mult, heads, kv_div, mla, moe);
-        let names = ["rpi5", "rtx3090-datasheet", "m1-pro-paper", "jetson-orin-nano-super"];
+        let names = ["rpi5-datasheet", "rtx3090-datasheet", "m1-pro-paper", "jetson-orin-nano-super"];
         let mut device = builtin(names[device_index]).unwrap();
         device.kernel_overhead_s = overhead_us * 1e-6;
         let plan = Plan {
@@ -179,7 +179,7 @@ fn fastest_equals_the_best_fixed_plan_for_every_attention_kind() {
     // plan must price every candidate, so it equals the minimum over fixed plans, per phase.
     for name in ["SmolLM2-135M", "Qwen2.5-0.5B", "DeepSeek-V2-Lite-Chat"] {
         let arch = model(name);
-        for device in ["rpi5", "rtx3090-datasheet"] {
+        for device in ["rpi5-datasheet", "rtx3090-datasheet"] {
             let device = builtin(device).unwrap();
             for s in Scenario::all_named() {
                 let best = Evaluator::new(&device, RunSettings::default(), PlanChoice::Fastest).scenario(&arch, &s);

@@ -1,6 +1,6 @@
 //! `devices`: the built-in library.
 
-use super::{emit, DevicesAction, DevicesArgs, FitArgs};
+use super::{emit, CheckArgs, DevicesAction, DevicesArgs, FitArgs};
 use crate::arch::{load_hf_config, Architecture};
 use crate::device::{builtin, builtin_names, resolve, DeviceProfile};
 use crate::device::{Engine, Origin};
@@ -50,6 +50,7 @@ pub fn run(args: DevicesArgs, out: &mut dyn std::io::Write) -> Result<()> {
             return emit(p.to_json().as_bytes(), None, out);
         }
         Some(DevicesAction::Fit(a)) => return fit(a, out),
+        Some(DevicesAction::Check(a)) => return check(a, out),
         None => {}
     }
     let rows: Vec<Row> = builtin_names().map(|n| row(&builtin(n).expect("listed names resolve"))).collect();
@@ -151,10 +152,55 @@ struct Agreement {
     predicted_tokens_per_s: f64,
     /// predicted / measured.
     ratio: f64,
+    prefill: bool,
 }
 
 /// The median of max(ratio, 1/ratio): how far off a typical prediction is, either way.
 fn median_factor(rows: &[Agreement]) -> f64 {
+    median_factor_of(&rows.iter().collect::<Vec<_>>())
+}
+
+/// The given models, then the shipped ones not given.
+fn models_for(given: &[std::path::PathBuf]) -> Result<Vec<Architecture>> {
+    let mut models = given.iter().map(|p| load_model(p)).collect::<Result<Vec<_>>>()?;
+    let names: std::collections::BTreeSet<String> = models.iter().map(|m| m.name.clone()).collect();
+    models.extend(shipped_models().into_iter().filter(|m| !names.contains(&m.name)));
+    Ok(models)
+}
+
+/// Each run predicted by `profile`.
+fn agreement(profile: &DeviceProfile, runs: &[fit::Run]) -> Vec<Agreement> {
+    runs.iter()
+        .map(|r| {
+            let predicted = fit::predict(profile, r);
+            let tokens = r.test.tokens() as f64;
+            Agreement {
+                model: r.arch.name.clone(),
+                weights: r.weights.name().to_string(),
+                test: r.test.label(),
+                measured_tokens_per_s: tokens / r.measured_s,
+                predicted_tokens_per_s: tokens / predicted,
+                ratio: r.measured_s / predicted,
+                prefill: r.test.is_prefill(),
+            }
+        })
+        .collect()
+}
+
+/// "median factor 1.12x (prefill 1.20x over 4 runs, decode 1.05x over 6)".
+fn factor_summary(rows: &[Agreement]) -> String {
+    let part = |prefill: bool| {
+        let sub: Vec<&Agreement> = rows.iter().filter(|r| r.prefill == prefill).collect();
+        let name = if prefill { "prefill" } else { "decode" };
+        match sub.len() {
+            0 => format!("no {name} runs"),
+            n => format!("{name} {:.2}x over {n}", median_factor_of(&sub)),
+        }
+    };
+    format!("median factor {:.2}x ({}, {})", median_factor(rows), part(true), part(false))
+}
+
+fn median_factor_of(rows: &[&Agreement]) -> f64 {
     let mut f: Vec<f64> = rows.iter().map(|a| a.ratio.max(1.0 / a.ratio)).collect();
     f.sort_by(f64::total_cmp);
     match f.len() {
@@ -164,13 +210,46 @@ fn median_factor(rows: &[Agreement]) -> f64 {
     }
 }
 
+/// `devices check`: a profile's predictions of llama-bench runs, nothing fitted.
+fn check(a: CheckArgs, out: &mut dyn std::io::Write) -> Result<()> {
+    let profile = resolve(&a.device)?;
+    let models = models_for(&a.model)?;
+    let (_, runs, _, skipped) = load_runs(&a.llama_bench, &models)?;
+    if runs.is_empty() {
+        return Err(Error::Usage(format!(
+            "no usable llama-bench rows in {} ({}); pass the models' config.json or GGUF with --model",
+            a.llama_bench.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "),
+            skipped.join("; ")
+        )));
+    }
+    let rows = agreement(&profile, &runs);
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "{} ({}): {} runs, {} between predicted and measured tokens/s",
+        profile.name,
+        profile.provenance.origin.label(),
+        rows.len(),
+        factor_summary(&rows)
+    );
+    for h in &rows {
+        let _ = writeln!(
+            s,
+            "  {:<40} {:<7} {:<14} measured {:>9.1} tok/s predicted {:>9.1} tok/s {:>6.2}x",
+            h.model, h.weights, h.test, h.measured_tokens_per_s, h.predicted_tokens_per_s, h.ratio
+        );
+    }
+    for n in skipped {
+        let _ = writeln!(s, "  note: {n}");
+    }
+    emit(s.as_bytes(), None, out)
+}
+
 /// `devices fit`: a llama.cpp profile for a device from llama-bench results run on it.
 fn fit(a: FitArgs, out: &mut dyn std::io::Write) -> Result<()> {
     let base = resolve(&a.base)?;
     crate::report::check_writable(&a.out)?;
-    let mut models = a.model.iter().map(|p| load_model(p)).collect::<Result<Vec<_>>>()?;
-    let given: std::collections::BTreeSet<String> = models.iter().map(|m| m.name.clone()).collect();
-    models.extend(shipped_models().into_iter().filter(|m| !given.contains(&m.name)));
+    let models = models_for(&a.model)?;
     let (records, runs, origins, skipped) = load_runs(&a.llama_bench, &models)?;
     if runs.is_empty() {
         return Err(Error::Usage(format!(
@@ -259,21 +338,7 @@ fn fit(a: FitArgs, out: &mut dyn std::io::Write) -> Result<()> {
     if !a.holdout.is_empty() {
         let (_, hruns, horigins, hskipped) = load_runs(&a.holdout, &models)?;
         held_skipped = hskipped;
-        held = hruns
-            .iter()
-            .map(|r| {
-                let predicted = fit::predict(&profile, r);
-                let tokens = r.test.tokens() as f64;
-                Agreement {
-                    model: r.arch.name.clone(),
-                    weights: r.weights.name().to_string(),
-                    test: r.test.label(),
-                    measured_tokens_per_s: tokens / r.measured_s,
-                    predicted_tokens_per_s: tokens / predicted,
-                    ratio: r.measured_s / predicted,
-                }
-            })
-            .collect();
+        held = agreement(&profile, &hruns);
         profile.notes.insert("held_out_sources".into(), serde_json::to_value(&horigins).expect("origins serialise"));
         let agreement = if held.is_empty() {
             serde_json::json!({ "runs": 0, "note": format!("no held-out row could be used: {}", held_skipped.join("; ")) })
@@ -281,6 +346,7 @@ fn fit(a: FitArgs, out: &mut dyn std::io::Write) -> Result<()> {
             serde_json::json!({
                 "runs": held.len(),
                 "median_factor": median_factor(&held),
+                "summary": factor_summary(&held),
                 "rows": held.iter().map(|h| format!(
                     "{} {} {}: measured {:.1} tok/s, predicted {:.1} tok/s ({:.2}x)",
                     h.model, h.weights, h.test, h.measured_tokens_per_s, h.predicted_tokens_per_s, h.ratio
@@ -320,9 +386,9 @@ fn fit(a: FitArgs, out: &mut dyn std::io::Write) -> Result<()> {
     } else if !a.holdout.is_empty() {
         let _ = writeln!(
             s,
-            "held out ({} runs, not fitted): median factor {:.2}x between predicted and measured tokens/s",
+            "held out ({} runs, not fitted): {} between predicted and measured tokens/s",
             held.len(),
-            median_factor(&held)
+            factor_summary(&held)
         );
         for h in &held {
             let _ = writeln!(

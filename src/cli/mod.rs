@@ -377,6 +377,22 @@ pub enum DevicesAction {
     },
     /// Fit a llama.cpp profile for a device from llama-bench results run on it.
     Fit(FitArgs),
+    /// Predict llama-bench results with a profile, unfitted: how far a built-in or fitted
+    /// profile is from runs on the device.
+    Check(CheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// llama-bench output files (`-o json`, `-o jsonl` or the markdown table).
+    #[arg(long = "llama-bench", required = true, value_delimiter = ',')]
+    pub llama_bench: Vec<PathBuf>,
+    /// The profile to check (built-in name or file).
+    #[arg(long)]
+    pub device: String,
+    /// The models the runs used (config.json or GGUF files), as for `devices fit`.
+    #[arg(long, value_delimiter = ',')]
+    pub model: Vec<PathBuf>,
 }
 
 #[derive(Debug, Args)]

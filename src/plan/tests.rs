@@ -153,7 +153,7 @@ fn the_e_graph_agrees_with_the_evaluators_plan_choice() {
     // The scoring path prices the same candidate plans in closed form; both must pick the same
     // MLA form per phase on datasheet profiles.
     let arch = deepseek();
-    for name in ["rtx3090-datasheet", "rpi5", "m1-pro"] {
+    for name in ["rtx3090-datasheet", "rpi5-datasheet", "m1-pro-datasheet"] {
         let d = device(name);
         let s = crate::roofline::Scenario::named("liso").unwrap();
         let settings =
