@@ -58,3 +58,5 @@ for device in "${devices[@]}"; do
   [[ -n $donor ]] && args+=(--fixed-cost-from "devices/$donor.json")
   "$BIN" "${args[@]}"
 done
+
+python3 scripts/expected-profiles-table.py

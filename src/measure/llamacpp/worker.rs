@@ -42,15 +42,16 @@ fn run(job: Job) -> Result<JobResult, String> {
     match job {
         Job::Build { arch, context_length, formats, dir, seed, threads } => {
             let layout = gguf_layout(&arch, context_length).map_err(|e| e.to_string())?;
-            let stem = dir.join(&arch.name);
-            let f16 = stem.with_extension("f16.gguf");
+            // NAME.FORMAT.gguf; not with_extension, which would cut a dotted name ("Qwen2.5-0.5B").
+            let file = |format: &str| dir.join(format!("{}.{format}.gguf", arch.name));
+            let f16 = file("f16");
             ffi::write_gguf(&layout, &f16, seed)?;
             let mut files = Vec::new();
             for format in formats {
                 let path = if format == DType::F16 {
                     f16.clone()
                 } else {
-                    let path = stem.with_extension(format!("{}.gguf", format.name()));
+                    let path = file(format.name());
                     let ftype = file_type(format).ok_or_else(|| format!("{format} is not a GGUF format"))?;
                     ffi::quantize(&f16, &path, ftype, threads)?;
                     path
