@@ -21,7 +21,7 @@ fn scenario_evaluation(c: &mut Criterion) {
         let arch =
             load_hf_config(&Path::new(env!("CARGO_MANIFEST_DIR")).join("models").join(format!("{name}.json"))).unwrap();
         let s = Scenario::named("lilo").unwrap();
-        for device_name in ["rtx3090-datasheet", "rpi5-datasheet"] {
+        for device_name in ["rtx3090-datasheet", "rpi5-datasheet", "rtx3090"] {
             let device = builtin(device_name).unwrap();
             for (plans, plan_label) in [(PlanChoice::Fixed(fixed), "one-plan"), (PlanChoice::Fastest, "fastest-plan")] {
                 let mut ev = Evaluator::new(&device, RunSettings::default(), plans);

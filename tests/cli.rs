@@ -274,3 +274,82 @@ fn small_models_on_an_upper_bound_and_emulated_formats_warn_on_stderr() {
     let csv = String::from_utf8(out.stdout).unwrap();
     assert!(csv.lines().next().unwrap().contains("profile") && csv.contains("the paper's measured ceilings"), "{csv}");
 }
+
+#[test]
+fn devices_fit_can_borrow_a_cost_per_kernel_and_refuses_a_profile_without_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = repo().join("data/llama-bench/m1");
+    let file = data.join("xiongjiedai-llama3.md");
+    let out = dir.path().join("m1.json");
+    let fit = |donor: &str| {
+        bin()
+            .args(["devices", "fit", "--base", "m1-datasheet", "--llama-bench", file.to_str().unwrap()])
+            .args(["--fixed-cost-from", donor, "--out", out.to_str().unwrap()])
+            .assert()
+    };
+    fit("m1-max").success();
+    let p = rooflinebench::device::DeviceProfile::from_json(&std::fs::read_to_string(&out).unwrap(), "out").unwrap();
+    let donor = rooflinebench::device::builtin("m1-max").unwrap();
+    assert!(donor.kernel_overhead_s > 0.0);
+    assert_eq!(p.kernel_overhead_s, donor.kernel_overhead_s);
+    assert!(p.notes["fixed_cost_from"].as_str().unwrap().contains("m1-max"));
+    // A datasheet profile has no cost per kernel to lend.
+    let err = String::from_utf8(fit("m1-max-datasheet").code(2).get_output().stderr.clone()).unwrap();
+    assert!(err.contains("--fixed-cost-from m1-max-datasheet") && err.lines().count() == 1, "{err}");
+}
+
+#[test]
+fn devices_check_predicts_llama_bench_runs_without_fitting() {
+    // PR #4766's master table (Llama 2 7B, four runs) against the rtx3090 expected profile,
+    // which was not fitted on it: the same four rows the profile's held-out notes list.
+    let file = repo().join("data/llama-bench/rtx3090/pr4766-master.md");
+    let out = bin()
+        .args(["devices", "check", "--device", "rtx3090", "--llama-bench", file.to_str().unwrap()])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8(out).unwrap();
+    assert!(
+        text.starts_with("rtx3090 (expected (llama.cpp, fitted from 10 public runs)): 4 runs, median factor"),
+        "{text}"
+    );
+    assert!(
+        text.contains("prefill") && text.contains("decode") && text.matches("Llama-2-7b-hf").count() == 4,
+        "{text}"
+    );
+    let p = rooflinebench::device::builtin("rtx3090").unwrap();
+    let rows = p.notes["held_out_agreement"]["rows"].as_array().unwrap();
+    for r in rows.iter().filter_map(|r| r.as_str()).filter(|r| r.contains("Llama-2-7b-hf")).take(4) {
+        // "... predicted 4559.2 tok/s ..." appears in both.
+        let predicted = r.split("predicted ").nth(1).unwrap().split(' ').next().unwrap();
+        assert!(text.contains(predicted), "{predicted} not in {text}");
+    }
+}
+
+#[test]
+fn a_tied_model_stored_with_its_own_output_matrix_is_matched_untied() {
+    // FlagScale's llama-bench of Qwen3-0.6B lists 751.63 M parameters: the published 596,049,920
+    // plus an output matrix of vocab 151,936 x hidden 1,024 = 155,582,464 stored apart.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("run.md");
+    std::fs::write(
+        &file,
+        "| model | size | params | backend | ngl | test | t/s |\n|---|---|---|---|---|---|---|\n\
+         | qwen3 0.6B F16 | 1.40 GiB | 751.63 M | CUDA | 99 | pp512 | 24335.09 |\n\
+         | qwen3 0.6B F16 | 1.40 GiB | 751.63 M | CUDA | 99 | tg128 | 168.67 |\n",
+    )
+    .unwrap();
+    let out = dir.path().join("p.json");
+    let text = bin()
+        .args(["devices", "fit", "--base", "a100-80gb-datasheet", "--llama-bench", file.to_str().unwrap()])
+        .args(["--out", out.to_str().unwrap()])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8(text).unwrap();
+    assert!(text.contains("from 2 runs") && text.contains("Qwen3-0.6B"), "{text}");
+}

@@ -197,6 +197,48 @@ min_params = 1e5
 
     /// `export --format gguf` writes a file llama.cpp loads, with our parameter count.
     #[test]
+    fn a_gguf_file_reads_back_as_its_architecture_through_llama_cpps_parser() {
+        engine_env();
+        let dir = tempfile::tempdir().unwrap();
+        for a in shapes() {
+            let files = build(&a, &[DType::Q8_0], dir.path(), 7, 2).unwrap();
+            let back = rooflinebench::measure::llamacpp::architecture_of(&files[0].path).unwrap();
+            // llama.cpp's own count (llama_model_n_params) of the file, not ours of `a`.
+            assert_eq!(back.parameters(), files[0].parameters, "{}", a.name);
+            assert_eq!((back.attention, back.ffn, back.tie_embeddings), (a.attention, a.ffn, a.tie_embeddings));
+        }
+    }
+
+    #[test]
+    fn devices_fit_reads_the_model_from_the_gguf_a_llama_bench_json_row_names() {
+        engine_env();
+        let dir = tempfile::tempdir().unwrap();
+        // A shape no config under models/ has: only the file can say what it is.
+        let a = &shapes()[0];
+        let files = build(a, &[DType::Q8_0], dir.path(), 7, 2).unwrap();
+        let row = |n_prompt: u32, n_gen: u32, avg_ns: f64| {
+            serde_json::json!({
+                "model_type": "llama ?B Q8_0", "model_filename": files[0].path, "model_n_params": 1,
+                "backends": "CPU", "n_threads": 2, "n_prompt": n_prompt, "n_gen": n_gen, "avg_ns": avg_ns
+            })
+        };
+        let bench = dir.path().join("run.json");
+        let rows = serde_json::json!([row(512, 0, 2.0e8), row(0, 128, 4.0e8)]);
+        std::fs::write(&bench, rows.to_string()).unwrap();
+        let out = dir.path().join("p.json");
+        let run = bin()
+            .env("ROOFLINEBENCH_BIN", env!("CARGO_BIN_EXE_rooflinebench"))
+            .args(["devices", "fit", "--base", "rpi5-datasheet", "--llama-bench"])
+            .arg(&bench)
+            .arg("--out")
+            .arg(&out)
+            .assert()
+            .success();
+        let text = String::from_utf8(run.get_output().stdout.clone()).unwrap();
+        assert!(text.contains("from 2 runs"), "{text}");
+    }
+
+    #[test]
     fn export_gguf_writes_a_candidate_llama_cpp_loads_with_our_parameter_count() {
         engine_env();
         let dir = tempfile::tempdir().unwrap();

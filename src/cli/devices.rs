@@ -228,7 +228,7 @@ fn check(a: CheckArgs, out: &mut dyn std::io::Write) -> Result<()> {
         s,
         "{} ({}): {} runs, {} between predicted and measured tokens/s",
         profile.name,
-        profile.provenance.origin.label(),
+        profile.kind_label(),
         rows.len(),
         factor_summary(&rows)
     );

@@ -119,6 +119,12 @@ fn is_flops(k: &ComputeSize) -> bool {
 }
 
 impl EfficiencyTable {
+    /// Whether every lookup gives the same efficiencies (curves of at most one point), so an
+    /// operator's cost over a range of contexts needs no piecewise sum.
+    pub fn is_constant(&self) -> bool {
+        self.compute.points.len() <= 1 && self.memory.points.len() <= 1
+    }
+
     /// (compute, memory) efficiency for an operator of this size.
     pub fn lookup(&self, flops: f64, bytes: f64) -> (f64, f64) {
         (self.compute.at(flops), self.memory.at(bytes))

@@ -10,7 +10,7 @@ pub use scenario::{BenchTest, Scenario, MAX_BATCH, MAX_TOKENS, NAMED as NAMED_SC
 use crate::arch::Architecture;
 use crate::device::DeviceProfile;
 use crate::workload::{
-    operators_into, AttentionForm, ElementwiseForm, Linear, Operator, Part, Phase, Plan, RunSettings,
+    operators_into, AttentionForm, ElementwiseForm, Linear, OpClass, Operator, Part, Phase, Plan, RunSettings,
 };
 use serde::Serialize;
 
@@ -25,6 +25,9 @@ struct Ceilings<'a> {
     compute: crate::dtype::DType,
     device: &'a DeviceProfile,
     has_tables: bool,
+    /// Each operator class's table for `compute`, looked up once (an evaluator prices millions
+    /// of operators against the same profile).
+    class_tables: [Option<&'a crate::device::EfficiencyTable>; OpClass::ALL.len()],
     /// Cells an engine's decode attention visits beyond the context, per score per context.
     kv_padding: f64,
 }
@@ -38,7 +41,17 @@ impl<'a> Ceilings<'a> {
             compute,
             device,
             has_tables: device.has_efficiency_tables(),
+            class_tables: OpClass::ALL.map(|class| device.efficiency_table(compute, class)),
             kv_padding: device.engine.as_ref().map_or(0.0, |e| e.padding_scores_factor()),
+        }
+    }
+
+    /// `device.operator_table(op)`, from the cache where it applies.
+    fn table(&self, op: &Operator) -> Option<&'a crate::device::EfficiencyTable> {
+        match op.weight_type.and_then(|t| self.device.product_efficiency.get(&t)) {
+            Some(t) => Some(t),
+            None if op.compute == self.compute => self.class_tables[op.class as usize],
+            None => self.device.efficiency_table(op.compute, op.class),
         }
     }
 
@@ -46,7 +59,7 @@ impl<'a> Ceilings<'a> {
     /// costs beyond its FLOPs.
     fn attained(&self, op: &Operator, flops: f64, bytes: f64, rows: f64) -> (f64, f64, f64) {
         let peak = if op.compute == self.compute { self.peak_flop_per_s } else { self.device.peak_flops(op.compute) };
-        match self.has_tables.then(|| self.device.operator_table(op)).flatten() {
+        match self.has_tables.then(|| self.table(op)).flatten() {
             Some(table) => {
                 let (c, m) = table.lookup_rows(flops, bytes, rows);
                 (peak * c, self.bandwidth_bytes_per_s * m, table.score_cost_s(op.value_head, kv_bytes_per_score(op)))
@@ -76,7 +89,7 @@ pub fn kv_bytes_per_score(op: &Operator) -> f64 {
 /// Scores an engine's kernel visits: a decode step's context rounded up to the engine's KV
 /// padding (on average half a pad more).
 pub fn padded_scores(op: &Operator, kv_padding: f64) -> Linear {
-    if op.class == crate::workload::OpClass::DecodeAttention {
+    if op.class == OpClass::DecodeAttention {
         Linear { base: op.scores.base + op.scores.per_ctx * kv_padding, per_ctx: op.scores.per_ctx }
     } else {
         op.scores
@@ -138,7 +151,9 @@ fn totals(op: &Operator, c: &Ceilings, first: f64, last: f64) -> OpTotals {
     let bytes = op.bytes();
     let fixed = steps * c.overhead_s;
     let varies = op.flops.per_ctx != 0.0 || bytes.per_ctx != 0.0;
-    let (time, compute) = if !varies || !c.has_tables || c.device.operator_table(op).is_none() {
+    // A piecewise sum only where the efficiency changes with the context's size.
+    let table = if c.has_tables { c.table(op) } else { None };
+    let (time, compute) = if !varies || table.is_none_or(|t| t.is_constant()) {
         let (tc, tm) = c.times(op, bytes, (first + last) / 2.0);
         sum_of_max(tc, tm, first, last)
     } else {
