@@ -25,7 +25,7 @@ BASELINE_DEVICES := rpi5,jetson-orin-nano-super,m1-pro,rtx3070ti-laptop,rtx3090
 PROFILE := devices/this-machine.json
 ENGINE_PROFILE := devices/this-machine-llamacpp.json
 
-.PHONY: run test build setup bench baseline calibrate validate reproduce profiles fmt lint
+.PHONY: run test build setup bench baseline calibrate validate reproduce profiles llama-bench-check fmt lint
 
 # libtorch only when the build wants it: `make build FEATURES=llamacpp` on a platform PyPI has
 # no torch wheel for.
@@ -76,6 +76,12 @@ validate: calibrate
 profiles:
 	$(CARGO) build --release --features $(FEATURES)
 	bash scripts/fit-expected-profiles.sh $(BIN)
+
+# devices fit on llama.cpp's own llama-bench here: builds llama-bench, times four real shapes,
+# fits two and predicts the other two (about 8 minutes; run nothing else meanwhile).
+llama-bench-check: build
+	$(BIN) calibrate --engine llama.cpp --out $(ENGINE_PROFILE)
+	bash scripts/llama-bench-check.sh $(BIN) $(ENGINE_PROFILE)
 
 # Refresh the committed baseline after an intended change (then review the diff).
 baseline: build
