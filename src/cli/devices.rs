@@ -142,6 +142,18 @@ fn load_runs(files: &[std::path::PathBuf], models: &[Architecture]) -> Result<Lo
     Ok((records, runs, origins, skipped))
 }
 
+/// A usage error when no row of `files` could be used, saying why.
+fn require_runs(runs: &[fit::Run], files: &[std::path::PathBuf], skipped: &[String]) -> Result<()> {
+    if !runs.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Usage(format!(
+        "no usable llama-bench rows in {} ({}); pass the models' config.json or GGUF with --model",
+        files.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "),
+        skipped.join("; ")
+    )))
+}
+
 /// Predicted against measured tokens/s of one held-out run.
 #[derive(Serialize)]
 struct Agreement {
@@ -156,8 +168,14 @@ struct Agreement {
 }
 
 /// The median of max(ratio, 1/ratio): how far off a typical prediction is, either way.
-fn median_factor(rows: &[Agreement]) -> f64 {
-    median_factor_of(&rows.iter().collect::<Vec<_>>())
+fn median_factor<'a>(rows: impl IntoIterator<Item = &'a Agreement>) -> f64 {
+    let mut f: Vec<f64> = rows.into_iter().map(|a| a.ratio.max(1.0 / a.ratio)).collect();
+    f.sort_by(f64::total_cmp);
+    match f.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => f[n / 2],
+        n => (f[n / 2 - 1] + f[n / 2]) / 2.0,
+    }
 }
 
 /// The given models, then the shipped ones not given.
@@ -190,24 +208,14 @@ fn agreement(profile: &DeviceProfile, runs: &[fit::Run]) -> Vec<Agreement> {
 /// "median factor 1.12x (prefill 1.20x over 4 runs, decode 1.05x over 6)".
 fn factor_summary(rows: &[Agreement]) -> String {
     let part = |prefill: bool| {
-        let sub: Vec<&Agreement> = rows.iter().filter(|r| r.prefill == prefill).collect();
+        let sub = || rows.iter().filter(move |r| r.prefill == prefill);
         let name = if prefill { "prefill" } else { "decode" };
-        match sub.len() {
+        match sub().count() {
             0 => format!("no {name} runs"),
-            n => format!("{name} {:.2}x over {n}", median_factor_of(&sub)),
+            n => format!("{name} {:.2}x over {n}", median_factor(sub())),
         }
     };
     format!("median factor {:.2}x ({}, {})", median_factor(rows), part(true), part(false))
-}
-
-fn median_factor_of(rows: &[&Agreement]) -> f64 {
-    let mut f: Vec<f64> = rows.iter().map(|a| a.ratio.max(1.0 / a.ratio)).collect();
-    f.sort_by(f64::total_cmp);
-    match f.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => f[n / 2],
-        n => (f[n / 2 - 1] + f[n / 2]) / 2.0,
-    }
 }
 
 /// `devices check`: a profile's predictions of llama-bench runs, nothing fitted.
@@ -215,13 +223,7 @@ fn check(a: CheckArgs, out: &mut dyn std::io::Write) -> Result<()> {
     let profile = resolve(&a.device)?;
     let models = models_for(&a.model)?;
     let (_, runs, _, skipped) = load_runs(&a.llama_bench, &models)?;
-    if runs.is_empty() {
-        return Err(Error::Usage(format!(
-            "no usable llama-bench rows in {} ({}); pass the models' config.json or GGUF with --model",
-            a.llama_bench.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "),
-            skipped.join("; ")
-        )));
-    }
+    require_runs(&runs, &a.llama_bench, &skipped)?;
     let rows = agreement(&profile, &runs);
     let mut s = String::new();
     let _ = writeln!(
@@ -251,13 +253,7 @@ fn fit(a: FitArgs, out: &mut dyn std::io::Write) -> Result<()> {
     crate::report::check_writable(&a.out)?;
     let models = models_for(&a.model)?;
     let (records, runs, origins, skipped) = load_runs(&a.llama_bench, &models)?;
-    if runs.is_empty() {
-        return Err(Error::Usage(format!(
-            "no usable llama-bench rows in {} ({}); pass the models' config.json with --model",
-            a.llama_bench.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "),
-            skipped.join("; ")
-        )));
-    }
+    require_runs(&runs, &a.llama_bench, &skipped)?;
     let backend = records.iter().map(|r| r.backend.clone()).find(|b| !b.is_empty()).unwrap_or_else(|| "unknown".into());
     let build = records
         .iter()

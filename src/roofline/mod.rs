@@ -41,17 +41,17 @@ impl<'a> Ceilings<'a> {
             compute,
             device,
             has_tables: device.has_efficiency_tables(),
+            // Indexed by `class as usize`: ALL lists the classes in declaration order.
             class_tables: OpClass::ALL.map(|class| device.efficiency_table(compute, class)),
             kv_padding: device.engine.as_ref().map_or(0.0, |e| e.padding_scores_factor()),
         }
     }
 
-    /// `device.operator_table(op)`, from the cache where it applies.
+    /// `device.operator_table(op)`, from the cache for operators without weights.
     fn table(&self, op: &Operator) -> Option<&'a crate::device::EfficiencyTable> {
-        match op.weight_type.and_then(|t| self.device.product_efficiency.get(&t)) {
-            Some(t) => Some(t),
+        match op.weight_type {
             None if op.compute == self.compute => self.class_tables[op.class as usize],
-            None => self.device.efficiency_table(op.compute, op.class),
+            _ => self.device.operator_table(op),
         }
     }
 

@@ -209,8 +209,9 @@ pub fn quantize(src: &Path, dst: &Path, file_type: u32, threads: i32) -> Result<
     }
 }
 
-/// Every tensor of a GGUF file with its stored ggml type and data bytes (read by ggml's parser).
-pub fn tensor_types(path: &Path) -> Result<Vec<(String, u32, u64)>, String> {
+/// Runs `read` on a GGUF file's header as ggml's parser reads it (no tensor data), and frees it.
+/// `read` gets a valid context and must copy out what it keeps.
+fn with_gguf_header<T>(path: &Path, read: impl FnOnce(*mut sys::gguf_context) -> T) -> Result<T, String> {
     init();
     let p = c_path(path)?;
     // SAFETY: no_alloc = true reads only the header; the context is freed before returning.
@@ -220,15 +221,23 @@ pub fn tensor_types(path: &Path) -> Result<Vec<(String, u32, u64)>, String> {
         if g.is_null() {
             return Err(take_errors(&format!("{}: not a readable GGUF file", path.display())));
         }
-        let n = sys::gguf_get_n_tensors(g);
-        let mut out = Vec::with_capacity(n as usize);
-        for i in 0..n {
-            let name = CStr::from_ptr(sys::gguf_get_tensor_name(g, i)).to_string_lossy().to_string();
-            out.push((name, sys::gguf_get_tensor_type(g, i) as u32, sys::gguf_get_tensor_size(g, i) as u64));
-        }
+        let out = read(g);
         sys::gguf_free(g);
         Ok(out)
     }
+}
+
+/// Every tensor of a GGUF file with its stored ggml type and data bytes (read by ggml's parser).
+pub fn tensor_types(path: &Path) -> Result<Vec<(String, u32, u64)>, String> {
+    // SAFETY: every index is below the count ggml reports; names are copied.
+    with_gguf_header(path, |g| unsafe {
+        (0..sys::gguf_get_n_tensors(g))
+            .map(|i| {
+                let name = CStr::from_ptr(sys::gguf_get_tensor_name(g, i)).to_string_lossy().to_string();
+                (name, sys::gguf_get_tensor_type(g, i) as u32, sys::gguf_get_tensor_size(g, i) as u64)
+            })
+            .collect()
+    })
 }
 
 /// ggml's `GGML_MAX_DIMS` (a macro, which bindgen leaves out).
@@ -237,16 +246,8 @@ const GGML_MAX_DIMS: usize = 4;
 /// A GGUF file's scalar metadata and tensor shapes, read by ggml's parser (header only).
 pub fn contents(path: &Path) -> Result<GgufContents, String> {
     use serde_json::Value;
-    init();
-    let p = c_path(path)?;
-    // SAFETY: no_alloc = true reads only the header; every index is below the counts ggml
-    // reports, strings are copied before the context is freed.
-    unsafe {
-        let params = sys::gguf_init_params { no_alloc: true, ctx: std::ptr::null_mut() };
-        let g = sys::gguf_init_from_file(p.as_ptr(), params);
-        if g.is_null() {
-            return Err(take_errors(&format!("{}: not a readable GGUF file", path.display())));
-        }
+    // SAFETY: every index is below the counts ggml reports; strings are copied.
+    with_gguf_header(path, |g| unsafe {
         let mut c = GgufContents::default();
         for i in 0..sys::gguf_get_n_kv(g) {
             let key = CStr::from_ptr(sys::gguf_get_key(g, i)).to_string_lossy().to_string();
@@ -276,9 +277,8 @@ pub fn contents(path: &Path) -> Result<GgufContents, String> {
             let dims = ne.iter().rposition(|&n| n != 1).map_or(1, |d| d + 1);
             c.tensors.insert(name, ne[..dims].iter().map(|&n| n as u64).collect());
         }
-        sys::gguf_free(g);
-        Ok(c)
-    }
+        c
+    })
 }
 
 pub struct Model {
