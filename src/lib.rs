@@ -12,6 +12,7 @@ pub mod cli;
 pub mod device;
 pub mod dtype;
 pub mod error;
+pub mod files;
 pub mod measure;
 pub mod plan;
 pub mod quality;
@@ -19,6 +20,7 @@ pub mod report;
 pub mod reproduce;
 pub mod roofline;
 pub mod search;
+pub mod units;
 pub mod warnings;
 pub mod workload;
 

@@ -7,6 +7,8 @@ fn main() {
         Ok(cli) => cli,
         Err(e) => exit_on_usage(e),
     };
+    // Every command exits 130 on SIGINT, SIGTERM or SIGHUP, removing what it was writing.
+    rooflinebench::files::interrupt::install();
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let code = match run(cli, &mut out).and_then(|()| out.flush().map_err(|e| rooflinebench::Error::io("<stdout>", e)))

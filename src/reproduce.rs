@@ -8,9 +8,9 @@ use crate::arch::{load_hf_config, parse_hf_config, Architecture, Attention, Fami
 use crate::device::{builtin, DeviceProfile};
 use crate::dtype::{DType, Precisions};
 use crate::error::Result;
+use crate::files::{csv_bytes, write_atomic};
 use crate::report::plot::{roofline_svg, sweep_svg, RoofLine, RooflinePoint};
 use crate::report::search::finish;
-use crate::report::{csv_bytes, write_atomic};
 use crate::roofline::{PlanChoice, Scenario};
 use crate::search::{run, SearchOptions, SearchSpace};
 use crate::workload::RunSettings;
@@ -208,8 +208,16 @@ fn fmt_pct(x: f64) -> String {
     format!("{:+.0}%", 100.0 * x)
 }
 
-/// Runs every experiment into `out` and returns the REPRODUCTION.md text.
+/// Runs every experiment into the folder `out` (written as a whole: a full disk or an
+/// interrupt leaves the previous folder as it was) and returns the REPRODUCTION.md text.
 pub fn reproduce(out: &Path) -> Result<String> {
+    let staged = crate::files::Staged::begin(out, "reproduce")?;
+    let md = reproduce_into(&staged.path())?;
+    staged.commit()?;
+    Ok(md)
+}
+
+fn reproduce_into(out: &Path) -> Result<String> {
     let devices = devices();
     let models = paper_models()?;
     let mut md = String::from("# The paper's findings, with correct accounting\n\nRooflineBench (arXiv 2602.11506) on the built-in datasheet profiles of its five devices, f16 weights, activations and KV cache, batch 1, each phase at its fastest plan. Regenerate with `make reproduce`.\n\n| # | the paper's claim | what rooflinebench finds | agree | numbers |\n|---|---|---|---|---|\n");

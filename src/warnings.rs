@@ -4,7 +4,7 @@
 use crate::arch::Architecture;
 use crate::device::{builtin, DeviceProfile};
 use crate::dtype::DType;
-use crate::report::table::si;
+use crate::units::si;
 
 /// Below this many parameters a model's speed is set by fixed per-kernel and per-pass costs
 /// more than by its bytes and FLOPs, which an upper-bound profile leaves out.

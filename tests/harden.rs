@@ -259,14 +259,20 @@ fn a_search_replaces_the_folder_whole_and_clears_stale_temporaries() {
     let dir = tempfile::tempdir().unwrap();
     let space = write(dir.path(), "tiny.toml", SPACE);
     let out = dir.path().join("out");
-    // What an earlier, killed run of another set of files left.
-    write(&out, "from-an-earlier-run.csv", "old");
-    write(&out, ".pareto.csv.4194303.tmp", "half");
-    std::fs::create_dir_all(dir.path().join(".out.staging.4194303")).unwrap();
+    // An earlier run's folder (with `--per-layer`'s extra files) is the tool's: replaced whole.
+    bin().args(["search", s(&space), "--device", "rpi5", "--out", s(&out), "--per-layer"]).assert().success();
+    assert!(out.join("per_layer.md").exists());
+    // What a killed run left: its marked temporary (a dead owner) goes; look-alikes stay.
+    let dead = dir.path().join(".out.rooflinebench-4194303.tmp");
+    write(&dead, "owner", "rooflinebench temporary\n4194303 1\n");
+    write(&dead, "new/pareto.csv", "half");
+    let lookalike = write(dir.path(), ".out.rooflinebench-4194304.tmp", "a user's file");
+    let old_style = write(dir.path(), ".out.staging.4194303/thesis.tex", "a user's file");
     bin().args(["search", s(&space), "--device", "rpi5", "--out", s(&out)]).assert().success();
     assert_eq!(
         names(&out),
         [
+            ".rooflinebench.json",
             "device.json",
             "front.svg",
             "outcome.json",
@@ -279,10 +285,12 @@ fn a_search_replaces_the_folder_whole_and_clears_stale_temporaries() {
             "summary.md"
         ]
     );
-    assert_eq!(names(dir.path()), [".out.lock", "out", "tiny.toml"]);
-    // A file written alone (a shard) clears a dead writer's temporary of the same file.
+    if Path::new("/proc/self/stat").exists() {
+        assert!(!dead.exists(), "a dead run's temporary is removed");
+    }
+    assert!(lookalike.exists() && old_style.exists(), "files that only look like temporaries stay");
+    // A file written alone (a shard) leaves nothing beside it.
     let shards = dir.path().join("shards");
-    write(&shards, ".shard-0-of-2.json.4194303.tmp", "half");
     bin().args(["search", s(&space), "--device", "rpi5", "--shard", "0/2", "--out", s(&shards)]).assert().success();
     assert_eq!(names(&shards), ["shard-0-of-2.json"]);
 }
@@ -303,7 +311,7 @@ fn an_interrupted_search_removes_what_was_in_progress_and_keeps_the_earlier_run(
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        let staging = dir.path().join(format!(".out.staging.{}", child.id()));
+        let staging = dir.path().join(format!(".out.rooflinebench-{}.tmp", child.id()));
         let start = Instant::now();
         while !staging.exists() && start.elapsed() < Duration::from_secs(20) {
             std::thread::sleep(Duration::from_millis(20));
@@ -325,7 +333,7 @@ fn a_second_run_into_a_locked_folder_is_refused_by_name() {
     let dir = tempfile::tempdir().unwrap();
     let space = write(dir.path(), "tiny.toml", SPACE);
     let out = dir.path().join("out");
-    let held = rooflinebench::report::outdir::Lock::take(&out).unwrap();
+    let held = rooflinebench::files::Lock::take(&out).unwrap();
     let err = refused(&["search", s(&space), "--device", "rpi5", "--out", s(&out)], &["another rooflinebench run"]);
     assert!(err.contains(s(&out)), "{err}");
     refused(&["batch", s(dir.path()), "--devices", "rpi5", "--out", s(&out)], &["another rooflinebench run"]);

@@ -10,7 +10,7 @@ pub const SUPPORTED_MODEL_TYPES: [&str; 8] =
 
 /// Reads and resolves a `config.json`.
 pub fn load_hf_config(path: &Path) -> Result<Architecture> {
-    let text = crate::search::space::read_small(path, 16 << 20)?;
+    let text = crate::files::read_text(path, crate::files::read::MAX_JSON_BYTES)?;
     let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or("model").trim_end_matches(".config");
     let name = if name == "config" {
         path.parent().and_then(|p| p.file_name()).and_then(|s| s.to_str()).unwrap_or("model")

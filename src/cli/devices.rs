@@ -8,7 +8,9 @@ use crate::dtype::DType;
 use crate::error::Error;
 use crate::error::Result;
 use crate::measure::{fit, llama_bench};
-use crate::report::{csv_bytes, json_bytes, table::si, Format};
+use crate::files::{csv_bytes, json_bytes};
+use crate::report::Format;
+use crate::units::si;
 use crate::workload::{AttentionForm, ElementwiseForm, MlaForm, Plan};
 use serde::Serialize;
 use std::fmt::Write;
@@ -250,7 +252,7 @@ fn check(a: CheckArgs, out: &mut dyn std::io::Write) -> Result<()> {
 /// `devices fit`: a llama.cpp profile for a device from llama-bench results run on it.
 fn fit(a: FitArgs, out: &mut dyn std::io::Write) -> Result<()> {
     let base = resolve(&a.base)?;
-    crate::report::check_writable(&a.out)?;
+    crate::files::check_writable(&a.out)?;
     let models = models_for(&a.model)?;
     let (records, runs, origins, skipped) = load_runs(&a.llama_bench, &models)?;
     require_runs(&runs, &a.llama_bench, &skipped)?;
@@ -351,7 +353,7 @@ fn fit(a: FitArgs, out: &mut dyn std::io::Write) -> Result<()> {
         };
         profile.notes.insert("held_out_agreement".into(), agreement);
     }
-    crate::report::write_atomic(&a.out, profile.to_json().as_bytes())?;
+    crate::files::write_atomic(&a.out, profile.to_json().as_bytes())?;
     let mut s = String::new();
     let _ = writeln!(
         s,

@@ -5,11 +5,13 @@ use super::{emit, EngineChoice, MeasureArgs, VerifyArgs};
 use crate::arch::load_hf_config;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
+use crate::files::temp::TempDir;
+use crate::files::write::write_files;
+use crate::files::{check_writable, csv_bytes, Lock};
 use crate::measure::llamacpp::runs::EngineOptions;
 use crate::measure::llamacpp::verify;
 use crate::measure::llamacpp::{self, Test};
 use crate::report::plot::{agreement_svg, AgreementPoint};
-use crate::report::{check_writable, csv_bytes, write_atomic};
 use std::fmt::Write as _;
 
 pub fn run_measure(args: MeasureArgs, out: &mut dyn std::io::Write) -> Result<()> {
@@ -30,6 +32,8 @@ pub fn run_measure(args: MeasureArgs, out: &mut dyn std::io::Write) -> Result<()
     let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())) as i32;
     let dir =
         tempfile::Builder::new().prefix("rooflinebench-gguf-").tempdir().map_err(|e| Error::io("<temp dir>", e))?;
+    // An interrupt removes it too (a drop does not run then).
+    crate::files::interrupt::register(dir.path());
     let keep = args.keep.clone();
     let work = keep.clone().unwrap_or_else(|| dir.path().to_path_buf());
     std::fs::create_dir_all(&work).map_err(|e| Error::io(&work, e))?;
@@ -85,15 +89,17 @@ pub fn run_verify(args: VerifyArgs, out: &mut dyn std::io::Write) -> Result<()> 
         return Err(Error::Usage("--engine: verify runs whole models, on llama.cpp only".into()));
     }
     llamacpp::require("verify")?;
+    // The search folder stays as it is while it is read and verified: a search into it waits.
+    let _lock = Lock::take(&args.dir)?;
     let saved = verify::load(&args.dir)?;
     let dir = args.out.clone().unwrap_or_else(|| args.dir.clone());
+    let _out_lock = if args.out.is_some() { Some(Lock::take(&dir)?) } else { None };
     check_writable(&dir.join("verify.csv"))?;
     let opts = EngineOptions::new(args.quick, args.threads);
-    let (rows, verdict, cond) = verify::verify(&saved, args.top, &opts)?;
+    let (rows, verdict, cond) = verify::verify(&saved, args.top.into(), &opts)?;
     if rows.is_empty() {
         return Err(Error::Engine("no candidate could be measured".into()));
     }
-    write_atomic(&dir.join("verify.csv"), &csv_bytes(&rows))?;
     let points: Vec<AgreementPoint> = rows
         .iter()
         .map(|r| AgreementPoint {
@@ -105,8 +111,18 @@ pub fn run_verify(args: VerifyArgs, out: &mut dyn std::io::Write) -> Result<()> 
         .collect();
     let title =
         format!("{} on {}: decode measured on llama.cpp here vs predicted", saved.space.name, saved.device.name);
-    agreement_svg(&dir.join("verify.svg"), &title, "tokens/s", &points)?;
+    // The plot is drawn to a temporary, then all three files go in together.
+    let svg_tmp = TempDir::beside(&dir.join("verify.svg"))?;
+    agreement_svg(&svg_tmp.path().join("verify.svg"), &title, "tokens/s", &points)?;
+    let svg = std::fs::read(svg_tmp.path().join("verify.svg")).map_err(|e| Error::io(&dir, e))?;
     let md = verify::markdown(&saved, &rows, &verdict, &cond);
-    write_atomic(&dir.join("verify.md"), md.as_bytes())?;
+    let csv = csv_bytes(&rows);
+    let files: [(&str, &[u8]); 3] = [("verify.csv", &csv), ("verify.svg", &svg), ("verify.md", md.as_bytes())];
+    if args.out.is_none() {
+        // The search folder: its marker lists them, so a later search may replace it.
+        crate::files::outdir::add_files(&dir, &files)?;
+    } else {
+        write_files(&dir, &files)?;
+    }
     emit(format!("{md}\nwrote {}\n", dir.join("verify.{csv,svg,md}").display()).as_bytes(), None, out)
 }

@@ -4,23 +4,16 @@
 use super::{emit, ExportArgs, ExportFormat};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
+use crate::files::{json_bytes, write_atomic};
 use crate::report::search::{candidate_config, FrontRow};
-use crate::report::{json_bytes, table::si, write_atomic};
 use crate::search::{Candidate, SearchSpace};
+use crate::units::si;
 use std::path::{Path, PathBuf};
 
 /// The space a source names: a search's output folder (its `space.toml`) or a space TOML file.
 fn space_of(source: &Path) -> Result<SearchSpace> {
     if source.is_dir() {
-        let toml = source.join("space.toml");
-        if !toml.is_file() {
-            return Err(Error::Usage(format!(
-                "{}: missing; `export` needs a folder written by `rooflinebench search`, or a search-space TOML file",
-                toml.display()
-            )));
-        }
-        let text = std::fs::read_to_string(&toml).map_err(|e| Error::io(&toml, e))?;
-        SearchSpace::parse(&text, &toml.display().to_string(), "space")
+        crate::search::saved::space(source)
     } else {
         SearchSpace::load(source)
     }
@@ -32,12 +25,14 @@ fn index_of(candidate: &str, source: &Path, space: &SearchSpace) -> Result<u64> 
     let text = candidate.trim();
     if text == "recommended" {
         let path = source.join("pareto.csv");
-        let mut reader = csv::Reader::from_path(&path).map_err(|e| {
-            Error::Usage(format!(
-                "{}: {e}; `recommended` needs a search's output folder (or give '#INDEX')",
-                path.display()
-            ))
-        })?;
+        if !source.is_dir() {
+            return Err(Error::Usage(format!(
+                "{}: `recommended` needs a search's output folder (or give '#INDEX')",
+                source.display()
+            )));
+        }
+        let text = crate::search::saved::front_csv(source)?;
+        let mut reader = csv::Reader::from_reader(text.as_bytes());
         let headers = reader.headers().map_err(|e| Error::Usage(format!("{}: {e}", path.display())))?.clone();
         let (Some(ix), Some(rec)) =
             (headers.iter().position(|h| h == "index"), headers.iter().position(|h| h == "recommended"))
@@ -103,6 +98,7 @@ pub fn run(args: ExportArgs, out: &mut dyn std::io::Write) -> Result<()> {
             }
             let config = candidate_config(&c);
             let path = out_path(&args.out, "config.json");
+            let _lock = crate::files::Lock::take(&path)?;
             write_atomic(&path, &json_bytes(&config))?;
             let model_type = config["model_type"].as_str().unwrap_or("?");
             let text = format!(
@@ -124,17 +120,18 @@ pub fn run(args: ExportArgs, out: &mut dyn std::io::Write) -> Result<()> {
                 )));
             }
             let path = out_path(&args.out, &format!("{}.{}.gguf", c.arch.name, format.name()));
-            crate::report::check_writable(&path)?;
-            let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-            // Built beside the destination, then renamed: never a half-written file at --out.
-            let work = tempfile::Builder::new()
-                .prefix(".rooflinebench-export-")
-                .tempdir_in(dir)
-                .map_err(|e| Error::io(dir, e))?;
+            crate::files::write::refuse_special(&path)?;
+            let _lock = crate::files::Lock::take(&path)?;
+            // Built beside the destination, then renamed: never a half-written file at --out,
+            // and an interrupt (or the next run, after a kill) removes the temporary.
+            let work = crate::files::temp::TempDir::beside(&path)?;
             let threads = std::thread::available_parallelism().map_or(1, |n| n.get()) as i32;
             let files = crate::measure::llamacpp::build(&c.arch, &[format], work.path(), 42, threads)?;
             let f = files.into_iter().next().ok_or_else(|| Error::Engine("the build wrote no file".into()))?;
-            std::fs::rename(&f.path, &path).map_err(|e| Error::io(&path, e))?;
+            {
+                let _guard = crate::files::interrupt::in_progress();
+                std::fs::rename(&f.path, &path).map_err(|e| Error::io(&path, e))?;
+            }
             let text = format!(
                 "wrote {}: {label}, {format} weights (random), {:.1} MB; llama.cpp counts {} parameters (ours {})\n",
                 path.display(),

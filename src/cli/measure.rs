@@ -4,9 +4,10 @@
 use super::{emit, CalibrateArgs, EngineChoice, ValidateArgs};
 use crate::device::resolve;
 use crate::error::{Error, Result};
+use crate::files::{csv_bytes, write_atomic};
 use crate::measure::llamacpp::{self, runs::EngineOptions};
 use crate::measure::{accuracy, calibrate, require, validate, MeasureOptions};
-use crate::report::{csv_bytes, table::si, write_atomic};
+use crate::units::si;
 use std::fmt::Write as _;
 
 pub fn run_calibrate(args: CalibrateArgs, out: &mut dyn std::io::Write) -> Result<()> {
@@ -14,6 +15,9 @@ pub fn run_calibrate(args: CalibrateArgs, out: &mut dyn std::io::Write) -> Resul
         return Err(Error::Usage("--threads: expected at least 1".into()));
     }
     let path = args.out.clone().unwrap_or_else(|| args.engine.default_profile().into());
+    // One calibration per profile at a time; refused now, not after the timing runs.
+    let _lock = crate::files::Lock::take(&path)?;
+    crate::files::check_writable(&path)?;
     if args.engine == EngineChoice::LlamaCpp {
         no_on_for_engine(args.on)?;
         return calibrate_engine(&args, &path, out);
@@ -50,9 +54,16 @@ pub fn run_validate(args: ValidateArgs, out: &mut dyn std::io::Write) -> Result<
         return Err(Error::Usage("--threads: expected at least 1".into()));
     }
     let device = args.device.clone().unwrap_or_else(|| args.engine.default_profile().into());
+    let default_csv = if args.engine == EngineChoice::LlamaCpp {
+        "results/validation-llamacpp.csv"
+    } else {
+        "results/validation.csv"
+    };
+    let csv = args.out.clone().unwrap_or_else(|| default_csv.into());
+    let _lock = crate::files::Lock::take(&csv)?;
+    crate::files::check_writable(&csv)?;
     if args.engine == EngineChoice::LlamaCpp {
         no_on_for_engine(args.on)?;
-        let csv = args.out.clone().unwrap_or_else(|| "results/validation-llamacpp.csv".into());
         return validate_engine(&args, &device, &csv, out);
     }
     require("validate")?;
@@ -60,7 +71,6 @@ pub fn run_validate(args: ValidateArgs, out: &mut dyn std::io::Write) -> Result<
     let opts =
         MeasureOptions { quick: args.quick, threads: args.threads, progress: true, on: args.on.unwrap_or_default() };
     let (rows, notes) = validate(&profile, &opts)?;
-    let csv = args.out.clone().unwrap_or_else(|| "results/validation.csv".into());
     let args = ValidateArgs { out: Some(csv), ..args };
     write_atomic(args.out.as_ref().expect("set above"), &csv_bytes(&rows))?;
     let mut s = String::new();
@@ -114,7 +124,7 @@ fn no_on_for_engine(on: Option<crate::measure::On>) -> Result<()> {
 
 fn calibrate_engine(args: &CalibrateArgs, path: &std::path::Path, out: &mut dyn std::io::Write) -> Result<()> {
     llamacpp::require("calibrate --engine llama.cpp")?;
-    crate::report::check_writable(path)?;
+    crate::files::check_writable(path)?;
     let opts = EngineOptions::new(args.quick, args.threads);
     if args.rebuild {
         llamacpp::runs::clear_cache(&opts.cache_dir)?;
@@ -169,7 +179,7 @@ fn validate_engine(
 ) -> Result<()> {
     llamacpp::require("validate --engine llama.cpp")?;
     let profile = resolve(device)?;
-    crate::report::check_writable(csv)?;
+    crate::files::check_writable(csv)?;
     let opts = EngineOptions::new(args.quick, args.threads);
     let (rows, cond) = llamacpp::runs::validate(&profile, &opts)?;
     write_atomic(csv, &csv_bytes(&rows))?;

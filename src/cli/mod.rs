@@ -159,9 +159,10 @@ pub struct CalibrateArgs {
 pub struct VerifyArgs {
     /// A search's output folder (with space.toml, device.json and outcome.json).
     pub dir: PathBuf,
-    /// Front members to add, spread evenly along decode speed.
-    #[arg(long, default_value_t = 4)]
-    pub top: usize,
+    /// Front members to add, spread evenly along decode speed (at most 1000: each is built and
+    /// run).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(0..=1000))]
+    pub top: u16,
     /// The engine to run them on.
     #[arg(long, value_enum, default_value_t = EngineChoice::LlamaCpp)]
     pub engine: EngineChoice,
@@ -506,7 +507,7 @@ pub fn run(cli: Cli, out: &mut dyn std::io::Write) -> Result<()> {
 /// Writes to `--out` atomically, or to standard output.
 pub(crate) fn emit(bytes: &[u8], path: Option<&std::path::Path>, out: &mut dyn std::io::Write) -> Result<()> {
     match path {
-        Some(p) => crate::report::write_atomic(p, bytes),
+        Some(p) => crate::files::write_atomic(p, bytes),
         None => out.write_all(bytes).map_err(|e| crate::Error::io("<stdout>", e)),
     }
 }

@@ -3,9 +3,9 @@
 use crate::device::DeviceProfile;
 use crate::error::Result;
 use crate::report::search::SearchReport;
-use crate::report::table::si;
 use crate::search::milp::{instance_for, solve, Instance, Stack};
 use crate::search::SearchSpace;
+use crate::units::si;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write;

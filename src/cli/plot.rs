@@ -59,7 +59,7 @@ pub fn run(args: PlotArgs, out: &mut dyn std::io::Write) -> Result<()> {
         }
         PlotWhat::Front { dir, out } => {
             let csv_path = dir.join("pareto.csv");
-            let text = std::fs::read_to_string(&csv_path).map_err(|e| Error::io(&csv_path, e))?;
+            let text = crate::search::saved::front_csv(&dir)?;
             let mut r = csv::Reader::from_reader(text.as_bytes());
             let bad = |e: csv::Error| Error::Usage(format!("{}: {e}", csv_path.display()));
             let headers = r.headers().map_err(bad)?.clone();
@@ -73,8 +73,8 @@ pub fn run(args: PlotArgs, out: &mut dyn std::io::Write) -> Result<()> {
             for row in r.records() {
                 let row = row.map_err(bad)?;
                 let num = |i: usize| {
-                    row[i].parse::<f64>().map_err(|_| {
-                        Error::field(csv_path.display().to_string(), headers[i].to_string(), "a number", &row[i])
+                    row[i].parse::<f64>().ok().filter(|v| v.is_finite()).ok_or_else(|| {
+                        Error::field(csv_path.display().to_string(), headers[i].to_string(), "a finite number", &row[i])
                     })
                 };
                 points.push(FrontPoint {
@@ -83,6 +83,14 @@ pub fn run(args: PlotArgs, out: &mut dyn std::io::Write) -> Result<()> {
                     attention: row[att].to_string(),
                     recommended: &row[rec] == "true",
                 });
+            }
+            if points.is_empty() {
+                return Err(Error::field(
+                    csv_path.display().to_string(),
+                    "(rows)",
+                    "at least one front member",
+                    "none",
+                ));
             }
             let out = out.unwrap_or_else(|| dir.join("front.svg"));
             front_svg(&out, &format!("{}: Pareto front", dir.display()), &points)?;

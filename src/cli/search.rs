@@ -3,11 +3,13 @@
 use super::{BatchArgs, MergeArgs, SearchArgs};
 use crate::device::{resolve, DeviceProfile};
 use crate::error::{Error, Result};
-use crate::report::outdir::{Lock, Staged};
+use crate::files::{check_writable, write_atomic};
+use crate::files::{Lock, Staged};
+use crate::report::check;
 use crate::report::search::{explain, finish, write, SearchReport};
-use crate::report::{check, check_writable, table::si, write_atomic};
 use crate::roofline::PlanChoice;
 use crate::search::{run, shard, Outcome, SearchOptions, SearchSpace};
+use crate::units::si;
 use crate::workload::Plan;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -66,29 +68,29 @@ pub fn run_search(args: SearchArgs, out: &mut dyn std::io::Write) -> Result<()> 
         return writeln!(out, "wrote shard {}/{} to {}", shard.0, shard.1, path.display())
             .map_err(|e| Error::io("<stdout>", e));
     }
-    let staged = Staged::begin(&dir)?;
+    let staged = Staged::begin(&dir, "search")?;
     eprintln!("{}: {} candidates on {}", space.name, space.count(), device.name);
     let outcome = run(&space, &device, &opts)?;
     let report = finish(&space, &device, outcome)?;
     for w in &report.warnings {
         eprintln!("warning: {w}");
     }
-    write(&report, &space, &device, staged.path())?;
-    staged.commit()?;
+    write(&report, &space, &device, &staged.path())?;
     let mut text = explain(&report);
     if args.per_layer {
         // The uniform search already succeeded; a per-layer failure is reported, not fatal.
         match super::per_layer::run(&space, &device, &report) {
             Ok((t, rows)) => {
                 let md = format!("# Per-layer stack: `{}` on `{}`\n\n```\n{t}```\n", report.space, report.device);
-                write_atomic(&dir.join("per_layer.md"), md.as_bytes())?;
-                write_atomic(&dir.join("per_layer.csv"), &crate::report::csv_bytes(&rows))?;
+                write_atomic(&staged.path().join("per_layer.md"), md.as_bytes())?;
+                write_atomic(&staged.path().join("per_layer.csv"), &crate::files::csv_bytes(&rows))?;
                 text.push_str(&t);
                 text.push_str("  (per_layer.md, per_layer.csv)\n");
             }
             Err(e) => text.push_str(&format!("per-layer: {e}\n")),
         }
     }
+    staged.commit()?;
     writeln!(out, "{text}wrote {}", dir.display()).map_err(|e| Error::io("<stdout>", e))
 }
 
@@ -156,7 +158,7 @@ fn publish(
         for w in &r.warnings {
             eprintln!("warning: {}/{}: {w}", r.space, r.device);
         }
-        write(r, space, device, staged.path())?;
+        write(r, space, device, &staged.path())?;
     }
     let mut finished = Vec::new();
     for (r, space, device, staged) in reports {
@@ -209,7 +211,7 @@ pub fn run_batch(args: BatchArgs, out: &mut dyn std::io::Write) -> Result<()> {
                 write_atomic(&path, &shard::to_json(&space, device, &opts, shard, &outcome))?;
                 continue;
             }
-            let staged = Staged::begin(&dir)?;
+            let staged = Staged::begin(&dir, "batch")?;
             let outcome = run(&space, device, &opts)?;
             reports.push((finish(&space, device, outcome)?, space.clone(), device.clone(), staged));
         }
@@ -261,7 +263,7 @@ pub fn run_merge(args: MergeArgs, out: &mut dyn std::io::Write) -> Result<()> {
                     found.keys().map(|(k, n)| format!("{k}/{n}")).collect::<Vec<_>>()
                 )));
             }
-            let staged = Staged::begin(&args.out.join(&space.name).join(&device.name))?;
+            let staged = Staged::begin(&args.out.join(&space.name).join(&device.name), "merge")?;
             let mut merged: Option<Outcome> = None;
             for (&shard, f) in &found {
                 let o = shard::read(f, shard, &space, device, PlanChoice::Fastest)?;

@@ -250,7 +250,7 @@ impl DeviceProfile {
                 Err(Error::field(source, field, format!("a positive number from {lo:e} to {hi:e}"), v))
             }
         };
-        crate::search::space::plain_name(&self.name, source, "name")?;
+        crate::files::plain_name(&self.name, source, "name")?;
         within("memory_bytes", self.memory_bytes, 1e6, 1e15)?;
         within("usable_memory_bytes", self.usable_memory_bytes, 1e6, 1e15)?;
         within("bandwidth_bytes_per_s", self.bandwidth_bytes_per_s, 1e6, 1e15)?;
@@ -318,7 +318,7 @@ pub fn resolve(name_or_path: &str) -> Result<DeviceProfile> {
     }
     let path = Path::new(name_or_path);
     if path.exists() || name_or_path.ends_with(".json") || name_or_path.contains('/') {
-        let text = crate::search::space::read_small(path, 16 << 20)?;
+        let text = crate::files::read_text(path, crate::files::read::MAX_JSON_BYTES)?;
         return DeviceProfile::from_json(&text, name_or_path);
     }
     let mut near: Vec<(f64, &str)> = builtin_names()

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 fn read(path: &Path) -> Result<String> {
-    std::fs::read_to_string(path).map_err(|e| Error::io(path, e))
+    crate::files::read_text(path, crate::files::read::MAX_SEARCH_FILE_BYTES)
 }
 
 /// Front rows keyed by candidate index, each a map of column to value.

@@ -3,8 +3,8 @@
 //! server and no network: nothing is loaded from anywhere else.
 
 use super::search::{explain, FrontRow, SearchReport};
-use super::table::{rate, si};
 use crate::search::SearchSpace;
+use crate::units::{rate, si};
 use std::fmt::Write as _;
 
 /// Escapes text for HTML element content and attribute values.

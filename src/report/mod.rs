@@ -2,75 +2,19 @@
 
 pub mod check;
 pub mod html;
-pub mod outdir;
 pub mod plot;
 pub mod search;
 pub mod table;
 
 use crate::analysis::{Analysis, PhaseSummary};
-use crate::error::{Error, Result};
 use crate::quality::Coverage;
 use serde::Serialize;
-use std::io::Write;
-use std::path::Path;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
     Table,
     Csv,
     Json,
-}
-
-/// Writes `bytes` to `path` through a temporary file in the same folder and a rename, so a
-/// reader never sees a half-written file.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    write_atomic_with(path, |w| w.write_all(bytes))
-}
-
-/// Fails now, before long work, if `path` could not be written later (its folder cannot be
-/// created or written).
-pub fn check_writable(path: &Path) -> Result<()> {
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    tempfile::NamedTempFile::new_in(dir).map(drop).map_err(|e| Error::io(dir, e))
-}
-
-/// Like [`write_atomic`], but `fill` streams the contents (large outputs never sit in memory).
-pub fn write_atomic_with(path: &Path, fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Result<()> {
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or("out");
-    let tmp = dir.join(format!(".{file_name}.{}.tmp", std::process::id()));
-    outdir::clean_stale_files(path);
-    outdir::register(&tmp);
-    let result = (|| {
-        let mut w = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&tmp)?);
-        fill(&mut w)?;
-        let f = w.into_inner().map_err(|e| e.into_error())?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    outdir::done(&tmp);
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(Error::io(path, e));
-    }
-    Ok(())
-}
-
-/// CSV of flat rows; the header comes from the row struct's fields.
-pub fn csv_bytes<T: Serialize>(rows: &[T]) -> Vec<u8> {
-    let mut w = csv::Writer::from_writer(Vec::new());
-    for r in rows {
-        w.serialize(r).expect("flat rows always serialise");
-    }
-    w.into_inner().expect("writing to memory cannot fail")
-}
-
-pub fn json_bytes<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
-    let mut v = serde_json::to_vec_pretty(value).expect("reports always serialise");
-    v.push(b'\n');
-    v
 }
 
 /// One CSV row per phase of an analysis (prefill, decode, whole scenario): every field of the

@@ -2,8 +2,8 @@
 //! predicted loss against decode speed, and measured against predicted.
 //! Each plot is drawn into memory and written atomically.
 
-use super::write_atomic;
 use crate::error::{Error, Result};
+use crate::files::write_atomic;
 use plotters::prelude::*;
 use std::path::Path;
 

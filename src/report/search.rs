@@ -1,12 +1,14 @@
 //! A search's results: the front as rows, the recommendation and why, and the files
 //! `pareto.csv`, `recommended.json` and `summary.md`.
 
-use super::{json_bytes, plot, table::si, write_atomic, write_atomic_with};
+use super::plot;
 use crate::arch::{export_hf_config, Attention, Ffn};
 use crate::device::DeviceProfile;
 use crate::error::{Error, Result};
+use crate::files::{json_bytes, write_atomic, write_atomic_with};
 use crate::quality::Coverage;
 use crate::search::{Candidate, Detail, Objective, Outcome, Scored, Scorer, SearchSpace};
+use crate::units::si;
 use serde::Serialize;
 use std::fmt::Write as _;
 use std::path::Path;

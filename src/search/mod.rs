@@ -4,6 +4,7 @@
 
 pub mod milp;
 pub mod pareto;
+pub mod saved;
 pub mod shard;
 pub mod space;
 

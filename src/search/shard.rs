@@ -72,7 +72,7 @@ pub fn to_json(
     outcome: &Outcome,
 ) -> Vec<u8> {
     let file = ShardFile { shard, fingerprint: Fingerprint::of(space, device, opts.plans), outcome: outcome.clone() };
-    crate::report::json_bytes(&file)
+    crate::files::json_bytes(&file)
 }
 
 /// Reads shard `shard` (from its file name) for merging into a run of `space` on `device` with
@@ -85,7 +85,7 @@ pub fn read(
     plans: PlanChoice,
 ) -> Result<Outcome> {
     let src = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let text = crate::files::read_text(path, crate::files::read::MAX_SEARCH_FILE_BYTES)?;
     let file: ShardFile = serde_json::from_str(&text).map_err(|e| Error::json(path, &e))?;
     if file.shard != shard {
         let (k, n) = file.shard;
@@ -125,7 +125,13 @@ pub fn read(
 
 /// What merging relies on: the slice's counts add up and every index is a valid candidate of
 /// the slice, each once.
-fn check_outcome(o: &Outcome, src: &str, shard: (u64, u64), space: &SearchSpace, device: &DeviceProfile) -> Result<()> {
+pub(crate) fn check_outcome(
+    o: &Outcome,
+    src: &str,
+    shard: (u64, u64),
+    space: &SearchSpace,
+    device: &DeviceProfile,
+) -> Result<()> {
     let bad = |field: &str, expected: String, got: &dyn std::fmt::Display| Err(Error::field(src, field, expected, got));
     if o.space != space.name {
         return bad("outcome.space", format!("'{}'", space.name), &o.space);
@@ -151,8 +157,10 @@ fn check_outcome(o: &Outcome, src: &str, shard: (u64, u64), space: &SearchSpace,
     if o.top.len() as u64 > o.feasible.min(TOP_N as u64) {
         return bad("outcome.top", format!("at most {} members", o.feasible.min(TOP_N as u64)), &o.top.len());
     }
-    if o.feasible > 0 && (o.front.is_empty() || o.top.is_empty()) {
-        return bad("outcome.front", "members when some candidate is feasible".into(), &"none");
+    for (field, empty) in [("outcome.front", o.front.is_empty()), ("outcome.top", o.top.is_empty())] {
+        if o.feasible > 0 && empty {
+            return bad(field, "members when some candidate is feasible".into(), &"none");
+        }
     }
     for (field, list, sorted) in [("outcome.front", &o.front, true), ("outcome.top", &o.top, false)] {
         let mut seen = std::collections::BTreeSet::new();

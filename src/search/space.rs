@@ -9,6 +9,7 @@
 use crate::arch::{Activation, Architecture, Attention, AttentionKind, Family, Ffn, Mla, Moe};
 use crate::dtype::{DType, Precisions};
 use crate::error::{Error, Result};
+use crate::files::plain_name;
 use crate::quality::Tokens;
 use crate::roofline::Scenario;
 use serde::Deserialize;
@@ -319,27 +320,6 @@ pub struct Block {
     pub size: u64,
 }
 
-/// Largest search-space file read: spaces are a few KB, and TOML parsing holds tens of bytes
-/// per byte of input (a 6 MB list of numbers took 400 MB).
-pub const MAX_FILE_BYTES: u64 = 1 << 20;
-
-/// A text file of at most `max` bytes, or an error naming it.
-pub fn read_small(path: &Path, max: u64) -> Result<String> {
-    use std::io::Read;
-    let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let mut text = String::new();
-    f.take(max + 1).read_to_string(&mut text).map_err(|e| Error::io(path, e))?;
-    if text.len() as u64 > max {
-        return Err(Error::field(
-            path.display().to_string(),
-            "(file)",
-            format!("at most {max} bytes"),
-            "a larger file",
-        ));
-    }
-    Ok(text)
-}
-
 /// A weighted workload: scenarios and weights (summing to 1).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Workload {
@@ -549,27 +529,9 @@ fn scenario_of(e: &MixEntry, src: &str) -> Result<Scenario> {
     }
 }
 
-/// `name` if it is a plain file name (output folders are named after it), else an error.
-pub fn plain_name(name: &str, src: &str, field: &str) -> Result<String> {
-    let ok = !name.is_empty()
-        && name.len() <= 100
-        && !name.starts_with('.')
-        && name.chars().all(|c| c.is_alphanumeric() || "-_.+@".contains(c));
-    if ok {
-        Ok(name.to_string())
-    } else {
-        Err(Error::field(
-            src,
-            field,
-            "a plain file name (letters, digits, - _ . + @; not starting with '.'; at most 100 bytes)",
-            format!("'{name}'"),
-        ))
-    }
-}
-
 impl SearchSpace {
     pub fn load(path: &Path) -> Result<SearchSpace> {
-        let text = read_small(path, MAX_FILE_BYTES)?;
+        let text = crate::files::read_text(path, crate::files::read::MAX_TOML_BYTES)?;
         let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("space");
         Self::parse(&text, &path.display().to_string(), stem)
     }

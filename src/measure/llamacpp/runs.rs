@@ -73,8 +73,9 @@ fn files_for(arch: &Architecture, opts: &EngineOptions) -> Result<Vec<BuiltFile>
     if !missing.is_empty() {
         // Build into a private folder and move in, so an interrupted build leaves nothing
         // half-written in the cache.
-        let tmp = tempfile::Builder::new().prefix(".build-").tempdir_in(dir).map_err(|e| Error::io(dir, e))?;
+        let tmp = crate::files::temp::TempDir::beside(&dir.join(&arch.name))?;
         for f in build(arch, &missing, tmp.path(), 42, opts.threads as i32)? {
+            let _guard = crate::files::interrupt::in_progress();
             std::fs::rename(&f.path, path(f.format)).map_err(|e| Error::io(path(f.format), e))?;
         }
     }

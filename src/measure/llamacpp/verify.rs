@@ -12,7 +12,7 @@ use crate::measure::fit::{predict, Run};
 use crate::report::search::{finish, FrontRow, SearchReport};
 use crate::roofline::BenchTest;
 use crate::search::Scorer;
-use crate::search::{Outcome, SearchSpace};
+use crate::search::SearchSpace;
 use serde::Serialize;
 use std::fmt::Write as _;
 use std::path::Path;
@@ -24,26 +24,11 @@ pub struct SavedSearch {
     pub report: SearchReport,
 }
 
-/// Reads `space.toml`, `device.json` and `outcome.json` from a search's output folder.
+/// Reads a search's output folder, every file checked (see [`crate::search::saved`]).
 pub fn load(dir: &Path) -> Result<SavedSearch> {
-    let read = |name: &str| {
-        let p = dir.join(name);
-        std::fs::read_to_string(&p).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => Error::Usage(format!(
-                "{}: missing; `verify` needs a folder written by `rooflinebench search` (space.toml, device.json, outcome.json)",
-                p.display()
-            )),
-            _ => Error::io(&p, e),
-        })
-    };
-    let space_path = dir.join("space.toml");
-    let space = SearchSpace::parse(&read("space.toml")?, &space_path.display().to_string(), "space")?;
-    let device_path = dir.join("device.json");
-    let device = DeviceProfile::from_json(&read("device.json")?, &device_path.display().to_string())?;
-    let outcome_path = dir.join("outcome.json");
-    let outcome: Outcome = serde_json::from_str(&read("outcome.json")?).map_err(|e| Error::json(&outcome_path, &e))?;
-    let report = finish(&space, &device, outcome)?;
-    Ok(SavedSearch { space, device, report })
+    let saved = crate::search::saved::load(dir)?;
+    let report = finish(&saved.space, &saved.device, saved.outcome)?;
+    Ok(SavedSearch { space: saved.space, device: saved.device, report })
 }
 
 /// One verified candidate.

@@ -1,0 +1,277 @@
+//! Output folders written as a whole, and never over a folder the tool did not write.
+//!
+//! A run fills a temporary beside its folder and renames it into place under an exclusive lock,
+//! so a reader (or a second run) never sees files of two runs side by side or half a run. Each
+//! finished folder holds a marker, `.rooflinebench.json`, listing the files the tool wrote there
+//! and their SHA-256: a later run replaces a folder only when it is empty or everything in it is
+//! listed there, and readers of a search folder (`verify`, `export`, `plot front`) refuse a file
+//! that was changed by hand.
+
+use super::interrupt::in_progress;
+use super::read::{read_bytes, read_text, MAX_JSON_BYTES};
+use super::temp::{parent_and_name, TempDir};
+use crate::error::{Error, Result};
+use fs4::fs_std::FileExt;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+/// The marker's file name.
+pub const MARKER: &str = ".rooflinebench.json";
+
+/// What the marker says.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Marker {
+    /// Always "rooflinebench".
+    pub written_by: String,
+    pub version: String,
+    /// The command that wrote the folder (search, batch, merge, reproduce).
+    pub command: String,
+    /// Each file written, and the SHA-256 of its bytes (hex).
+    pub files: BTreeMap<String, String>,
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The folder's marker, if it has a valid one.
+pub fn marker_of(dir: &Path) -> Option<Marker> {
+    let text = read_text(&dir.join(MARKER), MAX_JSON_BYTES).ok()?;
+    serde_json::from_str::<Marker>(&text).ok().filter(|m| m.written_by == "rooflinebench")
+}
+
+fn write_marker(dir: &Path, marker: &Marker) -> Result<()> {
+    super::write::write_atomic(&dir.join(MARKER), &super::write::json_bytes(marker))
+}
+
+/// Refuses `dir` unless it is missing, empty, or holds only what the tool wrote there. A link,
+/// a file or a folder of someone else's files is never replaced.
+pub fn check_replaceable(dir: &Path, flag: &str) -> Result<()> {
+    let meta = match std::fs::symlink_metadata(dir) {
+        Err(_) => return Ok(()),
+        Ok(m) => m,
+    };
+    let shown = dir.display();
+    if meta.file_type().is_symlink() {
+        return Err(Error::Usage(format!("{flag} {shown}: is a link; name the folder itself (or a new one)")));
+    }
+    if !meta.is_dir() {
+        return Err(Error::Usage(format!("{flag} {shown}: exists and is not a folder")));
+    }
+    let mut entries: Vec<String> = std::fs::read_dir(dir)
+        .map_err(|e| Error::io(dir, e))?
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect();
+    entries.sort();
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let listed = marker_of(dir).map(|m| m.files).unwrap_or_default();
+    let foreign: Vec<&String> = entries.iter().filter(|n| n.as_str() != MARKER && !listed.contains_key(*n)).collect();
+    if foreign.is_empty() && entries.iter().any(|n| n == MARKER) {
+        return Ok(());
+    }
+    let names = foreign.iter().take(3).map(|n| crate::error::clip(n)).collect::<Vec<_>>().join(", ");
+    let more = if foreign.len() > 3 { format!(" and {} more", foreign.len() - 3) } else { String::new() };
+    Err(Error::Usage(format!(
+        "{flag} {shown}: holds files rooflinebench did not write ({names}{more}), and a run replaces its whole \
+         output folder; name a new or empty folder, or move those files away first"
+    )))
+}
+
+/// An exclusive lock on an output (a file or folder that may not exist yet): `.NAME.lock`
+/// beside it, since the output itself is replaced by each run. Released when dropped or when
+/// the process ends.
+#[derive(Debug)]
+pub struct Lock {
+    _file: File,
+}
+
+impl Lock {
+    /// Takes the lock on `path`, or says which run holds it.
+    pub fn take(path: &Path) -> Result<Lock> {
+        // `--out .` names the folder by its real path.
+        let real = match path.file_name() {
+            None if path.is_dir() => std::fs::canonicalize(path).map_err(|e| Error::io(path, e))?,
+            _ => path.to_path_buf(),
+        };
+        let (parent, name) = parent_and_name(&real)?;
+        let lock = parent.join(format!(".{name}.lock"));
+        super::write::refuse_special(&lock)?;
+        let file =
+            std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock).map_err(|e| {
+                Error::Usage(format!("{}: cannot be written ({}: {e})", path.display(), lock.display()))
+            })?;
+        match FileExt::try_lock_exclusive(&file) {
+            Ok(true) => Ok(Lock { _file: file }),
+            Ok(false) => Err(Error::Usage(format!(
+                "{}: another rooflinebench run is writing this output (it holds {}); wait for it or choose another path",
+                path.display(),
+                lock.display()
+            ))),
+            Err(e) => Err(Error::io(&lock, e)),
+        }
+    }
+}
+
+/// A run's output folder being written: files go into [`Staged::path`], and [`Staged::commit`]
+/// puts them in place of `dir` at once, with the marker.
+#[derive(Debug)]
+pub struct Staged {
+    dir: PathBuf,
+    command: String,
+    tmp: TempDir,
+    _lock: Lock,
+}
+
+impl Staged {
+    /// Locks `dir`, checks that it may be replaced, and makes the temporary folder. Fails now,
+    /// before any long work, if the folder cannot or must not be written.
+    pub fn begin(dir: &Path, command: &str) -> Result<Staged> {
+        check_replaceable(dir, "--out")?;
+        let lock = Lock::take(dir)?;
+        // Checked again under the lock: another run may have written it meanwhile.
+        check_replaceable(dir, "--out")?;
+        let tmp = TempDir::beside(dir)?;
+        let new = tmp.path().join("new");
+        std::fs::create_dir(&new).map_err(|e| {
+            Error::Usage(format!("--out {}: cannot be written ({}: {e})", dir.display(), new.display()))
+        })?;
+        Ok(Staged { dir: dir.to_path_buf(), command: command.to_string(), tmp, _lock: lock })
+    }
+
+    /// Where this run writes its files.
+    pub fn path(&self) -> PathBuf {
+        self.tmp.path().join("new")
+    }
+
+    /// Replaces `dir` with the finished folder, marked as the tool's.
+    pub fn commit(self) -> Result<()> {
+        let new = self.path();
+        let mut files = BTreeMap::new();
+        for e in std::fs::read_dir(&new).map_err(|e| Error::io(&new, e))?.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if e.file_type().is_ok_and(|t| t.is_file()) {
+                files.insert(name, sha256_hex(&std::fs::read(e.path()).map_err(|x| Error::io(e.path(), x))?));
+            }
+        }
+        let marker = Marker {
+            written_by: "rooflinebench".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            command: self.command.clone(),
+            files,
+        };
+        write_marker(&new, &marker)?;
+        let old = self.tmp.path().join("old");
+        // Held so an interrupt either removes the temporary or waits for both renames.
+        let guard = in_progress();
+        let result = (|| {
+            File::open(&new).and_then(|d| d.sync_all())?;
+            if std::fs::symlink_metadata(&self.dir).is_ok() {
+                std::fs::rename(&self.dir, &old)?;
+            }
+            std::fs::rename(&new, &self.dir)
+        })();
+        if result.is_err() && old.exists() && !self.dir.exists() {
+            // Put the earlier run back.
+            let _ = std::fs::rename(&old, &self.dir);
+        }
+        drop(guard);
+        result.map_err(|e| Error::io(&self.dir, e))
+        // The temporary (with the earlier run in it) goes when `self` drops.
+    }
+}
+
+/// Writes files into a folder the tool wrote (`verify`'s tables, `--per-layer`'s stack) and
+/// lists them in its marker, so the folder stays one a later run may replace.
+pub fn add_files(dir: &Path, files: &[(&str, &[u8])]) -> Result<()> {
+    let mut marker = marker_of(dir).ok_or_else(|| not_written(dir))?;
+    super::write::write_files(dir, files)?;
+    for (name, bytes) in files {
+        marker.files.insert(name.to_string(), sha256_hex(bytes));
+    }
+    write_marker(dir, &marker)
+}
+
+fn not_written(dir: &Path) -> Error {
+    Error::Usage(format!(
+        "{}: not a folder written by `rooflinebench search` (no valid {MARKER}); run the search again into it",
+        dir.display()
+    ))
+}
+
+/// The text of `name` in a search folder, checked against the folder's marker: written by this
+/// version of the tool, and unchanged since (a hand-edited file is refused, not trusted).
+pub fn read_written(dir: &Path, name: &str, max: u64) -> Result<String> {
+    let marker = marker_of(dir).ok_or_else(|| not_written(dir))?;
+    let path = dir.join(name);
+    let version = env!("CARGO_PKG_VERSION");
+    if marker.version != version {
+        return Err(Error::field(
+            dir.join(MARKER).display().to_string(),
+            "version",
+            format!("{version} (this rooflinebench); run the search again"),
+            crate::error::clip(&marker.version),
+        ));
+    }
+    let Some(want) = marker.files.get(name) else {
+        return Err(Error::Usage(format!(
+            "{}: missing from the files rooflinebench wrote in {}; run the search again",
+            path.display(),
+            dir.display()
+        )));
+    };
+    let bytes = read_bytes(&path, max)?;
+    if &sha256_hex(&bytes) != want {
+        return Err(Error::Usage(format!(
+            "{}: changed since rooflinebench wrote it (its SHA-256 is not the one in {MARKER}); run the search again",
+            path.display()
+        )));
+    }
+    String::from_utf8(bytes)
+        .map_err(|_| Error::field(path.display().to_string(), "(file)", "UTF-8 text", "other bytes"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn never_replaces_a_folder_of_someone_elses_files() {
+        let d = tempfile::tempdir().unwrap();
+        let home = d.path().join("home");
+        std::fs::create_dir_all(home.join("docs")).unwrap();
+        std::fs::write(home.join("docs/thesis.tex"), "x").unwrap();
+        let e = Staged::begin(&home, "search").unwrap_err().to_string();
+        assert!(e.contains("did not write (docs)"), "{e}");
+        assert!(home.join("docs/thesis.tex").exists());
+    }
+
+    #[test]
+    fn replaces_its_own_folder_and_checks_what_it_wrote() {
+        let d = tempfile::tempdir().unwrap();
+        let out = d.path().join("out");
+        for round in ["one", "two"] {
+            let s = Staged::begin(&out, "search").unwrap();
+            std::fs::write(s.path().join("outcome.json"), round).unwrap();
+            s.commit().unwrap();
+        }
+        assert_eq!(read_written(&out, "outcome.json", 100).unwrap(), "two");
+        // Only the folder, its lock, nothing else beside it.
+        let mut names: Vec<_> =
+            std::fs::read_dir(d.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        names.sort();
+        assert_eq!(names, [".out.lock", "out"]);
+        add_files(&out, &[("verify.md", b"v")]).unwrap();
+        assert!(check_replaceable(&out, "--out").is_ok());
+        std::fs::write(out.join("outcome.json"), "edited").unwrap();
+        let e = read_written(&out, "outcome.json", 100).unwrap_err().to_string();
+        assert!(e.contains("changed since rooflinebench wrote it"), "{e}");
+        std::fs::write(out.join("notes.txt"), "mine").unwrap();
+        assert!(check_replaceable(&out, "--out").unwrap_err().to_string().contains("notes.txt"));
+    }
+}

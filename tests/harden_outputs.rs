@@ -1,0 +1,265 @@
+//! Hardening II (issue 23), outputs and search folders: one regression test per defect class
+//! the sweep found. A folder the tool did not write is never emptied or replaced; only the
+//! tool's own temporaries are removed; special files at an output path are refused; every input
+//! is read through a bounded reader; a search folder is checked before `verify`, `export` or
+//! `plot` act on it; every writer takes a lock; every command exits 130 when interrupted.
+
+use crate::common::*;
+use rooflinebench::files::outdir::MARKER;
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+fn run(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = bin().args(args).timeout(Duration::from_secs(120)).output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Exit 2 with one error line holding every needle.
+fn refused(args: &[&str], needles: &[&str]) -> String {
+    let (code, _, err) = run(args);
+    assert_eq!(code, Some(2), "{args:?}: {err}");
+    assert!(!err.contains("panicked"), "{args:?}: {err}");
+    let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("error: ")).collect();
+    assert_eq!(errors.len(), 1, "{args:?}: {err}");
+    for n in needles {
+        assert!(err.contains(n), "{args:?}: '{n}' not in: {err}");
+    }
+    err
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn write(p: &Path, text: &str) -> PathBuf {
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, text).unwrap();
+    p.to_path_buf()
+}
+
+const SPACE: &str = r#"name = "tiny"
+[architecture]
+layers = [4, 8]
+hidden = [256]
+heads = [4]
+attention = ["mha", "gqa"]
+kv_heads = [2]
+ffn_multiplier = [2.0]
+vocab = [8000]
+[workload]
+scenario = "siso"
+"#;
+
+/// A search folder of the tiny space, written by the binary.
+fn searched(dir: &Path) -> PathBuf {
+    let space = write(&dir.join("tiny.toml"), SPACE);
+    let out = dir.join("search");
+    bin().args(["search", s(&space), "--device", "rpi5", "--out", s(&out)]).assert().success();
+    out
+}
+
+/// Rewrites `name` in a search folder and its hash in the marker, as a forger would: the
+/// content checks must then catch what the hash no longer does.
+fn forge(dir: &Path, name: &str, text: &str) {
+    std::fs::write(dir.join(name), text).unwrap();
+    let mut marker: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join(MARKER)).unwrap()).unwrap();
+    let hash: String = Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+    marker["files"][name] = serde_json::Value::from(hash);
+    std::fs::write(dir.join(MARKER), serde_json::to_vec(&marker).unwrap()).unwrap();
+}
+
+// 1. Data loss.
+
+#[test]
+fn a_search_into_a_folder_of_someone_elses_files_is_refused_and_deletes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let space = write(&dir.path().join("tiny.toml"), SPACE);
+    let home = dir.path().join("home");
+    let thesis = write(&home.join("docs/thesis.tex"), "four years");
+    for cmd in [vec!["search", s(&space), "--device", "rpi5", "--out", s(&home)], vec!["reproduce", "--out", s(&home)]]
+    {
+        refused(&cmd, &[s(&home), "rooflinebench did not write (docs)", "new or empty folder"]);
+        assert_eq!(std::fs::read_to_string(&thesis).unwrap(), "four years");
+    }
+    // batch writes SPACE/DEVICE below its --out: a foreign folder there is refused too.
+    let foreign = write(&home.join("tiny/rpi5/notes.txt"), "mine");
+    refused(&["batch", s(dir.path()), "--devices", "rpi5", "--out", s(&home)], &["notes.txt"]);
+    assert!(foreign.exists());
+    // Files a user adds to a folder the tool wrote are theirs: the next run refuses too.
+    let out = searched(dir.path());
+    let notes = write(&out.join("my-notes.md"), "mine");
+    refused(&["search", s(&space), "--device", "rpi5", "--out", s(&out)], &["my-notes.md"]);
+    assert!(notes.exists());
+    // An empty folder is fine, and so is a link to nothing being replaced: a link is refused.
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    bin().args(["search", s(&space), "--device", "rpi5", "--out", s(&empty)]).assert().success();
+    #[cfg(unix)]
+    {
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&home, &link).unwrap();
+        refused(&["search", s(&space), "--device", "rpi5", "--out", s(&link)], &["is a link"]);
+        assert!(thesis.exists());
+    }
+}
+
+#[test]
+fn siblings_named_like_old_temporaries_are_not_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let space = write(&dir.path().join("tiny.toml"), SPACE);
+    let out = dir.path().join("out");
+    let a = write(&dir.path().join(".out.old.1/keep.txt"), "x");
+    let b = write(&dir.path().join(".out.staging.1/keep.txt"), "x");
+    let c = write(&dir.path().join(".report.csv.1.tmp"), "x");
+    bin().args(["search", s(&space), "--device", "rpi5", "--out", s(&out)]).assert().success();
+    bin()
+        .args(["analyze", "--model", s(&model_path("SmolLM2-135M")), "--device", "rpi5", "--format", "csv", "--out"])
+        .arg(dir.path().join("report.csv"))
+        .assert()
+        .success();
+    assert!(a.exists() && b.exists() && c.exists());
+}
+
+#[test]
+fn special_files_at_an_output_path_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = searched(dir.path());
+    // /dev/null is a character device on every Unix; as root a rename would replace it.
+    let null = Path::new("/dev/null");
+    if !null.exists() {
+        return;
+    }
+    let model = model_path("SmolLM2-135M");
+    for cmd in [
+        vec!["export", s(&out), "recommended", "--out", "/dev/null"],
+        vec!["plot", "front", s(&out), "--out", "/dev/null"],
+        vec!["analyze", "--model", s(&model), "--device", "rpi5", "--out", "/dev/null"],
+    ] {
+        refused(&cmd, &["/dev/null", "not a regular file"]);
+    }
+    use std::os::unix::fs::FileTypeExt;
+    assert!(std::fs::metadata(null).unwrap().file_type().is_char_device(), "/dev/null is still a device");
+}
+
+// 3. Unbounded reads.
+
+#[test]
+fn oversized_or_endless_inputs_are_refused_naming_the_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = searched(dir.path());
+    // Sparse files: large to the reader, nothing on disk.
+    let big = |p: &Path, len: u64| std::fs::OpenOptions::new().write(true).open(p).unwrap().set_len(len).unwrap();
+    big(&out.join("space.toml"), 58 << 20);
+    refused(
+        &["export", s(&out), "#0", "--out", s(&dir.path().join("c.json"))],
+        &["space.toml", "at most 1048576 bytes"],
+    );
+    let out = searched(&dir.path().join("again"));
+    big(&out.join("pareto.csv"), 200 << 20);
+    refused(&["plot", "front", s(&out), "--out", s(&dir.path().join("f.svg"))], &["pareto.csv", "at most"]);
+    // A device is refused before it is opened, and so is a folder.
+    let space = write(&dir.path().join("tiny.toml"), SPACE);
+    refused(&["search", "/dev/zero", "--device", "rpi5"], &["/dev/zero", "a regular file"]);
+    refused(&["analyze", "--model", "/dev/zero", "--device", "rpi5"], &["/dev/zero", "a regular file"]);
+    refused(&["analyze", "--model", s(dir.path()), "--device", "rpi5"], &["a folder"]);
+    refused(&["search", s(&space), "--device", "/dev/zero"], &["/dev/zero"]);
+    // verify --top is bounded where it is parsed.
+    refused(&["verify", s(&out), "--top", "1000000000"], &["--top"]);
+}
+
+// 4. Search folders are checked before they are used.
+
+#[test]
+fn a_hand_edited_search_folder_is_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = searched(dir.path());
+    let c = dir.path().join("c.json");
+    // An edited file no longer matches the hash the search recorded.
+    std::fs::write(out.join("space.toml"), SPACE.replace("[4, 8]", "[4, 8, 12]")).unwrap();
+    refused(&["export", s(&out), "#0", "--out", s(&c)], &["space.toml", "changed since rooflinebench wrote it"]);
+    let out = searched(&dir.path().join("b"));
+    std::fs::write(out.join("pareto.csv"), "parameters,rip,attention,recommended\n").unwrap();
+    refused(&["plot", "front", s(&out)], &["pareto.csv", "changed since"]);
+    // A folder with no marker is not a search folder.
+    let bare = dir.path().join("bare");
+    write(&bare.join("space.toml"), SPACE);
+    refused(&["export", s(&bare), "#0", "--out", s(&c)], &["not a folder written by `rooflinebench search`"]);
+    assert!(!c.exists());
+}
+
+#[test]
+fn a_forged_search_folder_is_still_checked_like_a_shard() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = searched(dir.path());
+    let outcome: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("outcome.json")).unwrap()).unwrap();
+    // The tiny space has 2 x 2 = 4 candidates: #0 to #3.
+    let cases: [(&str, Box<dyn Fn(&mut serde_json::Value)>); 4] = [
+        ("outcome.top", Box::new(|o| o["top"] = serde_json::json!([]))),
+        ("outcome.front", Box::new(|o| o["front"] = serde_json::json!([]))),
+        ("index", Box::new(|o| o["top"][0]["index"] = serde_json::Value::from(1_000_000u64))),
+        ("outcome.space", Box::new(|o| o["space"] = serde_json::Value::from("another"))),
+    ];
+    for (needle, edit) in cases {
+        let mut o = outcome.clone();
+        edit(&mut o);
+        forge(&out, "outcome.json", &serde_json::to_string_pretty(&o).unwrap());
+        let e = rooflinebench::search::saved::load(&out).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(e.contains("outcome.json") && e.contains(needle), "{needle}: {e}");
+    }
+    // plot front on a forged front with no rows, or an infinite value, ends with a refusal.
+    let header = "index,parameters,rip,attention,recommended\n";
+    for (csv, needle) in
+        [(header.to_string(), "at least one front member"), (format!("{header}0,inf,0.5,mha,true\n"), "finite")]
+    {
+        forge(&out, "pareto.csv", &csv);
+        let start = Instant::now();
+        refused(&["plot", "front", s(&out), "--out", s(&dir.path().join("f.svg"))], &[needle]);
+        assert!(start.elapsed() < Duration::from_secs(60));
+    }
+}
+
+// 7. Locks and interruption.
+
+#[test]
+fn every_writer_takes_its_outputs_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = searched(dir.path());
+    let profile = dir.path().join("p.json");
+    let held = rooflinebench::files::Lock::take(&profile).unwrap();
+    // Refused before any timing run, with or without the engines built.
+    let (code, _, err) = run(&["calibrate", "--engine", "llama.cpp", "--quick", "--out", s(&profile)]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("another rooflinebench run") || err.contains("needs llama.cpp"), "{err}");
+    drop(held);
+    let held = rooflinebench::files::Lock::take(&out).unwrap();
+    let (code, _, err) = run(&["verify", s(&out), "--quick"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("another rooflinebench run") || err.contains("needs llama.cpp"), "{err}");
+    let repro = dir.path().join("paper");
+    drop(held);
+    let _held = rooflinebench::files::Lock::take(&repro).unwrap();
+    refused(&["reproduce", "--out", s(&repro)], &["another rooflinebench run"]);
+}
+
+#[test]
+fn sigterm_exits_130_even_with_nothing_in_progress() {
+    // A shard run registers nothing while it searches: the handler still answers 130.
+    let dir = tempfile::tempdir().unwrap();
+    let big = repo().join("benches/spaces/ten-million.toml");
+    let exe = assert_cmd::cargo::cargo_bin("rooflinebench");
+    let mut child = std::process::Command::new(exe)
+        .args(["search", s(&big), "--device", "rpi5", "--force", "--threads", "1", "--shard", "0/1", "--out"])
+        .arg(dir.path().join("shards"))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+}
