@@ -96,13 +96,6 @@ impl Analysis {
     }
 }
 
-pub fn roof(device: &DeviceProfile, settings: &RunSettings) -> Roof {
-    Roof {
-        peak_flop_per_s: device.peak_flops(settings.precisions.compute()),
-        bandwidth_bytes_per_s: device.bandwidth_bytes_per_s,
-    }
-}
-
 pub fn analyze(
     arch: &Architecture,
     device: &DeviceProfile,
@@ -114,7 +107,7 @@ pub fn analyze(
     let eval = ev.scenario(arch, scenario);
     // The settings the device really runs (an engine fixes its activation and KV formats).
     let settings = &ev.settings;
-    let roof = roof(device, settings);
+    let roof = Roof::of(device, settings);
     let (pp, dp) = (eval.prefill.plan, eval.decode.plan);
     let (pl, dl) = (pp.label(arch), dp.label(arch));
     let b = settings.batch as f64;

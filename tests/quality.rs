@@ -94,7 +94,7 @@ fn a_loss_search_under_a_tpot_limit_returns_the_lowest_loss_feasible_candidate_a
     let outcome = run(&space, &device, &SearchOptions::default()).unwrap();
     assert!(outcome.rejected.get("max_tpot_s").copied().unwrap_or(0) > 0, "the limit binds: {:?}", outcome.rejected);
     assert!(outcome.rejected.get("min_non_embedding_params").copied().unwrap_or(0) > 0, "{:?}", outcome.rejected);
-    let report = rooflinebench::report::search::finish(&space, &device, outcome).unwrap();
+    let report = rooflinebench::search::finish(&space, &device, outcome).unwrap();
     let rec = &report.recommended;
     assert!(rec.tpot_s <= tpot, "{rec:?}");
     assert!(rec.non_embedding_params as f64 >= floor, "{rec:?}");
@@ -120,11 +120,11 @@ fn the_summary_names_a_quality_first_pick_within_the_stated_latency() {
     let space = fixture("small-space.toml");
     let device = builtin("rpi5").unwrap();
     let outcome = run(&space, &device, &SearchOptions::default()).unwrap();
-    let report = rooflinebench::report::search::finish(&space, &device, outcome).unwrap();
+    let report = rooflinebench::search::finish(&space, &device, outcome).unwrap();
     let (q, rec) = (&report.quality_pick, &report.recommended);
     assert!(q.tpot_s <= rec.tpot_s * (1.0 + space.quality_tpot_margin) * (1.0 + 1e-12), "{q:?}");
     assert!(q.predicted_loss <= rec.predicted_loss);
-    let text = rooflinebench::report::search::explain(&report);
+    let text = rooflinebench::report::explain::explain(&report);
     assert!(text.contains("quality-first within +10% TPOT of the recommendation"), "{text}");
     assert!(text.contains("predicted loss"), "{text}");
 }

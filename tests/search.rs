@@ -166,10 +166,10 @@ fn the_recommendation_depends_on_the_device() {
         let space = SearchSpace::load(&space_path(space)).unwrap();
         let device = builtin(name).unwrap();
         let outcome = run(&space, &device, &SearchOptions::default()).unwrap();
-        let report = rooflinebench::report::search::finish(&space, &device, outcome).unwrap();
+        let report = rooflinebench::search::finish(&space, &device, outcome).unwrap();
         (report.recommended, report.quality_pick)
     };
-    let shape = |r: &rooflinebench::report::search::FrontRow| {
+    let shape = |r: &rooflinebench::search::FrontRow| {
         (
             r.attention,
             r.layers,

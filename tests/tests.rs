@@ -28,4 +28,5 @@ mod quality;
 mod report;
 mod roofline;
 mod search;
+mod structure;
 mod torch;

@@ -5,7 +5,7 @@ use super::{emit, ExportArgs, ExportFormat};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::files::{json_bytes, write_atomic};
-use crate::report::search::{candidate_config, FrontRow};
+use crate::search::{candidate_config, FrontRow};
 use crate::search::{Candidate, SearchSpace};
 use crate::units::si;
 use std::path::{Path, PathBuf};

@@ -2,8 +2,8 @@
 
 use crate::device::DeviceProfile;
 use crate::error::Result;
-use crate::report::search::SearchReport;
 use crate::search::milp::{instance_for, solve, Instance, Stack};
+use crate::search::SearchReport;
 use crate::search::SearchSpace;
 use crate::units::si;
 use serde::Serialize;

@@ -2,7 +2,7 @@
 
 use super::analyze::scenarios_from;
 use super::{emit, PlotArgs, PlotWhat};
-use crate::analysis::{analyze, roof};
+use crate::analysis::analyze;
 use crate::arch::load_hf_config;
 use crate::device::resolve;
 use crate::error::{Error, Result};
@@ -20,7 +20,7 @@ pub fn run(args: PlotArgs, out: &mut dyn std::io::Write) -> Result<()> {
             let mut roofs = Vec::new();
             let mut points = Vec::new();
             for (i, d) in devices.iter().enumerate() {
-                let r = roof(d, &settings);
+                let r = crate::roofline::Roof::of(d, &settings);
                 roofs.push(RoofLine {
                     label: d.name.clone(),
                     peak_flop_per_s: r.peak_flop_per_s,

@@ -2,8 +2,9 @@
 //! the top-10 table sortable by a few lines of inline script). It opens from the folder with no
 //! server and no network: nothing is loaded from anywhere else.
 
-use super::search::{explain, FrontRow, SearchReport};
+use super::explain::explain;
 use crate::search::SearchSpace;
+use crate::search::{FrontRow, SearchReport};
 use crate::units::{rate, si};
 use std::fmt::Write as _;
 

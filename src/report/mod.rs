@@ -3,7 +3,9 @@
 pub mod check;
 pub mod html;
 pub mod plot;
-pub mod search;
+pub mod explain;
+pub mod folder;
+pub mod summary;
 pub mod table;
 
 use crate::analysis::{Analysis, PhaseSummary};

@@ -52,6 +52,15 @@ pub struct Roof {
 }
 
 impl Roof {
+    /// The roof `device` offers a run of `settings`: the peak of the format it computes in, and
+    /// its memory bandwidth.
+    pub fn of(device: &crate::device::DeviceProfile, settings: &crate::workload::RunSettings) -> Roof {
+        Roof {
+            peak_flop_per_s: device.peak_flops(settings.precisions.compute()),
+            bandwidth_bytes_per_s: device.bandwidth_bytes_per_s,
+        }
+    }
+
     pub fn ridge_flop_per_byte(&self) -> f64 {
         self.peak_flop_per_s / self.bandwidth_bytes_per_s
     }

@@ -4,14 +4,17 @@
 
 pub mod milp;
 pub mod pareto;
+pub mod recommend;
+pub mod row;
 pub mod saved;
 pub mod shard;
 pub mod space;
 
 pub use pareto::{dominates, Objectives, ParetoFront, OBJECTIVES};
+pub use recommend::{finish, SearchReport};
+pub use row::{candidate_config, FrontRow};
 pub use space::{Candidate, Constraints, Objective, SearchSpace};
 
-use crate::analysis::roof;
 use crate::arch::Architecture;
 use crate::device::DeviceProfile;
 use crate::error::{Error, Result};
@@ -203,7 +206,7 @@ impl<'a> Scorer<'a> {
             prefill,
             decode,
             total,
-            potential: potential(&total, &roof(self.device, &settings)),
+            potential: potential(&total, &crate::roofline::Roof::of(self.device, &settings)),
             ttft_s: ttft,
             tpot_s: decode.time_s / (gen_w / b),
             prefill_tokens_per_s: prompt_w / prefill.time_s,
