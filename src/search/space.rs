@@ -529,6 +529,266 @@ fn scenario_of(e: &MixEntry, src: &str) -> Result<Scenario> {
     }
 }
 
+/// Every combination of the listed weight, activation and KV-cache formats.
+fn precisions_of(p: &PrecisionFile, src: &str) -> Result<Vec<Precisions>> {
+    let parse_dtypes = |field: &str, names: &[String]| -> Result<Vec<DType>> {
+        if names.is_empty() {
+            return Err(Error::field(src, field, "at least one precision", "an empty list"));
+        }
+        names.iter().map(|n| n.parse::<DType>().map_err(|e| Error::field(src, field, e, n))).collect()
+    };
+    let weights = parse_dtypes("precision.weights", &p.weights)?;
+    let activations = parse_dtypes("precision.activations", &p.activations)?;
+    if let Some(bad) = activations.iter().find(|d| d.is_block_quantised()) {
+        return Err(Error::field(src, "precision.activations", "f32, f16, bf16 or int8", bad));
+    }
+    let kv = p.kv.as_ref().map(|k| parse_dtypes("precision.kv", k)).transpose()?;
+    let mut precisions = Vec::new();
+    for &w in &weights {
+        for &act in &activations {
+            for &k in kv.as_deref().unwrap_or(&[act]) {
+                precisions.push(Precisions { weights: w, activations: act, kv_cache: k });
+            }
+        }
+    }
+    Ok(precisions)
+}
+
+/// The axes' values, each expanded and checked against its physical limit.
+fn dims_of(a: &ArchitectureFile, precisions: Vec<Precisions>, src: &str) -> Result<Dims> {
+    let has = |k| a.attention.contains(&k);
+    let moe = a.ffn.contains(&FfnKind::Moe);
+    use crate::arch::limits::*;
+    // Positive and bounded: `field` names the key, `max` its physical limit.
+    let sized = |v: Vec<u32>, field: &str, max: u32| -> Result<Vec<u32>> {
+        let field = format!("architecture.{field}");
+        at_most(positive_list(v, src, &field)?, max, src, &field)
+    };
+    let req =
+        |v: &Values<u32>, field: &str, max: u32| sized(expand(v, src, &format!("architecture.{field}"))?, field, max);
+    let optional =
+        |v: &Option<Values<u32>>, field: &str, kind: Option<&str>, default: Vec<u32>, max: u32, zero_ok: bool| {
+            let full = format!("architecture.{field}");
+            let list = opt(v, src, &full, kind, default)?;
+            if zero_ok {
+                at_most(list, max, src, &full)
+            } else {
+                sized(list, field, max)
+            }
+        };
+    let hidden = req(&a.hidden, "hidden", MAX_WIDTH)?;
+    let widest = *hidden.iter().max().expect("non-empty") as f64;
+    let multipliers = |v: &Values<f64>, field: &str| -> Result<Vec<f64>> {
+        let full = format!("architecture.{field}");
+        let list = expand(v, src, &full)?;
+        let cap = MAX_INTERMEDIATE as f64 / widest;
+        match list.iter().find(|m| !(**m > 0.0 && **m <= cap)) {
+            Some(m) => Err(Error::field(
+                src,
+                full,
+                format!("positive multipliers at most {cap} (x hidden up to {MAX_INTERMEDIATE})"),
+                m,
+            )),
+            None => Ok(list),
+        }
+    };
+    let ffn_multiplier = multipliers(&a.ffn_multiplier, "ffn_multiplier")?;
+    let heads = req(&a.heads, "heads", MAX_HEADS)?;
+    Ok(Dims {
+        layers: req(&a.layers, "layers", MAX_LAYERS)?,
+        head_dim: match &a.head_dim {
+            Some(v) => req(v, "head_dim", MAX_WIDTH)?.into_iter().map(Some).collect(),
+            None => vec![None],
+        },
+        vocab: req(&a.vocab, "vocab", MAX_VOCAB)?,
+        tie: if a.tie_embeddings.is_empty() {
+            return Err(Error::field(src, "architecture.tie_embeddings", "true and/or false", "an empty list"));
+        } else {
+            a.tie_embeddings.clone()
+        },
+        precisions,
+        kv_heads: optional(
+            &a.kv_heads,
+            "kv_heads",
+            has(AttentionKind::Gqa).then_some("gqa"),
+            vec![],
+            MAX_HEADS,
+            false,
+        )?,
+        kv_lora_rank: optional(
+            &a.mla_kv_lora_rank,
+            "mla_kv_lora_rank",
+            has(AttentionKind::Mla).then_some("mla"),
+            vec![],
+            MAX_WIDTH,
+            false,
+        )?,
+        q_lora_rank: optional(&a.mla_q_lora_rank, "mla_q_lora_rank", None, vec![0], MAX_WIDTH, true)?,
+        rope_head_dim: optional(&a.mla_rope_head_dim, "mla_rope_head_dim", None, vec![64], MAX_WIDTH, false)?,
+        nope_head_dim: match &a.mla_nope_head_dim {
+            Some(v) => req(v, "mla_nope_head_dim", MAX_WIDTH)?.into_iter().map(Some).collect(),
+            None => vec![None],
+        },
+        v_head_dim: match &a.mla_v_head_dim {
+            Some(v) => req(v, "mla_v_head_dim", MAX_WIDTH)?.into_iter().map(Some).collect(),
+            None => vec![None],
+        },
+        ffn_multiplier,
+        moe_experts: optional(&a.moe_experts, "moe_experts", moe.then_some("moe"), vec![], MAX_EXPERTS, false)?,
+        moe_top_k: optional(&a.moe_top_k, "moe_top_k", moe.then_some("moe"), vec![], MAX_EXPERTS, false)?,
+        moe_shared: optional(&a.moe_shared_experts, "moe_shared_experts", None, vec![0], MAX_EXPERTS, true)?,
+        moe_expert_multiplier: match (&a.moe_expert_multiplier, moe) {
+            (Some(v), _) => multipliers(v, "moe_expert_multiplier")?,
+            (None, true) => {
+                return Err(Error::field(
+                    src,
+                    "architecture.moe_expert_multiplier",
+                    "a list (required when moe is searched)",
+                    "nothing",
+                ))
+            }
+            (None, false) => vec![],
+        },
+        moe_first_k_dense: optional(&a.moe_first_k_dense, "moe_first_k_dense", None, vec![0], MAX_LAYERS, true)?,
+        hidden,
+        heads,
+    })
+}
+
+/// One block per (attention kind, FFN kind) searched, with the radices of its axes.
+fn blocks_of(a: &ArchitectureFile, dims: &Dims) -> Vec<Block> {
+    let mut blocks = Vec::new();
+    let mut attention = a.attention.clone();
+    attention.sort();
+    attention.dedup();
+    let mut ffns = a.ffn.clone();
+    ffns.sort();
+    ffns.dedup();
+    for &att in &attention {
+        for &ffn in &ffns {
+            let d = dims;
+            let mut radices = vec![
+                d.layers.len(),
+                d.hidden.len(),
+                d.heads.len(),
+                d.head_dim.len(),
+                d.vocab.len(),
+                d.tie.len(),
+                d.precisions.len(),
+                d.ffn_multiplier.len(),
+            ];
+            match att {
+                AttentionKind::Gqa => radices.push(d.kv_heads.len()),
+                AttentionKind::Mla => radices.extend([
+                    d.kv_lora_rank.len(),
+                    d.q_lora_rank.len(),
+                    d.rope_head_dim.len(),
+                    d.nope_head_dim.len(),
+                    d.v_head_dim.len(),
+                ]),
+                AttentionKind::Mha | AttentionKind::Mqa => {}
+            }
+            if ffn == FfnKind::Moe {
+                radices.extend([
+                    d.moe_experts.len(),
+                    d.moe_top_k.len(),
+                    d.moe_shared.len(),
+                    d.moe_expert_multiplier.len(),
+                    d.moe_first_k_dense.len(),
+                ]);
+            }
+            let size = radices.iter().try_fold(1u64, |acc, &r| acc.checked_mul(r as u64)).unwrap_or(u64::MAX);
+            blocks.push(Block { attention: att, ffn, radices, size });
+        }
+    }
+
+    blocks
+}
+
+/// `[workload]`: one scenario or a weighted mix, the batch and the longest context.
+fn workload_of(w: &WorkloadFile, src: &str) -> Result<Workload> {
+    let mix = match (&w.scenario, &w.mix) {
+        (Some(n), None) => vec![(
+            Scenario::named(n).map_err(|_| Error::field(src, "workload.scenario", "siso, silo, liso or lilo", n))?,
+            1.0,
+        )],
+        (None, Some(m)) if !m.is_empty() => {
+            let total: f64 = m.iter().map(|e| e.weight).sum();
+            if let Some(bad) = m.iter().find(|e| !(e.weight > 0.0 && e.weight.is_finite())) {
+                return Err(Error::field(src, "workload.mix.weight", "positive, finite weights", bad.weight));
+            }
+            if !total.is_finite() {
+                return Err(Error::field(src, "workload.mix.weight", "weights with a finite sum", total));
+            }
+            m.iter().map(|e| Ok((scenario_of(e, src)?, e.weight / total))).collect::<Result<Vec<_>>>()?
+        }
+        _ => {
+            return Err(Error::field(
+                src,
+                "workload",
+                "exactly one of scenario = NAME or a non-empty [[workload.mix]]",
+                "neither or both",
+            ))
+        }
+    };
+    if !(1..=crate::roofline::MAX_BATCH).contains(&w.batch) {
+        return Err(Error::field(
+            src,
+            "workload.batch",
+            format!("a batch from 1 to {}", crate::roofline::MAX_BATCH),
+            w.batch,
+        ));
+    }
+    if let Some(m) = w.max_context.filter(|&m| m > 2 * crate::roofline::MAX_TOKENS as u64) {
+        return Err(Error::field(
+            src,
+            "workload.max_context",
+            format!("at most {} tokens", 2 * crate::roofline::MAX_TOKENS as u64),
+            m,
+        ));
+    }
+    let longest = mix.iter().map(|(s, _)| s.max_context()).max().unwrap_or(0);
+    Ok(Workload { batch: w.batch, max_context: w.max_context.unwrap_or(longest).max(longest), mix })
+}
+
+/// `[constraints]` and `[objective]`: every number finite and in its range.
+fn check_limits(c: &Constraints, o: &ObjectiveFile, src: &str) -> Result<()> {
+    for (field, v, positive) in [
+        ("constraints.min_params", c.min_params, false),
+        ("constraints.max_params", c.max_params, true),
+        ("constraints.memory_budget_bytes", c.memory_budget_bytes, true),
+        ("constraints.max_ttft_s", c.max_ttft_s, true),
+        ("constraints.max_tpot_s", c.max_tpot_s, true),
+        ("constraints.min_decode_tokens_per_s", c.min_decode_tokens_per_s, false),
+    ] {
+        if let Some(v) = v.filter(|v| !(v.is_finite() && (*v > 0.0 || (!positive && *v == 0.0)))) {
+            let what = if positive { "a positive, finite number" } else { "a finite number >= 0" };
+            return Err(Error::field(src, field, what, v));
+        }
+    }
+    if let (Some(lo), Some(hi)) = (c.min_params, c.max_params) {
+        if lo > hi {
+            return Err(Error::field(src, "constraints.min_params", format!("at most max_params ({hi})"), lo));
+        }
+    }
+    if !(o.rip_margin >= 0.0 && o.rip_margin < 1.0) {
+        return Err(Error::field(src, "objective.rip_margin", "a fraction in [0, 1)", o.rip_margin));
+    }
+    let margin = o.quality_tpot_margin;
+    // As a share of TPOT: 10 is a pick ten times slower, far past any useful trade.
+    if !(0.0..=10.0).contains(&margin) {
+        return Err(Error::field(src, "objective.quality_tpot_margin", "a fraction from 0 to 10", margin));
+    }
+    for (field, v) in
+        [("constraints.max_loss", c.max_loss), ("constraints.min_non_embedding_params", c.min_non_embedding_params)]
+    {
+        if let Some(v) = v.filter(|v| !(*v >= 0.0 && v.is_finite())) {
+            return Err(Error::field(src, field, "a finite number >= 0", v));
+        }
+    }
+    Ok(())
+}
+
 impl SearchSpace {
     pub fn load(path: &Path) -> Result<SearchSpace> {
         let text = crate::files::read_text(path, crate::files::read::MAX_TOML_BYTES)?;
@@ -551,249 +811,12 @@ impl SearchSpace {
         if a.ffn.is_empty() {
             return Err(Error::field(src, "architecture.ffn", "at least one of gated, moe", "an empty list"));
         }
-        let has = |k| a.attention.contains(&k);
-        let moe = a.ffn.contains(&FfnKind::Moe);
-        let parse_dtypes = |field: &str, names: &[String]| -> Result<Vec<DType>> {
-            if names.is_empty() {
-                return Err(Error::field(src, field, "at least one precision", "an empty list"));
-            }
-            names.iter().map(|n| n.parse::<DType>().map_err(|e| Error::field(src, field, e, n))).collect()
-        };
-        let p = &file.precision;
-        let weights = parse_dtypes("precision.weights", &p.weights)?;
-        let activations = parse_dtypes("precision.activations", &p.activations)?;
-        if let Some(bad) = activations.iter().find(|d| d.is_block_quantised()) {
-            return Err(Error::field(src, "precision.activations", "f32, f16, bf16 or int8", bad));
-        }
-        let kv = p.kv.as_ref().map(|k| parse_dtypes("precision.kv", k)).transpose()?;
-        let mut precisions = Vec::new();
-        for &w in &weights {
-            for &act in &activations {
-                for &k in kv.as_deref().unwrap_or(&[act]) {
-                    precisions.push(Precisions { weights: w, activations: act, kv_cache: k });
-                }
-            }
-        }
+        let precisions = precisions_of(&file.precision, src)?;
+        let dims = dims_of(a, precisions, src)?;
+        let blocks = blocks_of(a, &dims);
+        let workload = workload_of(&file.workload, src)?;
+        check_limits(&file.constraints, &file.objective, src)?;
 
-        use crate::arch::limits::*;
-        // Positive and bounded: `field` names the key, `max` its physical limit.
-        let sized = |v: Vec<u32>, field: &str, max: u32| -> Result<Vec<u32>> {
-            let field = format!("architecture.{field}");
-            at_most(positive_list(v, src, &field)?, max, src, &field)
-        };
-        let req = |v: &Values<u32>, field: &str, max: u32| {
-            sized(expand(v, src, &format!("architecture.{field}"))?, field, max)
-        };
-        let optional =
-            |v: &Option<Values<u32>>, field: &str, kind: Option<&str>, default: Vec<u32>, max: u32, zero_ok: bool| {
-                let full = format!("architecture.{field}");
-                let list = opt(v, src, &full, kind, default)?;
-                if zero_ok {
-                    at_most(list, max, src, &full)
-                } else {
-                    sized(list, field, max)
-                }
-            };
-        let hidden = req(&a.hidden, "hidden", MAX_WIDTH)?;
-        let widest = *hidden.iter().max().expect("non-empty") as f64;
-        let multipliers = |v: &Values<f64>, field: &str| -> Result<Vec<f64>> {
-            let full = format!("architecture.{field}");
-            let list = expand(v, src, &full)?;
-            let cap = MAX_INTERMEDIATE as f64 / widest;
-            match list.iter().find(|m| !(**m > 0.0 && **m <= cap)) {
-                Some(m) => Err(Error::field(
-                    src,
-                    full,
-                    format!("positive multipliers at most {cap} (x hidden up to {MAX_INTERMEDIATE})"),
-                    m,
-                )),
-                None => Ok(list),
-            }
-        };
-        let ffn_multiplier = multipliers(&a.ffn_multiplier, "ffn_multiplier")?;
-        let heads = req(&a.heads, "heads", MAX_HEADS)?;
-        let dims = Dims {
-            layers: req(&a.layers, "layers", MAX_LAYERS)?,
-            head_dim: match &a.head_dim {
-                Some(v) => req(v, "head_dim", MAX_WIDTH)?.into_iter().map(Some).collect(),
-                None => vec![None],
-            },
-            vocab: req(&a.vocab, "vocab", MAX_VOCAB)?,
-            tie: if a.tie_embeddings.is_empty() {
-                return Err(Error::field(src, "architecture.tie_embeddings", "true and/or false", "an empty list"));
-            } else {
-                a.tie_embeddings.clone()
-            },
-            precisions,
-            kv_heads: optional(
-                &a.kv_heads,
-                "kv_heads",
-                has(AttentionKind::Gqa).then_some("gqa"),
-                vec![],
-                MAX_HEADS,
-                false,
-            )?,
-            kv_lora_rank: optional(
-                &a.mla_kv_lora_rank,
-                "mla_kv_lora_rank",
-                has(AttentionKind::Mla).then_some("mla"),
-                vec![],
-                MAX_WIDTH,
-                false,
-            )?,
-            q_lora_rank: optional(&a.mla_q_lora_rank, "mla_q_lora_rank", None, vec![0], MAX_WIDTH, true)?,
-            rope_head_dim: optional(&a.mla_rope_head_dim, "mla_rope_head_dim", None, vec![64], MAX_WIDTH, false)?,
-            nope_head_dim: match &a.mla_nope_head_dim {
-                Some(v) => req(v, "mla_nope_head_dim", MAX_WIDTH)?.into_iter().map(Some).collect(),
-                None => vec![None],
-            },
-            v_head_dim: match &a.mla_v_head_dim {
-                Some(v) => req(v, "mla_v_head_dim", MAX_WIDTH)?.into_iter().map(Some).collect(),
-                None => vec![None],
-            },
-            ffn_multiplier,
-            moe_experts: optional(&a.moe_experts, "moe_experts", moe.then_some("moe"), vec![], MAX_EXPERTS, false)?,
-            moe_top_k: optional(&a.moe_top_k, "moe_top_k", moe.then_some("moe"), vec![], MAX_EXPERTS, false)?,
-            moe_shared: optional(&a.moe_shared_experts, "moe_shared_experts", None, vec![0], MAX_EXPERTS, true)?,
-            moe_expert_multiplier: match (&a.moe_expert_multiplier, moe) {
-                (Some(v), _) => multipliers(v, "moe_expert_multiplier")?,
-                (None, true) => {
-                    return Err(Error::field(
-                        src,
-                        "architecture.moe_expert_multiplier",
-                        "a list (required when moe is searched)",
-                        "nothing",
-                    ))
-                }
-                (None, false) => vec![],
-            },
-            moe_first_k_dense: optional(&a.moe_first_k_dense, "moe_first_k_dense", None, vec![0], MAX_LAYERS, true)?,
-            hidden,
-            heads,
-        };
-
-        let mut blocks = Vec::new();
-        let mut attention = a.attention.clone();
-        attention.sort();
-        attention.dedup();
-        let mut ffns = a.ffn.clone();
-        ffns.sort();
-        ffns.dedup();
-        for &att in &attention {
-            for &ffn in &ffns {
-                let d = &dims;
-                let mut radices = vec![
-                    d.layers.len(),
-                    d.hidden.len(),
-                    d.heads.len(),
-                    d.head_dim.len(),
-                    d.vocab.len(),
-                    d.tie.len(),
-                    d.precisions.len(),
-                    d.ffn_multiplier.len(),
-                ];
-                match att {
-                    AttentionKind::Gqa => radices.push(d.kv_heads.len()),
-                    AttentionKind::Mla => radices.extend([
-                        d.kv_lora_rank.len(),
-                        d.q_lora_rank.len(),
-                        d.rope_head_dim.len(),
-                        d.nope_head_dim.len(),
-                        d.v_head_dim.len(),
-                    ]),
-                    AttentionKind::Mha | AttentionKind::Mqa => {}
-                }
-                if ffn == FfnKind::Moe {
-                    radices.extend([
-                        d.moe_experts.len(),
-                        d.moe_top_k.len(),
-                        d.moe_shared.len(),
-                        d.moe_expert_multiplier.len(),
-                        d.moe_first_k_dense.len(),
-                    ]);
-                }
-                let size = radices.iter().try_fold(1u64, |acc, &r| acc.checked_mul(r as u64)).unwrap_or(u64::MAX);
-                blocks.push(Block { attention: att, ffn, radices, size });
-            }
-        }
-
-        let w = &file.workload;
-        let mix = match (&w.scenario, &w.mix) {
-            (Some(n), None) => vec![(
-                Scenario::named(n)
-                    .map_err(|_| Error::field(src, "workload.scenario", "siso, silo, liso or lilo", n))?,
-                1.0,
-            )],
-            (None, Some(m)) if !m.is_empty() => {
-                let total: f64 = m.iter().map(|e| e.weight).sum();
-                if let Some(bad) = m.iter().find(|e| !(e.weight > 0.0 && e.weight.is_finite())) {
-                    return Err(Error::field(src, "workload.mix.weight", "positive, finite weights", bad.weight));
-                }
-                if !total.is_finite() {
-                    return Err(Error::field(src, "workload.mix.weight", "weights with a finite sum", total));
-                }
-                m.iter().map(|e| Ok((scenario_of(e, src)?, e.weight / total))).collect::<Result<Vec<_>>>()?
-            }
-            _ => {
-                return Err(Error::field(
-                    src,
-                    "workload",
-                    "exactly one of scenario = NAME or a non-empty [[workload.mix]]",
-                    "neither or both",
-                ))
-            }
-        };
-        if !(1..=crate::roofline::MAX_BATCH).contains(&w.batch) {
-            return Err(Error::field(
-                src,
-                "workload.batch",
-                format!("a batch from 1 to {}", crate::roofline::MAX_BATCH),
-                w.batch,
-            ));
-        }
-        if let Some(m) = w.max_context.filter(|&m| m > 2 * crate::roofline::MAX_TOKENS as u64) {
-            return Err(Error::field(
-                src,
-                "workload.max_context",
-                format!("at most {} tokens", 2 * crate::roofline::MAX_TOKENS as u64),
-                m,
-            ));
-        }
-        let longest = mix.iter().map(|(s, _)| s.max_context()).max().unwrap_or(0);
-        let workload = Workload { batch: w.batch, max_context: w.max_context.unwrap_or(longest).max(longest), mix };
-        let c = &file.constraints;
-        for (field, v, positive) in [
-            ("constraints.min_params", c.min_params, false),
-            ("constraints.max_params", c.max_params, true),
-            ("constraints.memory_budget_bytes", c.memory_budget_bytes, true),
-            ("constraints.max_ttft_s", c.max_ttft_s, true),
-            ("constraints.max_tpot_s", c.max_tpot_s, true),
-            ("constraints.min_decode_tokens_per_s", c.min_decode_tokens_per_s, false),
-        ] {
-            if let Some(v) = v.filter(|v| !(v.is_finite() && (*v > 0.0 || (!positive && *v == 0.0)))) {
-                let what = if positive { "a positive, finite number" } else { "a finite number >= 0" };
-                return Err(Error::field(src, field, what, v));
-            }
-        }
-        if let (Some(lo), Some(hi)) = (c.min_params, c.max_params) {
-            if lo > hi {
-                return Err(Error::field(src, "constraints.min_params", format!("at most max_params ({hi})"), lo));
-            }
-        }
-        if !(file.objective.rip_margin >= 0.0 && file.objective.rip_margin < 1.0) {
-            return Err(Error::field(src, "objective.rip_margin", "a fraction in [0, 1)", file.objective.rip_margin));
-        }
-        let margin = file.objective.quality_tpot_margin;
-        if !(margin >= 0.0 && margin.is_finite()) {
-            return Err(Error::field(src, "objective.quality_tpot_margin", "a fraction >= 0", margin));
-        }
-        for (field, v) in
-            [("constraints.max_loss", c.max_loss), ("constraints.min_non_embedding_params", c.min_non_embedding_params)]
-        {
-            if let Some(v) = v.filter(|v| !(*v >= 0.0 && v.is_finite())) {
-                return Err(Error::field(src, field, "a finite number >= 0", v));
-            }
-        }
         let tokens = training_tokens(&file.training, src)?;
         let name = match file.name {
             Some(n) => plain_name(&n, src, "name")?,
@@ -810,7 +833,7 @@ impl SearchSpace {
             objective: file.objective.metric,
             rip_margin: file.objective.rip_margin,
             source: text.to_string(),
-            quality_tpot_margin: margin,
+            quality_tpot_margin: file.objective.quality_tpot_margin,
             tokens,
         })
     }
