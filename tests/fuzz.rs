@@ -584,3 +584,164 @@ fn rejected_inputs_are_answered_quickly() {
     }
     assert!(worst < 5.0, "{worst} s");
 }
+
+// The llama-bench reader (`devices check` and `devices fit`).
+
+/// Edge-case markdown table cells: numbers, test names past their bounds, parameter counts,
+/// odd text.
+fn md_cell(i: usize) -> String {
+    let specials = [
+        "".to_string(),
+        "inf".into(),
+        "-inf".into(),
+        "NaN".into(),
+        "1e300 ± 1".into(),
+        "1,000,000.5".into(),
+        "pp0".into(),
+        "pp65536".into(),
+        "pp4294967296".into(),
+        "tg1 @ d1048576".into(),
+        "tg128 @ d1048577".into(),
+        "pp512+tg128".into(),
+        "1e300 B".into(),
+        "0.000001 B".into(),
+        "9999 B".into(),
+        "1.24 B".into(),
+        "4097".into(),
+        "llama 1B Q4_K - Medium".into(),
+        "qwen2 0.5B Q8_0".into(),
+        "\u{1b}[2J\r".into(),
+        "1 ± 2 ± 3".into(),
+        "x".repeat(100_000),
+    ];
+    match i % 2 {
+        0 => NUMBERS[(i / 2) % NUMBERS.len()].to_string(),
+        _ => specials[(i / 2) % specials.len()].clone(),
+    }
+}
+
+/// A markdown table edited cell by cell (values, header names, lines) or byte by byte.
+fn edit_markdown(text: &str, edits: &[Edit]) -> Vec<u8> {
+    let mut lines: Vec<String> = text.lines().map(String::from).collect();
+    let mut bytes = None;
+    for e in edits {
+        if let Some(b) = bytes.take() {
+            bytes = Some(byte_edit(b, e));
+            continue;
+        }
+        let rows: Vec<usize> = (0..lines.len()).filter(|&i| lines[i].trim_start().starts_with('|')).collect();
+        // The cells between the outer pipes of line `i`, and the one `p` picks.
+        let cells = |line: &str| line.split('|').map(String::from).collect::<Vec<_>>();
+        match *e {
+            Edit::Value(p, v) if !rows.is_empty() => {
+                let i = rows[p % rows.len()];
+                let mut c = cells(&lines[i]);
+                if c.len() > 2 {
+                    let k = 1 + (p / rows.len()) % (c.len() - 2);
+                    c[k] = format!(" {} ", md_cell(v));
+                }
+                lines[i] = c.join("|");
+            }
+            Edit::Drop(p) if !lines.is_empty() => {
+                lines.remove(p % lines.len());
+            }
+            Edit::Key(p, k) if !rows.is_empty() => {
+                let i = rows[0];
+                let mut c = cells(&lines[i]);
+                if c.len() > 2 {
+                    let j = 1 + p % (c.len() - 2);
+                    c[j] = format!(" {} ", misspell(c[j].trim(), k));
+                }
+                lines[i] = c.join("|");
+            }
+            _ => bytes = Some(byte_edit((lines.join("\n") + "\n").into_bytes(), e)),
+        }
+    }
+    bytes.unwrap_or_else(|| (lines.join("\n") + "\n").into_bytes())
+}
+
+/// What a fuzz case starts from: a file extension and its text.
+fn llama_bench_bases() -> Vec<(&'static str, String)> {
+    let mut bases = Vec::new();
+    let data = repo().join("data/llama-bench");
+    let mut folders: Vec<PathBuf> = std::fs::read_dir(&data).unwrap().map(|e| e.unwrap().path()).collect();
+    folders.sort();
+    for f in folders {
+        for md in files_in(&f.strip_prefix(repo()).unwrap().display().to_string(), "md") {
+            bases.push(("md", std::fs::read_to_string(md).unwrap()));
+        }
+    }
+    // This tool's own runs (llama-bench JSON rows with the models' configs), a dozen of them.
+    let profile: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(repo().join("tests/fixtures/llamacpp-profile.json")).unwrap())
+            .unwrap();
+    let runs: Vec<serde_json::Value> =
+        profile["notes"]["runs"].as_array().unwrap().iter().step_by(6).cloned().collect();
+    bases.push(("json", serde_json::to_string_pretty(&runs).unwrap()));
+    // Rows as llama-bench writes them, matched by exact parameter count (Qwen2.5-0.5B and
+    // Llama-3.2-1B), naming model files, as JSON and as JSON lines.
+    let row = |model: &str, params: u64, file: &str, p: u32, g: u32, d: u32, ns: f64| {
+        serde_json::json!({
+            "model_type": model, "model_filename": file, "model_n_params": params, "backends": "CPU",
+            "n_threads": 4, "n_prompt": p, "n_gen": g, "n_depth": d, "avg_ns": ns,
+            "build_commit": "abc1234", "build_number": 4000
+        })
+    };
+    let rows = serde_json::json!([
+        row("qwen2 0.5B Q4_K - Medium", 494_032_768, "/models/qwen.gguf", 512, 0, 0, 5.74e9),
+        row("qwen2 0.5B Q4_K - Medium", 494_032_768, "qwen.gguf", 0, 128, 0, 4.77e9),
+        row("llama 1B Q4_K - Medium", 1_235_814_400, "llama.gguf", 512, 0, 0, 8.3e9),
+        row("llama 1B Q4_K - Medium", 1_235_814_400, "../llama.gguf", 0, 128, 512, 11.2e9),
+    ]);
+    bases.push(("json", serde_json::to_string_pretty(&rows).unwrap()));
+    bases.push(("jsonl", serde_json::to_string_pretty(&rows).unwrap()));
+    bases
+}
+
+#[test]
+fn fuzz_llama_bench_reader() {
+    let bases = llama_bench_bases();
+    fuzz("llama-bench reader", (0..bases.len(), edits()), CASES, |(b, e)| {
+        let dir = tempfile::tempdir().unwrap();
+        let (ext, text) = &bases[b];
+        let path = dir.path().join(format!("run.{ext}"));
+        let bytes = match *ext {
+            "md" => edit_markdown(text, &e),
+            "json" => edit_json(text, &e),
+            // JSON lines: the rows edited as an array, then one per line (or the bytes as they are).
+            _ => {
+                let edited = edit_json(text, &e);
+                match serde_json::from_slice::<serde_json::Value>(&edited) {
+                    Ok(serde_json::Value::Array(rows)) => {
+                        rows.iter().map(|r| r.to_string() + "\n").collect::<String>().into_bytes()
+                    }
+                    _ => edited,
+                }
+            }
+        };
+        std::fs::write(&path, &bytes).unwrap();
+        let p = arg(&path);
+        let o = run_cli(strings(&["devices", "check", "--llama-bench", &p, "--device", "rpi5"]))?;
+        expect_clean(&o, &[&path, Path::new("rpi5")])?;
+        let out = dir.path().join("x.json");
+        let o = run_cli(strings(&[
+            "devices",
+            "fit",
+            "--base",
+            "rpi5-datasheet",
+            "--llama-bench",
+            &p,
+            "--out",
+            &arg(&out),
+        ]))?;
+        expect_clean(&o, &[&path, &out])?;
+        if o.error.is_none() {
+            // What fit writes, its own reader loads.
+            let shown = run_cli(strings(&["devices", "show", &arg(&out)]))?;
+            prop_assert!(shown.error.is_none(), "{}: {:?}", clip(&String::from_utf8_lossy(&bytes)), shown.error);
+        } else {
+            prop_assert!(!out.exists(), "a refused fit wrote {}", out.display());
+        }
+        Ok(())
+    });
+}

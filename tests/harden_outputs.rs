@@ -198,7 +198,8 @@ fn a_forged_search_folder_is_still_checked_like_a_shard() {
     let out = searched(dir.path());
     let outcome: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("outcome.json")).unwrap()).unwrap();
     // The tiny space has 2 x 2 = 4 candidates: #0 to #3.
-    let cases: [(&str, Box<dyn Fn(&mut serde_json::Value)>); 4] = [
+    type Edit = Box<dyn Fn(&mut serde_json::Value)>;
+    let cases: [(&str, Edit); 4] = [
         ("outcome.top", Box::new(|o| o["top"] = serde_json::json!([]))),
         ("outcome.front", Box::new(|o| o["front"] = serde_json::json!([]))),
         ("index", Box::new(|o| o["top"][0]["index"] = serde_json::Value::from(1_000_000u64))),

@@ -218,7 +218,7 @@ min_params = 1e5
         let files = build(a, &[DType::Q8_0], dir.path(), 7, 2).unwrap();
         let row = |n_prompt: u32, n_gen: u32, avg_ns: f64| {
             serde_json::json!({
-                "model_type": "llama ?B Q8_0", "model_filename": files[0].path, "model_n_params": 1,
+                "model_type": "llama ?B Q8_0", "model_filename": files[0].path, "model_n_params": files[0].parameters,
                 "backends": "CPU", "n_threads": 2, "n_prompt": n_prompt, "n_gen": n_gen, "avg_ns": avg_ns
             })
         };

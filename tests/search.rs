@@ -64,6 +64,7 @@ fn outputs_are_identical_for_one_and_two_threads() {
         assert_eq!(
             one.keys().collect::<Vec<_>>(),
             [
+                ".rooflinebench.json",
                 "device.json",
                 "front.svg",
                 "outcome.json",

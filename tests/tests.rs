@@ -21,6 +21,7 @@ mod accounting;
 mod cli;
 mod fuzz;
 mod harden;
+mod harden_fit;
 mod harden_outputs;
 mod llamacpp;
 mod outputs;

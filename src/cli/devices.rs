@@ -7,11 +7,10 @@ use crate::device::{Engine, Origin};
 use crate::dtype::DType;
 use crate::error::Error;
 use crate::error::Result;
-use crate::measure::{fit, llama_bench};
 use crate::files::{csv_bytes, json_bytes};
+use crate::measure::{fit, llama_bench};
 use crate::report::Format;
 use crate::units::si;
-use crate::workload::{AttentionForm, ElementwiseForm, MlaForm, Plan};
 use serde::Serialize;
 use std::fmt::Write;
 
@@ -114,45 +113,120 @@ fn load_model(path: &std::path::Path) -> Result<Architecture> {
 /// be used.
 type Loaded = (Vec<llama_bench::Record>, Vec<fit::Run>, Vec<llama_bench::Origin>, Vec<String>);
 
-fn load_runs(files: &[std::path::PathBuf], models: &[Architecture]) -> Result<Loaded> {
+/// The models runs are matched against: every `--model` and shipped one, and the `--model`
+/// files that are GGUFs (by their magic), by canonical path, which a row may name.
+struct Models {
+    all: Vec<Architecture>,
+    ggufs: Vec<(std::path::PathBuf, Architecture)>,
+}
+
+/// The GGUF a llama-bench row's `model_filename` names, if it is one this tool may read: a
+/// `--model` GGUF of that file name, or a GGUF of that file name in the llama-bench file's own
+/// folder (only the name's last component is used: no `..`, no other folder, no link out).
+enum ModelFile {
+    Given(usize),
+    Beside(std::path::PathBuf),
+}
+
+fn model_file(
+    named: &str,
+    folder: Option<&std::path::Path>,
+    ggufs: &[(std::path::PathBuf, Architecture)],
+) -> Option<ModelFile> {
+    let name = std::path::Path::new(named).file_name()?;
+    let given: Vec<usize> = (0..ggufs.len()).filter(|&i| ggufs[i].0.file_name() == Some(name)).collect();
+    if let [one] = given.as_slice() {
+        return Some(ModelFile::Given(*one));
+    }
+    let folder = folder?;
+    let beside = folder.join(name).canonicalize().ok()?;
+    if beside.parent() != Some(folder) || !crate::files::read::is_gguf(&beside) {
+        return None;
+    }
+    match ggufs.iter().position(|(p, _)| *p == beside) {
+        Some(i) => Some(ModelFile::Given(i)),
+        None => Some(ModelFile::Beside(beside)),
+    }
+}
+
+/// A path as messages name it: clipped to one short line.
+fn shown(p: &std::path::Path) -> String {
+    crate::error::clip(&p.display().to_string())
+}
+
+fn load_runs(files: &[std::path::PathBuf], models: &Models) -> Result<Loaded> {
     let mut records = Vec::new();
     let mut origins = Vec::new();
-    let mut notes = Vec::new();
+    let mut notes = std::collections::BTreeSet::new();
+    // llama-bench's JSON names the model file: when it is a GGUF the user gave or one beside
+    // the llama-bench file, its own metadata says the architecture (otherwise the parameter
+    // count is matched against --model). Each file is read once; none of it is echoed.
+    let mut read: std::collections::BTreeMap<std::path::PathBuf, Option<Architecture>> = Default::default();
     for f in files {
-        let (r, o) = llama_bench::parse_file_with_origin(f)?;
-        records.extend(r);
-        origins.push(o);
-    }
-    // llama-bench's JSON names the model file: when it is here, its own metadata says the
-    // architecture (otherwise the parameter count is matched against --model).
-    let mut read: std::collections::BTreeMap<String, Option<serde_json::Value>> = Default::default();
-    for r in records.iter_mut().filter(|r| r.config.is_none()) {
-        let Some(file) = r.file.clone().filter(|f| std::path::Path::new(f).is_file()) else { continue };
-        let config = read.entry(file.clone()).or_insert_with(|| {
-            match crate::measure::llamacpp::architecture_of(std::path::Path::new(&file)) {
-                Ok(arch) => Some(crate::arch::export_hf_config(&arch)),
-                Err(e) => {
-                    notes.push(format!("{file}: {e}; matched by parameter count instead"));
-                    None
+        let (mut rows, o) = llama_bench::parse_file_with_origin(f)?;
+        let folder = f.canonicalize().ok().and_then(|c| c.parent().map(std::path::Path::to_path_buf));
+        // Where each file name a row gives leads, looked up once per name.
+        let mut found: std::collections::HashMap<String, Option<ModelFile>> = Default::default();
+        for r in rows.iter_mut().filter(|r| r.config.is_none()) {
+            let Some(named) = r.file.as_deref() else { continue };
+            let at =
+                found.entry(named.to_string()).or_insert_with_key(|n| model_file(n, folder.as_deref(), &models.ggufs));
+            let (path, arch) = match at {
+                None => continue,
+                Some(ModelFile::Given(i)) => (&models.ggufs[*i].0, Some(&models.ggufs[*i].1)),
+                Some(ModelFile::Beside(p)) => {
+                    let arch =
+                        read.entry(p.clone()).or_insert_with_key(|p| crate::measure::llamacpp::architecture_of(p).ok());
+                    (&*p, arch.as_ref())
+                }
+            };
+            let Some(arch) = arch else {
+                notes.insert(format!(
+                    "{}: not readable as a GGUF model here; matched by parameter count instead",
+                    shown(path)
+                ));
+                continue;
+            };
+            match fit::matching_arch(r, arch) {
+                Some(a) => r.config = Some(crate::arch::export_hf_config(&a)),
+                None => {
+                    notes.insert(format!(
+                        "{}: its parameter count {} does not match the row's {}; matched by parameter count instead",
+                        shown(path),
+                        arch.parameters(),
+                        r.params
+                    ));
                 }
             }
-        });
-        r.config = config.clone();
+        }
+        records.extend(rows);
+        origins.push(o);
     }
-    let (runs, mut skipped) = fit::runs_from_records(&records, models);
+    let (runs, mut skipped) = fit::runs_from_records(&records, &models.all);
     skipped.extend(notes);
     Ok((records, runs, origins, skipped))
 }
 
-/// A usage error when no row of `files` could be used, saying why.
+/// How many reasons an error lists before saying how many more there are.
+const REASONS_SHOWN: usize = 5;
+
+/// A usage error when no row of `files` could be used, saying why (a few reasons, clipped).
 fn require_runs(runs: &[fit::Run], files: &[std::path::PathBuf], skipped: &[String]) -> Result<()> {
     if !runs.is_empty() {
         return Ok(());
     }
+    let mut why: Vec<String> = skipped.iter().take(REASONS_SHOWN).map(|s| crate::error::clip_line(s)).collect();
+    if skipped.len() > REASONS_SHOWN {
+        why.push(format!("and {} more", skipped.len() - REASONS_SHOWN));
+    }
+    let mut named: Vec<String> = files.iter().take(REASONS_SHOWN).map(|p| shown(p)).collect();
+    if files.len() > REASONS_SHOWN {
+        named.push(format!("and {} more", files.len() - REASONS_SHOWN));
+    }
     Err(Error::Usage(format!(
         "no usable llama-bench rows in {} ({}); pass the models' config.json or GGUF with --model",
-        files.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "),
-        skipped.join("; ")
+        named.join(", "),
+        if why.is_empty() { "no rows".to_string() } else { why.join("; ") }
     )))
 }
 
@@ -180,29 +254,49 @@ fn median_factor<'a>(rows: impl IntoIterator<Item = &'a Agreement>) -> f64 {
     }
 }
 
-/// The given models, then the shipped ones not given.
-fn models_for(given: &[std::path::PathBuf]) -> Result<Vec<Architecture>> {
+/// The given models, then the shipped ones not given; and which given ones are GGUF files.
+fn models_for(given: &[std::path::PathBuf]) -> Result<Models> {
     let mut models = given.iter().map(|p| load_model(p)).collect::<Result<Vec<_>>>()?;
+    let ggufs = given
+        .iter()
+        .zip(&models)
+        .filter(|(p, _)| crate::files::read::is_gguf(p))
+        .filter_map(|(p, a)| p.canonicalize().ok().map(|c| (c, a.clone())))
+        .collect();
     let names: std::collections::BTreeSet<String> = models.iter().map(|m| m.name.clone()).collect();
     models.extend(shipped_models().into_iter().filter(|m| !names.contains(&m.name)));
-    Ok(models)
+    Ok(Models { all: models, ggufs })
 }
 
-/// Each run predicted by `profile`.
-fn agreement(profile: &DeviceProfile, runs: &[fit::Run]) -> Vec<Agreement> {
+/// Each run predicted by `profile` (named `source`: the argument or file it came from); a
+/// prediction that is not a positive finite time (a profile whose rates overflow) is an error,
+/// not an infinite rate.
+fn agreement(profile: &DeviceProfile, source: &str, runs: &[fit::Run]) -> Result<Vec<Agreement>> {
     runs.iter()
         .map(|r| {
             let predicted = fit::predict(profile, r);
             let tokens = r.test.tokens() as f64;
-            Agreement {
-                model: r.arch.name.clone(),
+            let row = Agreement {
+                model: crate::error::clip(&r.arch.name),
                 weights: r.weights.name().to_string(),
                 test: r.test.label(),
                 measured_tokens_per_s: tokens / r.measured_s,
                 predicted_tokens_per_s: tokens / predicted,
                 ratio: r.measured_s / predicted,
                 prefill: r.test.is_prefill(),
+            };
+            let finite = [predicted, row.measured_tokens_per_s, row.predicted_tokens_per_s, row.ratio]
+                .iter()
+                .all(|v| v.is_finite() && *v > 0.0);
+            if !finite {
+                return Err(Error::field(
+                    crate::error::clip(source),
+                    "(prediction)",
+                    format!("a positive finite time for {} {} {}", row.model, row.weights, row.test),
+                    format!("{predicted} s"),
+                ));
             }
+            Ok(row)
         })
         .collect()
 }
@@ -226,7 +320,7 @@ fn check(a: CheckArgs, out: &mut dyn std::io::Write) -> Result<()> {
     let models = models_for(&a.model)?;
     let (_, runs, _, skipped) = load_runs(&a.llama_bench, &models)?;
     require_runs(&runs, &a.llama_bench, &skipped)?;
-    let rows = agreement(&profile, &runs);
+    let rows = agreement(&profile, &a.device, &runs)?;
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -236,77 +330,75 @@ fn check(a: CheckArgs, out: &mut dyn std::io::Write) -> Result<()> {
         rows.len(),
         factor_summary(&rows)
     );
-    for h in &rows {
-        let _ = writeln!(
-            s,
-            "  {:<40} {:<7} {:<14} measured {:>9.1} tok/s predicted {:>9.1} tok/s {:>6.2}x",
-            h.model, h.weights, h.test, h.measured_tokens_per_s, h.predicted_tokens_per_s, h.ratio
-        );
-    }
+    agreement_lines(&mut s, &rows);
     for n in skipped {
-        let _ = writeln!(s, "  note: {n}");
+        let _ = writeln!(s, "  note: {}", crate::error::clip_line(&n));
     }
     emit(s.as_bytes(), None, out)
 }
 
-/// `devices fit`: a llama.cpp profile for a device from llama-bench results run on it.
-fn fit(a: FitArgs, out: &mut dyn std::io::Write) -> Result<()> {
-    let base = resolve(&a.base)?;
-    crate::files::check_writable(&a.out)?;
-    let models = models_for(&a.model)?;
-    let (records, runs, origins, skipped) = load_runs(&a.llama_bench, &models)?;
-    require_runs(&runs, &a.llama_bench, &skipped)?;
+/// The engine the runs describe: llama.cpp (its one plan), with the runs' backend, build and
+/// threads.
+fn engine_of(records: &[llama_bench::Record], origins: &[llama_bench::Origin]) -> Engine {
     let backend = records.iter().map(|r| r.backend.clone()).find(|b| !b.is_empty()).unwrap_or_else(|| "unknown".into());
     let build = records
         .iter()
         .find_map(|r| r.build.clone())
         .or_else(|| origins.iter().find_map(|o| o.build.clone()))
         .unwrap_or_else(|| "unknown build".into());
-    let engine = Engine {
-        name: "llama.cpp".into(),
-        version: build,
-        backend,
-        threads: records.iter().find_map(|r| r.threads),
-        plan: Plan { mla: MlaForm::Absorbed, attention: AttentionForm::Fused, elementwise: ElementwiseForm::Separate },
-        activations: DType::F32,
-        kv_cache: DType::F16,
-        kv_pad: 256,
-    };
-    let mut fitted_base = base.clone();
-    fitted_base.name = a.name.clone().unwrap_or_else(|| format!("{}-llamacpp", base.name));
+    Engine::llama_cpp(build, backend, records.iter().find_map(|r| r.threads))
+}
+
+/// The profile a fit starts from: `base`'s memory and ceilings, named and described as an
+/// expected profile of `engine`, with where its runs came from.
+fn fitted_base(
+    base: &DeviceProfile,
+    name: String,
+    engine: &Engine,
+    runs: usize,
+    origins: &[llama_bench::Origin],
+) -> DeviceProfile {
+    let mut p = base.clone();
+    p.name = name;
     let plain = base.description.trim_end_matches(", datasheet").trim_end_matches(" (datasheet)");
-    fitted_base.description =
-        format!("{plain} running llama.cpp ({}), fitted from {} public llama-bench runs", engine.backend, runs.len());
-    fitted_base.provenance.origin = Origin::Expected;
+    p.description =
+        format!("{plain} running llama.cpp ({}), fitted from {runs} public llama-bench runs", engine.backend);
+    p.provenance.origin = Origin::Expected;
     let urls: Vec<String> = origins.iter().map(|o| o.source.clone().unwrap_or_else(|| o.file.clone())).collect();
-    fitted_base.provenance.source = format!(
-        "rooflinebench devices fit: {} llama-bench runs ({}) on the {} profile's memory and bandwidth",
-        runs.len(),
+    p.provenance.source = format!(
+        "rooflinebench devices fit: {runs} llama-bench runs ({}) on the {} profile's memory and bandwidth",
         urls.join("; "),
         base.name
     );
     if let Some(d) = origins.iter().filter_map(|o| o.date.clone()).max() {
-        fitted_base.provenance.date = d;
+        p.provenance.date = d;
     }
-    let donor = match &a.fixed_cost_from {
-        None => None,
-        Some(name) => {
-            let d = resolve(name)?;
-            let fitted = d.engine.as_ref().is_some_and(|e| e.name == engine.name) && d.kernel_overhead_s > 0.0;
-            if !fitted {
-                return Err(Error::Usage(format!(
-                    "--fixed-cost-from {name}: expected a profile of {} with a fitted cost per kernel, got {} ({} per kernel)",
-                    engine.name,
-                    d.provenance.origin.label(),
-                    d.kernel_overhead_s
-                )));
-            }
-            Some(d)
-        }
-    };
-    let launch = donor.as_ref().map(|d| d.kernel_overhead_s);
-    let (mut profile, report) = fit::fit_engine_under_roofs(&fitted_base, &engine, &runs, launch)?;
-    if let Some(d) = &donor {
+    p
+}
+
+/// `--fixed-cost-from NAME`: a profile of the same engine whose cost per kernel was fitted.
+fn fixed_cost_donor(name: &str, engine: &Engine) -> Result<DeviceProfile> {
+    let d = resolve(name)?;
+    let fitted = d.engine.as_ref().is_some_and(|e| e.name == engine.name) && d.kernel_overhead_s > 0.0;
+    if !fitted {
+        return Err(Error::Usage(format!(
+            "--fixed-cost-from {name}: expected a profile of {} with a fitted cost per kernel, got {} ({} per kernel)",
+            engine.name,
+            d.provenance.origin.label(),
+            d.kernel_overhead_s
+        )));
+    }
+    Ok(d)
+}
+
+/// What the fit did, in the profile's notes.
+fn note_fit(
+    profile: &mut DeviceProfile,
+    report: &fit::FitReport,
+    origins: &[llama_bench::Origin],
+    donor: Option<&DeviceProfile>,
+) {
+    if let Some(d) = donor {
         let backend = d.engine.as_ref().map_or("", |e| e.backend.as_str());
         profile.notes.insert(
             "fixed_cost_from".into(),
@@ -318,42 +410,97 @@ fn fit(a: FitArgs, out: &mut dyn std::io::Write) -> Result<()> {
             )),
         );
     }
-    profile.notes.insert("fitted_runs".into(), serde_json::Value::from(runs.len()));
+    profile.notes.insert("fitted_runs".into(), serde_json::Value::from(report.runs));
     profile.notes.insert("fit_coefficients".into(), serde_json::to_value(&report.coefficients).expect("numbers"));
-    profile.notes.insert("fitted_sources".into(), serde_json::to_value(&origins).expect("origins serialise"));
+    profile.notes.insert("fitted_sources".into(), serde_json::to_value(origins).expect("origins serialise"));
     profile.notes.insert(
         "fit_residuals".into(),
         serde_json::Value::from(
             report
                 .residuals
                 .iter()
-                .map(|r| format!("{} {} {}: {:+.1}%", r.model, r.weights, r.test, 100.0 * r.error))
+                .map(|r| format!("{} {} {}: {:+.1}%", crate::error::clip(&r.model), r.weights, r.test, 100.0 * r.error))
                 .collect::<Vec<_>>(),
         ),
     );
-    let mut held = Vec::new();
-    let mut held_skipped = Vec::new();
-    if !a.holdout.is_empty() {
-        let (_, hruns, horigins, hskipped) = load_runs(&a.holdout, &models)?;
-        held_skipped = hskipped;
-        held = agreement(&profile, &hruns);
-        profile.notes.insert("held_out_sources".into(), serde_json::to_value(&horigins).expect("origins serialise"));
-        let agreement = if held.is_empty() {
-            serde_json::json!({ "runs": 0, "note": format!("no held-out row could be used: {}", held_skipped.join("; ")) })
-        } else {
-            serde_json::json!({
-                "runs": held.len(),
-                "median_factor": median_factor(&held),
-                "summary": factor_summary(&held),
-                "rows": held.iter().map(|h| format!(
-                    "{} {} {}: measured {:.1} tok/s, predicted {:.1} tok/s ({:.2}x)",
-                    h.model, h.weights, h.test, h.measured_tokens_per_s, h.predicted_tokens_per_s, h.ratio
-                )).collect::<Vec<_>>(),
-            })
-        };
-        profile.notes.insert("held_out_agreement".into(), agreement);
+}
+
+/// The fitted profile's predictions of the held-out runs, recorded in its notes; and the notes
+/// on rows that could not be used.
+fn held_out(a: &FitArgs, models: &Models, profile: &mut DeviceProfile) -> Result<(Vec<Agreement>, Vec<String>)> {
+    let (_, runs, origins, skipped) = load_runs(&a.holdout, models)?;
+    let held = agreement(profile, &shown(&a.out), &runs)?;
+    profile.notes.insert("held_out_sources".into(), serde_json::to_value(&origins).expect("origins serialise"));
+    let agreement = if held.is_empty() {
+        let why: Vec<String> = skipped.iter().take(REASONS_SHOWN).map(|n| crate::error::clip_line(n)).collect();
+        serde_json::json!({ "runs": 0, "note": format!("no held-out row could be used: {}", why.join("; ")) })
+    } else {
+        serde_json::json!({
+            "runs": held.len(),
+            "median_factor": median_factor(&held),
+            "summary": factor_summary(&held),
+            "rows": held.iter().map(|h| format!(
+                "{} {} {}: measured {:.1} tok/s, predicted {:.1} tok/s ({:.2}x)",
+                h.model, h.weights, h.test, h.measured_tokens_per_s, h.predicted_tokens_per_s, h.ratio
+            )).collect::<Vec<_>>(),
+        })
+    };
+    profile.notes.insert("held_out_agreement".into(), agreement);
+    Ok((held, skipped))
+}
+
+/// The profile's JSON, once the profile reader's own checks accept it: what is written must load.
+fn checked_json(profile: &DeviceProfile, report: &fit::FitReport, out: &std::path::Path) -> Result<String> {
+    if let Some(r) = report.residuals.iter().find(|r| !(r.predicted_s.is_finite() && r.predicted_s > 0.0)) {
+        return Err(Error::field(
+            shown(out),
+            "(fit)",
+            format!("a positive finite predicted time for {} {} {}", crate::error::clip(&r.model), r.weights, r.test),
+            format!("{} s", r.predicted_s),
+        ));
     }
-    crate::files::write_atomic(&a.out, profile.to_json().as_bytes())?;
+    let text = profile.to_json();
+    DeviceProfile::from_json(&text, &shown(out)).map_err(|e| {
+        Error::Usage(format!(
+            "the fitted profile would not load, so it was not written: {}",
+            crate::error::clip_line(&e.to_string())
+        ))
+    })?;
+    Ok(text)
+}
+
+/// One line per run: measured and predicted tokens/s and their ratio.
+fn agreement_lines(s: &mut String, rows: &[Agreement]) {
+    for h in rows {
+        let _ = writeln!(
+            s,
+            "  {:<40} {:<7} {:<14} measured {:>9.1} tok/s predicted {:>9.1} tok/s {:>6.2}x",
+            h.model, h.weights, h.test, h.measured_tokens_per_s, h.predicted_tokens_per_s, h.ratio
+        );
+    }
+}
+
+/// `devices fit`: a llama.cpp profile for a device from llama-bench results run on it.
+fn fit(a: FitArgs, out: &mut dyn std::io::Write) -> Result<()> {
+    let base = resolve(&a.base)?;
+    let name = match &a.name {
+        Some(n) => crate::files::plain_name(n, "--name", "name")?,
+        None => format!("{}-llamacpp", base.name),
+    };
+    let _lock = crate::files::Lock::take(&a.out)?;
+    crate::files::check_writable(&a.out)?;
+    let models = models_for(&a.model)?;
+    let (records, runs, origins, skipped) = load_runs(&a.llama_bench, &models)?;
+    require_runs(&runs, &a.llama_bench, &skipped)?;
+    let engine = engine_of(&records, &origins);
+    let fitted_base = fitted_base(&base, name, &engine, runs.len(), &origins);
+    let donor = a.fixed_cost_from.as_deref().map(|n| fixed_cost_donor(n, &engine)).transpose()?;
+    let launch = donor.as_ref().map(|d| d.kernel_overhead_s);
+    let (mut profile, report) = fit::fit_engine_under_roofs(&fitted_base, &engine, &runs, launch)?;
+    note_fit(&mut profile, &report, &origins, donor.as_ref());
+    let (held, held_skipped) =
+        if a.holdout.is_empty() { (Vec::new(), Vec::new()) } else { held_out(&a, &models, &mut profile)? };
+    crate::files::write_atomic(&a.out, checked_json(&profile, &report, &a.out)?.as_bytes())?;
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -368,7 +515,7 @@ fn fit(a: FitArgs, out: &mut dyn std::io::Write) -> Result<()> {
         let _ = writeln!(
             s,
             "  {:<40} {:<7} {:<14} measured {:>10} predicted {:>10} {:>+7.1}%",
-            r.model,
+            crate::error::clip(&r.model),
             r.weights,
             r.test,
             si(r.measured_s, "s"),
@@ -377,7 +524,7 @@ fn fit(a: FitArgs, out: &mut dyn std::io::Write) -> Result<()> {
         );
     }
     for n in skipped {
-        let _ = writeln!(s, "  note: {n}");
+        let _ = writeln!(s, "  note: {}", crate::error::clip_line(&n));
     }
     if !a.holdout.is_empty() && held.is_empty() {
         let _ = writeln!(s, "held out: no usable row in {} file(s)", a.holdout.len());
@@ -388,15 +535,9 @@ fn fit(a: FitArgs, out: &mut dyn std::io::Write) -> Result<()> {
             held.len(),
             factor_summary(&held)
         );
-        for h in &held {
-            let _ = writeln!(
-                s,
-                "  {:<40} {:<7} {:<14} measured {:>9.1} tok/s predicted {:>9.1} tok/s {:>6.2}x",
-                h.model, h.weights, h.test, h.measured_tokens_per_s, h.predicted_tokens_per_s, h.ratio
-            );
-        }
+        agreement_lines(&mut s, &held);
         for n in held_skipped {
-            let _ = writeln!(s, "  note: {n}");
+            let _ = writeln!(s, "  note: {}", crate::error::clip_line(&n));
         }
     }
     emit(s.as_bytes(), None, out)

@@ -404,7 +404,8 @@ pub struct FitArgs {
     pub llama_bench: Vec<PathBuf>,
     /// The models the runs used: config.json files, or GGUF files (read by llama.cpp's parser),
     /// matched by llama.cpp's parameter count (the models under models/ are always tried; a
-    /// JSON row whose model_filename is a GGUF file here is read from that file).
+    /// JSON row's model_filename is read when it is a GGUF beside the llama-bench file, or one
+    /// given here, and its parameter count is the row's).
     #[arg(long, value_delimiter = ',')]
     pub model: Vec<PathBuf>,
     /// The device's datasheet profile (built-in name or file): its memory and bandwidth.

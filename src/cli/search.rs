@@ -213,7 +213,7 @@ pub fn run_batch(args: BatchArgs, out: &mut dyn std::io::Write) -> Result<()> {
                 write_atomic(&path, &shard::to_json(&space, device, &opts, shard, &outcome))?;
                 continue;
             }
-            let staged = Staged::begin(&dir, "batch")?;
+            let staged = Staged::begin(&dir, "search")?;
             let outcome = run(&space, device, &opts)?;
             reports.push((finish(&space, device, outcome)?, space.clone(), device.clone(), staged));
         }
@@ -265,7 +265,7 @@ pub fn run_merge(args: MergeArgs, out: &mut dyn std::io::Write) -> Result<()> {
                     found.keys().map(|(k, n)| format!("{k}/{n}")).collect::<Vec<_>>()
                 )));
             }
-            let staged = Staged::begin(&args.out.join(&space.name).join(&device.name), "merge")?;
+            let staged = Staged::begin(&args.out.join(&space.name).join(&device.name), "search")?;
             let mut merged: Option<Outcome> = None;
             for (&shard, f) in &found {
                 let o = shard::read(f, shard, &space, device, PlanChoice::Fastest)?;

@@ -78,6 +78,28 @@ pub struct Engine {
 }
 
 impl Engine {
+    /// llama.cpp as it runs every model: MLA absorbed in both phases (it caches the latent),
+    /// flash attention (its CPU default), every norm and activation a kernel of its own, f32
+    /// activations between kernels, an f16 KV cache, and decode attention over the context
+    /// rounded up to 256 cells. The one description calibration and `devices fit` share.
+    pub fn llama_cpp(version: String, backend: String, threads: Option<u32>) -> Engine {
+        use crate::workload::{AttentionForm, ElementwiseForm, MlaForm, Plan};
+        Engine {
+            name: "llama.cpp".into(),
+            version,
+            backend,
+            threads,
+            plan: Plan {
+                mla: MlaForm::Absorbed,
+                attention: AttentionForm::Fused,
+                elementwise: ElementwiseForm::Separate,
+            },
+            activations: DType::F32,
+            kv_cache: DType::F16,
+            kv_pad: 256,
+        }
+    }
+
     /// Attention scores a decode step visits beyond the context itself, on average.
     pub fn padding_scores_factor(&self) -> f64 {
         self.kv_pad as f64 / 2.0

@@ -28,7 +28,8 @@ pub struct Marker {
     /// Always "rooflinebench".
     pub written_by: String,
     pub version: String,
-    /// The command that wrote the folder (search, batch, merge, reproduce).
+    /// What wrote the folder: `search` (also for `batch` and `merge`, whose folders are the
+    /// same bytes) or `reproduce`.
     pub command: String,
     /// Each file written, and the SHA-256 of its bytes (hex).
     pub files: BTreeMap<String, String>,
@@ -84,11 +85,36 @@ pub fn check_replaceable(dir: &Path, flag: &str) -> Result<()> {
 }
 
 /// An exclusive lock on an output (a file or folder that may not exist yet): `.NAME.lock`
-/// beside it, since the output itself is replaced by each run. Released when dropped or when
-/// the process ends.
+/// beside it, since the output itself is replaced by each run. Released when dropped (the file
+/// is removed then, so nothing is left beside the output) or when the process ends.
 #[derive(Debug)]
 pub struct Lock {
     _file: File,
+    path: PathBuf,
+}
+
+impl Drop for Lock {
+    fn drop(&mut self) {
+        // Removed while still held: a run that opened it meanwhile finds, once it holds the
+        // lock, that the path no longer names its file, and is refused (see `same_file`).
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Whether `path` still names the open `file` (a lock file removed and made anew by another
+/// run names another file).
+#[cfg(unix)]
+fn same_file(file: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), std::fs::symlink_metadata(path)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
+#[cfg(not(unix))]
+fn same_file(_: &File, path: &Path) -> bool {
+    path.exists()
 }
 
 impl Lock {
@@ -107,8 +133,8 @@ impl Lock {
                 Error::Usage(format!("{}: cannot be written ({}: {e})", path.display(), lock.display()))
             })?;
         match FileExt::try_lock_exclusive(&file) {
-            Ok(true) => Ok(Lock { _file: file }),
-            Ok(false) => Err(Error::Usage(format!(
+            Ok(true) if same_file(&file, &lock) => Ok(Lock { _file: file, path: lock }),
+            Ok(_) => Err(Error::Usage(format!(
                 "{}: another rooflinebench run is writing this output (it holds {}); wait for it or choose another path",
                 path.display(),
                 lock.display()
@@ -261,11 +287,11 @@ mod tests {
             s.commit().unwrap();
         }
         assert_eq!(read_written(&out, "outcome.json", 100).unwrap(), "two");
-        // Only the folder, its lock, nothing else beside it.
+        // Only the folder, nothing else beside it.
         let mut names: Vec<_> =
             std::fs::read_dir(d.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
         names.sort();
-        assert_eq!(names, [".out.lock", "out"]);
+        assert_eq!(names, ["out"]);
         add_files(&out, &[("verify.md", b"v")]).unwrap();
         assert!(check_replaceable(&out, "--out").is_ok());
         std::fs::write(out.join("outcome.json"), "edited").unwrap();

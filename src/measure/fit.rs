@@ -229,13 +229,15 @@ pub fn fit_engine_under_roofs(
     let per_flop = 1.0 / base.peak_flops(DType::F16);
     let per_quant_flop = 1.0 / base.peak_flops(DType::Int8).max(base.peak_flops(DType::F16));
     let mut floors = BTreeMap::new();
+    // Once, not per run and operator (that was quadratic in the runs: 30,000 rows took 30 s).
+    let knots = knots(runs);
     for r in runs {
         let (ops, _, _) = run_ops(r, engine);
         for op in ops.iter().filter(|op| is_product(op)) {
             let t = op.weight_type.expect("products have weights");
             let float = matches!(t, TensorType::F32 | TensorType::F16 | TensorType::Bf16);
             floors.insert(Feature::ProductBytes(t), per_byte);
-            for k in knots(runs) {
+            for &k in &knots {
                 floors.insert(Feature::ProductFlops(t, k), if float { per_flop } else { per_quant_flop });
             }
         }
@@ -540,56 +542,118 @@ fn to_profile(base: &DeviceProfile, engine: &Engine, coef: &BTreeMap<Feature, f6
     p
 }
 
+/// Whether a record's parameter count is that of `a`: exactly (JSON's exact count) or within
+/// 1% (markdown's rounded column).
+fn params_close(r: &crate::measure::llama_bench::Record, p: u64) -> bool {
+    let p = p as f64;
+    if r.params_exact {
+        p == r.params
+    } else {
+        (p - r.params).abs() <= 0.01 * r.params
+    }
+}
+
+/// `a` as the record counts it: `a` itself when the counts agree, or `a` with untied embeddings
+/// when a tied model's GGUF stores its output matrix separately (llama.cpp then counts it);
+/// `None` when neither count is the record's.
+pub fn matching_arch(r: &crate::measure::llama_bench::Record, a: &Architecture) -> Option<Architecture> {
+    if params_close(r, a.parameters()) {
+        return Some(a.clone());
+    }
+    let u = untied(a)?;
+    params_close(r, u.parameters()).then_some(u)
+}
+
+/// A tied model with its output matrix counted apart.
+fn untied(a: &Architecture) -> Option<Architecture> {
+    a.tie_embeddings.then(|| {
+        let mut u = a.clone();
+        u.tie_embeddings = false;
+        u
+    })
+}
+
+/// The models by the parameter count llama.cpp would report for each (tied models also under
+/// their untied count), built once so each record is matched by a lookup.
+struct ByParams<'a> {
+    counts: BTreeMap<u64, Vec<(usize, bool)>>,
+    models: &'a [Architecture],
+}
+
+impl<'a> ByParams<'a> {
+    fn new(models: &'a [Architecture]) -> Self {
+        let mut counts: BTreeMap<u64, Vec<(usize, bool)>> = BTreeMap::new();
+        for (i, a) in models.iter().enumerate() {
+            counts.entry(a.parameters()).or_default().push((i, false));
+            if let Some(u) = untied(a) {
+                counts.entry(u.parameters()).or_default().push((i, true));
+            }
+        }
+        ByParams { counts, models }
+    }
+
+    /// The single model (untied where that is what matched) whose count is the record's.
+    fn find(&self, r: &crate::measure::llama_bench::Record) -> Option<Architecture> {
+        let (lo, hi) = if r.params_exact { (r.params, r.params) } else { (0.99 * r.params, 1.01 * r.params) };
+        if !(lo.is_finite() && hi.is_finite() && hi >= 0.0) {
+            return None;
+        }
+        // Whole counts around [lo, hi] (a count past either end is dropped by `params_close`).
+        let (lo, hi) = ((lo.max(0.0).floor() as u64).saturating_sub(1), (hi.ceil() as u64).saturating_add(1));
+        let mut hits =
+            self.counts.range(lo..=hi).filter(|(p, _)| params_close(r, **p)).flat_map(|(_, v)| v.iter().copied());
+        let (i, untie) = hits.next()?;
+        if hits.next().is_some() {
+            return None;
+        }
+        let a = &self.models[i];
+        if untie {
+            untied(a)
+        } else {
+            Some(a.clone())
+        }
+    }
+}
+
 /// Runs from llama-bench records: each record's model is its embedded config, or the model of
 /// `models` whose parameter count llama.cpp would report (exactly, from JSON; within 1% and
 /// unambiguous, from markdown's rounded column). Records that cannot be resolved, or whose
-/// weight format this tool does not model, are skipped and said.
+/// weight format this tool does not model, are skipped and said (each model string clipped).
+/// Linear in the records: models are indexed by parameter count once, and each distinct
+/// embedded config is parsed once.
 pub fn runs_from_records(
     records: &[crate::measure::llama_bench::Record],
     models: &[Architecture],
 ) -> (Vec<Run>, Vec<String>) {
+    let clip = crate::error::clip;
+    let index = ByParams::new(models);
+    let mut parsed: std::collections::HashMap<(String, String), Option<Architecture>> = Default::default();
     let mut runs = Vec::new();
     let mut skipped: BTreeMap<String, usize> = BTreeMap::new();
     for r in records {
         let Some(weights) = r.weights else {
-            *skipped.entry(format!("{}: weight type not modelled", r.model)).or_default() += 1;
+            *skipped.entry(format!("{}: weight type not modelled", clip(&r.model))).or_default() += 1;
             continue;
         };
         let arch = match &r.config {
-            Some(c) => crate::arch::parse_hf_config(&c.to_string(), &r.model, &r.model).ok(),
-            None => {
-                let close = |p: u64| {
-                    let p = p as f64;
-                    if r.params_exact {
-                        p == r.params
-                    } else {
-                        (p - r.params).abs() <= 0.01 * r.params
-                    }
-                };
-                // A GGUF may store a tied model's output matrix separately (llama.cpp then
-                // counts it): such a file is the model with untied embeddings.
-                let untied = |a: &Architecture| {
-                    let mut u = a.clone();
-                    u.tie_embeddings = false;
-                    u
-                };
-                let matches: Vec<Architecture> = models
-                    .iter()
-                    .filter(|a| close(a.parameters()))
-                    .cloned()
-                    .chain(models.iter().filter(|a| a.tie_embeddings).map(untied).filter(|u| close(u.parameters())))
-                    .collect();
-                match matches.as_slice() {
-                    [one] => Some(one.clone()),
-                    _ => None,
-                }
-            }
+            Some(c) => parsed
+                .entry((r.model.clone(), c.to_string()))
+                .or_insert_with_key(|(model, text)| {
+                    let name = clip(model);
+                    crate::arch::parse_hf_config(text, &name, &name).ok()
+                })
+                .clone(),
+            None => index.find(r),
         };
         match arch {
             Some(arch) => runs.push(Run { arch, weights, test: r.test, measured_s: r.seconds }),
             None => {
                 *skipped
-                    .entry(format!("{} ({:.3e} parameters): no single --model config matches", r.model, r.params))
+                    .entry(format!(
+                        "{} ({:.3e} parameters): no single --model config matches",
+                        clip(&r.model),
+                        r.params
+                    ))
                     .or_default() += 1
             }
         }

@@ -4,7 +4,8 @@
 //! rounded `params` column in markdown).
 
 use crate::dtype::DType;
-use crate::error::{Error, Result};
+use crate::error::{clip, Error, Result};
+use crate::files::read::{read_text, MAX_LLAMA_BENCH_BYTES};
 use crate::roofline::BenchTest;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -89,12 +90,29 @@ pub fn origin_of(text: &str, file: &str) -> Origin {
 
 /// Reads a llama-bench file and where its numbers come from.
 pub fn parse_file_with_origin(path: &Path) -> Result<(Vec<Record>, Origin)> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let text = read_text(path, MAX_LLAMA_BENCH_BYTES)?;
     let name = path.display().to_string();
     Ok((parse(&text, &name)?, origin_of(&text, &name)))
 }
 
-/// llama-bench's JSON fields this tool reads.
+/// Physical bounds on what a llama-bench row may say: a number outside them is a typing or
+/// transcription error (or a crafted file), refused rather than fitted into an infinite rate.
+pub mod bounds {
+    /// The shortest and longest time of one test: a microsecond (less than one kernel launch)
+    /// to a day.
+    pub const MIN_TEST_S: f64 = 1e-6;
+    pub const MAX_TEST_S: f64 = 86_400.0;
+    /// Tokens one test processes, and the context depth it starts at (the depth bound test
+    /// names such as `tg128 @ d4096` are read with).
+    pub const MAX_TEST_TOKENS: u64 = 1 << 20;
+    pub const MAX_DEPTH: u64 = 1 << 20;
+    /// Parameters of a model: ten trillion is past any model llama.cpp runs.
+    pub const MAX_PARAMS: f64 = 1e13;
+    pub const MAX_THREADS: u64 = 4096;
+}
+use bounds::*;
+
+/// llama-bench's JSON fields this tool reads (integers wide, so a bound names the field).
 #[derive(Debug, Deserialize)]
 struct JsonRow {
     model_type: String,
@@ -104,11 +122,11 @@ struct JsonRow {
     #[serde(default)]
     backends: Option<String>,
     #[serde(default)]
-    n_threads: Option<u32>,
-    n_prompt: u32,
-    n_gen: u32,
+    n_threads: Option<u64>,
+    n_prompt: u64,
+    n_gen: u64,
     #[serde(default)]
-    n_depth: u32,
+    n_depth: u64,
     avg_ns: f64,
     #[serde(default)]
     build_commit: Option<String>,
@@ -121,7 +139,7 @@ struct JsonRow {
 /// Reads a llama-bench output file (JSON array, JSON lines or markdown table). Rows llama-bench
 /// combines (`pp512+tg128`) are skipped: they time two phases at once.
 pub fn parse_file(path: &Path) -> Result<Vec<Record>> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let text = read_text(path, MAX_LLAMA_BENCH_BYTES)?;
     parse(&text, &path.display().to_string())
 }
 
@@ -129,7 +147,11 @@ pub fn parse(text: &str, source: &str) -> Result<Vec<Record>> {
     let trimmed = text.trim_start();
     if trimmed.starts_with('[') {
         let rows: Vec<JsonRow> = serde_json::from_str(trimmed).map_err(|e| Error::json(source, &e))?;
-        return rows.into_iter().enumerate().filter_map(|(i, r)| from_json(r, source, i).transpose()).collect();
+        return rows
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, r)| from_json(r, source, &format!("[{i}].")).transpose())
+            .collect();
     }
     if trimmed.starts_with('{') {
         // A profile calibrated by this tool keeps its runs as llama-bench rows in notes.runs.
@@ -137,7 +159,11 @@ pub fn parse(text: &str, source: &str) -> Result<Vec<Record>> {
             if let Some(rows) = v.pointer("/notes/runs").and_then(|r| r.as_array()) {
                 let rows: Vec<JsonRow> = serde_json::from_value(serde_json::Value::from(rows.clone()))
                     .map_err(|e| Error::json(source, &e))?;
-                return rows.into_iter().enumerate().filter_map(|(i, r)| from_json(r, source, i).transpose()).collect();
+                return rows
+                    .into_iter()
+                    .enumerate()
+                    .filter_map(|(i, r)| from_json(r, source, &format!("notes.runs[{i}].")).transpose())
+                    .collect();
             }
         }
         let mut out = Vec::new();
@@ -147,37 +173,70 @@ pub fn parse(text: &str, source: &str) -> Result<Vec<Record>> {
                 format: "JSON line",
                 line: i + 1,
                 column: e.column(),
-                message: e.to_string(),
+                message: crate::error::clip_line(&e.to_string()),
             })?;
-            out.extend(from_json(r, source, i)?);
+            out.extend(from_json(r, &format!("{source}:{}", i + 1), "")?);
         }
         return Ok(out);
     }
     parse_markdown(text, source)
 }
 
-fn from_json(r: JsonRow, source: &str, i: usize) -> Result<Option<Record>> {
-    let test = match (r.n_prompt, r.n_gen) {
-        (p, 0) if p > 0 => BenchTest { prompt: p, generate: 0, depth: r.n_depth },
-        (0, g) if g > 0 => BenchTest::tg(g, r.n_depth),
+/// A measured time within [`MIN_TEST_S`, `MAX_TEST_S`].
+fn plausible_time(s: f64) -> bool {
+    s.is_finite() && (MIN_TEST_S..=MAX_TEST_S).contains(&s)
+}
+
+/// A parameter count in (0, [`MAX_PARAMS`]).
+fn plausible_params(p: f64) -> bool {
+    p.is_finite() && p > 0.0 && p < MAX_PARAMS
+}
+
+/// One JSON row (`at`: the row's place, e.g. `[3].`, prefixed to each field it names).
+fn from_json(r: JsonRow, source: &str, at: &str) -> Result<Option<Record>> {
+    let field = |name: &str| format!("{at}{name}");
+    for (name, v, max) in [
+        ("n_prompt", r.n_prompt, MAX_TEST_TOKENS),
+        ("n_gen", r.n_gen, MAX_TEST_TOKENS),
+        ("n_depth", r.n_depth, MAX_DEPTH),
+    ] {
+        if v > max {
+            return Err(Error::field(source, field(name), format!("tokens from 0 to {max}"), v));
+        }
+    }
+    if let Some(t) = r.n_threads.filter(|t| !(1..=MAX_THREADS).contains(t)) {
+        return Err(Error::field(source, field("n_threads"), format!("threads from 1 to {MAX_THREADS}"), t));
+    }
+    if !plausible_params(r.model_n_params) {
+        let want = format!("a parameter count above 0 and below {MAX_PARAMS:e}");
+        return Err(Error::field(source, field("model_n_params"), want, r.model_n_params));
+    }
+    // Bounded above, so these fit u32.
+    let (prompt, generate, depth) = (r.n_prompt as u32, r.n_gen as u32, r.n_depth as u32);
+    let test = match (prompt, generate) {
+        (p, 0) if p > 0 => BenchTest { prompt: p, generate: 0, depth },
+        (0, g) if g > 0 => BenchTest::tg(g, depth),
         _ => return Ok(None),
     };
-    if !(r.avg_ns.is_finite() && r.avg_ns > 0.0) {
-        return Err(Error::field(source, format!("[{i}].avg_ns"), "a positive time in nanoseconds", r.avg_ns));
+    let seconds = r.avg_ns * 1e-9;
+    if !plausible_time(seconds) {
+        let want =
+            format!("a time in nanoseconds from {:e} to {:e} (1 us to 1 day)", MIN_TEST_S * 1e9, MAX_TEST_S * 1e9);
+        return Err(Error::field(source, field("avg_ns"), want, r.avg_ns));
     }
     let build = match (r.build_commit, r.build_number) {
-        (Some(c), Some(n)) => Some(format!("b{n} ({c})")),
-        (c, n) => c.or(n.map(|n| format!("b{n}"))),
+        (Some(c), Some(n)) => Some(format!("b{n} ({})", clip(&c))),
+        (c, n) => c.map(|c| clip(&c)).or(n.map(|n| format!("b{n}"))),
     };
     Ok(Some(Record {
         weights: weights_of(&r.model_type),
         model: r.model_type,
         params: r.model_n_params,
         params_exact: true,
-        backend: r.backends.unwrap_or_default(),
-        threads: r.n_threads,
+        backend: r.backends.map(|b| clip(&b)).unwrap_or_default(),
+        threads: r.n_threads.map(|t| t as u32),
         test,
-        seconds: r.avg_ns * 1e-9,
+        seconds,
         build,
         file: r.model_filename,
         config: r.config,
@@ -237,17 +296,39 @@ fn parse_markdown(text: &str, source: &str) -> Result<Vec<Record>> {
             continue;
         };
         let Some(test) = parse_test(test_s) else { continue };
-        let rate = parse_rate(rate_s).filter(|r| *r > 0.0).ok_or_else(|| bad("t/s", rate_s))?;
-        let params = col("params").and_then(parse_params).ok_or_else(|| bad("params", col("params").unwrap_or("")))?;
+        let rate = parse_rate(rate_s).filter(|r| r.is_finite() && *r > 0.0).ok_or_else(|| bad("t/s", rate_s))?;
+        let seconds = test.tokens() as f64 / rate;
+        if !plausible_time(seconds) {
+            let want = format!(
+                "tokens/s giving {} tokens a time from {MIN_TEST_S:e} to {MAX_TEST_S:e} s (1 us to 1 day)",
+                test.tokens()
+            );
+            return Err(Error::field(format!("{source}:{}", n + 1), "t/s", want, rate_s));
+        }
+        let params_s = col("params").unwrap_or("");
+        let params = parse_params(params_s).ok_or_else(|| bad("params", params_s))?;
+        if !plausible_params(params) {
+            let want = format!("a parameter count above 0 and below {MAX_PARAMS:e}");
+            return Err(Error::field(format!("{source}:{}", n + 1), "params", want, params_s));
+        }
+        // A count of threads, when the column holds one number (llama-bench may list several).
+        let threads = match col("threads").map(|t| t.parse::<u64>()) {
+            Some(Ok(t)) if (1..=MAX_THREADS).contains(&t) => Some(t as u32),
+            Some(Ok(t)) => {
+                let want = format!("threads from 1 to {MAX_THREADS}");
+                return Err(Error::field(format!("{source}:{}", n + 1), "threads", want, t));
+            }
+            _ => None,
+        };
         out.push(Record {
             model: model.to_string(),
             params,
             params_exact: false,
             weights: weights_of(model),
-            backend: col("backend").unwrap_or("").to_string(),
-            threads: col("threads").and_then(|t| t.parse().ok()),
+            backend: clip(col("backend").unwrap_or("")),
+            threads,
             test,
-            seconds: test.tokens() as f64 / rate,
+            seconds,
             build: None,
             file: None,
             config: None,
@@ -303,5 +384,27 @@ mod tests {
         assert_eq!(r[0].params, 494032768.0);
         assert_eq!(r[0].build.as_deref(), Some("b7 (abc)"));
         assert_eq!(parse(&format!("{row}\n{row}\n"), "t.jsonl").unwrap().len(), 2);
+    }
+
+    #[test]
+    fn refuses_impossible_numbers_naming_the_row_and_field() {
+        let row = |k: &str, v: &str| {
+            let mut r = serde_json::json!({
+                "model_type": "llama 1B Q8_0", "model_n_params": 1235814400u64, "n_prompt": 512, "n_gen": 0,
+                "avg_ns": 5e9
+            });
+            r[k] = serde_json::from_str(v).unwrap();
+            parse(&format!("[{r}]"), "t.json")
+        };
+        assert!(row("n_threads", "4").is_ok());
+        for (k, v) in [("avg_ns", "1e300"), ("avg_ns", "999"), ("n_prompt", "1048577"), ("n_depth", "4294967296")] {
+            let e = row(k, v).unwrap_err().to_string();
+            assert!(e.starts_with(&format!("t.json: field '[0].{k}'")), "{e}");
+        }
+        // One microsecond and 2^20 tokens are the bounds themselves.
+        assert!(row("avg_ns", "1000").is_ok() && row("n_prompt", "1048576").is_ok());
+        let md = "| model | params | test | t/s |\n|---|---|---|---|\n| llama 1B Q8_0 | 1.24 B | pp512 | 1e300 |\n";
+        let e = parse(md, "t.md").unwrap_err().to_string();
+        assert!(e.starts_with("t.md:3: field 't/s'"), "{e}");
     }
 }

@@ -1,10 +1,10 @@
 //! Output formats: human tables, CSV, JSON, SVG. Files are written whole or not at all.
 
 pub mod check;
-pub mod html;
-pub mod plot;
 pub mod explain;
 pub mod folder;
+pub mod html;
+pub mod plot;
 pub mod summary;
 pub mod table;
 

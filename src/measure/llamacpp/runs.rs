@@ -11,7 +11,6 @@ use crate::error::{Error, Result};
 use crate::measure::fit::{self, FitReport, Run};
 use crate::measure::{available_memory_bytes, host, today, total_memory_bytes};
 use crate::roofline::BenchTest;
-use crate::workload::{AttentionForm, ElementwiseForm, MlaForm, Plan as ExecPlan};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -45,23 +44,9 @@ pub fn default_cache_dir() -> PathBuf {
     root.join("rooflinebench").join("gguf").join("llama-cpp-sys-2-0.1.161")
 }
 
-/// The plan llama.cpp runs: MLA absorbed in both phases (it caches the latent), flash attention
-/// (its CPU default), and every norm and activation a kernel of its own.
+/// llama.cpp as built here (see [`Engine::llama_cpp`]).
 pub fn llama_cpp_engine(threads: u32, backend: String) -> Engine {
-    Engine {
-        name: "llama.cpp".into(),
-        version: ENGINE_VERSION.into(),
-        backend,
-        threads: Some(threads),
-        plan: ExecPlan {
-            mla: MlaForm::Absorbed,
-            attention: AttentionForm::Fused,
-            elementwise: ElementwiseForm::Separate,
-        },
-        activations: DType::F32,
-        kv_cache: DType::F16,
-        kv_pad: 256,
-    }
+    Engine::llama_cpp(ENGINE_VERSION.into(), backend, Some(threads))
 }
 
 /// The GGUF files of `arch` in every format, built once and then read from the cache.

@@ -118,28 +118,14 @@ pub fn probe(t: &Target) -> (f64, f64) {
     (2.0 * 512.0 * 1536.0 * 1536.0 / g.median_s, 3.0 * (n * F32 as i64) as f64 / m.median_s)
 }
 
-pub fn calibrate(opts: &MeasureOptions) -> Result<DeviceProfile> {
-    // First: libtorch settles whether CUDA is there at its first question.
-    let target = Target::open(opts.on, "calibrate")?;
-    let b = Budget { quick: opts.quick, t: &target };
-    let threads = super::set_threads(opts.threads);
-    tch::manual_seed(0);
-    let clock = std::time::Instant::now();
-    let mut stage_s: Vec<String> = Vec::new();
-    let lap =
-        |name: &str, stage_s: &mut Vec<String>| stage_s.push(format!("{name} {:.2} s", clock.elapsed().as_secs_f64()));
-    let before = probe(b.t);
-    lap("probe", &mut stage_s);
-    let mut samples: Vec<Sample> = Vec::new();
-    let stages = 5 + formats(b.t).len() as u64;
-    let bar = progress(stages, opts.progress);
-    let push = |samples: &mut Vec<Sample>, class, label: String, flops: f64, bytes: f64, t: Timing| {
-        samples.push(Sample { dtype: DType::F32, class, label, flops, bytes, t });
-    };
+/// Adds an f32 sample.
+fn push_f32(samples: &mut Vec<Sample>, class: OpClass, label: String, flops: f64, bytes: f64, t: Timing) {
+    samples.push(Sample { dtype: DType::F32, class, label, flops, bytes, t });
+}
 
-    // 1. The fixed cost of a tiny kernel, in context: a chain of dependent small operations with
-    //    fresh outputs and views, as inside a layer (back-to-back identical calls read ~25% low).
-    bar.set_message("tiny kernels");
+/// 1. The fixed cost of a tiny kernel, in context: a chain of dependent small operations with
+///    fresh outputs and views, as inside a layer (back-to-back identical calls read ~25% low).
+fn tiny_kernel(b: &Budget) -> Timing {
     let (one, other) = (b.t.randn(&[1, 8], Kind::Float), b.t.randn(&[1, 8], Kind::Float));
     const CHAIN: usize = 16;
     let chain = b.t.time(
@@ -155,12 +141,12 @@ pub fn calibrate(opts: &MeasureOptions) -> Result<DeviceProfile> {
         5000,
         b.per_kernel(),
     );
-    let tiny = Timing { median_s: chain.median_s / CHAIN as f64, cv: chain.cv };
-    bar.inc(1);
-    lap("tiny kernels", &mut stage_s);
+    Timing { median_s: chain.median_s / CHAIN as f64, cv: chain.cv }
+}
 
-    // 2. STREAM copy / scale / add / triad, in cache to well past the last-level cache.
-    bar.set_message("stream");
+/// 2. STREAM copy / scale / add / triad, in cache to well past the last-level cache: each run
+///    as (kernel, array bytes, bytes/s), and as samples.
+fn stream_runs(b: &Budget, samples: &mut Vec<Sample>) -> Vec<(String, f64, f64)> {
     let sizes_mb: &[f64] = if b.quick { &[1.0, 16.0, 256.0] } else { &[0.25, 1.0, 4.0, 16.0, 64.0, 256.0] };
     let mut stream: Vec<(String, f64, f64)> = Vec::new(); // (kernel, array bytes, bytes/s)
     for &mb in sizes_mb {
@@ -179,39 +165,14 @@ pub fn calibrate(opts: &MeasureOptions) -> Result<DeviceProfile> {
         for (name, arrays, mut f) in runs {
             let t = b.t.time(&mut f, 2, 1000, b.per_kernel());
             stream.push((name.to_string(), arr, arrays * arr / t.median_s));
-            push(&mut samples, OpClass::Elementwise, format!("stream {name} {mb} MB"), 0.0, arrays * arr, t);
+            push_f32(samples, OpClass::Elementwise, format!("stream {name} {mb} MB"), 0.0, arrays * arr, t);
         }
     }
-    bar.inc(1);
-    lap("stream", &mut stage_s);
+    stream
+}
 
-    // 3-7. Matrix products, attention, batched products and the elementwise kernels, in every
-    //      format the device computes in: f32 in full, then the half formats (their kernels are
-    //      different libraries with different small-size behaviour, not f32 at twice the speed).
-    let mut peak = BTreeMap::<DType, f64>::new();
-    for (i, dtype) in formats(b.t).into_iter().enumerate() {
-        let sweep = match (i, b.quick) {
-            (_, true) => Sweep::Quick,
-            (0, false) => Sweep::Full,
-            _ => Sweep::Reduced,
-        };
-        // The default format's full sweep times every shape; the others stop where their pace
-        // says a call would outlast the budget.
-        let pace = (sweep != Sweep::Full).then(|| Pace::measure(kind_of(dtype), dtype.bytes(), &b));
-        bar.set_message(format!("gemm, gemv {dtype}"));
-        matmuls(dtype, sweep, pace, &b, &mut samples, &mut peak);
-        lap(&format!("gemm, gemv {dtype}"), &mut stage_s);
-        bar.set_message(format!("attention, bmm {dtype}"));
-        attention(dtype, sweep, pace, &b, &mut samples);
-        lap(&format!("attention, bmm {dtype}"), &mut stage_s);
-        bar.set_message(format!("elementwise {dtype}"));
-        elementwise(dtype, sweep, &b, &mut samples);
-        lap(&format!("elementwise {dtype}"), &mut stage_s);
-        bar.inc(1);
-    }
-
-    // 8. Embedding gather and KV-cache append.
-    bar.set_message("gather, kv append");
+/// 8. Embedding gather and KV-cache append.
+fn gather_and_kv_append(b: &Budget, samples: &mut Vec<Sample>) {
     let widths: &[i64] = if b.quick { &[1, 64, 2048] } else { &[1, 8, 64, 256, 2048] };
     let heads = 12;
     let table = b.t.randn(&[32000, 1536], Kind::Float);
@@ -219,42 +180,30 @@ pub fn calibrate(opts: &MeasureOptions) -> Result<DeviceProfile> {
     for &rows in widths {
         let idx = Tensor::randint(32000, [rows], (Kind::Int64, b.t.device));
         let t = b.t.time(|| drop(table.index_select(0, &idx)), 3, 2000, b.per_kernel());
-        push(&mut samples, OpClass::Gather, format!("gather {rows}"), 0.0, 2.0 * (rows * 1536) as f64 * 4.0, t);
+        push_f32(samples, OpClass::Gather, format!("gather {rows}"), 0.0, 2.0 * (rows * 1536) as f64 * 4.0, t);
         let len = rows.min(4096);
         let k = b.t.randn(&[1, heads, len, 64], Kind::Float);
         let t = b.t.time(|| cache.narrow(2, 4096 - len, len).copy_(&k), 3, 2000, b.per_kernel());
-        push(&mut samples, OpClass::KvWrite, format!("kv append {len}"), 0.0, 2.0 * (heads * len * 64) as f64 * 4.0, t);
+        push_f32(samples, OpClass::KvWrite, format!("kv append {len}"), 0.0, 2.0 * (heads * len * 64) as f64 * 4.0, t);
     }
     let _ = &mut cache;
-    bar.inc(1);
-    lap("gather, kv append", &mut stage_s);
-    let after = probe(b.t);
-    lap("probe", &mut stage_s);
-    bar.inc(1);
-    bar.finish_and_clear();
+}
 
-    // Ceilings: the best GEMM per format; main-memory bandwidth from the largest STREAM runs.
-    let largest = stream.iter().map(|s| s.1).fold(0.0, f64::max);
-    let mut dram: Vec<f64> = stream.iter().filter(|s| s.1 == largest).map(|s| s.2).collect();
-    dram.sort_by(f64::total_cmp);
-    let bandwidth = dram[dram.len() / 2];
-    let cache_bandwidth = stream.iter().map(|s| s.2).fold(0.0, f64::max);
-    let fixed = tiny.median_s;
-    // A format's compute ceiling is its fastest product or attention kernel: where a format has
-    // no fast GEMM (bf16 without AVX-512), its fused attention may still be far quicker.
-    for s in &samples {
-        if matches!(s.class, OpClass::Matmul | OpClass::BatchedMatmul | OpClass::Attention) {
-            let best = peak.entry(s.dtype).or_insert(0.0);
-            *best = best.max(s.flops / s.t.median_s);
-        }
-    }
-
-    let mut warnings = Vec::new();
+/// Efficiency tables from the samples: each sample's time beyond the fixed cost, against the
+/// compute or memory roof it is bound by; f32's tables and each other format's. Warnings name
+/// samples above a roof.
+#[allow(clippy::type_complexity)]
+fn efficiency_tables(
+    samples: &[Sample],
+    peak: &BTreeMap<DType, f64>,
+    bandwidth: f64,
+    cache_bandwidth: f64,
+    fixed: f64,
+    warnings: &mut Vec<String>,
+) -> (BTreeMap<OpClass, EfficiencyTable>, BTreeMap<DType, BTreeMap<OpClass, EfficiencyTable>>) {
     type Points = (Vec<EfficiencyPoint>, Vec<EfficiencyPoint>);
     let mut points: BTreeMap<DType, BTreeMap<OpClass, Points>> = BTreeMap::new();
-    let mut spread = Vec::new();
-    for s in &samples {
-        spread.push(s.t.cv);
+    for s in samples {
         let pi = peak[&s.dtype];
         // Time beyond the fixed launch cost; never below a twentieth of the whole.
         let busy = (s.t.median_s - fixed).max(0.05 * s.t.median_s);
@@ -290,6 +239,169 @@ pub fn calibrate(opts: &MeasureOptions) -> Result<DeviceProfile> {
     let efficiency = tables(points.remove(&DType::F32).unwrap_or_default());
     let efficiency_by_format: BTreeMap<DType, BTreeMap<OpClass, EfficiencyTable>> =
         points.into_iter().map(|(d, classes)| (d, tables(classes))).collect();
+    (efficiency, efficiency_by_format)
+}
+
+/// What a calibration's notes record beside the profile's figures.
+struct Notes<'a> {
+    cache_bandwidth: f64,
+    /// The probe (FLOP/s, bytes/s) before and after.
+    probes: ((f64, f64), (f64, f64)),
+    median_cv: f64,
+    tiny_cv: f64,
+    samples: &'a [Sample],
+    /// The formats other than f32 with tables of their own.
+    formats: Vec<DType>,
+    warnings: Vec<String>,
+    stage_s: Vec<String>,
+    stream: &'a [(String, f64, f64)],
+}
+
+/// The raw measurements behind the tables, so a person can check any of them.
+fn calibration_notes(n: Notes) -> BTreeMap<String, serde_json::Value> {
+    let mut notes = BTreeMap::new();
+    let json = |v: f64| serde_json::Value::from(v);
+    notes.insert("cache_bandwidth_bytes_per_s".into(), json(n.cache_bandwidth));
+    notes.insert("probe_before_flop_per_s".into(), json(n.probes.0 .0));
+    notes.insert("probe_before_bytes_per_s".into(), json(n.probes.0 .1));
+    notes.insert("probe_after_flop_per_s".into(), json(n.probes.1 .0));
+    notes.insert("probe_after_bytes_per_s".into(), json(n.probes.1 .1));
+    notes.insert("median_cv".into(), json(n.median_cv));
+    notes.insert("tiny_kernel_cv".into(), json(n.tiny_cv));
+    notes.insert("kernels_timed".into(), serde_json::Value::from(n.samples.len()));
+    notes.insert(
+        "efficiency_tables_for".into(),
+        serde_json::Value::from(
+            std::iter::once("f32 (default)".to_string())
+                .chain(n.formats.iter().map(|d| d.to_string()))
+                .collect::<Vec<_>>(),
+        ),
+    );
+    notes.insert("warnings".into(), serde_json::Value::from(n.warnings));
+    notes.insert("stages_elapsed".into(), serde_json::Value::from(n.stage_s));
+    // The raw measurements behind the tables, so a person can check any of them.
+    notes.insert(
+        "kernels".into(),
+        serde_json::Value::from(
+            n.samples
+                .iter()
+                .map(|s| format!("{}: median {:.3e} s, cv {:.3}", s.label, s.t.median_s, s.t.cv))
+                .collect::<Vec<_>>(),
+        ),
+    );
+    notes.insert(
+        "stream".into(),
+        serde_json::Value::from(
+            n.stream
+                .iter()
+                .map(|(k, a, bw)| format!("{k} {:.2} MB: {:.1} GB/s", a / 1e6, bw / 1e9))
+                .collect::<Vec<_>>(),
+        ),
+    );
+    notes
+}
+
+/// When each stage ended, for the notes.
+struct Laps {
+    clock: std::time::Instant,
+    elapsed: Vec<String>,
+}
+
+impl Laps {
+    fn lap(&mut self, name: &str) {
+        self.elapsed.push(format!("{name} {:.2} s", self.clock.elapsed().as_secs_f64()));
+    }
+}
+
+/// 3-7. Matrix products, attention, batched products and the elementwise kernels, in every
+///      format the device computes in: f32 in full, then the half formats (their kernels are
+///      different libraries with different small-size behaviour, not f32 at twice the speed).
+///      Returns the best GEMM rate per format.
+fn kernels_by_format(
+    b: &Budget,
+    bar: &indicatif::ProgressBar,
+    laps: &mut Laps,
+    samples: &mut Vec<Sample>,
+) -> BTreeMap<DType, f64> {
+    let mut peak = BTreeMap::<DType, f64>::new();
+    for (i, dtype) in formats(b.t).into_iter().enumerate() {
+        let sweep = match (i, b.quick) {
+            (_, true) => Sweep::Quick,
+            (0, false) => Sweep::Full,
+            _ => Sweep::Reduced,
+        };
+        // The default format's full sweep times every shape; the others stop where their pace
+        // says a call would outlast the budget.
+        let pace = (sweep != Sweep::Full).then(|| Pace::measure(kind_of(dtype), dtype.bytes(), b));
+        bar.set_message(format!("gemm, gemv {dtype}"));
+        matmuls(dtype, sweep, pace, b, samples, &mut peak);
+        laps.lap(&format!("gemm, gemv {dtype}"));
+        bar.set_message(format!("attention, bmm {dtype}"));
+        attention(dtype, sweep, pace, b, samples);
+        laps.lap(&format!("attention, bmm {dtype}"));
+        bar.set_message(format!("elementwise {dtype}"));
+        elementwise(dtype, sweep, b, samples);
+        laps.lap(&format!("elementwise {dtype}"));
+        bar.inc(1);
+    }
+
+    peak
+}
+
+pub fn calibrate(opts: &MeasureOptions) -> Result<DeviceProfile> {
+    // First: libtorch settles whether CUDA is there at its first question.
+    let target = Target::open(opts.on, "calibrate")?;
+    let b = Budget { quick: opts.quick, t: &target };
+    let threads = super::set_threads(opts.threads);
+    tch::manual_seed(0);
+    let mut laps = Laps { clock: std::time::Instant::now(), elapsed: Vec::new() };
+    let before = probe(b.t);
+    laps.lap("probe");
+    let mut samples: Vec<Sample> = Vec::new();
+    let stages = 5 + formats(b.t).len() as u64;
+    let bar = progress(stages, opts.progress);
+
+    bar.set_message("tiny kernels");
+    let tiny = tiny_kernel(&b);
+    bar.inc(1);
+    laps.lap("tiny kernels");
+
+    bar.set_message("stream");
+    let stream = stream_runs(&b, &mut samples);
+    bar.inc(1);
+    laps.lap("stream");
+
+    let mut peak = kernels_by_format(&b, &bar, &mut laps, &mut samples);
+
+    bar.set_message("gather, kv append");
+    gather_and_kv_append(&b, &mut samples);
+    bar.inc(1);
+    laps.lap("gather, kv append");
+    let after = probe(b.t);
+    laps.lap("probe");
+    bar.inc(1);
+    bar.finish_and_clear();
+
+    // Ceilings: the best GEMM per format; main-memory bandwidth from the largest STREAM runs.
+    let largest = stream.iter().map(|s| s.1).fold(0.0, f64::max);
+    let mut dram: Vec<f64> = stream.iter().filter(|s| s.1 == largest).map(|s| s.2).collect();
+    dram.sort_by(f64::total_cmp);
+    let bandwidth = dram[dram.len() / 2];
+    let cache_bandwidth = stream.iter().map(|s| s.2).fold(0.0, f64::max);
+    let fixed = tiny.median_s;
+    // A format's compute ceiling is its fastest product or attention kernel: where a format has
+    // no fast GEMM (bf16 without AVX-512), its fused attention may still be far quicker.
+    for s in &samples {
+        if matches!(s.class, OpClass::Matmul | OpClass::BatchedMatmul | OpClass::Attention) {
+            let best = peak.entry(s.dtype).or_insert(0.0);
+            *best = best.max(s.flops / s.t.median_s);
+        }
+    }
+
+    let mut warnings = Vec::new();
+    let (efficiency, efficiency_by_format) =
+        efficiency_tables(&samples, &peak, bandwidth, cache_bandwidth, fixed, &mut warnings);
+    let mut spread: Vec<f64> = samples.iter().map(|s| s.t.cv).collect();
     let drift = ((after.0 / before.0 - 1.0).abs()).max((after.1 / before.1 - 1.0).abs());
     if drift > 0.10 {
         warnings.push(format!(
@@ -302,42 +414,17 @@ pub fn calibrate(opts: &MeasureOptions) -> Result<DeviceProfile> {
     }
     spread.sort_by(f64::total_cmp);
     let host = host(threads, b.t);
-    let mut notes = BTreeMap::new();
-    let json = |v: f64| serde_json::Value::from(v);
-    notes.insert("cache_bandwidth_bytes_per_s".into(), json(cache_bandwidth));
-    notes.insert("probe_before_flop_per_s".into(), json(before.0));
-    notes.insert("probe_before_bytes_per_s".into(), json(before.1));
-    notes.insert("probe_after_flop_per_s".into(), json(after.0));
-    notes.insert("probe_after_bytes_per_s".into(), json(after.1));
-    notes.insert("median_cv".into(), json(spread[spread.len() / 2]));
-    notes.insert("tiny_kernel_cv".into(), json(tiny.cv));
-    notes.insert("kernels_timed".into(), serde_json::Value::from(samples.len()));
-    notes.insert(
-        "efficiency_tables_for".into(),
-        serde_json::Value::from(
-            std::iter::once("f32 (default)".to_string())
-                .chain(efficiency_by_format.keys().map(|d| d.to_string()))
-                .collect::<Vec<_>>(),
-        ),
-    );
-    notes.insert("warnings".into(), serde_json::Value::from(warnings));
-    notes.insert("stages_elapsed".into(), serde_json::Value::from(stage_s));
-    // The raw measurements behind the tables, so a person can check any of them.
-    notes.insert(
-        "kernels".into(),
-        serde_json::Value::from(
-            samples
-                .iter()
-                .map(|s| format!("{}: median {:.3e} s, cv {:.3}", s.label, s.t.median_s, s.t.cv))
-                .collect::<Vec<_>>(),
-        ),
-    );
-    notes.insert(
-        "stream".into(),
-        serde_json::Value::from(
-            stream.iter().map(|(k, a, bw)| format!("{k} {:.2} MB: {:.1} GB/s", a / 1e6, bw / 1e9)).collect::<Vec<_>>(),
-        ),
-    );
+    let notes = calibration_notes(Notes {
+        cache_bandwidth,
+        probes: (before, after),
+        median_cv: spread[spread.len() / 2],
+        tiny_cv: tiny.cv,
+        samples: &samples,
+        formats: efficiency_by_format.keys().copied().collect(),
+        warnings,
+        stage_s: laps.elapsed,
+        stream: &stream,
+    });
     let (memory, usable, usable_source) = memory_of(b.t);
     let description = if b.t.is_cpu() {
         format!("{} ({} threads), calibrated through libtorch {}", host.cpu_model, threads, host.libtorch_version)
