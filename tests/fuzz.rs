@@ -745,3 +745,71 @@ fn fuzz_llama_bench_reader() {
         Ok(())
     });
 }
+
+/// A search folder of the small space on rpi5, made once.
+fn search_folder_fixture() -> &'static (tempfile::TempDir, PathBuf) {
+    static FIXTURE: std::sync::OnceLock<(tempfile::TempDir, PathBuf)> = std::sync::OnceLock::new();
+    FIXTURE.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("search");
+        let space = repo().join("tests/fixtures/small-space.toml");
+        let o = run_cli(strings(&["search", &arg(&space), "--device", "rpi5", "--out", &arg(&out)])).unwrap();
+        assert!(o.error.is_none(), "{o:?}");
+        (dir, out)
+    })
+}
+
+/// The files of a search folder the readers take, and whether an edit is also written into the
+/// marker's hash (a forger's edit, which only the content checks can catch).
+const SEARCH_FILES: [&str; 5] = ["outcome.json", "pareto.csv", "space.toml", "device.json", ".rooflinebench.json"];
+
+#[test]
+fn fuzz_search_folder_readers() {
+    use sha2::{Digest, Sha256};
+    let (_keep, base) = search_folder_fixture();
+    fuzz("search folder", (0..SEARCH_FILES.len(), any::<bool>(), edits()), CASES, |(which, forge, e)| {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join("search");
+        std::fs::create_dir(&folder).unwrap();
+        for entry in std::fs::read_dir(base).unwrap().map(|e| e.unwrap().path()) {
+            std::fs::copy(&entry, folder.join(entry.file_name().unwrap())).unwrap();
+        }
+        let name = SEARCH_FILES[which];
+        let text = std::fs::read_to_string(folder.join(name)).unwrap();
+        let bytes = match name.rsplit('.').next() {
+            Some("json") => edit_json(&text, &e),
+            Some("toml") => edit_toml(&text, &e),
+            _ => e.iter().fold(text.into_bytes(), |b, x| byte_edit(b, x)),
+        };
+        std::fs::write(folder.join(name), &bytes).unwrap();
+        if forge && name != ".rooflinebench.json" {
+            let marker = folder.join(".rooflinebench.json");
+            let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(&marker).unwrap()).unwrap();
+            let hash: String = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+            m["files"][name] = serde_json::Value::from(hash);
+            std::fs::write(&marker, serde_json::to_vec(&m).unwrap()).unwrap();
+        }
+        let config = dir.path().join("c.json");
+        let svg = dir.path().join("f.svg");
+        let (f, c, g) = (arg(&folder), arg(&config), arg(&svg));
+        for args in [
+            strings(&["export", &f, "recommended", "--out", &c]),
+            strings(&["export", &f, "#1", "--out", &c]),
+            strings(&["plot", "front", &f, "--out", &g]),
+        ] {
+            let out = PathBuf::from(args.last().unwrap());
+            let o = run_cli(args)?;
+            expect_clean(&o, &[&folder])?;
+            // A refused run writes nothing.
+            prop_assert!(o.error.is_none() || !out.exists(), "a refusal left {}", out.display());
+            let _ = std::fs::remove_file(&out);
+        }
+        // verify's reader (verify itself builds and runs models).
+        let start = Instant::now();
+        let loaded = std::panic::catch_unwind(|| rooflinebench::search::saved::load(&folder).err());
+        let error = loaded.map_err(|_| TestCaseError::fail("panic in search::saved::load"))?;
+        let o =
+            Outcome { error: error.map(|e| (e.exit_code(), e.to_string())), seconds: start.elapsed().as_secs_f64() };
+        expect_clean(&o, &[&folder])
+    });
+}

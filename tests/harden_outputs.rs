@@ -212,6 +212,19 @@ fn a_forged_search_folder_is_still_checked_like_a_shard() {
         let e = rooflinebench::search::saved::load(&out).err().map(|e| e.to_string()).unwrap_or_default();
         assert!(e.contains("outcome.json") && e.contains(needle), "{needle}: {e}");
     }
+    // A forged, smaller space: the recommendation's index is past it (found by the fuzz
+    // target: `export recommended` panicked).
+    let small = dir.path().join("small");
+    std::fs::create_dir(&small).unwrap();
+    for f in std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().path()) {
+        std::fs::copy(&f, small.join(f.file_name().unwrap())).unwrap();
+    }
+    // The tiny space recommends #2 (GQA, 4 layers); the forged one has #0 only (MHA, 4 layers).
+    forge(&small, "space.toml", &SPACE.replace("[4, 8]", "[4]").replace(r#"["mha", "gqa"]"#, r#"["mha"]"#));
+    refused(
+        &["export", s(&small), "recommended", "--out", s(&dir.path().join("c.json"))],
+        &["pareto.csv", "a candidate index below 1"],
+    );
     // plot front on a forged front with no rows, or an infinite value, ends with a refusal.
     let header = "index,parameters,rip,attention,recommended\n";
     for (csv, needle) in

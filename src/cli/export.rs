@@ -42,9 +42,12 @@ fn index_of(candidate: &str, source: &Path, space: &SearchSpace) -> Result<u64> 
         for row in reader.records() {
             let row = row.map_err(|e| Error::Usage(format!("{}: {e}", path.display())))?;
             if row.get(rec) == Some("true") {
-                return row.get(ix).and_then(|v| v.parse().ok()).ok_or_else(|| {
-                    Error::field(path.display().to_string(), "index", "a candidate index", row.get(ix).unwrap_or(""))
-                });
+                let got = row.get(ix).unwrap_or("");
+                let want = format!("a candidate index below {}", space.count());
+                return match got.parse::<u64>() {
+                    Ok(i) if i < space.count() => Ok(i),
+                    _ => Err(Error::field(path.display().to_string(), "index", want, crate::error::clip(got))),
+                };
             }
         }
         return Err(Error::field(path.display().to_string(), "recommended", "one row marked true", "none"));
@@ -68,7 +71,12 @@ fn index_of(candidate: &str, source: &Path, space: &SearchSpace) -> Result<u64> 
 
 fn candidate(space: &SearchSpace, index: u64) -> Result<Candidate> {
     space.candidate(index).map_err(|why| {
-        Error::Usage(format!("candidate #{index} of '{}' is not a valid model: {}", space.name, why.describe()))
+        Error::Usage(format!(
+            "{}: candidate #{index} of '{}' is not a valid model: {}",
+            space.source_name,
+            space.name,
+            why.describe()
+        ))
     })
 }
 

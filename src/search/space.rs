@@ -359,6 +359,8 @@ pub enum Invalid {
     FirstKDenseNotBelowLayers,
     MoeNeedsMla,
     MoeHeadsDoNotDivideHidden,
+    /// An index at or past `count()` (a hand-edited index).
+    NotInSpace,
 }
 
 impl Invalid {
@@ -372,6 +374,7 @@ impl Invalid {
             Invalid::MoeHeadsDoNotDivideHidden => {
                 "moe with heads not dividing hidden (transformers' DeepseekV2Config rejects it, and DeepSeek-V3 routes differently)"
             }
+            Invalid::NotInSpace => "no such candidate in the space",
         }
     }
 }
@@ -857,7 +860,7 @@ impl SearchSpace {
                     false
                 }
             })
-            .expect("index below count()");
+            .ok_or(Invalid::NotInSpace)?;
         // Mixed radix, the first dimension varying slowest.
         let mut digits = [0usize; 20];
         let n = block.radices.len();
