@@ -779,7 +779,7 @@ fn fuzz_search_folder_readers() {
         let bytes = match name.rsplit('.').next() {
             Some("json") => edit_json(&text, &e),
             Some("toml") => edit_toml(&text, &e),
-            _ => e.iter().fold(text.into_bytes(), |b, x| byte_edit(b, x)),
+            _ => e.iter().fold(text.into_bytes(), byte_edit),
         };
         std::fs::write(folder.join(name), &bytes).unwrap();
         if forge && name != ".rooflinebench.json" {
