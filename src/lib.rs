@@ -13,6 +13,7 @@ pub mod device;
 pub mod dtype;
 pub mod error;
 pub mod files;
+pub mod fit;
 pub mod measure;
 pub mod plan;
 pub mod quality;

@@ -21,6 +21,7 @@ const ORDER: &[&str] = &[
     "quality",
     "warnings",
     "analysis",
+    "fit",
     "search",
     "report",
     "measure",

@@ -8,7 +8,8 @@ use crate::dtype::DType;
 use crate::error::Error;
 use crate::error::Result;
 use crate::files::{csv_bytes, json_bytes};
-use crate::measure::{fit, llama_bench};
+use crate::fit::agreement::{agreement, factor_summary, median_factor, Agreement};
+use crate::fit::{self, llama_bench};
 use crate::report::Format;
 use crate::units::si;
 use serde::Serialize;
@@ -230,30 +231,6 @@ fn require_runs(runs: &[fit::Run], files: &[std::path::PathBuf], skipped: &[Stri
     )))
 }
 
-/// Predicted against measured tokens/s of one held-out run.
-#[derive(Serialize)]
-struct Agreement {
-    model: String,
-    weights: String,
-    test: String,
-    measured_tokens_per_s: f64,
-    predicted_tokens_per_s: f64,
-    /// predicted / measured.
-    ratio: f64,
-    prefill: bool,
-}
-
-/// The median of max(ratio, 1/ratio): how far off a typical prediction is, either way.
-fn median_factor<'a>(rows: impl IntoIterator<Item = &'a Agreement>) -> f64 {
-    let mut f: Vec<f64> = rows.into_iter().map(|a| a.ratio.max(1.0 / a.ratio)).collect();
-    f.sort_by(f64::total_cmp);
-    match f.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => f[n / 2],
-        n => (f[n / 2 - 1] + f[n / 2]) / 2.0,
-    }
-}
-
 /// The given models, then the shipped ones not given; and which given ones are GGUF files.
 fn models_for(given: &[std::path::PathBuf]) -> Result<Models> {
     let mut models = given.iter().map(|p| load_model(p)).collect::<Result<Vec<_>>>()?;
@@ -266,52 +243,6 @@ fn models_for(given: &[std::path::PathBuf]) -> Result<Models> {
     let names: std::collections::BTreeSet<String> = models.iter().map(|m| m.name.clone()).collect();
     models.extend(shipped_models().into_iter().filter(|m| !names.contains(&m.name)));
     Ok(Models { all: models, ggufs })
-}
-
-/// Each run predicted by `profile` (named `source`: the argument or file it came from); a
-/// prediction that is not a positive finite time (a profile whose rates overflow) is an error,
-/// not an infinite rate.
-fn agreement(profile: &DeviceProfile, source: &str, runs: &[fit::Run]) -> Result<Vec<Agreement>> {
-    runs.iter()
-        .map(|r| {
-            let predicted = fit::predict(profile, r);
-            let tokens = r.test.tokens() as f64;
-            let row = Agreement {
-                model: crate::error::clip(&r.arch.name),
-                weights: r.weights.name().to_string(),
-                test: r.test.label(),
-                measured_tokens_per_s: tokens / r.measured_s,
-                predicted_tokens_per_s: tokens / predicted,
-                ratio: r.measured_s / predicted,
-                prefill: r.test.is_prefill(),
-            };
-            let finite = [predicted, row.measured_tokens_per_s, row.predicted_tokens_per_s, row.ratio]
-                .iter()
-                .all(|v| v.is_finite() && *v > 0.0);
-            if !finite {
-                return Err(Error::field(
-                    crate::error::clip(source),
-                    "(prediction)",
-                    format!("a positive finite time for {} {} {}", row.model, row.weights, row.test),
-                    format!("{predicted} s"),
-                ));
-            }
-            Ok(row)
-        })
-        .collect()
-}
-
-/// "median factor 1.12x (prefill 1.20x over 4 runs, decode 1.05x over 6)".
-fn factor_summary(rows: &[Agreement]) -> String {
-    let part = |prefill: bool| {
-        let sub = || rows.iter().filter(move |r| r.prefill == prefill);
-        let name = if prefill { "prefill" } else { "decode" };
-        match sub().count() {
-            0 => format!("no {name} runs"),
-            n => format!("{name} {:.2}x over {n}", median_factor(sub())),
-        }
-    };
-    format!("median factor {:.2}x ({}, {})", median_factor(rows), part(true), part(false))
 }
 
 /// `devices check`: a profile's predictions of llama-bench runs, nothing fitted.

@@ -2,13 +2,13 @@
 //! subcommand into a validated request before any work starts.
 
 pub(crate) mod analyze;
+mod calibrate;
 mod devices;
-mod engine;
 mod export;
-mod measure;
 mod per_layer;
 mod plot;
 mod search;
+mod verify;
 
 use crate::error::Result;
 use crate::measure::On;
@@ -481,11 +481,11 @@ pub fn run(cli: Cli, out: &mut dyn std::io::Write) -> Result<()> {
         Command::Search(args) => search::run_search(args, out),
         Command::Batch(args) => search::run_batch(args, out),
         Command::Merge(args) => search::run_merge(args, out),
-        Command::Calibrate(args) => measure::run_calibrate(args, out),
-        Command::Validate(args) => measure::run_validate(args, out),
+        Command::Calibrate(args) => calibrate::run_calibrate(args, out),
+        Command::Validate(args) => calibrate::run_validate(args, out),
         Command::Plot(args) => plot::run(args, out),
-        Command::Measure(args) => engine::run_measure(args, out),
-        Command::Verify(args) => engine::run_verify(args, out),
+        Command::Measure(args) => verify::run_measure(args, out),
+        Command::Verify(args) => verify::run_verify(args, out),
         Command::Export(args) => export::run(args, out),
         Command::Completions { shell } => {
             let mut buf = Vec::new();

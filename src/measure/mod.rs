@@ -6,8 +6,6 @@
 use crate::device::Host;
 use serde::Serialize;
 
-pub mod fit;
-pub mod llama_bench;
 pub mod llamacpp;
 
 #[cfg(feature = "torch")]

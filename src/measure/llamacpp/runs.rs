@@ -8,7 +8,7 @@ use crate::arch::Architecture;
 use crate::device::{DeviceKind, DeviceProfile, Engine, Origin, Provenance};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
-use crate::measure::fit::{self, FitReport, Run};
+use crate::fit::{self, FitReport, Run};
 use crate::measure::{available_memory_bytes, host, today, total_memory_bytes};
 use crate::roofline::BenchTest;
 use serde::Serialize;

@@ -8,7 +8,7 @@ use super::shapes::Plan;
 use crate::device::DeviceProfile;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
-use crate::measure::fit::{predict, Run};
+use crate::fit::{predict, Run};
 use crate::roofline::BenchTest;
 use crate::search::Scorer;
 use crate::search::SearchSpace;

@@ -15,6 +15,9 @@
 //! of the model the search will use. Used by `calibrate --engine llama.cpp` (runs made here) and
 //! `devices fit` (llama-bench files from elsewhere).
 
+pub mod agreement;
+pub mod llama_bench;
+
 use crate::arch::Architecture;
 use crate::device::{
     ComputeSize, DeviceProfile, EfficiencyCurve, EfficiencyPoint, EfficiencyTable, Engine, HeadCost, MAX_CACHE_SPEEDUP,
@@ -544,7 +547,7 @@ fn to_profile(base: &DeviceProfile, engine: &Engine, coef: &BTreeMap<Feature, f6
 
 /// Whether a record's parameter count is that of `a`: exactly (JSON's exact count) or within
 /// 1% (markdown's rounded column).
-fn params_close(r: &crate::measure::llama_bench::Record, p: u64) -> bool {
+fn params_close(r: &crate::fit::llama_bench::Record, p: u64) -> bool {
     let p = p as f64;
     if r.params_exact {
         p == r.params
@@ -556,7 +559,7 @@ fn params_close(r: &crate::measure::llama_bench::Record, p: u64) -> bool {
 /// `a` as the record counts it: `a` itself when the counts agree, or `a` with untied embeddings
 /// when a tied model's GGUF stores its output matrix separately (llama.cpp then counts it);
 /// `None` when neither count is the record's.
-pub fn matching_arch(r: &crate::measure::llama_bench::Record, a: &Architecture) -> Option<Architecture> {
+pub fn matching_arch(r: &crate::fit::llama_bench::Record, a: &Architecture) -> Option<Architecture> {
     if params_close(r, a.parameters()) {
         return Some(a.clone());
     }
@@ -593,7 +596,7 @@ impl<'a> ByParams<'a> {
     }
 
     /// The single model (untied where that is what matched) whose count is the record's.
-    fn find(&self, r: &crate::measure::llama_bench::Record) -> Option<Architecture> {
+    fn find(&self, r: &crate::fit::llama_bench::Record) -> Option<Architecture> {
         let (lo, hi) = if r.params_exact { (r.params, r.params) } else { (0.99 * r.params, 1.01 * r.params) };
         if !(lo.is_finite() && hi.is_finite() && hi >= 0.0) {
             return None;
@@ -622,7 +625,7 @@ impl<'a> ByParams<'a> {
 /// Linear in the records: models are indexed by parameter count once, and each distinct
 /// embedded config is parsed once.
 pub fn runs_from_records(
-    records: &[crate::measure::llama_bench::Record],
+    records: &[crate::fit::llama_bench::Record],
     models: &[Architecture],
 ) -> (Vec<Run>, Vec<String>) {
     let clip = crate::error::clip;
