@@ -47,6 +47,39 @@ fn plot_error(path: &Path, e: impl std::fmt::Display) -> Error {
     Error::Usage(format!("{}: could not draw the plot: {e}", path.display()))
 }
 
+/// An SVG of `size` pixels drawn by `draw` on a white area, then written whole to `path`.
+fn write_svg(
+    path: &Path,
+    size: (u32, u32),
+    draw: impl FnOnce(&DrawingArea<SVGBackend<'_>, plotters::coord::Shift>) -> Result<()>,
+) -> Result<()> {
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| plot_error(path, e))?;
+        draw(&root)?;
+        root.present().map_err(|e| plot_error(path, e))?;
+    }
+    write_atomic(path, svg.as_bytes())
+}
+
+/// The series' legend, in the house style, at `position`.
+fn legend<'a, CT: plotters::coord::CoordTranslate>(
+    chart: &mut ChartContext<'a, SVGBackend<'a>, CT>,
+    path: &Path,
+    position: SeriesLabelPosition,
+    font_size: u32,
+) -> Result<()> {
+    chart
+        .configure_series_labels()
+        .position(position)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font(("sans-serif", font_size))
+        .draw()
+        .map_err(|e| plot_error(path, e))
+}
+
 /// Decade bounds around `lo..hi`.
 fn decades(lo: f64, hi: f64) -> (f64, f64) {
     // A log axis over an infinite or empty range never ends drawing: keep it finite, at least
@@ -87,8 +120,7 @@ pub fn roofline_svg_models(
     let points: Vec<RooflinePoint> =
         points.iter().filter(|p| placeable(p.intensity_flop_per_byte, p.performance_flop_per_s)).cloned().collect();
     let (roofs, points) = (&roofs[..], &points[..]);
-    let mut svg = String::new();
-    {
+    write_svg(path, (1000, 700), |root| {
         let lo_i = points
             .iter()
             .map(|p| p.intensity_flop_per_byte)
@@ -107,9 +139,7 @@ pub fn roofline_svg_models(
             .fold(f64::INFINITY, f64::min);
         let hi_p = roofs.iter().map(|r| r.peak_flop_per_s).fold(0.0, f64::max) * 2.0;
         let (y0, y1) = decades(lo_p.max(1e3), hi_p);
-        let root = SVGBackend::with_string(&mut svg, (1000, 700)).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| plot_error(path, e))?;
-        let mut chart = ChartBuilder::on(&root)
+        let mut chart = ChartBuilder::on(root)
             .caption(title, ("sans-serif", 22))
             .margin(16)
             .x_label_area_size(50)
@@ -166,17 +196,9 @@ pub fn roofline_svg_models(
                     + Text::new(p.label.clone(), offset, ("sans-serif", 12).into_font().color(&BLACK))
             }))
             .map_err(|e| plot_error(path, e))?;
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .label_font(("sans-serif", 13))
-            .draw()
-            .map_err(|e| plot_error(path, e))?;
-        root.present().map_err(|e| plot_error(path, e))?;
-    }
-    write_atomic(path, svg.as_bytes())
+        legend(&mut chart, path, SeriesLabelPosition::LowerRight, 13)?;
+        Ok(())
+    })
 }
 
 /// One member of a front for the front plot.
@@ -190,15 +212,12 @@ pub struct FrontPoint {
 
 /// rip against parameters, coloured by attention kind, the recommendation marked.
 pub fn front_svg(path: &Path, title: &str, points: &[FrontPoint]) -> Result<()> {
-    let mut svg = String::new();
-    {
+    write_svg(path, (1000, 650), |root| {
         let (px0, px1) =
             points.iter().fold((f64::INFINITY, 0.0f64), |(a, b), p| (a.min(p.parameters), b.max(p.parameters)));
         let (r0, r1) = points.iter().fold((f64::INFINITY, 0.0f64), |(a, b), p| (a.min(p.rip), b.max(p.rip)));
         let pad = ((r1 - r0) * 0.08).max(1e-4);
-        let root = SVGBackend::with_string(&mut svg, (1000, 650)).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| plot_error(path, e))?;
-        let mut chart = ChartBuilder::on(&root)
+        let mut chart = ChartBuilder::on(root)
             .caption(title, ("sans-serif", 22))
             .margin(16)
             .x_label_area_size(50)
@@ -237,17 +256,9 @@ pub fn front_svg(path: &Path, title: &str, points: &[FrontPoint]) -> Result<()> 
                 ))
                 .map_err(|e| plot_error(path, e))?;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .label_font(("sans-serif", 14))
-            .draw()
-            .map_err(|e| plot_error(path, e))?;
-        root.present().map_err(|e| plot_error(path, e))?;
-    }
-    write_atomic(path, svg.as_bytes())
+        legend(&mut chart, path, SeriesLabelPosition::LowerRight, 14)?;
+        Ok(())
+    })
 }
 
 /// Lines of `y` against `x` (one per series), linear x and log y; for sweeps such as depth.
@@ -258,17 +269,14 @@ pub fn sweep_svg(
     y_desc: &str,
     series: &[(String, Vec<(f64, f64)>)],
 ) -> Result<()> {
-    let mut svg = String::new();
-    {
+    write_svg(path, (1000, 650), |root| {
         let all = series.iter().flat_map(|s| s.1.iter());
         let (x0, x1, y0, y1) = all.fold((f64::INFINITY, 0.0f64, f64::INFINITY, 0.0f64), |(a, b, c, d), &(x, y)| {
             (a.min(x), b.max(x), c.min(y), d.max(y))
         });
         // Half a decade of room, so a flat series never sits on the frame.
         let (y0, y1) = decades(y0 / 3.0, y1 * 3.0);
-        let root = SVGBackend::with_string(&mut svg, (1000, 650)).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| plot_error(path, e))?;
-        let mut chart = ChartBuilder::on(&root)
+        let mut chart = ChartBuilder::on(root)
             .caption(title, ("sans-serif", 22))
             .margin(16)
             .x_label_area_size(50)
@@ -291,17 +299,9 @@ pub fn sweep_svg(
                 .label(label.clone())
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .label_font(("sans-serif", 13))
-            .draw()
-            .map_err(|e| plot_error(path, e))?;
-        root.present().map_err(|e| plot_error(path, e))?;
-    }
-    write_atomic(path, svg.as_bytes())
+        legend(&mut chart, path, SeriesLabelPosition::UpperRight, 13)?;
+        Ok(())
+    })
 }
 
 /// One labelled point of a measured-against-predicted plot.
@@ -323,14 +323,11 @@ pub fn agreement_svg(path: &Path, title: &str, unit: &str, points: &[AgreementPo
     if finite.is_empty() {
         return Err(plot_error(path, "no finite, positive points"));
     }
-    let mut svg = String::new();
-    {
+    write_svg(path, (900, 800), |root| {
         let lo = finite.iter().map(|p| p.predicted.min(p.measured)).fold(f64::INFINITY, f64::min);
         let hi = finite.iter().map(|p| p.predicted.max(p.measured)).fold(0.0, f64::max);
         let (a, b) = (lo / 1.6, hi * 1.6);
-        let root = SVGBackend::with_string(&mut svg, (900, 800)).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| plot_error(path, e))?;
-        let mut chart = ChartBuilder::on(&root)
+        let mut chart = ChartBuilder::on(root)
             .caption(title, ("sans-serif", 20))
             .margin(16)
             .x_label_area_size(50)
@@ -371,17 +368,9 @@ pub fn agreement_svg(path: &Path, title: &str, unit: &str, points: &[AgreementPo
                 ))
                 .map_err(|e| plot_error(path, e))?;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .label_font(("sans-serif", 13))
-            .draw()
-            .map_err(|e| plot_error(path, e))?;
-        root.present().map_err(|e| plot_error(path, e))?;
-    }
-    write_atomic(path, svg.as_bytes())
+        legend(&mut chart, path, SeriesLabelPosition::UpperLeft, 13)?;
+        Ok(())
+    })
 }
 
 /// One front member for the quality plot.
@@ -403,8 +392,7 @@ pub struct Marked {
 /// Predicted loss against decode tokens/s, coloured by attention kind, with the marked
 /// candidates crossed and labelled: what each token per second costs in quality.
 pub fn quality_svg(path: &Path, title: &str, points: &[QualityPoint], marked: &[Marked]) -> Result<()> {
-    let mut svg = String::new();
-    {
+    write_svg(path, (1000, 650), |root| {
         let all = points
             .iter()
             .map(|p| (p.decode_tokens_per_s, p.predicted_loss))
@@ -414,9 +402,7 @@ pub fn quality_svg(path: &Path, title: &str, points: &[QualityPoint], marked: &[
         });
         // Room around the points so that labels and markers stay inside the frame.
         let (xpad, ypad) = (((x1 - x0) * 0.06).max(x1 * 1e-3), ((y1 - y0) * 0.08).max(1e-3));
-        let root = SVGBackend::with_string(&mut svg, (1000, 650)).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| plot_error(path, e))?;
-        let mut chart = ChartBuilder::on(&root)
+        let mut chart = ChartBuilder::on(root)
             .caption(title, ("sans-serif", 22))
             .margin(16)
             .x_label_area_size(50)
@@ -477,15 +463,7 @@ pub fn quality_svg(path: &Path, title: &str, points: &[QualityPoint], marked: &[
                     + Text::new(m.label.clone(), offset[i], ("sans-serif", 13).into_font())
             }))
             .map_err(|e| plot_error(path, e))?;
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .label_font(("sans-serif", 14))
-            .draw()
-            .map_err(|e| plot_error(path, e))?;
-        root.present().map_err(|e| plot_error(path, e))?;
-    }
-    write_atomic(path, svg.as_bytes())
+        legend(&mut chart, path, SeriesLabelPosition::UpperLeft, 14)?;
+        Ok(())
+    })
 }
