@@ -33,27 +33,12 @@ fn differences(a: &FrontRow, b: &FrontRow) -> String {
     }
 }
 
-/// The recommendation and why, for the terminal and for summary.md.
-pub fn explain(r: &SearchReport) -> String {
-    let mut s = String::new();
-    let o = &r.outcome;
+/// The recommendation: its figures and why it was chosen.
+fn recommended(s: &mut String, r: &SearchReport) {
     let rec = &r.recommended;
+    let _ = writeln!(*s, "recommended: {}", rec.label());
     let _ = writeln!(
-        s,
-        "{} on {}: {} candidates, {} feasible, front of {}",
-        r.space,
-        r.device,
-        o.candidates,
-        o.feasible,
-        o.front.len()
-    );
-    let _ = writeln!(s, "profile: {}", r.profile);
-    for w in &r.warnings {
-        let _ = writeln!(s, "warning: {w}");
-    }
-    let _ = writeln!(s, "recommended: {}", rec.label());
-    let _ = writeln!(
-        s,
+        *s,
         "  {} parameters, {} memory; {}-bound at {:.2} FLOP/B and {}; rip {:.4} (phi_log {:.3}), attainment {:.3}",
         si(rec.parameters as f64, ""),
         si(rec.footprint_bytes, "B"),
@@ -65,7 +50,7 @@ pub fn explain(r: &SearchReport) -> String {
         rec.attainment
     );
     let _ = writeln!(
-        s,
+        *s,
         "  TTFT {}, TPOT {}, decode {:.1} tok/s, prefill {:.1} tok/s; plans: prefill {}, decode {}",
         si(rec.ttft_s, "s"),
         si(rec.tpot_s, "s"),
@@ -75,7 +60,7 @@ pub fn explain(r: &SearchReport) -> String {
         rec.decode_plan
     );
     let _ = writeln!(
-        s,
+        *s,
         "  quality: predicted loss {:.4} after {} training tokens, {} non-embedding parameters; estimate range: {}",
         rec.predicted_loss,
         si(rec.tokens, ""),
@@ -85,7 +70,7 @@ pub fn explain(r: &SearchReport) -> String {
     let best = &r.best_by_objective;
     if r.objective == Objective::Rip {
         let _ = writeln!(
-            s,
+            *s,
             "  why: the fastest decoder among candidates within {:.1}% of the best rip ({:.4}, {})",
             100.0 * r.rip_margin,
             best.rip,
@@ -93,15 +78,21 @@ pub fn explain(r: &SearchReport) -> String {
         );
     } else if r.objective == Objective::Loss {
         let _ = writeln!(
-            s,
+            *s,
             "  why: the lowest predicted loss of the feasible candidates (the fastest decoder of those tied: precision does not change it)"
         );
     } else {
-        let _ = writeln!(s, "  why: the best {} of the feasible candidates", r.objective.describe());
+        let _ = writeln!(*s, "  why: the best {} of the feasible candidates", r.objective.describe());
     }
+}
+
+/// The runner-up, the fastest decoder and the quality-first pick, each against the
+/// recommendation.
+fn alternatives(s: &mut String, r: &SearchReport) {
+    let rec = &r.recommended;
     if let Some(ru) = &r.runner_up {
         let _ = writeln!(
-            s,
+            *s,
             "runner-up: {}: rip {:.4} ({:+.2}%), decode {:.1} tok/s ({:+.1}%), memory {}, predicted loss {:.4} ({:+.4})",
             ru.label(),
             ru.rip,
@@ -112,13 +103,13 @@ pub fn explain(r: &SearchReport) -> String {
             ru.predicted_loss,
             ru.predicted_loss - rec.predicted_loss
         );
-        let _ = writeln!(s, "  separated by: {}", differences(ru, rec));
+        let _ = writeln!(*s, "  separated by: {}", differences(ru, rec));
     }
     {
         let fast = &r.fastest;
         if fast.index != rec.index {
             let _ = writeln!(
-                s,
+                *s,
                 "fastest feasible decoder: {}: {:.1} tok/s ({:+.1}%), rip {:.4}, {} parameters, predicted loss {:.4} ({:+.4})",
                 fast.label(),
                 fast.decode_tokens_per_s,
@@ -135,12 +126,12 @@ pub fn explain(r: &SearchReport) -> String {
         let bound = format!("within +{:.0}% TPOT of the recommendation", 100.0 * r.quality_tpot_margin);
         if q.index == rec.index {
             let _ = writeln!(
-                s,
+                *s,
                 "quality-first {bound}: the recommendation itself (no feasible candidate there predicts a lower loss)"
             );
         } else {
             let _ = writeln!(
-                s,
+                *s,
                 "quality-first {bound}: {}: predicted loss {:.4} ({:+.4}), TPOT {} ({:+.1}%), decode {:.1} tok/s, rip {:.4}, {} parameters",
                 q.label(),
                 q.predicted_loss,
@@ -153,6 +144,27 @@ pub fn explain(r: &SearchReport) -> String {
             );
         }
     }
+}
+
+/// The recommendation and why, for the terminal and for summary.md.
+pub fn explain(r: &SearchReport) -> String {
+    let mut s = String::new();
+    let o = &r.outcome;
+    let _ = writeln!(
+        s,
+        "{} on {}: {} candidates, {} feasible, front of {}",
+        r.space,
+        r.device,
+        o.candidates,
+        o.feasible,
+        o.front.len()
+    );
+    let _ = writeln!(s, "profile: {}", r.profile);
+    for w in &r.warnings {
+        let _ = writeln!(s, "warning: {w}");
+    }
+    recommended(&mut s, r);
+    alternatives(&mut s, r);
     let rips: Vec<f64> = r.top.iter().map(|t| t.rip).collect();
     if let (Some(hi), Some(lo)) = (rips.iter().cloned().reduce(f64::max), rips.iter().cloned().reduce(f64::min)) {
         let _ = writeln!(
