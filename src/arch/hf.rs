@@ -28,7 +28,71 @@ pub fn parse_hf_config(text: &str, source: &str, name: &str) -> Result<Architect
     };
     let cfg = Fields { map: &map, source };
     let model_type = cfg.string("model_type")?;
-    let family = match model_type.as_str() {
+    let family = family_of(&model_type, source)?;
+
+    let hidden_size = cfg.positive("hidden_size")?;
+    // Bounded before anything divides by or multiplies it (`validate` checks the rest).
+    if hidden_size > super::limits::MAX_WIDTH {
+        let max = super::limits::MAX_WIDTH;
+        return Err(Error::field(source, "hidden_size", format!("an integer from 1 to {max}"), hidden_size));
+    }
+    let num_layers = cfg.positive("num_hidden_layers")?;
+    let vocab_size = cfg.positive("vocab_size")?;
+    let num_heads = cfg.positive("num_attention_heads")?;
+    let deepseek = matches!(family, Family::DeepseekV2 | Family::DeepseekV3);
+
+    let attention = attention_of(&cfg, deepseek, hidden_size, num_heads)?;
+
+    let activation = activation_of(&cfg, family)?;
+
+    let attention_bias = cfg.optional_bool("attention_bias")?.unwrap_or(false);
+    if deepseek && attention_bias {
+        return Err(Error::field(source, "attention_bias", "false (no DeepSeek MLA model uses it)", true));
+    }
+    let (qkv_bias, o_bias) = match family {
+        Family::Qwen2 => (true, false),
+        Family::Llama | Family::Qwen3 => (attention_bias, attention_bias),
+        _ => (false, false),
+    };
+
+    let ffn = ffn_of(&cfg, family, num_layers, activation)?;
+
+    // Transformers' defaults for tie_word_embeddings differ by family.
+    let tie_default = family == Family::Gemma2;
+    let arch = Architecture {
+        name: name.to_string(),
+        family,
+        num_layers,
+        hidden_size,
+        vocab_size,
+        tie_embeddings: cfg.optional_bool("tie_word_embeddings")?.unwrap_or(tie_default),
+        attention,
+        ffn,
+        qkv_bias,
+        o_bias,
+        qk_norm: family == Family::Qwen3,
+        norms_per_layer: if family == Family::Gemma2 { 4 } else { 2 },
+        max_position_embeddings: cfg.optional_positive("max_position_embeddings")?.unwrap_or(4096),
+        // Qwen2 configs carry a window with `use_sliding_window: false`: only a used one counts.
+        sliding_window: match cfg.optional_bool("use_sliding_window")? {
+            Some(false) => None,
+            _ if matches!(cfg.get("sliding_window"), None | Some(Value::Null)) => None,
+            _ => cfg.optional_positive("sliding_window")?,
+        },
+        // Transformers 5 moves rope_theta into rope_parameters.
+        rope_theta: match cfg.optional_f64("rope_theta")? {
+            Some(t) => t,
+            None => cfg.rope_parameters_theta()?.unwrap_or(10000.0),
+        },
+        norm_eps: cfg.optional_f64("rms_norm_eps")?.unwrap_or(1e-6),
+    };
+    arch.validate(source)?;
+    Ok(arch)
+}
+
+/// The family a `model_type` names.
+fn family_of(model_type: &str, source: &str) -> Result<Family> {
+    Ok(match model_type {
         "llama" => Family::Llama,
         "mistral" => Family::Mistral,
         "qwen2" => Family::Qwen2,
@@ -44,20 +108,13 @@ pub fn parse_hf_config(text: &str, source: &str, name: &str) -> Result<Architect
                 supported: SUPPORTED_MODEL_TYPES.to_vec(),
             })
         }
-    };
+    })
+}
 
-    let hidden_size = cfg.positive("hidden_size")?;
-    // Bounded before anything divides by or multiplies it (`validate` checks the rest).
-    if hidden_size > super::limits::MAX_WIDTH {
-        let max = super::limits::MAX_WIDTH;
-        return Err(Error::field(source, "hidden_size", format!("an integer from 1 to {max}"), hidden_size));
-    }
-    let num_layers = cfg.positive("num_hidden_layers")?;
-    let vocab_size = cfg.positive("vocab_size")?;
-    let num_heads = cfg.positive("num_attention_heads")?;
-    let deepseek = matches!(family, Family::DeepseekV2 | Family::DeepseekV3);
-
-    let attention = if deepseek {
+/// The attention: MLA for DeepSeek, grouped (MHA, GQA, MQA) otherwise.
+fn attention_of(cfg: &Fields, deepseek: bool, hidden_size: u32, num_heads: u32) -> Result<Attention> {
+    let source = cfg.source;
+    Ok(if deepseek {
         Attention::Latent(Mla {
             num_heads,
             kv_lora_rank: cfg.positive("kv_lora_rank")?,
@@ -82,29 +139,28 @@ pub fn parse_hf_config(text: &str, source: &str, name: &str) -> Result<Architect
             }
         };
         Attention::Grouped { num_heads, num_kv_heads, head_dim }
-    };
+    })
+}
 
+/// The FFN's activation, under the family's field name and default.
+fn activation_of(cfg: &Fields, family: Family) -> Result<Activation> {
+    let source = cfg.source;
     let act_field = if family == Family::Gemma2 { "hidden_activation" } else { "hidden_act" };
     let default_act = if family == Family::Gemma2 { "gelu_pytorch_tanh" } else { "silu" };
     let act_name = cfg.optional_string(act_field)?.unwrap_or_else(|| default_act.to_string());
-    let activation = match act_name.as_str() {
+    Ok(match act_name.as_str() {
         "silu" | "swish" => Activation::Silu,
         "gelu" => Activation::Gelu,
         "gelu_pytorch_tanh" | "gelu_new" | "gelu_fast" => Activation::GeluTanh,
         "relu" => Activation::Relu,
         other => return Err(Error::field(source, act_field, "one of silu, gelu, gelu_pytorch_tanh, relu", other)),
-    };
+    })
+}
 
-    let attention_bias = cfg.optional_bool("attention_bias")?.unwrap_or(false);
-    if deepseek && attention_bias {
-        return Err(Error::field(source, "attention_bias", "false (no DeepSeek MLA model uses it)", true));
-    }
-    let (qkv_bias, o_bias) = match family {
-        Family::Qwen2 => (true, false),
-        Family::Llama | Family::Qwen3 => (attention_bias, attention_bias),
-        _ => (false, false),
-    };
-
+/// The FFN: dense, or DeepSeek's routed experts read as transformers reads them.
+fn ffn_of(cfg: &Fields, family: Family, num_layers: u32, activation: Activation) -> Result<Ffn> {
+    let source = cfg.source;
+    let deepseek = matches!(family, Family::DeepseekV2 | Family::DeepseekV3);
     let intermediate = cfg.positive("intermediate_size");
     // Transformers builds a DeepSeek layer as MoE from `first_k_dense_replace` on (default 0)
     // whenever it has routed experts (default 64), so an absent count is not "dense": it is read
@@ -112,7 +168,7 @@ pub fn parse_hf_config(text: &str, source: &str, name: &str) -> Result<Architect
     let routed = if deepseek { cfg.optional_u32("n_routed_experts")? } else { None };
     let first_k_dense = cfg.optional_u32("first_k_dense_replace")?.unwrap_or(0);
     let moe_layers = deepseek && first_k_dense < num_layers && routed != Some(0);
-    let ffn = if moe_layers {
+    Ok(if moe_layers {
         let Some(num_experts) = routed else {
             return Err(Error::field(
                 source,
@@ -149,39 +205,7 @@ pub fn parse_hf_config(text: &str, source: &str, name: &str) -> Result<Architect
             activation,
             bias: family == Family::Llama && cfg.optional_bool("mlp_bias")?.unwrap_or(false),
         }
-    };
-
-    // Transformers' defaults for tie_word_embeddings differ by family.
-    let tie_default = family == Family::Gemma2;
-    let arch = Architecture {
-        name: name.to_string(),
-        family,
-        num_layers,
-        hidden_size,
-        vocab_size,
-        tie_embeddings: cfg.optional_bool("tie_word_embeddings")?.unwrap_or(tie_default),
-        attention,
-        ffn,
-        qkv_bias,
-        o_bias,
-        qk_norm: family == Family::Qwen3,
-        norms_per_layer: if family == Family::Gemma2 { 4 } else { 2 },
-        max_position_embeddings: cfg.optional_positive("max_position_embeddings")?.unwrap_or(4096),
-        // Qwen2 configs carry a window with `use_sliding_window: false`: only a used one counts.
-        sliding_window: match cfg.optional_bool("use_sliding_window")? {
-            Some(false) => None,
-            _ if matches!(cfg.get("sliding_window"), None | Some(Value::Null)) => None,
-            _ => cfg.optional_positive("sliding_window")?,
-        },
-        // Transformers 5 moves rope_theta into rope_parameters.
-        rope_theta: match cfg.optional_f64("rope_theta")? {
-            Some(t) => t,
-            None => cfg.rope_parameters_theta()?.unwrap_or(10000.0),
-        },
-        norm_eps: cfg.optional_f64("rms_norm_eps")?.unwrap_or(1e-6),
-    };
-    arch.validate(source)?;
-    Ok(arch)
+    })
 }
 
 /// Writes an architecture as a `config.json` that [`parse_hf_config`] reads back to the same
