@@ -172,65 +172,9 @@ pub fn gguf_layout(arch: &Architecture, context_length: u32) -> Result<GgufLayou
     for layer in 0..arch.num_layers {
         b.layer = layer;
         b.vector("attn_norm", "weight", h);
-        match arch.attention {
-            Attention::Grouped { num_heads, num_kv_heads, head_dim } => {
-                let (q, kv) = (num_heads as u64 * head_dim as u64, num_kv_heads as u64 * head_dim as u64);
-                b.matrix("attn_q", Role::AttnQ, &[h, q]);
-                b.matrix("attn_k", Role::AttnK, &[h, kv]);
-                b.matrix("attn_v", Role::AttnV, &[h, kv]);
-                if arch.qkv_bias {
-                    b.vector("attn_q", "bias", q);
-                    b.vector("attn_k", "bias", kv);
-                    b.vector("attn_v", "bias", kv);
-                }
-                if arch.qk_norm {
-                    b.vector("attn_q_norm", "weight", head_dim as u64);
-                    b.vector("attn_k_norm", "weight", head_dim as u64);
-                }
-                b.matrix("attn_output", Role::AttnOutput, &[q, h]);
-            }
-            Attention::Latent(m) => {
-                let (nh, r, dr, dn, dv) = (
-                    m.num_heads as u64,
-                    m.kv_lora_rank as u64,
-                    m.qk_rope_head_dim as u64,
-                    m.qk_nope_head_dim as u64,
-                    m.v_head_dim as u64,
-                );
-                match m.q_lora_rank {
-                    Some(rq) => {
-                        b.matrix("attn_q_a", Role::AttnOther, &[h, rq as u64]);
-                        b.vector("attn_q_a_norm", "weight", rq as u64);
-                        b.matrix("attn_q_b", Role::AttnOther, &[rq as u64, nh * (dn + dr)]);
-                    }
-                    None => b.matrix("attn_q", Role::AttnQ, &[h, nh * (dn + dr)]),
-                }
-                b.matrix("attn_kv_a_mqa", Role::AttnOther, &[h, r + dr]);
-                b.vector("attn_kv_a_norm", "weight", r);
-                b.matrix("attn_k_b", Role::AttnOther, &[dn, r, nh]);
-                b.matrix("attn_v_b", Role::AttnOther, &[r, dv, nh]);
-                b.matrix("attn_output", Role::AttnOutput, &[nh * dv, h]);
-            }
-        }
+        attention_tensors(&mut b, arch, h);
         b.vector("ffn_norm", "weight", h);
-        match arch.ffn {
-            Ffn::Dense { intermediate_size, .. } => dense_ffn(&mut b, h, intermediate_size as u64),
-            Ffn::Moe(m) if layer < m.first_k_dense => dense_ffn(&mut b, h, m.dense_intermediate_size as u64),
-            Ffn::Moe(m) => {
-                let (e, f) = (m.num_experts as u64, m.expert_intermediate_size as u64);
-                b.matrix("ffn_gate_inp", Role::Router, &[h, e]);
-                if m.router_bias {
-                    b.vector("exp_probs_b", "bias", e);
-                }
-                b.matrix("ffn_gate_exps", Role::FfnGate, &[h, f, e]);
-                b.matrix("ffn_down_exps", Role::FfnDown, &[f, h, e]);
-                b.matrix("ffn_up_exps", Role::FfnUp, &[h, f, e]);
-                let shared = m.num_shared_experts as u64 * f;
-                b.matrix("ffn_gate_shexp", Role::FfnGate, &[h, shared]);
-                b.matrix("ffn_down_shexp", Role::FfnDown, &[shared, h]);
-                b.matrix("ffn_up_shexp", Role::FfnUp, &[h, shared]);
-            }
-        }
+        ffn_tensors(&mut b, arch, layer, h);
     }
     b.layer = 0;
     b.vector("output_norm", "weight", h);
@@ -238,6 +182,81 @@ pub fn gguf_layout(arch: &Architecture, context_length: u32) -> Result<GgufLayou
         b.matrix("output", Role::Output, &[h, v]);
     }
 
+    attention_metadata(arch, name, &mut meta)?;
+    Ok(GgufLayout { arch: name, metadata: meta, tensors: b.tensors, mix })
+}
+
+/// One layer's attention tensors.
+fn attention_tensors(b: &mut Builder, arch: &Architecture, h: u64) {
+    match arch.attention {
+        Attention::Grouped { num_heads, num_kv_heads, head_dim } => {
+            let (q, kv) = (num_heads as u64 * head_dim as u64, num_kv_heads as u64 * head_dim as u64);
+            b.matrix("attn_q", Role::AttnQ, &[h, q]);
+            b.matrix("attn_k", Role::AttnK, &[h, kv]);
+            b.matrix("attn_v", Role::AttnV, &[h, kv]);
+            if arch.qkv_bias {
+                b.vector("attn_q", "bias", q);
+                b.vector("attn_k", "bias", kv);
+                b.vector("attn_v", "bias", kv);
+            }
+            if arch.qk_norm {
+                b.vector("attn_q_norm", "weight", head_dim as u64);
+                b.vector("attn_k_norm", "weight", head_dim as u64);
+            }
+            b.matrix("attn_output", Role::AttnOutput, &[q, h]);
+        }
+        Attention::Latent(m) => {
+            let (nh, r, dr, dn, dv) = (
+                m.num_heads as u64,
+                m.kv_lora_rank as u64,
+                m.qk_rope_head_dim as u64,
+                m.qk_nope_head_dim as u64,
+                m.v_head_dim as u64,
+            );
+            match m.q_lora_rank {
+                Some(rq) => {
+                    b.matrix("attn_q_a", Role::AttnOther, &[h, rq as u64]);
+                    b.vector("attn_q_a_norm", "weight", rq as u64);
+                    b.matrix("attn_q_b", Role::AttnOther, &[rq as u64, nh * (dn + dr)]);
+                }
+                None => b.matrix("attn_q", Role::AttnQ, &[h, nh * (dn + dr)]),
+            }
+            b.matrix("attn_kv_a_mqa", Role::AttnOther, &[h, r + dr]);
+            b.vector("attn_kv_a_norm", "weight", r);
+            b.matrix("attn_k_b", Role::AttnOther, &[dn, r, nh]);
+            b.matrix("attn_v_b", Role::AttnOther, &[r, dv, nh]);
+            b.matrix("attn_output", Role::AttnOutput, &[nh * dv, h]);
+        }
+    }
+}
+
+/// One layer's FFN tensors: dense, or routed and shared experts.
+fn ffn_tensors(b: &mut Builder, arch: &Architecture, layer: u32, h: u64) {
+    match arch.ffn {
+        Ffn::Dense { intermediate_size, .. } => dense_ffn(b, h, intermediate_size as u64),
+        Ffn::Moe(m) if layer < m.first_k_dense => dense_ffn(b, h, m.dense_intermediate_size as u64),
+        Ffn::Moe(m) => {
+            let (e, f) = (m.num_experts as u64, m.expert_intermediate_size as u64);
+            b.matrix("ffn_gate_inp", Role::Router, &[h, e]);
+            if m.router_bias {
+                b.vector("exp_probs_b", "bias", e);
+            }
+            b.matrix("ffn_gate_exps", Role::FfnGate, &[h, f, e]);
+            b.matrix("ffn_down_exps", Role::FfnDown, &[f, h, e]);
+            b.matrix("ffn_up_exps", Role::FfnUp, &[h, f, e]);
+            let shared = m.num_shared_experts as u64 * f;
+            b.matrix("ffn_gate_shexp", Role::FfnGate, &[h, shared]);
+            b.matrix("ffn_down_shexp", Role::FfnDown, &[shared, h]);
+            b.matrix("ffn_up_shexp", Role::FfnUp, &[h, shared]);
+        }
+    }
+}
+
+/// The attention's (and, for deepseek2, the experts') metadata, after the tensors.
+fn attention_metadata(arch: &Architecture, name: &str, meta: &mut Vec<(String, MetaValue)>) -> Result<()> {
+    let source = format!("{} (GGUF export)", arch.name);
+    let unsupported = |what: String| Err(Error::field(&source, "architecture", "a shape llama.cpp runs", what));
+    let key = |k: &str| format!("{name}.{k}");
     match arch.attention {
         Attention::Grouped { num_heads, num_kv_heads, head_dim } => {
             meta.push((key("attention.head_count"), MetaValue::U32(num_heads)));
@@ -301,7 +320,7 @@ pub fn gguf_layout(arch: &Architecture, context_length: u32) -> Result<GgufLayou
             }
         }
     }
-    Ok(GgufLayout { arch: name, metadata: meta, tensors: b.tensors, mix })
+    Ok(())
 }
 
 fn dense_ffn(b: &mut Builder, h: u64, f: u64) {
