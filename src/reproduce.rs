@@ -4,7 +4,7 @@
 //! beside what the tool finds.
 
 use crate::analysis::analyze;
-use crate::arch::{load_hf_config, parse_hf_config, Architecture, Attention, Family, Ffn, Mla};
+use crate::arch::{load_hf_config, parse_hf_config, Architecture, Attention, Ffn, Mla};
 use crate::device::{builtin, DeviceProfile};
 use crate::dtype::{DType, Precisions};
 use crate::error::Result;
@@ -156,36 +156,15 @@ pub fn depth(base: &Architecture, devices: &[DeviceProfile]) -> Vec<DepthRow> {
 /// Qwen2.5-1.5B's 1.54B and SmolLM2-1.7B's 1.71B): DeepSeek-V2-Lite's attention (16 heads,
 /// latent 512, RoPE 64, 128 + 128 head dims) on a dense 24-layer, 2048-wide stack.
 pub fn mla_matched() -> Architecture {
-    Architecture {
-        name: "MLA-1.6B".into(),
-        family: Family::DeepseekV2,
-        num_layers: 24,
-        hidden_size: 2048,
-        vocab_size: 49152,
-        tie_embeddings: true,
-        attention: Attention::Latent(Mla {
-            num_heads: 16,
-            kv_lora_rank: 512,
-            q_lora_rank: None,
-            qk_nope_head_dim: 128,
-            qk_rope_head_dim: 64,
-            v_head_dim: 128,
-        }),
-        ffn: Ffn::Dense {
-            intermediate_size: 8192,
-            gated: true,
-            activation: crate::arch::Activation::Silu,
-            bias: false,
-        },
-        qkv_bias: false,
-        o_bias: false,
-        qk_norm: false,
-        norms_per_layer: 2,
-        max_position_embeddings: 8192,
-        sliding_window: None,
-        rope_theta: 1e4,
-        norm_eps: 1e-6,
-    }
+    let attention = Attention::Latent(Mla {
+        num_heads: 16,
+        kv_lora_rank: 512,
+        q_lora_rank: None,
+        qk_nope_head_dim: 128,
+        qk_rope_head_dim: 64,
+        v_head_dim: 128,
+    });
+    Architecture::plain("MLA-1.6B".into(), 24, 2048, 49152, true, attention, Ffn::swiglu(8192))
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -188,6 +188,11 @@ pub struct Moe {
 }
 
 impl Ffn {
+    /// A SwiGLU FFN without biases (every llama-like model).
+    pub fn swiglu(intermediate_size: u32) -> Ffn {
+        Ffn::Dense { intermediate_size, gated: true, activation: Activation::Silu, bias: false }
+    }
+
     pub fn is_moe(&self) -> bool {
         matches!(self, Ffn::Moe(_))
     }
@@ -222,6 +227,39 @@ pub struct Architecture {
 }
 
 impl Architecture {
+    /// A pre-norm decoder without biases or q/k norms, with full attention: llama for grouped
+    /// attention, deepseek_v2 for MLA (the synthetic models, search candidates and examples);
+    /// an 8192-token trained context, RoPE base 10000 and norm epsilon 1e-6. Override the rest
+    /// with struct update syntax.
+    pub fn plain(
+        name: String,
+        num_layers: u32,
+        hidden_size: u32,
+        vocab_size: u32,
+        tie_embeddings: bool,
+        attention: Attention,
+        ffn: Ffn,
+    ) -> Architecture {
+        Architecture {
+            name,
+            family: if matches!(attention, Attention::Latent(_)) { Family::DeepseekV2 } else { Family::Llama },
+            num_layers,
+            hidden_size,
+            vocab_size,
+            tie_embeddings,
+            attention,
+            ffn,
+            qkv_bias: false,
+            o_bias: false,
+            qk_norm: false,
+            norms_per_layer: 2,
+            max_position_embeddings: 8192,
+            sliding_window: None,
+            rope_theta: 10000.0,
+            norm_eps: 1e-6,
+        }
+    }
+
     /// Checks the invariants every later stage relies on. `source` names the file or space.
     pub fn validate(&self, source: &str) -> Result<()> {
         use limits::*;

@@ -947,23 +947,11 @@ impl SearchSpace {
             Attention::Grouped { .. } => Family::Llama,
         };
         let arch = Architecture {
-            name: String::new(),
             family,
-            num_layers: layers,
-            hidden_size: hidden,
-            vocab_size: vocab,
-            tie_embeddings: tie,
-            attention,
-            ffn,
-            qkv_bias: false,
-            o_bias: false,
-            qk_norm: false,
-            norms_per_layer: 2,
             // The longest sequence the workload runs (prompt plus generated tokens).
             max_position_embeddings: self.workload.max_context.clamp(1, u32::MAX as u64) as u32,
-            sliding_window: None,
-            rope_theta: 10000.0,
             norm_eps: 1e-5,
+            ..Architecture::plain(String::new(), layers, hidden, vocab, tie, attention, ffn)
         };
         Ok(Candidate { index, arch, precisions, precision_index: digits[6] })
     }

@@ -2,36 +2,20 @@
 //! shapes and validation predicts shapes calibration never saw (other widths, depths, head
 //! layouts, latent ranks and expert counts), so validation measures prediction, not fit.
 
-use crate::arch::{Activation, Architecture, Attention, Family, Ffn, Mla, Moe};
+use crate::arch::{Activation, Architecture, Attention, Ffn, Mla, Moe};
 use crate::dtype::DType;
 use crate::roofline::BenchTest;
 
 /// The weight formats every engine calibration and validation covers.
 pub const FORMATS: [DType; 5] = [DType::F16, DType::Bf16, DType::Q8_0, DType::Q4_0, DType::Q4KM];
 
+/// Synthetic models are tied, llama or deepseek2 ([`Architecture::plain`]).
 fn base(name: String, layers: u32, hidden: u32, vocab: u32, attention: Attention, ffn: Ffn) -> Architecture {
-    Architecture {
-        name,
-        family: if matches!(attention, Attention::Latent(_)) { Family::DeepseekV2 } else { Family::Llama },
-        num_layers: layers,
-        hidden_size: hidden,
-        vocab_size: vocab,
-        tie_embeddings: true,
-        attention,
-        ffn,
-        qkv_bias: false,
-        o_bias: false,
-        qk_norm: false,
-        norms_per_layer: 2,
-        max_position_embeddings: 8192,
-        sliding_window: None,
-        rope_theta: 10000.0,
-        norm_eps: 1e-6,
-    }
+    Architecture::plain(name, layers, hidden, vocab, true, attention, ffn)
 }
 
 fn dense(intermediate: u32) -> Ffn {
-    Ffn::Dense { intermediate_size: intermediate, gated: true, activation: Activation::Silu, bias: false }
+    Ffn::swiglu(intermediate)
 }
 
 /// A llama-architecture model (MHA when `kv_heads == heads`, MQA at 1).

@@ -6,7 +6,7 @@
 use super::kernels::{rms_norm, rope, rope_tables, silu};
 use super::target::Target;
 use super::{progress, set_threads};
-use crate::arch::{Activation, Architecture, Attention, Family, Ffn, Mla, Moe};
+use crate::arch::{Activation, Architecture, Attention, Ffn, Mla, Moe};
 use crate::device::DeviceProfile;
 use crate::dtype::{DType, Precisions};
 use crate::error::Result;
@@ -82,26 +82,9 @@ impl Shape {
                 router_bias: false,
             })
         } else {
-            Ffn::Dense { intermediate_size: self.ffn as u32, gated: true, activation: Activation::Silu, bias: false }
+            Ffn::swiglu(self.ffn as u32)
         };
-        Architecture {
-            name: self.label(),
-            family: if self.latent > 0 { Family::DeepseekV2 } else { Family::Llama },
-            num_layers: 1,
-            hidden_size: self.hidden as u32,
-            vocab_size: 1000,
-            tie_embeddings: true,
-            attention,
-            ffn,
-            qkv_bias: false,
-            o_bias: false,
-            qk_norm: false,
-            norms_per_layer: 2,
-            max_position_embeddings: 8192,
-            sliding_window: None,
-            rope_theta: 1e4,
-            norm_eps: 1e-6,
-        }
+        Architecture::plain(self.label(), 1, self.hidden as u32, 1000, true, attention, ffn)
     }
 
     fn label(&self) -> String {
