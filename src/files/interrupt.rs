@@ -7,6 +7,9 @@ use std::sync::{Mutex, MutexGuard, Once};
 
 /// Paths being written now: removed if the process is interrupted.
 static IN_PROGRESS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+/// Child processes running for this one (llama.cpp's worker): stopped on an interrupt, so none
+/// outlives the run.
+static CHILDREN: Mutex<Vec<u32>> = Mutex::new(Vec::new());
 static HANDLER: Once = Once::new();
 
 /// The exit code of an interrupted run (128 + SIGINT, as shells report Ctrl-C), for SIGTERM and
@@ -18,6 +21,10 @@ pub const EXIT_INTERRUPTED: i32 = 130;
 pub fn install() {
     HANDLER.call_once(|| {
         let _ = ctrlc::set_handler(|| {
+            let children = CHILDREN.lock().unwrap_or_else(|e| e.into_inner());
+            for &pid in children.iter() {
+                stop(pid);
+            }
             // Held until exit: a commit cannot rename half-removed files into place.
             let guard = in_progress();
             for p in guard.iter() {
@@ -61,4 +68,28 @@ pub fn register(p: &Path) {
 /// `p` is finished (renamed into place, or removed).
 pub fn done(p: &Path) {
     in_progress().retain(|q| q != p);
+}
+
+/// Marks `pid` as a child to stop if this process is interrupted, until [`forget_child`].
+pub fn register_child(pid: u32) {
+    install();
+    CHILDREN.lock().unwrap_or_else(|e| e.into_inner()).push(pid);
+}
+
+/// The child `pid` has ended (or been waited for).
+pub fn forget_child(pid: u32) {
+    CHILDREN.lock().unwrap_or_else(|e| e.into_inner()).retain(|&p| p != pid);
+}
+
+/// Sends SIGTERM to `pid` (Unix; elsewhere the child ends with its console).
+fn stop(pid: u32) {
+    #[cfg(unix)]
+    if let Ok(pid) = libc::pid_t::try_from(pid) {
+        // SAFETY: kill(2) with a pid this process spawned and has not yet waited for.
+        unsafe {
+            libc::kill(pid, libc::SIGTERM);
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = pid;
 }
