@@ -132,6 +132,26 @@ fn clip_long(message: &str) -> String {
     format!("{head}... ({n} characters)")
 }
 
+/// The longest error line printed, in characters.
+pub const MAX_MESSAGE_CHARS: usize = 1000;
+
+/// An error's text as printed: its lines joined with "; ", every other control character (ESC,
+/// CR, TAB, ...) as `?`, and at most [`MAX_MESSAGE_CHARS`] characters, keeping the start and
+/// the end (`head ... (N characters) ... tail`).
+pub fn printable(s: &str) -> String {
+    let joined = s.lines().collect::<Vec<_>>().join("; ");
+    let clean: Vec<char> = joined.chars().map(|c| if c.is_control() { '?' } else { c }).collect();
+    let n = clean.len();
+    if n <= MAX_MESSAGE_CHARS {
+        return clean.into_iter().collect();
+    }
+    let middle = format!(" ... ({n} characters) ... ");
+    let keep = MAX_MESSAGE_CHARS.saturating_sub(middle.chars().count());
+    let head: String = clean[..keep / 2].iter().collect();
+    let tail: String = clean[n - (keep - keep / 2)..].iter().collect();
+    format!("{head}{middle}{tail}")
+}
+
 fn suggest(suggestions: &[String]) -> String {
     if suggestions.is_empty() {
         String::new()

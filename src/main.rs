@@ -17,12 +17,14 @@ fn main() {
         // `rooflinebench ... | head` is not an error.
         Err(rooflinebench::Error::Io { ref source, .. }) if source.kind() == std::io::ErrorKind::BrokenPipe => 0,
         Err(e @ rooflinebench::Error::Regression(_)) => {
-            eprintln!("error: {e}");
+            // A report, one difference a line; each line printable.
+            let lines: Vec<String> = e.to_string().lines().map(rooflinebench::error::printable).collect();
+            eprintln!("error: {}", lines.join("\n"));
             e.exit_code()
         }
         Err(e) => {
-            // One line, whatever the message holds.
-            eprintln!("error: {}", e.to_string().replace('\n', "; "));
+            // One line of printable characters, not too long, whatever the message holds.
+            eprintln!("error: {}", rooflinebench::error::printable(&e.to_string()));
             e.exit_code()
         }
     };

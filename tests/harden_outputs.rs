@@ -83,7 +83,7 @@ fn a_search_into_a_folder_of_someone_elses_files_is_refused_and_deletes_nothing(
     let thesis = write(&home.join("docs/thesis.tex"), "four years");
     for cmd in [vec!["search", s(&space), "--device", "rpi5", "--out", s(&home)], vec!["reproduce", "--out", s(&home)]]
     {
-        refused(&cmd, &[s(&home), "rooflinebench did not write (docs)", "new or empty folder"]);
+        refused(&cmd, &[s(&home), "did not write or that were changed since (docs)", "new or empty folder"]);
         assert_eq!(std::fs::read_to_string(&thesis).unwrap(), "four years");
     }
     // batch writes SPACE/DEVICE below its --out: a foreign folder there is refused too.
@@ -214,16 +214,12 @@ fn a_forged_search_folder_is_still_checked_like_a_shard() {
     }
     // A forged, smaller space: the recommendation's index is past it (found by the fuzz
     // target: `export recommended` panicked).
-    let small = dir.path().join("small");
-    std::fs::create_dir(&small).unwrap();
-    for f in std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().path()) {
-        std::fs::copy(&f, small.join(f.file_name().unwrap())).unwrap();
-    }
+    let small = searched(&dir.path().join("fresh"));
     // The tiny space recommends #2 (GQA, 4 layers); the forged one has #0 only (MHA, 4 layers).
     forge(&small, "space.toml", &SPACE.replace("[4, 8]", "[4]").replace(r#"["mha", "gqa"]"#, r#"["mha"]"#));
     refused(
         &["export", s(&small), "recommended", "--out", s(&dir.path().join("c.json"))],
-        &["pareto.csv", "a candidate index below 1"],
+        &["outcome.json", "outcome.candidates"],
     );
     // plot front on a forged front with no rows, or an infinite value, ends with a refusal.
     let header = "index,parameters,rip,attention,recommended\n";
@@ -276,4 +272,147 @@ fn sigterm_exits_130_even_with_nothing_in_progress() {
     std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(130));
+}
+
+// The second sweep (755 cases): what it found in classes 1 and 4, each pinned.
+
+#[test]
+fn a_users_lock_named_file_is_kept_and_a_lock_link_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let space = write(&dir.path().join("tiny.toml"), SPACE);
+    let out = dir.path().join("out");
+    let mine = write(&dir.path().join(".out.lock"), "mine");
+    bin().args(["search", s(&space), "--device", "rpi5", "--out", s(&out)]).assert().success();
+    assert_eq!(std::fs::read_to_string(&mine).unwrap(), "mine");
+    std::fs::remove_file(&mine).unwrap();
+    #[cfg(unix)]
+    {
+        let target = dir.path().join("made-by-the-lock");
+        std::os::unix::fs::symlink(&target, &mine).unwrap();
+        refused(&["search", s(&space), "--device", "rpi5", "--out", s(&out)], &["is a link"]);
+        assert!(!target.exists(), "the link's target is not created");
+    }
+}
+
+#[test]
+fn a_folder_is_replaced_only_with_a_valid_marker_and_unchanged_files_of_the_same_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let space = write(&dir.path().join("tiny.toml"), SPACE);
+    let search = |out: &Path| ["search", s(&space), "--device", "rpi5", "--out", s(out)].map(String::from);
+    // A marker that is not the tool's.
+    let m = dir.path().join("m");
+    let settings = write(&m.join(MARKER), r#"{"theme":"dark"}"#);
+    refused(&search(&m).each_ref().map(|a| a.as_str()), &[MARKER]);
+    assert!(settings.exists());
+    // A listed name that became a folder of the user's, and an edited summary.md.
+    let out = searched(dir.path());
+    std::fs::remove_file(out.join("summary.md")).unwrap();
+    let keep = write(&out.join("summary.md/keep.txt"), "mine");
+    refused(&search(&out).each_ref().map(|a| a.as_str()), &["summary.md"]);
+    assert!(keep.exists());
+    let out = searched(&dir.path().join("b"));
+    let summary = out.join("summary.md");
+    std::fs::write(&summary, std::fs::read_to_string(&summary).unwrap() + "\nmy notes\n").unwrap();
+    refused(&search(&out).each_ref().map(|a| a.as_str()), &["summary.md"]);
+    // Another command's folder.
+    refused(&["reproduce", "--out", s(&out)], &["holds the output of `rooflinebench search`"]);
+}
+
+#[test]
+fn a_file_put_in_the_output_folder_during_a_run_is_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = searched(dir.path());
+    let big = repo().join("benches/spaces/ten-million.toml");
+    let exe = assert_cmd::cargo::cargo_bin("rooflinebench");
+    let child = std::process::Command::new(exe)
+        .args(["search", s(&big), "--device", "rpi5", "--force", "--threads", "1", "--out", s(&out)])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let keep = write(&out.join("keep.txt"), "mine");
+    let done = child.wait_with_output().unwrap();
+    assert_eq!(done.status.code(), Some(2), "{}", String::from_utf8_lossy(&done.stderr));
+    assert!(keep.exists());
+}
+
+#[test]
+fn batch_keeps_a_users_summary_and_outputs_never_overwrite_inputs() {
+    let dir = tempfile::tempdir().unwrap();
+    write(&dir.path().join("spaces/tiny.toml"), SPACE);
+    let b = dir.path().join("b");
+    let mine = write(&b.join("summary.md"), "mine");
+    refused(&["batch", s(&dir.path().join("spaces")), "--devices", "rpi5", "--out", s(&b)], &["summary.md"]);
+    assert_eq!(std::fs::read_to_string(&mine).unwrap(), "mine");
+    // The same run into a fresh folder, then again: its own summary is replaced.
+    let c = dir.path().join("c");
+    for _ in 0..2 {
+        bin().args(["batch", s(&dir.path().join("spaces")), "--devices", "rpi5", "--out", s(&c)]).assert().success();
+    }
+    let m = dir.path().join("m.json");
+    std::fs::copy(model_path("SmolLM2-135M"), &m).unwrap();
+    let before = std::fs::read(&m).unwrap();
+    refused(&["analyze", "--model", s(&m), "--device", "rpi5", "--out", s(&m)], &["is also an input"]);
+    assert_eq!(std::fs::read(&m).unwrap(), before);
+    let out = searched(&dir.path().join("s"));
+    refused(&["export", s(&out), "#0", "--out", s(&out.join("space.toml"))], &["reads back"]);
+    refused(&["plot", "front", s(&out), "--out", s(&out.join("pareto.csv"))], &["reads back"]);
+    // plot front's own default output keeps the folder the tool's.
+    bin().args(["plot", "front", s(&out)]).assert().success();
+    bin()
+        .args(["search", s(&dir.path().join("spaces/tiny.toml")), "--device", "rpi5", "--out", s(&out)])
+        .assert()
+        .success();
+}
+
+#[test]
+fn a_consistently_forged_outcome_or_profile_is_refused_by_rescoring() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = searched(dir.path());
+    let outcome: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("outcome.json")).unwrap()).unwrap();
+    // An invented score.
+    let mut o = outcome.clone();
+    o["front"][0]["rip"] = serde_json::Value::from(0.99);
+    forge(&out, "outcome.json", &serde_json::to_string_pretty(&o).unwrap());
+    let e = rooflinebench::search::saved::load(&out).err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(e.contains("outcome.front[0]") && e.contains("changed after the search"), "{e}");
+    refused(&["export", s(&out), "recommended", "--out", s(&dir.path().join("c.json"))], &["changed after the search"]);
+    // A profile with 100x the bandwidth: the figures no longer follow from it.
+    forge(&out, "outcome.json", &serde_json::to_string_pretty(&outcome).unwrap());
+    let mut device: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("device.json")).unwrap()).unwrap();
+    let bw = device["bandwidth_bytes_per_s"].as_f64().unwrap();
+    device["bandwidth_bytes_per_s"] = serde_json::Value::from(bw * 100.0);
+    forge(&out, "device.json", &serde_json::to_string_pretty(&device).unwrap());
+    let e = rooflinebench::search::saved::load(&out).err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(e.contains("changed after the search"), "{e}");
+    // Control characters in pareto.csv's attention column never reach an SVG.
+    let out = searched(&dir.path().join("p"));
+    let csv = std::fs::read_to_string(out.join("pareto.csv")).unwrap();
+    let forged = csv.replacen(",mha,", ",m\u{1b}[31mha,", 1).replacen(",gqa,", ",g\u{1b}[31mqa,", 1);
+    forge(&out, "pareto.csv", &forged);
+    refused(&["plot", "front", s(&out), "--out", s(&dir.path().join("f.svg"))], &["mha, gqa, mqa or mla"]);
+}
+
+#[test]
+fn a_merged_shard_with_an_invented_score_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let spaces = dir.path().join("spaces");
+    write(&spaces.join("tiny.toml"), SPACE);
+    let shards = dir.path().join("shards");
+    for k in 0..2 {
+        let shard = format!("{k}/2");
+        bin()
+            .args(["batch", s(&spaces), "--devices", "rpi5", "--shard", &shard, "--out", s(&shards)])
+            .assert()
+            .success();
+    }
+    let file = shards.join("tiny/rpi5/shard-0-of-2.json");
+    let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    v["outcome"]["front"][0]["decode_tokens_per_s"] = serde_json::Value::from(1e9);
+    std::fs::write(&file, serde_json::to_vec(&v).unwrap()).unwrap();
+    refused(
+        &["merge", s(&spaces), "--devices", "rpi5", "--shards", s(&shards), "--out", s(&dir.path().join("m"))],
+        &["shard-0-of-2.json", "changed after the search"],
+    );
 }

@@ -23,6 +23,7 @@ mod fuzz;
 mod harden;
 mod harden_fit;
 mod harden_outputs;
+mod harden_sweep;
 mod llamacpp;
 mod outputs;
 mod quality;

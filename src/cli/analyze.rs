@@ -169,5 +169,10 @@ pub fn run(args: AnalyzeArgs, out: &mut dyn std::io::Write) -> Result<()> {
             json_bytes(&entries)
         }
     };
+    if let Some(o) = args.out.as_deref() {
+        let inputs: Vec<&std::path::Path> =
+            args.model.iter().map(|m| m.as_path()).chain(args.device.iter().map(std::path::Path::new)).collect();
+        crate::files::write::refuse_input(o, &inputs)?;
+    }
     emit(&bytes, args.out.as_deref(), out)
 }

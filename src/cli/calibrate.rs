@@ -16,6 +16,7 @@ pub fn run_calibrate(args: CalibrateArgs, out: &mut dyn std::io::Write) -> Resul
     }
     let path = args.out.clone().unwrap_or_else(|| args.engine.default_profile().into());
     // One calibration per profile at a time; refused now, not after the timing runs.
+    crate::files::outdir::refuse_tool_file(&path)?;
     let _lock = crate::files::Lock::take(&path)?;
     crate::files::check_writable(&path)?;
     if args.engine == EngineChoice::LlamaCpp {
@@ -60,6 +61,7 @@ pub fn run_validate(args: ValidateArgs, out: &mut dyn std::io::Write) -> Result<
         "results/validation.csv"
     };
     let csv = args.out.clone().unwrap_or_else(|| default_csv.into());
+    crate::files::outdir::refuse_tool_file(&csv)?;
     let _lock = crate::files::Lock::take(&csv)?;
     crate::files::check_writable(&csv)?;
     if args.engine == EngineChoice::LlamaCpp {

@@ -88,13 +88,17 @@ pub fn run(args: DevicesArgs, out: &mut dyn std::io::Write) -> Result<()> {
     emit(&bytes, None, out)
 }
 
-/// The models shipped under models/ (the repository's, or the current folder's).
+/// The models shipped in the repository's models/ folder (the path compiled in; nothing in the
+/// current folder is read): its regular `.json` files, not links.
 fn shipped_models() -> Vec<Architecture> {
-    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
-    let dir = if repo.is_dir() { repo } else { std::path::PathBuf::from("models") };
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
     let mut paths: Vec<_> = std::fs::read_dir(&dir)
         .map(|d| {
-            d.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "json")).collect()
+            d.filter_map(|e| e.ok())
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "json"))
+                .collect()
         })
         .unwrap_or_default();
     paths.sort();
@@ -104,6 +108,18 @@ fn shipped_models() -> Vec<Architecture> {
 /// A `--model`: a config.json, or a GGUF file read by llama.cpp's own parser.
 fn load_model(path: &std::path::Path) -> Result<Architecture> {
     if path.extension().is_some_and(|x| x.eq_ignore_ascii_case("gguf")) {
+        // The worker opens it: a pipe or a device would hang it, anything else fail inside
+        // llama.cpp. Only a regular file starting with GGUF goes there.
+        let got = match std::fs::metadata(path) {
+            Err(e) => return Err(Error::io(path, e)),
+            Ok(m) if m.is_dir() => Some("a folder"),
+            Ok(m) if !m.is_file() => Some("a device, pipe or socket"),
+            Ok(_) if !crate::files::read::is_gguf(path) => Some("a file that does not start with GGUF"),
+            Ok(_) => None,
+        };
+        if let Some(got) = got {
+            return Err(Error::field(shown(path), "(file)", "a GGUF file (a regular file starting with GGUF)", got));
+        }
         crate::measure::llamacpp::architecture_of(path)
     } else {
         load_hf_config(path)
@@ -155,7 +171,10 @@ fn shown(p: &std::path::Path) -> String {
     crate::error::clip(&p.display().to_string())
 }
 
-fn load_runs(files: &[std::path::PathBuf], models: &Models) -> Result<Loaded> {
+/// The rows of `files` (the ones `flag` names): at most [`llama_bench::MAX_LLAMA_BENCH_BYTES`]
+/// across them, checked before any is read, and at most [`llama_bench::MAX_RECORDS`] rows.
+fn load_runs(files: &[std::path::PathBuf], flag: &str, models: &Models) -> Result<Loaded> {
+    llama_bench::check_total_size(files, flag)?;
     let mut records = Vec::new();
     let mut origins = Vec::new();
     let mut notes = std::collections::BTreeSet::new();
@@ -164,7 +183,8 @@ fn load_runs(files: &[std::path::PathBuf], models: &Models) -> Result<Loaded> {
     // count is matched against --model). Each file is read once; none of it is echoed.
     let mut read: std::collections::BTreeMap<std::path::PathBuf, Option<Architecture>> = Default::default();
     for f in files {
-        let (mut rows, o) = llama_bench::parse_file_with_origin(f)?;
+        let left = llama_bench::MAX_RECORDS - records.len();
+        let (mut rows, o) = llama_bench::parse_file_with_origin_limited(f, left)?;
         let folder = f.canonicalize().ok().and_then(|c| c.parent().map(std::path::Path::to_path_buf));
         // Where each file name a row gives leads, looked up once per name.
         let mut found: std::collections::HashMap<String, Option<ModelFile>> = Default::default();
@@ -249,7 +269,7 @@ fn models_for(given: &[std::path::PathBuf]) -> Result<Models> {
 fn check(a: CheckArgs, out: &mut dyn std::io::Write) -> Result<()> {
     let profile = resolve(&a.device)?;
     let models = models_for(&a.model)?;
-    let (_, runs, _, skipped) = load_runs(&a.llama_bench, &models)?;
+    let (_, runs, _, skipped) = load_runs(&a.llama_bench, "--llama-bench", &models)?;
     require_runs(&runs, &a.llama_bench, &skipped)?;
     let rows = agreement(&profile, &a.device, &runs)?;
     let mut s = String::new();
@@ -359,7 +379,7 @@ fn note_fit(
 /// The fitted profile's predictions of the held-out runs, recorded in its notes; and the notes
 /// on rows that could not be used.
 fn held_out(a: &FitArgs, models: &Models, profile: &mut DeviceProfile) -> Result<(Vec<Agreement>, Vec<String>)> {
-    let (_, runs, origins, skipped) = load_runs(&a.holdout, models)?;
+    let (_, runs, origins, skipped) = load_runs(&a.holdout, "--holdout", models)?;
     let held = agreement(profile, &shown(&a.out), &runs)?;
     profile.notes.insert("held_out_sources".into(), serde_json::to_value(&origins).expect("origins serialise"));
     let agreement = if held.is_empty() {
@@ -418,10 +438,20 @@ fn fit(a: FitArgs, out: &mut dyn std::io::Write) -> Result<()> {
         Some(n) => crate::files::plain_name(n, "--name", "name")?,
         None => format!("{}-llamacpp", base.name),
     };
+    crate::files::outdir::refuse_tool_file(&a.out)?;
+    let inputs: Vec<&std::path::Path> = a
+        .llama_bench
+        .iter()
+        .chain(&a.holdout)
+        .chain(&a.model)
+        .map(|p| p.as_path())
+        .chain([a.base.as_str()].into_iter().chain(a.fixed_cost_from.as_deref()).map(std::path::Path::new))
+        .collect();
+    crate::files::write::refuse_input(&a.out, &inputs)?;
     let _lock = crate::files::Lock::take(&a.out)?;
     crate::files::check_writable(&a.out)?;
     let models = models_for(&a.model)?;
-    let (records, runs, origins, skipped) = load_runs(&a.llama_bench, &models)?;
+    let (records, runs, origins, skipped) = load_runs(&a.llama_bench, "--llama-bench", &models)?;
     require_runs(&runs, &a.llama_bench, &skipped)?;
     let engine = engine_of(&records, &origins);
     let fitted_base = fitted_base(&base, name, &engine, runs.len(), &origins);

@@ -24,33 +24,17 @@ fn space_of(source: &Path) -> Result<SearchSpace> {
 fn index_of(candidate: &str, source: &Path, space: &SearchSpace) -> Result<u64> {
     let text = candidate.trim();
     if text == "recommended" {
-        let path = source.join("pareto.csv");
         if !source.is_dir() {
             return Err(Error::Usage(format!(
                 "{}: `recommended` needs a search's output folder (or give '#INDEX')",
                 source.display()
             )));
         }
-        let text = crate::search::saved::front_csv(source)?;
-        let mut reader = csv::Reader::from_reader(text.as_bytes());
-        let headers = reader.headers().map_err(|e| Error::Usage(format!("{}: {e}", path.display())))?.clone();
-        let (Some(ix), Some(rec)) =
-            (headers.iter().position(|h| h == "index"), headers.iter().position(|h| h == "recommended"))
-        else {
-            return Err(Error::field(path.display().to_string(), "header", "index and recommended columns", "neither"));
-        };
-        for row in reader.records() {
-            let row = row.map_err(|e| Error::Usage(format!("{}: {e}", path.display())))?;
-            if row.get(rec) == Some("true") {
-                let got = row.get(ix).unwrap_or("");
-                let want = format!("a candidate index below {}", space.count());
-                return match got.parse::<u64>() {
-                    Ok(i) if i < space.count() => Ok(i),
-                    _ => Err(Error::field(path.display().to_string(), "index", want, crate::error::clip(got))),
-                };
-            }
-        }
-        return Err(Error::field(path.display().to_string(), "recommended", "one row marked true", "none"));
+        // The recommendation as the search decided it, from its checked outcome (not a flag in
+        // pareto.csv, which a hand edit could move).
+        let saved = crate::search::saved::load(source)?;
+        let report = crate::search::finish(&saved.space, &saved.device, saved.outcome)?;
+        return Ok(report.recommended.index);
     }
     let digits = text.strip_prefix('#').unwrap_or(text);
     let index: u64 = digits.parse().map_err(|_| {
@@ -106,6 +90,8 @@ pub fn run(args: ExportArgs, out: &mut dyn std::io::Write) -> Result<()> {
             }
             let config = candidate_config(&c);
             let path = out_path(&args.out, "config.json");
+            crate::files::outdir::refuse_tool_file(&path)?;
+            crate::files::write::refuse_input(&path, &[&args.source])?;
             let _lock = crate::files::Lock::take(&path)?;
             write_atomic(&path, &json_bytes(&config))?;
             let model_type = config["model_type"].as_str().unwrap_or("?");
@@ -129,6 +115,8 @@ pub fn run(args: ExportArgs, out: &mut dyn std::io::Write) -> Result<()> {
             }
             let path = out_path(&args.out, &format!("{}.{}.gguf", c.arch.name, format.name()));
             crate::files::write::refuse_special(&path)?;
+            crate::files::outdir::refuse_tool_file(&path)?;
+            crate::files::write::refuse_input(&path, &[&args.source])?;
             let _lock = crate::files::Lock::take(&path)?;
             // Built beside the destination, then renamed: never a half-written file at --out,
             // and an interrupt (or the next run, after a kill) removes the temporary.

@@ -508,7 +508,10 @@ pub fn run(cli: Cli, out: &mut dyn std::io::Write) -> Result<()> {
 /// Writes to `--out` atomically, or to standard output.
 pub(crate) fn emit(bytes: &[u8], path: Option<&std::path::Path>, out: &mut dyn std::io::Write) -> Result<()> {
     match path {
-        Some(p) => crate::files::write_atomic(p, bytes),
+        Some(p) => {
+            crate::files::outdir::refuse_tool_file(p)?;
+            crate::files::write_atomic(p, bytes)
+        }
         None => out.write_all(bytes).map_err(|e| crate::Error::io("<stdout>", e)),
     }
 }

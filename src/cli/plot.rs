@@ -54,6 +54,10 @@ pub fn run(args: PlotArgs, out: &mut dyn std::io::Write) -> Result<()> {
             let names: Vec<&str> = models.iter().map(|m| m.name.as_str()).collect();
             let legend: Vec<String> =
                 if models.len() > 1 { names.iter().map(|n| n.to_string()).collect() } else { Vec::new() };
+            crate::files::outdir::refuse_tool_file(&out)?;
+            let inputs: Vec<&std::path::Path> =
+                model.iter().map(|m| m.as_path()).chain(device.iter().map(std::path::Path::new)).collect();
+            crate::files::write::refuse_input(&out, &inputs)?;
             roofline_svg_models(&out, &format!("{} on the roofline", names.join(", ")), &roofs, &points, &legend)?;
             out
         }
@@ -80,7 +84,17 @@ pub fn run(args: PlotArgs, out: &mut dyn std::io::Write) -> Result<()> {
                 points.push(FrontPoint {
                     parameters: num(p)?,
                     rip: num(rip)?,
-                    attention: row[att].to_string(),
+                    attention: match &row[att] {
+                        a @ ("mha" | "gqa" | "mqa" | "mla") => a.to_string(),
+                        other => {
+                            return Err(Error::field(
+                                csv_path.display().to_string(),
+                                "attention",
+                                "mha, gqa, mqa or mla",
+                                crate::error::clip(other),
+                            ))
+                        }
+                    },
                     recommended: &row[rec] == "true",
                 });
             }
@@ -93,7 +107,19 @@ pub fn run(args: PlotArgs, out: &mut dyn std::io::Write) -> Result<()> {
                 ));
             }
             let out = out.unwrap_or_else(|| dir.join("front.svg"));
-            front_svg(&out, &format!("{}: Pareto front", dir.display()), &points)?;
+            let title = format!("{}: Pareto front", dir.display());
+            let own = dir.join("front.svg");
+            if out == own {
+                // The search folder's own plot: redrawn, and its hash in the marker kept true.
+                let tmp = crate::files::temp::TempDir::beside(&own)?;
+                let drawn = tmp.path().join("front.svg");
+                front_svg(&drawn, &title, &points)?;
+                let bytes = std::fs::read(&drawn).map_err(|e| Error::io(&drawn, e))?;
+                crate::files::outdir::add_files(&dir, &[("front.svg", &bytes)])?;
+            } else {
+                crate::files::outdir::refuse_tool_file(&out)?;
+                front_svg(&out, &title, &points)?;
+            }
             out
         }
     };

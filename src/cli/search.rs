@@ -176,7 +176,7 @@ fn publish(
     }
     let reports = finished;
     let summary = batch_summary(&reports.iter().map(|(r, ..)| r).collect::<Vec<_>>());
-    write_atomic(&out_dir.join("summary.md"), summary.as_bytes())?;
+    crate::files::outdir::write_recorded(out_dir, "batch", "summary.md", summary.as_bytes())?;
     out.write_all(summary.as_bytes()).map_err(|e| Error::io("<stdout>", e))?;
     if let Some(base) = check_against {
         if !problems.is_empty() {
@@ -200,7 +200,7 @@ pub fn run_batch(args: BatchArgs, out: &mut dyn std::io::Write) -> Result<()> {
     check_out_dir(&args.out)?;
     // Shards of one batch may run at once into one folder (each writes its own files whole).
     let _lock = if opts.shard.is_none() { Some(Lock::take(&args.out)?) } else { None };
-    check_writable(&args.out.join("summary.md"))?;
+    crate::files::outdir::check_file_replaceable(&args.out, "summary.md", "batch")?;
     let mut reports = Vec::new();
     for space in spaces {
         for device in &devices {
@@ -230,7 +230,7 @@ pub fn run_merge(args: MergeArgs, out: &mut dyn std::io::Write) -> Result<()> {
     let devices = devices(&args.devices)?;
     check_out_dir(&args.out)?;
     let _lock = Lock::take(&args.out)?;
-    check_writable(&args.out.join("summary.md"))?;
+    crate::files::outdir::check_file_replaceable(&args.out, "summary.md", "batch")?;
     let mut reports = Vec::new();
     for space in spaces {
         for device in &devices {

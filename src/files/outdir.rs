@@ -39,9 +39,13 @@ fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The folder's marker, if it has a valid one.
+/// The folder's marker, if it has a valid one (a regular file, not a link, that parses).
 pub fn marker_of(dir: &Path) -> Option<Marker> {
-    let text = read_text(&dir.join(MARKER), MAX_JSON_BYTES).ok()?;
+    let path = dir.join(MARKER);
+    if !std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_file()) {
+        return None;
+    }
+    let text = read_text(&path, MAX_JSON_BYTES).ok()?;
     serde_json::from_str::<Marker>(&text).ok().filter(|m| m.written_by == "rooflinebench")
 }
 
@@ -49,14 +53,16 @@ fn write_marker(dir: &Path, marker: &Marker) -> Result<()> {
     super::write::write_atomic(&dir.join(MARKER), &super::write::json_bytes(marker))
 }
 
-/// Refuses `dir` unless it is missing, empty, or holds only what the tool wrote there. A link,
-/// a file or a folder of someone else's files is never replaced.
-pub fn check_replaceable(dir: &Path, flag: &str) -> Result<()> {
+/// Refuses `dir` unless it is missing, empty, or holds only what `command` wrote there: a
+/// valid marker of that command, and every other entry a regular file it lists with the hash
+/// it recorded. A link, a file, a folder of someone else's files, a file edited since, or
+/// another command's output is never replaced.
+pub fn check_replaceable(dir: &Path, flag: &str, command: &str) -> Result<()> {
     let meta = match std::fs::symlink_metadata(dir) {
         Err(_) => return Ok(()),
         Ok(m) => m,
     };
-    let shown = dir.display();
+    let shown = crate::error::clip(&dir.display().to_string());
     if meta.file_type().is_symlink() {
         return Err(Error::Usage(format!("{flag} {shown}: is a link; name the folder itself (or a new one)")));
     }
@@ -71,16 +77,36 @@ pub fn check_replaceable(dir: &Path, flag: &str) -> Result<()> {
     if entries.is_empty() {
         return Ok(());
     }
-    let listed = marker_of(dir).map(|m| m.files).unwrap_or_default();
-    let foreign: Vec<&String> = entries.iter().filter(|n| n.as_str() != MARKER && !listed.contains_key(*n)).collect();
-    if foreign.is_empty() && entries.iter().any(|n| n == MARKER) {
+    let marker = marker_of(dir);
+    if let Some(m) = marker.as_ref().filter(|m| m.command != command) {
+        return Err(Error::Usage(format!(
+            "{flag} {shown}: holds the output of `rooflinebench {}`, not of `{command}`; name another folder",
+            crate::error::clip(&m.command)
+        )));
+    }
+    let listed = marker.as_ref().map(|m| m.files.clone()).unwrap_or_default();
+    // An entry is the tool's when it is a regular file listed with the hash of what it holds;
+    // the marker itself, when it is a valid one.
+    let theirs = |name: &String| {
+        if name == MARKER {
+            return marker.is_none();
+        }
+        let path = dir.join(name);
+        let Some(want) = listed.get(name) else { return true };
+        if !std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_file()) {
+            return true;
+        }
+        !read_bytes(&path, super::read::MAX_SEARCH_FILE_BYTES).is_ok_and(|b| &sha256_hex(&b) == want)
+    };
+    let foreign: Vec<&String> = entries.iter().filter(|n| theirs(n)).collect();
+    if foreign.is_empty() {
         return Ok(());
     }
     let names = foreign.iter().take(3).map(|n| crate::error::clip(n)).collect::<Vec<_>>().join(", ");
     let more = if foreign.len() > 3 { format!(" and {} more", foreign.len() - 3) } else { String::new() };
     Err(Error::Usage(format!(
-        "{flag} {shown}: holds files rooflinebench did not write ({names}{more}), and a run replaces its whole \
-         output folder; name a new or empty folder, or move those files away first"
+        "{flag} {shown}: holds files rooflinebench did not write or that were changed since ({names}{more}), and a \
+         run replaces its whole output folder; name a new or empty folder, or move those files away first"
     )))
 }
 
@@ -91,13 +117,22 @@ pub fn check_replaceable(dir: &Path, flag: &str) -> Result<()> {
 pub struct Lock {
     _file: File,
     path: PathBuf,
+    /// Whether the lock file is the tool's (it made it, or it says so): only then is it
+    /// removed. A user's file of that name is locked but never removed.
+    ours: bool,
 }
+
+/// What a lock file the tool makes holds.
+const LOCK_TEXT: &str = "rooflinebench lock\n";
 
 impl Drop for Lock {
     fn drop(&mut self) {
-        // Removed while still held: a run that opened it meanwhile finds, once it holds the
-        // lock, that the path no longer names its file, and is refused (see `same_file`).
-        let _ = std::fs::remove_file(&self.path);
+        if self.ours {
+            // Removed while still held: a run that opened it meanwhile finds, once it holds the
+            // lock, that the path no longer names its file, and is refused (see `same_file`).
+            let _ = std::fs::remove_file(&self.path);
+            super::interrupt::done(&self.path);
+        }
     }
 }
 
@@ -127,13 +162,38 @@ impl Lock {
         };
         let (parent, name) = parent_and_name(&real)?;
         let lock = parent.join(format!(".{name}.lock"));
+        if std::fs::symlink_metadata(&lock).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Err(Error::Usage(format!(
+                "{}: is a link where rooflinebench keeps the lock of {}; remove it",
+                lock.display(),
+                path.display()
+            )));
+        }
         super::write::refuse_special(&lock)?;
-        let file =
-            std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock).map_err(|e| {
-                Error::Usage(format!("{}: cannot be written ({}: {e})", path.display(), lock.display()))
-            })?;
+        let cannot = |e: std::io::Error| {
+            Error::Usage(format!("{}: cannot be written ({}: {e})", path.display(), lock.display()))
+        };
+        let (file, ours) = match std::fs::OpenOptions::new().write(true).create_new(true).open(&lock) {
+            Ok(mut f) => {
+                use std::io::Write;
+                f.write_all(LOCK_TEXT.as_bytes()).map_err(cannot)?;
+                (f, true)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                let f = std::fs::OpenOptions::new().write(true).open(&lock).map_err(cannot)?;
+                // A killed run's lock is the tool's; anything else there is the user's.
+                (f, read_text(&lock, 64).is_ok_and(|t| t == LOCK_TEXT))
+            }
+            Err(e) => return Err(cannot(e)),
+        };
         match FileExt::try_lock_exclusive(&file) {
-            Ok(true) if same_file(&file, &lock) => Ok(Lock { _file: file, path: lock }),
+            Ok(true) if same_file(&file, &lock) => {
+                if ours {
+                    // An interrupt removes it too.
+                    super::interrupt::register(&lock);
+                }
+                Ok(Lock { _file: file, path: lock, ours })
+            }
             Ok(_) => Err(Error::Usage(format!(
                 "{}: another rooflinebench run is writing this output (it holds {}); wait for it or choose another path",
                 path.display(),
@@ -158,10 +218,10 @@ impl Staged {
     /// Locks `dir`, checks that it may be replaced, and makes the temporary folder. Fails now,
     /// before any long work, if the folder cannot or must not be written.
     pub fn begin(dir: &Path, command: &str) -> Result<Staged> {
-        check_replaceable(dir, "--out")?;
+        check_replaceable(dir, "--out", command)?;
         let lock = Lock::take(dir)?;
         // Checked again under the lock: another run may have written it meanwhile.
-        check_replaceable(dir, "--out")?;
+        check_replaceable(dir, "--out", command)?;
         let tmp = TempDir::beside(dir)?;
         let new = tmp.path().join("new");
         std::fs::create_dir(&new).map_err(|e| {
@@ -193,6 +253,8 @@ impl Staged {
         };
         write_marker(&new, &marker)?;
         let old = self.tmp.path().join("old");
+        // Checked again just before the rename: files a user put there during the run stay.
+        check_replaceable(&self.dir, "--out", &self.command)?;
         // Held so an interrupt either removes the temporary or waits for both renames.
         let guard = in_progress();
         let result = (|| {
@@ -221,6 +283,75 @@ pub fn add_files(dir: &Path, files: &[(&str, &[u8])]) -> Result<()> {
         marker.files.insert(name.to_string(), sha256_hex(bytes));
     }
     write_marker(dir, &marker)
+}
+
+/// Refuses to replace `dir/name` unless it is missing or `command` wrote it there (listed in
+/// the folder's marker, unchanged since); a marker that is not the tool's, or another
+/// command's, is refused too, since writing would replace it.
+pub fn check_file_replaceable(dir: &Path, name: &str, command: &str) -> Result<()> {
+    let shown = |p: &Path| crate::error::clip(&p.display().to_string());
+    let marker_path = dir.join(MARKER);
+    let marker = marker_of(dir);
+    if std::fs::symlink_metadata(&marker_path).is_ok() && marker.is_none() {
+        return Err(Error::Usage(format!(
+            "{}: not a marker rooflinebench wrote; name another --out, or move it away",
+            shown(&marker_path)
+        )));
+    }
+    if let Some(m) = marker.as_ref().filter(|m| m.command != command) {
+        return Err(Error::Usage(format!(
+            "--out {}: holds the output of `rooflinebench {}`, not of `{command}`; name another folder",
+            shown(dir),
+            crate::error::clip(&m.command)
+        )));
+    }
+    let path = dir.join(name);
+    if std::fs::symlink_metadata(&path).is_err() {
+        return Ok(());
+    }
+    let want = marker.as_ref().and_then(|m| m.files.get(name));
+    let ours = std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_file())
+        && want
+            .is_some_and(|w| read_bytes(&path, super::read::MAX_SEARCH_FILE_BYTES).is_ok_and(|b| &sha256_hex(&b) == w));
+    if ours {
+        Ok(())
+    } else {
+        Err(Error::Usage(format!(
+            "{}: not written by rooflinebench (or changed since), so it is not replaced; move it away or name another --out",
+            shown(&path)
+        )))
+    }
+}
+
+/// Writes `dir/name` (checked with [`check_file_replaceable`]) and lists it in the folder's
+/// marker, made if missing.
+pub fn write_recorded(dir: &Path, command: &str, name: &str, bytes: &[u8]) -> Result<()> {
+    check_file_replaceable(dir, name, command)?;
+    super::write::write_atomic(&dir.join(name), bytes)?;
+    let mut marker = marker_of(dir).unwrap_or_else(|| Marker {
+        written_by: "rooflinebench".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        command: command.into(),
+        files: BTreeMap::new(),
+    });
+    marker.files.insert(name.to_string(), sha256_hex(bytes));
+    write_marker(dir, &marker)
+}
+
+/// Refuses a single-file output that would replace a file of a folder the tool wrote (a search
+/// folder's space.toml, its marker): those are read back, and checked against the marker.
+pub fn refuse_tool_file(out: &Path) -> Result<()> {
+    let (Some(dir), Some(name)) = (out.parent(), out.file_name().and_then(|n| n.to_str())) else { return Ok(()) };
+    let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+    match marker_of(dir) {
+        Some(m) if name == MARKER || m.files.contains_key(name) => Err(Error::Usage(format!(
+            "--out {}: a file rooflinebench {} wrote in {} and reads back; write elsewhere",
+            crate::error::clip(&out.display().to_string()),
+            crate::error::clip(&m.command),
+            crate::error::clip(&dir.display().to_string())
+        ))),
+        _ => Ok(()),
+    }
 }
 
 fn not_written(dir: &Path) -> Error {
@@ -273,7 +404,7 @@ mod tests {
         std::fs::create_dir_all(home.join("docs")).unwrap();
         std::fs::write(home.join("docs/thesis.tex"), "x").unwrap();
         let e = Staged::begin(&home, "search").unwrap_err().to_string();
-        assert!(e.contains("did not write (docs)"), "{e}");
+        assert!(e.contains("did not write or that were changed since (docs)"), "{e}");
         assert!(home.join("docs/thesis.tex").exists());
     }
 
@@ -293,11 +424,11 @@ mod tests {
         names.sort();
         assert_eq!(names, ["out"]);
         add_files(&out, &[("verify.md", b"v")]).unwrap();
-        assert!(check_replaceable(&out, "--out").is_ok());
+        assert!(check_replaceable(&out, "--out", "search").is_ok());
         std::fs::write(out.join("outcome.json"), "edited").unwrap();
         let e = read_written(&out, "outcome.json", 100).unwrap_err().to_string();
         assert!(e.contains("changed since rooflinebench wrote it"), "{e}");
         std::fs::write(out.join("notes.txt"), "mine").unwrap();
-        assert!(check_replaceable(&out, "--out").unwrap_err().to_string().contains("notes.txt"));
+        assert!(check_replaceable(&out, "--out", "search").unwrap_err().to_string().contains("notes.txt"));
     }
 }

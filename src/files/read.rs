@@ -11,8 +11,6 @@ use std::path::Path;
 pub const MAX_TOML_BYTES: u64 = 1 << 20;
 /// config.json files and device profiles (the largest shipped profile is about 200 KB).
 pub const MAX_JSON_BYTES: u64 = 16 << 20;
-/// llama-bench output: about 1 KB a row, so some 60,000 rows.
-pub const MAX_LLAMA_BENCH_BYTES: u64 = 64 << 20;
 /// What a search folder holds (outcome.json, pareto.csv) and merge's shards: the ten-million
 /// space's outcome is about 1 MB, so this leaves two orders of magnitude.
 pub const MAX_SEARCH_FILE_BYTES: u64 = 128 << 20;

@@ -49,19 +49,28 @@ impl TempDir {
     pub fn beside(path: &Path) -> Result<TempDir> {
         let (parent, name) = parent_and_name(path)?;
         sweep(&parent, &name);
-        let tmp = parent.join(format!(".{name}.rooflinebench-{}.tmp", std::process::id()));
+        let me = identity(std::process::id()).unwrap_or_default();
+        // The first free name of this process's: `-PID`, then `-PID-1`, ... A folder of that
+        // name is reused only when its owner file names this very process.
+        let mut tmp = PathBuf::new();
+        for n in 0..1000 {
+            let suffix = if n == 0 { String::new() } else { format!("-{n}") };
+            tmp = parent.join(format!(".{name}.rooflinebench-{}{suffix}.tmp", std::process::id()));
+            match std::fs::symlink_metadata(&tmp) {
+                Err(_) => break,
+                Ok(m) if m.is_dir() && owned_by(&tmp, &me) => {
+                    remove(&tmp);
+                    break;
+                }
+                Ok(_) => continue,
+            }
+        }
         register(&tmp);
         let made = (|| {
-            if std::fs::symlink_metadata(&tmp).is_ok() {
-                // This process's own leftover (an earlier write of the same output).
-                remove(&tmp);
-            }
             std::fs::create_dir(&tmp)?;
-            let me = identity(std::process::id()).unwrap_or_default();
             std::fs::write(tmp.join(OWNER_FILE), format!("{OWNER_HEADER}\n{me}\n"))
         })();
         if let Err(e) = made {
-            remove(&tmp);
             done(&tmp);
             return Err(Error::io(&tmp, e));
         }
@@ -78,6 +87,13 @@ impl Drop for TempDir {
         remove(&self.path);
         done(&self.path);
     }
+}
+
+/// Whether the owner file in `dir` names `identity` (this process).
+fn owned_by(dir: &Path, identity: &str) -> bool {
+    let Ok(owner) = super::read::read_text(&dir.join(OWNER_FILE), 256) else { return false };
+    let mut lines = owner.lines();
+    lines.next() == Some(OWNER_HEADER) && lines.next() == Some(identity) && !identity.is_empty()
 }
 
 /// `path`'s folder (created; `.` for a bare name) and its file name.
@@ -134,6 +150,18 @@ mod tests {
         let pid = std::process::id();
         assert!(owner_gone(&format!("{pid} 1")));
         assert!(!owner_gone("garbage"));
+    }
+
+    #[test]
+    fn a_folder_of_this_processs_temporary_name_that_is_not_its_own_is_kept() {
+        let d = tempfile::tempdir().unwrap();
+        let users = d.path().join(format!(".out.rooflinebench-{}.tmp", std::process::id()));
+        std::fs::create_dir(&users).unwrap();
+        std::fs::write(users.join("keep.txt"), "mine").unwrap();
+        let t = TempDir::beside(&d.path().join("out")).unwrap();
+        assert_ne!(t.path(), users.as_path());
+        drop(t);
+        assert!(users.join("keep.txt").exists());
     }
 
     #[test]

@@ -10,8 +10,16 @@ use serde::Serialize;
 use std::io::Write;
 use std::path::Path;
 
-/// Refuses `path` when something other than a regular file (or a link to one) is there.
+/// Refuses `path` when something other than a regular file (or a link to one) is there, or
+/// when it names a folder (`out/`, `out/.`).
 pub fn refuse_special(path: &Path) -> Result<()> {
+    let text = path.to_string_lossy();
+    if text.ends_with('/') || text.ends_with("/.") || text.ends_with("/..") || text == "." || text == ".." {
+        return Err(Error::Usage(format!(
+            "{}: names a folder; give a file path for this output",
+            crate::error::clip(&text)
+        )));
+    }
     match std::fs::metadata(path) {
         Ok(m) if !m.is_file() => {
             let what = if m.is_dir() { "a folder" } else { "a device, pipe or socket" };
@@ -22,6 +30,28 @@ pub fn refuse_special(path: &Path) -> Result<()> {
         }
         _ => Ok(()),
     }
+}
+
+/// Refuses an output path that is one of the command's inputs (the same file, by device and
+/// inode, links followed): writing would destroy what it read.
+pub fn refuse_input(out: &Path, inputs: &[&Path]) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let Ok(o) = std::fs::metadata(out) else { return Ok(()) };
+        for i in inputs {
+            if std::fs::metadata(i).is_ok_and(|m| m.dev() == o.dev() && m.ino() == o.ino()) {
+                return Err(Error::Usage(format!(
+                    "--out {}: is also an input ({}); write somewhere else",
+                    crate::error::clip(&out.display().to_string()),
+                    crate::error::clip(&i.display().to_string())
+                )));
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (out, inputs);
+    Ok(())
 }
 
 /// Fails now, before long work, if `path` could not be written later (its folder cannot be

@@ -5,7 +5,7 @@
 
 use crate::dtype::DType;
 use crate::error::{clip, Error, Result};
-use crate::files::read::{read_text, MAX_LLAMA_BENCH_BYTES};
+use crate::files::read::read_text;
 use crate::roofline::BenchTest;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -88,11 +88,48 @@ pub fn origin_of(text: &str, file: &str) -> Origin {
     o
 }
 
+/// The largest llama-bench file read (about 1 KB a JSON row, 70 bytes a markdown row), and the
+/// most all the files one flag names may hold together: parsing holds several times the text.
+pub const MAX_LLAMA_BENCH_BYTES: u64 = 16 << 20;
+/// The most llama-bench rows one command reads.
+pub const MAX_RECORDS: usize = 100_000;
+
+/// Refuses, before any is read, files that together hold more than [`MAX_LLAMA_BENCH_BYTES`]
+/// (`flag` names them in the message). One file, or one that cannot be sized, is left to the
+/// reader's own error, which names the file.
+pub fn check_total_size(files: &[impl AsRef<Path>], flag: &str) -> Result<()> {
+    if files.len() < 2 {
+        return Ok(());
+    }
+    let total: u64 = files.iter().filter_map(|f| std::fs::metadata(f.as_ref()).ok()).map(|m| m.len()).sum();
+    if total > MAX_LLAMA_BENCH_BYTES {
+        return Err(Error::Usage(format!(
+            "{flag}: the {} file(s) hold {total} bytes together, more than the {MAX_LLAMA_BENCH_BYTES} bytes (16 MiB) \
+             read across them",
+            files.len()
+        )));
+    }
+    Ok(())
+}
+
+/// The error of a file whose rows take those read so far past [`MAX_RECORDS`].
+fn too_many_records(source: &str) -> Error {
+    Error::Usage(format!(
+        "{}: too many llama-bench rows; at most {MAX_RECORDS} are read per command (this file and those before it)",
+        clip(source)
+    ))
+}
+
 /// Reads a llama-bench file and where its numbers come from.
 pub fn parse_file_with_origin(path: &Path) -> Result<(Vec<Record>, Origin)> {
+    parse_file_with_origin_limited(path, MAX_RECORDS)
+}
+
+/// [`parse_file_with_origin`], refusing a file of more than `max_records` rows.
+pub fn parse_file_with_origin_limited(path: &Path, max_records: usize) -> Result<(Vec<Record>, Origin)> {
     let text = read_text(path, MAX_LLAMA_BENCH_BYTES)?;
     let name = path.display().to_string();
-    Ok((parse(&text, &name)?, origin_of(&text, &name)))
+    Ok((parse_limited(&text, &name, max_records)?, origin_of(&text, &name)))
 }
 
 /// Physical bounds on what a llama-bench row may say: a number outside them is a typing or
@@ -144,9 +181,17 @@ pub fn parse_file(path: &Path) -> Result<Vec<Record>> {
 }
 
 pub fn parse(text: &str, source: &str) -> Result<Vec<Record>> {
+    parse_limited(text, source, MAX_RECORDS)
+}
+
+/// [`parse`], refusing more than `max_records` rows.
+pub fn parse_limited(text: &str, source: &str, max_records: usize) -> Result<Vec<Record>> {
     let trimmed = text.trim_start();
     if trimmed.starts_with('[') {
         let rows: Vec<JsonRow> = serde_json::from_str(trimmed).map_err(|e| Error::json(source, &e))?;
+        if rows.len() > max_records {
+            return Err(too_many_records(source));
+        }
         return rows
             .into_iter()
             .enumerate()
@@ -157,6 +202,9 @@ pub fn parse(text: &str, source: &str) -> Result<Vec<Record>> {
         // A profile calibrated by this tool keeps its runs as llama-bench rows in notes.runs.
         if let Ok(v) = serde_json::from_str::<serde_json::Value>(trimmed) {
             if let Some(rows) = v.pointer("/notes/runs").and_then(|r| r.as_array()) {
+                if rows.len() > max_records {
+                    return Err(too_many_records(source));
+                }
                 let rows: Vec<JsonRow> = serde_json::from_value(serde_json::Value::from(rows.clone()))
                     .map_err(|e| Error::json(source, &e))?;
                 return rows
@@ -176,10 +224,13 @@ pub fn parse(text: &str, source: &str) -> Result<Vec<Record>> {
                 message: crate::error::clip_line(&e.to_string()),
             })?;
             out.extend(from_json(r, &format!("{source}:{}", i + 1), "")?);
+            if out.len() > max_records {
+                return Err(too_many_records(source));
+            }
         }
         return Ok(out);
     }
-    parse_markdown(text, source)
+    parse_markdown(text, source, max_records)
 }
 
 /// A measured time within [`MIN_TEST_S`, `MAX_TEST_S`].
@@ -269,7 +320,7 @@ fn parse_rate(s: &str) -> Option<f64> {
     s.split('±').next()?.trim().replace(',', "").parse().ok()
 }
 
-fn parse_markdown(text: &str, source: &str) -> Result<Vec<Record>> {
+fn parse_markdown(text: &str, source: &str, max_records: usize) -> Result<Vec<Record>> {
     let mut header: Option<Vec<String>> = None;
     let mut out = Vec::new();
     for (n, line) in text.lines().enumerate() {
@@ -333,6 +384,9 @@ fn parse_markdown(text: &str, source: &str) -> Result<Vec<Record>> {
             file: None,
             config: None,
         });
+        if out.len() > max_records {
+            return Err(too_many_records(source));
+        }
     }
     if out.is_empty() {
         return Err(Error::Usage(format!(

@@ -10,6 +10,7 @@ use crate::device::DeviceProfile;
 use crate::error::{Error, Result};
 use crate::files::outdir::read_written;
 use crate::files::read::{MAX_JSON_BYTES, MAX_SEARCH_FILE_BYTES, MAX_TOML_BYTES};
+use crate::roofline::PlanChoice;
 use std::path::Path;
 
 /// What a search folder holds.
@@ -41,7 +42,11 @@ pub fn load(dir: &Path) -> Result<Saved> {
     let outcome_path = dir.join("outcome.json");
     let outcome: Outcome = serde_json::from_str(&read_written(dir, "outcome.json", MAX_SEARCH_FILE_BYTES)?)
         .map_err(|e| Error::json(&outcome_path, &e))?;
-    shard::check_outcome(&outcome, &outcome_path.display().to_string(), (0, 1), &space, &device)?;
+    let src = outcome_path.display().to_string();
+    shard::check_outcome(&outcome, &src, (0, 1), &space, &device)?;
+    // The folder does not record `--plan`: a search ran under one of the two.
+    let plans = [PlanChoice::Fastest, PlanChoice::Fixed(crate::workload::Plan::NAIVE)];
+    shard::check_scores(&outcome, &src, &space, &device, &plans)?;
     if outcome.feasible == 0 {
         return Err(Error::Usage(format!(
             "{}: the search found no feasible candidate; nothing to verify or export",

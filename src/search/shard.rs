@@ -120,6 +120,7 @@ pub fn read(
         return mismatch("options", "what merge runs".into(), &got.options, &want.options);
     }
     check_outcome(&file.outcome, &src, shard, space, device)?;
+    check_scores(&file.outcome, &src, space, device, &[plans])?;
     Ok(file.outcome)
 }
 
@@ -176,6 +177,56 @@ pub(crate) fn check_outcome(
             if figures.iter().any(|v| v.is_nan()) {
                 return bad(&here, "numbers".into(), &"NaN");
             }
+        }
+    }
+    Ok(())
+}
+
+/// What only a real search gives: every member of the front and the top re-scored on `space`
+/// and `device` (under one of `plans`) has exactly the figures recorded, and no member of the
+/// front dominates another. A forged outcome (invented scores, a candidate slipped in) is
+/// refused by name, even when its file's hash was forged too.
+pub(crate) fn check_scores(
+    o: &Outcome,
+    src: &str,
+    space: &SearchSpace,
+    device: &DeviceProfile,
+    plans: &[PlanChoice],
+) -> Result<()> {
+    let members: Vec<(&str, usize, &super::Scored)> = [("outcome.front", &o.front), ("outcome.top", &o.top)]
+        .into_iter()
+        .flat_map(|(field, list)| list.iter().enumerate().map(move |(i, s)| (field, i, s)))
+        .collect();
+    let mut first_wrong = None;
+    for &plan in plans {
+        let mut scorer = super::Scorer::new(space, device, plan);
+        let wrong = members
+            .iter()
+            .find(|(_, _, s)| space.candidate(s.index).ok().and_then(|c| scorer.score(&c).ok()).as_ref() != Some(*s));
+        match wrong {
+            None => {
+                first_wrong = None;
+                break;
+            }
+            Some(w) => first_wrong = first_wrong.or(Some(*w)),
+        }
+    }
+    if let Some((field, i, s)) = first_wrong {
+        return Err(Error::field(
+            src,
+            format!("{field}[{i}]"),
+            format!("the figures a search of {} on {} computes for candidate #{}", space.name, device.name, s.index),
+            "other figures (the outcome was changed after the search)",
+        ));
+    }
+    for (i, a) in o.front.iter().enumerate() {
+        if let Some(b) = o.front.iter().find(|b| super::dominates(*b, a)) {
+            return Err(Error::field(
+                src,
+                format!("outcome.front[{i}]"),
+                "members no other member dominates",
+                format!("#{} (dominated by #{})", a.index, b.index),
+            ));
         }
     }
     Ok(())

@@ -125,7 +125,7 @@ fn worker_binary() -> Result<PathBuf> {
 pub fn run_job(job: &Job) -> Result<JobResult> {
     require("the llama.cpp engine")?;
     let bin = worker_binary()?;
-    let mut child = Command::new(&bin)
+    let child = Command::new(&bin)
         .arg("engine-worker")
         // ggml prints a gdb backtrace on abort; the assertion line is what explains it.
         .env("GGML_NO_BACKTRACE", "1")
@@ -134,11 +134,12 @@ pub fn run_job(job: &Job) -> Result<JobResult> {
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| Error::io(&bin, e))?;
-    let input = serde_json::to_vec(job).expect("jobs serialise");
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin.write_all(&input).map_err(|e| Error::io("<engine worker stdin>", e))?;
-    }
-    let out = child.wait_with_output().map_err(|e| Error::io("<engine worker>", e))?;
+    // An interrupt of this process stops the worker too, until it has been waited for.
+    let pid = child.id();
+    crate::files::interrupt::register_child(pid);
+    let out = feed_and_wait(child, job);
+    crate::files::interrupt::forget_child(pid);
+    let out = out?;
     let stderr = String::from_utf8_lossy(&out.stderr);
     if !out.status.success() {
         let lines: Vec<&str> = stderr.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
@@ -155,6 +156,25 @@ pub fn run_job(job: &Job) -> Result<JobResult> {
         return Err(Error::Engine(format!("{reason} (worker {how})")));
     }
     serde_json::from_slice(&out.stdout).map_err(|e| Error::Engine(format!("unreadable worker answer: {e}")))
+}
+
+/// Writes `job` to the worker and waits for it to end, whatever happens (a worker that stops
+/// reading is still waited for, so it is never left running or unreaped).
+fn feed_and_wait(mut child: std::process::Child, job: &Job) -> Result<std::process::Output> {
+    let input = serde_json::to_vec(job).expect("jobs serialise");
+    let written = match child.stdin.take() {
+        // Dropped after writing: the worker reads to the end of its input.
+        Some(mut stdin) => stdin.write_all(&input),
+        None => Ok(()),
+    };
+    let out = child.wait_with_output().map_err(|e| Error::io("<engine worker>", e))?;
+    match written {
+        // A worker that ended before reading says why on its stderr.
+        Err(_) if !out.status.success() => Ok(out),
+        // Not an I/O error of ours: a broken pipe here is no `| head`.
+        Err(e) => Err(Error::Engine(format!("could not send the job to the worker: {e}"))),
+        Ok(()) => Ok(out),
+    }
 }
 
 /// Builds `arch` as GGUF files of `formats` in `dir`. Refuses, before writing anything, a model
