@@ -510,6 +510,7 @@ pub(crate) fn emit(bytes: &[u8], path: Option<&std::path::Path>, out: &mut dyn s
     match path {
         Some(p) => {
             crate::files::outdir::refuse_tool_file(p)?;
+            let _lock = crate::files::Lock::take(p)?;
             crate::files::write_atomic(p, bytes)
         }
         None => out.write_all(bytes).map_err(|e| crate::Error::io("<stdout>", e)),

@@ -58,6 +58,7 @@ pub fn run(args: PlotArgs, out: &mut dyn std::io::Write) -> Result<()> {
             let inputs: Vec<&std::path::Path> =
                 model.iter().map(|m| m.as_path()).chain(device.iter().map(std::path::Path::new)).collect();
             crate::files::write::refuse_input(&out, &inputs)?;
+            let _lock = crate::files::Lock::take(&out)?;
             roofline_svg_models(&out, &format!("{} on the roofline", names.join(", ")), &roofs, &points, &legend)?;
             out
         }
@@ -110,7 +111,9 @@ pub fn run(args: PlotArgs, out: &mut dyn std::io::Write) -> Result<()> {
             let title = format!("{}: Pareto front", dir.display());
             let own = dir.join("front.svg");
             if out == own {
-                // The search folder's own plot: redrawn, and its hash in the marker kept true.
+                // The search folder's own plot: redrawn, and its hash in the marker kept true;
+                // no search replaces the folder meanwhile.
+                let _lock = crate::files::Lock::take(&dir)?;
                 let tmp = crate::files::temp::TempDir::beside(&own)?;
                 let drawn = tmp.path().join("front.svg");
                 front_svg(&drawn, &title, &points)?;
@@ -118,6 +121,7 @@ pub fn run(args: PlotArgs, out: &mut dyn std::io::Write) -> Result<()> {
                 crate::files::outdir::add_files(&dir, &[("front.svg", &bytes)])?;
             } else {
                 crate::files::outdir::refuse_tool_file(&out)?;
+                let _lock = crate::files::Lock::take(&out)?;
                 front_svg(&out, &title, &points)?;
             }
             out
