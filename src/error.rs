@@ -133,7 +133,7 @@ fn clip_long(message: &str) -> String {
 }
 
 /// The longest error line printed, in characters.
-pub const MAX_MESSAGE_CHARS: usize = 1000;
+pub const MAX_MESSAGE_CHARS: usize = 990;
 
 /// An error's text as printed: its lines joined with "; ", every other control character (ESC,
 /// CR, TAB, ...) as `?`, and at most [`MAX_MESSAGE_CHARS`] characters, keeping the start and

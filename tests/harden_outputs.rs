@@ -416,3 +416,51 @@ fn a_merged_shard_with_an_invented_score_is_refused() {
         &["shard-0-of-2.json", "changed after the search"],
     );
 }
+
+// The re-sweep (209 new cases): what it still found, pinned.
+
+#[test]
+fn files_a_user_put_or_edited_are_never_replaced_by_single_file_writers() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = searched(dir.path());
+    // plot front's default output, edited by the user.
+    std::fs::write(out.join("front.svg"), "mine").unwrap();
+    refused(&["plot", "front", s(&out)], &["front.svg", "not written by rooflinebench"]);
+    assert_eq!(std::fs::read_to_string(out.join("front.svg")).unwrap(), "mine");
+    // A user's file of a shard's name.
+    let sh = dir.path().join("sh");
+    let mine = write(&sh.join("shard-0-of-2.json"), "mine");
+    let space = write(&dir.path().join("tiny.toml"), SPACE);
+    refused(&["search", s(&space), "--device", "rpi5", "--shard", "0/2", "--out", s(&sh)], &["not a shard file"]);
+    assert_eq!(std::fs::read_to_string(&mine).unwrap(), "mine");
+    // Its own shard file is replaced on a rerun.
+    let sh2 = dir.path().join("sh2");
+    for _ in 0..2 {
+        bin().args(["search", s(&space), "--device", "rpi5", "--shard", "0/2", "--out", s(&sh2)]).assert().success();
+    }
+    // export --out FOLDER: a config.json nobody named is not replaced.
+    let e = dir.path().join("e");
+    let config = write(&e.join("config.json"), "mine");
+    refused(&["export", s(&out), "#1", "--out", s(&e)], &["config.json", "exists"]);
+    assert_eq!(std::fs::read_to_string(&config).unwrap(), "mine");
+}
+
+#[test]
+fn export_by_index_and_the_top_list_are_checked_against_the_searched_space() {
+    let dir = tempfile::tempdir().unwrap();
+    // A space of the same size with other models, its hash forged: #0 would be another model.
+    let out = searched(dir.path());
+    forge(&out, "space.toml", &SPACE.replace("[4, 8]", "[5, 9]"));
+    refused(&["export", s(&out), "#0", "--out", s(&dir.path().join("c.json"))], &["changed after the search"]);
+    // The top list reversed (each row true): refused by its order.
+    let out = searched(&dir.path().join("b"));
+    let mut o: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("outcome.json")).unwrap()).unwrap();
+    o["top"].as_array_mut().unwrap().reverse();
+    forge(&out, "outcome.json", &serde_json::to_string_pretty(&o).unwrap());
+    refused(&["export", s(&out), "recommended", "--out", s(&dir.path().join("c.json"))], &["outcome.top"]);
+    // The top's best member dropped: refused by its length (all four are feasible).
+    o["top"].as_array_mut().unwrap().reverse();
+    o["top"].as_array_mut().unwrap().remove(0);
+    forge(&out, "outcome.json", &serde_json::to_string_pretty(&o).unwrap());
+    refused(&["export", s(&out), "recommended", "--out", s(&dir.path().join("c.json"))], &["outcome.top"]);
+}

@@ -13,7 +13,9 @@ use std::path::{Path, PathBuf};
 /// The space a source names: a search's output folder (its `space.toml`) or a space TOML file.
 fn space_of(source: &Path) -> Result<SearchSpace> {
     if source.is_dir() {
-        crate::search::saved::space(source)
+        // The whole folder checked (files against the marker, the outcome re-scored on this
+        // space and profile), so an edited space.toml cannot pass for the searched one.
+        crate::search::saved::load(source).map(|saved| saved.space)
     } else {
         SearchSpace::load(source)
     }
@@ -64,12 +66,21 @@ fn candidate(space: &SearchSpace, index: u64) -> Result<Candidate> {
     })
 }
 
-/// `--out` names a file, or a folder to write the default file name into.
-fn out_path(out: &Path, default_name: &str) -> PathBuf {
+/// `--out` names a file (replaced if it is there, as `-o` does), or a folder to write the
+/// default file name into, where a file of that name is never replaced: nobody named it.
+fn out_path(out: &Path, default_name: &str) -> Result<PathBuf> {
     if out.is_dir() || out.as_os_str().to_string_lossy().ends_with('/') {
-        out.join(default_name)
+        let path = out.join(default_name);
+        if std::fs::symlink_metadata(&path).is_ok() {
+            return Err(Error::Usage(format!(
+                "{}: exists; to replace it, name it with --out {}",
+                crate::error::clip(&path.display().to_string()),
+                crate::error::clip(&path.display().to_string())
+            )));
+        }
+        Ok(path)
     } else {
-        out.to_path_buf()
+        Ok(out.to_path_buf())
     }
 }
 
@@ -89,7 +100,7 @@ pub fn run(args: ExportArgs, out: &mut dyn std::io::Write) -> Result<()> {
                 return Err(Error::Usage("--weights applies to --format gguf (a config.json holds no weights)".into()));
             }
             let config = candidate_config(&c);
-            let path = out_path(&args.out, "config.json");
+            let path = out_path(&args.out, "config.json")?;
             crate::files::outdir::refuse_tool_file(&path)?;
             crate::files::write::refuse_input(&path, &[&args.source])?;
             let _lock = crate::files::Lock::take(&path)?;
@@ -113,7 +124,7 @@ pub fn run(args: ExportArgs, out: &mut dyn std::io::Write) -> Result<()> {
                     "--weights: {format} has no GGUF type llama.cpp runs (use f16, bf16, q8_0, q4_0 or q4_k_m)"
                 )));
             }
-            let path = out_path(&args.out, &format!("{}.{}.gguf", c.arch.name, format.name()));
+            let path = out_path(&args.out, &format!("{}.{}.gguf", c.arch.name, format.name()))?;
             crate::files::write::refuse_special(&path)?;
             crate::files::outdir::refuse_tool_file(&path)?;
             crate::files::write::refuse_input(&path, &[&args.source])?;

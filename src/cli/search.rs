@@ -63,6 +63,7 @@ pub fn run_search(args: SearchArgs, out: &mut dyn std::io::Write) -> Result<()> 
     if let Some(shard) = opts.shard {
         check_out_dir(&dir)?;
         let path = shard_file(&dir, shard);
+        shard::check_replaceable(&path)?;
         check_writable(&path)?;
         eprintln!("{}: {} candidates on {}", space.name, space.count(), device.name);
         let outcome = run(&space, &device, &opts)?;
@@ -208,6 +209,7 @@ pub fn run_batch(args: BatchArgs, out: &mut dyn std::io::Write) -> Result<()> {
             if let Some(shard) = opts.shard {
                 check_out_dir(&dir)?;
                 let path = shard_file(&dir, shard);
+                shard::check_replaceable(&path)?;
                 check_writable(&path)?;
                 let outcome = run(&space, device, &opts)?;
                 write_atomic(&path, &shard::to_json(&space, device, &opts, shard, &outcome))?;

@@ -6,7 +6,6 @@ use crate::arch::load_hf_config;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::files::temp::TempDir;
-use crate::files::write::write_files;
 use crate::files::{check_writable, csv_bytes, Lock};
 use crate::measure::llamacpp::runs::EngineOptions;
 use crate::measure::llamacpp::verify;
@@ -93,7 +92,15 @@ pub fn run_verify(args: VerifyArgs, out: &mut dyn std::io::Write) -> Result<()> 
     let _lock = Lock::take(&args.dir)?;
     let saved = verify::load(&args.dir)?;
     let dir = args.out.clone().unwrap_or_else(|| args.dir.clone());
-    let _out_lock = if args.out.is_some() { Some(Lock::take(&dir)?) } else { None };
+    let same = |a: &std::path::Path, b: &std::path::Path| {
+        a == b || std::fs::canonicalize(a).ok().is_some_and(|c| std::fs::canonicalize(b).ok() == Some(c))
+    };
+    let elsewhere = args.out.as_deref().is_some_and(|o| !same(o, &args.dir));
+    let _out_lock = if elsewhere { Some(Lock::take(&dir)?) } else { None };
+    for name in ["verify.csv", "verify.svg", "verify.md"] {
+        let command = crate::files::outdir::marker_of(&dir).map_or_else(|| "verify".to_string(), |m| m.command);
+        crate::files::outdir::check_file_replaceable(&dir, name, &command)?;
+    }
     check_writable(&dir.join("verify.csv"))?;
     let opts = EngineOptions::new(args.quick, args.threads);
     let (rows, verdict, cond) = verify::verify(&saved, args.top.into(), &opts)?;
@@ -118,11 +125,11 @@ pub fn run_verify(args: VerifyArgs, out: &mut dyn std::io::Write) -> Result<()> 
     let md = verify::markdown(&saved, &rows, &verdict, &cond);
     let csv = csv_bytes(&rows);
     let files: [(&str, &[u8]); 3] = [("verify.csv", &csv), ("verify.svg", &svg), ("verify.md", md.as_bytes())];
-    if args.out.is_none() {
-        // The search folder: its marker lists them, so a later search may replace it.
-        crate::files::outdir::add_files(&dir, &files)?;
-    } else {
-        write_files(&dir, &files)?;
+    // Listed in the folder's marker (the search folder's, or one of their own), so a later
+    // run may replace them, and a file a user put there is never replaced.
+    match crate::files::outdir::marker_of(&dir) {
+        Some(_) => crate::files::outdir::add_files(&dir, &files)?,
+        None => crate::files::outdir::write_files_recorded(&dir, "verify", &files)?,
     }
     emit(format!("{md}\nwrote {}\n", dir.join("verify.{csv,svg,md}").display()).as_bytes(), None, out)
 }

@@ -277,8 +277,24 @@ impl Staged {
 /// Writes files into a folder the tool wrote (`verify`'s tables, `--per-layer`'s stack) and
 /// lists them in its marker, so the folder stays one a later run may replace.
 pub fn add_files(dir: &Path, files: &[(&str, &[u8])]) -> Result<()> {
-    let mut marker = marker_of(dir).ok_or_else(|| not_written(dir))?;
+    let marker = marker_of(dir).ok_or_else(|| not_written(dir))?;
+    write_files_recorded(dir, &marker.command, files)
+}
+
+/// Writes files into `dir` and lists them in its marker (made if missing, for `command`); each
+/// file it replaces must be one the tool wrote there, unchanged since (see
+/// [`check_file_replaceable`]): a file a user edited or put there is refused, not replaced.
+pub fn write_files_recorded(dir: &Path, command: &str, files: &[(&str, &[u8])]) -> Result<()> {
+    for (name, _) in files {
+        check_file_replaceable(dir, name, command)?;
+    }
     super::write::write_files(dir, files)?;
+    let mut marker = marker_of(dir).unwrap_or_else(|| Marker {
+        written_by: "rooflinebench".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        command: command.into(),
+        files: BTreeMap::new(),
+    });
     for (name, bytes) in files {
         marker.files.insert(name.to_string(), sha256_hex(bytes));
     }
@@ -326,16 +342,7 @@ pub fn check_file_replaceable(dir: &Path, name: &str, command: &str) -> Result<(
 /// Writes `dir/name` (checked with [`check_file_replaceable`]) and lists it in the folder's
 /// marker, made if missing.
 pub fn write_recorded(dir: &Path, command: &str, name: &str, bytes: &[u8]) -> Result<()> {
-    check_file_replaceable(dir, name, command)?;
-    super::write::write_atomic(&dir.join(name), bytes)?;
-    let mut marker = marker_of(dir).unwrap_or_else(|| Marker {
-        written_by: "rooflinebench".into(),
-        version: env!("CARGO_PKG_VERSION").into(),
-        command: command.into(),
-        files: BTreeMap::new(),
-    });
-    marker.files.insert(name.to_string(), sha256_hex(bytes));
-    write_marker(dir, &marker)
+    write_files_recorded(dir, command, &[(name, bytes)])
 }
 
 /// Refuses a single-file output that would replace a file of a folder the tool wrote (a search

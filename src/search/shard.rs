@@ -75,6 +75,25 @@ pub fn to_json(
     crate::files::json_bytes(&file)
 }
 
+/// Refuses to replace `path` unless it is missing or a shard file this tool wrote (it parses as
+/// one): a user's file of a shard's name is never replaced.
+pub fn check_replaceable(path: &Path) -> Result<()> {
+    if std::fs::symlink_metadata(path).is_err() {
+        return Ok(());
+    }
+    let ours = std::fs::symlink_metadata(path).is_ok_and(|m| m.is_file())
+        && crate::files::read_text(path, crate::files::read::MAX_SEARCH_FILE_BYTES)
+            .is_ok_and(|t| serde_json::from_str::<ShardFile>(&t).is_ok());
+    if ours {
+        Ok(())
+    } else {
+        Err(Error::Usage(format!(
+            "{}: not a shard file rooflinebench wrote, so it is not replaced; move it away or name another --out",
+            crate::error::clip(&path.display().to_string())
+        )))
+    }
+}
+
 /// Reads shard `shard` (from its file name) for merging into a run of `space` on `device` with
 /// `plans`; checks the fingerprint and that every count and index fits the slice.
 pub fn read(
@@ -177,6 +196,28 @@ pub(crate) fn check_outcome(
             if figures.iter().any(|v| v.is_nan()) {
                 return bad(&here, "numbers".into(), &"NaN");
             }
+        }
+    }
+    // The top is the best TOP_N of the feasible candidates, best first: sorted, as long as it
+    // can be, and holding every front member that ranks above its last.
+    if o.top.len() as u64 != o.feasible.min(TOP_N as u64) {
+        return bad("outcome.top", format!("{} members", o.feasible.min(TOP_N as u64)), &o.top.len());
+    }
+    if let Some(i) = (1..o.top.len()).find(|&i| super::better(&o.top[i - 1], &o.top[i]).is_ge()) {
+        return bad(&format!("outcome.top[{i}]"), "members best first by the objective".into(), &o.top[i].index);
+    }
+    if let Some(last) = o.top.last() {
+        let full = o.top.len() == TOP_N;
+        let missing = o
+            .front
+            .iter()
+            .find(|f| (!full || super::better(f, last).is_lt()) && !o.top.iter().any(|t| t.index == f.index));
+        if let Some(f) = missing {
+            return bad(
+                "outcome.top",
+                format!("front member #{} (it ranks among the best)", f.index),
+                &"a top without it",
+            );
         }
     }
     Ok(())
