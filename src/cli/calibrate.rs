@@ -15,6 +15,13 @@ pub fn run_calibrate(args: CalibrateArgs, out: &mut dyn std::io::Write) -> Resul
         return Err(Error::Usage("--threads: expected at least 1".into()));
     }
     let path = args.out.clone().unwrap_or_else(|| args.engine.default_profile().into());
+    // Usage and a missing engine first: they are answered whatever else runs.
+    if args.engine == EngineChoice::LlamaCpp {
+        no_on_for_engine(args.on)?;
+        llamacpp::require("calibrate --engine llama.cpp")?;
+    } else {
+        require("calibrate")?;
+    }
     // One calibration per profile at a time; refused now, not after the timing runs.
     crate::files::outdir::refuse_tool_file(&path)?;
     let _lock = crate::files::Lock::take(&path)?;
@@ -61,6 +68,13 @@ pub fn run_validate(args: ValidateArgs, out: &mut dyn std::io::Write) -> Result<
         "results/validation.csv"
     };
     let csv = args.out.clone().unwrap_or_else(|| default_csv.into());
+    // Usage and a missing engine first: they are answered whatever else runs.
+    if args.engine == EngineChoice::LlamaCpp {
+        no_on_for_engine(args.on)?;
+        llamacpp::require("validate --engine llama.cpp")?;
+    } else {
+        require("validate")?;
+    }
     crate::files::outdir::refuse_tool_file(&csv)?;
     let _lock = crate::files::Lock::take(&csv)?;
     crate::files::check_writable(&csv)?;
