@@ -10,33 +10,31 @@ use crate::search::{Candidate, SearchSpace};
 use crate::units::si;
 use std::path::{Path, PathBuf};
 
-/// The space a source names: a search's output folder (its `space.toml`) or a space TOML file.
-fn space_of(source: &Path) -> Result<SearchSpace> {
+/// The space a source names: a search's output folder or a space TOML file; for a folder also
+/// its recommendation. The whole folder is checked once (files against the marker, the outcome
+/// re-scored or searched again), so an edited space.toml cannot pass for the searched one.
+fn space_of(source: &Path) -> Result<(SearchSpace, Option<u64>)> {
     if source.is_dir() {
-        // The whole folder checked (files against the marker, the outcome re-scored on this
-        // space and profile), so an edited space.toml cannot pass for the searched one.
-        crate::search::saved::load(source).map(|saved| saved.space)
+        let saved = crate::search::saved::load(source)?;
+        // The recommendation as the search decided it, from its checked outcome (not a flag in
+        // pareto.csv, which a hand edit could move).
+        let recommended = crate::search::finish(&saved.space, &saved.device, saved.outcome)?.recommended.index;
+        Ok((saved.space, Some(recommended)))
     } else {
-        SearchSpace::load(source)
+        Ok((SearchSpace::load(source)?, None))
     }
 }
 
-/// `#123`, `123`, or `recommended` (a search folder's recommendation, read from its
-/// recommended.json's source: the outcome).
-fn index_of(candidate: &str, source: &Path, space: &SearchSpace) -> Result<u64> {
+/// `#123`, `123`, or `recommended` (a search folder's recommendation).
+fn index_of(candidate: &str, source: &Path, space: &SearchSpace, recommended: Option<u64>) -> Result<u64> {
     let text = candidate.trim();
     if text == "recommended" {
-        if !source.is_dir() {
-            return Err(Error::Usage(format!(
+        return recommended.ok_or_else(|| {
+            Error::Usage(format!(
                 "{}: `recommended` needs a search's output folder (or give '#INDEX')",
                 source.display()
-            )));
-        }
-        // The recommendation as the search decided it, from its checked outcome (not a flag in
-        // pareto.csv, which a hand edit could move).
-        let saved = crate::search::saved::load(source)?;
-        let report = crate::search::finish(&saved.space, &saved.device, saved.outcome)?;
-        return Ok(report.recommended.index);
+            ))
+        });
     }
     let digits = text.strip_prefix('#').unwrap_or(text);
     let index: u64 = digits.parse().map_err(|_| {
@@ -89,8 +87,8 @@ pub fn run(args: ExportArgs, out: &mut dyn std::io::Write) -> Result<()> {
         // Without the engine, say how to build it before reading anything.
         crate::measure::llamacpp::require("export --format gguf")?;
     }
-    let space = space_of(&args.source)?;
-    let index = index_of(&args.candidate, &args.source, &space)?;
+    let (space, recommended) = space_of(&args.source)?;
+    let index = index_of(&args.candidate, &args.source, &space, recommended)?;
     let mut c = candidate(&space, index)?;
     c.arch.name = format!("{}-{index}", space.name);
     let label = FrontRow::architecture_label(&c);

@@ -97,8 +97,8 @@ pub fn run_verify(args: VerifyArgs, out: &mut dyn std::io::Write) -> Result<()> 
     };
     let elsewhere = args.out.as_deref().is_some_and(|o| !same(o, &args.dir));
     let _out_lock = if elsewhere { Some(Lock::take(&dir)?) } else { None };
+    let command = crate::files::outdir::marker_of(&dir).map_or_else(|| "verify".to_string(), |m| m.command);
     for name in ["verify.csv", "verify.svg", "verify.md"] {
-        let command = crate::files::outdir::marker_of(&dir).map_or_else(|| "verify".to_string(), |m| m.command);
         crate::files::outdir::check_file_replaceable(&dir, name, &command)?;
     }
     check_writable(&dir.join("verify.csv"))?;
@@ -127,9 +127,6 @@ pub fn run_verify(args: VerifyArgs, out: &mut dyn std::io::Write) -> Result<()> 
     let files: [(&str, &[u8]); 3] = [("verify.csv", &csv), ("verify.svg", &svg), ("verify.md", md.as_bytes())];
     // Listed in the folder's marker (the search folder's, or one of their own), so a later
     // run may replace them, and a file a user put there is never replaced.
-    match crate::files::outdir::marker_of(&dir) {
-        Some(_) => crate::files::outdir::add_files(&dir, &files)?,
-        None => crate::files::outdir::write_files_recorded(&dir, "verify", &files)?,
-    }
+    crate::files::outdir::write_files_recorded(&dir, &command, &files)?;
     emit(format!("{md}\nwrote {}\n", dir.join("verify.{csv,svg,md}").display()).as_bytes(), None, out)
 }
