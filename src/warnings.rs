@@ -27,7 +27,7 @@ impl<'a> Run<'a> {
             model: &arch.name,
             parameters: arch.parameters(),
             max_position_embeddings: arch.max_position_embeddings,
-            sliding_window: arch.sliding_window,
+            sliding_window: arch.layers.iter().find_map(|l| l.mixer.window()),
             activations,
             context_tokens,
         }

@@ -95,6 +95,8 @@ fn arch_from(layers: u32, hidden_mult: u32, heads: u32, kv_div: u32, mla: bool, 
             first_k_dense: 1,
             activation: Activation::Silu,
             router_bias: false,
+            expert_bias: false,
+            shared_expert_gate: false,
         })
     } else {
         Ffn::Dense { intermediate_size: hidden * 3, gated: true, activation: Activation::Silu, bias: false }
@@ -111,9 +113,11 @@ fn arch_from(layers: u32, hidden_mult: u32, heads: u32, kv_div: u32, mla: bool, 
         qkv_bias: false,
         o_bias: false,
         qk_norm: false,
+        attn_output_gate: false,
+        attention_sinks: false,
         norms_per_layer: 2,
         max_position_embeddings: 8192,
-        sliding_window: None,
+        layers: Vec::new(),
         rope_theta: 1e4,
         norm_eps: 1e-5,
     }

@@ -1,6 +1,6 @@
 //! Hugging Face `config.json` import and export. Every default is decided here, in one place.
 
-use super::{Activation, Architecture, Attention, Family, Ffn, Mla, Moe};
+use super::{Activation, Architecture, Attention, Family, Ffn, Layer, Mixer, Mla, Moe};
 use crate::error::{Error, Result};
 use serde_json::{Map, Value};
 use std::path::Path;
@@ -71,14 +71,11 @@ pub fn parse_hf_config(text: &str, source: &str, name: &str) -> Result<Architect
         qkv_bias,
         o_bias,
         qk_norm: family == Family::Qwen3,
+        attn_output_gate: false,
+        attention_sinks: false,
         norms_per_layer: if family == Family::Gemma2 { 4 } else { 2 },
         max_position_embeddings: cfg.optional_positive("max_position_embeddings")?.unwrap_or(4096),
-        // Qwen2 configs carry a window with `use_sliding_window: false`: only a used one counts.
-        sliding_window: match cfg.optional_bool("use_sliding_window")? {
-            Some(false) => None,
-            _ if matches!(cfg.get("sliding_window"), None | Some(Value::Null)) => None,
-            _ => cfg.optional_positive("sliding_window")?,
-        },
+        layers: layers_of(&cfg, family, num_layers)?,
         // Transformers 5 moves rope_theta into rope_parameters.
         rope_theta: match cfg.optional_f64("rope_theta")? {
             Some(t) => t,
@@ -88,6 +85,52 @@ pub fn parse_hf_config(text: &str, source: &str, name: &str) -> Result<Architect
     };
     arch.validate(source)?;
     Ok(arch)
+}
+
+/// Which layers attend through a sliding window, as transformers decides it per family: an
+/// explicit `layer_types` list; Qwen2/Qwen3 from `max_window_layers` on when
+/// `use_sliding_window` is set (their configs carry a window they do not use); Gemma 2 on every
+/// other layer from the first; Mistral and Phi-3 on every layer. Empty: all global.
+fn layers_of(cfg: &Fields, family: Family, num_layers: u32) -> Result<Vec<Layer>> {
+    let source = cfg.source;
+    if cfg.optional_bool("use_sliding_window")? == Some(false) {
+        return Ok(Vec::new());
+    }
+    let Some(window) = cfg.optional_positive("sliding_window")? else {
+        return Ok(Vec::new());
+    };
+    let windowed = Layer::of(Mixer::Window { window });
+    let layers: Vec<Layer> = if let Some(types) = cfg.get("layer_types") {
+        let Some(list) = types.as_array() else {
+            return Err(Error::field(source, "layer_types", "a list of layer kinds", types));
+        };
+        list.iter()
+            .map(|t| match t.as_str() {
+                Some("full_attention") => Ok(Layer::GLOBAL),
+                Some("sliding_attention") => Ok(windowed),
+                _ => Err(Error::field(source, "layer_types", "full_attention or sliding_attention entries", t)),
+            })
+            .collect::<Result<_>>()?
+    } else {
+        match family {
+            Family::Qwen2 | Family::Qwen3 => {
+                let from = cfg.optional_u32("max_window_layers")?.unwrap_or(num_layers);
+                (0..num_layers).map(|i| if i >= from { windowed } else { Layer::GLOBAL }).collect()
+            }
+            Family::Gemma2 => (0..num_layers).map(|i| if i % 2 == 0 { windowed } else { Layer::GLOBAL }).collect(),
+            _ => vec![windowed; num_layers as usize],
+        }
+    };
+    if layers.len() != num_layers as usize {
+        return Err(Error::field(
+            source,
+            "layer_types",
+            format!("one entry per layer ({num_layers})"),
+            format!("{} entries", layers.len()),
+        ));
+    }
+    // A window no shorter than the trained context changes nothing: keep such models uniform.
+    Ok(if layers.iter().all(|l| *l == Layer::GLOBAL) { Vec::new() } else { layers })
 }
 
 /// The family a `model_type` names.
@@ -197,6 +240,8 @@ fn ffn_of(cfg: &Fields, family: Family, num_layers: u32, activation: Activation)
             first_k_dense,
             activation,
             router_bias: family == Family::DeepseekV3,
+            expert_bias: false,
+            shared_expert_gate: false,
         })
     } else {
         Ffn::Dense {
@@ -227,6 +272,14 @@ pub fn export_hf_config(arch: &Architecture) -> Value {
         Family::Gemma2 => ("gemma2", "Gemma2ForCausalLM"),
         Family::DeepseekV2 => ("deepseek_v2", "DeepseekV2ForCausalLM"),
         Family::DeepseekV3 => ("deepseek_v3", "DeepseekV3ForCausalLM"),
+        Family::Gemma3Text => ("gemma3_text", "Gemma3ForCausalLM"),
+        Family::Lfm2 => ("lfm2", "Lfm2ForCausalLM"),
+        Family::SmolLm3 => ("smollm3", "SmolLM3ForCausalLM"),
+        Family::GptOss => ("gpt_oss", "GptOssForCausalLM"),
+        Family::Qwen3Next => ("qwen3_next", "Qwen3NextForCausalLM"),
+        Family::Qwen35Text => ("qwen3_5_text", "Qwen3_5ForCausalLM"),
+        Family::GraniteMoeHybrid => ("granitemoehybrid", "GraniteMoeHybridForCausalLM"),
+        Family::Mamba2 => ("mamba2", "Mamba2ForCausalLM"),
     };
     put("model_type", model_type.into());
     put("architectures", Value::Array(vec![class.into()]));
@@ -235,8 +288,13 @@ pub fn export_hf_config(arch: &Architecture) -> Value {
     put("vocab_size", arch.vocab_size.into());
     put("tie_word_embeddings", arch.tie_embeddings.into());
     put("max_position_embeddings", arch.max_position_embeddings.into());
-    if let Some(w) = arch.sliding_window {
-        put("sliding_window", w.into());
+    let windows: Vec<Option<u32>> = arch.layers.iter().map(|l| l.mixer.window()).collect();
+    if let Some(w) = windows.iter().flatten().next() {
+        put("sliding_window", (*w).into());
+        if windows.iter().any(|x| x.is_none()) {
+            let types = windows.iter().map(|x| if x.is_some() { "sliding_attention" } else { "full_attention" });
+            put("layer_types", Value::Array(types.map(Value::from).collect()));
+        }
     }
     put("rope_theta", arch.rope_theta.into());
     put("rms_norm_eps", arch.norm_eps.into());
@@ -262,7 +320,7 @@ pub fn export_hf_config(arch: &Architecture) -> Value {
         put("attention_bias", arch.qkv_bias.into());
     }
     // Mistral and Qwen attend through a sliding window by default in some versions: none here.
-    if matches!(family, Family::Mistral | Family::Qwen2 | Family::Qwen3) {
+    if matches!(family, Family::Mistral | Family::Qwen2 | Family::Qwen3) && windows.is_empty() {
         put("sliding_window", Value::Null);
         if family != Family::Mistral {
             put("use_sliding_window", false.into());
@@ -408,14 +466,15 @@ mod tests {
 
     #[test]
     fn a_sliding_window_counts_only_when_used() {
-        assert_eq!(with("").sliding_window, None);
-        assert_eq!(with(r#", "sliding_window": 4096"#).sliding_window, Some(4096));
+        let window = |a: &Architecture| a.layers.first().and_then(|l| l.mixer.window());
+        assert_eq!(window(&with("")), None);
+        assert_eq!(window(&with(r#", "sliding_window": 4096"#)), Some(4096));
         // Qwen2 configs carry a window they do not use.
-        assert_eq!(with(r#", "sliding_window": 32768, "use_sliding_window": false"#).sliding_window, None);
-        assert_eq!(with(r#", "sliding_window": null"#).sliding_window, None);
+        assert_eq!(window(&with(r#", "sliding_window": 32768, "use_sliding_window": false"#)), None);
+        assert_eq!(window(&with(r#", "sliding_window": null"#)), None);
         // And it survives the export.
         let a = with(r#", "sliding_window": 4096"#);
         let back = parse_hf_config(&export_hf_config(&a).to_string(), "e.json", "t").unwrap();
-        assert_eq!(back.sliding_window, Some(4096));
+        assert_eq!(back.layers, a.layers);
     }
 }

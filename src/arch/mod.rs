@@ -4,6 +4,7 @@
 pub mod gguf;
 pub mod gguf_config;
 mod hf;
+pub mod layers;
 
 /// Physical bounds on every dimension. Past them no model exists, and within them every size
 /// and count this crate computes fits a u64: the largest product is experts (2^13 with the
@@ -18,9 +19,16 @@ pub mod limits {
     pub const MAX_INTERMEDIATE: u32 = 1 << 20;
     /// Routed experts, and shared experts.
     pub const MAX_EXPERTS: u32 = 1 << 12;
+    /// Sliding windows, in tokens.
+    pub const MAX_WINDOW: u32 = 1 << 24;
+    /// Taps of a causal convolution.
+    pub const MAX_CONV_KERNEL: u32 = 64;
+    /// Per-head widths of recurrent states (key, value, SSM head and state sizes).
+    pub const MAX_STATE_WIDTH: u32 = 1 << 12;
 }
 
 pub use hf::{export_hf_config, load_hf_config, parse_hf_config, SUPPORTED_MODEL_TYPES};
+pub use layers::{DeltaNet, Layer, LayerGroups, Mamba2, Mixer};
 
 use crate::dtype::DType;
 use crate::error::{Error, Result};
@@ -38,6 +46,22 @@ pub enum Family {
     Gemma2,
     DeepseekV2,
     DeepseekV3,
+    /// `gemma3_text`: 5 windowed layers per global one, GeGLU, four norms and q/k norms.
+    Gemma3Text,
+    /// `lfm2`: gated short convolutions and GQA with q/k norms.
+    Lfm2,
+    /// `smollm3`: every fourth layer without RoPE.
+    SmolLm3,
+    /// `gpt_oss`: alternating 128-token windows, attention sinks, biased MoE.
+    GptOss,
+    /// `qwen3_next`: Gated DeltaNet and gated attention, MoE with a gated shared expert.
+    Qwen3Next,
+    /// `qwen3_5_text`: Qwen3.5's dense Gated DeltaNet hybrid.
+    Qwen35Text,
+    /// `granitemoehybrid`: Mamba2 and attention layers (Granite 4.0-H), dense or MoE.
+    GraniteMoeHybrid,
+    /// `mamba2`: Mamba2 layers only, no FFN.
+    Mamba2,
 }
 
 /// Self-attention. Grouped covers MHA (kv heads = heads), GQA and MQA (kv heads = 1).
@@ -185,6 +209,16 @@ pub struct Moe {
     pub activation: Activation,
     /// DeepSeek-V3's router carries a bias per expert (`e_score_correction_bias`).
     pub router_bias: bool,
+    /// Biases on every expert's projections (gpt-oss).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub expert_bias: bool,
+    /// A sigmoid gate (one weight vector) on the shared experts' output (Qwen3-Next).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub shared_expert_gate: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 impl Ffn {
@@ -216,12 +250,20 @@ pub struct Architecture {
     pub o_bias: bool,
     /// RMSNorm on each query and key head (Qwen3).
     pub qk_norm: bool,
+    /// A sigmoid gate on the attention output, computed by the query projection (which emits
+    /// twice the query width: Qwen3-Next, Qwen3.5).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub attn_output_gate: bool,
+    /// A learned sink logit per query head (gpt-oss).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub attention_sinks: bool,
     /// Norms per layer: 2 (before attention and FFN) or 4 (Gemma 2 adds two after).
     pub norms_per_layer: u32,
     pub max_position_embeddings: u32,
-    /// Tokens a sliding-window attention layer sees (Gemma 2, Mistral); `None`: full attention.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sliding_window: Option<u32>,
+    /// Each layer's kind, when the layers are not all global attention with RoPE and an FFN
+    /// (windows, convolutions, linear attention, state spaces, NoPE): one entry per layer.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub layers: Vec<Layer>,
     pub rope_theta: f64,
     pub norm_eps: f64,
 }
@@ -252,9 +294,11 @@ impl Architecture {
             qkv_bias: false,
             o_bias: false,
             qk_norm: false,
+            attn_output_gate: false,
+            attention_sinks: false,
             norms_per_layer: 2,
             max_position_embeddings: 8192,
-            sliding_window: None,
+            layers: Vec::new(),
             rope_theta: 10000.0,
             norm_eps: 1e-6,
         }
@@ -359,17 +403,111 @@ impl Architecture {
                 }
             }
         }
+        self.validate_layers(source)
+    }
+
+    /// The per-layer kinds: one per layer, each mixer's sizes within the physical limits.
+    fn validate_layers(&self, source: &str) -> Result<()> {
+        use limits::*;
+        if self.layers.is_empty() {
+            return Ok(());
+        }
+        if self.layers.len() != self.num_layers as usize {
+            return Err(Error::field(
+                source,
+                "layer_types",
+                format!("one entry per layer ({})", self.num_layers),
+                format!("{} entries", self.layers.len()),
+            ));
+        }
+        let within = |field: &str, v: u32, min: u32, max: u32| -> Result<()> {
+            if v < min || v > max {
+                Err(Error::field(source, field, format!("an integer from {min} to {max}"), v))
+            } else {
+                Ok(())
+            }
+        };
+        for layer in &self.layers {
+            match layer.mixer {
+                Mixer::Global => {}
+                Mixer::Window { window } => within("sliding_window", window, 1, MAX_WINDOW)?,
+                Mixer::ShortConv { kernel } => within("conv_L_cache", kernel, 2, MAX_CONV_KERNEL)?,
+                Mixer::DeltaNet(g) => {
+                    within("linear_num_key_heads", g.key_heads, 1, MAX_HEADS)?;
+                    within("linear_num_value_heads", g.value_heads, 1, MAX_HEADS)?;
+                    within("linear_key_head_dim", g.key_head_dim, 1, MAX_STATE_WIDTH)?;
+                    within("linear_value_head_dim", g.value_head_dim, 1, MAX_STATE_WIDTH)?;
+                    within("linear_conv_kernel_dim", g.conv_kernel, 2, MAX_CONV_KERNEL)?;
+                    if g.value_heads % g.key_heads != 0 {
+                        return Err(Error::field(
+                            source,
+                            "linear_num_value_heads",
+                            format!("a multiple of linear_num_key_heads ({})", g.key_heads),
+                            g.value_heads,
+                        ));
+                    }
+                }
+                Mixer::Mamba2(m) => {
+                    within("mamba_n_heads", m.heads, 1, MAX_HEADS)?;
+                    within("mamba_d_head", m.head_dim, 1, MAX_STATE_WIDTH)?;
+                    within("mamba_d_state", m.state_size, 1, MAX_STATE_WIDTH)?;
+                    within("mamba_n_groups", m.groups, 1, MAX_HEADS)?;
+                    within("mamba_d_conv", m.conv_kernel, 2, MAX_CONV_KERNEL)?;
+                    if m.heads % m.groups != 0 {
+                        return Err(Error::field(
+                            source,
+                            "mamba_n_groups",
+                            format!("a divisor of mamba_n_heads ({})", m.heads),
+                            m.groups,
+                        ));
+                    }
+                }
+            }
+        }
         Ok(())
+    }
+
+    /// The layer at `index` (0-based).
+    pub fn layer(&self, index: u32) -> Layer {
+        self.layers.get(index as usize).copied().unwrap_or(Layer::GLOBAL)
+    }
+
+    /// The distinct layers and how many of each.
+    pub fn layer_groups(&self) -> LayerGroups {
+        LayerGroups::of(&self.layers, self.num_layers)
+    }
+
+    /// Every layer is global attention with RoPE and an FFN.
+    pub fn is_uniform(&self) -> bool {
+        self.layers.is_empty()
+    }
+
+    /// Layers that attend over cached keys and values (global or windowed).
+    pub fn attention_layers(&self) -> u32 {
+        if self.layers.is_empty() {
+            return self.num_layers;
+        }
+        self.layers.iter().filter(|l| l.mixer.is_attention()).count() as u32
+    }
+
+    /// Layers with an FFN.
+    pub fn ffn_layers(&self) -> u32 {
+        if self.layers.is_empty() {
+            return self.num_layers;
+        }
+        self.layers.iter().filter(|l| l.ffn).count() as u32
     }
 
     pub fn attention_kind(&self) -> AttentionKind {
         self.attention.kind()
     }
 
-    /// Layers whose FFN is a mixture of experts (the rest are dense).
+    /// Layers whose FFN is a mixture of experts (FFN layers from `first_k_dense` on; the rest
+    /// of the FFN layers are dense).
     pub fn moe_layers(&self) -> u32 {
         match self.ffn {
-            Ffn::Moe(m) => self.num_layers - m.first_k_dense,
+            Ffn::Moe(m) if self.layers.is_empty() => self.num_layers - m.first_k_dense,
+            Ffn::Moe(m) => self.layers.iter().skip(m.first_k_dense as usize).filter(|l| l.ffn).count() as u32,
             Ffn::Dense { .. } => 0,
         }
     }
@@ -383,6 +521,12 @@ impl Architecture {
                 let mut p = h * q + 2 * h * kv + q * h;
                 if self.qkv_bias {
                     p += q + 2 * kv;
+                }
+                if self.attn_output_gate {
+                    p += h * q;
+                }
+                if self.attention_sinks {
+                    p += num_heads as u64;
                 }
                 if self.o_bias {
                     p += h;
@@ -424,7 +568,9 @@ impl Architecture {
                 let e = m.expert_intermediate_size as u64;
                 let experts = (m.num_experts + m.num_shared_experts) as u64 * 3 * h * e;
                 let router = m.num_experts as u64 * h + if m.router_bias { m.num_experts as u64 } else { 0 };
-                (dense, experts + router)
+                let biases = if m.expert_bias { m.num_experts as u64 * (2 * e + h) } else { 0 };
+                let gate = if m.shared_expert_gate { h } else { 0 };
+                (dense, experts + router + biases + gate)
             }
         }
     }
@@ -444,13 +590,26 @@ impl Architecture {
         let h = self.hidden_size as u64;
         let (dense_ffn, moe_ffn) = self.ffn_params();
         let moe_layers = self.moe_layers() as u64;
-        let dense_layers = self.num_layers as u64 - moe_layers;
-        let per_layer_common = self.attention_params() + self.norms_per_layer as u64 * h;
-        self.num_layers as u64 * per_layer_common
-            + dense_layers * dense_ffn
-            + moe_layers * moe_ffn
-            + self.embedding_params()
-            + h // final norm
+        let dense_layers = self.ffn_layers() as u64 - moe_layers;
+        let mut mixers = 0;
+        for &(layer, count) in self.layer_groups().as_slice() {
+            let mixer = match layer.mixer {
+                Mixer::Global | Mixer::Window { .. } => self.attention_params(),
+                other => other.recurrent_params(h),
+            };
+            mixers += count as u64 * (mixer + self.norms_of(layer) as u64 * h);
+        }
+        mixers + dense_layers * dense_ffn + moe_layers * moe_ffn + self.embedding_params() + h
+        // final norm
+    }
+
+    /// Norm vectors of a layer: `norms_per_layer`, half of them in a layer without an FFN.
+    pub fn norms_of(&self, layer: Layer) -> u32 {
+        if layer.ffn {
+            self.norms_per_layer
+        } else {
+            self.norms_per_layer / 2
+        }
     }
 
     /// Parameters one token actually uses (MoE: top-k and shared experts only).
@@ -459,7 +618,9 @@ impl Architecture {
             Ffn::Dense { .. } => self.parameters(),
             Ffn::Moe(m) => {
                 let h = self.hidden_size as u64;
-                let idle = (m.num_experts - m.experts_per_token) as u64 * 3 * h * m.expert_intermediate_size as u64;
+                let e = m.expert_intermediate_size as u64;
+                let per_expert = 3 * h * e + if m.expert_bias { 2 * e + h } else { 0 };
+                let idle = (m.num_experts - m.experts_per_token) as u64 * per_expert;
                 self.parameters() - self.moe_layers() as u64 * idle
             }
         }
@@ -475,34 +636,106 @@ impl Architecture {
             Ffn::Moe(m) => m.num_experts,
             Ffn::Dense { .. } => 0,
         };
-        let ctx = MixContext { layers: self.num_layers, experts, tied_embeddings: self.tie_embeddings };
-        // Elements of a matrix with rows of `row` over layers `from..to`, stored by role.
-        let matrix = |role: Role, row: u64, elements: u64, from: u32, to: u32| -> f64 {
-            let s = layer_split(format, role, row, from, to, ctx);
+        // The quantiser numbers each tensor kind over the layers that have it: attention
+        // tensors over the attention layers, FFN tensors over the FFN layers.
+        let (l, la, lf) = (self.num_layers, self.attention_layers(), self.ffn_layers());
+        let ctx = |layers: u32| MixContext { layers, experts, tied_embeddings: self.tie_embeddings };
+        // Elements of a matrix with rows of `row` over layers `from..to` of `of`, stored by role.
+        let matrix = |role: Role, row: u64, elements: u64, from: u32, to: u32, of: u32| -> f64 {
+            let s = layer_split(format, role, row, from, to, ctx(of));
             elements as f64
                 * (s.common.bytes_per_element() * s.common_layers as f64
                     + s.more.bytes_per_element() * s.more_layers as f64)
         };
         let gguf = format.is_block_quantised() || matches!(format, DType::F16 | DType::Bf16);
         let vector_bytes = if gguf { 4.0 } else { format.bytes() };
-        let (h, v, l) = (self.hidden_size as u64, self.vocab_size as u64, self.num_layers);
-        let mut bytes = matrix(Role::TokenEmbedding, h, h * v, 0, 1);
+        let (h, v) = (self.hidden_size as u64, self.vocab_size as u64);
+        let mut bytes = matrix(Role::TokenEmbedding, h, h * v, 0, 1, l);
         if !self.tie_embeddings {
-            bytes += matrix(Role::Output, h, h * v, 0, 1);
+            bytes += matrix(Role::Output, h, h * v, 0, 1, l);
         }
-        let mut vectors = h + l as u64 * self.norms_per_layer as u64 * h;
+        let mut vectors = h;
+        for &(layer, count) in self.layer_groups().as_slice() {
+            vectors += count as u64 * self.norms_of(layer) as u64 * h;
+        }
+        vectors +=
+            self.attention_weight_bytes(&mut bytes, &|role, row, elements| matrix(role, row, elements, 0, la, la));
+        vectors += self.mixer_weight_bytes(&mut bytes, &|row, elements, layers| {
+            matrix(Role::AttnOther, row, elements, 0, layers, l)
+        });
+        let dense = |f: u64, from: u32, to: u32| {
+            matrix(Role::FfnGate, h, h * f, from, to, lf)
+                + matrix(Role::FfnUp, h, h * f, from, to, lf)
+                + matrix(Role::FfnDown, f, f * h, from, to, lf)
+        };
+        match self.ffn {
+            Ffn::Dense { intermediate_size, gated, bias, .. } => {
+                let f = intermediate_size as u64;
+                bytes += if gated {
+                    dense(f, 0, lf)
+                } else {
+                    matrix(Role::FfnUp, h, h * f, 0, lf, lf) + matrix(Role::FfnDown, f, f * h, 0, lf, lf)
+                };
+                if bias {
+                    vectors += lf as u64 * (if gated { 2 * f } else { f } + h);
+                }
+            }
+            Ffn::Moe(m) => {
+                let (e, f) = (m.num_experts as u64, m.expert_intermediate_size as u64);
+                // FFN layers before the first MoE one are dense.
+                let k = lf - self.moe_layers();
+                bytes += dense(m.dense_intermediate_size as u64, 0, k);
+                let shared = m.num_shared_experts as u64 * f;
+                bytes += matrix(Role::Router, h, h * e, k, lf, lf)
+                    + matrix(Role::FfnGate, h, h * f * e, k, lf, lf)
+                    + matrix(Role::FfnUp, h, h * f * e, k, lf, lf)
+                    + matrix(Role::FfnDown, f, f * h * e, k, lf, lf)
+                    + matrix(Role::FfnGate, h, h * shared, k, lf, lf)
+                    + matrix(Role::FfnUp, h, h * shared, k, lf, lf)
+                    + matrix(Role::FfnDown, shared, shared * h, k, lf, lf);
+                if m.router_bias {
+                    vectors += (lf - k) as u64 * e;
+                }
+                if m.expert_bias {
+                    vectors += (lf - k) as u64 * e * (2 * f + h);
+                }
+                if m.shared_expert_gate {
+                    vectors += (lf - k) as u64 * h;
+                }
+            }
+        }
+        bytes + vectors as f64 * vector_bytes
+    }
+
+    /// Adds the bytes of the attention layers' matrices to `bytes` (`matrix(role, row,
+    /// elements)` prices one over every attention layer), in a fixed order so that sums stay
+    /// bit for bit; returns their vector elements.
+    fn attention_weight_bytes(
+        &self,
+        bytes: &mut f64,
+        matrix: &dyn Fn(crate::dtype::storage::Role, u64, u64) -> f64,
+    ) -> u64 {
+        use crate::dtype::storage::Role;
+        let (h, la) = (self.hidden_size as u64, self.attention_layers() as u64);
+        let mut vectors = 0;
         match self.attention {
             Attention::Grouped { num_heads, num_kv_heads, head_dim } => {
                 let (q, kv) = (num_heads as u64 * head_dim as u64, num_kv_heads as u64 * head_dim as u64);
-                bytes += matrix(Role::AttnQ, h, h * q, 0, l)
-                    + matrix(Role::AttnK, h, h * kv, 0, l)
-                    + matrix(Role::AttnV, h, h * kv, 0, l)
-                    + matrix(Role::AttnOutput, q, q * h, 0, l);
+                *bytes += matrix(Role::AttnQ, h, h * q)
+                    + matrix(Role::AttnK, h, h * kv)
+                    + matrix(Role::AttnV, h, h * kv)
+                    + matrix(Role::AttnOutput, q, q * h);
+                if self.attn_output_gate {
+                    *bytes += matrix(Role::AttnQ, h, h * q);
+                }
                 if self.qkv_bias {
-                    vectors += l as u64 * (q + 2 * kv);
+                    vectors += la * (q + 2 * kv);
                 }
                 if self.qk_norm {
-                    vectors += l as u64 * 2 * head_dim as u64;
+                    vectors += la * 2 * head_dim as u64;
+                }
+                if self.attention_sinks {
+                    vectors += la * num_heads as u64;
                 }
             }
             Attention::Latent(m) => {
@@ -514,63 +747,83 @@ impl Architecture {
                     m.v_head_dim as u64,
                 );
                 let q_out = nh * (dn + dr);
-                bytes += match m.q_lora_rank {
+                *bytes += match m.q_lora_rank {
                     Some(rq) => {
-                        vectors += l as u64 * rq as u64;
-                        matrix(Role::AttnOther, h, h * rq as u64, 0, l)
-                            + matrix(Role::AttnOther, rq as u64, rq as u64 * q_out, 0, l)
+                        vectors += la * rq as u64;
+                        matrix(Role::AttnOther, h, h * rq as u64)
+                            + matrix(Role::AttnOther, rq as u64, rq as u64 * q_out)
                     }
-                    None => matrix(Role::AttnQ, h, h * q_out, 0, l),
+                    None => matrix(Role::AttnQ, h, h * q_out),
                 };
-                vectors += l as u64 * r;
-                bytes += matrix(Role::AttnOther, h, h * (r + dr), 0, l)
-                    + matrix(Role::AttnOther, dn, dn * r * nh, 0, l)
-                    + matrix(Role::AttnOther, r, r * dv * nh, 0, l)
-                    + matrix(Role::AttnOutput, nh * dv, nh * dv * h, 0, l);
+                vectors += la * r;
+                *bytes += matrix(Role::AttnOther, h, h * (r + dr))
+                    + matrix(Role::AttnOther, dn, dn * r * nh)
+                    + matrix(Role::AttnOther, r, r * dv * nh)
+                    + matrix(Role::AttnOutput, nh * dv, nh * dv * h);
             }
         }
         if self.o_bias {
-            vectors += l as u64 * h;
+            vectors += la * h;
         }
-        let dense = |f: u64, from: u32, to: u32| {
-            matrix(Role::FfnGate, h, h * f, from, to)
-                + matrix(Role::FfnUp, h, h * f, from, to)
-                + matrix(Role::FfnDown, f, f * h, from, to)
-        };
-        match self.ffn {
-            Ffn::Dense { intermediate_size, gated, bias, .. } => {
-                let f = intermediate_size as u64;
-                bytes += if gated {
-                    dense(f, 0, l)
-                } else {
-                    matrix(Role::FfnUp, h, h * f, 0, l) + matrix(Role::FfnDown, f, f * h, 0, l)
-                };
-                if bias {
-                    vectors += l as u64 * (if gated { 2 * f } else { f } + h);
-                }
-            }
-            Ffn::Moe(m) => {
-                let (k, e, f) = (m.first_k_dense, m.num_experts as u64, m.expert_intermediate_size as u64);
-                bytes += dense(m.dense_intermediate_size as u64, 0, k);
-                let shared = m.num_shared_experts as u64 * f;
-                bytes += matrix(Role::Router, h, h * e, k, l)
-                    + matrix(Role::FfnGate, h, h * f * e, k, l)
-                    + matrix(Role::FfnUp, h, h * f * e, k, l)
-                    + matrix(Role::FfnDown, f, f * h * e, k, l)
-                    + matrix(Role::FfnGate, h, h * shared, k, l)
-                    + matrix(Role::FfnUp, h, h * shared, k, l)
-                    + matrix(Role::FfnDown, shared, shared * h, k, l);
-                if m.router_bias {
-                    vectors += (l - k) as u64 * e;
-                }
-            }
-        }
-        bytes + vectors as f64 * vector_bytes
+        vectors
     }
 
-    /// KV-cache elements per token over all layers.
+    /// Bytes of the convolution and recurrent mixers' projections (`matrix(row, elements,
+    /// layers)`, stored in the default type: llama.cpp's quantiser has no rule for them) and
+    /// their f32 vector elements (kernels, decay and skip terms, norms: never quantised).
+    fn mixer_weight_bytes(&self, bytes: &mut f64, matrix: &dyn Fn(u64, u64, u32) -> f64) -> u64 {
+        let h = self.hidden_size as u64;
+        let mut vectors = 0;
+        for &(layer, count) in self.layer_groups().as_slice() {
+            let n = count as u64;
+            match layer.mixer {
+                Mixer::Global | Mixer::Window { .. } => {}
+                Mixer::ShortConv { kernel } => {
+                    *bytes += matrix(h, 3 * h * h, count) + matrix(h, h * h, count);
+                    vectors += n * kernel as u64 * h;
+                }
+                Mixer::DeltaNet(g) => {
+                    *bytes += matrix(h, h * g.in_proj_dim(), count) + matrix(g.value_dim(), g.value_dim() * h, count);
+                    vectors += n * (g.params(h) - h * g.in_proj_dim() - g.value_dim() * h);
+                }
+                Mixer::Mamba2(m) => {
+                    *bytes += matrix(h, h * m.in_proj_dim(), count) + matrix(m.inner(), m.inner() * h, count);
+                    vectors += n * (m.params(h) - h * m.in_proj_dim() - m.inner() * h);
+                }
+            }
+        }
+        vectors
+    }
+
+    /// KV-cache elements each token adds, over all attention layers (windowed ones until their
+    /// window fills).
     pub fn kv_elements_per_token(&self) -> u64 {
-        self.num_layers as u64 * self.attention.kv_elements_per_token()
+        self.attention_layers() as u64 * self.attention.kv_elements_per_token()
+    }
+
+    /// KV-cache elements one sequence holds at `context` tokens: global layers keep every
+    /// token, windowed layers their window.
+    pub fn kv_cache_elements(&self, context: u64) -> u64 {
+        let per = self.attention.kv_elements_per_token();
+        if self.layers.is_empty() {
+            return self.num_layers as u64 * per * context;
+        }
+        self.layers
+            .iter()
+            .map(|l| match l.mixer {
+                Mixer::Global => context,
+                Mixer::Window { window } => context.min(window as u64),
+                _ => 0,
+            })
+            .sum::<u64>()
+            * per
+    }
+
+    /// f32 state elements one sequence keeps, whatever its context (convolution tails and
+    /// recurrent states).
+    pub fn state_elements(&self) -> u64 {
+        let h = self.hidden_size as u64;
+        self.layers.iter().map(|l| l.mixer.state_elements(h)).sum()
     }
 }
 
@@ -591,9 +844,11 @@ mod tests {
             qkv_bias: false,
             o_bias: false,
             qk_norm: false,
+            attn_output_gate: false,
+            attention_sinks: false,
             norms_per_layer: 2,
             max_position_embeddings: 2048,
-            sliding_window: None,
+            layers: Vec::new(),
             rope_theta: 10000.0,
             norm_eps: 1e-5,
         }

@@ -933,6 +933,8 @@ impl SearchSpace {
                     first_k_dense,
                     activation: Activation::Silu,
                     router_bias: false,
+                    expert_bias: false,
+                    shared_expert_gate: false,
                 })
             }
         };

@@ -69,6 +69,8 @@ pub fn mla(
                 first_k_dense: first_dense,
                 activation: Activation::Silu,
                 router_bias: false,
+                expert_bias: false,
+                shared_expert_gate: false,
             }),
             format!("-moe{experts}x{expert_ffn}top{top_k}"),
         ),

@@ -80,6 +80,8 @@ impl Shape {
                 first_k_dense: 0,
                 activation: Activation::Silu,
                 router_bias: false,
+                expert_bias: false,
+                shared_expert_gate: false,
             })
         } else {
             Ffn::swiglu(self.ffn as u32)
