@@ -185,8 +185,11 @@ pub fn operator_rows(
     for (name, phase, plan, (lo, hi), phase_time) in phases {
         for op in operators(arch, phase, settings, plan) {
             let t = op_totals(&op, device, lo, hi);
-            // Sum each byte kind over the same contexts as the totals.
-            let sum = |l: crate::workload::Linear| op.count as f64 * l.sum(lo, hi);
+            // Sum each byte kind over the same contexts as the totals (a window saturates).
+            let (pieces, n) = op.pieces(lo, hi);
+            let sum = |kind: fn(&crate::workload::Operator) -> crate::workload::Linear| {
+                op.count as f64 * pieces[..n].iter().map(|(p, a, b)| kind(p).sum(*a, *b)).sum::<f64>()
+            };
             rows.push(OpRow {
                 model: arch.name.clone(),
                 device: device.name.clone(),
@@ -197,11 +200,11 @@ pub fn operator_rows(
                 layers: op.count,
                 compute_dtype: op.compute.to_string(),
                 flops: t.point.flops,
-                weight_bytes: sum(op.weight_bytes),
-                act_read_bytes: sum(op.act_read_bytes),
-                act_write_bytes: sum(op.act_write_bytes),
-                kv_read_bytes: sum(op.kv_read_bytes),
-                kv_write_bytes: sum(op.kv_write_bytes),
+                weight_bytes: sum(|o| o.weight_bytes),
+                act_read_bytes: sum(|o| o.act_read_bytes),
+                act_write_bytes: sum(|o| o.act_write_bytes),
+                kv_read_bytes: sum(|o| o.kv_read_bytes),
+                kv_write_bytes: sum(|o| o.kv_write_bytes),
                 time_s: t.point.time_s,
                 bound: if t.compute_bound_s * 2.0 >= t.point.time_s { "compute" } else { "memory" },
                 share_of_phase_time: t.point.time_s / phase_time,

@@ -819,6 +819,15 @@ impl Architecture {
             * per
     }
 
+    /// Bytes of KV cache and recurrent state `batch` sequences hold at `context` tokens, the
+    /// cache at `kv_bytes` per element, states in f32.
+    pub fn cache_bytes(&self, batch: u32, context: u64, kv_bytes: f64) -> f64 {
+        if self.layers.is_empty() {
+            return batch as f64 * context as f64 * self.kv_elements_per_token() as f64 * kv_bytes;
+        }
+        batch as f64 * (self.kv_cache_elements(context) as f64 * kv_bytes + self.state_elements() as f64 * 4.0)
+    }
+
     /// f32 state elements one sequence keeps, whatever its context (convolution tails and
     /// recurrent states).
     pub fn state_elements(&self) -> u64 {

@@ -250,6 +250,8 @@ impl DeviceProfile {
         };
         match class {
             OpClass::DecodeAttention => find(class).or_else(|| find(OpClass::Attention)),
+            // A scan is a small kernel over activations and its state until it has a table.
+            OpClass::Scan => find(class).or_else(|| find(OpClass::Elementwise)),
             _ => find(class),
         }
     }

@@ -94,8 +94,14 @@ fn is_product(op: &Operator) -> bool {
 fn totals(op: &Operator, first: f64, last: f64, kv_padding: f64) -> (f64, f64, f64, f64) {
     let steps = last - first + 1.0;
     let c = op.count as f64;
-    let scores = crate::roofline::padded_scores(op, kv_padding).sum(first, last);
-    (c * steps, c * op.flops.sum(first, last), c * op.bytes().sum(first, last), c * scores)
+    let (pieces, n) = op.pieces(first, last);
+    let (mut flops, mut bytes, mut scores) = (0.0, 0.0, 0.0);
+    for (piece, lo, hi) in &pieces[..n] {
+        flops += piece.flops.sum(*lo, *hi);
+        bytes += piece.bytes().sum(*lo, *hi);
+        scores += crate::roofline::padded_scores(piece, kv_padding).sum(*lo, *hi);
+    }
+    (c * steps, c * flops, c * bytes, c * scores)
 }
 
 /// Operators and the context range of a run under the engine's plan and formats.

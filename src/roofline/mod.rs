@@ -98,6 +98,7 @@ pub fn padded_scores(op: &Operator, kv_padding: f64) -> Linear {
 
 /// Time of one launch of `op` at context `n`: `max(W / P, Q / B) + t_fixed`.
 pub fn launch_time_s(op: &Operator, device: &DeviceProfile, n: f64) -> f64 {
+    let n = op.context(n);
     let c = Ceilings::new(device, op.compute);
     let (tc, tm) = c.times(op, op.bytes(), n);
     tc.at(n).max(tm.at(n)) + device.kernel_overhead_s
@@ -146,6 +147,21 @@ pub fn op_totals(op: &Operator, device: &DeviceProfile, first: f64, last: f64) -
 }
 
 fn totals(op: &Operator, c: &Ceilings, first: f64, last: f64) -> OpTotals {
+    if op.window == 0 {
+        return unwindowed_totals(op, c, first, last);
+    }
+    // A windowed operator: linear up to its window, constant past it.
+    let (pieces, n) = op.pieces(first, last);
+    let mut sum = OpTotals::default();
+    for (piece, lo, hi) in &pieces[..n] {
+        let t = unwindowed_totals(piece, c, *lo, *hi);
+        sum.point.add(t.point);
+        sum.compute_bound_s += t.compute_bound_s;
+    }
+    sum
+}
+
+fn unwindowed_totals(op: &Operator, c: &Ceilings, first: f64, last: f64) -> OpTotals {
     let count = op.count as f64;
     let steps = last - first + 1.0;
     let bytes = op.bytes();
@@ -262,7 +278,7 @@ impl<'a> Evaluator<'a> {
         let mut live = 0.0f64;
         for op in &self.ops {
             total.add(totals(op, &self.ceilings, first, last).point);
-            live = live.max((op.act_read_bytes + op.act_write_bytes).at(last));
+            live = live.max((op.act_read_bytes + op.act_write_bytes).at(op.context(last)));
         }
         (total, live)
     }
@@ -391,8 +407,7 @@ pub fn footprint_at(
 ) -> Footprint {
     let p = &settings.precisions;
     let weights_bytes = arch.stored_weight_bytes(p.weights);
-    let kv_cache_bytes =
-        settings.batch as f64 * max_context as f64 * arch.kv_elements_per_token() as f64 * p.kv_cache.bytes();
+    let kv_cache_bytes = arch.cache_bytes(settings.batch, max_context, p.kv_cache.bytes());
     let logits = settings.batch as f64 * arch.vocab_size as f64 * p.activations.bytes();
     let workspace_bytes = live_bytes + logits;
     let total_bytes = weights_bytes + kv_cache_bytes + workspace_bytes;

@@ -9,10 +9,14 @@ mod linear;
 
 pub use linear::Linear;
 
-use crate::arch::{Activation, Architecture, Attention, Ffn, Mla, Moe};
+use crate::arch::{Activation, Architecture, Attention, DeltaNet, Ffn, Layer, Mamba2, Mixer, Mla, Moe};
 use crate::dtype::storage::{layer_split, MixContext, Role};
 use crate::dtype::{DType, Precisions, TensorType};
 use serde::{Deserialize, Serialize};
+
+/// Bytes per element of recurrent and convolution states and of convolution kernels: f32, as
+/// llama.cpp keeps them whatever the weight and KV formats.
+pub const STATE_BYTES: f64 = 4.0;
 
 /// What kind of kernel an operator is; calibration measures efficiency per class.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -37,10 +41,14 @@ pub enum OpClass {
     Gather,
     /// Appending keys and values to the cache.
     KvWrite,
+    /// A recurrence run token by token over a state (Gated DeltaNet, Mamba2): its FLOPs run at
+    /// the scan's own efficiency, not at a product's. Profiles without its own table use
+    /// `Elementwise`'s.
+    Scan,
 }
 
 impl OpClass {
-    pub const ALL: [OpClass; 10] = [
+    pub const ALL: [OpClass; 11] = [
         OpClass::Matmul,
         OpClass::BatchedMatmul,
         OpClass::Attention,
@@ -51,6 +59,7 @@ impl OpClass {
         OpClass::Elementwise,
         OpClass::Gather,
         OpClass::KvWrite,
+        OpClass::Scan,
     ];
 
     pub fn name(self) -> &'static str {
@@ -65,6 +74,7 @@ impl OpClass {
             OpClass::Elementwise => "elementwise",
             OpClass::Gather => "gather",
             OpClass::KvWrite => "kv_write",
+            OpClass::Scan => "scan",
         }
     }
 }
@@ -94,12 +104,54 @@ pub struct Operator {
     /// Attention's value head size (0 for other operators): CPU kernels accumulate each
     /// score's value row in vectors of a fixed width, so the cost per score steps with it.
     pub value_head: u32,
+    /// A windowed layer's window (0: none): its context-dependent terms stop growing once the
+    /// context reaches it.
+    pub window: u32,
 }
 
 impl Operator {
     /// All bytes this operator moves to and from main memory.
     pub fn bytes(&self) -> Linear {
         self.weight_bytes + self.act_read_bytes + self.act_write_bytes + self.kv_read_bytes + self.kv_write_bytes
+    }
+
+    /// The operator at contexts past its window: every term frozen at the window.
+    fn saturated(&self) -> Operator {
+        let w = self.window as f64;
+        let freeze = |l: Linear| Linear::constant(l.at(w));
+        Operator {
+            rows: freeze(self.rows),
+            flops: freeze(self.flops),
+            weight_bytes: freeze(self.weight_bytes),
+            act_read_bytes: freeze(self.act_read_bytes),
+            act_write_bytes: freeze(self.act_write_bytes),
+            kv_read_bytes: freeze(self.kv_read_bytes),
+            kv_write_bytes: freeze(self.kv_write_bytes),
+            scores: freeze(self.scores),
+            ..*self
+        }
+    }
+
+    /// Contexts `first..=last` split where a window saturates: up to two (operator, first,
+    /// last) pieces, each linear in the context, so sums over them stay closed-form and exact.
+    pub fn pieces(&self, first: f64, last: f64) -> ([(Operator, f64, f64); 2], usize) {
+        let w = self.window as f64;
+        if self.window == 0 || last <= w {
+            ([(*self, first, last); 2], 1)
+        } else if first > w {
+            ([(self.saturated(), first, last); 2], 1)
+        } else {
+            ([(*self, first, w), (self.saturated(), w + 1.0, last)], 2)
+        }
+    }
+
+    /// The context this operator really sees at `n` (its window, once the context passes it).
+    pub fn context(&self, n: f64) -> f64 {
+        if self.window == 0 {
+            n
+        } else {
+            n.min(self.window as f64)
+        }
     }
 }
 
@@ -232,6 +284,8 @@ impl Default for RunSettings {
 struct Pass {
     decode: bool,
     batch: f64,
+    /// Prompt tokens per sequence (prefill; 0 in decode).
+    prompt: f64,
     /// New tokens in this pass, over the batch.
     tokens: f64,
     /// Query-key pairs per sequence per head that a causal kernel computes.
@@ -251,9 +305,14 @@ impl Pass {
     fn new(phase: Phase, s: &RunSettings) -> Pass {
         let batch = s.batch as f64;
         let p = &s.precisions;
+        let prompt = match phase {
+            Phase::Prefill { prompt } => prompt as f64,
+            Phase::Decode => 0.0,
+        };
         let common = |decode, tokens, pairs, scores, kv_tokens| Pass {
             decode,
             batch,
+            prompt,
             tokens,
             causal_pairs: pairs,
             score_elements: scores,
@@ -310,6 +369,8 @@ struct Builder<'a> {
     /// Layers `from..to` the operators being added run in (for per-layer storage types).
     layers: (u32, u32),
     mix: MixContext,
+    /// The window of the attention being added (0: global).
+    window: u32,
 }
 
 impl Builder<'_> {
@@ -329,6 +390,7 @@ impl Builder<'_> {
             kv_write_bytes: Linear::ZERO,
             scores: Linear::ZERO,
             value_head: 0,
+            window: self.window,
         };
         self.ops.push(op);
         self.ops.last_mut().unwrap()
@@ -458,20 +520,119 @@ impl Builder<'_> {
         op.kv_write_bytes = Linear::constant(p.tokens * elements_per_token * p.kv);
     }
 
-    fn grouped_attention(&mut self, arch: &Architecture, plan: Plan, heads: u32, kv_heads: u32, head_dim: u32) {
+    fn grouped_attention(&mut self, arch: &Architecture, plan: Plan, layer: Layer, kv_heads: u32, head_dim: u32) {
+        let heads = arch.attention.num_heads();
         let (h, nh, hd) = (arch.hidden_size as f64, heads as f64, head_dim as f64);
         let (q, kv) = (nh * hd, kv_heads as f64 * hd);
-        self.matmul("q_proj", Role::AttnQ, h, q, arch.qkv_bias);
+        // A gated attention's query projection also emits the output gate.
+        let q_out = if arch.attn_output_gate { 2.0 * q } else { q };
+        self.matmul("q_proj", Role::AttnQ, h, q_out, arch.qkv_bias);
         self.matmul("k_proj", Role::AttnK, h, kv, arch.qkv_bias);
         self.matmul("v_proj", Role::AttnV, h, kv, arch.qkv_bias);
         if arch.qk_norm {
             self.norm("qk_norm", q + kv);
         }
         // RoPE: x*cos + rotate(x)*sin = 3 FLOPs per element of q and k.
-        self.elementwise("rope", OpClass::Rope, q + kv, 3.0, 1.0);
+        if layer.rope {
+            self.elementwise("rope", OpClass::Rope, q + kv, 3.0, 1.0);
+        }
         self.kv_append(2.0 * kv);
         self.attention_core(arch, plan);
+        if arch.attn_output_gate {
+            // o * sigmoid(gate): neg, exp, add, div, mul.
+            self.elementwise("output_gate", OpClass::Elementwise, q, 5.0, 2.0);
+        }
         self.matmul("o_proj", Role::AttnOutput, q, h, arch.o_bias);
+    }
+
+    /// Windowed attention from here on: in prefill a query sees at most `window` keys (the
+    /// causal pairs saturate), in decode every operator's context is capped at the window.
+    fn set_window(&mut self, window: Option<u32>) {
+        self.window = window.unwrap_or(0);
+        if let (Some(w), false) = (window, self.pass.decode) {
+            let (n, w) = (self.pass.prompt, w as f64);
+            let pairs = if n <= w { n * (n + 1.0) / 2.0 } else { w * (w + 1.0) / 2.0 + (n - w) * w };
+            self.pass.causal_pairs = Linear::constant(pairs);
+        }
+    }
+
+    /// A depthwise causal convolution of `kernel` taps over `channels` (f32 kernel and state,
+    /// as llama.cpp keeps them) and `extra_flops` per channel of what runs with it; its state,
+    /// the last `kernel - 1` inputs, is read and written once per pass per sequence.
+    fn causal_conv(&mut self, name: &'static str, channels: f64, kernel: f64, extra_flops: f64, inputs: f64) {
+        let p = self.pass;
+        let (t, a) = (p.tokens, p.a);
+        let state = p.batch * (kernel - 1.0) * channels * STATE_BYTES;
+        let op = self.op(name, OpClass::Elementwise, Linear::constant(t * channels * (2.0 * kernel + extra_flops)));
+        op.weight_bytes = Linear::constant(kernel * channels * STATE_BYTES);
+        op.act_read_bytes = Linear::constant(inputs * t * channels * a);
+        op.act_write_bytes = Linear::constant(t * channels * a);
+        op.kv_read_bytes = Linear::constant(state);
+        op.kv_write_bytes = Linear::constant(state);
+    }
+
+    /// A recurrence over a state of `state` f32 elements per sequence, `flops_per_token` per
+    /// token, reading `read` and writing `write` activations per token. The state is read and
+    /// written once per pass (prefill keeps it on chip between tokens).
+    fn scan(&mut self, name: &'static str, state: f64, flops_per_token: f64, read: f64, write: f64) {
+        let p = self.pass;
+        let (t, a) = (p.tokens, p.a);
+        let op = self.op(name, OpClass::Scan, Linear::constant(t * flops_per_token));
+        op.act_read_bytes = Linear::constant(t * read * a);
+        op.act_write_bytes = Linear::constant(t * write * a);
+        op.kv_read_bytes = Linear::constant(p.batch * state * STATE_BYTES);
+        op.kv_write_bytes = Linear::constant(p.batch * state * STATE_BYTES);
+    }
+
+    /// RMSNorm(o) * SiLU(z) over `width` (4 + 6 FLOPs per element), reading o and z, with a
+    /// norm weight of `weight` elements.
+    fn gated_norm(&mut self, name: &'static str, width: f64, weight: f64) {
+        let (t, a) = (self.pass.tokens, self.pass.a);
+        let op = self.op(name, OpClass::Norm, Linear::constant(10.0 * t * width));
+        op.act_read_bytes = Linear::constant(2.0 * t * width * a);
+        op.act_write_bytes = Linear::constant(t * width * a);
+        op.weight_bytes = Linear::constant(weight * a);
+    }
+
+    /// LFM2's gated short convolution: B, C, x = in_proj(h); y = conv(B * x); out_proj(C * y).
+    fn short_conv(&mut self, h: f64, kernel: u32) {
+        self.matmul("conv_in_proj", Role::AttnOther, h, 3.0 * h, false);
+        // B * x before the convolution, C * y after it: one multiply each per channel.
+        self.causal_conv("short_conv", h, kernel as f64, 2.0, 3.0);
+        self.matmul("conv_out_proj", Role::AttnOther, h, h, false);
+    }
+
+    /// Gated DeltaNet: in_proj (q, k, v, z, b, a), conv + SiLU over q, k, v, L2 norms of q and
+    /// k with the gates, the delta-rule recurrence, a gated RMSNorm, out_proj.
+    fn delta_net(&mut self, h: f64, g: DeltaNet) {
+        let (key, value, conv) = (g.key_dim() as f64, g.value_dim() as f64, g.conv_dim() as f64);
+        let hv = g.value_heads as f64;
+        self.matmul("deltanet_in_proj", Role::AttnOther, h, g.in_proj_dim() as f64, false);
+        // SiLU after the convolution: 5 FLOPs per channel.
+        self.causal_conv("deltanet_conv", conv, g.conv_kernel as f64, 5.0, 1.0);
+        // L2 norms of q and k (square, sum, scale: 3 per element); beta = sigmoid(b) and
+        // g = -exp(A) * softplus(a + dt_bias) per value head (about 10).
+        self.elementwise("deltanet_qk_norm", OpClass::Norm, 2.0 * key, 3.0, 1.0);
+        // Per head and token: decay S (1 per element), S^T k (2), rank-1 update (2), S^T q (2).
+        let flops = 7.0 * g.state_elements() as f64 + 10.0 * hv;
+        self.scan("deltanet_scan", g.state_elements() as f64, flops, conv + 2.0 * hv, value);
+        self.gated_norm("deltanet_gated_norm", value, g.value_head_dim as f64);
+        self.matmul("deltanet_out_proj", Role::AttnOther, value, h, false);
+    }
+
+    /// Mamba2: in_proj (z, x, B, C, dt), conv + SiLU over x, B, C, the selective scan, D skip,
+    /// a gated RMSNorm, out_proj.
+    fn mamba2(&mut self, h: f64, m: Mamba2) {
+        let (inner, conv) = (m.inner() as f64, m.conv_dim() as f64);
+        self.matmul("mamba_in_proj", Role::AttnOther, h, m.in_proj_dim() as f64, false);
+        // Bias and SiLU after the convolution.
+        self.causal_conv("mamba_conv", conv, m.conv_kernel as f64, 6.0, 1.0);
+        // Per channel and state element: decay, B * x * dt, add, C dot (5); D skip 2 per channel;
+        // softplus and exp of dt per head.
+        let flops = 5.0 * m.state_elements() as f64 + 2.0 * inner + 10.0 * m.heads as f64;
+        self.scan("mamba_scan", m.state_elements() as f64, flops, conv + m.heads as f64, inner);
+        self.gated_norm("mamba_gated_norm", inner, inner);
+        self.matmul("mamba_out_proj", Role::AttnOther, inner, h, false);
     }
 
     /// The operators an execution plan changes. Skipped for `Part::Shared`.
@@ -654,11 +815,23 @@ pub fn operators_into(
         Ffn::Dense { .. } => 0,
     };
     let mix = MixContext { layers, experts, tied_embeddings: arch.tie_embeddings };
-    let mut b = Builder { ops, pass, count: 1, part, fuse, pending_norm: None, layers: (0, 1), mix };
+    let mut b = Builder { ops, pass, count: 1, part, fuse, pending_norm: None, layers: (0, 1), mix, window: 0 };
+    let groups = arch.layer_groups();
+    // Attention tensors are stored (and numbered by the quantiser) over the attention layers.
+    let attention_layers = arch.attention_layers();
+    let attention_storage = |b: &mut Builder| {
+        b.layers = (0, attention_layers);
+        b.mix.layers = attention_layers;
+    };
     if part == Part::PlanDependent {
-        b.count = layers;
-        b.layers = (0, layers);
-        b.attention_core(arch, plan);
+        for &(layer, count) in groups.as_slice().iter().filter(|(l, _)| l.mixer.is_attention()) {
+            b.count = count;
+            attention_storage(&mut b);
+            b.set_window(layer.mixer.window());
+            b.attention_core(arch, plan);
+            b.set_window(None);
+            b.pass = pass;
+        }
         return;
     }
 
@@ -668,48 +841,75 @@ pub fn operators_into(
     op.weight_bytes = Linear::constant(pass.tokens * h * w_embd);
     op.act_write_bytes = Linear::constant(pass.tokens * h * pass.a);
 
-    b.count = layers;
-    b.layers = (0, layers);
-    b.norm_before_products("attn_norm", h);
-    match arch.attention {
-        Attention::Grouped { num_heads, num_kv_heads, head_dim } => {
-            b.grouped_attention(arch, plan, num_heads, num_kv_heads, head_dim)
-        }
-        Attention::Latent(m) => b.latent_attention(arch, plan, m),
-    }
-    if arch.norms_per_layer == 4 {
-        b.norm("post_attn_norm", h);
-    }
-    b.residual_add(h);
-    // A MoE layer's norm also feeds the gather of each expert's tokens: it stays a kernel.
-    if arch.ffn.is_moe() {
-        b.norm("ffn_norm", h);
-    } else {
-        b.norm_before_products("ffn_norm", h);
-    }
-    match arch.ffn {
-        Ffn::Dense { intermediate_size, gated, activation, bias } => {
-            b.dense_ffn(h, intermediate_size as f64, gated, activation, bias)
-        }
-        Ffn::Moe(m) => {
-            if m.first_k_dense > 0 {
-                b.count = m.first_k_dense;
-                b.layers = (0, m.first_k_dense);
-                b.dense_ffn(h, m.dense_intermediate_size as f64, true, m.activation, false);
+    // Each distinct mixer once, for the layers that have it.
+    for &(layer, count) in groups.as_slice() {
+        b.count = count;
+        b.layers = (0, count);
+        b.mix.layers = layers;
+        b.norm_before_products("attn_norm", h);
+        match layer.mixer {
+            Mixer::Global | Mixer::Window { .. } => {
+                attention_storage(&mut b);
+                b.set_window(layer.mixer.window());
+                match arch.attention {
+                    Attention::Grouped { num_kv_heads, head_dim, .. } => {
+                        b.grouped_attention(arch, plan, layer, num_kv_heads, head_dim)
+                    }
+                    Attention::Latent(m) => b.latent_attention(arch, plan, m),
+                }
+                b.set_window(None);
+                b.pass = pass;
             }
-            b.count = layers - m.first_k_dense;
-            b.layers = (m.first_k_dense, layers);
-            if b.count > 0 {
-                b.moe_ffn(h, m);
-            }
-            b.count = layers;
-            b.layers = (0, layers);
+            Mixer::ShortConv { kernel } => b.short_conv(h, kernel),
+            Mixer::DeltaNet(g) => b.delta_net(h, g),
+            Mixer::Mamba2(m) => b.mamba2(h, m),
         }
+        b.layers = (0, layers);
+        b.mix.layers = layers;
+        if arch.norms_of(layer) == 4 {
+            b.norm("post_attn_norm", h);
+        }
+        b.residual_add(h);
     }
-    if arch.norms_per_layer == 4 {
-        b.norm("post_ffn_norm", h);
+
+    // The FFN of every layer that has one; tensors numbered over those layers.
+    let ffn_layers = arch.ffn_layers();
+    if ffn_layers > 0 {
+        b.count = ffn_layers;
+        b.layers = (0, ffn_layers);
+        b.mix.layers = ffn_layers;
+        // A MoE layer's norm also feeds the gather of each expert's tokens: it stays a kernel.
+        if arch.ffn.is_moe() {
+            b.norm("ffn_norm", h);
+        } else {
+            b.norm_before_products("ffn_norm", h);
+        }
+        match arch.ffn {
+            Ffn::Dense { intermediate_size, gated, activation, bias } => {
+                b.dense_ffn(h, intermediate_size as f64, gated, activation, bias)
+            }
+            Ffn::Moe(m) => {
+                let dense = ffn_layers - arch.moe_layers();
+                if dense > 0 {
+                    b.count = dense;
+                    b.layers = (0, dense);
+                    b.dense_ffn(h, m.dense_intermediate_size as f64, true, m.activation, false);
+                }
+                b.count = ffn_layers - dense;
+                b.layers = (dense, ffn_layers);
+                if b.count > 0 {
+                    b.moe_ffn(h, m);
+                }
+                b.count = ffn_layers;
+                b.layers = (0, ffn_layers);
+            }
+        }
+        if arch.norms_per_layer == 4 {
+            b.norm("post_ffn_norm", h);
+        }
+        b.residual_add(h);
     }
-    b.residual_add(h);
+    b.mix.layers = layers;
 
     b.count = 1;
     b.layers = (0, 1);
