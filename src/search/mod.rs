@@ -238,11 +238,7 @@ impl<'a> Scorer<'a> {
         }
         // Weights and KV cache alone already over budget: no need to evaluate.
         let p = &cand.precisions;
-        let kv = cand.arch.cache_bytes(
-            self.space.workload.batch,
-            self.space.workload.max_context as u64,
-            p.kv_cache.bytes(),
-        );
+        let kv = cand.arch.cache_bytes(self.space.workload.batch, self.space.workload.max_context, p.kv_cache.bytes());
         if params * p.weights.bytes() + kv > self.budget_bytes {
             return Err("memory_budget");
         }
