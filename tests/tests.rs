@@ -1,6 +1,8 @@
 //! One integration-test binary. Each module covers one area:
 //! - `accounting`: parameter counts, KV bytes and operator FLOPs/bytes against published or
 //!   hand-derived values;
+//! - `layers`: windowed, convolution, DeltaNet and Mamba2 layers: sizes, operators and sums by
+//!   hand;
 //! - `roofline`: times, closed-form sums and metrics against hand arithmetic;
 //! - `cli`: the binary driven as a user would, exit codes and error text;
 //! - `harden`: one regression test per defect of the bad-input, fault and concurrency sweep;
@@ -24,6 +26,7 @@ mod harden;
 mod harden_fit;
 mod harden_outputs;
 mod harden_sweep;
+mod layers;
 mod llamacpp;
 mod outputs;
 mod quality;
