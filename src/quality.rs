@@ -27,7 +27,7 @@
 //! The estimate runs inside the search's scoring loop: two `powf` calls per candidate (three
 //! when the tokens scale with the parameters), the rest a handful of integer products.
 
-use crate::arch::{Architecture, AttentionKind, Ffn};
+use crate::arch::{Architecture, AttentionKind, Ffn, Mixer};
 use serde::{Serialize, Serializer};
 use std::fmt;
 
@@ -101,7 +101,7 @@ impl Tokens {
 
 /// The fitted ranges an estimate lies outside of; empty when every law was fitted around it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
-pub struct Coverage(u8);
+pub struct Coverage(u16);
 
 impl Coverage {
     pub const FITTED: Coverage = Coverage(0);
@@ -117,8 +117,15 @@ impl Coverage {
     pub const MQA: Coverage = Coverage(1 << 4);
     pub const MLA: Coverage = Coverage(1 << 5);
     pub const MOE: Coverage = Coverage(1 << 6);
+    /// Layer kinds no fit contained (every fit's models were full-attention transformers with
+    /// RoPE): sliding windows, short convolutions, linear attention, state spaces, NoPE.
+    pub const WINDOW: Coverage = Coverage(1 << 7);
+    pub const CONV: Coverage = Coverage(1 << 8);
+    pub const DELTANET: Coverage = Coverage(1 << 9);
+    pub const MAMBA2: Coverage = Coverage(1 << 10);
+    pub const NOPE: Coverage = Coverage(1 << 11);
 
-    const NAMES: [(Coverage, &'static str); 7] = [
+    const NAMES: [(Coverage, &'static str); 12] = [
         (Coverage::PARAMETERS, "parameters"),
         (Coverage::TOKENS, "tokens"),
         (Coverage::ASPECT_RATIO, "aspect_ratio"),
@@ -126,6 +133,11 @@ impl Coverage {
         (Coverage::MQA, "mqa"),
         (Coverage::MLA, "mla"),
         (Coverage::MOE, "moe"),
+        (Coverage::WINDOW, "window"),
+        (Coverage::CONV, "conv"),
+        (Coverage::DELTANET, "deltanet"),
+        (Coverage::MAMBA2, "mamba2"),
+        (Coverage::NOPE, "nope"),
     ];
 
     pub fn is_fitted(self) -> bool {
@@ -251,6 +263,17 @@ impl LossModel {
             AttentionKind::Mla => range.set_if(Coverage::MLA, true),
         }
         range.set_if(Coverage::MOE, arch.ffn.is_moe());
+        for layer in &arch.layers {
+            let flag = match layer.mixer {
+                Mixer::Global => Coverage::FITTED,
+                Mixer::Window { .. } => Coverage::WINDOW,
+                Mixer::ShortConv { .. } => Coverage::CONV,
+                Mixer::DeltaNet(_) => Coverage::DELTANET,
+                Mixer::Mamba2(_) => Coverage::MAMBA2,
+            };
+            range.0 |= flag.0;
+            range.set_if(Coverage::NOPE, layer.mixer.is_attention() && !layer.rope);
+        }
         Estimate { non_embedding_params: non_embedding, tokens: d, predicted_loss: loss, estimate_range: range }
     }
 }

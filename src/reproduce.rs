@@ -172,7 +172,7 @@ pub struct TrapRow {
     pub space: String,
     pub device: String,
     pub recommended: String,
-    pub attention: &'static str,
+    pub attention: String,
     pub layers: u32,
     pub hidden: u32,
     pub parameters: u64,

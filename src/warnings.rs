@@ -16,7 +16,9 @@ pub struct Run<'a> {
     pub model: &'a str,
     pub parameters: u64,
     pub max_position_embeddings: u32,
-    pub sliding_window: Option<u32>,
+    /// The window of windowed layers whose family's llama.cpp graph attends over the whole
+    /// context anyway (llama, mistral, qwen2, qwen3, phi3 never read `sliding_window`).
+    pub window_llama_cpp_ignores: Option<u32>,
     pub activations: DType,
     pub context_tokens: u64,
 }
@@ -27,7 +29,10 @@ impl<'a> Run<'a> {
             model: &arch.name,
             parameters: arch.parameters(),
             max_position_embeddings: arch.max_position_embeddings,
-            sliding_window: arch.layers.iter().find_map(|l| l.mixer.window()),
+            window_llama_cpp_ignores: arch.layers.iter().find_map(|l| l.mixer.window()).filter(|_| {
+                use crate::arch::Family::*;
+                matches!(arch.family, Llama | Mistral | Qwen2 | Qwen3 | Phi3)
+            }),
             activations,
             context_tokens,
         }
@@ -52,9 +57,10 @@ pub fn check(device: &DeviceProfile, run: &Run) -> Vec<String> {
             run.model, run.context_tokens, run.max_position_embeddings
         ));
     }
-    if let Some(win) = run.sliding_window.filter(|&win| run.context_tokens > win as u64) {
+    let on_llama_cpp = device.engine.as_ref().is_some_and(|e| e.name == "llama.cpp");
+    if let Some(win) = run.window_llama_cpp_ignores.filter(|&win| on_llama_cpp && run.context_tokens > win as u64) {
         w.push(format!(
-            "{}: a context of {} tokens is beyond its sliding window ({win}): windowed layers attend to {win} tokens only, while this tool prices attention over the whole context",
+            "{}: llama.cpp runs this family's sliding-window layers ({win} tokens) as full attention over all {} tokens, while this prediction prices the window (a gemma3 or gpt-oss GGUF keeps it)",
             run.model, run.context_tokens
         ));
     }
@@ -85,7 +91,7 @@ mod tests {
             model: "m",
             parameters,
             max_position_embeddings: 2048,
-            sliding_window: Some(1024),
+            window_llama_cpp_ignores: Some(1024),
             activations,
             context_tokens,
         }
@@ -99,10 +105,15 @@ mod tests {
         assert_eq!(w.len(), 1, "{w:?}");
         assert!(w[0].contains("emulated") && w[0].contains("1.48 GFLOP/s"), "{w:?}");
         assert!(check(&pi, &run(1_000_000_000, DType::F32, 512)).is_empty());
-        // 3000 tokens: past the 1024 window and the 2048 trained positions.
+        // 3000 tokens: past the 2048 trained positions; the 1024 window is priced as a window.
         let w = check(&pi, &run(1_000_000_000, DType::F32, 3000));
-        assert_eq!(w.len(), 2, "{w:?}");
-        assert!(w[0].contains("max_position_embeddings (2048)") && w[1].contains("sliding window (1024)"));
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].contains("max_position_embeddings (2048)"), "{w:?}");
+        // On a llama.cpp profile, a family whose llama.cpp graph ignores the window is said so.
+        let engine = builtin("rpi5").unwrap();
+        assert_eq!(engine.engine.as_ref().map(|e| e.name.as_str()), Some("llama.cpp"));
+        let w = check(&engine, &run(1_000_000_000, DType::F32, 3000));
+        assert!(w.iter().any(|l| l.contains("sliding-window layers (1024 tokens) as full attention")), "{w:?}");
         // A 135M model on a datasheet (upper-bound) profile.
         let w = check(&builtin("m1-pro-datasheet").unwrap(), &run(135_000_000, DType::F32, 512));
         assert_eq!(w.len(), 1, "{w:?}");

@@ -172,7 +172,7 @@ fn the_recommendation_depends_on_the_device() {
     };
     let shape = |r: &rooflinebench::search::FrontRow| {
         (
-            r.attention,
+            r.attention.clone(),
             r.layers,
             r.hidden,
             r.heads,

@@ -467,6 +467,67 @@ impl Architecture {
         Ok(())
     }
 
+    /// The attention kind, and the first other mixer a hybrid has: "gqa", "gqa+window",
+    /// "mha+conv", "mla+deltanet" (fronts and plots group candidates by it).
+    pub fn stack_kind(&self) -> &'static str {
+        use AttentionKind::*;
+        let att = self.attention_kind();
+        let other = self.layers.iter().map(|l| l.mixer).find(|m| *m != Mixer::Global);
+        macro_rules! kinds {
+            ($($k:ident => $base:literal),*) => {
+                match (att, other) {
+                    $(
+                        ($k, None) => $base,
+                        ($k, Some(Mixer::Window { .. })) => concat!($base, "+window"),
+                        ($k, Some(Mixer::ShortConv { .. })) => concat!($base, "+conv"),
+                        ($k, Some(Mixer::DeltaNet(_))) => concat!($base, "+deltanet"),
+                        ($k, Some(Mixer::Mamba2(_))) => concat!($base, "+mamba2"),
+                        ($k, Some(Mixer::Global)) => $base,
+                    )*
+                }
+            };
+        }
+        kinds!(Mha => "mha", Gqa => "gqa", Mqa => "mqa", Mla => "mla")
+    }
+
+    /// The attention kind and, for a hybrid, how its layers differ: "gqa", "gqa+window512 x15".
+    pub fn stack_label(&self) -> String {
+        let kind = self.attention_kind().name();
+        match self.pattern_label() {
+            p if p.is_empty() => kind.to_string(),
+            p => format!("{kind}+{p}"),
+        }
+    }
+
+    /// How the layers differ from global attention with RoPE, group by group, for labels:
+    /// "" (uniform), "window512 x15", "conv3 x10", "deltanet 16/16x128 x18, nope x9".
+    pub fn pattern_label(&self) -> String {
+        let mut parts: Vec<String> = Vec::new();
+        for &(layer, count) in self.layer_groups().as_slice() {
+            let part = match layer.mixer {
+                Mixer::Global => continue,
+                Mixer::Window { window } => format!("window{window}"),
+                Mixer::ShortConv { kernel } => format!("conv{kernel}"),
+                Mixer::DeltaNet(g) => {
+                    format!("deltanet {}/{}x{}", g.key_heads, g.value_heads, g.key_head_dim.max(g.value_head_dim))
+                }
+                Mixer::Mamba2(m) => format!("mamba2 {}x{} s{}", m.heads, m.head_dim, m.state_size),
+            };
+            match parts.iter_mut().find(|p| p.starts_with(&part) && p[part.len()..].starts_with(" x")) {
+                Some(p) => {
+                    let n: u32 = p[part.len() + 2..].parse().unwrap_or(0);
+                    *p = format!("{part} x{}", n + count);
+                }
+                None => parts.push(format!("{part} x{count}")),
+            }
+        }
+        let nope = self.layers.iter().filter(|l| l.mixer.is_attention() && !l.rope).count();
+        if nope > 0 {
+            parts.push(format!("nope x{nope}"));
+        }
+        parts.join(", ")
+    }
+
     /// The layer at `index` (0-based).
     pub fn layer(&self, index: u32) -> Layer {
         self.layers.get(index as usize).copied().unwrap_or(Layer::GLOBAL)

@@ -51,13 +51,13 @@ pub fn write(r: &SearchReport, space: &SearchSpace, device: &DeviceProfile, dir:
             front_points.push(plot::FrontPoint {
                 parameters: s.parameters,
                 rip: s.rip,
-                attention: c.arch.attention_kind().name().to_string(),
+                attention: c.arch.stack_kind().to_string(),
                 recommended: s.index == r.recommended.index,
             });
             quality_points.push(plot::QualityPoint {
                 decode_tokens_per_s: s.decode_tokens_per_s,
                 predicted_loss: s.predicted_loss,
-                attention: c.arch.attention_kind().name().to_string(),
+                attention: c.arch.stack_kind().to_string(),
             });
             let d = scorer.detail(&c.arch, c.precision_index);
             csv.serialize(FrontRow::new(&c, &d, s.index == r.recommended.index))?;

@@ -12,7 +12,8 @@ use std::fmt::Write as _;
 pub struct FrontRow {
     pub index: u64,
     pub recommended: bool,
-    pub attention: &'static str,
+    /// The attention kind, with a hybrid's other layers: "gqa", "gqa+window512 x15".
+    pub attention: String,
     pub layers: u32,
     pub hidden: u32,
     pub heads: u32,
@@ -67,9 +68,9 @@ pub struct FrontRow {
 
 /// The architecture fields of a candidate as the front reports them (MLA's head_dim is its
 /// no-RoPE query/key width; MoE's intermediate is the dense layers' width).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Shape {
-    attention: &'static str,
+    attention: String,
     heads: u32,
     kv_heads: u32,
     head_dim: u32,
@@ -116,7 +117,7 @@ impl Shape {
                 ),
             };
         Shape {
-            attention: a.attention_kind().name(),
+            attention: a.stack_label(),
             heads,
             kv_heads,
             head_dim,
@@ -150,7 +151,7 @@ fn label_of(
     kv: &str,
 ) -> String {
     let natural = hidden % s.heads == 0 && s.head_dim == hidden / s.heads;
-    let att = match s.attention {
+    let att = match s.attention.as_str() {
         "mla" => {
             let mut t = format!("mla r{} heads {}", s.kv_lora_rank, s.heads);
             if s.q_lora_rank > 0 {
@@ -208,7 +209,7 @@ impl FrontRow {
         FrontRow {
             index: c.index,
             recommended,
-            attention: s.attention,
+            attention: s.attention.clone(),
             layers: a.num_layers,
             hidden: a.hidden_size,
             heads: s.heads,
@@ -261,7 +262,7 @@ impl FrontRow {
 
     fn shape(&self) -> Shape {
         Shape {
-            attention: self.attention,
+            attention: self.attention.clone(),
             heads: self.heads,
             kv_heads: self.kv_heads,
             head_dim: self.head_dim,

@@ -6,7 +6,9 @@
 //! no two indices describe the same candidate. Index `i` decodes to one candidate in mixed radix,
 //! which makes parallel chunks and `--shard K/N` slices deterministic.
 
-use crate::arch::{Activation, Architecture, Attention, AttentionKind, Family, Ffn, Mla, Moe};
+use crate::arch::{
+    Activation, Architecture, Attention, AttentionKind, DeltaNet, Family, Ffn, Layer, Mamba2, Mixer, Mla, Moe,
+};
 use crate::dtype::{DType, Precisions};
 use crate::error::{Error, Result};
 use crate::files::plain_name;
@@ -127,6 +129,64 @@ struct ArchitectureFile {
     vocab: Values<u32>,
     #[serde(default = "default_tie")]
     tie_embeddings: Vec<bool>,
+    /// What the layers between global-attention ones are: `global` (a uniform stack),
+    /// `window`, `conv`, `deltanet`, `mamba2`. Each kind searches as its own block.
+    #[serde(default = "default_mixer")]
+    mixer: Vec<MixerKind>,
+    /// One global-attention layer per this many layers (at least 2), in hybrid blocks.
+    global_every: Option<Values<u32>>,
+    /// Where the global layer sits in each period: `last` (Gemma 3) or `first`.
+    global_at: Option<Vec<GlobalAt>>,
+    /// Sliding windows, tokens (`window` blocks).
+    window: Option<Values<u32>>,
+    /// Short-convolution taps (`conv` blocks; LFM2 uses 3).
+    conv_kernel: Option<Values<u32>>,
+    /// Gated DeltaNet heads (key and value) and their head size (`deltanet` blocks).
+    deltanet_heads: Option<Values<u32>>,
+    deltanet_head_dim: Option<Values<u32>>,
+    /// Mamba2 head size and state size (`mamba2` blocks; inner width twice hidden).
+    mamba_head_dim: Option<Values<u32>>,
+    mamba_state: Option<Values<u32>>,
+}
+
+fn default_mixer() -> Vec<MixerKind> {
+    vec![MixerKind::Global]
+}
+
+/// The layer kind a block mixes with global attention, and the family it exports as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MixerKind {
+    /// Every layer global attention (llama, deepseek_v2).
+    Global,
+    /// Sliding-window attention (gemma3_text: GeGLU, four norms and q/k norms per layer).
+    Window,
+    /// Gated short convolutions (lfm2: q/k norms, heads of hidden / heads).
+    Conv,
+    /// Gated DeltaNet (qwen3_5_text: gated attention with q/k norms).
+    Deltanet,
+    /// Mamba2 (granitemoehybrid: attention without RoPE).
+    Mamba2,
+}
+
+impl MixerKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            MixerKind::Global => "global",
+            MixerKind::Window => "window",
+            MixerKind::Conv => "conv",
+            MixerKind::Deltanet => "deltanet",
+            MixerKind::Mamba2 => "mamba2",
+        }
+    }
+}
+
+/// Where a hybrid's global-attention layer sits in its period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GlobalAt {
+    Last,
+    First,
 }
 
 fn default_ffn() -> Vec<FfnKind> {
@@ -309,11 +369,20 @@ pub struct Dims {
     pub moe_shared: Vec<u32>,
     pub moe_expert_multiplier: Vec<f64>,
     pub moe_first_k_dense: Vec<u32>,
+    pub global_every: Vec<u32>,
+    pub global_at: Vec<GlobalAt>,
+    pub window: Vec<u32>,
+    pub conv_kernel: Vec<u32>,
+    pub deltanet_heads: Vec<u32>,
+    pub deltanet_head_dim: Vec<u32>,
+    pub mamba_head_dim: Vec<u32>,
+    pub mamba_state: Vec<u32>,
 }
 
-/// One (attention kind, FFN kind) block and its size.
+/// One (layer kind, attention kind, FFN kind) block and its size.
 #[derive(Debug, Clone)]
 pub struct Block {
+    pub mixer: MixerKind,
     pub attention: AttentionKind,
     pub ffn: FfnKind,
     radices: Vec<usize>,
@@ -359,6 +428,11 @@ pub enum Invalid {
     FirstKDenseNotBelowLayers,
     MoeNeedsMla,
     MoeHeadsDoNotDivideHidden,
+    /// Hybrid layer kinds come with grouped attention (MHA, GQA, MQA) and dense FFNs.
+    HybridNeedsGroupedDense,
+    GlobalEveryAboveLayers,
+    /// LFM2 needs heads of hidden / heads; Mamba2's heads must divide its inner width.
+    HybridHeadsDoNotFit,
     /// An index at or past `count()` (a hand-edited index).
     NotInSpace,
 }
@@ -373,6 +447,13 @@ impl Invalid {
             Invalid::MoeNeedsMla => "moe without mla (exports only as deepseek_v2)",
             Invalid::MoeHeadsDoNotDivideHidden => {
                 "moe with heads not dividing hidden (transformers' DeepseekV2Config rejects it, and DeepSeek-V3 routes differently)"
+            }
+            Invalid::HybridNeedsGroupedDense => {
+                "window, conv, deltanet and mamba2 layers with mla or moe (no family exports them)"
+            }
+            Invalid::GlobalEveryAboveLayers => "global_every above layers (no global-attention layer)",
+            Invalid::HybridHeadsDoNotFit => {
+                "conv with head_dim other than hidden / heads (lfm2), or mamba_head_dim not dividing 2 x hidden"
             }
             Invalid::NotInSpace => "no such candidate in the space",
         }
@@ -561,6 +642,16 @@ fn precisions_of(p: &PrecisionFile, src: &str) -> Result<Vec<Precisions>> {
 fn dims_of(a: &ArchitectureFile, precisions: Vec<Precisions>, src: &str) -> Result<Dims> {
     let has = |k| a.attention.contains(&k);
     let moe = a.ffn.contains(&FfnKind::Moe);
+    if a.mixer.is_empty() {
+        return Err(Error::field(
+            src,
+            "architecture.mixer",
+            "global, window, conv, deltanet and/or mamba2",
+            "an empty list",
+        ));
+    }
+    let mixer = |k: MixerKind| a.mixer.contains(&k).then_some(k.name());
+    let hybrid = a.mixer.iter().find(|k| **k != MixerKind::Global).map(|k| k.name());
     use crate::arch::limits::*;
     // Positive and bounded: `field` names the key, `max` its physical limit.
     let sized = |v: Vec<u32>, field: &str, max: u32| -> Result<Vec<u32>> {
@@ -653,6 +744,48 @@ fn dims_of(a: &ArchitectureFile, precisions: Vec<Precisions>, src: &str) -> Resu
             (None, false) => vec![],
         },
         moe_first_k_dense: optional(&a.moe_first_k_dense, "moe_first_k_dense", None, vec![0], MAX_LAYERS, true)?,
+        global_every: {
+            let list = optional(&a.global_every, "global_every", hybrid, vec![], MAX_LAYERS, false)?;
+            match list.iter().find(|&&g| g < 2) {
+                Some(g) => {
+                    return Err(Error::field(src, "architecture.global_every", "values of at least 2", g));
+                }
+                None => list,
+            }
+        },
+        global_at: match &a.global_at {
+            Some(l) if l.is_empty() => {
+                return Err(Error::field(src, "architecture.global_at", "last and/or first", "an empty list"))
+            }
+            Some(l) => l.clone(),
+            None => vec![GlobalAt::Last],
+        },
+        window: optional(&a.window, "window", mixer(MixerKind::Window), vec![], MAX_WINDOW, false)?,
+        conv_kernel: {
+            let list = optional(&a.conv_kernel, "conv_kernel", None, vec![3], MAX_CONV_KERNEL, false)?;
+            match list.iter().find(|&&k| k < 2) {
+                Some(k) => return Err(Error::field(src, "architecture.conv_kernel", "values of at least 2", k)),
+                None => list,
+            }
+        },
+        deltanet_heads: optional(
+            &a.deltanet_heads,
+            "deltanet_heads",
+            mixer(MixerKind::Deltanet),
+            vec![],
+            MAX_HEADS,
+            false,
+        )?,
+        deltanet_head_dim: optional(
+            &a.deltanet_head_dim,
+            "deltanet_head_dim",
+            None,
+            vec![128],
+            MAX_STATE_WIDTH,
+            false,
+        )?,
+        mamba_head_dim: optional(&a.mamba_head_dim, "mamba_head_dim", None, vec![64], MAX_STATE_WIDTH, false)?,
+        mamba_state: optional(&a.mamba_state, "mamba_state", None, vec![128], MAX_STATE_WIDTH, false)?,
         hidden,
         heads,
     })
@@ -667,41 +800,56 @@ fn blocks_of(a: &ArchitectureFile, dims: &Dims) -> Vec<Block> {
     let mut ffns = a.ffn.clone();
     ffns.sort();
     ffns.dedup();
-    for &att in &attention {
-        for &ffn in &ffns {
-            let d = dims;
-            let mut radices = vec![
-                d.layers.len(),
-                d.hidden.len(),
-                d.heads.len(),
-                d.head_dim.len(),
-                d.vocab.len(),
-                d.tie.len(),
-                d.precisions.len(),
-                d.ffn_multiplier.len(),
-            ];
-            match att {
-                AttentionKind::Gqa => radices.push(d.kv_heads.len()),
-                AttentionKind::Mla => radices.extend([
-                    d.kv_lora_rank.len(),
-                    d.q_lora_rank.len(),
-                    d.rope_head_dim.len(),
-                    d.nope_head_dim.len(),
-                    d.v_head_dim.len(),
-                ]),
-                AttentionKind::Mha | AttentionKind::Mqa => {}
+    let mut mixers = a.mixer.clone();
+    mixers.sort();
+    mixers.dedup();
+    for &mixer in &mixers {
+        for &att in &attention {
+            for &ffn in &ffns {
+                let d = dims;
+                let mut radices = vec![
+                    d.layers.len(),
+                    d.hidden.len(),
+                    d.heads.len(),
+                    d.head_dim.len(),
+                    d.vocab.len(),
+                    d.tie.len(),
+                    d.precisions.len(),
+                    d.ffn_multiplier.len(),
+                ];
+                match att {
+                    AttentionKind::Gqa => radices.push(d.kv_heads.len()),
+                    AttentionKind::Mla => radices.extend([
+                        d.kv_lora_rank.len(),
+                        d.q_lora_rank.len(),
+                        d.rope_head_dim.len(),
+                        d.nope_head_dim.len(),
+                        d.v_head_dim.len(),
+                    ]),
+                    AttentionKind::Mha | AttentionKind::Mqa => {}
+                }
+                if ffn == FfnKind::Moe {
+                    radices.extend([
+                        d.moe_experts.len(),
+                        d.moe_top_k.len(),
+                        d.moe_shared.len(),
+                        d.moe_expert_multiplier.len(),
+                        d.moe_first_k_dense.len(),
+                    ]);
+                }
+                if mixer != MixerKind::Global {
+                    radices.extend([d.global_every.len(), d.global_at.len()]);
+                }
+                match mixer {
+                    MixerKind::Global => {}
+                    MixerKind::Window => radices.push(d.window.len()),
+                    MixerKind::Conv => radices.push(d.conv_kernel.len()),
+                    MixerKind::Deltanet => radices.extend([d.deltanet_heads.len(), d.deltanet_head_dim.len()]),
+                    MixerKind::Mamba2 => radices.extend([d.mamba_head_dim.len(), d.mamba_state.len()]),
+                }
+                let size = radices.iter().try_fold(1u64, |acc, &r| acc.checked_mul(r as u64)).unwrap_or(u64::MAX);
+                blocks.push(Block { mixer, attention: att, ffn, radices, size });
             }
-            if ffn == FfnKind::Moe {
-                radices.extend([
-                    d.moe_experts.len(),
-                    d.moe_top_k.len(),
-                    d.moe_shared.len(),
-                    d.moe_expert_multiplier.len(),
-                    d.moe_first_k_dense.len(),
-                ]);
-            }
-            let size = radices.iter().try_fold(1u64, |acc, &r| acc.checked_mul(r as u64)).unwrap_or(u64::MAX);
-            blocks.push(Block { attention: att, ffn, radices, size });
         }
     }
 
@@ -862,7 +1010,7 @@ impl SearchSpace {
             })
             .ok_or(Invalid::NotInSpace)?;
         // Mixed radix, the first dimension varying slowest.
-        let mut digits = [0usize; 20];
+        let mut digits = [0usize; 24];
         let n = block.radices.len();
         for k in (0..n).rev() {
             let r = block.radices[k] as u64;
@@ -955,7 +1103,93 @@ impl SearchSpace {
             norm_eps: 1e-5,
             ..Architecture::plain(String::new(), layers, hidden, vocab, tie, attention, ffn)
         };
+        let arch = match block.mixer {
+            MixerKind::Global => arch,
+            kind => self.hybrid(arch, kind, &digits[k..])?,
+        };
         Ok(Candidate { index, arch, precisions, precision_index: digits[6] })
+    }
+
+    /// A hybrid of `base`'s attention with layers of `kind`, from the block's pattern digits,
+    /// in the family that expresses it.
+    fn hybrid(
+        &self,
+        base: Architecture,
+        kind: MixerKind,
+        digits: &[usize],
+    ) -> std::result::Result<Architecture, Invalid> {
+        let d = &self.dims;
+        let Attention::Grouped { num_heads, head_dim, .. } = base.attention else {
+            return Err(Invalid::HybridNeedsGroupedDense);
+        };
+        if base.ffn.is_moe() {
+            return Err(Invalid::HybridNeedsGroupedDense);
+        }
+        let (every, at) = (d.global_every[digits[0]], d.global_at[digits[1]]);
+        if every > base.num_layers {
+            return Err(Invalid::GlobalEveryAboveLayers);
+        }
+        let hidden = base.hidden_size;
+        let (mixer, family) = match kind {
+            MixerKind::Global => return Ok(base),
+            MixerKind::Window => (Mixer::Window { window: d.window[digits[2]] }, Family::Gemma3Text),
+            MixerKind::Conv => {
+                if hidden % num_heads != 0 || head_dim != hidden / num_heads {
+                    return Err(Invalid::HybridHeadsDoNotFit);
+                }
+                (Mixer::ShortConv { kernel: d.conv_kernel[digits[2]] }, Family::Lfm2)
+            }
+            MixerKind::Deltanet => {
+                let (heads, dim) = (d.deltanet_heads[digits[2]], d.deltanet_head_dim[digits[3]]);
+                let g = DeltaNet {
+                    key_heads: heads,
+                    value_heads: heads,
+                    key_head_dim: dim,
+                    value_head_dim: dim,
+                    conv_kernel: 4,
+                };
+                (Mixer::DeltaNet(g), Family::Qwen35Text)
+            }
+            MixerKind::Mamba2 => {
+                let (dim, state) = (d.mamba_head_dim[digits[2]], d.mamba_state[digits[3]]);
+                if (2 * hidden) % dim != 0 {
+                    return Err(Invalid::HybridHeadsDoNotFit);
+                }
+                let m = Mamba2 {
+                    heads: 2 * hidden / dim,
+                    head_dim: dim,
+                    state_size: state,
+                    groups: 1,
+                    conv_kernel: 4,
+                    conv_bias: true,
+                };
+                (Mixer::Mamba2(m), Family::GraniteMoeHybrid)
+            }
+        };
+        // Granite 4.0-H's attention layers use no positional encoding (the Mamba2 layers order
+        // the tokens).
+        let rope = kind != MixerKind::Mamba2;
+        let is_global = |i: u32| match at {
+            GlobalAt::Last => i % every == every - 1,
+            GlobalAt::First => i % every == 0,
+        };
+        let layers = (0..base.num_layers)
+            .map(|i| Layer { mixer: if is_global(i) { Mixer::Global } else { mixer }, rope, ffn: true })
+            .collect();
+        let mut arch = Architecture { family, layers, qk_norm: true, ..base };
+        match kind {
+            MixerKind::Window => {
+                // Gemma 3: GeGLU, and norms after attention and after the FFN as well.
+                arch.norms_per_layer = 4;
+                if let Ffn::Dense { activation, .. } = &mut arch.ffn {
+                    *activation = Activation::GeluTanh;
+                }
+            }
+            MixerKind::Deltanet => arch.attn_output_gate = true,
+            MixerKind::Mamba2 => arch.qk_norm = false,
+            _ => {}
+        }
+        Ok(arch)
     }
 }
 
