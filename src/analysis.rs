@@ -213,3 +213,52 @@ pub fn operator_rows(
     }
     rows
 }
+
+/// `analyze --explain-plan` for convolution and recurrent mixers, which have no plan to
+/// choose: their kernels in `phase`, each one's time per layer on the device, and the state
+/// they carry.
+pub fn explain_mixers(
+    arch: &Architecture,
+    device: &DeviceProfile,
+    settings: &RunSettings,
+    phase: &str,
+    prompt: f64,
+) -> String {
+    use crate::arch::Mixer;
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    let (workload_phase, n) = match phase {
+        "prefill" => (Phase::Prefill { prompt: prompt as u32 }, 0.0),
+        _ => (Phase::Decode, prompt + 1.0),
+    };
+    let h = arch.hidden_size as u64;
+    for &(layer, count) in arch.layer_groups().as_slice().iter().filter(|(l, _)| !l.mixer.is_attention()) {
+        let prefix = match layer.mixer {
+            Mixer::ShortConv { .. } => "conv",
+            Mixer::DeltaNet(_) => "deltanet",
+            Mixer::Mamba2(_) => "mamba",
+            Mixer::Global | Mixer::Window { .. } => continue,
+        };
+        let one = Architecture { num_layers: 1, layers: vec![layer], ..arch.clone() };
+        let ops = operators(&one, workload_phase, settings, Plan::NAIVE);
+        let kernels: Vec<(&str, f64)> = ops
+            .iter()
+            .filter(|o| o.name.starts_with(prefix) || o.name == "short_conv")
+            .map(|o| (o.name, crate::roofline::launch_time_s(o, device, n)))
+            .collect();
+        let total: f64 = kernels.iter().map(|(_, t)| t).sum();
+        let shares: Vec<String> = kernels
+            .iter()
+            .map(|(name, t)| format!("{name} {:.0}%", 100.0 * t / total.max(f64::MIN_POSITIVE)))
+            .collect();
+        let _ = writeln!(
+            s,
+            "{phase}: {count} {} layers, no attention core: {} kernels in {total:.3e} s per layer ({}); state {} per sequence, read and written once per pass",
+            layer.mixer.label(),
+            kernels.len(),
+            shares.join(", "),
+            crate::units::si(layer.mixer.state_elements(h) as f64 * crate::workload::STATE_BYTES, "B"),
+        );
+    }
+    s
+}

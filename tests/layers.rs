@@ -180,3 +180,19 @@ fn nope_layers_skip_rope_and_pure_mamba_layers_have_no_ffn() {
     let mixer = Mixer::Mamba2(m).recurrent_params(768);
     assert_eq!(pure.parameters(), 4 * (768 + mixer) + 768 + 768_000);
 }
+
+#[test]
+fn explain_plan_describes_recurrent_mixers() {
+    let g = DeltaNet { key_heads: 16, value_heads: 16, key_head_dim: 128, value_head_dim: 128, conv_kernel: 4 };
+    let a = Architecture {
+        layers: vec![Layer::of(Mixer::DeltaNet(g)), Layer::of(Mixer::DeltaNet(g)), Layer::GLOBAL],
+        ..Architecture::plain("gdn".into(), 3, 1024, 1000, true, gqa(8, 2, 128), Ffn::swiglu(3584))
+    };
+    let device = builtin("rpi5").unwrap();
+    let text = rooflinebench::analysis::explain_mixers(&a, &device, &f16_settings(), "decode", 128.0);
+    // Two DeltaNet layers, six kernels (in_proj, conv, q/k norm, scan, gated norm, out_proj),
+    // and the state of 1,048,576 + 73,728 B.
+    assert!(text.contains("2 deltanet layers"), "{text}");
+    assert!(text.contains("6 kernels") && text.contains("deltanet_scan"), "{text}");
+    assert!(text.contains("state 1.12 MB per sequence"), "{text}");
+}

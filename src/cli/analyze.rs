@@ -142,10 +142,12 @@ pub fn run(args: AnalyzeArgs, out: &mut dyn std::io::Write) -> Result<()> {
                     let text = crate::plan::explain_text(
                         arch,
                         device,
-                        req.settings.precisions.compute(),
+                        &req.settings,
                         a.prompt_tokens as f64,
                         (a.prompt_tokens + a.generated_tokens) as f64,
-                        a.batch as f64,
+                        &|phase| {
+                            crate::analysis::explain_mixers(arch, device, &req.settings, phase, a.prompt_tokens as f64)
+                        },
                     );
                     for line in text.lines() {
                         s.push_str("    ");

@@ -13,7 +13,7 @@
 use crate::arch::{Architecture, Attention};
 use crate::device::DeviceProfile;
 use crate::dtype::DType;
-use crate::workload::{AttentionForm, ElementwiseForm, MlaForm, OpClass, Plan};
+use crate::workload::{AttentionForm, ElementwiseForm, MlaForm, OpClass, Plan, RunSettings};
 use egg::{
     define_language, rewrite as rw, Analysis, CostFunction, DidMerge, EGraph, Extractor, Id, Language, RecExpr,
     Rewrite, Runner, Symbol,
@@ -524,54 +524,92 @@ pub fn ffn_forms_s(
     (eager_s, price(g, &mut cost, &fused).map(|(t, _)| t))
 }
 
-/// `analyze --explain-plan`: the chosen plan per phase, the alternatives and why.
+/// `analyze --explain-plan`: per phase, the chosen plan of each kind of attention layer
+/// (global, and each window over the keys it sees), the alternatives and why; the FFN block;
+/// and, from `mixers(phase)`, what each convolution or recurrent mixer runs instead of an
+/// attention core (priced by a later stage).
 pub fn explain_text(
     arch: &Architecture,
     device: &DeviceProfile,
-    dtype: DType,
+    settings: &RunSettings,
     prompt: f64,
     context: f64,
-    batch: f64,
+    mixers: &dyn Fn(&str) -> String,
 ) -> String {
+    let dtype = settings.precisions.compute();
+    let batch = settings.batch as f64;
     let mut s = String::new();
     for (phase, tokens, ctx) in [("prefill", prompt * batch, prompt), ("decode", batch, context)] {
-        let e = explain(arch, device, dtype, tokens, ctx);
-        let _ = writeln!(
-            s,
-            "{phase} ({tokens} new tokens, {ctx} keys): {} in {:.3e} s per layer's attention core ({} e-classes, {} e-nodes)",
-            e.plan.label(arch),
-            e.best_time_s,
-            e.eclasses,
-            e.enodes
-        );
-        let _ = writeln!(s, "  chosen: {}", e.best);
-        let chosen = e.best.to_string();
-        for (label, expr, t, bound) in &e.alternatives {
-            let why = if *expr == chosen {
-                "chosen".to_string()
-            } else if expr.contains("k_expanded_t") {
-                // Extraction never picks it (RooflineTime::allow_expanded_cache): the model's
-                // cache holds the latent, and this form reads keys and values it does not keep.
-                let Attention::Latent(m) = arch.attention else { unreachable!("MLA forms only") };
-                format!(
-                    "not a plan: reads an expanded cache of {} elements per token and layer that the model does not \
-                     keep (it caches the latent, {}); shown for comparison",
-                    m.num_heads as u64 * (m.qk_nope_head_dim + m.v_head_dim) as u64,
-                    m.kv_lora_rank + m.qk_rope_head_dim
-                )
-            } else if *t > e.best_time_s {
-                format!("not chosen: {:.1}% slower", 100.0 * (t / e.best_time_s - 1.0))
-            } else {
-                "not chosen: as fast as the chosen plan (a tie; the extractor keeps one)".to_string()
-            };
-            let _ = writeln!(s, "  {label:<26} {t:.3e} s, slowest kernel {bound}-bound; {why}: {expr}");
+        let mut windows: Vec<(Option<u32>, u32)> = Vec::new();
+        for &(layer, count) in arch.layer_groups().as_slice().iter().filter(|(l, _)| l.mixer.is_attention()) {
+            match windows.iter_mut().find(|(w, _)| *w == layer.mixer.window()) {
+                Some((_, n)) => *n += count,
+                None => windows.push((layer.mixer.window(), count)),
+            }
         }
+        for &(window, layers) in &windows {
+            let keys = window.map_or(ctx, |w| ctx.min(w as f64));
+            let which = match window {
+                None if windows.len() == 1 && layers == arch.num_layers => String::new(),
+                None => format!(", {layers} global layers"),
+                Some(w) => format!(", {layers} layers of a {w}-token window"),
+            };
+            explain_core(&mut s, arch, device, dtype, phase, tokens, keys, &which);
+        }
+        s.push_str(&mixers(phase));
         // The FFN block: norm and activation fused into the products, or not.
-        let (expr, shapes) = ffn_block_of(arch, tokens);
-        let (t, best, unfused) = extract_ffn(&expr, shapes, device, dtype);
-        let _ = writeln!(s, "  ffn block: {best} in {t:.3e} s (as eager code runs it, {expr}: {unfused:.3e} s)");
+        if arch.ffn_layers() > 0 {
+            let (expr, shapes) = ffn_block_of(arch, tokens);
+            let (t, best, unfused) = extract_ffn(&expr, shapes, device, dtype);
+            let _ = writeln!(s, "  ffn block: {best} in {t:.3e} s (as eager code runs it, {expr}: {unfused:.3e} s)");
+        }
     }
     s
+}
+
+/// One attention core's extraction: the chosen form and every alternative with its cost.
+#[allow(clippy::too_many_arguments)]
+fn explain_core(
+    s: &mut String,
+    arch: &Architecture,
+    device: &DeviceProfile,
+    dtype: DType,
+    phase: &str,
+    tokens: f64,
+    keys: f64,
+    which: &str,
+) {
+    let e = explain(arch, device, dtype, tokens, keys);
+    let _ = writeln!(
+        s,
+        "{phase} ({tokens} new tokens, {keys} keys{which}): {} in {:.3e} s per layer's attention core ({} e-classes, {} e-nodes)",
+        e.plan.label(arch),
+        e.best_time_s,
+        e.eclasses,
+        e.enodes
+    );
+    let _ = writeln!(s, "  chosen: {}", e.best);
+    let chosen = e.best.to_string();
+    for (label, expr, t, bound) in &e.alternatives {
+        let why = if *expr == chosen {
+            "chosen".to_string()
+        } else if expr.contains("k_expanded_t") {
+            // Extraction never picks it (RooflineTime::allow_expanded_cache): the model's
+            // cache holds the latent, and this form reads keys and values it does not keep.
+            let Attention::Latent(m) = arch.attention else { unreachable!("MLA forms only") };
+            format!(
+                "not a plan: reads an expanded cache of {} elements per token and layer that the model does not \
+                 keep (it caches the latent, {}); shown for comparison",
+                m.num_heads as u64 * (m.qk_nope_head_dim + m.v_head_dim) as u64,
+                m.kv_lora_rank + m.qk_rope_head_dim
+            )
+        } else if *t > e.best_time_s {
+            format!("not chosen: {:.1}% slower", 100.0 * (t / e.best_time_s - 1.0))
+        } else {
+            "not chosen: as fast as the chosen plan (a tie; the extractor keeps one)".to_string()
+        };
+        let _ = writeln!(s, "  {label:<26} {t:.3e} s, slowest kernel {bound}-bound; {why}: {expr}");
+    }
 }
 
 #[cfg(test)]
