@@ -404,7 +404,7 @@ impl Fields<'_> {
             Some(v) => v
                 .as_f64()
                 .map(Some)
-                .ok_or_else(|| Error::field(self.source, &format!("{outer}.{inner}.{key}"), "a number", v)),
+                .ok_or_else(|| Error::field(self.source, format!("{outer}.{inner}.{key}"), "a number", v)),
         }
     }
 
