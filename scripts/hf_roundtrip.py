@@ -9,6 +9,13 @@ with `rooflinebench export`, load each config.json with transformers' AutoConfig
   - our own count of `config.to_dict()` (written back as a config.json and read by
     `rooflinebench analyze`) against the same count.
 
+Then the hybrid families: every config under tests/fixtures/hybrid/exported/ (the published
+hybrid fixtures and synthetic hybrids as `export` writes them; tests/families.rs keeps those files
+equal to the export) is loaded with AutoConfig, and the parameters of the model transformers
+builds from it, counted from its modeling files (gemma3_text, lfm2, smollm3, gpt_oss, qwen3_next,
+qwen3_5_text, granitemoehybrid, mamba2, mistral), are checked against `rooflinebench analyze` of
+the same file and, for the published models, against their published totals.
+
 The sample covers every attention kind (MHA, GQA, MQA, MLA), both FFN kinds (dense, MoE) and
 grouped shapes with and without an explicit head_dim (hidden / heads not the head size). Usage:
 
@@ -159,6 +166,164 @@ def check(row, c, context, problems, label):
             problems.append(f"{label}: a sliding window of {c.sliding_window}")
 
 
+# Published totals (tests/fixtures/hybrid/README.md) of the fixtures exported under those names.
+PUBLISHED = {
+    "gemma-3-270m": 268_098_176,
+    "LFM2-350M": 354_483_968,
+    "SmolLM3-3B": 3_075_098_624,
+    "gpt-oss-20b": 20_914_757_184,
+}
+HYBRID_TYPES = (
+    "gemma3_text",
+    "lfm2",
+    "smollm3",
+    "gpt_oss",
+    "qwen3_next",
+    "qwen3_5_text",
+    "granitemoehybrid",
+    "mamba2",
+    "mistral",
+)
+
+
+def lfm2_width(c):
+    """Lfm2MLP's width: the auto-adjust rule when block_auto_adjust_ff_dim is set."""
+    f = c.intermediate_size
+    if c.block_auto_adjust_ff_dim:
+        f = int(2 * f / 3)
+        if c.block_ffn_dim_multiplier is not None:
+            f = int(c.block_ffn_dim_multiplier * f)
+            f = c.block_multiple_of * ((f + c.block_multiple_of - 1) // c.block_multiple_of)
+    return f
+
+
+def hybrid_parameters(c):
+    """Parameters of the model transformers 5 builds from config `c`, from the module shapes of
+    models/<type>/modeling_<type>.py (Linear, Conv1d, RMSNorm weights, nn.Parameter vectors)."""
+    mt, h, v, L = c.model_type, c.hidden_size, c.vocab_size, c.num_hidden_layers
+    total = h * v * (1 if c.tie_word_embeddings else 2) + h  # embeddings, head, final norm
+    if mt == "mamba2":
+        inner = c.expand * h
+        conv = inner + 2 * c.n_groups * c.state_size
+        per = h * (inner + conv + c.num_heads) + c.conv_kernel * conv + inner * h  # in_proj, conv1d, out_proj
+        per += conv if c.use_conv_bias else 0
+        per += (inner + conv + c.num_heads + h) if c.use_bias else 0
+        per += 3 * c.num_heads + inner + h  # dt_bias, A_log, D, gated norm, block norm
+        return total + L * per
+    nh, nkv = c.num_attention_heads, c.num_key_value_heads
+    hd = getattr(c, "head_dim", None) or h // nh
+    gated = mt in ("qwen3_next", "qwen3_5_text")
+    q = nh * hd * (2 if gated else 1)
+    attn = h * q + 2 * h * nkv * hd + nh * hd * h
+    if getattr(c, "attention_bias", False) and mt != "lfm2":
+        attn += q + 2 * nkv * hd + h
+    if mt in ("gemma3_text", "lfm2", "qwen3_next", "qwen3_5_text"):
+        attn += 2 * hd  # q_norm, k_norm
+    if mt == "gpt_oss":
+        attn += nh  # sinks
+    types = list(getattr(c, "layer_types", None) or ["full_attention"] * L)
+    for i in range(L):
+        kind = types[i]
+        n = (4 if mt == "gemma3_text" else 2) * h
+        if mt == "lfm2" and kind == "conv":
+            n += 4 * h * h + c.conv_L_cache * h + (5 * h if c.conv_bias else 0)
+        elif mt in ("qwen3_next", "qwen3_5_text") and kind == "linear_attention":
+            kd, vd = c.linear_num_key_heads * c.linear_key_head_dim, c.linear_num_value_heads * c.linear_value_head_dim
+            conv = 2 * kd + vd
+            n += h * (conv + vd + 2 * c.linear_num_value_heads) + c.linear_conv_kernel_dim * conv
+            n += 2 * c.linear_num_value_heads + c.linear_value_head_dim + vd * h
+        elif mt == "granitemoehybrid" and kind == "linear_attention":
+            inner = c.mamba_expand * h
+            conv = inner + 2 * c.mamba_n_groups * c.mamba_d_state
+            n += h * (inner + conv + c.mamba_n_heads) + c.mamba_d_conv * conv + inner * h
+            n += conv if c.mamba_conv_bias else 0
+            n += (inner + conv + c.mamba_n_heads + h) if c.mamba_proj_bias else 0
+            n += 3 * c.mamba_n_heads + inner
+        else:
+            n += attn
+        if mt == "lfm2":
+            n += 3 * h * lfm2_width(c)
+        elif mt == "gpt_oss":
+            e, f = c.num_local_experts, c.intermediate_size
+            n += e * h + e + e * (h * 2 * f + 2 * f + f * h + h)  # router with bias, experts with biases
+        elif mt == "qwen3_next":
+            sparse = i not in c.mlp_only_layers and c.num_experts > 0 and (i + 1) % c.decoder_sparse_step == 0
+            if sparse:
+                e, f = c.num_experts, c.moe_intermediate_size
+                n += e * h + e * 3 * h * f + 3 * h * c.shared_expert_intermediate_size + h  # + shared_expert_gate
+            else:
+                n += 3 * h * c.intermediate_size
+        elif mt == "granitemoehybrid":
+            n += 3 * h * c.shared_intermediate_size
+            if c.num_local_experts > 0:
+                n += c.num_local_experts * (h + 3 * h * c.intermediate_size)
+        else:
+            n += 3 * h * c.intermediate_size
+            if getattr(c, "mlp_bias", False):
+                n += 2 * c.intermediate_size + h
+        total += n
+    return total
+
+
+def check_hybrids(binary, exported, work, problems):
+    """Loads each exported hybrid config with AutoConfig; returns {model_type: count}."""
+    from transformers import CONFIG_MAPPING
+
+    types = {}
+    for t in HYBRID_TYPES:
+        if t not in CONFIG_MAPPING:
+            problems.append(f"transformers {transformers.__version__} has no model_type {t} (qwen3_5_text needs 5.x)")
+    for file in sorted(os.listdir(exported)):
+        if not file.endswith(".json"):
+            continue
+        name = file[: -len(".json")]
+        out = os.path.join(work, "hybrid", name)
+        os.makedirs(out, exist_ok=True)
+        with open(os.path.join(exported, file)) as f:
+            text = f.read()
+        with open(os.path.join(out, "config.json"), "w") as f:
+            f.write(text)
+        try:
+            c = AutoConfig.from_pretrained(out)
+        except Exception as e:  # noqa: BLE001 - any refusal is a failure to report
+            problems.append(f"{name}: AutoConfig refuses it: {type(e).__name__}: {e}")
+            continue
+        written = json.loads(text)
+        if c.model_type != written["model_type"]:
+            problems.append(f"{name}: loaded as {c.model_type}, written as {written['model_type']}")
+        # The layers transformers will build: kinds (legacy names remapped), window, RoPE.
+        if "layer_types" in written:
+            remap = {"mamba": "linear_attention", "attention": "full_attention"}
+            want = [remap.get(t, t) for t in written["layer_types"]]
+            if [remap.get(t, t) for t in c.layer_types] != want:
+                problems.append(f"{name}: transformers' layer_types {list(c.layer_types)}, written {want}")
+        if written.get("sliding_window") is not None and getattr(c, "sliding_window", None) != written["sliding_window"]:
+            problems.append(f"{name}: transformers' sliding_window {getattr(c, 'sliding_window', None)}")
+        if c.model_type == "smollm3" and list(c.no_rope_layers) != written["no_rope_layers"]:
+            problems.append(f"{name}: transformers' no_rope_layers {list(c.no_rope_layers)}")
+        built = hybrid_parameters(c)
+        analysis = subprocess.run(
+            [binary, "analyze", "--model", os.path.join(out, "config.json"), "--device", "rpi5", "--scenario", "siso", "--format", "json"],
+            capture_output=True,
+            text=True,
+        )
+        if analysis.returncode != 0:
+            problems.append(f"{name}: rooflinebench analyze fails: {analysis.stderr.strip()}")
+            continue
+        a = json.loads(analysis.stdout)
+        ours = (a[0] if isinstance(a, list) else a)["parameters"]
+        if built != ours:
+            problems.append(f"{name}: transformers builds {built} parameters, rooflinebench counts {ours}")
+        if name in PUBLISHED and built != PUBLISHED[name]:
+            problems.append(f"{name}: transformers builds {built} parameters, published {PUBLISHED[name]}")
+        print(f"  {name:<30} {c.model_type:<17} {built:>15,} parameters" + (" = published" if name in PUBLISHED else ""))
+        types[c.model_type] = types.get(c.model_type, 0) + 1
+    for t in HYBRID_TYPES:
+        if t not in types:
+            problems.append(f"no exported hybrid config is written as {t}")
+    return types
+
+
 LABEL = re.compile(
     r"#(?P<index>\d+) (?P<attention>mha|gqa|mqa) heads (?P<heads>\d+)/(?P<kv_heads>\d+)(?: d(?P<head_dim>\d+))?, "
     r"L(?P<layers>\d+) H(?P<hidden>\d+), ffn (?P<intermediate>\d+), vocab (?P<vocab>\d+)(?P<untied> untied)?, "
@@ -256,6 +421,10 @@ def main():
     for att in ("gqa", "mqa", "mla"):
         if {hd for a, _, hd, _ in kinds if a == att} != {True, False}:
             problems.append(f"the sample lacks {att} shapes with or without an explicit head size")
+    exported = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "fixtures", "hybrid", "exported")
+    print(f"transformers {transformers.__version__}: hybrid families, exported configs loaded with AutoConfig")
+    hybrid = check_hybrids(binary, exported, work, problems)
+    print("  as " + ", ".join(f"{t} {n}" for t, n in sorted(hybrid.items())))
     for p in problems:
         print("FAIL " + p)
     sys.exit(1 if problems else 0)

@@ -14,6 +14,8 @@
 //!   in headless Chromium;
 //! - `search`: fronts, determinism across threads and shards, recommendations, bad spaces;
 //! - `torch`: calibration and validation through libtorch (feature `torch`), or their absence;
+//! - `families`: hybrid families (windows, convolutions, DeltaNet, Mamba2, NoPE, sinks) read
+//!   against published totals, exported as the family that builds them, and refusals;
 //! - `llamacpp`: GGUF files, engine runs and verification on llama.cpp (feature `llamacpp`), or
 //!   their absence.
 
@@ -21,6 +23,7 @@ mod common;
 
 mod accounting;
 mod cli;
+mod families;
 mod fuzz;
 mod harden;
 mod harden_fit;

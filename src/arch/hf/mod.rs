@@ -5,8 +5,31 @@ use crate::error::{Error, Result};
 use serde_json::{Map, Value};
 use std::path::Path;
 
-pub const SUPPORTED_MODEL_TYPES: [&str; 8] =
-    ["llama", "mistral", "qwen2", "qwen3", "phi3", "gemma2", "deepseek_v2", "deepseek_v3"];
+mod export;
+mod hybrid;
+
+pub use export::{export_hf_config, try_export_hf_config};
+
+pub const SUPPORTED_MODEL_TYPES: [&str; 18] = [
+    "llama",
+    "mistral",
+    "qwen2",
+    "qwen3",
+    "phi3",
+    "gemma2",
+    "deepseek_v2",
+    "deepseek_v3",
+    "gemma3_text",
+    "gemma3",
+    "lfm2",
+    "smollm3",
+    "gpt_oss",
+    "qwen3_next",
+    "qwen3_5_text",
+    "qwen3_5",
+    "granitemoehybrid",
+    "mamba2",
+];
 
 /// Reads and resolves a `config.json`.
 pub fn load_hf_config(path: &Path) -> Result<Architecture> {
@@ -26,8 +49,31 @@ pub fn parse_hf_config(text: &str, source: &str, name: &str) -> Result<Architect
     let Value::Object(map) = value else {
         return Err(Error::field(source, "(top level)", "a JSON object", "another JSON value"));
     };
-    let cfg = Fields { map: &map, source };
+    parse_map(&map, source, name)
+}
+
+fn parse_map(map: &Map<String, Value>, source: &str, name: &str) -> Result<Architecture> {
+    let cfg = Fields { map, source };
     let model_type = cfg.string("model_type")?;
+    // Gemma 3 and Qwen3.5 checkpoints wrap the text model's config (and a vision tower's).
+    if let Some(text_type) = match model_type.as_str() {
+        "gemma3" => Some("gemma3_text"),
+        "qwen3_5" => Some("qwen3_5_text"),
+        _ => None,
+    } {
+        let Some(Value::Object(text)) = cfg.get("text_config") else {
+            return Err(Error::field(source, "text_config", "an object (the text model's config)", "nothing"));
+        };
+        let mut text = text.clone();
+        text.entry("model_type").or_insert_with(|| text_type.into());
+        if let Some(tie) = cfg.get("tie_word_embeddings") {
+            text.entry("tie_word_embeddings").or_insert_with(|| tie.clone());
+        }
+        if text.get("model_type").and_then(Value::as_str) != Some(text_type) {
+            return Err(Error::field(source, "text_config.model_type", text_type, &text["model_type"]));
+        }
+        return parse_map(&text, source, name);
+    }
     let family = family_of(&model_type, source)?;
 
     let hidden_size = cfg.positive("hidden_size")?;
@@ -38,6 +84,9 @@ pub fn parse_hf_config(text: &str, source: &str, name: &str) -> Result<Architect
     }
     let num_layers = cfg.positive("num_hidden_layers")?;
     let vocab_size = cfg.positive("vocab_size")?;
+    if hybrid_family(family) {
+        return hybrid::parse(&cfg, family, name, hidden_size, num_layers, vocab_size);
+    }
     let num_heads = cfg.positive("num_attention_heads")?;
     let deepseek = matches!(family, Family::DeepseekV2 | Family::DeepseekV3);
 
@@ -144,6 +193,14 @@ fn family_of(model_type: &str, source: &str) -> Result<Family> {
         "gemma2" => Family::Gemma2,
         "deepseek_v2" => Family::DeepseekV2,
         "deepseek_v3" => Family::DeepseekV3,
+        "gemma3_text" => Family::Gemma3Text,
+        "lfm2" => Family::Lfm2,
+        "smollm3" => Family::SmolLm3,
+        "gpt_oss" => Family::GptOss,
+        "qwen3_next" => Family::Qwen3Next,
+        "qwen3_5_text" => Family::Qwen35Text,
+        "granitemoehybrid" => Family::GraniteMoeHybrid,
+        "mamba2" => Family::Mamba2,
         other => {
             return Err(Error::UnsupportedModelType {
                 source_name: source.to_string(),
@@ -152,6 +209,21 @@ fn family_of(model_type: &str, source: &str) -> Result<Family> {
             })
         }
     })
+}
+
+/// The families `hybrid` reads.
+fn hybrid_family(family: Family) -> bool {
+    !matches!(
+        family,
+        Family::Llama
+            | Family::Mistral
+            | Family::Qwen2
+            | Family::Qwen3
+            | Family::Phi3
+            | Family::Gemma2
+            | Family::DeepseekV2
+            | Family::DeepseekV3
+    )
 }
 
 /// The attention: MLA for DeepSeek, grouped (MHA, GQA, MQA) otherwise.
@@ -187,9 +259,14 @@ fn attention_of(cfg: &Fields, deepseek: bool, hidden_size: u32, num_heads: u32) 
 
 /// The FFN's activation, under the family's field name and default.
 fn activation_of(cfg: &Fields, family: Family) -> Result<Activation> {
-    let source = cfg.source;
     let act_field = if family == Family::Gemma2 { "hidden_activation" } else { "hidden_act" };
     let default_act = if family == Family::Gemma2 { "gelu_pytorch_tanh" } else { "silu" };
+    activation_named(cfg, act_field, default_act)
+}
+
+/// The activation under `act_field`, `default_act` when absent.
+fn activation_named(cfg: &Fields, act_field: &str, default_act: &str) -> Result<Activation> {
+    let source = cfg.source;
     let act_name = cfg.optional_string(act_field)?.unwrap_or_else(|| default_act.to_string());
     Ok(match act_name.as_str() {
         "silu" | "swish" => Activation::Silu,
@@ -251,130 +328,6 @@ fn ffn_of(cfg: &Fields, family: Family, num_layers: u32, activation: Activation)
             bias: family == Family::Llama && cfg.optional_bool("mlp_bias")?.unwrap_or(false),
         }
     })
-}
-
-/// Writes an architecture as a `config.json` that [`parse_hf_config`] reads back to the same
-/// architecture and that transformers' `AutoConfig` loads as the same model: every key whose
-/// transformers default would change the model is written out. Keys come out sorted, so the
-/// bytes are deterministic.
-pub fn export_hf_config(arch: &Architecture) -> Value {
-    let mut m = Map::new();
-    let mut put = |k: &str, v: Value| {
-        m.insert(k.to_string(), v);
-    };
-    let family = export_family(arch);
-    let (model_type, class) = match family {
-        Family::Llama => ("llama", "LlamaForCausalLM"),
-        Family::Mistral => ("mistral", "MistralForCausalLM"),
-        Family::Qwen2 => ("qwen2", "Qwen2ForCausalLM"),
-        Family::Qwen3 => ("qwen3", "Qwen3ForCausalLM"),
-        Family::Phi3 => ("phi3", "Phi3ForCausalLM"),
-        Family::Gemma2 => ("gemma2", "Gemma2ForCausalLM"),
-        Family::DeepseekV2 => ("deepseek_v2", "DeepseekV2ForCausalLM"),
-        Family::DeepseekV3 => ("deepseek_v3", "DeepseekV3ForCausalLM"),
-        Family::Gemma3Text => ("gemma3_text", "Gemma3ForCausalLM"),
-        Family::Lfm2 => ("lfm2", "Lfm2ForCausalLM"),
-        Family::SmolLm3 => ("smollm3", "SmolLM3ForCausalLM"),
-        Family::GptOss => ("gpt_oss", "GptOssForCausalLM"),
-        Family::Qwen3Next => ("qwen3_next", "Qwen3NextForCausalLM"),
-        Family::Qwen35Text => ("qwen3_5_text", "Qwen3_5ForCausalLM"),
-        Family::GraniteMoeHybrid => ("granitemoehybrid", "GraniteMoeHybridForCausalLM"),
-        Family::Mamba2 => ("mamba2", "Mamba2ForCausalLM"),
-    };
-    put("model_type", model_type.into());
-    put("architectures", Value::Array(vec![class.into()]));
-    put("hidden_size", arch.hidden_size.into());
-    put("num_hidden_layers", arch.num_layers.into());
-    put("vocab_size", arch.vocab_size.into());
-    put("tie_word_embeddings", arch.tie_embeddings.into());
-    put("max_position_embeddings", arch.max_position_embeddings.into());
-    let windows: Vec<Option<u32>> = arch.layers.iter().map(|l| l.mixer.window()).collect();
-    if let Some(w) = windows.iter().flatten().next() {
-        put("sliding_window", (*w).into());
-        if windows.iter().any(|x| x.is_none()) {
-            let types = windows.iter().map(|x| if x.is_some() { "sliding_attention" } else { "full_attention" });
-            put("layer_types", Value::Array(types.map(Value::from).collect()));
-        }
-    }
-    put("rope_theta", arch.rope_theta.into());
-    put("rms_norm_eps", arch.norm_eps.into());
-    put("torch_dtype", "bfloat16".into());
-    match arch.attention {
-        Attention::Grouped { num_heads, num_kv_heads, head_dim } => {
-            put("num_attention_heads", num_heads.into());
-            put("num_key_value_heads", num_kv_heads.into());
-            put("head_dim", head_dim.into());
-        }
-        Attention::Latent(mla) => {
-            put("num_attention_heads", mla.num_heads.into());
-            put("num_key_value_heads", mla.num_heads.into());
-            put("kv_lora_rank", mla.kv_lora_rank.into());
-            put("q_lora_rank", mla.q_lora_rank.map_or(Value::Null, Value::from));
-            put("qk_nope_head_dim", mla.qk_nope_head_dim.into());
-            put("qk_rope_head_dim", mla.qk_rope_head_dim.into());
-            put("v_head_dim", mla.v_head_dim.into());
-            put("attention_bias", false.into());
-        }
-    }
-    if matches!(family, Family::Llama | Family::Qwen3) {
-        put("attention_bias", arch.qkv_bias.into());
-    }
-    // Mistral and Qwen attend through a sliding window by default in some versions: none here.
-    if matches!(family, Family::Mistral | Family::Qwen2 | Family::Qwen3) && windows.is_empty() {
-        put("sliding_window", Value::Null);
-        if family != Family::Mistral {
-            put("use_sliding_window", false.into());
-        }
-    }
-    let act_key = if family == Family::Gemma2 { "hidden_activation" } else { "hidden_act" };
-    let deepseek = matches!(family, Family::DeepseekV2 | Family::DeepseekV3);
-    match arch.ffn {
-        Ffn::Dense { intermediate_size, activation, bias, .. } => {
-            put("intermediate_size", intermediate_size.into());
-            put(act_key, activation.hf_name().into());
-            if matches!(family, Family::Llama | Family::DeepseekV2 | Family::DeepseekV3) {
-                put("mlp_bias", bias.into());
-            }
-            if deepseek {
-                // Transformers' DeepSeek defaults are 64 routed and 2 shared experts from layer
-                // 0 on: a dense model says "no experts, every layer dense" in so many words.
-                put("n_routed_experts", 0.into());
-                put("n_shared_experts", 0.into());
-                put("first_k_dense_replace", arch.num_layers.into());
-                put("moe_layer_freq", 1.into());
-            }
-        }
-        Ffn::Moe(moe) => {
-            put("intermediate_size", moe.dense_intermediate_size.into());
-            put(act_key, moe.activation.hf_name().into());
-            put("n_routed_experts", moe.num_experts.into());
-            put("num_experts_per_tok", moe.experts_per_token.into());
-            put("n_shared_experts", moe.num_shared_experts.into());
-            put("moe_intermediate_size", moe.expert_intermediate_size.into());
-            put("first_k_dense_replace", moe.first_k_dense.into());
-            put("moe_layer_freq", 1.into());
-            put("mlp_bias", false.into());
-        }
-    }
-    Value::Object(m)
-}
-
-/// The family a config is written as. Transformers' LlamaConfig and DeepseekV2Config reject a
-/// hidden size that is not a multiple of the heads even with explicit head sizes; MistralConfig
-/// and DeepseekV3Config take it and build the same layers (no sliding window, no biases; a dense
-/// DeepSeek-V3 has no router), so such shapes are written as those.
-pub fn export_family(arch: &Architecture) -> Family {
-    match arch.attention {
-        Attention::Grouped { num_heads, .. } if arch.family == Family::Llama && arch.hidden_size % num_heads != 0 => {
-            Family::Mistral
-        }
-        Attention::Latent(m)
-            if arch.family == Family::DeepseekV2 && arch.hidden_size % m.num_heads != 0 && !arch.ffn.is_moe() =>
-        {
-            Family::DeepseekV3
-        }
-        _ => arch.family,
-    }
 }
 
 /// Typed access to a config's fields, each error naming the file and the field.
@@ -441,6 +394,17 @@ impl Fields<'_> {
                 .as_f64()
                 .map(Some)
                 .ok_or_else(|| Error::field(self.source, "rope_parameters.rope_theta", "a number", v)),
+        }
+    }
+
+    /// `outer.inner.key` (Gemma 3's per-layer-type `rope_parameters`).
+    fn nested_f64(&self, outer: &str, inner: &str, key: &str) -> Result<Option<f64>> {
+        match self.get(outer).and_then(|p| p.get(inner)).and_then(|p| p.get(key)) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => v
+                .as_f64()
+                .map(Some)
+                .ok_or_else(|| Error::field(self.source, format!("{outer}.{inner}.{key}"), "a number", v)),
         }
     }
 
