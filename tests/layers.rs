@@ -196,3 +196,24 @@ fn explain_plan_describes_recurrent_mixers() {
     assert!(text.contains("6 kernels") && text.contains("deltanet_scan"), "{text}");
     assert!(text.contains("state 1.12 MB per sequence"), "{text}");
 }
+
+#[test]
+fn every_kind_of_hybrid_candidate_exports_as_the_same_model() {
+    use rooflinebench::arch::{parse_hf_config, try_export_hf_config};
+    use rooflinebench::search::SearchSpace;
+    let space = SearchSpace::load(&crate::common::repo().join("search-spaces/around-350m-hybrid.toml")).unwrap();
+    let mut kinds = std::collections::BTreeMap::new();
+    // Every 97th candidate: all five blocks, every axis value many times over.
+    for index in (0..space.count()).step_by(97) {
+        let Ok(c) = space.candidate(index) else { continue };
+        let config = try_export_hf_config(&c.arch).unwrap_or_else(|e| panic!("#{index} {}: {e}", c.arch.stack_label()));
+        let back = parse_hf_config(&config.to_string(), "exported", "x").unwrap();
+        assert_eq!(back.parameters(), c.arch.parameters(), "#{index} {}", c.arch.stack_label());
+        assert_eq!(back.layers, c.arch.layers, "#{index}");
+        *kinds.entry(c.arch.stack_kind()).or_insert(0) += 1;
+    }
+    let names: Vec<_> = kinds.keys().copied().collect();
+    for kind in ["gqa", "gqa+conv", "gqa+deltanet", "gqa+mamba2", "gqa+window", "mqa", "mqa+window"] {
+        assert!(names.contains(&kind), "{kind} missing from {names:?}");
+    }
+}

@@ -97,7 +97,7 @@ pub fn run(args: ExportArgs, out: &mut dyn std::io::Write) -> Result<()> {
             if args.weights.is_some() {
                 return Err(Error::Usage("--weights applies to --format gguf (a config.json holds no weights)".into()));
             }
-            let config = candidate_config(&c);
+            let config = candidate_config(&c)?;
             let path = out_path(&args.out, "config.json")?;
             crate::files::outdir::refuse_tool_file(&path)?;
             crate::files::write::refuse_input(&path, &[&args.source])?;

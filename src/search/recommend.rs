@@ -147,7 +147,7 @@ pub fn finish(space: &SearchSpace, device: &DeviceProfile, outcome: Outcome) -> 
     let compute = device.effective_precisions(c.precisions).compute();
     let warnings =
         crate::warnings::check(device, &crate::warnings::Run::of(&c.arch, compute, space.workload.max_context));
-    let recommended_config = candidate_config(&c);
+    let recommended_config = candidate_config(&c)?;
     Ok(SearchReport {
         space: space.name.clone(),
         device: device.name.clone(),

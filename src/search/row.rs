@@ -2,7 +2,7 @@
 //! people read it by, and its Hugging Face `config.json`.
 
 use super::{Candidate, Detail};
-use crate::arch::{export_hf_config, Attention, Ffn};
+use crate::arch::{try_export_hf_config, Attention, Ffn};
 use crate::quality::Coverage;
 use serde::Serialize;
 use std::fmt::Write as _;
@@ -191,15 +191,16 @@ fn label_of(
 }
 
 /// The Hugging Face `config.json` of a candidate: the architecture as transformers loads it, in
-/// the format its activations compute in.
-pub fn candidate_config(c: &Candidate) -> serde_json::Value {
-    let mut config = export_hf_config(&c.arch);
+/// the format its activations compute in. Every candidate of a space is expressible (the space
+/// builds each in a family that expresses it); the error says why one is not.
+pub fn candidate_config(c: &Candidate) -> crate::Result<serde_json::Value> {
+    let mut config = try_export_hf_config(&c.arch)?;
     config["torch_dtype"] = serde_json::Value::from(match c.precisions.activations.name() {
         "f32" => "float32",
         "f16" => "float16",
         _ => "bfloat16",
     });
-    config
+    Ok(config)
 }
 
 impl FrontRow {

@@ -1174,7 +1174,11 @@ impl SearchSpace {
             GlobalAt::First => i % every == 0,
         };
         let layers = (0..base.num_layers)
-            .map(|i| Layer { mixer: if is_global(i) { Mixer::Global } else { mixer }, rope, ffn: true })
+            // `rope` only means something for attention layers; others keep the default.
+            .map(|i| match is_global(i) {
+                true => Layer { mixer: Mixer::Global, rope, ffn: true },
+                false => Layer { mixer, rope: rope || !mixer.is_attention(), ffn: true },
+            })
             .collect();
         let mut arch = Architecture { family, layers, qk_norm: true, ..base };
         match kind {
