@@ -37,11 +37,13 @@ setup:
 build: setup
 	$(CARGO) build --release --features $(FEATURES)
 
-# The main job: the ~1B search space on a built-in device; then this machine calibrated now on
+# The main job: the ~1B search space on a built-in device, and the ~350M hybrid space (full
+# attention against windows, short convolutions, DeltaNet and Mamba2 layers); then this machine calibrated now on
 # llama.cpp, the ~135M space searched on that profile, and its picks built and run to see
 # prediction and measurement side by side.
 run: build
 	$(BIN) search search-spaces/around-1b.toml --device rpi5 --out target/run/around-1b/rpi5 --per-layer
+	$(BIN) search search-spaces/around-350m-hybrid.toml --device rpi5 --out target/run/around-350m-hybrid/rpi5
 	$(BIN) calibrate --engine llama.cpp --quick --out $(ENGINE_PROFILE)
 	$(BIN) search search-spaces/around-135m.toml --device $(ENGINE_PROFILE) --out target/run/around-135m/this-machine
 	$(BIN) verify target/run/around-135m/this-machine --quick

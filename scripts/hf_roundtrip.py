@@ -64,8 +64,21 @@ def explicit_head_dim(row):
 
 
 def kind(row):
-    """(attention, ffn, explicit head size, heads divide hidden): the last picks the model type."""
-    return (row["attention"], row["ffn"], explicit_head_dim(row), int(row["hidden"]) % int(row["heads"]) == 0)
+    """(attention, ffn, explicit head size, heads divide hidden): the last picks the model type.
+    A hybrid's attention label counts by its kinds only ("gqa+window512 x14" -> "gqa+window")."""
+    attention = re.sub(r"\d+", "", row["attention"].split(" ")[0])
+    return (attention, row["ffn"], explicit_head_dim(row), int(row["hidden"]) % int(row["heads"]) == 0)
+
+
+# The family a search space writes each hybrid layer kind as (search/space.rs, MixerKind).
+HYBRID_FAMILY = {"window": "gemma3_text", "conv": "lfm2", "deltanet": "qwen3_5_text", "mamba": "granitemoehybrid"}
+
+
+def hybrid_mixer(row):
+    """The layer kind of a hybrid front member ("window", "conv", "deltanet", "mamba"), or None."""
+    if "+" not in row["attention"]:
+        return None
+    return re.sub(r"\d+", "", row["attention"].split("+")[1].split(" ")[0])
 
 
 def sample(front):
@@ -138,6 +151,24 @@ def check(row, c, context, problems, label):
     expect("tied embeddings", c.tie_word_embeddings, row["tie_embeddings"] == "true")
     expect("max_position_embeddings", c.max_position_embeddings, context)
     divides = int(row["hidden"]) % int(row["heads"]) == 0
+    mixer = hybrid_mixer(row)
+    if mixer is not None:
+        mt = HYBRID_FAMILY[mixer]
+        expect("model_type", c.model_type, mt)
+        expect("kv heads", c.num_key_value_heads, int(row["kv_heads"]))
+        if mt == "lfm2":
+            width = lfm2_width(c)
+        elif mt == "granitemoehybrid":
+            width = c.shared_intermediate_size
+        else:
+            width = c.intermediate_size
+        expect("FFN width", width, int(row["intermediate"]))
+        kinds = [t for t in (getattr(c, "layer_types", None) or [])]
+        # Granite's "attention" reads back as "full_attention" in transformers 5.
+        globals_ = sum(1 for t in kinds if t in ("full_attention", "attention"))
+        if globals_ in (0, L):
+            problems.append(f"{label}: layer_types {kinds} hold no mix of global and {mixer} layers")
+        return
     if row["attention"] == "mla":
         expect("model_type", c.model_type, "deepseek_v2" if divides else "deepseek_v3")
         expect("kv_lora_rank", c.kv_lora_rank, int(row["kv_lora_rank"]))
@@ -385,13 +416,15 @@ def main():
             c = AutoConfig.from_pretrained(out)
             check(row, c, context, problems, label)
             want = int(row["parameters"])
-            built = transformers_parameters(c)
+            built = hybrid_parameters(c) if hybrid_mixer(row) else transformers_parameters(c)
             if built != want:
                 problems.append(f"{label}: transformers builds {built} parameters, pareto.csv says {want}")
-            # Our count of the config as transformers holds it (every default filled in).
+            # Our count of the config as transformers holds it (every default filled in), saved
+            # as transformers saves it (its JSON encodes infinities, e.g. Mamba2's
+            # time_step_limit, which json.dump would write as a bare Infinity).
             dumped = os.path.join(out, "to_dict.json")
             with open(dumped, "w") as f:
-                json.dump(c.to_dict(), f)
+                f.write(c.to_json_string(use_diff=False))
             analysis = subprocess.run(
                 [binary, "analyze", "--model", dumped, "--device", "rpi5", "--scenario", "siso", "--format", "json"],
                 check=True,
