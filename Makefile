@@ -92,6 +92,7 @@ baseline: build
 bench: setup
 	$(CARGO) bench --bench scoring
 	/usr/bin/time -f "10.7M-candidate search: %e s, peak RSS %M KB" $(BIN) search benches/spaces/ten-million.toml --device rtx3090 --out target/bench/ten-million
+	/usr/bin/time -f "11.9M-candidate hybrid search: %e s, peak RSS %M KB" $(BIN) search benches/spaces/hybrid-ten-million.toml --device rtx3090 --out target/bench/hybrid-ten-million
 
 fmt:
 	$(CARGO) fmt --all
