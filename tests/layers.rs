@@ -217,3 +217,21 @@ fn every_kind_of_hybrid_candidate_exports_as_the_same_model() {
         assert!(names.contains(&kind), "{kind} missing from {names:?}");
     }
 }
+
+#[test]
+fn the_reproduction_changes_only_the_layer_kind() {
+    let base = crate::common::model("Llama-3.2-1B");
+    let stacks = rooflinebench::reproduce::hybrid_stacks(&base);
+    let params = |label: &str| stacks.iter().find(|(l, _)| *l == label).unwrap().1.parameters();
+    // A window changes no parameter: 1,235,814,400 (the published total).
+    assert_eq!(params("global"), 1_235_814_400);
+    assert_eq!(params("window512"), 1_235_814_400);
+    // 12 of 16 layers become short convolutions: attention 2048 x (2048 + 512 + 512 + 2048) =
+    // 10,485,760 out, 4 x 2048^2 + 3 x 2048 = 16,783,360 in: +6,297,600 x 12 = 75,571,200.
+    assert_eq!(params("conv3"), 1_235_814_400 + 75_571_200);
+    for (label, a) in &stacks[1..] {
+        // Windowed layers attend too; the others leave attention to layers 3, 7, 11 and 15.
+        assert_eq!(a.attention_layers(), if *label == "window512" { 16 } else { 4 }, "{}", a.name);
+        assert_eq!((a.hidden_size, a.ffn), (base.hidden_size, base.ffn));
+    }
+}
