@@ -57,7 +57,7 @@ fn search_throughput(c: &mut Criterion) {
 }
 
 fn per_layer_milp(c: &mut Criterion) {
-    use rooflinebench::arch::{Activation, Attention, Ffn};
+    use rooflinebench::arch::{Activation, Attention, Ffn, Layer};
     use rooflinebench::search::milp::{solve, Instance, LayerOption};
     // 32 layers, 30 options with costs spread like real layer options (deterministic).
     let options: Vec<LayerOption> = (0..30)
@@ -65,6 +65,7 @@ fn per_layer_milp(c: &mut Criterion) {
             let f = i as f64;
             LayerOption {
                 label: format!("o{i}"),
+                layer: Layer::GLOBAL,
                 attention: Attention::Grouped { num_heads: 16, num_kv_heads: 1 + (i % 8), head_dim: 128 },
                 ffn: Ffn::Dense {
                     intermediate_size: 4096 + 256 * (i % 5),

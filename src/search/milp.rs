@@ -1,11 +1,13 @@
-//! Per-layer architectures: each layer picks its own attention variant and FFN width. Costs,
+//! Per-layer architectures: each layer picks its own attention variant, layer kind (global, or
+//! the hybrid kind of the space's recommendation: windowed, convolution, DeltaNet or Mamba2)
+//! and FFN width. Costs,
 //! parameters and memory add up over layers, so this is a multiple-choice knapsack. We maximise
 //! attained performance W/T (a ratio of linear forms) with Dinkelbach's iteration: each step
 //! solves the MILP `max sum (W_o - lambda T_o) x_lo` under the constraints, then sets lambda to
 //! the ratio of that solution, until the step gains nothing.
 
 use super::{Scorer, SearchSpace};
-use crate::arch::{Architecture, Attention, AttentionKind, Ffn, Mla};
+use crate::arch::{Architecture, Attention, AttentionKind, Ffn, Layer, Mixer, Mla};
 use crate::device::DeviceProfile;
 use crate::error::{Error, Result};
 use crate::roofline::PlanChoice;
@@ -15,6 +17,8 @@ use good_lp::{microlp, variable, Expression, ProblemVariables, Solution, SolverM
 #[derive(Debug, Clone, PartialEq)]
 pub struct LayerOption {
     pub label: String,
+    /// The layer's kind (its attention is `attention` when the kind attends).
+    pub layer: Layer,
     pub attention: Attention,
     pub ffn: Ffn,
     pub flops: f64,
@@ -207,7 +211,9 @@ pub fn instance_for(
             })),
         }
     }
-    attentions.dedup();
+    // Blocks repeat attention kinds (one block per layer kind): keep each variant once.
+    let mut seen = std::collections::HashSet::new();
+    attentions.retain(|(label, _)| seen.insert(label.clone()));
     let dense = |w: u32| Ffn::Dense {
         intermediate_size: w,
         gated: true,
@@ -228,34 +234,52 @@ pub fn instance_for(
     let mut scorer = Scorer::new(space, device, PlanChoice::Fastest);
     let mut fixed = None;
     let mut options = Vec::new();
-    let with = |att: Attention, ffn: Ffn, layers: u32| {
+    // The layer kinds a layer may take: global attention (as the base's global layers run it,
+    // RoPE or not), and the base's own other kind when it is a hybrid: mixing kinds its family
+    // does not hold would describe a model no config expresses.
+    let global = base.layers.iter().copied().find(|l| l.mixer == Mixer::Global).unwrap_or(Layer::GLOBAL);
+    let mut kinds = vec![global];
+    kinds.extend(base.layers.iter().copied().find(|l| l.mixer != Mixer::Global));
+    let with = |att: Attention, ffn: Ffn, layer: Layer, layers: u32| {
         let mut a = base.clone();
         a.attention = att;
         a.ffn = ffn;
         a.num_layers = layers;
+        a.layers = if layer == Layer::GLOBAL { Vec::new() } else { vec![layer; layers as usize] };
         a
     };
-    for (label, att) in &attentions {
-        for (ffn_label, ffn) in &ffns {
-            let (one, two) = (with(*att, *ffn, 1), with(*att, *ffn, 2));
-            let (d1, d2) = (scorer.detail(&one, precision_index), scorer.detail(&two, precision_index));
-            let mem = |d: &super::Detail| d.footprint.weights_bytes + d.footprint.kv_cache_bytes;
-            let opt = LayerOption {
-                label: format!("{label}/{ffn_label}"),
-                attention: *att,
-                ffn: *ffn,
-                flops: d2.total.flops - d1.total.flops,
-                time_s: d2.total.time_s - d1.total.time_s,
-                params: (two.parameters() - one.parameters()) as f64,
-                memory_bytes: mem(&d2) - mem(&d1),
+    for &layer in &kinds {
+        // A convolution or recurrent layer does not attend: one option per FFN width.
+        let variants =
+            if layer.mixer.is_attention() { &attentions[..] } else { &attentions[..1.min(attentions.len())] };
+        for (label, att) in variants {
+            let kind = match layer.mixer {
+                Mixer::Global => label.clone(),
+                Mixer::Window { window } => format!("{label}+window{window}"),
+                other => other.label().to_string(),
             };
-            fixed.get_or_insert((
-                d1.total.flops - opt.flops,
-                d1.total.time_s - opt.time_s,
-                one.parameters() as f64 - opt.params,
-                d1.footprint.total_bytes - opt.memory_bytes,
-            ));
-            options.push(opt);
+            for (ffn_label, ffn) in &ffns {
+                let (one, two) = (with(*att, *ffn, layer, 1), with(*att, *ffn, layer, 2));
+                let (d1, d2) = (scorer.detail(&one, precision_index), scorer.detail(&two, precision_index));
+                let mem = |d: &super::Detail| d.footprint.weights_bytes + d.footprint.kv_cache_bytes;
+                let opt = LayerOption {
+                    label: format!("{kind}/{ffn_label}"),
+                    layer,
+                    attention: *att,
+                    ffn: *ffn,
+                    flops: d2.total.flops - d1.total.flops,
+                    time_s: d2.total.time_s - d1.total.time_s,
+                    params: (two.parameters() - one.parameters()) as f64,
+                    memory_bytes: mem(&d2) - mem(&d1),
+                };
+                fixed.get_or_insert((
+                    d1.total.flops - opt.flops,
+                    d1.total.time_s - opt.time_s,
+                    one.parameters() as f64 - opt.params,
+                    d1.footprint.total_bytes - opt.memory_bytes,
+                ));
+                options.push(opt);
+            }
         }
     }
     let (ff, ft, fp, fm) = fixed.unwrap_or_default();
@@ -288,6 +312,7 @@ mod tests {
         let options = (0..n)
             .map(|i| LayerOption {
                 label: format!("o{i}"),
+                layer: Layer::GLOBAL,
                 attention: Attention::Grouped { num_heads: 1, num_kv_heads: 1, head_dim: 1 },
                 ffn: Ffn::Dense {
                     intermediate_size: 1,
