@@ -235,3 +235,22 @@ fn the_reproduction_changes_only_the_layer_kind() {
         assert_eq!((a.hidden_size, a.ffn), (base.hidden_size, base.ffn));
     }
 }
+
+#[test]
+fn llama_cpp_sizes_window_caches_as_its_iswa_cache_does() {
+    // shared/notes/hybrid-layers.md 2.3: GGML_PAD(min(n_ctx, n_swa + n_ubatch), 256) cells with
+    // n_ubatch 512: W = 512 -> 1024 cells, W = 1024 -> 1536, gpt-oss's W = 128 -> 768.
+    let engine = builtin("rpi5").unwrap().engine.unwrap();
+    assert_eq!(engine.window_cells(512, 4224), 1024);
+    assert_eq!(engine.window_cells(1024, 4224), 1536);
+    assert_eq!(engine.window_cells(128, 4224), 768);
+    // A context shorter than the window plus a ubatch: the context, padded to 256.
+    assert_eq!(engine.window_cells(512, 300), 512);
+    // So a Gemma-3-270M-shaped stack (5 windowed layers, 1024 B per token each, and one global
+    // layer) holds at 4224 tokens 4224 x 1024 + 5 x 1024 x 1024 B on llama.cpp, against
+    // 4224 x 1024 + 5 x 512 x 1024 B by the window alone.
+    let a = windowed(512);
+    let cells = |w: u32, c: u64| engine.window_cells(w, c);
+    assert_eq!(a.cache_bytes_with(1, 4224, 2.0, &cells), (4224.0 + 5.0 * 1024.0) * 1024.0);
+    assert_eq!(a.cache_bytes(1, 4224, 2.0), (4224.0 + 5.0 * 512.0) * 1024.0);
+}

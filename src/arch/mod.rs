@@ -863,8 +863,9 @@ impl Architecture {
     }
 
     /// KV-cache elements one sequence holds at `context` tokens: global layers keep every
-    /// token, windowed layers their window.
-    pub fn kv_cache_elements(&self, context: u64) -> u64 {
+    /// token, windowed layers `window_cells(window, context)` (the window itself, or what an
+    /// engine allocates for it).
+    pub fn kv_cache_elements(&self, context: u64, window_cells: &dyn Fn(u32, u64) -> u64) -> u64 {
         let per = self.attention.kv_elements_per_token();
         if self.layers.is_empty() {
             return self.num_layers as u64 * per * context;
@@ -873,7 +874,7 @@ impl Architecture {
             .iter()
             .map(|l| match l.mixer {
                 Mixer::Global => context,
-                Mixer::Window { window } => context.min(window as u64),
+                Mixer::Window { window } => window_cells(window, context),
                 _ => 0,
             })
             .sum::<u64>()
@@ -881,12 +882,24 @@ impl Architecture {
     }
 
     /// Bytes of KV cache and recurrent state `batch` sequences hold at `context` tokens, the
-    /// cache at `kv_bytes` per element, states in f32.
+    /// cache at `kv_bytes` per element, states in f32; a windowed layer keeps its window.
     pub fn cache_bytes(&self, batch: u32, context: u64, kv_bytes: f64) -> f64 {
+        self.cache_bytes_with(batch, context, kv_bytes, &|window, context| context.min(window as u64))
+    }
+
+    /// `cache_bytes` with windowed layers holding `window_cells(window, context)` tokens.
+    pub fn cache_bytes_with(
+        &self,
+        batch: u32,
+        context: u64,
+        kv_bytes: f64,
+        window_cells: &dyn Fn(u32, u64) -> u64,
+    ) -> f64 {
         if self.layers.is_empty() {
             return batch as f64 * context as f64 * self.kv_elements_per_token() as f64 * kv_bytes;
         }
-        batch as f64 * (self.kv_cache_elements(context) as f64 * kv_bytes + self.state_elements() as f64 * 4.0)
+        let kv = self.kv_cache_elements(context, window_cells) as f64 * kv_bytes;
+        batch as f64 * (kv + self.state_elements() as f64 * 4.0)
     }
 
     /// f32 state elements one sequence keeps, whatever its context (convolution tails and

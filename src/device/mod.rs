@@ -77,6 +77,9 @@ pub struct Engine {
     pub kv_pad: u32,
 }
 
+/// llama.cpp's default micro-batch (`n_ubatch`), which its window caches are sized with.
+pub const LLAMA_CPP_UBATCH: u64 = 512;
+
 impl Engine {
     /// llama.cpp as it runs every model: MLA absorbed in both phases (it caches the latent),
     /// flash attention (its CPU default), every norm and activation a kernel of its own, f32
@@ -97,6 +100,18 @@ impl Engine {
             activations: DType::F32,
             kv_cache: DType::F16,
             kv_pad: 256,
+        }
+    }
+
+    /// Cache cells the engine gives a sliding-window layer at `context` tokens. llama.cpp's
+    /// iSWA cache (llama-kv-cache-iswa.cpp, as llama-cli, llama-server and llama-bench run it,
+    /// `swa_full` off): the window plus one ubatch of 512, at most the context, padded to 256.
+    pub fn window_cells(&self, window: u32, context: u64) -> u64 {
+        if self.name == "llama.cpp" {
+            let pad = self.kv_pad.max(1) as u64;
+            context.min(window as u64 + LLAMA_CPP_UBATCH).div_ceil(pad) * pad
+        } else {
+            context.min(window as u64)
         }
     }
 

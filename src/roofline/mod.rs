@@ -394,20 +394,36 @@ pub fn footprint(
     device: &DeviceProfile,
 ) -> Footprint {
     let settings = RunSettings { precisions: device.effective_precisions(settings.precisions), ..*settings };
-    footprint_at(arch, s.max_context(), &settings, prefill_live_bytes, device.usable_memory_bytes)
+    footprint_at(arch, s.max_context(), &settings, prefill_live_bytes, device)
 }
 
-/// Weights + KV cache at `max_context` for the batch + workspace (live activations and logits).
+/// Weights + KV cache at `max_context` for the batch + workspace (live activations and logits),
+/// against the device's usable memory; windowed layers hold what the device's engine allocates.
 pub fn footprint_at(
     arch: &Architecture,
     max_context: u64,
     settings: &RunSettings,
     live_bytes: f64,
+    device: &DeviceProfile,
+) -> Footprint {
+    footprint_within(arch, max_context, settings, live_bytes, device, device.usable_memory_bytes)
+}
+
+/// `footprint_at` against a memory budget of `usable_bytes`.
+pub fn footprint_within(
+    arch: &Architecture,
+    max_context: u64,
+    settings: &RunSettings,
+    live_bytes: f64,
+    device: &DeviceProfile,
     usable_bytes: f64,
 ) -> Footprint {
     let p = &settings.precisions;
     let weights_bytes = arch.stored_weight_bytes(p.weights);
-    let kv_cache_bytes = arch.cache_bytes(settings.batch, max_context, p.kv_cache.bytes());
+    let kv_cache_bytes = match &device.engine {
+        Some(e) => arch.cache_bytes_with(settings.batch, max_context, p.kv_cache.bytes(), &|w, c| e.window_cells(w, c)),
+        None => arch.cache_bytes(settings.batch, max_context, p.kv_cache.bytes()),
+    };
     let logits = settings.batch as f64 * arch.vocab_size as f64 * p.activations.bytes();
     let workspace_bytes = live_bytes + logits;
     let total_bytes = weights_bytes + kv_cache_bytes + workspace_bytes;

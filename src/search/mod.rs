@@ -19,7 +19,7 @@ use crate::arch::Architecture;
 use crate::device::DeviceProfile;
 use crate::error::{Error, Result};
 use crate::quality::{Estimate, LossModel};
-use crate::roofline::{footprint_at, potential, Evaluator, PlanChoice, Point, Potential};
+use crate::roofline::{footprint_within, potential, Evaluator, PlanChoice, Point, Potential};
 use crate::workload::{Plan, RunSettings};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -201,7 +201,7 @@ impl<'a> Scorer<'a> {
         }
         let mut total = prefill;
         total.add(decode);
-        let footprint = footprint_at(arch, w.max_context, &settings, live, self.budget_bytes);
+        let footprint = footprint_within(arch, w.max_context, &settings, live, self.device, self.budget_bytes);
         Detail {
             prefill,
             decode,
