@@ -285,6 +285,12 @@ pub fn layer_split(format: DType, role: Role, row: u64, from: u32, to: u32, ctx:
 
 /// A layer index that does not get more bits (for the common type), or 0 when every layer does.
 fn layer_without_more_bits(layers: u32) -> u32 {
+    // Every layer below n/8 uses more bits, so n/8 is the first candidate (the scorer asks
+    // for this per product per candidate: no loop when it answers).
+    let first = layers / 8;
+    if first < layers && !use_more_bits(first, layers) {
+        return first;
+    }
     (0..layers).find(|&i| !use_more_bits(i, layers)).unwrap_or(0).min(layers.saturating_sub(1))
 }
 
@@ -300,6 +306,14 @@ mod tests {
         assert_eq!(TensorType::Q6K.bytes_per_element() * 256.0, 210.0);
         // block_q5_0 = f16 + 4 bytes of high bits + 16 bytes of nibbles = 22 / 32.
         assert_eq!(TensorType::Q5_0.bytes_per_element() * 32.0, 22.0);
+    }
+
+    #[test]
+    fn the_first_layer_without_more_bits_is_found_without_a_loop() {
+        for layers in 0..300 {
+            let looped = (0..layers).find(|&i| !use_more_bits(i, layers)).unwrap_or(0).min(layers.saturating_sub(1));
+            assert_eq!(layer_without_more_bits(layers), looped, "{layers}");
+        }
     }
 
     #[test]
