@@ -206,13 +206,7 @@ fn attention_tensors(b: &mut Builder, arch: &Architecture, h: u64) {
             b.matrix("attn_output", Role::AttnOutput, &[q, h]);
         }
         Attention::Latent(m) => {
-            let (nh, r, dr, dn, dv) = (
-                m.num_heads as u64,
-                m.kv_lora_rank as u64,
-                m.qk_rope_head_dim as u64,
-                m.qk_nope_head_dim as u64,
-                m.v_head_dim as u64,
-            );
+            let (nh, r, dr, dn, dv) = m.dims();
             match m.q_lora_rank {
                 Some(rq) => {
                     b.matrix("attn_q_a", Role::AttnOther, &[h, rq as u64]);

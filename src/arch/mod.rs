@@ -94,6 +94,24 @@ impl Mla {
     pub fn qk_head_dim(&self) -> u32 {
         self.qk_nope_head_dim + self.qk_rope_head_dim
     }
+
+    /// (heads, kv_lora_rank, qk_rope_head_dim, qk_nope_head_dim, v_head_dim) for size arithmetic.
+    pub fn dims(&self) -> (u64, u64, u64, u64, u64) {
+        let m = self;
+        (
+            m.num_heads as u64,
+            m.kv_lora_rank as u64,
+            m.qk_rope_head_dim as u64,
+            m.qk_nope_head_dim as u64,
+            m.v_head_dim as u64,
+        )
+    }
+
+    /// `dims` as floats, for FLOP and byte arithmetic.
+    pub fn dims_f64(&self) -> (f64, f64, f64, f64, f64) {
+        let (nh, r, dr, dn, dv) = self.dims();
+        (nh as f64, r as f64, dr as f64, dn as f64, dv as f64)
+    }
 }
 
 /// The kind of attention, as a label for reports and search spaces.
@@ -800,13 +818,7 @@ impl Architecture {
                 }
             }
             Attention::Latent(m) => {
-                let (nh, r, dr, dn, dv) = (
-                    m.num_heads as u64,
-                    m.kv_lora_rank as u64,
-                    m.qk_rope_head_dim as u64,
-                    m.qk_nope_head_dim as u64,
-                    m.v_head_dim as u64,
-                );
+                let (nh, r, dr, dn, dv) = m.dims();
                 let q_out = nh * (dn + dr);
                 *bytes += match m.q_lora_rank {
                     Some(rq) => {

@@ -53,6 +53,14 @@ fn write_marker(dir: &Path, marker: &Marker) -> Result<()> {
     super::write::write_atomic(&dir.join(MARKER), &super::write::json_bytes(marker))
 }
 
+/// Whether `dir/name` is a regular file `marker` lists, holding what it held when listed.
+fn written_unchanged(dir: &Path, name: &str, marker: Option<&Marker>) -> bool {
+    let path = dir.join(name);
+    let Some(want) = marker.and_then(|m| m.files.get(name)) else { return false };
+    std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_file())
+        && read_bytes(&path, super::read::MAX_SEARCH_FILE_BYTES).is_ok_and(|b| &sha256_hex(&b) == want)
+}
+
 /// Refuses `dir` unless it is missing, empty, or holds only what `command` wrote there: a
 /// valid marker of that command, and every other entry a regular file it lists with the hash
 /// it recorded. A link, a file, a folder of someone else's files, a file edited since, or
@@ -84,19 +92,13 @@ pub fn check_replaceable(dir: &Path, flag: &str, command: &str) -> Result<()> {
             crate::error::clip(&m.command)
         )));
     }
-    let listed = marker.as_ref().map(|m| m.files.clone()).unwrap_or_default();
     // An entry is the tool's when it is a regular file listed with the hash of what it holds;
     // the marker itself, when it is a valid one.
     let theirs = |name: &String| {
         if name == MARKER {
             return marker.is_none();
         }
-        let path = dir.join(name);
-        let Some(want) = listed.get(name) else { return true };
-        if !std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_file()) {
-            return true;
-        }
-        !read_bytes(&path, super::read::MAX_SEARCH_FILE_BYTES).is_ok_and(|b| &sha256_hex(&b) == want)
+        !written_unchanged(dir, name, marker.as_ref())
     };
     let foreign: Vec<&String> = entries.iter().filter(|n| theirs(n)).collect();
     if foreign.is_empty() {
@@ -325,11 +327,7 @@ pub fn check_file_replaceable(dir: &Path, name: &str, command: &str) -> Result<(
     if std::fs::symlink_metadata(&path).is_err() {
         return Ok(());
     }
-    let want = marker.as_ref().and_then(|m| m.files.get(name));
-    let ours = std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_file())
-        && want
-            .is_some_and(|w| read_bytes(&path, super::read::MAX_SEARCH_FILE_BYTES).is_ok_and(|b| &sha256_hex(&b) == w));
-    if ours {
+    if written_unchanged(dir, name, marker.as_ref()) {
         Ok(())
     } else {
         Err(Error::Usage(format!(

@@ -283,13 +283,7 @@ pub fn attention_core(arch: &Architecture, tokens: f64, context: f64) -> (RecExp
     };
     let text = match arch.attention {
         Attention::Latent(m) => {
-            let (nh, r, dr, dn, dv) = (
-                m.num_heads as f64,
-                m.kv_lora_rank as f64,
-                m.qk_rope_head_dim as f64,
-                m.qk_nope_head_dim as f64,
-                m.v_head_dim as f64,
-            );
+            let (nh, r, dr, dn, dv) = m.dims_f64();
             let q = leaf("q_nope", [nh, tokens, dn], Home::Activations, "q_nope");
             let qr = leaf("q_rope", [nh, tokens, dr], Home::Activations, "q_rope");
             let wuk = leaf("w_uk_t", [nh, dn, r], Home::Weights, "w_uk");

@@ -654,13 +654,7 @@ impl Builder<'_> {
 
     fn latent_attention(&mut self, arch: &Architecture, plan: Plan, m: Mla) {
         let h = arch.hidden_size as f64;
-        let (nh, r, dr, dn, dv) = (
-            m.num_heads as f64,
-            m.kv_lora_rank as f64,
-            m.qk_rope_head_dim as f64,
-            m.qk_nope_head_dim as f64,
-            m.v_head_dim as f64,
-        );
+        let (nh, r, dr, dn, dv) = m.dims_f64();
         let q_out = nh * (dn + dr);
         match m.q_lora_rank {
             Some(rq) => {
@@ -682,13 +676,7 @@ impl Builder<'_> {
     /// space (absorbed), and attend.
     fn latent_core(&mut self, plan: Plan, m: Mla) {
         let p = self.pass;
-        let (nh, r, dr, dn, dv) = (
-            m.num_heads as f64,
-            m.kv_lora_rank as f64,
-            m.qk_rope_head_dim as f64,
-            m.qk_nope_head_dim as f64,
-            m.v_head_dim as f64,
-        );
+        let (nh, r, dr, dn, dv) = m.dims_f64();
         let latent_bytes = p.kv_source();
         match plan.mla {
             MlaForm::Materialised => {
