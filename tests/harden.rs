@@ -3,39 +3,8 @@
 //! bounded time, and never leave a half-written or mixed output folder.
 
 use crate::common::*;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
-
-/// Runs the binary; returns (exit code, stderr).
-fn run(args: &[&str]) -> (Option<i32>, String) {
-    let out = bin().args(args).timeout(Duration::from_secs(60)).output().unwrap();
-    (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
-}
-
-/// Exit 2, one line, no panic, and every `needles` in the message.
-fn refused(args: &[&str], needles: &[&str]) -> String {
-    let (code, err) = run(args);
-    assert_eq!(code, Some(2), "{args:?}: {err}");
-    assert!(!err.contains("panicked"), "{args:?}: {err}");
-    // Progress lines may come first; the error is one line, the last.
-    let errors: Vec<&str> = err.lines().filter(|l| !l.is_empty() && !l.contains(" candidates on ")).collect();
-    assert!(errors.len() == 1 && errors[0].starts_with("error: "), "{args:?}: not one line: {err}");
-    for n in needles {
-        assert!(err.contains(n), "{args:?}: '{n}' not in: {err}");
-    }
-    err
-}
-
-fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
-    let p = dir.join(name);
-    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-    std::fs::write(&p, text).unwrap();
-    p
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
 
 const SPACE: &str = r#"name = "tiny"
 [architecture]
@@ -478,7 +447,7 @@ fn an_unwritable_output_folder_is_refused_before_the_search() {
     if !Path::new("/proc/self/fdinfo").is_dir() {
         return; // Linux only: a folder nobody (root included) can write.
     }
-    let (code, err) =
+    let (code, _, err) =
         run(&["search", "search-spaces/around-135m.toml", "--device", "rpi5", "--out", "/proc/self/fdinfo"]);
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("/proc/self/fdinfo") && !err.contains("candidates on"), "{err}");

@@ -7,40 +7,6 @@ use crate::common::*;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// Runs the binary; returns (exit code, stdout, stderr).
-fn run(args: &[&str]) -> (Option<i32>, String, String) {
-    let out = bin().args(args).timeout(Duration::from_secs(120)).output().unwrap();
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-/// Exit 2 with one line starting `error: ` that holds every `needles`; returns it.
-fn refused(args: &[&str], needles: &[&str]) -> String {
-    let (code, out, err) = run(args);
-    assert_eq!(code, Some(2), "{args:?}: {out}{err}");
-    assert!(!err.contains("panicked"), "{args:?}: {err}");
-    let lines: Vec<&str> = err.lines().filter(|l| !l.is_empty()).collect();
-    assert!(lines.len() == 1 && lines[0].starts_with("error: "), "{args:?}: not one line: {err}");
-    for n in needles {
-        assert!(err.contains(n), "{args:?}: '{n}' not in: {err}");
-    }
-    err
-}
-
-fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
-    let p = dir.join(name);
-    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-    std::fs::write(&p, text).unwrap();
-    p
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
 /// Llama-3.2-1B's parameters by hand: embeddings 128,256 x 2,048 = 262,668,288; per layer
 /// q and o 2 x 2,048^2 = 8,388,608, k and v 2 x 2,048 x 512 = 2,097,152, MLP 3 x 2,048 x 8,192 =
 /// 50,331,648, two norms 4,096: 60,821,504, times 16 = 973,144,064; final norm 2,048 (tied).

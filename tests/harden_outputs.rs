@@ -10,38 +10,6 @@ use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-fn run(args: &[&str]) -> (Option<i32>, String, String) {
-    let out = bin().args(args).timeout(Duration::from_secs(120)).output().unwrap();
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-/// Exit 2 with one error line holding every needle.
-fn refused(args: &[&str], needles: &[&str]) -> String {
-    let (code, _, err) = run(args);
-    assert_eq!(code, Some(2), "{args:?}: {err}");
-    assert!(!err.contains("panicked"), "{args:?}: {err}");
-    let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("error: ")).collect();
-    assert_eq!(errors.len(), 1, "{args:?}: {err}");
-    for n in needles {
-        assert!(err.contains(n), "{args:?}: '{n}' not in: {err}");
-    }
-    err
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-fn write(p: &Path, text: &str) -> PathBuf {
-    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-    std::fs::write(p, text).unwrap();
-    p.to_path_buf()
-}
-
 const SPACE: &str = r#"name = "tiny"
 [architecture]
 layers = [4, 8]
@@ -57,7 +25,7 @@ scenario = "siso"
 
 /// A search folder of the tiny space, written by the binary.
 fn searched(dir: &Path) -> PathBuf {
-    let space = write(&dir.join("tiny.toml"), SPACE);
+    let space = write_at(&dir.join("tiny.toml"), SPACE);
     let out = dir.join("search");
     bin().args(["search", s(&space), "--device", "rpi5", "--out", s(&out)]).assert().success();
     out
@@ -78,21 +46,21 @@ fn forge(dir: &Path, name: &str, text: &str) {
 #[test]
 fn a_search_into_a_folder_of_someone_elses_files_is_refused_and_deletes_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let space = write(&dir.path().join("tiny.toml"), SPACE);
+    let space = write_at(&dir.path().join("tiny.toml"), SPACE);
     let home = dir.path().join("home");
-    let thesis = write(&home.join("docs/thesis.tex"), "four years");
+    let thesis = write_at(&home.join("docs/thesis.tex"), "four years");
     for cmd in [vec!["search", s(&space), "--device", "rpi5", "--out", s(&home)], vec!["reproduce", "--out", s(&home)]]
     {
         refused(&cmd, &[s(&home), "did not write or that were changed since (docs)", "new or empty folder"]);
         assert_eq!(std::fs::read_to_string(&thesis).unwrap(), "four years");
     }
     // batch writes SPACE/DEVICE below its --out: a foreign folder there is refused too.
-    let foreign = write(&home.join("tiny/rpi5/notes.txt"), "mine");
+    let foreign = write_at(&home.join("tiny/rpi5/notes.txt"), "mine");
     refused(&["batch", s(dir.path()), "--devices", "rpi5", "--out", s(&home)], &["notes.txt"]);
     assert!(foreign.exists());
     // Files a user adds to a folder the tool wrote are theirs: the next run refuses too.
     let out = searched(dir.path());
-    let notes = write(&out.join("my-notes.md"), "mine");
+    let notes = write_at(&out.join("my-notes.md"), "mine");
     refused(&["search", s(&space), "--device", "rpi5", "--out", s(&out)], &["my-notes.md"]);
     assert!(notes.exists());
     // An empty folder is fine, and so is a link to nothing being replaced: a link is refused.
@@ -111,11 +79,11 @@ fn a_search_into_a_folder_of_someone_elses_files_is_refused_and_deletes_nothing(
 #[test]
 fn siblings_named_like_old_temporaries_are_not_deleted() {
     let dir = tempfile::tempdir().unwrap();
-    let space = write(&dir.path().join("tiny.toml"), SPACE);
+    let space = write_at(&dir.path().join("tiny.toml"), SPACE);
     let out = dir.path().join("out");
-    let a = write(&dir.path().join(".out.old.1/keep.txt"), "x");
-    let b = write(&dir.path().join(".out.staging.1/keep.txt"), "x");
-    let c = write(&dir.path().join(".report.csv.1.tmp"), "x");
+    let a = write_at(&dir.path().join(".out.old.1/keep.txt"), "x");
+    let b = write_at(&dir.path().join(".out.staging.1/keep.txt"), "x");
+    let c = write_at(&dir.path().join(".report.csv.1.tmp"), "x");
     bin().args(["search", s(&space), "--device", "rpi5", "--out", s(&out)]).assert().success();
     bin()
         .args(["analyze", "--model", s(&model_path("SmolLM2-135M")), "--device", "rpi5", "--format", "csv", "--out"])
@@ -163,7 +131,7 @@ fn oversized_or_endless_inputs_are_refused_naming_the_limit() {
     big(&out.join("pareto.csv"), 200 << 20);
     refused(&["plot", "front", s(&out), "--out", s(&dir.path().join("f.svg"))], &["pareto.csv", "at most"]);
     // A device is refused before it is opened, and so is a folder.
-    let space = write(&dir.path().join("tiny.toml"), SPACE);
+    let space = write_at(&dir.path().join("tiny.toml"), SPACE);
     refused(&["search", "/dev/zero", "--device", "rpi5"], &["/dev/zero", "a regular file"]);
     refused(&["analyze", "--model", "/dev/zero", "--device", "rpi5"], &["/dev/zero", "a regular file"]);
     refused(&["analyze", "--model", s(dir.path()), "--device", "rpi5"], &["a folder"]);
@@ -187,7 +155,7 @@ fn a_hand_edited_search_folder_is_refused_by_name() {
     refused(&["plot", "front", s(&out)], &["pareto.csv", "changed since"]);
     // A folder with no marker is not a search folder.
     let bare = dir.path().join("bare");
-    write(&bare.join("space.toml"), SPACE);
+    write_at(&bare.join("space.toml"), SPACE);
     refused(&["export", s(&bare), "#0", "--out", s(&c)], &["not a folder written by `rooflinebench search`"]);
     assert!(!c.exists());
 }
@@ -279,9 +247,9 @@ fn sigterm_exits_130_even_with_nothing_in_progress() {
 #[test]
 fn a_users_lock_named_file_is_kept_and_a_lock_link_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let space = write(&dir.path().join("tiny.toml"), SPACE);
+    let space = write_at(&dir.path().join("tiny.toml"), SPACE);
     let out = dir.path().join("out");
-    let mine = write(&dir.path().join(".out.lock"), "mine");
+    let mine = write_at(&dir.path().join(".out.lock"), "mine");
     bin().args(["search", s(&space), "--device", "rpi5", "--out", s(&out)]).assert().success();
     assert_eq!(std::fs::read_to_string(&mine).unwrap(), "mine");
     std::fs::remove_file(&mine).unwrap();
@@ -297,17 +265,17 @@ fn a_users_lock_named_file_is_kept_and_a_lock_link_refused() {
 #[test]
 fn a_folder_is_replaced_only_with_a_valid_marker_and_unchanged_files_of_the_same_command() {
     let dir = tempfile::tempdir().unwrap();
-    let space = write(&dir.path().join("tiny.toml"), SPACE);
+    let space = write_at(&dir.path().join("tiny.toml"), SPACE);
     let search = |out: &Path| ["search", s(&space), "--device", "rpi5", "--out", s(out)].map(String::from);
     // A marker that is not the tool's.
     let m = dir.path().join("m");
-    let settings = write(&m.join(MARKER), r#"{"theme":"dark"}"#);
+    let settings = write_at(&m.join(MARKER), r#"{"theme":"dark"}"#);
     refused(&search(&m).each_ref().map(|a| a.as_str()), &[MARKER]);
     assert!(settings.exists());
     // A listed name that became a folder of the user's, and an edited summary.md.
     let out = searched(dir.path());
     std::fs::remove_file(out.join("summary.md")).unwrap();
-    let keep = write(&out.join("summary.md/keep.txt"), "mine");
+    let keep = write_at(&out.join("summary.md/keep.txt"), "mine");
     refused(&search(&out).each_ref().map(|a| a.as_str()), &["summary.md"]);
     assert!(keep.exists());
     let out = searched(&dir.path().join("b"));
@@ -330,7 +298,7 @@ fn a_file_put_in_the_output_folder_during_a_run_is_kept() {
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(1500));
-    let keep = write(&out.join("keep.txt"), "mine");
+    let keep = write_at(&out.join("keep.txt"), "mine");
     let done = child.wait_with_output().unwrap();
     assert_eq!(done.status.code(), Some(2), "{}", String::from_utf8_lossy(&done.stderr));
     assert!(keep.exists());
@@ -339,9 +307,9 @@ fn a_file_put_in_the_output_folder_during_a_run_is_kept() {
 #[test]
 fn batch_keeps_a_users_summary_and_outputs_never_overwrite_inputs() {
     let dir = tempfile::tempdir().unwrap();
-    write(&dir.path().join("spaces/tiny.toml"), SPACE);
+    write_at(&dir.path().join("spaces/tiny.toml"), SPACE);
     let b = dir.path().join("b");
-    let mine = write(&b.join("summary.md"), "mine");
+    let mine = write_at(&b.join("summary.md"), "mine");
     refused(&["batch", s(&dir.path().join("spaces")), "--devices", "rpi5", "--out", s(&b)], &["summary.md"]);
     assert_eq!(std::fs::read_to_string(&mine).unwrap(), "mine");
     // The same run into a fresh folder, then again: its own summary is replaced.
@@ -398,7 +366,7 @@ fn a_consistently_forged_outcome_or_profile_is_refused_by_rescoring() {
 fn a_merged_shard_with_an_invented_score_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let spaces = dir.path().join("spaces");
-    write(&spaces.join("tiny.toml"), SPACE);
+    write_at(&spaces.join("tiny.toml"), SPACE);
     let shards = dir.path().join("shards");
     for k in 0..2 {
         let shard = format!("{k}/2");
@@ -429,8 +397,8 @@ fn files_a_user_put_or_edited_are_never_replaced_by_single_file_writers() {
     assert_eq!(std::fs::read_to_string(out.join("front.svg")).unwrap(), "mine");
     // A user's file of a shard's name.
     let sh = dir.path().join("sh");
-    let mine = write(&sh.join("shard-0-of-2.json"), "mine");
-    let space = write(&dir.path().join("tiny.toml"), SPACE);
+    let mine = write_at(&sh.join("shard-0-of-2.json"), "mine");
+    let space = write_at(&dir.path().join("tiny.toml"), SPACE);
     refused(&["search", s(&space), "--device", "rpi5", "--shard", "0/2", "--out", s(&sh)], &["not a shard file"]);
     assert_eq!(std::fs::read_to_string(&mine).unwrap(), "mine");
     // Its own shard file is replaced on a rerun.
@@ -440,7 +408,7 @@ fn files_a_user_put_or_edited_are_never_replaced_by_single_file_writers() {
     }
     // export --out FOLDER: a config.json nobody named is not replaced.
     let e = dir.path().join("e");
-    let config = write(&e.join("config.json"), "mine");
+    let config = write_at(&e.join("config.json"), "mine");
     refused(&["export", s(&out), "#1", "--out", s(&e)], &["config.json", "exists"]);
     assert_eq!(std::fs::read_to_string(&config).unwrap(), "mine");
 }

@@ -7,27 +7,10 @@ use crate::common::*;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// Runs the binary; returns (exit code, stdout, raw stderr).
-fn run(args: &[&str]) -> (Option<i32>, String, Vec<u8>) {
+/// Runs the binary; returns (exit code, stdout, raw stderr bytes).
+fn run_raw(args: &[&str]) -> (Option<i32>, String, Vec<u8>) {
     let out = bin().args(args).timeout(Duration::from_secs(60)).output().unwrap();
     (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned(), out.stderr)
-}
-
-/// Exit 2 with one line starting `error: ` that holds every `needles`; returns it.
-fn refused(args: &[&str], needles: &[&str]) -> String {
-    let (code, out, err) = run(args);
-    let err = String::from_utf8_lossy(&err).into_owned();
-    assert_eq!(code, Some(2), "{args:?}: {out}{err}");
-    let lines: Vec<&str> = err.lines().filter(|l| !l.is_empty()).collect();
-    assert!(lines.len() == 1 && lines[0].starts_with("error: "), "{args:?}: not one line: {err}");
-    for n in needles {
-        assert!(err.contains(n), "{args:?}: '{n}' not in: {err}");
-    }
-    err
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
 }
 
 fn bench_file() -> PathBuf {
@@ -271,7 +254,7 @@ fn more_than_100000_llama_bench_rows_are_refused() {
 
 /// Exit 2, and stderr one line of printable bytes (the final newline aside), at most ~1,100.
 fn printable_error(args: &[&str]) {
-    let (code, out, err) = run(args);
+    let (code, out, err) = run_raw(args);
     assert_eq!(code, Some(2), "{args:?}: {out}{}", String::from_utf8_lossy(&err));
     let (last, body) = err.split_last().unwrap();
     assert_eq!(*last, b'\n');
