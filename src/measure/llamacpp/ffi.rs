@@ -358,6 +358,10 @@ impl<'m> Context<'m> {
             p.n_batch = s.n_batch;
             p.n_ubatch = s.n_ubatch.min(s.n_batch);
             p.n_seq_max = 1;
+            // Sliding-window layers get the window-sized cache llama-cli, llama-server and
+            // llama-bench give them (the C API's default is a full-size one), which is what the
+            // footprint predicts (`Engine::window_cells`).
+            p.swa_full = false;
             p.n_threads = s.threads;
             p.n_threads_batch = s.threads;
             p.no_perf = true;
