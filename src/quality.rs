@@ -236,7 +236,11 @@ impl LossModel {
     }
 
     pub fn estimate(&self, arch: &Architecture) -> Estimate {
-        let total = arch.parameters();
+        self.estimate_of(arch, arch.parameters())
+    }
+
+    /// [`LossModel::estimate`] for an architecture of `total` parameters, already counted.
+    pub fn estimate_of(&self, arch: &Architecture, total: u64) -> Estimate {
         let non_embedding = total - arch.embedding_params();
         // A MoE is priced at its active parameters: see the module comment.
         let n = if arch.ffn.is_moe() { arch.active_parameters() } else { total } as f64;

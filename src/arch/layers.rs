@@ -234,6 +234,16 @@ impl LayerGroups {
         groups
     }
 
+    /// Layers that attend (global or windowed).
+    pub fn attention_layers(&self) -> u32 {
+        self.as_slice().iter().filter(|(l, _)| l.mixer.is_attention()).map(|(_, n)| n).sum()
+    }
+
+    /// Layers with an FFN.
+    pub fn ffn_layers(&self) -> u32 {
+        self.as_slice().iter().filter(|(l, _)| l.ffn).map(|(_, n)| n).sum()
+    }
+
     pub fn as_slice(&self) -> &[(Layer, u32)] {
         match self {
             LayerGroups::Inline { groups, len } => &groups[..*len],

@@ -717,7 +717,8 @@ impl Architecture {
         };
         // The quantiser numbers each tensor kind over the layers that have it: attention
         // tensors over the attention layers, FFN tensors over the FFN layers.
-        let (l, la, lf) = (self.num_layers, self.attention_layers(), self.ffn_layers());
+        let groups = self.layer_groups();
+        let (l, la, lf) = (self.num_layers, groups.attention_layers(), groups.ffn_layers());
         let ctx = |layers: u32| MixContext { layers, experts, tied_embeddings: self.tie_embeddings };
         // Elements of a matrix with rows of `row` over layers `from..to` of `of`, stored by role.
         let matrix = |role: Role, row: u64, elements: u64, from: u32, to: u32, of: u32| -> f64 {
@@ -734,12 +735,13 @@ impl Architecture {
             bytes += matrix(Role::Output, h, h * v, 0, 1, l);
         }
         let mut vectors = h;
-        for &(layer, count) in self.layer_groups().as_slice() {
+        for &(layer, count) in groups.as_slice() {
             vectors += count as u64 * self.norms_of(layer) as u64 * h;
         }
-        vectors +=
-            self.attention_weight_bytes(&mut bytes, &|role, row, elements| matrix(role, row, elements, 0, la, la));
-        vectors += self.mixer_weight_bytes(&mut bytes, &|row, elements, layers| {
+        vectors += self.attention_weight_bytes(la as u64, &mut bytes, &|role, row, elements| {
+            matrix(role, row, elements, 0, la, la)
+        });
+        vectors += self.mixer_weight_bytes(&groups, &mut bytes, &|row, elements, layers| {
             matrix(Role::AttnOther, row, elements, 0, layers, l)
         });
         let dense = |f: u64, from: u32, to: u32| {
@@ -791,11 +793,12 @@ impl Architecture {
     /// bit for bit; returns their vector elements.
     fn attention_weight_bytes(
         &self,
+        la: u64,
         bytes: &mut f64,
         matrix: &dyn Fn(crate::dtype::storage::Role, u64, u64) -> f64,
     ) -> u64 {
         use crate::dtype::storage::Role;
-        let (h, la) = (self.hidden_size as u64, self.attention_layers() as u64);
+        let h = self.hidden_size as u64;
         let mut vectors = 0;
         match self.attention {
             Attention::Grouped { num_heads, num_kv_heads, head_dim } => {
@@ -844,10 +847,10 @@ impl Architecture {
     /// Bytes of the convolution and recurrent mixers' projections (`matrix(row, elements,
     /// layers)`, stored in the default type: llama.cpp's quantiser has no rule for them) and
     /// their f32 vector elements (kernels, decay and skip terms, norms: never quantised).
-    fn mixer_weight_bytes(&self, bytes: &mut f64, matrix: &dyn Fn(u64, u64, u32) -> f64) -> u64 {
+    fn mixer_weight_bytes(&self, groups: &LayerGroups, bytes: &mut f64, matrix: &dyn Fn(u64, u64, u32) -> f64) -> u64 {
         let h = self.hidden_size as u64;
         let mut vectors = 0;
-        for &(layer, count) in self.layer_groups().as_slice() {
+        for &(layer, count) in groups.as_slice() {
             let n = count as u64;
             match layer.mixer {
                 Mixer::Global | Mixer::Window { .. } => {}

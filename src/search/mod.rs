@@ -221,7 +221,8 @@ impl<'a> Scorer<'a> {
     /// Scores a candidate, or names the first constraint it fails.
     pub fn score(&mut self, cand: &Candidate) -> std::result::Result<Scored, &'static str> {
         let c = &self.space.constraints;
-        let params = cand.arch.parameters() as f64;
+        let total = cand.arch.parameters();
+        let params = total as f64;
         if c.min_params.is_some_and(|m| params < m) {
             return Err("min_params");
         }
@@ -229,7 +230,7 @@ impl<'a> Scorer<'a> {
             return Err("max_params");
         }
         // A few flops and two powf: cheap enough to reject on before any roofline work.
-        let quality = self.loss.estimate(&cand.arch);
+        let quality = self.loss.estimate_of(&cand.arch, total);
         if c.min_non_embedding_params.is_some_and(|m| (quality.non_embedding_params as f64) < m) {
             return Err("min_non_embedding_params");
         }

@@ -806,7 +806,7 @@ pub fn operators_into(
     let mut b = Builder { ops, pass, count: 1, part, fuse, pending_norm: None, layers: (0, 1), mix, window: 0 };
     let groups = arch.layer_groups();
     // Attention tensors are stored (and numbered by the quantiser) over the attention layers.
-    let attention_layers = arch.attention_layers();
+    let attention_layers = groups.attention_layers();
     let attention_storage = |b: &mut Builder| {
         b.layers = (0, attention_layers);
         b.mix.layers = attention_layers;
@@ -861,7 +861,7 @@ pub fn operators_into(
     }
 
     // The FFN of every layer that has one; tensors numbered over those layers.
-    let ffn_layers = arch.ffn_layers();
+    let ffn_layers = groups.ffn_layers();
     if ffn_layers > 0 {
         b.count = ffn_layers;
         b.layers = (0, ffn_layers);
