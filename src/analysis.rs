@@ -151,6 +151,15 @@ pub fn analyze_with(ev: &mut Evaluator, arch: &Architecture, scenario: &Scenario
     }
 }
 
+/// One entry of `analyze --format json`: the analysis, and its operator rows when asked for.
+#[derive(Serialize)]
+pub struct JsonEntry<'a> {
+    #[serde(flatten)]
+    pub analysis: &'a Analysis,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub operators: Option<&'a [OpRow]>,
+}
+
 /// An `analyze` request as a person gives it, before it is checked: the command line's flags
 /// and the Python binding's keywords, with the command line's defaults.
 #[derive(Debug, Clone)]

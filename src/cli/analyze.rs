@@ -1,14 +1,13 @@
 //! `analyze`: where a model sits on a device's roofline.
 
 use super::{emit, AnalyzeArgs, PrecisionArgs};
-use crate::analysis::{self, operator_rows, Analysis, OpRow};
+use crate::analysis::{self, operator_rows, Analysis, JsonEntry, OpRow};
 use crate::arch::{load_hf_config, Architecture};
 use crate::device::{resolve, DeviceProfile};
 use crate::dtype::Precisions;
 use crate::error::{Error, Result};
 use crate::files::{csv_bytes, json_bytes};
 use crate::report::{analysis_rows, operator_csv_rows, table, Format};
-use serde::Serialize;
 
 /// A validated `analyze` request.
 struct Request {
@@ -58,14 +57,6 @@ impl Request {
         let devices = a.device.iter().map(|d| resolve(d)).collect::<Result<Vec<_>>>()?;
         Ok(Request { models, devices, question })
     }
-}
-
-#[derive(Serialize)]
-struct JsonEntry<'a> {
-    #[serde(flatten)]
-    analysis: &'a Analysis,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    operators: Option<&'a [OpRow]>,
 }
 
 pub fn run(args: AnalyzeArgs, out: &mut dyn std::io::Write) -> Result<()> {
