@@ -112,7 +112,7 @@ def test_bad_inputs_raise_with_the_command_lines_message(tmp_path):
         (["--model", LLAMA, "--device", "rpi5", "--scenario", "long"], dict(model=LLAMA, device="rpi5", scenario="long")),
         (["--model", bad_file, "--device", "rpi5"], dict(model=str(bad_file), device="rpi5")),
         (["--model", tmp_path / "missing.json", "--device", "rpi5"], dict(model=str(tmp_path / "missing.json"), device="rpi5")),
-        (["--model", LLAMA, "--device", "rpi5", "--tokens", "-1"], dict(model=LLAMA, device="rpi5", tokens=-1.0)),
+        (["--model", LLAMA, "--device", "rpi5", "--tokens=-1"], dict(model=LLAMA, device="rpi5", tokens=-1.0)),
     ]
     for args, kw in cases:
         message = cli("analyze", *args, ok=False)
