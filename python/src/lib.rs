@@ -526,7 +526,8 @@ fn search_json(
     py.detach(|| {
         let report = match &out {
             Some(dir) => {
-                let (report, staged) = rooflinebench::report::folder::search_into(&space, &device, &opts, dir)?;
+                let staged = rooflinebench::files::Staged::begin(dir, "search")?;
+                let report = rooflinebench::report::folder::search_into(&space, &device, &opts, &staged)?;
                 staged.commit()?;
                 report
             }

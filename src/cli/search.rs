@@ -71,8 +71,9 @@ pub fn run_search(args: SearchArgs, out: &mut dyn std::io::Write) -> Result<()> 
         return writeln!(out, "wrote shard {}/{} to {}", shard.0, shard.1, path.display())
             .map_err(|e| Error::io("<stdout>", e));
     }
+    let staged = Staged::begin(&dir, "search")?;
     eprintln!("{}: {} candidates on {}", space.name, space.count(), device.name);
-    let (report, staged) = crate::report::folder::search_into(&space, &device, &opts, &dir)?;
+    let report = crate::report::folder::search_into(&space, &device, &opts, &staged)?;
     for w in &report.warnings {
         eprintln!("warning: {w}");
     }

@@ -115,18 +115,17 @@ pub fn write(r: &SearchReport, space: &SearchSpace, device: &DeviceProfile, dir:
     Ok(())
 }
 
-/// `search --out DIR`: runs `space` on `device` into `dir`, staged (a folder that cannot be
-/// replaced is refused before the work), with every file [`write`] writes. The caller adds its
-/// own files to the staged folder, then commits it.
+/// `search --out DIR`: runs `space` on `device` and writes every file [`write`] writes into the
+/// folder `staged` (begun by the caller before the work, so a folder that cannot be replaced
+/// is refused first; the caller adds its own files, then commits it).
 pub fn search_into(
     space: &SearchSpace,
     device: &DeviceProfile,
     opts: &crate::search::SearchOptions,
-    dir: &Path,
-) -> Result<(SearchReport, crate::files::Staged)> {
-    let staged = crate::files::Staged::begin(dir, "search")?;
+    staged: &crate::files::Staged,
+) -> Result<SearchReport> {
     let outcome = crate::search::run(space, device, opts)?;
     let report = crate::search::finish(space, device, outcome)?;
     write(&report, space, device, &staged.path())?;
-    Ok((report, staged))
+    Ok(report)
 }
