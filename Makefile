@@ -25,7 +25,7 @@ BASELINE_DEVICES := rpi5,jetson-orin-nano-super,m1-pro,rtx3070ti-laptop,rtx3090
 PROFILE := devices/this-machine.json
 ENGINE_PROFILE := devices/this-machine-llamacpp.json
 
-.PHONY: run test build setup bench baseline calibrate validate reproduce profiles llama-bench-check fmt lint
+.PHONY: run test build setup bench baseline calibrate validate reproduce profiles llama-bench-check fmt lint python
 
 # libtorch only when the build wants it: `make build FEATURES=llamacpp` on a platform PyPI has
 # no torch wheel for.
@@ -60,6 +60,19 @@ test: build
 	bash scripts/hf-roundtrip.sh $(BIN) results
 	# The platforms not here: wheel resolution per platform, llama.cpp backend features.
 	bash scripts/test-platforms.sh
+	# The Python package (built into target/python-venv), against this binary's output.
+	$(MAKE) python
+	ROOFLINEBENCH_BIN=$(BIN) $(PYVENV)/bin/python -m pytest -q python/tests
+
+# The Python package (python/, PyO3): maturin and pytest from PyPI into a venv under target/,
+# then the wheel built in release and installed there, without the engines. It shares target/
+# with cargo, so the crates `build` compiled are reused. `pip install .` builds the same wheel.
+PYVENV := target/python-venv
+CARGO_TARGET_DIR ?= $(CURDIR)/target
+python:
+	test -x $(PYVENV)/bin/python || python3 -m venv $(PYVENV)
+	test -x $(PYVENV)/bin/maturin || $(PYVENV)/bin/pip install --quiet "maturin>=1.9,<2" pytest
+	CARGO_TARGET_DIR=$(CARGO_TARGET_DIR) VIRTUAL_ENV=$(CURDIR)/$(PYVENV) $(PYVENV)/bin/maturin develop --release --quiet
 
 # Calibrate this machine on libtorch (about 30 s) and on llama.cpp (about a minute), then
 # validate each against workloads calibration never saw, back to back so both see the same

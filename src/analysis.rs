@@ -103,7 +103,13 @@ pub fn analyze(
     settings: &RunSettings,
     plans: PlanChoice,
 ) -> Analysis {
-    let mut ev = Evaluator::new(device, *settings, plans);
+    analyze_with(&mut Evaluator::new(device, *settings, plans), arch, scenario)
+}
+
+/// [`analyze`] with an evaluator made once for many models: making one chooses the device's
+/// elementwise plan by e-graph (tens of microseconds), far more than an analysis takes.
+pub fn analyze_with(ev: &mut Evaluator, arch: &Architecture, scenario: &Scenario) -> Analysis {
+    let device = ev.device;
     let eval = ev.scenario(arch, scenario);
     // The settings the device really runs (an engine fixes its activation and KV formats).
     let settings = &ev.settings;
@@ -142,6 +148,116 @@ pub fn analyze(
         footprint: footprint(arch, scenario, settings, eval.prefill.live_bytes, device),
         quality: estimate(arch, Tokens::default()),
         plans: (pp, dp),
+    }
+}
+
+/// One entry of `analyze --format json`: the analysis, and its operator rows when asked for.
+#[derive(Serialize)]
+pub struct JsonEntry<'a> {
+    #[serde(flatten)]
+    pub analysis: &'a Analysis,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub operators: Option<&'a [OpRow]>,
+}
+
+/// An `analyze` request as a person gives it, before it is checked: the command line's flags
+/// and the Python binding's keywords, with the command line's defaults.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// siso, silo, liso, lilo or all; none means all.
+    pub scenarios: Vec<String>,
+    /// A custom scenario's prompt tokens (with `generate`).
+    pub prompt: Option<u32>,
+    /// A custom scenario's generated tokens (with `prompt`).
+    pub generate: Option<u32>,
+    /// Sequences decoded together, at least 1.
+    pub batch: u32,
+    pub weights: String,
+    pub activations: String,
+    /// The KV cache's format; the activations' when absent.
+    pub kv: Option<String>,
+    pub logits_all: bool,
+    /// `best` (the fastest plan per phase) or `naive`.
+    pub plan: String,
+    /// Training tokens for the predicted loss (default 2e12).
+    pub tokens: Option<f64>,
+    /// Training tokens per parameter, instead of `tokens`.
+    pub tokens_per_parameter: Option<f64>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            scenarios: Vec::new(),
+            prompt: None,
+            generate: None,
+            batch: 1,
+            weights: "bf16".into(),
+            activations: "bf16".into(),
+            kv: None,
+            logits_all: false,
+            plan: "best".into(),
+            tokens: None,
+            tokens_per_parameter: None,
+        }
+    }
+}
+
+/// A checked `analyze` request: what every model is evaluated with on each device.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub scenarios: Vec<Scenario>,
+    pub settings: RunSettings,
+    pub plans: PlanChoice,
+    pub tokens: Tokens,
+}
+
+impl Request {
+    /// Checks `o`; errors name the flag, as the command line prints them.
+    pub fn new(o: &Options) -> crate::Result<Request> {
+        use crate::error::Error;
+        let scenarios = Scenario::select(&o.scenarios, o.prompt, o.generate)?;
+        let precisions = crate::dtype::Precisions::from_names(&o.weights, &o.activations, o.kv.as_deref())?;
+        if o.batch == 0 {
+            return Err(Error::Usage("--batch: expected at least 1 sequence, got 0".into()));
+        }
+        let plans = match o.plan.as_str() {
+            "naive" => PlanChoice::Fixed(Plan::NAIVE),
+            "best" => PlanChoice::Fastest,
+            other => {
+                return Err(Error::Usage(format!(
+                    "--plan: expected best or naive, got '{}'",
+                    crate::error::clip(other)
+                )))
+            }
+        };
+        let settings = RunSettings { batch: o.batch, precisions, logits_for_all_prompt_tokens: o.logits_all };
+        let positive = |flag: &str, v: f64| {
+            if v > 0.0 && v.is_finite() {
+                Ok(v)
+            } else {
+                Err(Error::Usage(format!("--{flag}: expected a positive number, got {v}")))
+            }
+        };
+        let tokens = match (o.tokens, o.tokens_per_parameter) {
+            (Some(_), Some(_)) => {
+                return Err(Error::Usage("--tokens: give --tokens or --tokens-per-parameter, not both".into()))
+            }
+            (_, Some(k)) => Tokens::PerParameter(positive("tokens-per-parameter", k)?),
+            (Some(d), None) => Tokens::Fixed(positive("tokens", d)?),
+            (None, None) => Tokens::default(),
+        };
+        Ok(Request { scenarios, settings, plans, tokens })
+    }
+
+    /// An evaluator for `device` under this request's settings, to reuse across models.
+    pub fn evaluator<'a>(&self, device: &'a DeviceProfile) -> Evaluator<'a> {
+        Evaluator::new(device, self.settings, self.plans)
+    }
+
+    /// `arch` in `scenario` on the evaluator's device, the loss for this request's tokens.
+    pub fn analyze(&self, ev: &mut Evaluator, arch: &Architecture, scenario: &Scenario) -> Analysis {
+        analyze_with(ev, arch, scenario).with_tokens(arch, self.tokens)
     }
 }
 

@@ -27,7 +27,9 @@ pub mod limits {
     pub const MAX_STATE_WIDTH: u32 = 1 << 12;
 }
 
-pub use hf::{export_hf_config, load_hf_config, parse_hf_config, try_export_hf_config, SUPPORTED_MODEL_TYPES};
+pub use hf::{
+    export_hf_config, load_hf_config, parse_hf_config, parse_hf_value, try_export_hf_config, SUPPORTED_MODEL_TYPES,
+};
 pub use layers::{DeltaNet, Layer, LayerGroups, Mamba2, Mixer};
 
 use crate::dtype::DType;

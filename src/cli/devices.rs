@@ -2,9 +2,8 @@
 
 use super::{emit, CheckArgs, DevicesAction, DevicesArgs, FitArgs};
 use crate::arch::{load_hf_config, Architecture};
-use crate::device::{builtin, builtin_names, resolve, DeviceProfile};
+use crate::device::{builtin, builtin_names, resolve, DeviceProfile, Summary};
 use crate::device::{Engine, Origin};
-use crate::dtype::DType;
 use crate::error::Error;
 use crate::error::Result;
 use crate::files::{csv_bytes, json_bytes};
@@ -12,38 +11,7 @@ use crate::fit::agreement::{agreement, factor_summary, median_factor, Agreement}
 use crate::fit::{self, llama_bench};
 use crate::report::Format;
 use crate::units::si;
-use serde::Serialize;
 use std::fmt::Write;
-
-#[derive(Serialize)]
-struct Row {
-    name: String,
-    kind: String,
-    origin: String,
-    bandwidth_bytes_per_s: f64,
-    f32_flop_per_s: f64,
-    f16_flop_per_s: f64,
-    ridge_f16_flop_per_byte: f64,
-    memory_bytes: f64,
-    usable_memory_bytes: f64,
-    description: String,
-}
-
-fn row(p: &DeviceProfile) -> Row {
-    let lower = |v: &dyn std::fmt::Debug| format!("{v:?}").to_lowercase();
-    Row {
-        name: p.name.clone(),
-        kind: lower(&p.kind),
-        origin: lower(&p.provenance.origin),
-        bandwidth_bytes_per_s: p.bandwidth_bytes_per_s,
-        f32_flop_per_s: p.peak_flops(DType::F32),
-        f16_flop_per_s: p.peak_flops(DType::F16),
-        ridge_f16_flop_per_byte: p.ridge_flop_per_byte(DType::F16),
-        memory_bytes: p.memory_bytes,
-        usable_memory_bytes: p.usable_memory_bytes,
-        description: p.description.clone(),
-    }
-}
 
 pub fn run(args: DevicesArgs, out: &mut dyn std::io::Write) -> Result<()> {
     match args.action {
@@ -55,7 +23,7 @@ pub fn run(args: DevicesArgs, out: &mut dyn std::io::Write) -> Result<()> {
         Some(DevicesAction::Check(a)) => return check(a, out),
         None => {}
     }
-    let rows: Vec<Row> = builtin_names().map(|n| row(&builtin(n).expect("listed names resolve"))).collect();
+    let rows: Vec<Summary> = builtin_names().map(|n| builtin(n).expect("listed names resolve").summary()).collect();
     let bytes = match args.format {
         Format::Csv => csv_bytes(&rows),
         Format::Json => json_bytes(&rows),

@@ -1,6 +1,5 @@
 //! `plot`: SVG rooflines and fronts from models, devices or a search's saved output.
 
-use super::analyze::scenarios_from;
 use super::{emit, PlotArgs, PlotWhat};
 use crate::analysis::analyze;
 use crate::arch::load_hf_config;
@@ -14,7 +13,7 @@ pub fn run(args: PlotArgs, out: &mut dyn std::io::Write) -> Result<()> {
     let path = match args.what {
         PlotWhat::Roofline { model, device, scenario, phases, precision, out } => {
             let settings = RunSettings { precisions: precision.resolve()?, ..RunSettings::default() };
-            let scenarios = scenarios_from(&scenario, None, None)?;
+            let scenarios = crate::roofline::Scenario::select(&scenario, None, None)?;
             let models = model.iter().map(|m| load_hf_config(m)).collect::<Result<Vec<_>>>()?;
             let devices = device.iter().map(|d| resolve(d)).collect::<Result<Vec<_>>>()?;
             let mut roofs = Vec::new();

@@ -73,12 +73,10 @@ pub fn run_search(args: SearchArgs, out: &mut dyn std::io::Write) -> Result<()> 
     }
     let staged = Staged::begin(&dir, "search")?;
     eprintln!("{}: {} candidates on {}", space.name, space.count(), device.name);
-    let outcome = run(&space, &device, &opts)?;
-    let report = finish(&space, &device, outcome)?;
+    let report = crate::report::folder::search_into(&space, &device, &opts, &staged)?;
     for w in &report.warnings {
         eprintln!("warning: {w}");
     }
-    write(&report, &space, &device, &staged.path())?;
     let mut text = explain(&report);
     if args.per_layer {
         // The uniform search already succeeded; a per-layer failure is reported, not fatal.

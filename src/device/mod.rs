@@ -203,7 +203,47 @@ pub struct DeviceProfile {
     pub notes: BTreeMap<String, serde_json::Value>,
 }
 
+/// A profile in one line of `devices`: its kind, origin and headline figures.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub name: String,
+    /// cpu, gpu, soc or edge.
+    pub kind: String,
+    /// datasheet, measured, calibrated or expected.
+    pub origin: String,
+    pub bandwidth_bytes_per_s: f64,
+    pub f32_flop_per_s: f64,
+    pub f16_flop_per_s: f64,
+    pub ridge_f16_flop_per_byte: f64,
+    pub memory_bytes: f64,
+    pub usable_memory_bytes: f64,
+    pub description: String,
+}
+
 impl DeviceProfile {
+    /// Its line in `devices`.
+    pub fn summary(&self) -> Summary {
+        let lower = |v: &dyn std::fmt::Debug| format!("{v:?}").to_lowercase();
+        Summary {
+            name: self.name.clone(),
+            kind: lower(&self.kind),
+            origin: lower(&self.provenance.origin),
+            bandwidth_bytes_per_s: self.bandwidth_bytes_per_s,
+            f32_flop_per_s: self.peak_flops(DType::F32),
+            f16_flop_per_s: self.peak_flops(DType::F16),
+            ridge_f16_flop_per_byte: self.ridge_flop_per_byte(DType::F16),
+            memory_bytes: self.memory_bytes,
+            usable_memory_bytes: self.usable_memory_bytes,
+            description: self.description.clone(),
+        }
+    }
+
+    /// How the profile predicted runs it was not fitted to (`devices fit --holdout`: the median
+    /// factor, per phase, and each run), when it was checked so; absent for datasheet profiles.
+    pub fn held_out_agreement(&self) -> Option<&serde_json::Value> {
+        self.notes.get("held_out_agreement")
+    }
+
     /// Peak FLOP/s for a compute format. Missing formats fall back to the nearest one the
     /// device has: f16 and bf16 to each other, int8 to f16, and everything last to f32.
     pub fn peak_flops(&self, dtype: DType) -> f64 {

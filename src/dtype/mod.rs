@@ -120,6 +120,29 @@ impl Precisions {
     pub fn compute(&self) -> DType {
         DType::compute_format(self.weights, self.activations)
     }
+
+    /// Precisions as a person names them (`--weights`, `--activations`, `--kv`; the Python
+    /// binding's keywords): the KV cache in the activations' format unless named; errors name
+    /// the flag.
+    pub fn from_names(weights: &str, activations: &str, kv: Option<&str>) -> crate::error::Result<Precisions> {
+        use crate::error::Error;
+        let parse = |flag: &str, s: &str| {
+            s.parse::<DType>()
+                .map_err(|e| Error::Usage(format!("--{flag}: expected {e}, got '{}'", crate::error::clip(s))))
+        };
+        let weights = parse("weights", weights)?;
+        let activations = parse("activations", activations)?;
+        if activations.is_block_quantised() {
+            return Err(Error::Usage(format!(
+                "--activations: {activations} is a weight-only block format; use f32, f16, bf16 or int8"
+            )));
+        }
+        let kv_cache = match kv {
+            Some(s) => parse("kv", s)?,
+            None => activations,
+        };
+        Ok(Precisions { weights, activations, kv_cache })
+    }
 }
 
 impl Default for Precisions {

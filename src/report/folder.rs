@@ -114,3 +114,18 @@ pub fn write(r: &SearchReport, space: &SearchSpace, device: &DeviceProfile, dir:
     })?;
     Ok(())
 }
+
+/// `search --out DIR`: runs `space` on `device` and writes every file [`write`] writes into the
+/// folder `staged` (begun by the caller before the work, so a folder that cannot be replaced
+/// is refused first; the caller adds its own files, then commits it).
+pub fn search_into(
+    space: &SearchSpace,
+    device: &DeviceProfile,
+    opts: &crate::search::SearchOptions,
+    staged: &crate::files::Staged,
+) -> Result<SearchReport> {
+    let outcome = crate::search::run(space, device, opts)?;
+    let report = crate::search::finish(space, device, outcome)?;
+    write(&report, space, device, &staged.path())?;
+    Ok(report)
+}

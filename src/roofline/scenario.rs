@@ -49,6 +49,24 @@ impl Scenario {
             })
     }
 
+    /// The scenarios a request names: a custom one of `prompt` and `generate` tokens when both
+    /// are given, else the named ones (every one for none or `all`).
+    pub fn select(names: &[String], prompt: Option<u32>, generate: Option<u32>) -> Result<Vec<Scenario>> {
+        if !names.is_empty() && (prompt.is_some() || generate.is_some()) {
+            return Err(Error::Usage("--scenario: give a named scenario or --prompt and --generate, not both".into()));
+        }
+        match (prompt, generate) {
+            (Some(p), Some(g)) => return Ok(vec![Scenario::new(format!("p{p}g{g}"), p, g)?]),
+            (Some(_), None) => return Err(Error::Usage("--prompt: needs --generate too".into())),
+            (None, Some(_)) => return Err(Error::Usage("--generate: needs --prompt too".into())),
+            (None, None) => {}
+        }
+        if names.is_empty() || names.iter().any(|n| n.eq_ignore_ascii_case("all")) {
+            return Ok(Scenario::all_named());
+        }
+        names.iter().map(|n| Scenario::named(n)).collect()
+    }
+
     pub fn all_named() -> Vec<Scenario> {
         NAMED.iter().map(|&(n, p, g)| Scenario { name: n.to_string(), prompt: p, generate: g }).collect()
     }

@@ -31,6 +31,23 @@ pub struct SearchReport {
     pub quality_tpot_margin: f64,
 }
 
+impl SearchReport {
+    /// The front as pareto.csv lists it, one row at a time (a front can hold hundreds of
+    /// thousands).
+    pub fn front_rows<'a>(
+        &'a self,
+        space: &'a SearchSpace,
+        device: &'a DeviceProfile,
+    ) -> impl Iterator<Item = FrontRow> + 'a {
+        let mut scorer = Scorer::new(space, device, crate::roofline::PlanChoice::Fastest);
+        self.outcome.front.iter().map(move |s| {
+            let c = space.candidate(s.index).expect("scored candidates are valid");
+            let d = scorer.detail(&c.arch, c.precision_index);
+            FrontRow::new(&c, &d, s.index == self.recommended.index)
+        })
+    }
+}
+
 /// Which of the front the recommendation is: for `rip`, the fastest decoder whose rip is within
 /// `margin` of the best (rip credits FLOPs, so the top rip is not always the best answer); for
 /// `loss`, the fastest decoder of those tied at the lowest predicted loss; otherwise the best.

@@ -46,10 +46,15 @@ pub fn load_hf_config(path: &Path) -> Result<Architecture> {
 /// Parses a `config.json` held in memory; `source` names it in errors.
 pub fn parse_hf_config(text: &str, source: &str, name: &str) -> Result<Architecture> {
     let value: Value = serde_json::from_str(text).map_err(|e| Error::json(source, &e))?;
+    parse_hf_value(&value, source, name)
+}
+
+/// Resolves a `config.json` already parsed (the Python binding's dicts).
+pub fn parse_hf_value(value: &Value, source: &str, name: &str) -> Result<Architecture> {
     let Value::Object(map) = value else {
         return Err(Error::field(source, "(top level)", "a JSON object", "another JSON value"));
     };
-    parse_map(&map, source, name)
+    parse_map(map, source, name)
 }
 
 fn parse_map(map: &Map<String, Value>, source: &str, name: &str) -> Result<Architecture> {
