@@ -881,21 +881,24 @@ impl Architecture {
 
     /// KV-cache elements one sequence holds at `context` tokens: global layers keep every
     /// token, windowed layers `window_cells(window, context)` (the window itself, or what an
-    /// engine allocates for it).
-    pub fn kv_cache_elements(&self, context: u64, window_cells: &dyn Fn(u32, u64) -> u64) -> u64 {
-        let per = self.attention.kv_elements_per_token();
+    /// engine allocates for it). A float: tokens times layers times a layer's elements can
+    /// pass 2^64 at the physical limits.
+    pub fn kv_cache_elements(&self, context: u64, window_cells: &dyn Fn(u32, u64) -> u64) -> f64 {
+        let per = self.attention.kv_elements_per_token() as f64;
         if self.layers.is_empty() {
-            return self.num_layers as u64 * per * context;
+            return self.num_layers as f64 * per * context as f64;
         }
-        self.layers
+        // At most 2^10 layers of 2^25 tokens each: the token sum fits.
+        let tokens: u64 = self
+            .layers
             .iter()
             .map(|l| match l.mixer {
                 Mixer::Global => context,
                 Mixer::Window { window } => window_cells(window, context),
                 _ => 0,
             })
-            .sum::<u64>()
-            * per
+            .sum();
+        tokens as f64 * per
     }
 
     /// Bytes of KV cache and recurrent state `batch` sequences hold at `context` tokens, the
@@ -915,7 +918,7 @@ impl Architecture {
         if self.layers.is_empty() {
             return batch as f64 * context as f64 * self.kv_elements_per_token() as f64 * kv_bytes;
         }
-        let kv = self.kv_cache_elements(context, window_cells) as f64 * kv_bytes;
+        let kv = self.kv_cache_elements(context, window_cells) * kv_bytes;
         batch as f64 * (kv + self.state_elements() as f64 * 4.0)
     }
 
