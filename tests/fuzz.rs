@@ -402,7 +402,9 @@ fn strings(a: &[&str]) -> Vec<String> {
 
 #[test]
 fn fuzz_config_json_importer() {
-    let bases = files_in("models", "json");
+    // Uniform families, and the hybrid ones (windows, convolutions, DeltaNet, Mamba2).
+    let mut bases = files_in("models", "json");
+    bases.extend(files_in("tests/fixtures/hybrid", "json"));
     fuzz("config.json", (0..bases.len(), edits()), CASES, |(b, e)| {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("config.json");

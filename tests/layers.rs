@@ -254,3 +254,12 @@ fn llama_cpp_sizes_window_caches_as_its_iswa_cache_does() {
     assert_eq!(a.cache_bytes_with(1, 4224, 2.0, &cells), (4224.0 + 5.0 * 1024.0) * 1024.0);
     assert_eq!(a.cache_bytes(1, 4224, 2.0), (4224.0 + 5.0 * 512.0) * 1024.0);
 }
+
+#[test]
+fn a_huge_layer_count_is_refused_before_any_per_layer_list_is_built() {
+    // Found by the config fuzzer: a windowed config with 4e9 layers allocated 120 GB and aborted.
+    let text = r#"{"model_type": "mistral", "hidden_size": 64, "intermediate_size": 128,
+        "num_hidden_layers": 4000000000, "num_attention_heads": 4, "vocab_size": 100, "sliding_window": 16}"#;
+    let e = rooflinebench::arch::parse_hf_config(text, "huge.json", "huge").unwrap_err().to_string();
+    assert!(e.contains("huge.json") && e.contains("num_hidden_layers") && e.contains("1024"), "{e}");
+}

@@ -88,6 +88,11 @@ fn parse_map(map: &Map<String, Value>, source: &str, name: &str) -> Result<Archi
         return Err(Error::field(source, "hidden_size", format!("an integer from 1 to {max}"), hidden_size));
     }
     let num_layers = cfg.positive("num_hidden_layers")?;
+    // Bounded before per-layer lists are built from it (a fuzzed count asked for 120 GB).
+    if num_layers > super::limits::MAX_LAYERS {
+        let max = super::limits::MAX_LAYERS;
+        return Err(Error::field(source, "num_hidden_layers", format!("an integer from 1 to {max}"), num_layers));
+    }
     let vocab_size = cfg.positive("vocab_size")?;
     if hybrid_family(family) {
         return hybrid::parse(&cfg, family, name, hidden_size, num_layers, vocab_size);
