@@ -190,48 +190,27 @@ impl Layer {
 }
 
 /// Distinct layers of a stack with how many times each occurs, in order of first appearance.
-/// Costs are the same wherever a layer sits, so they are priced once per group. Up to
-/// `INLINE` groups are kept without allocating (the scorer asks for them several times per
-/// candidate).
+/// Costs are the same wherever a layer sits, so they are priced once per group.
 #[derive(Debug, Clone, PartialEq)]
 pub enum LayerGroups {
-    Inline { groups: [(Layer, u32); INLINE], len: usize },
-    Many(Vec<(Layer, u32)>),
+    /// Every layer global attention with RoPE and an FFN (no allocation).
+    Uniform([(Layer, u32); 1]),
+    Mixed(Vec<(Layer, u32)>),
 }
-
-const INLINE: usize = 4;
 
 impl LayerGroups {
     pub fn of(layers: &[Layer], num_layers: u32) -> LayerGroups {
-        let mut groups = [(Layer::GLOBAL, 0); INLINE];
         if layers.is_empty() {
-            groups[0].1 = num_layers;
-            return LayerGroups::Inline { groups, len: 1 };
+            return LayerGroups::Uniform([(Layer::GLOBAL, num_layers)]);
         }
-        let mut len = 0;
-        for (i, l) in layers.iter().enumerate() {
-            match groups[..len].iter_mut().find(|(g, _)| g == l) {
-                Some((_, n)) => *n += 1,
-                None if len < INLINE => {
-                    groups[len] = (*l, 1);
-                    len += 1;
-                }
-                None => return LayerGroups::Many(Self::spill(&groups, &layers[i..])),
-            }
-        }
-        LayerGroups::Inline { groups, len }
-    }
-
-    /// The groups found so far plus those of the `rest` of the layers.
-    fn spill(found: &[(Layer, u32)], rest: &[Layer]) -> Vec<(Layer, u32)> {
-        let mut groups = found.to_vec();
-        for l in rest {
+        let mut groups: Vec<(Layer, u32)> = Vec::with_capacity(4);
+        for l in layers {
             match groups.iter_mut().find(|(g, _)| g == l) {
                 Some((_, n)) => *n += 1,
                 None => groups.push((*l, 1)),
             }
         }
-        groups
+        LayerGroups::Mixed(groups)
     }
 
     /// Layers that attend (global or windowed).
@@ -246,8 +225,8 @@ impl LayerGroups {
 
     pub fn as_slice(&self) -> &[(Layer, u32)] {
         match self {
-            LayerGroups::Inline { groups, len } => &groups[..*len],
-            LayerGroups::Many(g) => g,
+            LayerGroups::Uniform(g) => g,
+            LayerGroups::Mixed(g) => g,
         }
     }
 }

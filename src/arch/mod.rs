@@ -490,24 +490,20 @@ impl Architecture {
     /// The attention kind, and the first other mixer a hybrid has: "gqa", "gqa+window",
     /// "mha+conv", "mla+deltanet" (fronts and plots group candidates by it).
     pub fn stack_kind(&self) -> &'static str {
-        use AttentionKind::*;
-        let att = self.attention_kind();
-        let other = self.layers.iter().map(|l| l.mixer).find(|m| *m != Mixer::Global);
-        macro_rules! kinds {
-            ($($k:ident => $base:literal),*) => {
-                match (att, other) {
-                    $(
-                        ($k, None) => $base,
-                        ($k, Some(Mixer::Window { .. })) => concat!($base, "+window"),
-                        ($k, Some(Mixer::ShortConv { .. })) => concat!($base, "+conv"),
-                        ($k, Some(Mixer::DeltaNet(_))) => concat!($base, "+deltanet"),
-                        ($k, Some(Mixer::Mamba2(_))) => concat!($base, "+mamba2"),
-                        ($k, Some(Mixer::Global)) => $base,
-                    )*
-                }
-            };
-        }
-        kinds!(Mha => "mha", Gqa => "gqa", Mqa => "mqa", Mla => "mla")
+        const KINDS: [[&str; 5]; 4] = [
+            ["mha", "mha+window", "mha+conv", "mha+deltanet", "mha+mamba2"],
+            ["gqa", "gqa+window", "gqa+conv", "gqa+deltanet", "gqa+mamba2"],
+            ["mqa", "mqa+window", "mqa+conv", "mqa+deltanet", "mqa+mamba2"],
+            ["mla", "mla+window", "mla+conv", "mla+deltanet", "mla+mamba2"],
+        ];
+        let other = match self.layers.iter().map(|l| l.mixer).find(|m| *m != Mixer::Global) {
+            None | Some(Mixer::Global) => 0,
+            Some(Mixer::Window { .. }) => 1,
+            Some(Mixer::ShortConv { .. }) => 2,
+            Some(Mixer::DeltaNet(_)) => 3,
+            Some(Mixer::Mamba2(_)) => 4,
+        };
+        KINDS[self.attention_kind() as usize][other]
     }
 
     /// The attention kind and, for a hybrid, how its layers differ: "gqa", "gqa+window512 x15".
@@ -522,7 +518,8 @@ impl Architecture {
     /// How the layers differ from global attention with RoPE, group by group, for labels:
     /// "" (uniform), "window512 x15", "conv3 x10", "deltanet 16/16x128 x18, nope x9".
     pub fn pattern_label(&self) -> String {
-        let mut parts: Vec<String> = Vec::new();
+        // Groups differ by RoPE or FFN too: add up the counts of each mixer.
+        let mut parts: Vec<(String, u32)> = Vec::new();
         for &(layer, count) in self.layer_groups().as_slice() {
             let part = match layer.mixer {
                 Mixer::Global => continue,
@@ -533,14 +530,12 @@ impl Architecture {
                 }
                 Mixer::Mamba2(m) => format!("mamba2 {}x{} s{}", m.heads, m.head_dim, m.state_size),
             };
-            match parts.iter_mut().find(|p| p.starts_with(&part) && p[part.len()..].starts_with(" x")) {
-                Some(p) => {
-                    let n: u32 = p[part.len() + 2..].parse().unwrap_or(0);
-                    *p = format!("{part} x{}", n + count);
-                }
-                None => parts.push(format!("{part} x{count}")),
+            match parts.iter_mut().find(|(p, _)| *p == part) {
+                Some((_, n)) => *n += count,
+                None => parts.push((part, count)),
             }
         }
+        let mut parts: Vec<String> = parts.into_iter().map(|(p, n)| format!("{p} x{n}")).collect();
         let nope = self.layers.iter().filter(|l| l.mixer.is_attention() && !l.rope).count();
         if nope > 0 {
             parts.push(format!("nope x{nope}"));
@@ -556,11 +551,6 @@ impl Architecture {
     /// The distinct layers and how many of each.
     pub fn layer_groups(&self) -> LayerGroups {
         LayerGroups::of(&self.layers, self.num_layers)
-    }
-
-    /// Every layer is global attention with RoPE and an FFN.
-    pub fn is_uniform(&self) -> bool {
-        self.layers.is_empty()
     }
 
     /// Layers that attend over cached keys and values (global or windowed).
