@@ -12,9 +12,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 
-/// What a GGUF file says of its model: the scalar metadata (arrays are left out: the
-/// tokenizer's lists are long and say nothing of the shape) and every tensor's shape in ggml
-/// order (`ne[0]` first).
+/// What a GGUF file says of its model: the metadata (the tokenizer's lists are left out: they
+/// are long and say nothing of the shape; per-layer integer arrays are kept) and every
+/// tensor's shape in ggml order (`ne[0]` first).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct GgufContents {
     pub metadata: BTreeMap<String, Value>,
@@ -33,6 +33,7 @@ impl GgufContents {
                     MetaValue::F32(x) => f32_value(*x),
                     MetaValue::Bool(x) => Value::from(*x),
                     MetaValue::Str(x) => Value::from(x.clone()),
+                    MetaValue::U32s(x) => Value::from(x.clone()),
                 };
                 (k.clone(), v)
             })

@@ -32,6 +32,7 @@ pub use hf::{
 };
 pub use layers::{DeltaNet, Layer, LayerGroups, Mamba2, Mixer};
 
+use crate::dtype::storage::{counter_split, LayerSplit, MixContext};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -702,7 +703,7 @@ impl Architecture {
     /// otherwise). Equals the data of a GGUF file of that format (tested against the layout and
     /// against llama.cpp's files).
     pub fn stored_weight_bytes(&self, format: DType) -> f64 {
-        use crate::dtype::storage::{layer_split, MixContext, Role};
+        use crate::dtype::storage::{layer_split, Role};
         let experts = match self.ffn {
             Ffn::Moe(m) => m.num_experts,
             Ffn::Dense { .. } => 0,
@@ -730,12 +731,22 @@ impl Architecture {
         for &(layer, count) in groups.as_slice() {
             vectors += count as u64 * self.norms_of(layer) as u64 * h;
         }
-        vectors += self.attention_weight_bytes(la as u64, &mut bytes, &|role, row, elements| {
-            matrix(role, row, elements, 0, la, la)
+        let splits = self.attn_v_splits(format);
+        vectors += self.attention_weight_bytes(la as u64, &mut bytes, &|role, row, elements| match splits {
+            Some((attention, _)) if role == Role::AttnV => attention.bytes(elements),
+            _ => matrix(role, row, elements, 0, la, la),
         });
-        vectors += self.mixer_weight_bytes(&groups, &mut bytes, &|row, elements, layers| {
+        vectors += self.mixer_weight_bytes(&groups, splits.is_some(), &mut bytes, &|row, elements, layers| {
             matrix(Role::AttnOther, row, elements, 0, layers, l)
         });
+        if let Some((_, delta_net)) = splits {
+            // Their q, k and v, left out of `mixer_weight_bytes` (see there).
+            for &(layer, _) in groups.as_slice() {
+                if let Mixer::DeltaNet(g) = layer.mixer {
+                    bytes += delta_net.bytes(h * g.conv_dim());
+                }
+            }
+        }
         let dense = |f: u64, from: u32, to: u32| {
             matrix(Role::FfnGate, h, h * f, from, to, lf)
                 + matrix(Role::FfnUp, h, h * f, from, to, lf)
@@ -783,6 +794,23 @@ impl Architecture {
     /// Adds the bytes of the attention layers' matrices to `bytes` (`matrix(role, row,
     /// elements)` prices one over every attention layer), in a fixed order so that sums stay
     /// bit for bit; returns their vector elements.
+    /// Q4_K_M only: with DeltaNet layers, llama.cpp's `attn_qkv` (their q, k and v) shares the
+    /// quantiser's `attn_v` counter with the attention layers' `attn_v`, one tensor per layer,
+    /// so which get more bits goes by layer position: (attention layers, DeltaNet layers).
+    pub fn attn_v_splits(&self, format: DType) -> Option<(LayerSplit, LayerSplit)> {
+        if format != DType::Q4KM || !self.layers.iter().any(|l| matches!(l.mixer, Mixer::DeltaNet(_))) {
+            return None;
+        }
+        let experts = match self.ffn {
+            Ffn::Moe(m) => m.num_experts,
+            Ffn::Dense { .. } => 0,
+        };
+        let ctx = MixContext { layers: self.num_layers, experts, tied_embeddings: self.tie_embeddings };
+        let (l, h) = (self.num_layers, self.hidden_size as u64);
+        let at = |attention: bool| (0..l).filter(move |&i| self.layer(i).mixer.is_attention() == attention);
+        Some((counter_split(format, h, at(true), l, ctx), counter_split(format, h, at(false), l, ctx)))
+    }
+
     fn attention_weight_bytes(
         &self,
         la: u64,
@@ -839,7 +867,15 @@ impl Architecture {
     /// Bytes of the convolution and recurrent mixers' projections (`matrix(row, elements,
     /// layers)`, stored in the default type: llama.cpp's quantiser has no rule for them) and
     /// their f32 vector elements (kernels, decay and skip terms, norms: never quantised).
-    fn mixer_weight_bytes(&self, groups: &LayerGroups, bytes: &mut f64, matrix: &dyn Fn(u64, u64, u32) -> f64) -> u64 {
+    /// Adds the bytes of the convolution and recurrent mixers' matrices to `bytes`, DeltaNet's
+    /// q, k and v left out when `qkv_apart`; returns their vector elements.
+    fn mixer_weight_bytes(
+        &self,
+        groups: &LayerGroups,
+        qkv_apart: bool,
+        bytes: &mut f64,
+        matrix: &dyn Fn(u64, u64, u32) -> f64,
+    ) -> u64 {
         let h = self.hidden_size as u64;
         let mut vectors = 0;
         for &(layer, count) in groups.as_slice() {
@@ -851,7 +887,9 @@ impl Architecture {
                     vectors += n * kernel as u64 * h;
                 }
                 Mixer::DeltaNet(g) => {
-                    *bytes += matrix(h, h * g.in_proj_dim(), count) + matrix(g.value_dim(), g.value_dim() * h, count);
+                    // Q4_K_M stores q, k and v (`attn_qkv`) by layer position: the caller adds them.
+                    let in_proj = if qkv_apart { g.in_proj_dim() - g.conv_dim() } else { g.in_proj_dim() };
+                    *bytes += matrix(h, h * in_proj, count) + matrix(g.value_dim(), g.value_dim() * h, count);
                     vectors += n * (g.params(h) - h * g.in_proj_dim() - g.value_dim() * h);
                 }
                 Mixer::Mamba2(m) => {

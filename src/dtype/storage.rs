@@ -283,6 +283,48 @@ pub fn layer_split(format: DType, role: Role, row: u64, from: u32, to: u32, ctx:
     LayerSplit { common, common_layers: total - more_layers, more, more_layers }
 }
 
+/// How `attn_v`-like tensors at `positions` of the quantiser's counter (which numbers `of`
+/// tensors in file order) are stored: for stacks whose tensors on that counter are not one per
+/// attention layer (DeltaNet layers put their `attn_qkv` on it too).
+pub fn counter_split(
+    format: DType,
+    row: u64,
+    positions: impl Iterator<Item = u32>,
+    of: u32,
+    ctx: MixContext,
+) -> LayerSplit {
+    let ctx = MixContext { layers: of, ..ctx };
+    let (mut total, mut more_layers) = (0, 0);
+    for i in positions {
+        total += 1;
+        more_layers += u32::from(use_more_bits(i, of));
+    }
+    let common = storage_type(format, Role::AttnV, row, layer_without_more_bits(of), ctx);
+    if format != DType::Q4KM || ctx.experts == 8 {
+        return LayerSplit { common, common_layers: total, more: common, more_layers: 0 };
+    }
+    LayerSplit { common, common_layers: total - more_layers, more: TensorType::Q6K.fallback(row), more_layers }
+}
+
+impl LayerSplit {
+    /// Bytes of a matrix of `elements` per layer over the split's layers.
+    pub fn bytes(&self, elements: u64) -> f64 {
+        elements as f64
+            * (self.common.bytes_per_element() * self.common_layers as f64
+                + self.more.bytes_per_element() * self.more_layers as f64)
+    }
+
+    /// Bytes per element averaged over the split's layers.
+    pub fn mean_bytes_per_element(&self) -> f64 {
+        let (c, m) = (self.common_layers as f64, self.more_layers as f64);
+        if c + m == 0.0 {
+            self.common.bytes_per_element()
+        } else {
+            (self.common.bytes_per_element() * c + self.more.bytes_per_element() * m) / (c + m)
+        }
+    }
+}
+
 /// A layer index that does not get more bits (for the common type), or 0 when every layer does.
 fn layer_without_more_bits(layers: u32) -> u32 {
     // Every layer below n/8 uses more bits, so n/8 is the first candidate (the scorer asks

@@ -10,7 +10,7 @@ mod linear;
 pub use linear::Linear;
 
 use crate::arch::{Activation, Architecture, Attention, DeltaNet, Ffn, Layer, Mamba2, Mixer, Mla, Moe};
-use crate::dtype::storage::{layer_split, MixContext, Role};
+use crate::dtype::storage::{layer_split, LayerSplit, MixContext, Role};
 use crate::dtype::{DType, Precisions, TensorType};
 use serde::{Deserialize, Serialize};
 
@@ -371,6 +371,9 @@ struct Builder<'a> {
     mix: MixContext,
     /// The window of the attention being added (0: global).
     window: u32,
+    /// How the layers being built store their `attn_v`-like tensor when that goes by layer
+    /// position (`Architecture::attn_v_splits`).
+    attn_v_split: Option<LayerSplit>,
 }
 
 impl Builder<'_> {
@@ -400,7 +403,10 @@ impl Builder<'_> {
     /// over the layers being built (Q4_K_M stores some layers' `attn_v` and `ffn_down` wider),
     /// and the type most of those layers store it in.
     fn stored(&self, role: Role, row: f64) -> (f64, TensorType) {
-        let s = layer_split(self.pass.weights, role, row as u64, self.layers.0, self.layers.1, self.mix);
+        let s = match self.attn_v_split {
+            Some(split) if role == Role::AttnV => split,
+            _ => layer_split(self.pass.weights, role, row as u64, self.layers.0, self.layers.1, self.mix),
+        };
         let (c, m) = (s.common_layers as f64, s.more_layers as f64);
         let bytes = if c + m == 0.0 {
             s.common.bytes_per_element()
@@ -412,8 +418,13 @@ impl Builder<'_> {
 
     /// `rows x k` activations times a `k x n` weight matrix (plus an optional bias).
     fn matmul(&mut self, name: &'static str, role: Role, k: f64, n: f64, bias: bool) {
+        let stored = self.stored(role, k);
+        self.matmul_stored(name, k, n, bias, stored);
+    }
+
+    /// `matmul` with the weights' bytes per element and storage type given.
+    fn matmul_stored(&mut self, name: &'static str, k: f64, n: f64, bias: bool, (w, ty): (f64, TensorType)) {
         let (t, a) = (self.pass.tokens, self.pass.a);
-        let (w, ty) = self.stored(role, k);
         let bias_flops = if bias { t * n } else { 0.0 };
         let bias_bytes = if bias { n * a } else { 0.0 };
         let (norm_flops, norm_bytes) = self.take_prologue();
@@ -607,7 +618,16 @@ impl Builder<'_> {
     fn delta_net(&mut self, h: f64, g: DeltaNet) {
         let (key, value, conv) = (g.key_dim() as f64, g.value_dim() as f64, g.conv_dim() as f64);
         let hv = g.value_heads as f64;
-        self.matmul("deltanet_in_proj", Role::AttnOther, h, g.in_proj_dim() as f64, false);
+        match self.attn_v_split {
+            None => self.matmul("deltanet_in_proj", Role::AttnOther, h, g.in_proj_dim() as f64, false),
+            Some(_) => {
+                // Q4_K_M: q, k and v (`attn_qkv`) stored by layer position, the gates as the rest.
+                let ((w_qkv, ty), (w_rest, _)) = (self.stored(Role::AttnV, h), self.stored(Role::AttnOther, h));
+                let n = g.in_proj_dim() as f64;
+                let w = (conv * w_qkv + (n - conv) * w_rest) / n;
+                self.matmul_stored("deltanet_in_proj", h, n, false, (w, ty));
+            }
+        }
         // SiLU after the convolution: 5 FLOPs per channel.
         self.causal_conv("deltanet_conv", conv, g.conv_kernel as f64, 5.0, 1.0);
         // L2 norms of q and k (square, sum, scale: 3 per element); beta = sigmoid(b) and
@@ -803,7 +823,19 @@ pub fn operators_into(
         Ffn::Dense { .. } => 0,
     };
     let mix = MixContext { layers, experts, tied_embeddings: arch.tie_embeddings };
-    let mut b = Builder { ops, pass, count: 1, part, fuse, pending_norm: None, layers: (0, 1), mix, window: 0 };
+    let mut b = Builder {
+        ops,
+        pass,
+        count: 1,
+        part,
+        fuse,
+        pending_norm: None,
+        layers: (0, 1),
+        mix,
+        window: 0,
+        attn_v_split: None,
+    };
+    let splits = arch.attn_v_splits(settings.precisions.weights);
     let groups = arch.layer_groups();
     // Attention tensors are stored (and numbered by the quantiser) over the attention layers.
     let attention_layers = groups.attention_layers();
@@ -838,6 +870,7 @@ pub fn operators_into(
         match layer.mixer {
             Mixer::Global | Mixer::Window { .. } => {
                 attention_storage(&mut b);
+                b.attn_v_split = splits.map(|s| s.0);
                 b.set_window(layer.mixer.window());
                 match arch.attention {
                     Attention::Grouped { num_kv_heads, head_dim, .. } => {
@@ -849,11 +882,15 @@ pub fn operators_into(
                 b.pass = pass;
             }
             Mixer::ShortConv { kernel } => b.short_conv(h, kernel),
-            Mixer::DeltaNet(g) => b.delta_net(h, g),
+            Mixer::DeltaNet(g) => {
+                b.attn_v_split = splits.map(|s| s.1);
+                b.delta_net(h, g);
+            }
             Mixer::Mamba2(m) => b.mamba2(h, m),
         }
         b.layers = (0, layers);
         b.mix.layers = layers;
+        b.attn_v_split = None;
         if arch.norms_of(layer) == 4 {
             b.norm("post_attn_norm", h);
         }

@@ -3,7 +3,7 @@
 //! ids and time them). It runs inside the worker process (see `worker`), so an abort inside
 //! ggml ends that process and not the tool.
 
-use crate::arch::gguf::{GgufLayout, MetaValue};
+use crate::arch::gguf::{Fill, GgufLayout, MetaValue};
 use crate::arch::gguf_config::{f32_value, GgufContents};
 use crate::dtype::TensorType;
 use llama_cpp_sys_2 as sys;
@@ -95,8 +95,8 @@ fn gpu_devices() -> Vec<String> {
     }
 }
 
-/// Writes a GGUF file with the layout's metadata and tensors filled with small random values
-/// (f16 matrices, f32 vectors; norms at 1). The header and tensor table come from ggml's own
+/// Writes a GGUF file with the layout's metadata and tensors filled as the layout says (small
+/// random values, or constants: norms at 1, state-space decays negative). The header and tensor table come from ggml's own
 /// GGUF writer; the data is streamed after it, so no model ever sits in memory whole.
 pub fn write_gguf(layout: &GgufLayout, path: &Path, seed: u64) -> Result<(), String> {
     init();
@@ -115,6 +115,14 @@ pub fn write_gguf(layout: &GgufLayout, path: &Path, seed: u64) -> Result<(), Str
                     let s = CString::new(v.as_str()).map_err(|_| format!("metadata {key}: a NUL byte"))?;
                     sys::gguf_set_val_str(gguf, k.as_ptr(), s.as_ptr())
                 }
+                // gguf copies the array.
+                MetaValue::U32s(v) => sys::gguf_set_arr_data(
+                    gguf,
+                    k.as_ptr(),
+                    sys::GGUF_TYPE_UINT32,
+                    v.as_ptr() as *const std::ffi::c_void,
+                    v.len(),
+                ),
             }
         }
         let file_type = CString::new("general.file_type").expect("no NUL");
@@ -161,8 +169,10 @@ fn append_random_data(layout: &GgufLayout, path: &Path, seed: u64) -> std::io::R
             let n = left.min(1 << 18) as usize;
             chunk.clear();
             values.clear();
-            // Norm weights at 1 keep activations in range; matrices and the router get noise.
-            values.extend((0..n).map(|_| if t.role.is_none() { 1.0f32 } else { uniform(&mut rng) * 0.05 }));
+            match t.fill {
+                Fill::Noise => values.extend((0..n).map(|_| uniform(&mut rng) * 0.05)),
+                Fill::Value(v) => values.resize(n, v),
+            }
             match written {
                 TensorType::F32 => values.iter().for_each(|v| chunk.extend_from_slice(&v.to_le_bytes())),
                 _ => {
@@ -266,7 +276,19 @@ pub fn contents(path: &Path) -> Result<GgufContents, String> {
                 sys::GGUF_TYPE_STRING => {
                     Value::from(CStr::from_ptr(sys::gguf_get_val_str(g, i)).to_string_lossy().to_string())
                 }
-                _ => continue, // arrays: the tokenizer's lists
+                // Per-layer integers (head counts, layer kinds); not the tokenizer's lists.
+                sys::GGUF_TYPE_ARRAY if !key.starts_with("tokenizer.") => {
+                    let n = sys::gguf_get_arr_n(g, i);
+                    let data = sys::gguf_get_arr_data(g, i);
+                    let values: Vec<i64> = match sys::gguf_get_arr_type(g, i) {
+                        sys::GGUF_TYPE_UINT32 => (0..n).map(|j| *(data as *const u32).add(j) as i64).collect(),
+                        sys::GGUF_TYPE_INT32 => (0..n).map(|j| *(data as *const i32).add(j) as i64).collect(),
+                        sys::GGUF_TYPE_BOOL => (0..n).map(|j| *(data as *const i8).add(j) as i64).collect(),
+                        _ => continue,
+                    };
+                    Value::from(values)
+                }
+                _ => continue,
             };
             c.metadata.insert(key, v);
         }

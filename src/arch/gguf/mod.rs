@@ -3,10 +3,12 @@
 //! input width of a product). The engine module writes files from this; the workload prices
 //! each product in the type the quantiser stores it in (see `dtype::storage`).
 //!
-//! Three llama.cpp architectures cover what the search produces: `llama` (MHA, GQA, MQA, any
-//! head size, tied or untied embeddings), `qwen3` (per-head q/k norms) and `deepseek2` (MLA with
-//! a free latent rank, optional q-lora, dense or DeepSeek-style MoE with shared experts and
-//! dense first layers).
+//! Uniform stacks go to `llama` (MHA, GQA, MQA, any head size, tied or untied embeddings),
+//! `qwen2` (q/k/v biases), `qwen3` (per-head q/k norms) and `deepseek2` (MLA with a free latent
+//! rank, optional q-lora, dense or DeepSeek-style MoE with shared experts and dense first
+//! layers); stacks with other layer kinds to the architectures of `hybrid`.
+
+mod hybrid;
 
 use super::{Architecture, Attention, Ffn};
 use crate::dtype::storage::{storage_type, MixContext, Role};
@@ -20,6 +22,18 @@ pub enum MetaValue {
     F32(f32),
     Bool(bool),
     Str(String),
+    /// A u32 per layer (llama.cpp reads per-layer head counts and layer kinds from these).
+    U32s(Vec<u32>),
+}
+
+/// What a tensor of random weights is filled with. Values keep a random model's activations
+/// and recurrent states in range (no overflow, no subnormals that would slow the CPU down).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Fill {
+    /// Uniform noise, small enough that products keep their inputs' scale.
+    Noise,
+    /// Every element this value (norm weights at 1, state-space decays negative).
+    Value(f32),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -27,9 +41,14 @@ pub struct GgufTensor {
     pub name: String,
     /// ggml `ne`: `ne[0]` is the row length.
     pub shape: Vec<u64>,
-    /// The role of a weight matrix; `None` for 1-D tensors (norms, biases), kept in f32.
+    /// The role of a weight matrix; `None` for tensors kept in f32 (norms, biases, convolution
+    /// kernels, state-space decays), which the quantiser leaves as written.
     pub role: Option<Role>,
     pub layer: u32,
+    /// Position among the tensors the quantiser counts together: `attn_v` and `attn_qkv`
+    /// share one counter, whose position decides which get more bits in Q4_K_M.
+    pub rank: u32,
+    pub fill: Fill,
 }
 
 impl GgufTensor {
@@ -49,6 +68,8 @@ pub struct GgufLayout {
     pub metadata: Vec<(String, MetaValue)>,
     pub tensors: Vec<GgufTensor>,
     pub mix: MixContext,
+    /// Tensors on the quantiser's `attn_v` counter (`attn_v` and `attn_qkv`).
+    pub attn_v_tensors: u32,
 }
 
 impl GgufLayout {
@@ -57,8 +78,8 @@ impl GgufLayout {
         self.tensors.iter().map(GgufTensor::elements).sum()
     }
 
-    /// The type a tensor is written in before quantisation: f32 for 1-D tensors and the router
-    /// (as llama.cpp's converter writes them), f16 for the rest.
+    /// The type a tensor is written in before quantisation: f32 for tensors without a role and
+    /// the router (as llama.cpp's converters write them), f16 for the rest.
     pub fn written_type(t: &GgufTensor) -> TensorType {
         match t.role {
             None | Some(Role::Router) => TensorType::F32,
@@ -70,6 +91,14 @@ impl GgufLayout {
     pub fn stored_type(&self, t: &GgufTensor, format: DType) -> TensorType {
         match t.role {
             None => TensorType::F32,
+            // Counted over the tensors on the counter, whichever layers hold them.
+            Some(Role::AttnV) => storage_type(
+                format,
+                Role::AttnV,
+                t.row(),
+                t.rank,
+                MixContext { layers: self.attn_v_tensors, ..self.mix },
+            ),
             Some(role) => storage_type(format, role, t.row(), t.layer, self.mix),
         }
     }
@@ -99,14 +128,28 @@ struct Builder {
 }
 
 impl Builder {
-    fn matrix(&mut self, name: &str, role: Role, shape: &[u64]) {
-        let name = self.name(name, "weight");
-        self.tensors.push(GgufTensor { name, shape: shape.to_vec(), role: Some(role), layer: self.layer });
+    fn new() -> Builder {
+        Builder { tensors: Vec::new(), layer: 0 }
     }
 
+    fn push(&mut self, name: String, shape: &[u64], role: Option<Role>, fill: Fill) {
+        self.tensors.push(GgufTensor { name, shape: shape.to_vec(), role, layer: self.layer, rank: 0, fill });
+    }
+
+    fn matrix(&mut self, name: &str, role: Role, shape: &[u64]) {
+        self.push(self.name(name, "weight"), shape, Some(role), Fill::Noise);
+    }
+
+    /// A norm weight (at 1) or another 1-D tensor kept in f32.
     fn vector(&mut self, name: &str, suffix: &str, len: u64) {
-        let name = self.name(name, suffix);
-        self.tensors.push(GgufTensor { name, shape: vec![len], role: None, layer: self.layer });
+        self.push(self.name(name, suffix), &[len], None, Fill::Value(1.0));
+    }
+
+    /// A tensor kept in f32 whatever the format: `suffix` "" for llama.cpp's unsuffixed names
+    /// (`ssm_a`, `ssm_d`).
+    fn kept(&mut self, name: &str, suffix: &str, shape: &[u64], fill: Fill) {
+        let name = if suffix.is_empty() { format!("blk.{}.{name}", self.layer) } else { self.name(name, suffix) };
+        self.push(name, shape, None, fill);
     }
 
     fn name(&self, name: &str, suffix: &str) -> String {
@@ -116,59 +159,74 @@ impl Builder {
             format!("blk.{}.{name}.{suffix}", self.layer)
         }
     }
+
+    /// The layout, with the quantiser's `attn_v` counter numbered in file order.
+    fn finish(mut self, arch: &'static str, metadata: Vec<(String, MetaValue)>, mix: MixContext) -> GgufLayout {
+        let mut counter = 0;
+        for t in &mut self.tensors {
+            if t.role == Some(Role::AttnV) {
+                t.rank = counter;
+                counter += 1;
+            }
+        }
+        GgufLayout { arch, metadata, tensors: self.tensors, mix, attn_v_tensors: counter }
+    }
+}
+
+/// The keys every architecture starts with.
+fn common_metadata(arch: &Architecture, name: &str, context_length: u32) -> Vec<(String, MetaValue)> {
+    let key = |k: &str| format!("{name}.{k}");
+    vec![
+        ("general.architecture".into(), MetaValue::Str(name.into())),
+        ("general.name".into(), MetaValue::Str(arch.name.clone())),
+        (key("context_length"), MetaValue::U32(context_length)),
+        (key("embedding_length"), MetaValue::U32(arch.hidden_size)),
+        (key("block_count"), MetaValue::U32(arch.num_layers)),
+        (key("attention.layer_norm_rms_epsilon"), MetaValue::F32(arch.norm_eps as f32)),
+        (key("rope.freq_base"), MetaValue::F32(arch.rope_theta as f32)),
+        (key("vocab_size"), MetaValue::U32(arch.vocab_size)),
+        // No tokenizer: the engine is fed token ids directly.
+        ("tokenizer.ggml.model".into(), MetaValue::Str("none".into())),
+    ]
+}
+
+/// What a uniform or hybrid layout needs of the model's FFN before it lays anything out.
+fn unsupported<T>(arch: &Architecture, what: impl Into<String>) -> Result<T> {
+    let source = format!("{} (GGUF export)", arch.name);
+    Err(Error::field(&source, "architecture", "a shape llama.cpp runs", what.into()))
 }
 
 /// The GGUF layout of `arch`, with `context_length` as the model's trained context.
 pub fn gguf_layout(arch: &Architecture, context_length: u32) -> Result<GgufLayout> {
-    let source = format!("{} (GGUF export)", arch.name);
-    let unsupported = |what: String| Err(Error::field(&source, "architecture", "a shape llama.cpp runs", what));
-    if arch.norms_per_layer != 2 {
-        return unsupported(format!("{} norms per layer (only pre-norm models: 2)", arch.norms_per_layer));
+    if !arch.layers.is_empty() || arch.norms_per_layer != 2 || arch.attn_output_gate || arch.attention_sinks {
+        return hybrid::layout(arch, context_length);
     }
     let ffn_ok = match arch.ffn {
         Ffn::Dense { gated, bias, activation, .. } => gated && !bias && activation == super::Activation::Silu,
-        Ffn::Moe(m) => m.activation == super::Activation::Silu,
+        Ffn::Moe(m) => m.activation == super::Activation::Silu && !m.expert_bias && !m.shared_expert_gate,
     };
     if !ffn_ok {
-        return unsupported("an FFN other than SwiGLU without biases".into());
+        return unsupported(arch, "an FFN other than SwiGLU without biases");
     }
-    let (h, v) = (arch.hidden_size as u64, arch.vocab_size as u64);
-    let experts = match arch.ffn {
-        Ffn::Moe(m) => m.num_experts,
-        Ffn::Dense { .. } => 0,
-    };
-    let mix = MixContext { layers: arch.num_layers, experts, tied_embeddings: arch.tie_embeddings };
-    let mut b = Builder { tensors: Vec::new(), layer: 0 };
-    let mut meta: Vec<(String, MetaValue)> = Vec::new();
-
+    let h = arch.hidden_size as u64;
     let name = match (arch.attention, arch.ffn) {
         (Attention::Latent(_), _) => "deepseek2",
         (Attention::Grouped { .. }, Ffn::Moe(_)) => {
-            return unsupported("grouped attention with a mixture of experts (no llama.cpp architecture)".into())
+            return unsupported(arch, "grouped attention with a mixture of experts (no llama.cpp architecture)")
         }
         (Attention::Grouped { .. }, Ffn::Dense { .. }) if arch.qk_norm => "qwen3",
         (Attention::Grouped { .. }, Ffn::Dense { .. }) if arch.qkv_bias => "qwen2",
         (Attention::Grouped { .. }, Ffn::Dense { .. }) => "llama",
     };
     if arch.o_bias {
-        return unsupported("a bias on the attention output".into());
+        return unsupported(arch, "a bias on the attention output");
     }
     if name == "qwen3" && arch.qkv_bias {
-        return unsupported("q/k norms together with q/k/v biases".into());
+        return unsupported(arch, "q/k norms together with q/k/v biases");
     }
-    let key = |k: &str| format!("{name}.{k}");
-    meta.push(("general.architecture".into(), MetaValue::Str(name.into())));
-    meta.push(("general.name".into(), MetaValue::Str(arch.name.clone())));
-    meta.push((key("context_length"), MetaValue::U32(context_length)));
-    meta.push((key("embedding_length"), MetaValue::U32(arch.hidden_size)));
-    meta.push((key("block_count"), MetaValue::U32(arch.num_layers)));
-    meta.push((key("attention.layer_norm_rms_epsilon"), MetaValue::F32(arch.norm_eps as f32)));
-    meta.push((key("rope.freq_base"), MetaValue::F32(arch.rope_theta as f32)));
-    meta.push((key("vocab_size"), MetaValue::U32(arch.vocab_size)));
-    // No tokenizer: the engine is fed token ids directly.
-    meta.push(("tokenizer.ggml.model".into(), MetaValue::Str("none".into())));
-
-    b.matrix("token_embd", Role::TokenEmbedding, &[h, v]);
+    let mut meta = common_metadata(arch, name, context_length);
+    let mut b = Builder::new();
+    b.matrix("token_embd", Role::TokenEmbedding, &[h, arch.vocab_size as u64]);
     for layer in 0..arch.num_layers {
         b.layer = layer;
         b.vector("attn_norm", "weight", h);
@@ -176,14 +234,28 @@ pub fn gguf_layout(arch: &Architecture, context_length: u32) -> Result<GgufLayou
         b.vector("ffn_norm", "weight", h);
         ffn_tensors(&mut b, arch, layer, h);
     }
-    b.layer = 0;
-    b.vector("output_norm", "weight", h);
-    if !arch.tie_embeddings {
-        b.matrix("output", Role::Output, &[h, v]);
-    }
-
+    output_tensors(&mut b, arch, "output_norm");
     attention_metadata(arch, name, &mut meta)?;
-    Ok(GgufLayout { arch: name, metadata: meta, tensors: b.tensors, mix })
+    Ok(b.finish(name, meta, mix_context(arch)))
+}
+
+/// The facts the quantiser's choices depend on.
+fn mix_context(arch: &Architecture) -> MixContext {
+    let experts = match arch.ffn {
+        Ffn::Moe(m) => m.num_experts,
+        Ffn::Dense { .. } => 0,
+    };
+    MixContext { layers: arch.num_layers, experts, tied_embeddings: arch.tie_embeddings }
+}
+
+/// The final norm (named `norm`) and, when not tied, the LM head.
+fn output_tensors(b: &mut Builder, arch: &Architecture, norm: &str) {
+    let h = arch.hidden_size as u64;
+    b.layer = 0;
+    b.vector(norm, "weight", h);
+    if !arch.tie_embeddings {
+        b.matrix("output", Role::Output, &[h, arch.vocab_size as u64]);
+    }
 }
 
 /// One layer's attention tensors.
@@ -248,8 +320,7 @@ fn ffn_tensors(b: &mut Builder, arch: &Architecture, layer: u32, h: u64) {
 
 /// The attention's (and, for deepseek2, the experts') metadata, after the tensors.
 fn attention_metadata(arch: &Architecture, name: &str, meta: &mut Vec<(String, MetaValue)>) -> Result<()> {
-    let source = format!("{} (GGUF export)", arch.name);
-    let unsupported = |what: String| Err(Error::field(&source, "architecture", "a shape llama.cpp runs", what));
+    let unsupported = |what: String| unsupported(arch, what);
     let key = |k: &str| format!("{name}.{k}");
     match arch.attention {
         Attention::Grouped { num_heads, num_kv_heads, head_dim } => {
@@ -353,6 +424,90 @@ mod tests {
                 let closed_form = arch.stored_weight_bytes(format);
                 assert_eq!(closed_form, layout.data_bytes(format) as f64, "{file} {format}");
             }
+        }
+    }
+
+    fn hybrid(file: &str) -> Architecture {
+        let path = format!("{}/tests/fixtures/hybrid/{file}", env!("CARGO_MANIFEST_DIR"));
+        crate::arch::load_hf_config(std::path::Path::new(&path)).unwrap()
+    }
+
+    #[test]
+    fn hybrid_layouts_hold_exactly_the_published_parameters() {
+        // Published totals (tests/fixtures/hybrid/README.md), not our count.
+        for (file, arch_name, published) in [
+            ("gemma-3-270m.json", "gemma3", 268_098_176),
+            ("gemma-3-1b-it.json", "gemma3", 999_885_952),
+            ("LFM2-350M.json", "lfm2", 354_483_968),
+            ("LFM2-1.2B.json", "lfm2", 1_170_340_608),
+        ] {
+            let layout = gguf_layout(&hybrid(file), 4096).unwrap_or_else(|e| panic!("{file}: {e}"));
+            assert_eq!((layout.arch, layout.parameters()), (arch_name, published), "{file}");
+        }
+    }
+
+    #[test]
+    fn hybrid_layouts_name_what_llama_cpp_reads() {
+        let names = |file: &str| -> Vec<String> {
+            gguf_layout(&hybrid(file), 4096).unwrap().tensors.into_iter().map(|t| t.name).collect()
+        };
+        let lfm2 = names("LFM2-350M.json");
+        // LFM2-350M: attention at layers 2, 5, 8, 10, 12, 14; convolutions elsewhere.
+        assert!(lfm2.contains(&"blk.0.shortconv.in_proj.weight".to_string()));
+        assert!(lfm2.contains(&"blk.2.attn_q_norm.weight".to_string()));
+        assert!(!lfm2.contains(&"blk.2.shortconv.conv.weight".to_string()));
+        assert!(lfm2.contains(&"token_embd_norm.weight".to_string()));
+        let layout = gguf_layout(&hybrid("LFM2-350M.json"), 4096).unwrap();
+        let kv = layout.metadata.iter().find(|(k, _)| k == "lfm2.attention.head_count_kv").unwrap();
+        assert_eq!(kv.1, MetaValue::U32s(vec![0, 0, 8, 0, 0, 8, 0, 0, 8, 0, 8, 0, 8, 0, 8, 0]));
+        // Gemma 3 270M: full attention at 5, 11, 17; windows of 512 elsewhere.
+        let gemma = gguf_layout(&hybrid("gemma-3-270m.json"), 4096).unwrap();
+        let pattern = gemma.metadata.iter().find(|(k, _)| k == "gemma3.attention.sliding_window_pattern").unwrap();
+        let want: Vec<u32> = (0..18).map(|i| u32::from(i % 6 != 5)).collect();
+        assert_eq!(pattern.1, MetaValue::U32s(want));
+        // Granite 4.0-H 350M: Mamba2 with attention at 10, 13, 17, 27, no RoPE.
+        let granite = gguf_layout(&hybrid("granite-4.0-h-350m.json"), 4096).unwrap();
+        assert_eq!(granite.arch, "granitehybrid");
+        let rope = granite.metadata.iter().find(|(k, _)| k == "granitehybrid.rope.scaling.finetuned").unwrap();
+        assert_eq!(rope.1, MetaValue::Bool(false));
+        let a = granite.tensors.iter().find(|t| t.name == "blk.0.ssm_a").unwrap();
+        assert_eq!((a.shape.clone(), a.fill), (vec![1, 48], Fill::Value(-1.0)));
+    }
+
+    #[test]
+    fn synthetic_hybrids_lay_out_with_their_parameters_or_say_why_not() {
+        let dir = format!("{}/tests/fixtures/hybrid/exported", env!("CARGO_MANIFEST_DIR"));
+        let mut laid_out = Vec::new();
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let arch = crate::arch::load_hf_config(&path).unwrap();
+            match gguf_layout(&arch, 4096) {
+                Ok(layout) => {
+                    assert_eq!(layout.parameters(), arch.parameters(), "{}", path.display());
+                    for format in [DType::F16, DType::Q8_0, DType::Q4_0, DType::Q4KM] {
+                        let closed_form = arch.stored_weight_bytes(format);
+                        assert_eq!(closed_form, layout.data_bytes(format) as f64, "{} {format}", path.display());
+                    }
+                    laid_out.push(layout.arch);
+                }
+                Err(e) => {
+                    let e = e.to_string();
+                    assert!(e.contains("a shape llama.cpp runs") && !e.contains('\n'), "{e}");
+                }
+            }
+        }
+        // llama.cpp's mamba2 needs a convolution bias, which that fixture has not.
+        let json = std::fs::read_to_string(format!("{dir}/mamba2-only.json")).unwrap();
+        let json = json.replace(r#""use_conv_bias": false"#, r#""use_conv_bias": true"#);
+        let arch = parse_hf_config(&json, "mamba2-only.json", "m").unwrap();
+        assert!(gguf_layout(&hybrid("exported/mamba2-only.json"), 4096).unwrap_err().to_string().contains("bias"));
+        let layout = gguf_layout(&arch, 4096).unwrap();
+        assert_eq!(layout.parameters(), arch.parameters());
+        laid_out.push(layout.arch);
+        laid_out.sort();
+        laid_out.dedup();
+        for want in ["gemma3", "granitehybrid", "lfm2", "mamba2", "qwen35"] {
+            assert!(laid_out.contains(&want), "{want} in {laid_out:?}");
         }
     }
 
