@@ -102,6 +102,96 @@ mod engine {
         }
     }
 
+    /// One small model of each hybrid architecture the writer produces: windows (gemma3),
+    /// short convolutions (lfm2), Gated DeltaNet with 2 key and 4 value heads (qwen35), Mamba2
+    /// with attention (granitehybrid) and pure Mamba2 (mamba2).
+    fn hybrid_shapes() -> Vec<Architecture> {
+        vec![
+            arch(
+                r#"{"model_type":"gemma3_text","hidden_size":256,"num_hidden_layers":4,"vocab_size":2048,"num_attention_heads":4,"num_key_value_heads":1,"head_dim":64,"intermediate_size":512,"sliding_window":128,"layer_types":["sliding_attention","sliding_attention","full_attention","sliding_attention"]}"#,
+                "gemma3-windows",
+            ),
+            arch(
+                r#"{"model_type":"lfm2","hidden_size":256,"num_hidden_layers":4,"vocab_size":2048,"num_attention_heads":4,"num_key_value_heads":2,"block_ff_dim":512,"block_auto_adjust_ff_dim":false,"conv_L_cache":3,"layer_types":["conv","full_attention","conv","conv"]}"#,
+                "lfm2-conv",
+            ),
+            arch(
+                r#"{"model_type":"qwen3_5_text","hidden_size":256,"num_hidden_layers":4,"vocab_size":2048,"num_attention_heads":4,"num_key_value_heads":2,"head_dim":64,"intermediate_size":512,"linear_num_key_heads":2,"linear_num_value_heads":4,"linear_key_head_dim":32,"linear_value_head_dim":32,"linear_conv_kernel_dim":4,"layer_types":["linear_attention","linear_attention","linear_attention","full_attention"],"tie_word_embeddings":true}"#,
+                "qwen35-deltanet",
+            ),
+            arch(
+                r#"{"model_type":"granitemoehybrid","hidden_size":256,"num_hidden_layers":4,"vocab_size":2048,"num_attention_heads":4,"num_key_value_heads":2,"intermediate_size":512,"shared_intermediate_size":512,"num_local_experts":0,"layer_types":["mamba","attention","mamba","mamba"],"mamba_n_heads":8,"mamba_d_head":64,"mamba_d_state":32,"mamba_n_groups":1,"mamba_d_conv":4,"mamba_expand":2,"position_embedding_type":"nope","tie_word_embeddings":true}"#,
+                "granite-mamba2",
+            ),
+            arch(
+                r#"{"model_type":"mamba2","hidden_size":256,"num_hidden_layers":3,"vocab_size":2048,"num_heads":8,"head_dim":64,"state_size":32,"n_groups":1,"expand":2,"conv_kernel":4,"use_conv_bias":true,"tie_word_embeddings":true}"#,
+                "mamba2-pure",
+            ),
+        ]
+    }
+
+    /// Every hybrid kind: llama.cpp loads the file with our parameter count and the storage
+    /// types we price, reports the KV cache and recurrent state we predict for its context,
+    /// and runs a prompt and generated tokens.
+    #[test]
+    fn hybrid_gguf_files_load_report_the_caches_we_price_and_run() {
+        use rooflinebench::measure::llamacpp::cache_report;
+        engine_env();
+        let dir = tempfile::tempdir().unwrap();
+        let engine = rooflinebench::device::Engine::llama_cpp("test".into(), "CPU".into(), Some(2));
+        let mut kinds = Vec::new();
+        for a in hybrid_shapes() {
+            let layout = gguf_layout(&a, a.max_position_embeddings).unwrap_or_else(|e| panic!("{}: {e}", a.name));
+            kinds.push(layout.arch);
+            let files =
+                build(&a, &[DType::Q8_0, DType::Q4KM], dir.path(), 7, 2).unwrap_or_else(|e| panic!("{}: {e}", a.name));
+            for f in &files {
+                assert_eq!(f.parameters, a.parameters(), "{} {}", a.name, f.format);
+                for (name, stored, bytes) in &f.tensors {
+                    let t = layout.tensors.iter().find(|t| &t.name == name).unwrap_or_else(|| panic!("{name}"));
+                    assert_eq!(stored, layout.stored_type(t, f.format).name(), "{} {} {name}", a.name, f.format);
+                    assert_eq!(*bytes, layout.stored_type(t, f.format).bytes(t.elements()), "{} {name}", a.name);
+                }
+                let data: u64 = f.tensors.iter().map(|t| t.2).sum();
+                assert_eq!(data as f64, a.stored_weight_bytes(f.format), "{} {}", a.name, f.format);
+            }
+            // llama.cpp's own report of its caches at 1024 cells (f16 KV, f32 states), in MiB
+            // with two decimals.
+            let n_ctx = 1024;
+            let reports = cache_report(&files[0].path, n_ctx).unwrap();
+            let mib = |kind: &str| reports.iter().filter(|r| r.kind == kind).map(|r| r.mib).sum::<f64>();
+            let kv = a.kv_cache_elements(n_ctx as u64, &|w, c| engine.window_cells(w, c)) * 2.0 / 1048576.0;
+            let state = a.state_elements() as f64 * 4.0 / 1048576.0;
+            assert!((mib("kv") - kv).abs() < 0.006, "{}: KV {kv:.4} MiB, llama.cpp {reports:?}", a.name);
+            assert!(
+                (mib("recurrent") - state).abs() < 0.006,
+                "{}: state {state:.4} MiB, llama.cpp {reports:?}",
+                a.name
+            );
+            for r in &reports {
+                let window = a.layers.iter().find_map(|l| l.mixer.window());
+                let cells: Vec<u64> = match r.kind.as_str() {
+                    "kv" => std::iter::once(n_ctx as u64)
+                        .chain(window.map(|w| engine.window_cells(w, n_ctx as u64)))
+                        .collect(),
+                    _ => vec![1],
+                };
+                assert!(cells.contains(&r.cells), "{}: {r:?}, expected cells {cells:?}", a.name);
+            }
+            let tests =
+                vec![rooflinebench::roofline::BenchTest::pp(64), rooflinebench::roofline::BenchTest::tg(4, 200)];
+            // One thread and the faster of two rounds: a thread pool sharing the cores with
+            // other jobs (a parallel test run) can stall for a scheduler quantum per barrier.
+            let job = Job::Bench { models: vec![files[0].path.clone()], tests, repeats: 2, threads: 1 };
+            let JobResult::Bench(b) = run_job(&job).unwrap_or_else(|e| panic!("{}: {e}", a.name)) else { panic!() };
+            for s in &b.samples {
+                let per_token = s.seconds.iter().copied().fold(f64::INFINITY, f64::min) / s.test.tokens() as f64;
+                assert!(per_token > 1e-7 && per_token < 0.1, "{} {}: {per_token} s per token", a.name, s.test.label());
+            }
+        }
+        assert_eq!(kinds, ["gemma3", "lfm2", "qwen35", "granitehybrid", "mamba2"]);
+    }
+
     #[test]
     fn a_prefill_and_a_decode_run_and_take_plausible_times() {
         engine_env();

@@ -16,6 +16,9 @@ static INIT: Once = Once::new();
 /// llama.cpp's error-level log lines since the last `take_errors` (its failures explain
 /// themselves only there).
 static ERRORS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+/// llama.cpp's report of each cache it allocates (`llama_kv_cache: size = ...`,
+/// `llama_memory_recurrent: size = ...`), since the last `take_cache_reports`.
+static CACHE_REPORTS: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
 unsafe extern "C" fn log_errors(
     level: sys::ggml_log_level,
@@ -25,6 +28,15 @@ unsafe extern "C" fn log_errors(
     if std::env::var_os("ROOFLINEBENCH_ENGINE_LOG").is_some() && !text.is_null() {
         // SAFETY: as below.
         eprint!("{}", unsafe { CStr::from_ptr(text) }.to_string_lossy());
+    }
+    if level == sys::GGML_LOG_LEVEL_INFO && !text.is_null() {
+        // SAFETY: as below.
+        let line = unsafe { CStr::from_ptr(text) }.to_string_lossy();
+        if line.starts_with("llama_kv_cache: size =") || line.starts_with("llama_memory_recurrent: size =") {
+            if let Ok(mut r) = CACHE_REPORTS.lock() {
+                r.push(line.trim().to_string());
+            }
+        }
     }
     if level == sys::GGML_LOG_LEVEL_ERROR && !text.is_null() {
         // SAFETY: llama.cpp passes a NUL-terminated string valid for this call.
@@ -43,6 +55,11 @@ pub fn init() {
         sys::llama_log_set(Some(log_errors), std::ptr::null_mut());
         sys::llama_backend_init();
     });
+}
+
+/// llama.cpp's cache reports since the last call.
+pub fn take_cache_reports() -> Vec<String> {
+    CACHE_REPORTS.lock().map(|mut r| std::mem::take(&mut *r)).unwrap_or_default()
 }
 
 /// llama.cpp's last error lines, joined, for an error message.

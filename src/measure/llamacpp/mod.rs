@@ -31,6 +31,9 @@ pub enum Job {
     Inspect { path: PathBuf },
     /// Read a GGUF file's metadata and tensor shapes (no weights are loaded).
     Contents { path: PathBuf },
+    /// Create a context of `n_ctx` cells on a GGUF file and report the caches llama.cpp
+    /// allocates for it.
+    Caches { path: PathBuf, n_ctx: u32 },
     /// Time `tests` on every model, `repeats` rounds, alternating models and tests each round.
     Bench { models: Vec<PathBuf>, tests: Vec<Test>, repeats: u32, threads: i32 },
 }
@@ -75,6 +78,53 @@ pub enum JobResult {
     Built(Vec<BuiltFile>),
     Bench(BenchResult),
     Contents(crate::arch::gguf_config::GgufContents),
+    Caches(Vec<CacheReport>),
+}
+
+/// One cache as llama.cpp reports it when it allocates it: a KV cache (an iSWA model has two,
+/// the global layers' and the windowed layers') or the recurrent states.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CacheReport {
+    /// "kv" or "recurrent".
+    pub kind: String,
+    /// KV cells (tokens), or recurrent cells (sequences).
+    pub cells: u64,
+    /// Its size in MiB, as llama.cpp prints it (two decimals).
+    pub mib: f64,
+    /// The line it was read from.
+    pub line: String,
+}
+
+impl CacheReport {
+    /// Reads `llama_kv_cache: size = X MiB (N cells, ...` or `llama_memory_recurrent: size = X
+    /// MiB (N cells, ...`.
+    pub fn parse(line: &str) -> Option<CacheReport> {
+        let kind = if line.starts_with("llama_kv_cache:") {
+            "kv"
+        } else if line.starts_with("llama_memory_recurrent:") {
+            "recurrent"
+        } else {
+            return None;
+        };
+        let after = line.split_once("size =")?.1.trim_start();
+        let (mib, rest) = after.split_once("MiB (")?;
+        let cells = rest.trim_start().split_once(" cells")?.0.trim();
+        Some(CacheReport {
+            kind: kind.into(),
+            cells: cells.parse().ok()?,
+            mib: mib.trim().parse().ok()?,
+            line: line.to_string(),
+        })
+    }
+}
+
+/// The caches llama.cpp allocates for `path` at a context of `n_ctx` cells (one sequence,
+/// micro-batch 512, window caches as llama-cli sizes them).
+pub fn cache_report(path: &Path, n_ctx: u32) -> Result<Vec<CacheReport>> {
+    match run_job(&Job::Caches { path: path.to_path_buf(), n_ctx })? {
+        JobResult::Caches(c) => Ok(c),
+        _ => Err(Error::Engine("the worker answered a cache report with something else".into())),
+    }
 }
 
 /// The backend llama.cpp was built with (features `llamacpp-cuda`, `-metal`, `-vulkan`).

@@ -65,6 +65,19 @@ fn run(job: Job) -> Result<JobResult, String> {
         }
         Job::Contents { path } => ffi::contents(&path).map(JobResult::Contents),
         Job::Inspect { path } => Ok(JobResult::Built(vec![inspect(&path, DType::F16)?])),
+        Job::Caches { path, n_ctx } => {
+            let model = Model::load(&path)?;
+            ffi::take_cache_reports();
+            let settings = ContextSettings { n_ctx, n_batch: 512, n_ubatch: 512, threads: 1 };
+            let ctx = Context::new(&model, settings)?;
+            drop(ctx);
+            let lines = ffi::take_cache_reports();
+            lines
+                .iter()
+                .map(|l| super::CacheReport::parse(l).ok_or_else(|| format!("unreadable cache report: {l}")))
+                .collect::<Result<Vec<_>, _>>()
+                .map(JobResult::Caches)
+        }
         Job::Bench { models, tests, repeats, threads } => {
             bench(&models, &tests, repeats, threads).map(JobResult::Bench)
         }
