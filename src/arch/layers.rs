@@ -5,6 +5,7 @@
 //! Sizes follow `shared/notes/hybrid-layers.md`: recurrent and convolution states are f32 (as
 //! llama.cpp keeps them), counted per sequence; windowed layers cache at most `window` tokens.
 
+use super::{Activation, Architecture, Family, Ffn};
 use serde::{Deserialize, Serialize};
 
 /// Gated DeltaNet (Qwen3-Next, Qwen3.5): a causal depthwise convolution over q, k, v, then a
@@ -228,5 +229,46 @@ impl LayerGroups {
             LayerGroups::Uniform(g) => g,
             LayerGroups::Mixed(g) => g,
         }
+    }
+}
+
+impl Architecture {
+    /// `base` (global grouped attention, dense FFN) with every layer that `is_global` does not
+    /// name made a `mixer` layer, in the family that publishes such stacks, with that family's
+    /// conventions: Gemma 3 (windows: GeGLU, four norms), LFM2 (convolutions), Qwen3.5
+    /// (DeltaNet: gated attention), Granite 4.0-H (Mamba2: attention without RoPE or q/k
+    /// norms); q/k norms on the attention layers otherwise.
+    pub fn hybrid(base: Architecture, mixer: Mixer, is_global: impl Fn(u32) -> bool) -> Architecture {
+        let family = match mixer {
+            Mixer::Global => return base,
+            Mixer::Window { .. } => Family::Gemma3Text,
+            Mixer::ShortConv { .. } => Family::Lfm2,
+            Mixer::DeltaNet(_) => Family::Qwen35Text,
+            Mixer::Mamba2(_) => Family::GraniteMoeHybrid,
+        };
+        // Granite 4.0-H's attention layers use no positional encoding (the Mamba2 layers order
+        // the tokens).
+        let rope = !matches!(mixer, Mixer::Mamba2(_));
+        let layers = (0..base.num_layers)
+            // `rope` only means something for attention layers; others keep the default.
+            .map(|i| match is_global(i) {
+                true => Layer { mixer: Mixer::Global, rope, ffn: true },
+                false => Layer { mixer, rope: rope || !mixer.is_attention(), ffn: true },
+            })
+            .collect();
+        let mut arch = Architecture { family, layers, qk_norm: true, ..base };
+        match mixer {
+            Mixer::Window { .. } => {
+                // Gemma 3: GeGLU, and norms after attention and after the FFN as well.
+                arch.norms_per_layer = 4;
+                if let Ffn::Dense { activation, .. } = &mut arch.ffn {
+                    *activation = Activation::GeluTanh;
+                }
+            }
+            Mixer::DeltaNet(_) => arch.attn_output_gate = true,
+            Mixer::Mamba2(_) => arch.qk_norm = false,
+            _ => {}
+        }
+        arch
     }
 }

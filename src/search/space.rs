@@ -6,9 +6,7 @@
 //! no two indices describe the same candidate. Index `i` decodes to one candidate in mixed radix,
 //! which makes parallel chunks and `--shard K/N` slices deterministic.
 
-use crate::arch::{
-    Activation, Architecture, Attention, AttentionKind, DeltaNet, Family, Ffn, Layer, Mamba2, Mixer, Mla, Moe,
-};
+use crate::arch::{Activation, Architecture, Attention, AttentionKind, DeltaNet, Family, Ffn, Mamba2, Mixer, Mla, Moe};
 use crate::dtype::{DType, Precisions};
 use crate::error::{Error, Result};
 use crate::files::plain_name;
@@ -1110,8 +1108,7 @@ impl SearchSpace {
         Ok(Candidate { index, arch, precisions, precision_index: digits[6] })
     }
 
-    /// A hybrid of `base`'s attention with layers of `kind`, from the block's pattern digits,
-    /// in the family that expresses it.
+    /// A hybrid of `base`'s attention with layers of `kind`, from the block's pattern digits.
     fn hybrid(
         &self,
         base: Architecture,
@@ -1130,14 +1127,14 @@ impl SearchSpace {
             return Err(Invalid::GlobalEveryAboveLayers);
         }
         let hidden = base.hidden_size;
-        let (mixer, family) = match kind {
+        let mixer = match kind {
             MixerKind::Global => return Ok(base),
-            MixerKind::Window => (Mixer::Window { window: d.window[digits[2]] }, Family::Gemma3Text),
+            MixerKind::Window => Mixer::Window { window: d.window[digits[2]] },
             MixerKind::Conv => {
                 if hidden % num_heads != 0 || head_dim != hidden / num_heads {
                     return Err(Invalid::HybridHeadsDoNotFit);
                 }
-                (Mixer::ShortConv { kernel: d.conv_kernel[digits[2]] }, Family::Lfm2)
+                Mixer::ShortConv { kernel: d.conv_kernel[digits[2]] }
             }
             MixerKind::Deltanet => {
                 let (heads, dim) = (d.deltanet_heads[digits[2]], d.deltanet_head_dim[digits[3]]);
@@ -1148,7 +1145,7 @@ impl SearchSpace {
                     value_head_dim: dim,
                     conv_kernel: 4,
                 };
-                (Mixer::DeltaNet(g), Family::Qwen35Text)
+                Mixer::DeltaNet(g)
             }
             MixerKind::Mamba2 => {
                 let (dim, state) = (d.mamba_head_dim[digits[2]], d.mamba_state[digits[3]]);
@@ -1163,37 +1160,14 @@ impl SearchSpace {
                     conv_kernel: 4,
                     conv_bias: true,
                 };
-                (Mixer::Mamba2(m), Family::GraniteMoeHybrid)
+                Mixer::Mamba2(m)
             }
         };
-        // Granite 4.0-H's attention layers use no positional encoding (the Mamba2 layers order
-        // the tokens).
-        let rope = kind != MixerKind::Mamba2;
         let is_global = |i: u32| match at {
             GlobalAt::Last => i % every == every - 1,
             GlobalAt::First => i % every == 0,
         };
-        let layers = (0..base.num_layers)
-            // `rope` only means something for attention layers; others keep the default.
-            .map(|i| match is_global(i) {
-                true => Layer { mixer: Mixer::Global, rope, ffn: true },
-                false => Layer { mixer, rope: rope || !mixer.is_attention(), ffn: true },
-            })
-            .collect();
-        let mut arch = Architecture { family, layers, qk_norm: true, ..base };
-        match kind {
-            MixerKind::Window => {
-                // Gemma 3: GeGLU, and norms after attention and after the FFN as well.
-                arch.norms_per_layer = 4;
-                if let Ffn::Dense { activation, .. } = &mut arch.ffn {
-                    *activation = Activation::GeluTanh;
-                }
-            }
-            MixerKind::Deltanet => arch.attn_output_gate = true,
-            MixerKind::Mamba2 => arch.qk_norm = false,
-            _ => {}
-        }
-        Ok(arch)
+        Ok(Architecture::hybrid(base, mixer, is_global))
     }
 }
 
