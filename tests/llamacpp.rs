@@ -155,6 +155,10 @@ mod engine {
                 let data: u64 = f.tensors.iter().map(|t| t.2).sum();
                 assert_eq!(data as f64, a.stored_weight_bytes(f.format), "{} {}", a.name, f.format);
             }
+            // Read back through llama.cpp's GGUF parser (what `devices fit` matches llama-bench
+            // rows of hybrid models by).
+            let back = rooflinebench::measure::llamacpp::architecture_of(&files[0].path).unwrap();
+            assert_eq!((back.parameters(), &back.layers), (files[0].parameters, &a.layers), "{}", a.name);
             // llama.cpp's own report of its caches at 1024 cells (f16 KV, f32 states), in MiB
             // with two decimals.
             let n_ctx = 1024;

@@ -49,8 +49,10 @@ pub fn f32_value(x: f32) -> Value {
 }
 
 /// llama.cpp architectures this tool reads back (the ones it writes, and what converters write
-/// for Llama, Mistral, Qwen and DeepSeek checkpoints).
-pub const READABLE: [&str; 4] = ["llama", "qwen2", "qwen3", "deepseek2"];
+/// for Llama, Mistral, Qwen, DeepSeek, Gemma 3, LFM2, Qwen3.5, Granite 4.0-H and Mamba2
+/// checkpoints).
+pub const READABLE: [&str; 9] =
+    ["llama", "qwen2", "qwen3", "deepseek2", "gemma3", "lfm2", "qwen35", "granitehybrid", "mamba2"];
 
 /// The `config.json` a GGUF file was converted from, as far as the shape goes.
 pub fn hf_config_of(c: &GgufContents, source: &str) -> Result<Value> {
@@ -87,7 +89,9 @@ pub fn hf_config_of(c: &GgufContents, source: &str) -> Result<Value> {
     let has = |t: &str| c.tensors.contains_key(t);
 
     let hidden = need("embedding_length")?;
-    let heads = need("attention.head_count")?;
+    // A pure Mamba2 stack has no attention.
+    let heads =
+        if arch == "mamba2" { uint("attention.head_count")?.unwrap_or(1) } else { need("attention.head_count")? };
     let vocab = match uint("vocab_size")? {
         Some(v) => v,
         None => match c.tensors.get("token_embd.weight").map(Vec::as_slice) {
@@ -122,7 +126,9 @@ pub fn hf_config_of(c: &GgufContents, source: &str) -> Result<Value> {
         put("rms_norm_eps", e.into());
     }
 
-    if arch == "deepseek2" {
+    if let Some(hybrid) = hybrid_fields(c, &arch, source)? {
+        cfg.extend(hybrid);
+    } else if arch == "deepseek2" {
         // Files converted since llama.cpp's MLA support store the cache's shape in key_length
         // (latent + RoPE key) and the heads' in key_length_mla; older ones only the heads'.
         let rope = need("rope.dimension_count")?;
@@ -169,6 +175,166 @@ pub fn hf_config_of(c: &GgufContents, source: &str) -> Result<Value> {
     Ok(json!(cfg))
 }
 
+/// A per-layer integer array (or a scalar for every layer) of `n` entries.
+fn per_layer(c: &GgufContents, key: &str, n: usize, source: &str) -> Result<Option<Vec<u64>>> {
+    let bad = |v: &Value| Error::field(source, key, format!("{n} unsigned integers (one per layer)"), v);
+    match c.metadata.get(key) {
+        None => Ok(None),
+        Some(Value::Array(a)) if a.len() == n => {
+            a.iter().map(|x| x.as_u64().ok_or_else(|| bad(x))).collect::<Result<_>>().map(Some)
+        }
+        Some(v) => v.as_u64().map(|x| Some(vec![x; n])).ok_or_else(|| bad(v)),
+    }
+}
+
+/// The fields of a hybrid architecture's config (`None` for the uniform ones), in the names
+/// its transformers class reads; the common fields (width, depth, vocabulary, heads) are
+/// already set.
+fn hybrid_fields(c: &GgufContents, arch: &str, source: &str) -> Result<Option<Map<String, Value>>> {
+    if !["gemma3", "lfm2", "qwen35", "granitehybrid", "mamba2"].contains(&arch) {
+        return Ok(None);
+    }
+    let key = |k: &str| format!("{arch}.{k}");
+    let uint = |k: &str| c.metadata.get(&key(k)).and_then(Value::as_u64);
+    let need =
+        |k: &str| uint(k).ok_or_else(|| Error::field(source, key(k), "an unsigned integer", "nothing (key missing)"));
+    let layers = need("block_count")? as usize;
+    let hidden = need("embedding_length")?;
+    let mut m = Map::new();
+    let mut put = |k: &str, v: Value| {
+        m.insert(k.to_string(), v);
+    };
+    let types = |names: Vec<&str>| Value::from(names);
+    // Attention layers' KV heads per layer, 0 where the layer is recurrent.
+    let kv = per_layer(c, &key("attention.head_count_kv"), layers, source)?;
+    let kv_heads = kv.as_ref().and_then(|k| k.iter().copied().max()).unwrap_or(1);
+    if arch != "mamba2" {
+        put("num_key_value_heads", kv_heads.into());
+        if let Some(d) = uint("attention.key_length") {
+            put("head_dim", d.into());
+        }
+        put("intermediate_size", need("feed_forward_length")?.into());
+    }
+    let ssm = |m: &mut dyn FnMut(&str, Value)| -> Result<(u64, u64)> {
+        let (inner, heads) = (need("ssm.inner_size")?, need("ssm.time_step_rank")?);
+        if heads == 0 || inner % heads != 0 {
+            return Err(Error::field(
+                source,
+                key("ssm.time_step_rank"),
+                format!("a divisor of ssm.inner_size ({inner})"),
+                heads,
+            ));
+        }
+        m("conv", need("ssm.conv_kernel")?.into());
+        Ok((inner, heads))
+    };
+    match arch {
+        "gemma3" => {
+            put("model_type", "gemma3_text".into());
+            put("hidden_activation", "gelu_pytorch_tanh".into());
+            let window = uint("attention.sliding_window").filter(|&w| w > 0);
+            let windowed: Vec<bool> =
+                match (window, per_layer(c, &key("attention.sliding_window_pattern"), layers, source)) {
+                    (None, _) => vec![false; layers],
+                    (Some(_), Ok(Some(p)))
+                        if c.metadata.get(&key("attention.sliding_window_pattern")).is_some_and(Value::is_array) =>
+                    {
+                        p.iter().map(|&x| x != 0).collect()
+                    }
+                    // A period n (llama.cpp's default 6): layer i is windowed iff i % n < n - 1.
+                    (Some(_), _) => {
+                        let n = uint("attention.sliding_window_pattern").unwrap_or(6) as usize;
+                        (0..layers).map(|i| n == 0 || i % n < n - 1).collect()
+                    }
+                };
+            if let Some(w) = window {
+                put("sliding_window", w.into());
+            }
+            put(
+                "layer_types",
+                types(windowed.iter().map(|&w| if w { "sliding_attention" } else { "full_attention" }).collect()),
+            );
+        }
+        "lfm2" => {
+            put("model_type", "lfm2".into());
+            let kv = kv.unwrap_or_else(|| vec![kv_heads; layers]);
+            put("layer_types", types(kv.iter().map(|&k| if k == 0 { "conv" } else { "full_attention" }).collect()));
+            put("conv_L_cache", need("shortconv.l_cache")?.into());
+            put("block_auto_adjust_ff_dim", false.into());
+            put("block_ff_dim", need("feed_forward_length")?.into());
+        }
+        "qwen35" => {
+            put("model_type", "qwen3_5_text".into());
+            let recurrent: Vec<bool> = match per_layer(c, &key("attention.recurrent_layers"), layers, source)? {
+                Some(r) => r.iter().map(|&x| x != 0).collect(),
+                None => {
+                    let n = uint("full_attention_interval").unwrap_or(4).max(1) as usize;
+                    (0..layers).map(|i| (i + 1) % n != 0).collect()
+                }
+            };
+            put(
+                "layer_types",
+                types(recurrent.iter().map(|&r| if r { "linear_attention" } else { "full_attention" }).collect()),
+            );
+            let mut conv = 0;
+            let (inner, heads) = ssm(&mut |_, v| conv = v.as_u64().unwrap_or(0))?;
+            put("linear_conv_kernel_dim", conv.into());
+            put("linear_num_value_heads", heads.into());
+            put("linear_num_key_heads", need("ssm.group_count")?.into());
+            put("linear_key_head_dim", need("ssm.state_size")?.into());
+            put("linear_value_head_dim", (inner / heads).into());
+        }
+        _ => {
+            // granitehybrid, mamba2
+            let mut conv = 0;
+            let (inner, heads) = ssm(&mut |_, v| conv = v.as_u64().unwrap_or(0))?;
+            let first_mamba = match &kv {
+                Some(k) => k.iter().position(|&x| x == 0).unwrap_or(0),
+                None => 0,
+            };
+            let bias = c.tensors.contains_key(&format!("blk.{first_mamba}.ssm_conv1d.bias"));
+            let (state, groups) = (need("ssm.state_size")?, need("ssm.group_count")?);
+            if hidden == 0 || inner % hidden != 0 {
+                return Err(Error::field(
+                    source,
+                    key("ssm.inner_size"),
+                    format!("a multiple of the width ({hidden})"),
+                    inner,
+                ));
+            }
+            if arch == "mamba2" {
+                put("model_type", "mamba2".into());
+                put("num_heads", heads.into());
+                put("head_dim", (inner / heads).into());
+                put("state_size", state.into());
+                put("n_groups", groups.into());
+                put("conv_kernel", conv.into());
+                put("expand", (inner / hidden).into());
+                put("use_conv_bias", bias.into());
+                if let Some(e) = c.metadata.get(&key("attention.layer_norm_rms_epsilon")).and_then(Value::as_f64) {
+                    put("layer_norm_epsilon", e.into());
+                }
+            } else {
+                put("model_type", "granitemoehybrid".into());
+                let kv = kv.unwrap_or_else(|| vec![kv_heads; layers]);
+                put("layer_types", types(kv.iter().map(|&k| if k == 0 { "mamba" } else { "attention" }).collect()));
+                put("mamba_n_heads", heads.into());
+                put("mamba_d_head", (inner / heads).into());
+                put("mamba_d_state", state.into());
+                put("mamba_n_groups", groups.into());
+                put("mamba_d_conv", conv.into());
+                put("mamba_expand", (inner / hidden).into());
+                put("mamba_conv_bias", bias.into());
+                put("num_local_experts", 0.into());
+                put("shared_intermediate_size", need("feed_forward_length")?.into());
+                let rope = c.metadata.get(&key("rope.scaling.finetuned")).and_then(Value::as_bool).unwrap_or(true);
+                put("position_embedding_type", if rope { "rope" } else { "nope" }.into());
+            }
+        }
+    }
+    Ok(Some(m))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -199,6 +365,33 @@ mod tests {
             assert_eq!(back.ffn, arch.ffn, "{file}");
             assert_eq!(back.tie_embeddings, arch.tie_embeddings, "{file}");
             assert_eq!((back.qkv_bias, back.qk_norm), (arch.qkv_bias, arch.qk_norm), "{file}");
+        }
+    }
+
+    #[test]
+    fn a_written_hybrid_layout_reads_back_as_the_same_stack() {
+        let dir = format!("{}/tests/fixtures/hybrid", env!("CARGO_MANIFEST_DIR"));
+        let mamba = std::fs::read_to_string(format!("{dir}/exported/mamba2-only.json")).unwrap();
+        let mamba = mamba.replace(r#""use_conv_bias": false"#, r#""use_conv_bias": true"#);
+        let mut archs: Vec<crate::arch::Architecture> =
+            ["gemma-3-270m.json", "LFM2-350M.json", "granite-4.0-h-350m.json", "exported/deltanet-dense.json"]
+                .iter()
+                .map(|f| load_hf_config(std::path::Path::new(&format!("{dir}/{f}"))).unwrap())
+                .collect();
+        archs.push(parse_hf_config(&mamba, "mamba2-only.json", "mamba2-only").unwrap());
+        for arch in archs {
+            let layout = gguf_layout(&arch, 4096).unwrap();
+            let cfg = hf_config_of(&GgufContents::of_layout(&layout), &arch.name).unwrap();
+            let back =
+                parse_hf_config(&cfg.to_string(), &arch.name, &arch.name).unwrap_or_else(|e| panic!("{e}\n{cfg}"));
+            assert_eq!(back.parameters(), arch.parameters(), "{}", arch.name);
+            assert_eq!(back.layers, arch.layers, "{}", arch.name);
+            assert_eq!(back.family, arch.family, "{}", arch.name);
+            if arch.family != crate::arch::Family::Mamba2 {
+                // A pure Mamba2 stack has neither (the fields are placeholders).
+                assert_eq!((back.attention, back.ffn), (arch.attention, arch.ffn), "{}", arch.name);
+            }
+            assert_eq!((back.qk_norm, back.attn_output_gate), (arch.qk_norm, arch.attn_output_gate), "{}", arch.name);
         }
     }
 

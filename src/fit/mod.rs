@@ -67,6 +67,12 @@ enum Feature {
     KvBytes,
     /// KV-cache bytes decode attention's scores read, costed on top of each score.
     ScoreKvBytes,
+    /// Recurrence FLOPs (DeltaNet, Mamba2): llama.cpp's CPU kernels step token by token, in
+    /// prefill too, at a rate of their own.
+    ScanFlops,
+    /// Recurrent-state bytes a scan reads and writes (llama.cpp copies the state several times
+    /// per step; the rate absorbs the copies).
+    StateBytes,
     OtherBytes,
 }
 
@@ -81,6 +87,8 @@ impl Feature {
             Feature::KvBytes => "decode attention KV bytes".into(),
             Feature::ScoreKvBytes => "decode attention KV bytes read per query head".into(),
             Feature::AttentionPrefillFlops => "prefill attention FLOPs".into(),
+            Feature::ScanFlops => "recurrence (scan) FLOPs".into(),
+            Feature::StateBytes => "recurrent state bytes".into(),
             Feature::OtherBytes => "other kernels' bytes".into(),
         }
     }
@@ -173,6 +181,8 @@ fn features(run: &Run, engine: &Engine, knots: &[u32], coef: &BTreeMap<Feature, 
             continue;
         } else if op.class == OpClass::Attention {
             (vec![(Feature::AttentionPrefillFlops, 1.0)], Feature::OtherBytes)
+        } else if op.class == OpClass::Scan {
+            (vec![(Feature::ScanFlops, 1.0)], Feature::StateBytes)
         } else {
             add(Feature::OtherBytes, bytes);
             continue;
@@ -184,7 +194,7 @@ fn features(run: &Run, engine: &Engine, knots: &[u32], coef: &BTreeMap<Feature, 
         let compute_side = if c > 0.0 || m > 0.0 {
             flops * c >= bytes * m
         } else {
-            run.test.is_prefill() || matches!(op.class, OpClass::Attention | OpClass::DecodeAttention)
+            run.test.is_prefill() || matches!(op.class, OpClass::Attention | OpClass::DecodeAttention | OpClass::Scan)
         };
         if compute_side {
             for (f, w) in compute {
@@ -255,6 +265,7 @@ pub fn fit_engine_under_roofs(
         floors.insert(f, per_byte);
     }
     floors.insert(Feature::AttentionPrefillFlops, per_flop);
+    floors.insert(Feature::ScanFlops, per_flop);
     let mut fixed = BTreeMap::from([(Feature::Pass, 0.0)]);
     if let Some(c) = launch_s {
         fixed.insert(Feature::Launch, c);
@@ -536,6 +547,21 @@ fn to_profile(base: &DeviceProfile, engine: &Engine, coef: &BTreeMap<Feature, f6
             score_kv_byte_s: coef.get(&Feature::ScoreKvBytes).copied().unwrap_or(0.0),
         },
     );
+    // Only runs with recurrent layers say what a scan costs; without them scans keep the
+    // fallback to the other kernels' table.
+    if coef.contains_key(&Feature::ScanFlops) || coef.contains_key(&Feature::StateBytes) {
+        p.efficiency.insert(
+            OpClass::Scan,
+            EfficiencyTable {
+                score_s: 0.0,
+                score_s_by_value_head: Vec::new(),
+                score_kv_byte_s: 0.0,
+                compute: compute_eff(Feature::ScanFlops),
+                compute_by: ComputeSize::Flops,
+                memory: memory_eff(Feature::StateBytes),
+            },
+        );
+    }
     p.efficiency.insert(
         OpClass::Attention,
         EfficiencyTable {

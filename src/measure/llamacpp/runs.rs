@@ -257,6 +257,7 @@ pub struct EngineRow {
     pub engine: String,
     /// The model (its name spells out its shape).
     pub workload: String,
+    /// The attention kind, and the other layer kind of a hybrid ("gqa+deltanet").
     pub attention: String,
     pub ffn: String,
     pub layers: u32,
@@ -285,7 +286,7 @@ pub fn compare(profile: &DeviceProfile, measured: &[Measured]) -> Vec<EngineRow>
             EngineRow {
                 engine: "llama.cpp".into(),
                 workload: m.arch.name.clone(),
-                attention: m.arch.attention_kind().name().into(),
+                attention: m.arch.stack_kind().into(),
                 ffn: if m.arch.ffn.is_moe() { "moe" } else { "dense" }.into(),
                 layers: m.arch.num_layers,
                 hidden: m.arch.hidden_size,

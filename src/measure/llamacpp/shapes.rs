@@ -2,7 +2,7 @@
 //! shapes and validation predicts shapes calibration never saw (other widths, depths, head
 //! layouts, latent ranks and expert counts), so validation measures prediction, not fit.
 
-use crate::arch::{Activation, Architecture, Attention, Ffn, Mla, Moe};
+use crate::arch::{Activation, Architecture, Attention, DeltaNet, Ffn, Mamba2, Mixer, Mla, Moe};
 use crate::dtype::DType;
 use crate::roofline::BenchTest;
 
@@ -79,6 +79,60 @@ pub fn mla(
     base(name, layers, hidden, vocab, attention, ffn_block)
 }
 
+/// `base` with the last layer of every `every` kept global attention and the others `mixer`
+/// layers, in the family that publishes such stacks (`Architecture::hybrid`); the name says
+/// which.
+pub fn hybrid(base: Architecture, mixer: Mixer, every: u32) -> Architecture {
+    let tag = match mixer {
+        Mixer::Global => String::new(),
+        Mixer::Window { window } => format!("win{window}"),
+        Mixer::ShortConv { kernel } => format!("conv{kernel}"),
+        Mixer::DeltaNet(g) => format!("dn{}x{}", g.value_heads, g.value_head_dim),
+        Mixer::Mamba2(m) => format!("m2-{}x{}s{}", m.heads, m.head_dim, m.state_size),
+    };
+    let name = format!("{}-{tag}e{every}", base.name);
+    Architecture { name, ..Architecture::hybrid(base, mixer, |i| i % every == every - 1) }
+}
+
+/// Gated DeltaNet with as many key as value heads (as the search spaces make them).
+pub fn delta_net(heads: u32, head_dim: u32) -> Mixer {
+    Mixer::DeltaNet(DeltaNet {
+        key_heads: heads,
+        value_heads: heads,
+        key_head_dim: head_dim,
+        value_head_dim: head_dim,
+        conv_kernel: 4,
+    })
+}
+
+/// Mamba2 with an inner width of twice `hidden` (llama.cpp's granitehybrid needs it).
+pub fn mamba2(hidden: u32, head_dim: u32, state: u32) -> Mixer {
+    Mixer::Mamba2(Mamba2 {
+        heads: 2 * hidden / head_dim,
+        head_dim,
+        state_size: state,
+        groups: 1,
+        conv_kernel: 4,
+        conv_bias: true,
+    })
+}
+
+/// Hybrid stacks of each layer kind at widths and depths of their own: what their scans,
+/// convolutions and state copies cost (q8_0 only: the products are fitted on the plans above).
+fn hybrid_probes() -> Plan {
+    let base = || llama(6, 512, 8, 2, 64, 1536, 8192);
+    Plan {
+        models: vec![
+            hybrid(base(), delta_net(8, 64), 3),
+            hybrid(base(), mamba2(512, 64, 64), 3),
+            hybrid(base(), Mixer::ShortConv { kernel: 3 }, 3),
+            hybrid(base(), Mixer::Window { window: 128 }, 3),
+        ],
+        tests: vec![BenchTest::pp(64), BenchTest::pp(512), BenchTest::tg(16, 0), BenchTest::tg(16, 1024)],
+        formats: Some(vec![DType::Q8_0]),
+    }
+}
+
 /// A set of models and the tests each runs (in every weight format, or only `formats`).
 pub struct Plan {
     pub models: Vec<Architecture>,
@@ -135,11 +189,13 @@ pub fn calibration(quick: bool) -> Vec<Plan> {
         Plan::new(vec![mla(6, 512, 8, 128, 32, 64, 1024, 8192, Some((16, 2, 256, 1)))], vec![pp(64), tg(16, 0)]),
         Plan::new(vec![llama(10, 1280, 20, 4, 64, 3456, 32000)], vec![pp(64), pp(512), tg(16, 0)]),
         attention_probes(false),
+        hybrid_probes(),
     ]
 }
 
 /// Validation: widths 384 to 2048, 3 to 16 layers, MHA, GQA, MQA, MLA and MoE, prompts of 64
-/// to 2048 and decode from short context to 4096.
+/// to 2048 and decode from short context to 4096; hybrids of every layer kind at widths,
+/// depths, head sizes, states and windows calibration never saw.
 pub fn validation(quick: bool) -> Vec<Plan> {
     let long = vec![
         BenchTest::pp(128),
@@ -174,5 +230,21 @@ pub fn validation(quick: bool) -> Vec<Plan> {
             ],
             short,
         ),
+        hybrid_validation(),
     ]
+}
+
+/// Hybrids calibration never saw: wider, deeper, other head sizes, states, windows and
+/// patterns, in the two weight formats people run most.
+fn hybrid_validation() -> Plan {
+    Plan {
+        models: vec![
+            hybrid(llama(8, 768, 12, 4, 64, 2048, 16000), delta_net(8, 128), 4),
+            hybrid(llama(8, 768, 12, 4, 64, 2048, 16000), mamba2(768, 64, 128), 4),
+            hybrid(llama(10, 768, 12, 4, 64, 2048, 16000), Mixer::ShortConv { kernel: 3 }, 2),
+            hybrid(llama(8, 640, 10, 2, 64, 1792, 16000), Mixer::Window { window: 256 }, 4),
+        ],
+        tests: vec![BenchTest::pp(128), BenchTest::pp(512), BenchTest::tg(32, 0), BenchTest::tg(32, 2048)],
+        formats: Some(vec![DType::Q8_0, DType::Q4KM]),
+    }
 }
