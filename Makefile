@@ -25,7 +25,7 @@ BASELINE_DEVICES := rpi5,jetson-orin-nano-super,m1-pro,rtx3070ti-laptop,rtx3090
 PROFILE := devices/this-machine.json
 ENGINE_PROFILE := devices/this-machine-llamacpp.json
 
-.PHONY: run test build setup bench baseline calibrate validate reproduce profiles llama-bench-check fmt lint python
+.PHONY: run test build setup bench baseline calibrate validate verify-hybrid reproduce profiles llama-bench-check fmt lint python
 
 # libtorch only when the build wants it: `make build FEATURES=llamacpp` on a platform PyPI has
 # no torch wheel for.
@@ -85,6 +85,16 @@ calibrate: build
 validate: calibrate
 	$(BIN) validate --on $(ON) --device $(PROFILE) --out results/validation.csv
 	$(BIN) validate --engine llama.cpp --device $(ENGINE_PROFILE) --out results/validation-llamacpp.csv
+
+# The hybrid stacks on llama.cpp here: calibrate (its hybrid probes fit the scan and state
+# rates), validate on hybrids calibration never saw (results/validation-llamacpp-hybrid.csv),
+# then search the ~350M hybrid space on that profile and verify its picks (about 20 minutes;
+# run nothing else meanwhile).
+verify-hybrid: build
+	$(BIN) calibrate --engine llama.cpp --out $(ENGINE_PROFILE)
+	$(BIN) validate --engine llama.cpp --only hybrid --device $(ENGINE_PROFILE) --out results/validation-llamacpp-hybrid.csv
+	$(BIN) search search-spaces/around-350m-hybrid.toml --device $(ENGINE_PROFILE) --out target/run/around-350m-hybrid/this-machine
+	$(BIN) verify target/run/around-350m-hybrid/this-machine
 
 # Refit the built-in expected profiles (devices/NAME.json) from the public llama-bench runs under
 # data/llama-bench/, holding some out to report agreement; rebuild afterwards (they are compiled in).

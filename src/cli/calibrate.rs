@@ -82,6 +82,11 @@ pub fn run_validate(args: ValidateArgs, out: &mut dyn std::io::Write) -> Result<
         no_on_for_engine(args.on)?;
         return validate_engine(&args, &device, &csv, out);
     }
+    if args.only.is_some() {
+        return Err(Error::Usage(
+            "--only applies to --engine llama.cpp (libtorch validates layers, not stacks)".into(),
+        ));
+    }
     require("validate")?;
     let profile = resolve(&device)?;
     let opts =
@@ -197,7 +202,8 @@ fn validate_engine(
     let profile = resolve(device)?;
     crate::files::check_writable(csv)?;
     let opts = EngineOptions::new(args.quick, args.threads);
-    let (rows, cond) = llamacpp::runs::validate(&profile, &opts)?;
+    let hybrid = args.only.map(|o| o == super::Stacks::Hybrid);
+    let (rows, cond) = llamacpp::runs::validate(&profile, &opts, hybrid)?;
     write_atomic(csv, &csv_bytes(&rows))?;
     let mut s = String::new();
     let _ = writeln!(
@@ -233,6 +239,13 @@ fn validate_engine(
         };
         for (name, keep) in split {
             let _ = writeln!(s, "  {}", summary_line(name, &errors(&|r| r.phase == phase && keep(r))));
+        }
+        // Hybrids by the kind of their other layers.
+        for kind in ["window", "conv", "deltanet", "mamba2"] {
+            let of_kind = |r: &llamacpp::runs::EngineRow| r.attention.ends_with(&format!("+{kind}"));
+            if rows.iter().any(of_kind) {
+                let _ = writeln!(s, "  {}", summary_line(kind, &errors(&|r| r.phase == phase && of_kind(r))));
+            }
         }
     }
     for w in llamacpp::runs::condition_warnings(&cond) {

@@ -220,6 +220,17 @@ pub struct ValidateArgs {
     /// libtorch: the device to run the layers on (default cpu; auto: cuda, else mps, else cpu).
     #[arg(long, value_enum)]
     pub on: Option<On>,
+    /// llama.cpp: only the uniform models, or only the hybrid stacks (windows, convolutions,
+    /// DeltaNet, Mamba2); default both.
+    #[arg(long, value_enum)]
+    pub only: Option<Stacks>,
+}
+
+/// Which validation models to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Stacks {
+    Uniform,
+    Hybrid,
 }
 
 #[derive(Debug, Args)]

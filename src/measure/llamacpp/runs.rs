@@ -306,15 +306,29 @@ pub fn compare(profile: &DeviceProfile, measured: &[Measured]) -> Vec<EngineRow>
         .collect()
 }
 
-/// `validate --engine llama.cpp`: times the validation models and compares with `profile`.
-pub fn validate(profile: &DeviceProfile, opts: &EngineOptions) -> Result<(Vec<EngineRow>, Conditions)> {
+/// `validate --engine llama.cpp`: times the validation models (the hybrid stacks only, the
+/// uniform ones only, or both) and compares with `profile`.
+pub fn validate(
+    profile: &DeviceProfile,
+    opts: &EngineOptions,
+    hybrid: Option<bool>,
+) -> Result<(Vec<EngineRow>, Conditions)> {
     if profile.engine.as_ref().is_none_or(|e| e.name != "llama.cpp") {
         return Err(Error::Usage(format!(
             "{}: not a llama.cpp profile (make one with `rooflinebench calibrate --engine llama.cpp`)",
             profile.name
         )));
     }
-    let plans = shapes::validation(opts.quick);
+    let mut plans = shapes::validation(opts.quick);
+    if let Some(hybrid) = hybrid {
+        for p in &mut plans {
+            p.models.retain(|m| m.layers.is_empty() != hybrid);
+        }
+        plans.retain(|p| !p.models.is_empty());
+    }
+    if plans.is_empty() {
+        return Err(Error::Usage("no validation model of that kind in this mode (hybrids run without --quick)".into()));
+    }
     let rounds = if opts.quick { 2 } else { 3 };
     let (measured, cond) = measure_plans(&plans, rounds, opts)?;
     Ok((compare(profile, &measured), cond))
