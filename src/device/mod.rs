@@ -75,6 +75,10 @@ pub struct Engine {
     /// of this (llama.cpp: 256); masked cells still cost a visit.
     #[serde(default)]
     pub kv_pad: u32,
+    /// How the engine sizes sliding-window layers' caches, in words (the prediction uses
+    /// `window_cells`); empty in profiles written before it was said.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub window_cache: String,
 }
 
 /// llama.cpp's default micro-batch (`n_ubatch`), which its window caches are sized with.
@@ -100,6 +104,9 @@ impl Engine {
             activations: DType::F32,
             kv_cache: DType::F16,
             kv_pad: 256,
+            window_cache: "swa_full off, as llama-cli, llama-server and llama-bench run it: a windowed layer \
+                           caches its window plus one 512-token micro-batch, padded to 256 cells"
+                .into(),
         }
     }
 
