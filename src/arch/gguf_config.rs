@@ -175,16 +175,54 @@ pub fn hf_config_of(c: &GgufContents, source: &str) -> Result<Value> {
     Ok(json!(cfg))
 }
 
-/// A per-layer integer array (or a scalar for every layer) of `n` entries.
-fn per_layer(c: &GgufContents, key: &str, n: usize, source: &str) -> Result<Option<Vec<u64>>> {
-    let bad = |v: &Value| Error::field(source, key, format!("{n} unsigned integers (one per layer)"), v);
-    match c.metadata.get(key) {
-        None => Ok(None),
-        Some(Value::Array(a)) if a.len() == n => {
-            a.iter().map(|x| x.as_u64().ok_or_else(|| bad(x))).collect::<Result<_>>().map(Some)
-        }
-        Some(v) => v.as_u64().map(|x| Some(vec![x; n])).ok_or_else(|| bad(v)),
+/// One architecture's keys of a GGUF file (`<arch>.<key>`), read with the file named in errors.
+struct Keys<'a> {
+    c: &'a GgufContents,
+    arch: &'a str,
+    source: &'a str,
+}
+
+impl Keys<'_> {
+    fn key(&self, k: &str) -> String {
+        format!("{}.{k}", self.arch)
     }
+
+    fn uint(&self, k: &str) -> Option<u64> {
+        self.c.metadata.get(&self.key(k)).and_then(Value::as_u64)
+    }
+
+    fn need(&self, k: &str) -> Result<u64> {
+        self.uint(k)
+            .ok_or_else(|| Error::field(self.source, self.key(k), "an unsigned integer", "nothing (key missing)"))
+    }
+
+    /// A per-layer integer array of `n` entries, or a scalar for every layer.
+    fn per_layer(&self, k: &str, n: usize) -> Result<Option<Vec<u64>>> {
+        let key = self.key(k);
+        let bad = |v: &Value| Error::field(self.source, &key, format!("{n} unsigned integers (one per layer)"), v);
+        match self.c.metadata.get(&key) {
+            None => Ok(None),
+            Some(Value::Array(a)) if a.len() == n => {
+                a.iter().map(|x| x.as_u64().ok_or_else(|| bad(x))).collect::<Result<_>>().map(Some)
+            }
+            Some(v) => v.as_u64().map(|x| Some(vec![x; n])).ok_or_else(|| bad(v)),
+        }
+    }
+
+    /// A state-space mixer's inner width and head count, checked to divide.
+    fn ssm_widths(&self) -> Result<(u64, u64)> {
+        let (inner, heads) = (self.need("ssm.inner_size")?, self.need("ssm.time_step_rank")?);
+        if heads == 0 || inner % heads != 0 {
+            let want = format!("a divisor of ssm.inner_size ({inner})");
+            return Err(Error::field(self.source, self.key("ssm.time_step_rank"), want, heads));
+        }
+        Ok((inner, heads))
+    }
+}
+
+/// Layer kinds as a config's `layer_types` list: `yes` where `is` holds, `no` elsewhere.
+fn layer_types(is: impl Iterator<Item = bool>, yes: &str, no: &str) -> Value {
+    Value::from(is.map(|b| if b { yes } else { no }).collect::<Vec<_>>())
 }
 
 /// The fields of a hybrid architecture's config (`None` for the uniform ones), in the names
@@ -194,145 +232,124 @@ fn hybrid_fields(c: &GgufContents, arch: &str, source: &str) -> Result<Option<Ma
     if !["gemma3", "lfm2", "qwen35", "granitehybrid", "mamba2"].contains(&arch) {
         return Ok(None);
     }
-    let key = |k: &str| format!("{arch}.{k}");
-    let uint = |k: &str| c.metadata.get(&key(k)).and_then(Value::as_u64);
-    let need =
-        |k: &str| uint(k).ok_or_else(|| Error::field(source, key(k), "an unsigned integer", "nothing (key missing)"));
-    let layers = need("block_count")? as usize;
-    let hidden = need("embedding_length")?;
+    let k = Keys { c, arch, source };
+    let layers = k.need("block_count")? as usize;
     let mut m = Map::new();
-    let mut put = |k: &str, v: Value| {
-        m.insert(k.to_string(), v);
-    };
-    let types = |names: Vec<&str>| Value::from(names);
     // Attention layers' KV heads per layer, 0 where the layer is recurrent.
-    let kv = per_layer(c, &key("attention.head_count_kv"), layers, source)?;
+    let kv = k.per_layer("attention.head_count_kv", layers)?;
     let kv_heads = kv.as_ref().and_then(|k| k.iter().copied().max()).unwrap_or(1);
+    let kv = kv.unwrap_or_else(|| vec![kv_heads; layers]);
     if arch != "mamba2" {
-        put("num_key_value_heads", kv_heads.into());
-        if let Some(d) = uint("attention.key_length") {
-            put("head_dim", d.into());
+        m.insert("num_key_value_heads".into(), kv_heads.into());
+        if let Some(d) = k.uint("attention.key_length") {
+            m.insert("head_dim".into(), d.into());
         }
-        put("intermediate_size", need("feed_forward_length")?.into());
+        m.insert("intermediate_size".into(), k.need("feed_forward_length")?.into());
     }
-    let ssm = |m: &mut dyn FnMut(&str, Value)| -> Result<(u64, u64)> {
-        let (inner, heads) = (need("ssm.inner_size")?, need("ssm.time_step_rank")?);
-        if heads == 0 || inner % heads != 0 {
-            return Err(Error::field(
-                source,
-                key("ssm.time_step_rank"),
-                format!("a divisor of ssm.inner_size ({inner})"),
-                heads,
-            ));
-        }
-        m("conv", need("ssm.conv_kernel")?.into());
-        Ok((inner, heads))
+    let fields = match arch {
+        "gemma3" => gemma3_fields(&k, layers)?,
+        "lfm2" => vec![
+            ("model_type", "lfm2".into()),
+            ("layer_types", layer_types(kv.iter().map(|&h| h > 0), "full_attention", "conv")),
+            ("conv_L_cache", k.need("shortconv.l_cache")?.into()),
+            ("block_auto_adjust_ff_dim", false.into()),
+            ("block_ff_dim", k.need("feed_forward_length")?.into()),
+        ],
+        "qwen35" => qwen35_fields(&k, layers)?,
+        _ => mamba2_fields(&k, &kv)?,
     };
-    match arch {
-        "gemma3" => {
-            put("model_type", "gemma3_text".into());
-            put("hidden_activation", "gelu_pytorch_tanh".into());
-            let window = uint("attention.sliding_window").filter(|&w| w > 0);
-            let windowed: Vec<bool> =
-                match (window, per_layer(c, &key("attention.sliding_window_pattern"), layers, source)) {
-                    (None, _) => vec![false; layers],
-                    (Some(_), Ok(Some(p)))
-                        if c.metadata.get(&key("attention.sliding_window_pattern")).is_some_and(Value::is_array) =>
-                    {
-                        p.iter().map(|&x| x != 0).collect()
-                    }
-                    // A period n (llama.cpp's default 6): layer i is windowed iff i % n < n - 1.
-                    (Some(_), _) => {
-                        let n = uint("attention.sliding_window_pattern").unwrap_or(6) as usize;
-                        (0..layers).map(|i| n == 0 || i % n < n - 1).collect()
-                    }
-                };
-            if let Some(w) = window {
-                put("sliding_window", w.into());
-            }
-            put(
-                "layer_types",
-                types(windowed.iter().map(|&w| if w { "sliding_attention" } else { "full_attention" }).collect()),
-            );
-        }
-        "lfm2" => {
-            put("model_type", "lfm2".into());
-            let kv = kv.unwrap_or_else(|| vec![kv_heads; layers]);
-            put("layer_types", types(kv.iter().map(|&k| if k == 0 { "conv" } else { "full_attention" }).collect()));
-            put("conv_L_cache", need("shortconv.l_cache")?.into());
-            put("block_auto_adjust_ff_dim", false.into());
-            put("block_ff_dim", need("feed_forward_length")?.into());
-        }
-        "qwen35" => {
-            put("model_type", "qwen3_5_text".into());
-            let recurrent: Vec<bool> = match per_layer(c, &key("attention.recurrent_layers"), layers, source)? {
-                Some(r) => r.iter().map(|&x| x != 0).collect(),
-                None => {
-                    let n = uint("full_attention_interval").unwrap_or(4).max(1) as usize;
-                    (0..layers).map(|i| (i + 1) % n != 0).collect()
-                }
-            };
-            put(
-                "layer_types",
-                types(recurrent.iter().map(|&r| if r { "linear_attention" } else { "full_attention" }).collect()),
-            );
-            let mut conv = 0;
-            let (inner, heads) = ssm(&mut |_, v| conv = v.as_u64().unwrap_or(0))?;
-            put("linear_conv_kernel_dim", conv.into());
-            put("linear_num_value_heads", heads.into());
-            put("linear_num_key_heads", need("ssm.group_count")?.into());
-            put("linear_key_head_dim", need("ssm.state_size")?.into());
-            put("linear_value_head_dim", (inner / heads).into());
-        }
-        _ => {
-            // granitehybrid, mamba2
-            let mut conv = 0;
-            let (inner, heads) = ssm(&mut |_, v| conv = v.as_u64().unwrap_or(0))?;
-            let first_mamba = match &kv {
-                Some(k) => k.iter().position(|&x| x == 0).unwrap_or(0),
-                None => 0,
-            };
-            let bias = c.tensors.contains_key(&format!("blk.{first_mamba}.ssm_conv1d.bias"));
-            let (state, groups) = (need("ssm.state_size")?, need("ssm.group_count")?);
-            if hidden == 0 || inner % hidden != 0 {
-                return Err(Error::field(
-                    source,
-                    key("ssm.inner_size"),
-                    format!("a multiple of the width ({hidden})"),
-                    inner,
-                ));
-            }
-            if arch == "mamba2" {
-                put("model_type", "mamba2".into());
-                put("num_heads", heads.into());
-                put("head_dim", (inner / heads).into());
-                put("state_size", state.into());
-                put("n_groups", groups.into());
-                put("conv_kernel", conv.into());
-                put("expand", (inner / hidden).into());
-                put("use_conv_bias", bias.into());
-                if let Some(e) = c.metadata.get(&key("attention.layer_norm_rms_epsilon")).and_then(Value::as_f64) {
-                    put("layer_norm_epsilon", e.into());
-                }
-            } else {
-                put("model_type", "granitemoehybrid".into());
-                let kv = kv.unwrap_or_else(|| vec![kv_heads; layers]);
-                put("layer_types", types(kv.iter().map(|&k| if k == 0 { "mamba" } else { "attention" }).collect()));
-                put("mamba_n_heads", heads.into());
-                put("mamba_d_head", (inner / heads).into());
-                put("mamba_d_state", state.into());
-                put("mamba_n_groups", groups.into());
-                put("mamba_d_conv", conv.into());
-                put("mamba_expand", (inner / hidden).into());
-                put("mamba_conv_bias", bias.into());
-                put("num_local_experts", 0.into());
-                put("shared_intermediate_size", need("feed_forward_length")?.into());
-                let rope = c.metadata.get(&key("rope.scaling.finetuned")).and_then(Value::as_bool).unwrap_or(true);
-                put("position_embedding_type", if rope { "rope" } else { "nope" }.into());
-            }
-        }
-    }
+    m.extend(fields.into_iter().map(|(key, v)| (key.to_string(), v)));
     Ok(Some(m))
+}
+
+fn gemma3_fields(k: &Keys, layers: usize) -> Result<Vec<(&'static str, Value)>> {
+    let window = k.uint("attention.sliding_window").filter(|&w| w > 0);
+    let pattern = "attention.sliding_window_pattern";
+    let windowed: Vec<bool> = match window {
+        None => vec![false; layers],
+        // Verbatim per layer, or a period n (llama.cpp's default 6): layer i is windowed iff
+        // i % n < n - 1.
+        Some(_) if k.c.metadata.get(&k.key(pattern)).is_some_and(Value::is_array) => {
+            k.per_layer(pattern, layers)?.unwrap_or_default().iter().map(|&x| x != 0).collect()
+        }
+        Some(_) => {
+            let n = k.uint(pattern).unwrap_or(6) as usize;
+            (0..layers).map(|i| n == 0 || i % n < n - 1).collect()
+        }
+    };
+    let mut f = vec![
+        ("model_type", "gemma3_text".into()),
+        ("hidden_activation", "gelu_pytorch_tanh".into()),
+        ("layer_types", layer_types(windowed.into_iter(), "sliding_attention", "full_attention")),
+    ];
+    if let Some(w) = window {
+        f.push(("sliding_window", w.into()));
+    }
+    Ok(f)
+}
+
+fn qwen35_fields(k: &Keys, layers: usize) -> Result<Vec<(&'static str, Value)>> {
+    let recurrent: Vec<bool> = match k.per_layer("attention.recurrent_layers", layers)? {
+        Some(r) => r.iter().map(|&x| x != 0).collect(),
+        None => {
+            let n = k.uint("full_attention_interval").unwrap_or(4).max(1) as usize;
+            (0..layers).map(|i| (i + 1) % n != 0).collect()
+        }
+    };
+    let (inner, heads) = k.ssm_widths()?;
+    Ok(vec![
+        ("model_type", "qwen3_5_text".into()),
+        ("layer_types", layer_types(recurrent.into_iter(), "linear_attention", "full_attention")),
+        ("linear_conv_kernel_dim", k.need("ssm.conv_kernel")?.into()),
+        ("linear_num_value_heads", heads.into()),
+        ("linear_num_key_heads", k.need("ssm.group_count")?.into()),
+        ("linear_key_head_dim", k.need("ssm.state_size")?.into()),
+        ("linear_value_head_dim", (inner / heads).into()),
+    ])
+}
+
+/// `mamba2`, or `granitehybrid` (its attention layers have KV heads, its Mamba2 layers none).
+fn mamba2_fields(k: &Keys, kv: &[u64]) -> Result<Vec<(&'static str, Value)>> {
+    let (inner, heads) = k.ssm_widths()?;
+    let hidden = k.need("embedding_length")?;
+    if hidden == 0 || inner % hidden != 0 {
+        let want = format!("a multiple of the width ({hidden})");
+        return Err(Error::field(k.source, k.key("ssm.inner_size"), want, inner));
+    }
+    let first_mamba = if k.arch == "mamba2" { 0 } else { kv.iter().position(|&x| x == 0).unwrap_or(0) };
+    let bias = k.c.tensors.contains_key(&format!("blk.{first_mamba}.ssm_conv1d.bias"));
+    let (state, groups, conv) = (k.need("ssm.state_size")?, k.need("ssm.group_count")?, k.need("ssm.conv_kernel")?);
+    if k.arch == "mamba2" {
+        let mut f = vec![
+            ("model_type", "mamba2".into()),
+            ("num_heads", heads.into()),
+            ("head_dim", (inner / heads).into()),
+            ("state_size", state.into()),
+            ("n_groups", groups.into()),
+            ("conv_kernel", conv.into()),
+            ("expand", (inner / hidden).into()),
+            ("use_conv_bias", bias.into()),
+        ];
+        if let Some(e) = k.c.metadata.get(&k.key("attention.layer_norm_rms_epsilon")).and_then(Value::as_f64) {
+            f.push(("layer_norm_epsilon", e.into()));
+        }
+        return Ok(f);
+    }
+    let rope = k.c.metadata.get(&k.key("rope.scaling.finetuned")).and_then(Value::as_bool).unwrap_or(true);
+    Ok(vec![
+        ("model_type", "granitemoehybrid".into()),
+        ("layer_types", layer_types(kv.iter().map(|&h| h > 0), "attention", "mamba")),
+        ("mamba_n_heads", heads.into()),
+        ("mamba_d_head", (inner / heads).into()),
+        ("mamba_d_state", state.into()),
+        ("mamba_n_groups", groups.into()),
+        ("mamba_d_conv", conv.into()),
+        ("mamba_expand", (inner / hidden).into()),
+        ("mamba_conv_bias", bias.into()),
+        ("num_local_experts", 0.into()),
+        ("shared_intermediate_size", k.need("feed_forward_length")?.into()),
+        ("position_embedding_type", if rope { "rope" } else { "nope" }.into()),
+    ])
 }
 
 #[cfg(test)]
