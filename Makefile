@@ -112,10 +112,13 @@ llama-bench-check: build
 baseline: build
 	$(BIN) batch search-spaces --devices $(BASELINE_DEVICES) --out results
 
+# Criterion's per-candidate figures, then whole searches end to end on rtx3090 (an expected
+# profile): the shipped spaces, the 10.7 M uniform and 11.9 M hybrid spaces and the 95 M one,
+# as candidates/s per core and peak memory (a few minutes on 2 cores; `make build` first).
 bench: setup
 	$(CARGO) bench --bench scoring
-	/usr/bin/time -f "10.7M-candidate search: %e s, peak RSS %M KB" $(BIN) search benches/spaces/ten-million.toml --device rtx3090 --out target/bench/ten-million
-	/usr/bin/time -f "11.9M-candidate hybrid search: %e s, peak RSS %M KB" $(BIN) search benches/spaces/hybrid-ten-million.toml --device rtx3090 --out target/bench/hybrid-ten-million
+	bash scripts/bench-search.sh $(BIN) rtx3090 search-spaces/*.toml benches/spaces/throughput.toml \
+		benches/spaces/ten-million.toml benches/spaces/hybrid-ten-million.toml benches/spaces/hundred-million.toml
 
 fmt:
 	$(CARGO) fmt --all

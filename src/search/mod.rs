@@ -336,19 +336,23 @@ pub fn run(space: &SearchSpace, device: &DeviceProfile, opts: &SearchOptions) ->
     } else {
         indicatif::ProgressBar::hidden()
     };
+    // One scorer and one running tally per worker, not per chunk: a front kept across chunks
+    // rejects most candidates against a few strong members, where a fresh front per chunk
+    // first admits and then merges thousands (merging was a quarter of a large search).
     let work = || {
         (0..chunks)
             .into_par_iter()
-            .map_init(
-                || Scorer::new(space, device, opts.plans),
-                |scorer, c| {
+            .fold(
+                || (Scorer::new(space, device, opts.plans), Tally::default()),
+                |(mut scorer, mut tally), c| {
                     let lo = start + c * CHUNK;
                     let hi = (lo + CHUNK).min(end);
-                    let o = scan(scorer, space, device, lo, hi);
+                    tally.scan(&mut scorer, space, lo, hi);
                     bar.inc(hi - lo);
-                    o
+                    (scorer, tally)
                 },
             )
+            .map(|(_, tally)| tally.into_outcome(&space.name, &device.name))
             .reduce(|| Outcome::empty(&space.name, &device.name), Outcome::merge)
     };
     let outcome = match opts.threads {
@@ -363,36 +367,54 @@ pub fn run(space: &SearchSpace, device: &DeviceProfile, opts: &SearchOptions) ->
     Ok(outcome)
 }
 
-/// Scores indices `lo..hi` into a partial outcome.
-fn scan(scorer: &mut Scorer, space: &SearchSpace, device: &DeviceProfile, lo: u64, hi: u64) -> Outcome {
-    let mut out = Outcome::empty(&space.name, &device.name);
-    let mut front = ParetoFront::new();
-    let mut invalid: BTreeMap<&'static str, u64> = BTreeMap::new();
-    let mut rejected: BTreeMap<&'static str, u64> = BTreeMap::new();
-    for i in lo..hi {
-        let cand = match space.candidate(i) {
-            Ok(c) => c,
-            Err(why) => {
-                *invalid.entry(why.describe()).or_default() += 1;
-                continue;
-            }
-        };
-        match scorer.score(&cand) {
-            Ok(s) => {
-                out.feasible += 1;
-                if out.top.len() < TOP_N || better(&s, out.top.last().unwrap()).is_lt() {
-                    let at = out.top.partition_point(|t| better(t, &s).is_lt());
-                    out.top.insert(at, s);
-                    out.top.truncate(TOP_N);
+/// What one worker has found so far: counts, its front and its best candidates.
+#[derive(Default)]
+struct Tally {
+    candidates: u64,
+    feasible: u64,
+    invalid: BTreeMap<&'static str, u64>,
+    rejected: BTreeMap<&'static str, u64>,
+    front: ParetoFront<Scored>,
+    top: Vec<Scored>,
+}
+
+impl Tally {
+    /// Scores indices `lo..hi` into the tally.
+    fn scan(&mut self, scorer: &mut Scorer, space: &SearchSpace, lo: u64, hi: u64) {
+        for i in lo..hi {
+            let cand = match space.candidate(i) {
+                Ok(c) => c,
+                Err(why) => {
+                    *self.invalid.entry(why.describe()).or_default() += 1;
+                    continue;
                 }
-                front.insert(s);
+            };
+            match scorer.score(&cand) {
+                Ok(s) => {
+                    self.feasible += 1;
+                    if self.top.len() < TOP_N || better(&s, self.top.last().unwrap()).is_lt() {
+                        let at = self.top.partition_point(|t| better(t, &s).is_lt());
+                        self.top.insert(at, s);
+                        self.top.truncate(TOP_N);
+                    }
+                    self.front.insert(s);
+                }
+                Err(why) => *self.rejected.entry(why).or_default() += 1,
             }
-            Err(why) => *rejected.entry(why).or_default() += 1,
+        }
+        self.candidates += hi - lo;
+    }
+
+    fn into_outcome(self, space: &str, device: &str) -> Outcome {
+        let named = |m: BTreeMap<&'static str, u64>| m.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        Outcome {
+            candidates: self.candidates,
+            invalid: named(self.invalid),
+            rejected: named(self.rejected),
+            feasible: self.feasible,
+            front: self.front.into_sorted(),
+            top: self.top,
+            ..Outcome::empty(space, device)
         }
     }
-    out.candidates = hi - lo;
-    out.invalid = invalid.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
-    out.rejected = rejected.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
-    out.front = front.into_sorted();
-    out
 }
