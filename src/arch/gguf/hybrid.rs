@@ -127,12 +127,20 @@ fn ffn(b: &mut Builder, h: u64, f: u64) {
     b.matrix("ffn_down", Role::FfnDown, &[f, h]);
 }
 
-/// Head counts, head sizes and the FFN width, as every attention architecture here reads them.
-fn attention_keys(arch: &Architecture, name: &str, ffn_width: u32, meta: &mut Vec<(String, MetaValue)>) -> Result<()> {
+/// Head counts, head sizes and the FFN width, as every attention architecture here reads them;
+/// KV heads one count for every layer, or per layer (`kv_heads_per_layer`).
+fn attention_keys(
+    arch: &Architecture,
+    name: &str,
+    ffn_width: u32,
+    per_layer_kv: bool,
+    meta: &mut Vec<(String, MetaValue)>,
+) -> Result<()> {
     let (heads, kv_heads, head_dim) = grouped(arch)?;
     let key = |k: &str| format!("{name}.{k}");
+    let kv = if per_layer_kv { kv_heads_per_layer(arch, kv_heads) } else { MetaValue::U32(kv_heads) };
     meta.push((key("attention.head_count"), MetaValue::U32(heads)));
-    meta.push((key("attention.head_count_kv"), MetaValue::U32(kv_heads)));
+    meta.push((key("attention.head_count_kv"), kv));
     // Set explicitly: llama.cpp's default (hidden / heads) is not Gemma's or Qwen3.5's.
     meta.push((key("attention.key_length"), MetaValue::U32(head_dim)));
     meta.push((key("attention.value_length"), MetaValue::U32(head_dim)));
@@ -183,7 +191,7 @@ fn gemma3(arch: &Architecture, context_length: u32) -> Result<GgufLayout> {
     let (heads, _, head_dim) = grouped(arch)?;
     let h = arch.hidden_size as u64;
     let mut meta = common_metadata(arch, name, context_length);
-    attention_keys(arch, name, width, &mut meta)?;
+    attention_keys(arch, name, width, false, &mut meta)?;
     if let Some(w) = window {
         let key = |k: &str| format!("{name}.{k}");
         meta.push((key("attention.sliding_window"), MetaValue::U32(w)));
@@ -216,16 +224,14 @@ fn lfm2(arch: &Architecture, context_length: u32) -> Result<GgufLayout> {
         unreachable!("lfm2 is chosen for stacks with a convolution")
     };
     global_attention_only(arch, true)?;
-    let (heads, kv_heads, head_dim) = grouped(arch)?;
+    let (heads, _, head_dim) = grouped(arch)?;
     if heads * head_dim != arch.hidden_size || !arch.qk_norm {
         return unsupported(arch, "lfm2 attention needs heads x head size = hidden size and q/k norms");
     }
     let h = arch.hidden_size as u64;
     let mut meta = common_metadata(arch, name, context_length);
-    attention_keys(arch, name, width, &mut meta)?;
+    attention_keys(arch, name, width, true, &mut meta)?;
     let key = |k: &str| format!("{name}.{k}");
-    meta.retain(|(k, _)| k != &key("attention.head_count_kv"));
-    meta.push((key("attention.head_count_kv"), kv_heads_per_layer(arch, kv_heads)));
     meta.push((key("shortconv.l_cache"), MetaValue::U32(kernel)));
     let mut b = Builder::new();
     b.matrix("token_embd", Role::TokenEmbedding, &[h, arch.vocab_size as u64]);
@@ -269,7 +275,7 @@ fn qwen35(arch: &Architecture, context_length: u32) -> Result<GgufLayout> {
     let (heads, _, head_dim) = grouped(arch)?;
     let h = arch.hidden_size as u64;
     let mut meta = common_metadata(arch, name, context_length);
-    attention_keys(arch, name, width, &mut meta)?;
+    attention_keys(arch, name, width, false, &mut meta)?;
     let key = |k: &str| format!("{name}.{k}");
     // Qwen3.5 rotates a quarter of each head, in multimodal sections that text positions
     // (one position per token) make plain RoPE.
@@ -337,10 +343,7 @@ fn mamba2(arch: &Architecture, context_length: u32) -> Result<GgufLayout> {
         if arch.qk_norm {
             return unsupported(arch, "granitehybrid attention with q/k norms");
         }
-        let (_, kv_heads, _) = grouped(arch)?;
-        attention_keys(arch, name, width, &mut meta)?;
-        meta.retain(|(k, _)| k != &key("attention.head_count_kv"));
-        meta.push((key("attention.head_count_kv"), kv_heads_per_layer(arch, kv_heads)));
+        attention_keys(arch, name, width, true, &mut meta)?;
         // Granite's switch for RoPE: off for Granite 4.0-H, whose attention has none.
         meta.push((key("rope.scaling.finetuned"), MetaValue::Bool(rope)));
     }
