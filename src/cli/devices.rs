@@ -3,12 +3,12 @@
 use super::{emit, CheckArgs, DevicesAction, DevicesArgs, FitArgs};
 use crate::arch::{load_hf_config, Architecture};
 use crate::device::{builtin, builtin_names, resolve, DeviceProfile, Summary};
-use crate::device::{Engine, Origin};
+use crate::device::{Engine, ErrorBands, Origin};
 use crate::error::Error;
 use crate::error::Result;
 use crate::files::{csv_bytes, json_bytes};
 use crate::fit::agreement::{agreement, factor_summary, median_factor, Agreement};
-use crate::fit::{self, llama_bench};
+use crate::fit::{self, band, llama_bench};
 use crate::report::Format;
 use crate::units::si;
 use std::fmt::Write;
@@ -249,6 +249,14 @@ fn check(a: CheckArgs, out: &mut dyn std::io::Write) -> Result<()> {
         rows.len(),
         factor_summary(&rows)
     );
+    match (&profile.error_bands, within_line(profile.error_bands.as_ref(), &rows, "")) {
+        (Some(b), Some(w)) => {
+            let _ = writeln!(s, "  {w} ({}; {})", band::describe(b), b.basis);
+        }
+        _ => {
+            let _ = writeln!(s, "  no error band: the profile has none for these runs' phases");
+        }
+    }
     agreement_lines(&mut s, &rows);
     for n in skipped {
         let _ = writeln!(s, "  note: {}", crate::error::clip_line(&n));
@@ -344,28 +352,113 @@ fn note_fit(
     );
 }
 
-/// The fitted profile's predictions of the held-out runs, recorded in its notes; and the notes
-/// on rows that could not be used.
-fn held_out(a: &FitArgs, models: &Models, profile: &mut DeviceProfile) -> Result<(Vec<Agreement>, Vec<String>)> {
-    let (_, runs, origins, skipped) = load_runs(&a.holdout, "--holdout", models)?;
-    let held = agreement(profile, &shown(&a.out), &runs)?;
-    profile.notes.insert("held_out_sources".into(), serde_json::to_value(&origins).expect("origins serialise"));
-    let agreement = if held.is_empty() {
-        let why: Vec<String> = skipped.iter().take(REASONS_SHOWN).map(|n| crate::error::clip_line(n)).collect();
+/// Each fitted run predicted by a fit of the other folds, and how the bands' basis names it.
+fn cross_validated(
+    runs: &[fit::Run],
+    source: &str,
+    refit: impl Fn(&[fit::Run]) -> Result<DeviceProfile>,
+) -> (Vec<Agreement>, String) {
+    let (rows, lost) = band::cross_validate(runs, source, refit);
+    let folds = runs.len().min(10);
+    let lost = if lost > 0 { format!(", {lost} it could not predict left out") } else { String::new() };
+    (rows, format!("{folds}-fold cross-validation of the {} fitted runs{lost}", runs.len()))
+}
+
+/// "7 of 10 within the 80% band", when `bands` cover these rows' phases.
+fn within_line(bands: Option<&ErrorBands>, rows: &[Agreement], what: &str) -> Option<String> {
+    let b = bands?;
+    let (inside, counted) = band::within(b, rows);
+    (counted > 0).then(|| format!("{inside} of {counted} within the {:.0}% band{what}", 100.0 * b.coverage))
+}
+
+/// The held-out runs, file by file, predicted by the fitted profile.
+struct HeldOut {
+    files: Vec<Vec<Agreement>>,
+    origins: Vec<llama_bench::Origin>,
+    skipped: Vec<String>,
+}
+
+impl HeldOut {
+    fn load(a: &FitArgs, models: &Models, profile: &DeviceProfile) -> Result<HeldOut> {
+        llama_bench::check_total_size(&a.holdout, "--holdout")?;
+        let mut held = HeldOut { files: Vec::new(), origins: Vec::new(), skipped: Vec::new() };
+        for f in &a.holdout {
+            let (_, runs, origins, skipped) = load_runs(std::slice::from_ref(f), "--holdout", models)?;
+            held.files.push(agreement(profile, &shown(&a.out), &runs)?);
+            held.origins.extend(origins);
+            held.skipped.extend(skipped);
+        }
+        Ok(held)
+    }
+
+    fn rows(&self) -> Vec<&Agreement> {
+        self.files.iter().flatten().collect()
+    }
+
+    /// How the bands fare on each file when that file's runs are left out of them: the check a
+    /// new source of runs would make.
+    fn within_leaving_each_out(&self, cv: &[Agreement], basis: &str) -> Option<String> {
+        let (mut inside, mut counted, mut coverage) = (0, 0, band::COVERAGE);
+        for (i, file) in self.files.iter().enumerate() {
+            let others: Vec<Agreement> = cv
+                .iter()
+                .chain(self.files.iter().enumerate().filter(|(j, _)| *j != i).flat_map(|(_, f)| f))
+                .cloned()
+                .collect();
+            let b = band::bands(&others, basis.to_string());
+            coverage = b.coverage;
+            let (n, c) = band::within(&b, file);
+            inside += n;
+            counted += c;
+        }
+        (counted > 0).then(|| {
+            format!("{inside} of {counted} within the {:.0}% band made without their own file", 100.0 * coverage)
+        })
+    }
+}
+
+/// Bands from every out-of-sample prediction: the cross-validated fitted runs and the held-out
+/// files; and the held-out agreement, with each file checked against bands made without it, in
+/// the profile's notes. Returns the held-out rows and the notes on rows that could not be used.
+fn bands_and_held_out(
+    a: &FitArgs,
+    models: &Models,
+    profile: &mut DeviceProfile,
+    cv: (Vec<Agreement>, String),
+) -> Result<(Vec<Agreement>, Vec<String>, Option<String>)> {
+    let (cv, cv_basis) = cv;
+    if a.holdout.is_empty() {
+        profile.error_bands = Some(band::bands(&cv, cv_basis));
+        return Ok((Vec::new(), Vec::new(), None));
+    }
+    let held = HeldOut::load(a, models, profile)?;
+    let rows: Vec<Agreement> = held.rows().into_iter().cloned().collect();
+    let basis = format!(
+        "{cv_basis}, and {} held-out runs from {} other source(s), each predicted without being fitted",
+        rows.len(),
+        held.files.len()
+    );
+    let all: Vec<Agreement> = cv.iter().chain(&rows).cloned().collect();
+    profile.error_bands = Some(band::bands(&all, basis.clone()));
+    let within = held.within_leaving_each_out(&cv, &basis);
+    profile.notes.insert("held_out_sources".into(), serde_json::to_value(&held.origins).expect("origins serialise"));
+    let agreement = if rows.is_empty() {
+        let why: Vec<String> = held.skipped.iter().take(REASONS_SHOWN).map(|n| crate::error::clip_line(n)).collect();
         serde_json::json!({ "runs": 0, "note": format!("no held-out row could be used: {}", why.join("; ")) })
     } else {
         serde_json::json!({
-            "runs": held.len(),
-            "median_factor": median_factor(&held),
-            "summary": factor_summary(&held),
-            "rows": held.iter().map(|h| format!(
+            "runs": rows.len(),
+            "median_factor": median_factor(&rows),
+            "summary": factor_summary(&rows),
+            "within_band": within,
+            "rows": rows.iter().map(|h| format!(
                 "{} {} {}: measured {:.1} tok/s, predicted {:.1} tok/s ({:.2}x)",
                 h.model, h.weights, h.test, h.measured_tokens_per_s, h.predicted_tokens_per_s, h.ratio
             )).collect::<Vec<_>>(),
         })
     };
     profile.notes.insert("held_out_agreement".into(), agreement);
-    Ok((held, skipped))
+    Ok((rows, held.skipped, within))
 }
 
 /// The profile's JSON, once the profile reader's own checks accept it: what is written must load.
@@ -427,8 +520,10 @@ fn fit(a: FitArgs, out: &mut dyn std::io::Write) -> Result<()> {
     let launch = donor.as_ref().map(|d| d.kernel_overhead_s);
     let (mut profile, report) = fit::fit_engine_under_roofs(&fitted_base, &engine, &runs, launch)?;
     note_fit(&mut profile, &report, &origins, donor.as_ref());
-    let (held, held_skipped) =
-        if a.holdout.is_empty() { (Vec::new(), Vec::new()) } else { held_out(&a, &models, &mut profile)? };
+    let cv = cross_validated(&runs, &shown(&a.out), |sub| {
+        fit::fit_engine_under_roofs(&fitted_base, &engine, sub, launch).map(|(p, _)| p)
+    });
+    let (held, held_skipped, within) = bands_and_held_out(&a, &models, &mut profile, cv)?;
     crate::files::write_atomic(&a.out, checked_json(&profile, &report, &a.out)?.as_bytes())?;
     let mut s = String::new();
     let _ = writeln!(
@@ -440,6 +535,9 @@ fn fit(a: FitArgs, out: &mut dyn std::io::Write) -> Result<()> {
         100.0 * report.p90_abs_error,
         a.out.display()
     );
+    if let Some(b) = &profile.error_bands {
+        let _ = writeln!(s, "{} ({})", band::describe(b), b.basis);
+    }
     for r in &report.residuals {
         let _ = writeln!(
             s,
@@ -460,9 +558,10 @@ fn fit(a: FitArgs, out: &mut dyn std::io::Write) -> Result<()> {
     } else if !a.holdout.is_empty() {
         let _ = writeln!(
             s,
-            "held out ({} runs, not fitted): {} between predicted and measured tokens/s",
+            "held out ({} runs, not fitted): {} between predicted and measured tokens/s{}",
             held.len(),
-            factor_summary(&held)
+            factor_summary(&held),
+            within.map(|w| format!("; {w}")).unwrap_or_default()
         );
         agreement_lines(&mut s, &held);
         for n in held_skipped {

@@ -1,9 +1,11 @@
 //! Device profiles: ceilings, efficiency tables and provenance; the built-in library; loading
 //! a profile by name or by file path.
 
+mod band;
 mod efficiency;
 mod library;
 
+pub use band::{Band, ErrorBands};
 pub use efficiency::{ComputeSize, EfficiencyCurve, EfficiencyPoint, EfficiencyTable, HeadCost, MAX_CACHE_SPEEDUP};
 pub use library::{builtin, builtin_names};
 
@@ -203,6 +205,9 @@ pub struct DeviceProfile {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub engine: Option<Engine>,
     pub provenance: Provenance,
+    /// How far its predictions fell from runs its fit did not see; absent on upper bounds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_bands: Option<ErrorBands>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host: Option<Host>,
     /// Free-form measurements a calibration records (spreads, probes, warnings).
@@ -367,6 +372,9 @@ impl DeviceProfile {
         }
         if !(self.kernel_overhead_s.is_finite() && (0.0..1.0).contains(&self.kernel_overhead_s)) {
             return Err(Error::field(source, "kernel_overhead_s", "seconds in [0, 1)", self.kernel_overhead_s));
+        }
+        if let Some(b) = &self.error_bands {
+            b.validate(source)?;
         }
         for (class, table) in &self.efficiency {
             table.validate(source, &format!("efficiency.{}", class.name()))?;

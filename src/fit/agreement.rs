@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use serde::Serialize;
 
 /// Predicted against measured tokens/s of one held-out run.
-#[derive(Serialize)]
+#[derive(Clone, Serialize)]
 pub struct Agreement {
     pub model: String,
     pub weights: String,

@@ -16,6 +16,7 @@
 //! `devices fit` (llama-bench files from elsewhere).
 
 pub mod agreement;
+pub mod band;
 pub mod llama_bench;
 
 use crate::arch::Architecture;
@@ -250,8 +251,12 @@ pub fn fit_engine_under_roofs(
     let mut floors = BTreeMap::new();
     // Once, not per run and operator (that was quadratic in the runs: 30,000 rows took 30 s).
     let knots = knots(runs);
+    // Recurrence rates only where a run has recurrent layers: otherwise a scan keeps the
+    // elementwise table's rates (see `DeviceProfile::efficiency_table`), as before any fit.
+    let mut scans = false;
     for r in runs {
         let (ops, _, _) = run_ops(r, engine);
+        scans |= ops.iter().any(|op| op.class == OpClass::Scan);
         for op in ops.iter().filter(|op| is_product(op)) {
             let t = op.weight_type.expect("products have weights");
             let float = matches!(t, TensorType::F32 | TensorType::F16 | TensorType::Bf16);
@@ -265,7 +270,10 @@ pub fn fit_engine_under_roofs(
         floors.insert(f, per_byte);
     }
     floors.insert(Feature::AttentionPrefillFlops, per_flop);
-    floors.insert(Feature::ScanFlops, per_flop);
+    if scans {
+        floors.insert(Feature::ScanFlops, per_flop);
+        floors.insert(Feature::StateBytes, per_byte);
+    }
     let mut fixed = BTreeMap::from([(Feature::Pass, 0.0)]);
     if let Some(c) = launch_s {
         fixed.insert(Feature::Launch, c);

@@ -227,6 +227,7 @@ pub fn calibrate(opts: &EngineOptions) -> Result<(DeviceProfile, FitReport, Cond
         efficiency_by_format: BTreeMap::new(),
         product_efficiency: BTreeMap::new(),
         engine: None,
+        error_bands: None,
         provenance: Provenance {
             origin: Origin::Calibrated,
             source: format!(

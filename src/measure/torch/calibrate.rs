@@ -448,6 +448,7 @@ pub fn calibrate(opts: &MeasureOptions) -> Result<DeviceProfile> {
         efficiency_by_format,
         product_efficiency: BTreeMap::new(),
         engine: None,
+        error_bands: None,
         provenance: Provenance {
             origin: Origin::Calibrated,
             source: format!(
