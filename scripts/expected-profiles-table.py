@@ -41,6 +41,20 @@ def agreement(notes):
     return a.get("summary") or f"median factor {a['median_factor']:.2f}x"
 
 
+def bands(p):
+    b = p.get("error_bands")
+    if not b:
+        return "-"
+    part = lambda name: (f"{name} {b[name]['low']:.2f}-{b[name]['high']:.2f}x ({b[name]['runs']})"
+                         if name in b else f"{name} -")
+    return f"{part('prefill')}, {part('decode')}"
+
+
+def within(notes):
+    a = notes.get("held_out_agreement") or {}
+    return a.get("within_band") or "-"
+
+
 def main():
     rows = []
     for device in sorted(os.listdir(data)):
@@ -64,7 +78,7 @@ def main():
         status = "shipped" if shipped else "not shipped: " + split["not-shipped"]
         rows.append(
             f"| {device} | {split.get('fit', '')} ({notes.get('fitted_runs', '?')} runs) | {residuals(notes)} "
-            f"| {held} | {agreement(notes)} | {fixed} | {status} |"
+            f"| {held} | {agreement(notes)} | {bands(p)} | {within(notes)} | {fixed} | {status} |"
         )
     out = [
         "# Expected llama.cpp profiles: fits and held-out agreement",
@@ -72,10 +86,13 @@ def main():
         "Written by scripts/expected-profiles-table.py from the profiles' notes after",
         "scripts/fit-expected-profiles.sh. Residuals: median / 90th percentile of |predicted - measured|",
         "time over the fitted runs. Agreement: median over held-out runs of max(predicted/measured,",
-        "measured/predicted) tokens/s (1.00x is exact), for all runs and per phase.",
+        "measured/predicted) tokens/s (1.00x is exact), for all runs and per phase. 80% band: the range",
+        "of measured / predicted tokens/s a new run falls in 8 times out of 10 (a t prediction interval over",
+        "every out-of-sample prediction: the fitted runs cross-validated, and the held-out runs), with the",
+        "runs behind it; held-out runs in band: each held-out file checked against bands made without it.",
         "",
-        "| device | fitted files | fit residuals | held-out files | held-out agreement | cost per kernel | status |",
-        "|---|---|---|---|---|---|---|",
+        "| device | fitted files | fit residuals | held-out files | held-out agreement | 80% band (runs) | held-out runs in band | cost per kernel | status |",
+        "|---|---|---|---|---|---|---|---|---|",
     ] + rows
     target = os.path.join(root, "results", "expected-profiles.md")
     with open(target, "w") as f:

@@ -76,6 +76,12 @@ pub struct Analysis {
     pub tpot_s: f64,
     pub prefill_tokens_per_s: f64,
     pub decode_tokens_per_s: f64,
+    /// Where measured tokens/s should fall, from the profile's error bands; None on profiles
+    /// without (upper bounds, fits too thin to have any).
+    pub error_band: Option<RateBand>,
+    /// The llama-bench command that measures these figures on the device (profiles of
+    /// llama.cpp, one sequence).
+    pub check_command: Option<String>,
     pub prefill: PhaseSummary,
     pub decode: PhaseSummary,
     pub scenario_point: PhaseSummary,
@@ -86,6 +92,56 @@ pub struct Analysis {
     pub quality: Estimate,
     #[serde(skip)]
     pub plans: (Plan, Plan),
+}
+
+/// The profile's band around a prediction's rates: [low, high] tokens/s per phase.
+#[derive(Debug, Clone, Serialize)]
+pub struct RateBand {
+    /// Share of runs the band is built to hold.
+    pub coverage: f64,
+    pub prefill_tokens_per_s: Option<[f64; 2]>,
+    pub decode_tokens_per_s: Option<[f64; 2]>,
+    /// What the band rests on (the profile's kind, how the runs were predicted unfitted).
+    pub basis: String,
+}
+
+impl RateBand {
+    fn of(device: &DeviceProfile, prefill_tokens_per_s: f64, decode_tokens_per_s: f64) -> Option<RateBand> {
+        let b = device.error_bands.as_ref()?;
+        let around = |band: Option<crate::device::Band>, rate: f64| band.map(|b| b.around(rate).into());
+        Some(RateBand {
+            coverage: b.coverage,
+            prefill_tokens_per_s: around(b.prefill, prefill_tokens_per_s),
+            decode_tokens_per_s: around(b.decode, decode_tokens_per_s),
+            basis: format!("{} profile {}: {}", device.kind_label(), device.name, b.basis),
+        })
+    }
+}
+
+/// `llama-bench` measuring a scenario on the device: pp{prompt} from an empty cache is the
+/// prefill, tg{generate} at depth {prompt} the decode (it decodes through the same contexts).
+/// Only for llama.cpp profiles and one sequence (llama-bench decodes one).
+pub fn check_command(
+    device: &DeviceProfile,
+    model: &str,
+    weights: &str,
+    scenario: &Scenario,
+    batch: u32,
+) -> Option<String> {
+    let engine = device.engine.as_ref().filter(|e| e.name == "llama.cpp")?;
+    if batch != 1 {
+        return None;
+    }
+    let mut c = format!(
+        "llama-bench -m {model}.{weights}.gguf -p {} -n {} -d 0,{} -r 5",
+        scenario.prompt, scenario.generate, scenario.prompt
+    );
+    match engine.threads {
+        Some(t) => c.push_str(&format!(" -t {t}")),
+        None => c.push_str(" -ngl 99"),
+    }
+    c.push_str(&format!(" (compare pp{} at d0 and tg{} at d{})", scenario.prompt, scenario.generate, scenario.prompt));
+    Some(c)
 }
 
 impl Analysis {
@@ -120,6 +176,8 @@ pub fn analyze_with(ev: &mut Evaluator, arch: &Architecture, scenario: &Scenario
     let p = &settings.precisions;
     let context = (scenario.prompt + scenario.generate) as u64;
     let warnings = crate::warnings::check(device, &crate::warnings::Run::of(arch, p.compute(), context));
+    let prefill_tokens_per_s = b * scenario.prompt as f64 / eval.prefill.point.time_s;
+    let decode_tokens_per_s = b * scenario.generate as f64 / eval.decode.point.time_s;
     Analysis {
         profile: device.kind_label(),
         warnings,
@@ -140,8 +198,10 @@ pub fn analyze_with(ev: &mut Evaluator, arch: &Architecture, scenario: &Scenario
         ridge_flop_per_byte: roof.ridge_flop_per_byte(),
         ttft_s: eval.prefill.point.time_s,
         tpot_s: eval.decode.point.time_s / scenario.generate as f64,
-        prefill_tokens_per_s: b * scenario.prompt as f64 / eval.prefill.point.time_s,
-        decode_tokens_per_s: b * scenario.generate as f64 / eval.decode.point.time_s,
+        prefill_tokens_per_s,
+        decode_tokens_per_s,
+        error_band: RateBand::of(device, prefill_tokens_per_s, decode_tokens_per_s),
+        check_command: check_command(device, &arch.name, &p.weights.to_string(), scenario, settings.batch),
         prefill: PhaseSummary::new("prefill", pl.clone(), eval.prefill.point, &roof),
         decode: PhaseSummary::new("decode", dl.clone(), eval.decode.point, &roof),
         scenario_point: PhaseSummary::new("scenario", format!("{pl} / {dl}"), eval.total(), &roof),

@@ -240,6 +240,50 @@ fn devices_fit_keeps_held_out_files_out_and_stays_under_the_roofs() {
     }
     assert!(p.peak_flops(rooflinebench::dtype::DType::F16) <= 71e12 * (1.0 + 1e-9));
     assert!(p.kernel_overhead_s >= 0.0);
+    // Bands rest on the 4 fitted runs cross-validated (leave-one-out) and the 4 held-out ones:
+    // 2 prefill and 2 decode rows of each, so 4 per phase.
+    let b = p.error_bands.as_ref().expect("a fit has error bands");
+    assert!(b.basis.starts_with("4-fold cross-validation of the 4 fitted runs"), "{}", b.basis);
+    assert!(b.basis.contains("4 held-out runs from 1 other source"), "{}", b.basis);
+    for band in [b.prefill.unwrap(), b.decode.unwrap()] {
+        assert_eq!(band.runs, 4);
+        assert!(band.low < band.high, "{band:?}");
+    }
+    // Without the one held-out file, each phase has 2 cross-validated runs, under the 3 a
+    // band needs: nothing to check the file against.
+    assert!(p.notes["held_out_agreement"]["within_band"].is_null(), "{:?}", p.notes);
+    assert!(text.contains("80% band: prefill"), "{text}");
+}
+
+#[test]
+fn analyze_puts_the_profiles_band_around_each_rate_and_says_how_to_check_it() {
+    let m = model_path("Llama-3.2-1B");
+    let run = |device: &str| -> serde_json::Value {
+        let out = analyze()
+            .args(["--model", m.to_str().unwrap(), "--device", device, "--scenario", "siso"])
+            .args(["--weights", "q4_k_m", "--format", "json"])
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone();
+        serde_json::from_slice::<serde_json::Value>(&out).unwrap()[0].clone()
+    };
+    let a = run("rtx3090");
+    let b = rooflinebench::device::builtin("rtx3090").unwrap().error_bands.unwrap();
+    let (decode, band) = (a["decode_tokens_per_s"].as_f64().unwrap(), b.decode.unwrap());
+    let range = a["error_band"]["decode_tokens_per_s"].as_array().unwrap();
+    assert_eq!(range[0].as_f64().unwrap(), decode * band.low);
+    assert_eq!(range[1].as_f64().unwrap(), decode * band.high);
+    assert_eq!(a["error_band"]["coverage"], 0.8);
+    // siso is 128 prompt and 128 generated tokens: pp128 from an empty cache, tg128 after it.
+    let cmd = a["check_command"].as_str().unwrap();
+    assert!(cmd.starts_with("llama-bench -m Llama-3.2-1B.q4_k_m.gguf -p 128 -n 128 -d 0,128"), "{cmd}");
+    assert!(cmd.contains("-ngl 99"), "{cmd}");
+    // The Pi profile's runs used 4 threads; an upper bound has neither band nor command.
+    assert!(run("rpi5")["check_command"].as_str().unwrap().contains("-t 4"));
+    let ds = run("rtx3090-datasheet");
+    assert!(ds["error_band"].is_null() && ds["check_command"].is_null(), "{ds}");
 }
 
 #[test]
@@ -321,6 +365,20 @@ fn devices_check_predicts_llama_bench_runs_without_fitting() {
         "{text}"
     );
     let p = rooflinebench::device::builtin("rtx3090").unwrap();
+    // The in-band count, worked out from the printed rates and the profile's bands.
+    let b = p.error_bands.as_ref().unwrap();
+    let inside = text
+        .lines()
+        .filter(|l| l.contains("measured") && l.contains("Llama-2-7b-hf"))
+        .filter(|l| {
+            let rate =
+                |after: &str| l.split(after).nth(1).unwrap().split_whitespace().next().unwrap().parse::<f64>().unwrap();
+            let band = if l.contains(" pp") { b.prefill } else { b.decode };
+            let f = rate("measured ") / rate("predicted ");
+            band.is_some_and(|band| band.low <= f && f <= band.high)
+        })
+        .count();
+    assert!(text.contains(&format!("{inside} of 4 within the 80% band")), "{inside}: {text}");
     let rows = p.notes["held_out_agreement"]["rows"].as_array().unwrap();
     for r in rows.iter().filter_map(|r| r.as_str()).filter(|r| r.contains("Llama-2-7b-hf")).take(4) {
         // "... predicted 4559.2 tok/s ..." appears in both.

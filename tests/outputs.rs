@@ -177,6 +177,19 @@ fn analyze_csv_carries_every_json_field() {
                     assert!(header.contains(&name.as_str()), "footprint.{k} ({name}) missing from {header:?}");
                 }
             }
+            // The band's ranges are a low and a high column each.
+            serde_json::Value::Object(inner) if key == "error_band" => {
+                for k in inner.keys() {
+                    let names = match k.as_str() {
+                        "coverage" => vec!["band_coverage".to_string()],
+                        "basis" => vec!["band_basis".to_string()],
+                        range => vec![format!("{range}_low"), format!("{range}_high")],
+                    };
+                    for n in names {
+                        assert!(header.contains(&n.as_str()), "error_band.{k} ({n}) missing from {header:?}");
+                    }
+                }
+            }
             // Phases are rows: their fields are columns.
             serde_json::Value::Object(inner) => {
                 for k in inner.keys() {

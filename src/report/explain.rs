@@ -59,6 +59,21 @@ fn recommended(s: &mut String, r: &SearchReport) {
         rec.prefill_plan,
         rec.decode_plan
     );
+    if let Some(basis) = &r.band_basis {
+        let range = |lo: Option<f64>, hi: Option<f64>| match (lo, hi) {
+            (Some(lo), Some(hi)) => format!("{lo:.1}-{hi:.1} tok/s"),
+            _ => "none".to_string(),
+        };
+        let _ = writeln!(
+            *s,
+            "  80% band: decode {}, prefill {} ({basis})",
+            range(rec.decode_tokens_per_s_low, rec.decode_tokens_per_s_high),
+            range(rec.prefill_tokens_per_s_low, rec.prefill_tokens_per_s_high)
+        );
+    }
+    if let Some(c) = &r.check_command {
+        let _ = writeln!(*s, "  check on the device: {c}");
+    }
     let _ = writeln!(
         *s,
         "  quality: predicted loss {:.4} after {} training tokens, {} non-embedding parameters; estimate range: {}",

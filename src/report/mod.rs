@@ -55,6 +55,14 @@ pub struct AnalysisRow<'a> {
     pub tpot_s: f64,
     pub prefill_tokens_per_s: f64,
     pub decode_tokens_per_s: f64,
+    /// The profile's error band around the rates (empty without one).
+    pub band_coverage: Option<f64>,
+    pub prefill_tokens_per_s_low: Option<f64>,
+    pub prefill_tokens_per_s_high: Option<f64>,
+    pub decode_tokens_per_s_low: Option<f64>,
+    pub decode_tokens_per_s_high: Option<f64>,
+    pub band_basis: Option<&'a str>,
+    pub check_command: Option<&'a str>,
     pub footprint_bytes: f64,
     pub footprint_weights_bytes: f64,
     pub footprint_kv_cache_bytes: f64,
@@ -77,6 +85,7 @@ pub fn analysis_rows(a: &Analysis) -> Vec<AnalysisRow<'_>> {
 }
 
 fn phase_row<'a>(a: &'a Analysis, p: &'a PhaseSummary) -> AnalysisRow<'a> {
+    let band = a.error_band.as_ref();
     AnalysisRow {
         model: &a.model,
         device: &a.device,
@@ -110,6 +119,13 @@ fn phase_row<'a>(a: &'a Analysis, p: &'a PhaseSummary) -> AnalysisRow<'a> {
         tpot_s: a.tpot_s,
         prefill_tokens_per_s: a.prefill_tokens_per_s,
         decode_tokens_per_s: a.decode_tokens_per_s,
+        band_coverage: band.map(|b| b.coverage),
+        prefill_tokens_per_s_low: band.and_then(|b| b.prefill_tokens_per_s).map(|r| r[0]),
+        prefill_tokens_per_s_high: band.and_then(|b| b.prefill_tokens_per_s).map(|r| r[1]),
+        decode_tokens_per_s_low: band.and_then(|b| b.decode_tokens_per_s).map(|r| r[0]),
+        decode_tokens_per_s_high: band.and_then(|b| b.decode_tokens_per_s).map(|r| r[1]),
+        band_basis: band.map(|b| b.basis.as_str()),
+        check_command: a.check_command.as_deref(),
         footprint_bytes: a.footprint.total_bytes,
         footprint_weights_bytes: a.footprint.weights_bytes,
         footprint_kv_cache_bytes: a.footprint.kv_cache_bytes,

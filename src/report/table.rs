@@ -68,6 +68,23 @@ pub fn analysis(a: &Analysis) -> String {
         rate(a.prefill_tokens_per_s),
         rate(a.decode_tokens_per_s)
     );
+    if let Some(b) = &a.error_band {
+        let range = |r: Option<[f64; 2]>| match r {
+            Some([lo, hi]) => format!("{}-{} tok/s", rate(lo), rate(hi)),
+            None => "none".to_string(),
+        };
+        let _ = writeln!(
+            s,
+            "  {:.0}% band: prefill {}, decode {} ({})",
+            100.0 * b.coverage,
+            range(b.prefill_tokens_per_s),
+            range(b.decode_tokens_per_s),
+            b.basis
+        );
+    }
+    if let Some(c) = &a.check_command {
+        let _ = writeln!(s, "  check on the device: {c}");
+    }
     let _ = writeln!(
         s,
         "  memory {} = weights {} + KV {} + workspace {}; usable {}: {}",

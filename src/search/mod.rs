@@ -127,6 +127,9 @@ pub struct Detail {
     pub violates: Option<&'static str>,
     /// Non-embedding parameters, training tokens and predicted loss.
     pub quality: Estimate,
+    /// The profile's error bands (measured / predicted tokens/s), where it has them.
+    pub prefill_band: Option<crate::device::Band>,
+    pub decode_band: Option<crate::device::Band>,
 }
 
 /// Scores candidates of one space on one device; one per thread (it reuses buffers).
@@ -215,6 +218,8 @@ impl<'a> Scorer<'a> {
             plans: plans.expect("a mix has at least one scenario"),
             violates,
             quality,
+            prefill_band: self.device.error_bands.as_ref().and_then(|b| b.prefill),
+            decode_band: self.device.error_bands.as_ref().and_then(|b| b.decode),
         }
     }
 

@@ -29,6 +29,10 @@ pub struct SearchReport {
     /// `quality_tpot_margin` above the recommendation's (the recommendation itself if none is).
     pub quality_pick: FrontRow,
     pub quality_tpot_margin: f64,
+    /// What the profile's error bands rest on, when it has them.
+    pub band_basis: Option<String>,
+    /// The llama-bench command that checks the recommendation's first scenario on the device.
+    pub check_command: Option<String>,
 }
 
 impl SearchReport {
@@ -165,6 +169,10 @@ pub fn finish(space: &SearchSpace, device: &DeviceProfile, outcome: Outcome) -> 
     let warnings =
         crate::warnings::check(device, &crate::warnings::Run::of(&c.arch, compute, space.workload.max_context));
     let recommended_config = candidate_config(&c)?;
+    let band_basis = device.error_bands.as_ref().map(|b| format!("{}: {}", device.kind_label(), b.basis));
+    let first = &space.workload.mix[0].0;
+    let weights = c.precisions.weights.to_string();
+    let check_command = crate::analysis::check_command(device, &c.arch.name, &weights, first, space.workload.batch);
     Ok(SearchReport {
         space: space.name.clone(),
         device: device.name.clone(),
@@ -181,5 +189,7 @@ pub fn finish(space: &SearchSpace, device: &DeviceProfile, outcome: Outcome) -> 
         recommended_config,
         quality_pick,
         quality_tpot_margin: space.quality_tpot_margin,
+        band_basis,
+        check_command,
     })
 }
