@@ -101,6 +101,8 @@ verify-hybrid: build
 profiles:
 	$(CARGO) build --release --features $(FEATURES)
 	bash scripts/fit-expected-profiles.sh $(BIN)
+	$(CARGO) build --release --features $(FEATURES)
+	bash scripts/transfer-profiles.sh $(BIN)
 
 # devices fit on llama.cpp's own llama-bench here: builds llama-bench, times four real shapes,
 # fits two and predicts the other two (about 8 minutes; run nothing else meanwhile).

@@ -10,7 +10,8 @@
 #                             OTHER is fitted first)
 #   not-shipped: REASON       optional: the data is too thin for a profile; the fit is written
 #                             to target/expected-fits/NAME.json for inspection only, and the
-#                             plain name stays the datasheet upper bound
+#                             plain name stays the datasheet upper bound (or the transferred
+#                             profile of scripts/transfer-profiles.sh)
 # Usage: scripts/fit-expected-profiles.sh [BIN] [DEVICE...]   (BIN: target/release/rooflinebench)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -48,7 +49,8 @@ for device in "${devices[@]}"; do
   base=$device-datasheet
   if [[ -n $skip ]]; then
     out=target/expected-fits/$device.json
-    base=$device
+    # The plain name is the datasheet upper bound, or a transferred profile beside NAME-datasheet.
+    [[ -f devices/$device-datasheet.json ]] || base=$device
     echo "== $device (not shipped: $skip)"
   else
     echo "== $device"

@@ -20,8 +20,13 @@ use std::path::Path;
 
 /// The paper's devices, as built-in datasheet profiles (a device with an expected profile keeps
 /// its datasheet one as NAME-datasheet).
-pub const PAPER_DEVICES: [&str; 5] =
-    ["m1-pro-datasheet", "rtx3070ti-laptop", "jetson-orin-nano-super", "rpi5-datasheet", "rtx3090-datasheet"];
+pub const PAPER_DEVICES: [&str; 5] = [
+    "m1-pro-datasheet",
+    "rtx3070ti-laptop-datasheet",
+    "jetson-orin-nano-super-datasheet",
+    "rpi5-datasheet",
+    "rtx3090-datasheet",
+];
 
 /// The RTX 3090's datasheet profile, where the findings quote it.
 const RTX3090: &str = "rtx3090-datasheet";

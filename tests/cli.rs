@@ -205,8 +205,18 @@ fn the_expected_profile_takes_the_plain_name_and_says_what_it_is() {
     assert_eq!(datasheet.bandwidth_bytes_per_s, 936.2e9);
     assert_eq!(datasheet.peak_flops(rooflinebench::dtype::DType::F32), 35.58e12);
     assert!(builtin("rtx3090-paper").unwrap().kind_label().contains("measured"));
-    // A device without public runs keeps its plain name as the datasheet upper bound.
-    assert_eq!(builtin("rtx3070ti-laptop").unwrap().kind_label(), "upper bound (datasheet)");
+    // A device without public runs of its own gets a sibling's fit on its own datasheet: the
+    // RTX 3070 Ti Laptop (GA104) the RTX 3090's (GA102, the same CUDA backend).
+    let laptop = builtin("rtx3070ti-laptop").unwrap();
+    assert_eq!(laptop.kind_label(), "expected (llama.cpp, transferred from rtx3090)");
+    let laptop_datasheet = builtin("rtx3070ti-laptop-datasheet").unwrap();
+    assert_eq!(laptop_datasheet.kind_label(), "upper bound (datasheet)");
+    assert_eq!(laptop.bandwidth_bytes_per_s, laptop_datasheet.bandwidth_bytes_per_s);
+    assert_eq!(laptop.kernel_overhead_s, expected.kernel_overhead_s);
+    // The fitted f16 rate moves with the datasheets' f16 peaks.
+    let f16 = rooflinebench::dtype::DType::F16;
+    let scaled = expected.peak_flops(f16) * laptop_datasheet.peak_flops(f16) / datasheet.peak_flops(f16);
+    assert!((laptop.peak_flops(f16) - scaled).abs() <= 1e-9 * scaled);
 }
 
 #[test]

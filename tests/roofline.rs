@@ -133,7 +133,7 @@ proptest! {
         device_index in 0usize..4, unfused: bool, absorbed: bool, fused_norm_act: bool, overhead_us in 0.0f64..5.0,
     ) {
         let arch = arch_from(layers, hidden_mult, heads, kv_div, mla, moe);
-        let names = ["rpi5-datasheet", "rtx3090-datasheet", "m1-pro-paper", "jetson-orin-nano-super"];
+        let names = ["rpi5-datasheet", "rtx3090-datasheet", "m1-pro-paper", "jetson-orin-nano-super-datasheet"];
         let mut device = builtin(names[device_index]).unwrap();
         device.kernel_overhead_s = overhead_us * 1e-6;
         let plan = Plan {

@@ -16,7 +16,7 @@ fn small() -> SearchSpace {
 #[test]
 fn the_front_equals_a_brute_force_front_of_every_feasible_candidate() {
     let space = small();
-    let device = builtin("jetson-orin-nano-super").unwrap();
+    let device = builtin("jetson-orin-nano-super-datasheet").unwrap();
     let outcome = run(&space, &device, &SearchOptions::default()).unwrap();
     let mut scorer = Scorer::new(&space, &device, rooflinebench::roofline::PlanChoice::Fastest);
     let all: Vec<_> =

@@ -1,6 +1,6 @@
 //! `devices`: the built-in library.
 
-use super::{emit, CheckArgs, DevicesAction, DevicesArgs, FitArgs};
+use super::{emit, CheckArgs, DevicesAction, DevicesArgs, FitArgs, TransferArgs};
 use crate::arch::{load_hf_config, Architecture};
 use crate::device::{builtin, builtin_names, resolve, DeviceProfile, Summary};
 use crate::device::{Engine, ErrorBands, Origin};
@@ -21,6 +21,7 @@ pub fn run(args: DevicesArgs, out: &mut dyn std::io::Write) -> Result<()> {
         }
         Some(DevicesAction::Fit(a)) => return fit(a, out),
         Some(DevicesAction::Check(a)) => return check(a, out),
+        Some(DevicesAction::Transfer(a)) => return transfer(a, out),
         None => {}
     }
     let rows: Vec<Summary> = builtin_names().map(|n| builtin(n).expect("listed names resolve").summary()).collect();
@@ -379,12 +380,17 @@ struct HeldOut {
 }
 
 impl HeldOut {
-    fn load(a: &FitArgs, models: &Models, profile: &DeviceProfile) -> Result<HeldOut> {
-        llama_bench::check_total_size(&a.holdout, "--holdout")?;
+    fn load(
+        files: &[std::path::PathBuf],
+        out: &std::path::Path,
+        models: &Models,
+        profile: &DeviceProfile,
+    ) -> Result<HeldOut> {
+        llama_bench::check_total_size(files, "--holdout")?;
         let mut held = HeldOut { files: Vec::new(), origins: Vec::new(), skipped: Vec::new() };
-        for f in &a.holdout {
+        for f in files {
             let (_, runs, origins, skipped) = load_runs(std::slice::from_ref(f), "--holdout", models)?;
-            held.files.push(agreement(profile, &shown(&a.out), &runs)?);
+            held.files.push(agreement(profile, &shown(out), &runs)?);
             held.origins.extend(origins);
             held.skipped.extend(skipped);
         }
@@ -431,16 +437,23 @@ fn bands_and_held_out(
         profile.error_bands = Some(band::bands(&cv, cv_basis));
         return Ok((Vec::new(), Vec::new(), None));
     }
-    let held = HeldOut::load(a, models, profile)?;
+    let held = HeldOut::load(&a.holdout, &a.out, models, profile)?;
     let rows: Vec<Agreement> = held.rows().into_iter().cloned().collect();
     let basis = format!(
-        "{cv_basis}, and {} held-out runs from {} other source(s), each predicted without being fitted",
+        "{cv_basis}, and {} held-out runs from {} other sources, each predicted without being fitted",
         rows.len(),
         held.files.len()
     );
     let all: Vec<Agreement> = cv.iter().chain(&rows).cloned().collect();
     profile.error_bands = Some(band::bands(&all, basis.clone()));
     let within = held.within_leaving_each_out(&cv, &basis);
+    note_held_out(profile, &held, &rows, within.clone());
+    Ok((rows, held.skipped, within))
+}
+
+/// The held-out runs' agreement in the profile's notes: the summary, each run in words, each
+/// run's measured / predicted tokens/s (what `--band-from` reads), and how many fell in band.
+fn note_held_out(profile: &mut DeviceProfile, held: &HeldOut, rows: &[Agreement], within: Option<String>) {
     profile.notes.insert("held_out_sources".into(), serde_json::to_value(&held.origins).expect("origins serialise"));
     let agreement = if rows.is_empty() {
         let why: Vec<String> = held.skipped.iter().take(REASONS_SHOWN).map(|n| crate::error::clip_line(n)).collect();
@@ -448,17 +461,111 @@ fn bands_and_held_out(
     } else {
         serde_json::json!({
             "runs": rows.len(),
-            "median_factor": median_factor(&rows),
-            "summary": factor_summary(&rows),
+            "median_factor": median_factor(rows),
+            "summary": factor_summary(rows),
             "within_band": within,
             "rows": rows.iter().map(|h| format!(
                 "{} {} {}: measured {:.1} tok/s, predicted {:.1} tok/s ({:.2}x)",
                 h.model, h.weights, h.test, h.measured_tokens_per_s, h.predicted_tokens_per_s, h.ratio
             )).collect::<Vec<_>>(),
+            "factors": rows.iter().map(|h| serde_json::json!({
+                "test": h.test, "prefill": h.prefill, "factor": band::factor(h)
+            })).collect::<Vec<_>>(),
         })
     };
     profile.notes.insert("held_out_agreement".into(), agreement);
-    Ok((rows, held.skipped, within))
+}
+
+/// (prefill?, measured / predicted tokens/s) of the held-out runs a profile's notes record.
+fn noted_factors(p: &DeviceProfile, flag: &str) -> Result<Vec<(bool, f64)>> {
+    let missing = || {
+        Error::field(
+            crate::error::clip(&p.name),
+            "notes.held_out_agreement.factors",
+            format!("held-out runs predicted by a transferred profile ({flag} takes profiles made with --holdout)"),
+            "none",
+        )
+    };
+    let rows = p.held_out_agreement().and_then(|h| h.get("factors")).and_then(|f| f.as_array()).ok_or_else(missing)?;
+    let pair = |r: &serde_json::Value| Some((r.get("prefill")?.as_bool()?, r.get("factor")?.as_f64()?));
+    let factors: Vec<(bool, f64)> = rows.iter().filter_map(pair).collect();
+    if factors.len() != rows.len() || factors.is_empty() {
+        return Err(missing());
+    }
+    Ok(factors)
+}
+
+/// `devices transfer`: a sibling's engine profile on a device's datasheet ceilings.
+fn transfer(a: TransferArgs, out: &mut dyn std::io::Write) -> Result<()> {
+    let sibling = resolve(&a.from)?;
+    let sibling_datasheet = resolve(a.from_datasheet.as_deref().unwrap_or(&format!("{}-datasheet", sibling.name)))?;
+    let base = resolve(&a.base)?;
+    let name = match &a.name {
+        Some(n) => crate::files::plain_name(n, "--name", "name")?,
+        None => base.name.trim_end_matches("-datasheet").to_string(),
+    };
+    crate::files::outdir::refuse_tool_file(&a.out)?;
+    let inputs: Vec<&std::path::Path> = a
+        .holdout
+        .iter()
+        .chain(&a.model)
+        .map(|p| p.as_path())
+        .chain(
+            [a.from.as_str(), a.base.as_str()]
+                .into_iter()
+                .chain(a.from_datasheet.as_deref())
+                .chain(a.band_from.iter().map(|s| s.as_str()))
+                .map(std::path::Path::new),
+        )
+        .collect();
+    crate::files::write::refuse_input(&a.out, &inputs)?;
+    let _lock = crate::files::Lock::take(&a.out)?;
+    crate::files::check_writable(&a.out)?;
+    let mut profile = crate::device::transfer(&sibling, &sibling_datasheet, &base, name)?;
+    if !a.band_from.is_empty() {
+        let mut factors = Vec::new();
+        let mut pairs = Vec::new();
+        for f in &a.band_from {
+            let p = resolve(f)?;
+            factors.extend(noted_factors(&p, "--band-from")?);
+            let from = p.notes.get("transferred_from").and_then(|v| v.as_str()).unwrap_or("its own fit");
+            pairs.push(format!("{} from {from}", p.name));
+        }
+        let basis = format!(
+            "{} runs on {} other devices predicted by profiles transferred the same way, nothing fitted: {}",
+            factors.len(),
+            pairs.len(),
+            pairs.join(", ")
+        );
+        profile.error_bands = Some(band::bands_of(&factors, basis));
+    }
+    let mut s = String::new();
+    let _ = writeln!(s, "{} ({}) -> {}", profile.name, profile.kind_label(), a.out.display());
+    if let Some(b) = &profile.error_bands {
+        let _ = writeln!(s, "{} ({})", band::describe(b), b.basis);
+    }
+    if !a.holdout.is_empty() {
+        let models = models_for(&a.model)?;
+        let held = HeldOut::load(&a.holdout, &a.out, &models, &profile)?;
+        let rows: Vec<Agreement> = held.rows().into_iter().cloned().collect();
+        let within = within_line(profile.error_bands.as_ref(), &rows, "");
+        note_held_out(&mut profile, &held, &rows, within.clone());
+        let _ = writeln!(
+            s,
+            "runs on the device ({}, nothing fitted): {}{}",
+            rows.len(),
+            if rows.is_empty() { "none usable".to_string() } else { factor_summary(&rows) },
+            within.map(|w| format!("; {w}")).unwrap_or_default()
+        );
+        agreement_lines(&mut s, &rows);
+        for n in &held.skipped {
+            let _ = writeln!(s, "  note: {}", crate::error::clip_line(n));
+        }
+    }
+    let text = profile.to_json();
+    DeviceProfile::from_json(&text, &shown(&a.out))?;
+    crate::files::write_atomic(&a.out, text.as_bytes())?;
+    emit(s.as_bytes(), None, out)
 }
 
 /// The profile's JSON, once the profile reader's own checks accept it: what is written must load.

@@ -392,6 +392,40 @@ pub enum DevicesAction {
     /// Predict llama-bench results with a profile, unfitted: how far a built-in or fitted
     /// profile is from runs on the device.
     Check(CheckArgs),
+    /// Carry a sibling's engine profile (same engine and backend) onto a device's datasheet
+    /// ceilings, for a device without public runs of its own.
+    Transfer(TransferArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TransferArgs {
+    /// The sibling's engine profile (built-in name or file): an expected or calibrated one.
+    #[arg(long)]
+    pub from: String,
+    /// The sibling's datasheet profile (default: FROM-datasheet): its fit's peaks are scaled by
+    /// the two datasheets' ratio.
+    #[arg(long = "from-datasheet", value_name = "PROFILE")]
+    pub from_datasheet: Option<String>,
+    /// The device's datasheet profile (built-in name or file): the ceilings kept.
+    #[arg(long)]
+    pub base: String,
+    /// Name of the transferred profile (default: BASE without `-datasheet`).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// llama-bench files run on the device: predicted by the transferred profile and compared
+    /// (nothing is fitted to them).
+    #[arg(long, value_delimiter = ',')]
+    pub holdout: Vec<PathBuf>,
+    /// Profiles transferred the same way to devices with runs of their own (and checked with
+    /// --holdout): their measured / predicted factors make the transferred profile's bands.
+    #[arg(long = "band-from", value_delimiter = ',', value_name = "PROFILE")]
+    pub band_from: Vec<String>,
+    /// The models the runs used (config.json or GGUF files), as for `devices fit`.
+    #[arg(long, value_delimiter = ',')]
+    pub model: Vec<PathBuf>,
+    /// Where to write the profile.
+    #[arg(long)]
+    pub out: PathBuf,
 }
 
 #[derive(Debug, Args)]

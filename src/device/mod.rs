@@ -4,10 +4,12 @@
 mod band;
 mod efficiency;
 mod library;
+mod transfer;
 
 pub use band::{Band, ErrorBands};
 pub use efficiency::{ComputeSize, EfficiencyCurve, EfficiencyPoint, EfficiencyTable, HeadCost, MAX_CACHE_SPEEDUP};
 pub use library::{builtin, builtin_names};
+pub use transfer::transfer;
 
 use crate::dtype::{DType, TensorType};
 use crate::error::{Error, Result};
@@ -292,6 +294,9 @@ impl DeviceProfile {
     /// (llama.cpp, fitted from 4 public runs)", "calibrated here (llama.cpp)".
     pub fn kind_label(&self) -> String {
         let origin = self.provenance.origin.label();
+        if let (Some(e), Some(from)) = (&self.engine, self.notes.get("transferred_from").and_then(|n| n.as_str())) {
+            return format!("{origin} ({}, transferred from {from})", e.name);
+        }
         match (&self.engine, self.notes.get("fitted_runs").and_then(|n| n.as_u64())) {
             (Some(e), Some(n)) if self.provenance.origin == Origin::Expected => {
                 format!("{origin} ({}, fitted from {n} public runs)", e.name)

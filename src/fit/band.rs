@@ -46,8 +46,14 @@ pub fn factor(row: &Agreement) -> f64 {
 
 /// Bands per phase from rows no fit saw, with `basis` saying how they were predicted.
 pub fn bands(rows: &[Agreement], basis: String) -> ErrorBands {
+    let factors: Vec<(bool, f64)> = rows.iter().map(|r| (r.prefill, factor(r))).collect();
+    bands_of(&factors, basis)
+}
+
+/// Bands per phase from (prefill?, measured / predicted tokens/s) of runs no fit saw.
+pub fn bands_of(factors: &[(bool, f64)], basis: String) -> ErrorBands {
     let phase = |prefill: bool| {
-        let f: Vec<f64> = rows.iter().filter(|r| r.prefill == prefill).map(factor).collect();
+        let f: Vec<f64> = factors.iter().filter(|(p, _)| *p == prefill).map(|(_, f)| *f).collect();
         band(&f, COVERAGE)
     };
     ErrorBands { coverage: COVERAGE, basis, prefill: phase(true), decode: phase(false) }

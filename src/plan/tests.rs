@@ -77,7 +77,7 @@ fn closed_form_core_s(arch: &Architecture, device: &DeviceProfile, plan: Plan, c
 fn the_e_graph_and_the_closed_forms_find_the_same_mla_crossover() {
     // Decode of DeepSeek-V2-Lite: materialised wins at short contexts (its per-step cost grows
     // by nh x (dn + dv) per key, absorbed's by r + rope but with fixed absorption products).
-    let (arch, d) = (deepseek(), device("jetson-orin-nano-super"));
+    let (arch, d) = (deepseek(), device("jetson-orin-nano-super-datasheet"));
     let grid: Vec<f64> = (0..=40).map(|i| 2f64.powf(i as f64 / 4.0)).collect(); // 1 .. 1024 keys
     let first_absorbed = |absorbed: &dyn Fn(f64) -> bool| grid.iter().copied().find(|&n| absorbed(n));
     let egraph = first_absorbed(&|n| explain(&arch, &d, DType::F16, 1.0, n.round()).plan.mla == MlaForm::Absorbed);
