@@ -62,6 +62,9 @@ pub struct Verdict {
     /// fastest here.
     pub fastest_within_margin: String,
     pub recommendation_holds: bool,
+    /// Measurements (prefill and decode of each candidate) inside the profile's 80% bands, and
+    /// how many had a band; None on a profile without bands.
+    pub within_band: Option<(usize, usize)>,
 }
 
 /// Kendall's tau-b of two equally long samples (ties in either count against neither).
@@ -210,6 +213,16 @@ pub fn verify(saved: &SavedSearch, top: usize, opts: &EngineOptions) -> Result<(
         ),
         fastest_within_margin: fastest.map_or("none measured".into(), |r| r.label.clone()),
         recommendation_holds: fastest.is_some_and(|r| r.role == "recommended"),
+        within_band: saved.device.error_bands.as_ref().map(|b| {
+            let checks = rows.iter().flat_map(|r| {
+                [
+                    (b.prefill, r.measured_prefill_tokens_per_s, r.predicted_prefill_tokens_per_s),
+                    (b.decode, r.measured_decode_tokens_per_s, r.predicted_decode_tokens_per_s),
+                ]
+            });
+            let banded: Vec<bool> = checks.filter_map(|(band, m, p)| band.map(|band| band.holds(m, p))).collect();
+            (banded.iter().filter(|&&x| x).count(), banded.len())
+        }),
     };
     Ok((rows, verdict, cond))
 }
@@ -263,6 +276,15 @@ pub fn markdown(saved: &SavedSearch, rows: &[VerifyRow], v: &Verdict, cond: &Con
             "does not hold: another candidate within the margin decoded faster here"
         }
     );
+    if let (Some((inside, counted)), Some(b)) = (v.within_band, &saved.device.error_bands) {
+        let _ = writeln!(
+            s,
+            "- {inside} of {counted} measurements inside the profile's {:.0}% bands ({}; {}).",
+            100.0 * b.coverage,
+            crate::fit::band::describe(b),
+            b.basis
+        );
+    }
     for w in super::runs::condition_warnings(cond) {
         let _ = writeln!(s, "- Warning: {w}.");
     }
