@@ -445,7 +445,8 @@ fn predict<'py>(
                 let mut items = Vec::with_capacity(v.len());
                 for t in &v {
                     let o = match &last {
-                        Some((s, o)) if *s == t.as_ref() => o.clone(),
+                        // The same borrowed text is the same address: no need to compare it.
+                        Some((s, o)) if std::ptr::eq(*s, t.as_ref()) || *s == t.as_ref() => o.clone(),
                         _ => PyString::new(py, t),
                     };
                     last = Some((t.as_ref(), o.clone()));

@@ -254,7 +254,9 @@ impl<'a> Table<'a> {
         })?;
         let mut parts = done.into_inner().expect("no worker panics holding it");
         parts.sort_by_key(|(start, _)| *start);
-        let mut out: Vec<Values> = self.columns.iter().map(|c| Values::with_capacity(c.kind(), 0)).collect();
+        // Sized once: growing a column by doubling copied it several times over.
+        let rows = parts.iter().map(|(_, p)| p.as_ref().map_or(0, |p| p.first().map_or(0, Values::len))).sum();
+        let mut out: Vec<Values> = self.columns.iter().map(|c| Values::with_capacity(c.kind(), rows)).collect();
         for (_, part) in parts {
             for (all, some) in out.iter_mut().zip(part?) {
                 all.append(some);
