@@ -25,7 +25,7 @@ BASELINE_DEVICES := rpi5,jetson-orin-nano-super,m1-pro,rtx3070ti-laptop,rtx3090
 PROFILE := devices/this-machine.json
 ENGINE_PROFILE := devices/this-machine-llamacpp.json
 
-.PHONY: run test build setup bench baseline calibrate validate verify-hybrid reproduce profiles llama-bench-check fmt lint python
+.PHONY: run test build setup bench bench-python baseline calibrate validate verify-hybrid reproduce profiles llama-bench-check fmt lint python
 
 # libtorch only when the build wants it: `make build FEATURES=llamacpp` on a platform PyPI has
 # no torch wheel for.
@@ -121,6 +121,11 @@ bench: setup
 	$(CARGO) bench --bench scoring
 	bash scripts/bench-search.sh $(BIN) rtx3090 search-spaces/*.toml benches/spaces/throughput.toml \
 		benches/spaces/ten-million.toml benches/spaces/hybrid-ten-million.toml benches/spaces/hundred-million.toml
+
+# The Python package's figures: predict on 2 threads beside the Rust scoring loop on the same
+# inputs, in one run (about a minute on 2 cores), and a cold import plus one analyze.
+bench-python: python
+	$(PYVENV)/bin/python python/bench.py
 
 fmt:
 	$(CARGO) fmt --all

@@ -3,12 +3,15 @@
 
 use crate::arch::Architecture;
 use crate::device::DeviceProfile;
-use crate::quality::{estimate, Estimate, Tokens};
+use crate::quality::{estimate, Estimate, LossModel, Tokens};
 use crate::roofline::{
     decode_contexts, footprint, op_totals, potential, Evaluator, Footprint, PlanChoice, Point, Roof, Scenario,
+    ScenarioEval,
 };
 use crate::workload::{operators, Phase, Plan, RunSettings};
 use serde::Serialize;
+
+pub mod columns;
 
 /// A phase's (or a whole scenario's) point on the roofline and its potential.
 #[derive(Debug, Clone, Serialize)]
@@ -113,9 +116,15 @@ impl RateBand {
             coverage: b.coverage,
             prefill_tokens_per_s: around(b.prefill, prefill_tokens_per_s),
             decode_tokens_per_s: around(b.decode, decode_tokens_per_s),
-            basis: format!("{} profile {}: {}", device.kind_label(), device.name, b.basis),
+            basis: band_basis(device)?,
         })
     }
+}
+
+/// What a profile's bands rest on, naming the profile: the same for every model it prices.
+pub fn band_basis(device: &DeviceProfile) -> Option<String> {
+    let b = device.error_bands.as_ref()?;
+    Some(format!("{} profile {}: {}", device.kind_label(), device.name, b.basis))
 }
 
 /// `llama-bench` measuring a scenario on the device: pp{prompt} from an empty cache is the
@@ -162,22 +171,119 @@ pub fn analyze(
     analyze_with(&mut Evaluator::new(device, *settings, plans), arch, scenario)
 }
 
+/// Every number of one analysis, before any text is made: [`Analysis`] and the column path
+/// ([`columns`]) both start from it, so their figures agree bit for bit.
+#[derive(Debug, Clone, Copy)]
+pub struct Figures {
+    pub eval: ScenarioEval,
+    pub roof: Roof,
+    pub parameters: u64,
+    pub active_parameters: u64,
+    pub kv_bytes_per_token: f64,
+    pub ttft_s: f64,
+    pub tpot_s: f64,
+    pub prefill_tokens_per_s: f64,
+    pub decode_tokens_per_s: f64,
+    pub footprint: Footprint,
+    pub quality: Estimate,
+}
+
+impl Figures {
+    /// `arch` in `scenario` on the evaluator's device, the loss from `loss`.
+    pub fn of(ev: &mut Evaluator, arch: &Architecture, scenario: &Scenario, loss: &LossModel) -> Figures {
+        let device = ev.device;
+        let eval = ev.scenario(arch, scenario);
+        // The settings the device really runs (an engine fixes its activation and KV formats).
+        let settings = &ev.settings;
+        let b = settings.batch as f64;
+        let parameters = arch.parameters();
+        Figures {
+            eval,
+            roof: Roof::of(device, settings),
+            parameters,
+            active_parameters: arch.active_parameters(),
+            kv_bytes_per_token: arch.kv_elements_per_token() as f64 * settings.precisions.kv_cache.bytes(),
+            ttft_s: eval.prefill.point.time_s,
+            tpot_s: eval.decode.point.time_s / scenario.generate as f64,
+            prefill_tokens_per_s: b * scenario.prompt as f64 / eval.prefill.point.time_s,
+            decode_tokens_per_s: b * scenario.generate as f64 / eval.decode.point.time_s,
+            footprint: footprint(arch, scenario, settings, eval.prefill.live_bytes, device),
+            quality: loss.estimate_of(arch, parameters),
+        }
+    }
+
+    /// The point of a phase row: prefill, decode, or the whole scenario.
+    pub fn point(&self, row: PhaseRow) -> Point {
+        match row {
+            PhaseRow::Prefill => self.eval.prefill.point,
+            PhaseRow::Decode => self.eval.decode.point,
+            PhaseRow::Scenario => self.eval.total(),
+        }
+    }
+}
+
+/// The rows `analyze --format csv` writes per analysis, in its order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PhaseRow {
+    Prefill,
+    Decode,
+    Scenario,
+}
+
+impl PhaseRow {
+    pub const ALL: [PhaseRow; 3] = [PhaseRow::Prefill, PhaseRow::Decode, PhaseRow::Scenario];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            PhaseRow::Prefill => "prefill",
+            PhaseRow::Decode => "decode",
+            PhaseRow::Scenario => "scenario",
+        }
+    }
+
+    /// `phase` as a person names it; errors name the argument `what`.
+    pub fn named(phase: &str, what: &str) -> crate::Result<PhaseRow> {
+        PhaseRow::ALL.into_iter().find(|r| r.name() == phase).ok_or_else(|| {
+            crate::Error::Usage(format!(
+                "{what}: expected prefill, decode or scenario, got '{}'",
+                crate::error::clip(phase)
+            ))
+        })
+    }
+
+    /// The plan label of this row: a phase's own, or prefill's and decode's for the scenario.
+    pub fn plan_label(self, arch: &Architecture, (prefill, decode): (Plan, Plan)) -> String {
+        match self {
+            PhaseRow::Prefill => prefill.label(arch),
+            PhaseRow::Decode => decode.label(arch),
+            PhaseRow::Scenario => format!("{} / {}", prefill.label(arch), decode.label(arch)),
+        }
+    }
+}
+
 /// [`analyze`] with an evaluator made once for many models: making one chooses the device's
 /// elementwise plan by e-graph (tens of microseconds), far more than an analysis takes.
 pub fn analyze_with(ev: &mut Evaluator, arch: &Architecture, scenario: &Scenario) -> Analysis {
-    let device = ev.device;
-    let eval = ev.scenario(arch, scenario);
-    // The settings the device really runs (an engine fixes its activation and KV formats).
-    let settings = &ev.settings;
-    let roof = Roof::of(device, settings);
-    let (pp, dp) = (eval.prefill.plan, eval.decode.plan);
-    let (pl, dl) = (pp.label(arch), dp.label(arch));
-    let b = settings.batch as f64;
-    let p = &settings.precisions;
+    analysis_of(ev, arch, scenario, &LossModel::new(Tokens::default()))
+}
+
+/// The traps an analysis falls into (see [`crate::warnings`]), one line each.
+pub fn warnings_of(ev: &Evaluator, arch: &Architecture, scenario: &Scenario) -> Vec<String> {
     let context = (scenario.prompt + scenario.generate) as u64;
-    let warnings = crate::warnings::check(device, &crate::warnings::Run::of(arch, p.compute(), context));
-    let prefill_tokens_per_s = b * scenario.prompt as f64 / eval.prefill.point.time_s;
-    let decode_tokens_per_s = b * scenario.generate as f64 / eval.decode.point.time_s;
+    crate::warnings::check(ev.device, &crate::warnings::Run::of(arch, ev.settings.precisions.compute(), context))
+}
+
+/// How a CSV row (and a `predict` column) joins an analysis's warnings into one cell.
+pub const WARNINGS_JOINED_BY: &str = " | ";
+
+fn analysis_of(ev: &mut Evaluator, arch: &Architecture, scenario: &Scenario, loss: &LossModel) -> Analysis {
+    let f = Figures::of(ev, arch, scenario, loss);
+    let device = ev.device;
+    let settings = &ev.settings;
+    let plans = (f.eval.prefill.plan, f.eval.decode.plan);
+    let p = &settings.precisions;
+    let warnings = warnings_of(ev, arch, scenario);
+    let phase = |row: PhaseRow| PhaseSummary::new(row.name(), row.plan_label(arch, plans), f.point(row), &f.roof);
     Analysis {
         profile: device.kind_label(),
         warnings,
@@ -190,24 +296,24 @@ pub fn analyze_with(ev: &mut Evaluator, arch: &Architecture, scenario: &Scenario
         weights_dtype: p.weights.to_string(),
         activations_dtype: p.activations.to_string(),
         kv_cache_dtype: p.kv_cache.to_string(),
-        parameters: arch.parameters(),
-        active_parameters: arch.active_parameters(),
-        kv_bytes_per_token: arch.kv_elements_per_token() as f64 * p.kv_cache.bytes(),
-        peak_flop_per_s: roof.peak_flop_per_s,
-        bandwidth_bytes_per_s: roof.bandwidth_bytes_per_s,
-        ridge_flop_per_byte: roof.ridge_flop_per_byte(),
-        ttft_s: eval.prefill.point.time_s,
-        tpot_s: eval.decode.point.time_s / scenario.generate as f64,
-        prefill_tokens_per_s,
-        decode_tokens_per_s,
-        error_band: RateBand::of(device, prefill_tokens_per_s, decode_tokens_per_s),
+        parameters: f.parameters,
+        active_parameters: f.active_parameters,
+        kv_bytes_per_token: f.kv_bytes_per_token,
+        peak_flop_per_s: f.roof.peak_flop_per_s,
+        bandwidth_bytes_per_s: f.roof.bandwidth_bytes_per_s,
+        ridge_flop_per_byte: f.roof.ridge_flop_per_byte(),
+        ttft_s: f.ttft_s,
+        tpot_s: f.tpot_s,
+        prefill_tokens_per_s: f.prefill_tokens_per_s,
+        decode_tokens_per_s: f.decode_tokens_per_s,
+        error_band: RateBand::of(device, f.prefill_tokens_per_s, f.decode_tokens_per_s),
         check_command: check_command(device, &arch.name, &p.weights.to_string(), scenario, settings.batch),
-        prefill: PhaseSummary::new("prefill", pl.clone(), eval.prefill.point, &roof),
-        decode: PhaseSummary::new("decode", dl.clone(), eval.decode.point, &roof),
-        scenario_point: PhaseSummary::new("scenario", format!("{pl} / {dl}"), eval.total(), &roof),
-        footprint: footprint(arch, scenario, settings, eval.prefill.live_bytes, device),
-        quality: estimate(arch, Tokens::default()),
-        plans: (pp, dp),
+        prefill: phase(PhaseRow::Prefill),
+        decode: phase(PhaseRow::Decode),
+        scenario_point: phase(PhaseRow::Scenario),
+        footprint: f.footprint,
+        quality: f.quality,
+        plans,
     }
 }
 
@@ -317,7 +423,7 @@ impl Request {
 
     /// `arch` in `scenario` on the evaluator's device, the loss for this request's tokens.
     pub fn analyze(&self, ev: &mut Evaluator, arch: &Architecture, scenario: &Scenario) -> Analysis {
-        analyze_with(ev, arch, scenario).with_tokens(arch, self.tokens)
+        analysis_of(ev, arch, scenario, &LossModel::new(self.tokens))
     }
 }
 

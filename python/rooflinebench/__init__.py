@@ -3,8 +3,8 @@
 A thin layer over the same Rust library the ``rooflinebench`` command line runs:
 
 - ``analyze(model, device, ...)``: what ``analyze --format json`` prints, as dicts.
-- ``predict(models, device, ...)``: many models at once, scored in parallel without the GIL,
-  as columns (the rows of ``analyze --format csv``).
+- ``predict(models, device, ...)``: many models at once, scored in parallel without the GIL
+  by the search's evaluator, as columns (the rows of ``analyze --format csv``).
 - ``search(space, device, ...)``: a search space's recommendation and front; with ``out=``,
   the folder ``search --out`` writes.
 - ``devices()`` and ``device(name_or_path)``: the built-in profiles and one profile.
@@ -109,18 +109,24 @@ def predict(
     """Scores many models at once, in parallel and without the GIL, for search loops.
 
     models: an iterable of config.json paths, dicts of one, or ``Architecture`` objects
-        (fastest: resolved once by ``load``). Dicts are named ``"model"``; ``index`` says
-        which input a row is.
+        (fastest: resolved once by ``load``, then only borrowed). Dicts are read under the GIL
+        a batch at a time while the workers score the batches before; they are named
+        ``"model"``. ``index`` says which input a row is.
     device, scenario and the formats: as for ``analyze`` (scenario defaults to ``"lilo"``;
         several scenarios give one row per model and scenario, model by model).
     phase: which row of ``analyze --format csv`` to return: ``"scenario"`` (the whole
         scenario, default), ``"prefill"`` or ``"decode"``.
-    columns: only these columns (fewer columns, less time building Python lists).
+    columns: only these columns, in this order: only they are computed (the plan and warnings
+        text only when asked for), and Python builds fewer lists, the larger cost when few
+        columns are scored per model.
     threads: worker threads (default: all cores).
     frame: return a pandas DataFrame (pandas must be installed).
 
-    Returns a dict of lists: every column of ``analyze --format csv`` plus ``index``, each
-    value equal to what ``analyze`` gives for that model.
+    Returns a dict of lists: every column of ``analyze --format csv`` plus ``index`` (or those
+    named), each value equal to what ``analyze`` gives for that model, bit for bit (the same
+    evaluation, without the text ``analyze`` makes around it). The error, when models are bad,
+    names the first that fails (a dict Python cannot hand over is found before the models of
+    its batch of 2048 are parsed).
     """
     cols = _native.predict(
         models if isinstance(models, (list, tuple)) else list(models),

@@ -97,7 +97,8 @@ def predict(
     frame: bool = False,
 ) -> dict[str, list[Any]]:
     """Many models in parallel without the GIL: `analyze --format csv`'s rows for `phase` as
-    columns, plus `index` (the model's position); a pandas DataFrame with `frame=True`."""
+    columns, plus `index` (the model's position), or only the `columns` named, in that order;
+    a pandas DataFrame with `frame=True`. Values equal `analyze`'s bit for bit."""
 
 def search(
     space: Union[PathLike, Mapping[str, Any]],

@@ -206,6 +206,28 @@ def test_predict_takes_paths_architectures_phases_and_columns():
     assert rb.predict([], "rpi5") == {}
 
 
+def cell(text, like):
+    """A CSV cell as the type `predict` gives it (floats are written shortest round-trip)."""
+    if isinstance(like, bool):
+        return {"true": True, "false": False}[text]
+    return type(like)(text)
+
+
+@pytest.mark.parametrize("device", ["rpi5", "rtx3090-datasheet", "m1-pro"])
+def test_every_column_equals_the_command_lines_csv(device):
+    """Every column, every phase, for dense, MLA, MoE and hybrid stacks, against the CSV rows."""
+    paths = [LLAMA, ROOT / "models" / "DeepSeek-V2-Lite-Chat.json", HYBRID / "LFM2-350M.json",
+             HYBRID / "gemma-3-270m.json", HYBRID / "granite-4.0-h-350m.json", HYBRID / "gpt-oss-20b.json"]
+    args = ["--model", ",".join(map(str, paths)), "--device", device, "--scenario", "siso,lilo", "--weights", "q4_k_m"]
+    rows = list(csv.DictReader(io.StringIO(cli("analyze", *args, "--format", "csv"))))
+    for phase in ["prefill", "decode", "scenario"]:
+        cols = rb.predict([rb.load(p) for p in paths], device, ["siso", "lilo"], weights="q4_k_m", phase=phase, threads=2)
+        want = [r for r in rows if r["phase"] == phase]
+        assert list(cols) == list(want[0]) + ["index"]
+        for k in want[0]:
+            assert cols[k] == [cell(r[k], cols[k][0]) for r in want], (phase, k)
+
+
 # ---- search ----
 
 SPACE = ROOT / "search-spaces" / "around-135m.toml"

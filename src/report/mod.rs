@@ -136,7 +136,7 @@ fn phase_row<'a>(a: &'a Analysis, p: &'a PhaseSummary) -> AnalysisRow<'a> {
         tokens: a.quality.tokens,
         predicted_loss: a.quality.predicted_loss,
         estimate_range: a.quality.estimate_range,
-        warnings: a.warnings.join(" | "),
+        warnings: a.warnings.join(crate::analysis::WARNINGS_JOINED_BY),
     }
 }
 
