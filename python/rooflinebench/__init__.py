@@ -191,6 +191,7 @@ def devices():
 def device(name_or_path):
     """One profile: ``label`` (how reports name its figures: datasheet upper bound, expected
     llama.cpp fit, calibrated), ``upper_bound``, ``held_out_agreement`` (how it predicted runs
-    it was not fitted to, or None) and ``profile`` (``devices show``: figures, kind,
+    it was not fitted to, or None), ``error_bands`` (its 80% bands per phase and what they
+    rest on, or None) and ``profile`` (``devices show``: figures, kind,
     provenance, engine, notes)."""
     return _json.loads(_native.device_json(name_or_path))

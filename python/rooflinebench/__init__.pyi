@@ -98,7 +98,10 @@ def predict(
 ) -> dict[str, list[Any]]:
     """Many models in parallel without the GIL: `analyze --format csv`'s rows for `phase` as
     columns, plus `index` (the model's position), or only the `columns` named, in that order;
-    a pandas DataFrame with `frame=True`. Values equal `analyze`'s bit for bit."""
+    a pandas DataFrame with `frame=True`. Values equal `analyze`'s bit for bit. The profile's 80%
+    error band is in `prefill_tokens_per_s_low/high` and `decode_tokens_per_s_low/high` (with
+    `band_coverage` and `band_basis`), and `check_command` is the llama-bench command that
+    checks a figure on the device; all None where the profile has none (upper bounds)."""
 
 def search(
     space: Union[PathLike, Mapping[str, Any]],
@@ -117,4 +120,5 @@ def devices() -> list[dict[str, Any]]:
     """The built-in profiles: `devices --format json`."""
 
 def device(name_or_path: Device) -> dict[str, Any]:
-    """One profile: label, upper_bound, held_out_agreement and profile (`devices show`)."""
+    """One profile: label, upper_bound, held_out_agreement, error_bands (its 80% bands per
+    phase and their basis) and profile (`devices show`)."""

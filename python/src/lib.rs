@@ -616,6 +616,8 @@ struct Shown<'a> {
     upper_bound: bool,
     /// How it predicted runs it was not fitted to, when it was checked so.
     held_out_agreement: Option<&'a Value>,
+    /// Its 80% bands per phase and what they rest on; None on upper bounds.
+    error_bands: Option<&'a rooflinebench::device::ErrorBands>,
     /// The profile as `devices show` prints it.
     profile: &'a DeviceProfile,
 }
@@ -628,6 +630,7 @@ fn device_json(name: &Bound<'_, PyAny>) -> PyResult<String> {
         label: p.kind_label(),
         upper_bound: p.is_upper_bound(),
         held_out_agreement: p.held_out_agreement(),
+        error_bands: p.error_bands.as_ref(),
         profile: &p,
     };
     Ok(text(json_bytes(&shown)))

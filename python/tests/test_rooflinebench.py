@@ -153,9 +153,16 @@ def llama_variants(n, seed=22):
 
 def row_of(a):
     """`analyze`'s dict as its whole-scenario CSV row (the columns `predict` returns)."""
-    p, f = a["scenario_point"], a["footprint"]
-    top = {k: v for k, v in a.items() if not isinstance(v, (dict, list))}
+    p, f, b = a["scenario_point"], a["footprint"], a["error_band"]
+    top = {k: v for k, v in a.items() if not isinstance(v, (dict, list)) and k != "error_band"}
+    end = lambda phase, i: b[phase][i] if b and b[phase] else None
     return {
+        "band_coverage": b["coverage"] if b else None,
+        "prefill_tokens_per_s_low": end("prefill_tokens_per_s", 0),
+        "prefill_tokens_per_s_high": end("prefill_tokens_per_s", 1),
+        "decode_tokens_per_s_low": end("decode_tokens_per_s", 0),
+        "decode_tokens_per_s_high": end("decode_tokens_per_s", 1),
+        "band_basis": b["basis"] if b else None,
         **top,
         **{k: v for k, v in p.items() if k != "phase"},
         "phase": "scenario",
@@ -206,8 +213,19 @@ def test_predict_takes_paths_architectures_phases_and_columns():
     assert rb.predict([], "rpi5") == {}
 
 
-def cell(text, like):
+# Columns a profile may have nothing for: an empty CSV cell, None from `predict`.
+MAYBE = {"band_coverage", "prefill_tokens_per_s_low", "prefill_tokens_per_s_high", "decode_tokens_per_s_low",
+         "decode_tokens_per_s_high", "band_basis", "check_command"}
+
+
+def cell(text, like, column=None):
     """A CSV cell as the type `predict` gives it (floats are written shortest round-trip)."""
+    if column in MAYBE and text == "":
+        return None
+    if column in MAYBE and column not in ("band_basis", "check_command"):
+        return float(text)
+    if column in MAYBE:
+        return text
     if isinstance(like, bool):
         return {"true": True, "false": False}[text]
     return type(like)(text)
@@ -225,7 +243,7 @@ def test_every_column_equals_the_command_lines_csv(device):
         want = [r for r in rows if r["phase"] == phase]
         assert list(cols) == list(want[0]) + ["index"]
         for k in want[0]:
-            assert cols[k] == [cell(r[k], cols[k][0]) for r in want], (phase, k)
+            assert cols[k] == [cell(r[k], cols[k][0], k) for r in want], (phase, k)
 
 
 # ---- search ----
