@@ -5,6 +5,8 @@
 #   fit: a.md b.md            the files fitted
 #   holdout: c.md             files predicted with the fitted profile and compared, never fitted
 #                             (the agreement goes into the profile's notes.held_out_agreement)
+#   threads-from: d.md e.md   optional: runs of the fitted models at other thread counts (one
+#                             count per file), for the profile's rates at those counts
 #   fixed-cost-from: OTHER    optional: runs of one model size cannot separate a cost per kernel
 #                             from bandwidth, so it is taken from OTHER's fit (same backend;
 #                             OTHER is fitted first)
@@ -42,6 +44,7 @@ for device in "${devices[@]}"; do
   fitted=$(field "$device" fit)
   held=$(field "$device" holdout)
   donor=$(field "$device" fixed-cost-from)
+  sweep=$(field "$device" threads-from)
   skip=$(field "$device" not-shipped)
   [[ -n $fitted ]] || { echo "$dir/split.txt: field fit: expected at least one file" >&2; exit 2; }
   paths() { local out=(); for f in $1; do out+=("$dir/$f"); done; (IFS=,; echo "${out[*]}"); }
@@ -58,6 +61,7 @@ for device in "${devices[@]}"; do
   args=(devices fit --base "$base" --name "$device" --model "$MODELS" --llama-bench "$(paths "$fitted")" --out "$out")
   [[ -n $held ]] && args+=(--holdout "$(paths "$held")")
   [[ -n $donor ]] && args+=(--fixed-cost-from "devices/$donor.json")
+  [[ -n $sweep ]] && args+=(--threads-from "$(paths "$sweep")")
   "$BIN" "${args[@]}"
 done
 

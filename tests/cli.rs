@@ -422,3 +422,50 @@ fn a_tied_model_stored_with_its_own_output_matrix_is_matched_untied() {
     let text = String::from_utf8(text).unwrap();
     assert!(text.contains("from 2 runs") && text.contains("Qwen3-0.6B"), "{text}");
 }
+
+#[test]
+fn cpu_threads_scale_the_pi_profile_by_its_published_thread_sweep_and_refuse_unknown_counts() {
+    use rooflinebench::device::builtin;
+    // data/llama-bench/rpi5/edge-llm-memory-wall-L1*.md: the same three models at 4 and at 2
+    // threads. pp512 t/s at 2 over 4 threads: 46.495322/89.272735 = 0.5208,
+    // 43.495787/61.685069 = 0.7051, 31.443843/55.265216 = 0.5690 (median 0.5690); tg128:
+    // 25.808607/26.840484 = 0.9616, 14.411798/11.402343 = 1.2639, 12.197675/10.336589 = 1.1800
+    // (median 1.1800): decode is faster at 2 threads than at 4 on this board.
+    let pi = builtin("rpi5").unwrap();
+    let two = pi.thread_scaling.iter().find(|t| t.threads == 2).unwrap();
+    assert!((two.compute - 31.443843 / 55.265216).abs() < 1e-9, "{two:?}");
+    assert!((two.memory - 12.197675 / 10.336589).abs() < 1e-9, "{two:?}");
+    let at2 = pi.at_threads(2).unwrap();
+    assert_eq!(at2.bandwidth_bytes_per_s, pi.bandwidth_bytes_per_s * two.memory);
+    assert!(at2.kind_label().ends_with("2 threads)"), "{}", at2.kind_label());
+    let run = |t: &str| -> serde_json::Value {
+        let out = analyze()
+            .args(["--model", model_path("Llama-3.2-1B").to_str().unwrap(), "--device", "rpi5", "--cpu-threads", t])
+            .args(["--scenario", "siso", "--weights", "q4_k_m", "--format", "json"])
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone();
+        serde_json::from_slice::<serde_json::Value>(&out).unwrap()[0].clone()
+    };
+    let (four, two_t) = (run("4"), run("2"));
+    let rate = |v: &serde_json::Value, k: &str| v[k].as_f64().unwrap();
+    assert!(rate(&two_t, "decode_tokens_per_s") > rate(&four, "decode_tokens_per_s"));
+    assert!(rate(&two_t, "prefill_tokens_per_s") < rate(&four, "prefill_tokens_per_s"));
+    assert!(two_t["check_command"].as_str().unwrap().contains(" -t 2"));
+    // Counts the sweep did not cover, and a GPU profile, are refused in one line.
+    for (device, t) in [("rpi5", "5"), ("rtx3090", "2")] {
+        let err = bin()
+            .args(["analyze", "--model", model_path("Llama-3.2-1B").to_str().unwrap(), "--device", device])
+            .args(["--cpu-threads", t])
+            .assert()
+            .code(2)
+            .get_output()
+            .stderr
+            .clone();
+        let err = String::from_utf8(err).unwrap();
+        assert!(err.starts_with(&format!("error: --cpu-threads {t}: expected a thread count")), "{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
+}

@@ -3,7 +3,7 @@
 use super::{emit, AnalyzeArgs, PrecisionArgs};
 use crate::analysis::{self, operator_rows, Analysis, JsonEntry, OpRow};
 use crate::arch::{load_hf_config, Architecture};
-use crate::device::{resolve, DeviceProfile};
+use crate::device::DeviceProfile;
 use crate::dtype::Precisions;
 use crate::error::{Error, Result};
 use crate::files::{csv_bytes, json_bytes};
@@ -54,7 +54,7 @@ impl Request {
         if models.is_empty() {
             return Err(last_error.unwrap_or_else(|| Error::Usage("--model: no model given".into())));
         }
-        let devices = a.device.iter().map(|d| resolve(d)).collect::<Result<Vec<_>>>()?;
+        let devices = a.device.iter().map(|d| super::device_at(d, a.cpu_threads)).collect::<Result<Vec<_>>>()?;
         Ok(Request { models, devices, question })
     }
 }

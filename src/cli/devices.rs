@@ -236,7 +236,7 @@ fn models_for(given: &[std::path::PathBuf]) -> Result<Models> {
 
 /// `devices check`: a profile's predictions of llama-bench runs, nothing fitted.
 fn check(a: CheckArgs, out: &mut dyn std::io::Write) -> Result<()> {
-    let profile = resolve(&a.device)?;
+    let profile = super::device_at(&a.device, a.cpu_threads)?;
     let models = models_for(&a.model)?;
     let (_, runs, _, skipped) = load_runs(&a.llama_bench, "--llama-bench", &models)?;
     require_runs(&runs, &a.llama_bench, &skipped)?;
@@ -568,6 +568,118 @@ fn transfer(a: TransferArgs, out: &mut dyn std::io::Write) -> Result<()> {
     emit(s.as_bytes(), None, out)
 }
 
+/// The same model, weights and test: a run at one thread count and at another.
+fn pair_key(r: &fit::Run) -> (String, String, String) {
+    (r.arch.name.clone(), r.weights.name().to_string(), r.test.label())
+}
+
+/// The median of measured_s at the profile's count over measured_s at the other, per phase,
+/// over `pairs` (fitted run, run at the other count); None for a phase without pairs.
+fn scale_factors(pairs: &[(&fit::Run, &fit::Run)]) -> (Option<f64>, Option<f64>) {
+    let median = |prefill: bool| {
+        let mut f: Vec<f64> = pairs
+            .iter()
+            .filter(|(a, _)| a.test.is_prefill() == prefill)
+            .map(|(a, b)| a.measured_s / b.measured_s)
+            .collect();
+        f.sort_by(f64::total_cmp);
+        match f.len() {
+            0 => None,
+            n if n % 2 == 1 => Some(f[n / 2]),
+            n => Some((f[n / 2 - 1] + f[n / 2]) / 2.0),
+        }
+    };
+    (median(true), median(false))
+}
+
+/// `--threads-from`: the profile's rates at each other thread count, from the runs there paired
+/// with the fitted runs; and a check of the rule, each model predicted at each count by factors
+/// from the other models' pairs. Returns the lines that say what it found.
+fn thread_scaling(
+    a: &FitArgs,
+    models: &Models,
+    fitted: &[fit::Run],
+    profile: &mut DeviceProfile,
+) -> Result<Vec<String>> {
+    if a.threads_from.is_empty() {
+        return Ok(Vec::new());
+    }
+    let own = profile.engine.as_ref().and_then(|e| e.threads).ok_or_else(|| {
+        Error::Usage("--threads-from: expected fitted runs that say their thread count (a CPU backend's)".into())
+    })?;
+    // The first fitted run of each model and test (files in the order given: a sweep's own
+    // session comes first), not a later session's.
+    let mut by_key: std::collections::BTreeMap<_, &fit::Run> = Default::default();
+    for r in fitted {
+        by_key.entry(pair_key(r)).or_insert(r);
+    }
+    let mut lines = Vec::new();
+    let mut checks = serde_json::Map::new();
+    for f in &a.threads_from {
+        let (records, runs, _, _) = load_runs(std::slice::from_ref(f), "--threads-from", models)?;
+        let counts: std::collections::BTreeSet<u32> = records.iter().filter_map(|r| r.threads).collect();
+        let [threads] = counts.into_iter().collect::<Vec<_>>()[..] else {
+            return Err(Error::field(
+                shown(f),
+                "threads",
+                "one thread count in every row of the file",
+                "several or none",
+            ));
+        };
+        if threads == own {
+            return Err(Error::field(
+                shown(f),
+                "threads",
+                format!("a count other than the fitted runs' {own}"),
+                threads,
+            ));
+        }
+        let pairs: Vec<(&fit::Run, &fit::Run)> =
+            runs.iter().filter_map(|r| by_key.get(&pair_key(r)).map(|&base| (base, r))).collect();
+        let (Some(compute), Some(memory)) = scale_factors(&pairs) else {
+            return Err(Error::field(
+                shown(f),
+                "(rows)",
+                "prompt and generation runs of models and tests the fitted files also ran",
+                format!("{} pairs", pairs.len()),
+            ));
+        };
+        profile.thread_scaling.retain(|t| t.threads != threads);
+        profile.thread_scaling.push(crate::device::ThreadScaling {
+            threads,
+            compute,
+            memory,
+            runs: pairs.len() as u32,
+        });
+        // Leave one model out: its runs at this count predicted with the others' factors.
+        let mut held = Vec::new();
+        let names: std::collections::BTreeSet<&str> = pairs.iter().map(|(b, _)| b.arch.name.as_str()).collect();
+        for name in &names {
+            let rest: Vec<_> = pairs.iter().filter(|(b, _)| b.arch.name != *name).copied().collect();
+            let (Some(c), Some(m)) = scale_factors(&rest) else { continue };
+            let mut scaled = profile.clone();
+            scaled.thread_scaling = vec![crate::device::ThreadScaling { threads, compute: c, memory: m, runs: 0 }];
+            let scaled = scaled.at_threads(threads)?;
+            let own_runs: Vec<fit::Run> =
+                pairs.iter().filter(|(b, _)| b.arch.name == *name).map(|(_, r)| (*r).clone()).collect();
+            held.extend(agreement(&scaled, &shown(f), &own_runs)?);
+        }
+        let check = if held.is_empty() {
+            "no check: one model only".to_string()
+        } else {
+            format!("each model predicted with the other models' factors: {}", factor_summary(&held))
+        };
+        lines.push(format!(
+            "{threads} threads: compute x{compute:.3}, bandwidth x{memory:.3} against {own} ({} pairs); {check}",
+            pairs.len()
+        ));
+        checks.insert(threads.to_string(), serde_json::Value::from(check));
+    }
+    profile.thread_scaling.sort_by_key(|t| t.threads);
+    profile.notes.insert("thread_scaling_check".into(), serde_json::Value::Object(checks));
+    Ok(lines)
+}
+
 /// The profile's JSON, once the profile reader's own checks accept it: what is written must load.
 fn checked_json(profile: &DeviceProfile, report: &fit::FitReport, out: &std::path::Path) -> Result<String> {
     if let Some(r) = report.residuals.iter().find(|r| !(r.predicted_s.is_finite() && r.predicted_s > 0.0)) {
@@ -611,6 +723,7 @@ fn fit(a: FitArgs, out: &mut dyn std::io::Write) -> Result<()> {
         .llama_bench
         .iter()
         .chain(&a.holdout)
+        .chain(&a.threads_from)
         .chain(&a.model)
         .map(|p| p.as_path())
         .chain([a.base.as_str()].into_iter().chain(a.fixed_cost_from.as_deref()).map(std::path::Path::new))
@@ -631,6 +744,7 @@ fn fit(a: FitArgs, out: &mut dyn std::io::Write) -> Result<()> {
         fit::fit_engine_under_roofs(&fitted_base, &engine, sub, launch).map(|(p, _)| p)
     });
     let (held, held_skipped, within) = bands_and_held_out(&a, &models, &mut profile, cv)?;
+    let threads_said = thread_scaling(&a, &models, &runs, &mut profile)?;
     crate::files::write_atomic(&a.out, checked_json(&profile, &report, &a.out)?.as_bytes())?;
     let mut s = String::new();
     let _ = writeln!(
@@ -644,6 +758,9 @@ fn fit(a: FitArgs, out: &mut dyn std::io::Write) -> Result<()> {
     );
     if let Some(b) = &profile.error_bands {
         let _ = writeln!(s, "{} ({})", band::describe(b), b.basis);
+    }
+    for line in threads_said {
+        let _ = writeln!(s, "{line}");
     }
     for r in &report.residuals {
         let _ = writeln!(

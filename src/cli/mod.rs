@@ -240,6 +240,10 @@ pub struct SearchArgs {
     /// Built-in device name or profile JSON path.
     #[arg(long)]
     pub device: String,
+    /// Threads llama.cpp runs with on a CPU profile (`-t`): the profile's rates at that count,
+    /// for counts its fit saw (default: the profile's own).
+    #[arg(long = "cpu-threads", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub cpu_threads: Option<u32>,
     /// Output folder (default search-out/<space>/<device> under the current folder; results/
     /// holds the committed baseline and is written only when named).
     #[arg(long)]
@@ -271,6 +275,10 @@ pub struct BatchArgs {
     /// Devices (comma-separated names or profile paths).
     #[arg(long, required = true, value_delimiter = ',')]
     pub devices: Vec<String>,
+    /// Threads llama.cpp runs with on a CPU profile (`-t`): the profile's rates at that count,
+    /// for counts its fit saw (default: the profile's own).
+    #[arg(long = "cpu-threads", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub cpu_threads: Option<u32>,
     /// Output folder: one <space>/<device> folder per run and summary.md.
     #[arg(long, default_value = "results")]
     pub out: PathBuf,
@@ -331,6 +339,10 @@ pub struct AnalyzeArgs {
     /// Built-in device name or profile JSON path (repeat or comma-separate for several).
     #[arg(long, required = true, value_delimiter = ',')]
     pub device: Vec<String>,
+    /// Threads llama.cpp runs with on a CPU profile (`-t`): the profile's rates at that count,
+    /// for counts its fit saw (default: the profile's own).
+    #[arg(long = "cpu-threads", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub cpu_threads: Option<u32>,
     /// siso, silo, liso, lilo or all (comma-separate for several).
     #[arg(long, value_delimiter = ',', conflicts_with_all = ["prompt", "generate"])]
     pub scenario: Vec<String>,
@@ -436,6 +448,10 @@ pub struct CheckArgs {
     /// The profile to check (built-in name or file).
     #[arg(long)]
     pub device: String,
+    /// Threads llama.cpp runs with on a CPU profile (`-t`): the profile's rates at that count,
+    /// for counts its fit saw (default: the profile's own).
+    #[arg(long = "cpu-threads", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub cpu_threads: Option<u32>,
     /// The models the runs used (config.json or GGUF files), as for `devices fit`.
     #[arg(long, value_delimiter = ',')]
     pub model: Vec<PathBuf>,
@@ -463,6 +479,11 @@ pub struct FitArgs {
     /// so the profile's agreement is measured on runs it has not seen.
     #[arg(long, value_delimiter = ',')]
     pub holdout: Vec<PathBuf>,
+    /// llama-bench runs of the fitted models at other thread counts (`-t`), one count per file:
+    /// paired with the fitted runs of the same model and test, they give the profile's rates at
+    /// those counts (`--cpu-threads`).
+    #[arg(long = "threads-from", value_delimiter = ',')]
+    pub threads_from: Vec<PathBuf>,
     /// Take the cost per kernel from this profile (built-in name or file: a fit of the same
     /// engine and backend on another device) instead of fitting it, for runs of one model size,
     /// which cannot separate a fixed cost from bandwidth.
@@ -498,6 +519,15 @@ pub struct ExportArgs {
     /// The file to write, or an existing folder to write config.json (or NAME.FORMAT.gguf) into.
     #[arg(long)]
     pub out: PathBuf,
+}
+
+/// A device by name or profile file, as llama.cpp runs on it with `cpu_threads` when given.
+pub fn device_at(name: &str, cpu_threads: Option<u32>) -> Result<crate::device::DeviceProfile> {
+    let p = crate::device::resolve(name)?;
+    match cpu_threads {
+        Some(t) => p.at_threads(t),
+        None => Ok(p),
+    }
 }
 
 /// Threads a run may ask for: more only slows it (each spawns and sets up a worker).

@@ -1,7 +1,7 @@
 //! `search`, `batch` and `merge`: the main job, for one space or a folder of them.
 
 use super::{BatchArgs, MergeArgs, SearchArgs};
-use crate::device::{resolve, DeviceProfile};
+use crate::device::DeviceProfile;
 use crate::error::{Error, Result};
 use crate::files::{check_writable, write_atomic};
 use crate::files::{Lock, Staged};
@@ -54,7 +54,7 @@ fn check_out_dir(dir: &Path) -> Result<()> {
 
 pub fn run_search(args: SearchArgs, out: &mut dyn std::io::Write) -> Result<()> {
     let space = SearchSpace::load(&args.space)?;
-    let device = resolve(&args.device)?;
+    let device = super::device_at(&args.device, args.cpu_threads)?;
     let opts = options(args.threads, args.shard.as_deref(), args.force, args.max_candidates, &args.plan)?;
     // Without --out, never into results/ (the committed baseline): search-out/ beside it.
     let dir = args.out.unwrap_or_else(|| PathBuf::from("search-out").join(&space.name).join(&device.name));
@@ -109,8 +109,8 @@ fn spaces_in(dir: &Path) -> Result<Vec<SearchSpace>> {
     paths.iter().map(|p| SearchSpace::load(p)).collect()
 }
 
-fn devices(list: &[String]) -> Result<Vec<DeviceProfile>> {
-    list.iter().map(|d| resolve(d)).collect()
+fn devices(list: &[String], cpu_threads: Option<u32>) -> Result<Vec<DeviceProfile>> {
+    list.iter().map(|d| super::device_at(d, cpu_threads)).collect()
 }
 
 fn batch_summary(reports: &[&SearchReport]) -> String {
@@ -189,7 +189,7 @@ fn publish(
 
 pub fn run_batch(args: BatchArgs, out: &mut dyn std::io::Write) -> Result<()> {
     let spaces = spaces_in(&args.spaces)?;
-    let devices = devices(&args.devices)?;
+    let devices = devices(&args.devices, args.cpu_threads)?;
     let opts = options(args.threads, args.shard.as_deref(), args.force, args.max_candidates, "best")?;
     if let Some(b) = &args.check {
         if !b.is_dir() {
@@ -227,7 +227,7 @@ pub fn run_batch(args: BatchArgs, out: &mut dyn std::io::Write) -> Result<()> {
 
 pub fn run_merge(args: MergeArgs, out: &mut dyn std::io::Write) -> Result<()> {
     let spaces = spaces_in(&args.spaces)?;
-    let devices = devices(&args.devices)?;
+    let devices = devices(&args.devices, None)?;
     check_out_dir(&args.out)?;
     let _lock = Lock::take(&args.out)?;
     crate::files::outdir::check_file_replaceable(&args.out, "summary.md", "batch")?;

@@ -210,11 +210,30 @@ pub struct DeviceProfile {
     /// How far its predictions fell from runs its fit did not see; absent on upper bounds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_bands: Option<ErrorBands>,
+    /// A CPU engine profile's rates at other thread counts than its runs' (`engine.threads`),
+    /// from runs of the same models at those counts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub thread_scaling: Vec<ThreadScaling>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host: Option<Host>,
     /// Free-form measurements a calibration records (spreads, probes, warnings).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub notes: BTreeMap<String, serde_json::Value>,
+}
+
+/// An engine's attained rates at `threads` against its profile's own thread count: prompt
+/// processing (compute-bound) scales almost with the threads, decode (bandwidth-bound) does
+/// not, and falls again once the cores contend for memory.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThreadScaling {
+    pub threads: u32,
+    /// Multiplies every FLOP rate.
+    pub compute: f64,
+    /// Multiplies every bandwidth.
+    pub memory: f64,
+    /// Pairs of runs (the same model and test at both counts) behind the factors.
+    pub runs: u32,
 }
 
 /// A profile in one line of `devices`: its kind, origin and headline figures.
@@ -258,6 +277,36 @@ impl DeviceProfile {
         self.notes.get("held_out_agreement")
     }
 
+    /// The profile as llama.cpp runs with `threads` threads (`-t`): its own when it is the
+    /// runs' count, else its rates scaled by the fitted factors for that count. A count it has
+    /// no factors for is refused, naming those it has.
+    pub fn at_threads(&self, threads: u32) -> Result<DeviceProfile> {
+        let own = self.engine.as_ref().and_then(|e| e.threads);
+        if own == Some(threads) {
+            return Ok(self.clone());
+        }
+        let known: Vec<String> =
+            own.into_iter().chain(self.thread_scaling.iter().map(|t| t.threads)).map(|t| t.to_string()).collect();
+        let Some(s) = self.thread_scaling.iter().find(|t| t.threads == threads) else {
+            let got = if known.is_empty() {
+                format!("{}, a profile with no thread count", self.name)
+            } else {
+                format!("{} ({} threads known)", self.name, known.join(", "))
+            };
+            return Err(Error::Usage(format!(
+                "--cpu-threads {threads}: expected a thread count the profile was fitted or scaled for, got {got}"
+            )));
+        };
+        let mut p = self.clone();
+        p.peak_flops.values_mut().for_each(|v| *v *= s.compute);
+        p.bandwidth_bytes_per_s *= s.memory;
+        if let Some(e) = p.engine.as_mut() {
+            e.threads = Some(threads);
+        }
+        p.description = format!("{} at {threads} threads (scaled from {})", p.description, own.unwrap_or(0));
+        Ok(p)
+    }
+
     /// Peak FLOP/s for a compute format. Missing formats fall back to the nearest one the
     /// device has: f16 and bf16 to each other, int8 to f16, and everything last to f32.
     pub fn peak_flops(&self, dtype: DType) -> f64 {
@@ -298,9 +347,13 @@ impl DeviceProfile {
             return format!("{origin} ({}, transferred from {from})", e.name);
         }
         match (&self.engine, self.notes.get("fitted_runs").and_then(|n| n.as_u64())) {
-            (Some(e), Some(n)) if self.provenance.origin == Origin::Expected => {
-                format!("{origin} ({}, fitted from {n} public runs)", e.name)
-            }
+            (Some(e), Some(n)) if self.provenance.origin == Origin::Expected => match e.threads {
+                Some(t) if !self.thread_scaling.is_empty() => {
+                    let s = if t == 1 { "" } else { "s" };
+                    format!("{origin} ({}, fitted from {n} public runs, {t} thread{s})", e.name)
+                }
+                _ => format!("{origin} ({}, fitted from {n} public runs)", e.name),
+            },
             (Some(e), _) => format!("{origin} ({})", e.name),
             (None, _) => origin.to_string(),
         }
@@ -380,6 +433,17 @@ impl DeviceProfile {
         }
         if let Some(b) = &self.error_bands {
             b.validate(source)?;
+        }
+        for (i, t) in self.thread_scaling.iter().enumerate() {
+            let here = format!("thread_scaling[{i}]");
+            if !(1..=1024).contains(&t.threads) {
+                return Err(Error::field(source, format!("{here}.threads"), "threads from 1 to 1024", t.threads));
+            }
+            for (name, v) in [("compute", t.compute), ("memory", t.memory)] {
+                if !(v.is_finite() && v > 0.0 && v <= 1024.0) {
+                    return Err(Error::field(source, format!("{here}.{name}"), "a factor in (0, 1024]", v));
+                }
+            }
         }
         for (class, table) in &self.efficiency {
             table.validate(source, &format!("efficiency.{}", class.name()))?;

@@ -70,6 +70,8 @@ pub fn transfer(
     p.product_efficiency = sibling.product_efficiency.iter().map(|(ty, t)| (*ty, rescale(t))).collect();
     p.engine = Some(engine);
     p.error_bands = None;
+    // Thread factors are the sibling's cores', not the target's.
+    p.thread_scaling = Vec::new();
     p.provenance.origin = Origin::Expected;
     p.provenance.source = format!(
         "rooflinebench devices transfer: {}'s fitted efficiencies and fixed costs ({}) on the {} profile's ceilings",

@@ -228,6 +228,7 @@ pub fn calibrate(opts: &EngineOptions) -> Result<(DeviceProfile, FitReport, Cond
         product_efficiency: BTreeMap::new(),
         engine: None,
         error_bands: None,
+        thread_scaling: Vec::new(),
         provenance: Provenance {
             origin: Origin::Calibrated,
             source: format!(

@@ -449,6 +449,7 @@ pub fn calibrate(opts: &MeasureOptions) -> Result<DeviceProfile> {
         product_efficiency: BTreeMap::new(),
         engine: None,
         error_bands: None,
+        thread_scaling: Vec::new(),
         provenance: Provenance {
             origin: Origin::Calibrated,
             source: format!(
