@@ -469,3 +469,53 @@ fn cpu_threads_scale_the_pi_profile_by_its_published_thread_sweep_and_refuse_unk
         assert_eq!(err.lines().count(), 1, "{err}");
     }
 }
+
+#[test]
+fn devices_transfer_refuses_what_it_cannot_carry_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("t.json");
+    let o = out.to_str().unwrap();
+    for (args, says) in [
+        (
+            vec!["--from", "rtx3090-datasheet", "--base", "rtx3070ti-laptop-datasheet"],
+            "--from rtx3090-datasheet: expected a profile of an engine",
+        ),
+        (
+            vec!["--from", "rtx3090", "--base", "rtx3070ti-laptop"],
+            "--base rtx3070ti-laptop: expected a datasheet profile",
+        ),
+        (
+            vec!["--from", "rtx3090", "--base", "rtx3070ti-laptop-datasheet", "--band-from", "rtx4090"],
+            "--band-from rtx4090: expected a transferred profile",
+        ),
+    ] {
+        let err = bin()
+            .args(["devices", "transfer"])
+            .args(&args)
+            .args(["--out", o])
+            .assert()
+            .code(2)
+            .get_output()
+            .stderr
+            .clone();
+        let err = String::from_utf8(err).unwrap();
+        assert!(err.starts_with(&format!("error: {says}")) && err.lines().count() == 1, "{err}");
+        assert!(!out.exists());
+    }
+    // A transfer with the Orin Nano Super's two public runs held out: written, both runs predicted.
+    let runs = repo().join("data/llama-bench/jetson-orin-nano-super/tinyagent-qwen25-3b-maxn-super.md");
+    let text = bin()
+        .args(["devices", "transfer", "--from", "jetson-agx-orin-64gb", "--base", "jetson-orin-nano-super-datasheet"])
+        .args(["--holdout", runs.to_str().unwrap(), "--out", o])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8(text).unwrap();
+    assert!(text.contains("runs on the device (2, nothing fitted)"), "{text}");
+    let p = rooflinebench::device::DeviceProfile::from_json(&std::fs::read_to_string(&out).unwrap(), "out").unwrap();
+    assert_eq!(p.name, "jetson-orin-nano-super");
+    assert_eq!(p.kind_label(), "expected (llama.cpp, transferred from jetson-agx-orin-64gb)");
+    assert_eq!(p.notes["held_out_agreement"]["factors"].as_array().unwrap().len(), 2);
+}

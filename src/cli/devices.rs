@@ -498,6 +498,13 @@ fn noted_factors(p: &DeviceProfile, flag: &str) -> Result<Vec<(bool, f64)>> {
 /// `devices transfer`: a sibling's engine profile on a device's datasheet ceilings.
 fn transfer(a: TransferArgs, out: &mut dyn std::io::Write) -> Result<()> {
     let sibling = resolve(&a.from)?;
+    if sibling.engine.is_none() {
+        return Err(Error::Usage(format!(
+            "--from {}: expected a profile of an engine (expected or calibrated llama.cpp), got {}",
+            a.from,
+            sibling.provenance.origin.label()
+        )));
+    }
     let sibling_datasheet = resolve(a.from_datasheet.as_deref().unwrap_or(&format!("{}-datasheet", sibling.name)))?;
     let base = resolve(&a.base)?;
     let name = match &a.name {
@@ -527,8 +534,13 @@ fn transfer(a: TransferArgs, out: &mut dyn std::io::Write) -> Result<()> {
         let mut pairs = Vec::new();
         for f in &a.band_from {
             let p = resolve(f)?;
+            let Some(from) = p.notes.get("transferred_from").and_then(|v| v.as_str()) else {
+                return Err(Error::Usage(format!(
+                    "--band-from {f}: expected a transferred profile (made by devices transfer --holdout), got {}",
+                    p.kind_label()
+                )));
+            };
             factors.extend(noted_factors(&p, "--band-from")?);
-            let from = p.notes.get("transferred_from").and_then(|v| v.as_str()).unwrap_or("its own fit");
             pairs.push(format!("{} from {from}", p.name));
         }
         let basis = format!(
