@@ -1,22 +1,23 @@
 //! Measurements on the device through libtorch: `calibrate` (short kernel runs, written as a
 //! device profile) and `validate` (real decoder layers, measured against predicted). The
-//! libtorch code sits behind the `torch` feature; without it a stub with the same API answers
-//! every call with `Error::NotCompiledWithTorch`, so the analytic core builds anywhere.
+//! libtorch code sits behind the `torch` feature; without it a stub with the same API
+//! (`torch/stub.rs`) answers every call with `Error::NotCompiledWithTorch`, so the analytic core
+//! builds anywhere. llama.cpp (`llamacpp/`) is gated the same way: its `worker` or its stub.
 
 use crate::device::Host;
 use serde::Serialize;
 
 pub mod llamacpp;
 
+// Both engines are gated one way: the module that calls the engine sits behind its feature,
+// and without it `stub.rs` in the engine's folder takes the module's name, with the same API
+// and every call a one-line error saying how to build it (`require` answers before any work).
 #[cfg(feature = "torch")]
 mod torch;
-#[cfg(feature = "torch")]
+#[cfg(not(feature = "torch"))]
+#[path = "torch/stub.rs"]
+mod torch;
 pub use torch::{calibrate, require, validate};
-
-#[cfg(not(feature = "torch"))]
-mod stub;
-#[cfg(not(feature = "torch"))]
-pub use stub::{calibrate, require, validate};
 
 #[derive(Debug, Clone, Default)]
 pub struct MeasureOptions {
