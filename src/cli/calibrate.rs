@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::files::{csv_bytes, write_atomic};
 use crate::measure::llamacpp::{self, runs::EngineOptions};
 use crate::measure::{accuracy, calibrate, require, validate, MeasureOptions};
-use crate::units::si;
+use crate::units::{si, TextTable};
 use std::fmt::Write as _;
 
 pub fn run_calibrate(args: CalibrateArgs, out: &mut dyn std::io::Write) -> Result<()> {
@@ -94,24 +94,19 @@ pub fn run_validate(args: ValidateArgs, out: &mut dyn std::io::Write) -> Result<
     let (rows, notes) = validate(&profile, &opts)?;
     let args = ValidateArgs { out: Some(csv), ..args };
     write_atomic(args.out.as_ref().expect("set above"), &csv_bytes(&rows))?;
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        "{:<44} {:<8} {:>6} {:>10} {:>10} {:>8}",
-        "workload", "phase", "tokens", "measured", "predicted", "error"
-    );
+    let mut t = TextTable::new("{<44} {<8} {>6} {>10} {>10} {>8}");
+    t.header(&["workload", "phase", "tokens", "measured", "predicted", "error"]);
     for r in &rows {
-        let _ = writeln!(
-            s,
-            "{:<44} {:<8} {:>6} {:>10} {:>10} {:>+7.1}%",
-            r.workload,
-            r.phase,
-            r.tokens,
-            si(r.measured_s, "s"),
-            si(r.predicted_s, "s"),
-            100.0 * r.error
-        );
+        t.row(&[
+            &r.workload,
+            &r.phase,
+            &r.tokens,
+            &si(r.measured_s, "s"),
+            &si(r.predicted_s, "s"),
+            &format!("{:+.1}%", 100.0 * r.error),
+        ]);
     }
+    let mut s = t.finish();
     for phase in ["prefill", "decode"] {
         let a = accuracy(&rows, phase);
         let _ = writeln!(
@@ -205,24 +200,19 @@ fn validate_engine(
     let hybrid = args.only.map(|o| o == super::Stacks::Hybrid);
     let (rows, cond) = llamacpp::runs::validate(&profile, &opts, hybrid)?;
     write_atomic(csv, &csv_bytes(&rows))?;
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        "{:<44} {:<7} {:<14} {:>10} {:>10} {:>8}",
-        "model", "weights", "test", "measured", "predicted", "error"
-    );
+    let mut t = TextTable::new("{<44} {<7} {<14} {>10} {>10} {>8}");
+    t.header(&["model", "weights", "test", "measured", "predicted", "error"]);
     for r in &rows {
-        let _ = writeln!(
-            s,
-            "{:<44} {:<7} {:<14} {:>10} {:>10} {:>+7.1}%",
-            r.workload,
-            r.weights,
-            r.test,
-            si(r.measured_s, "s"),
-            si(r.predicted_s, "s"),
-            100.0 * r.error
-        );
+        t.row(&[
+            &r.workload,
+            &r.weights,
+            &r.test,
+            &si(r.measured_s, "s"),
+            &si(r.predicted_s, "s"),
+            &format!("{:+.1}%", 100.0 * r.error),
+        ]);
     }
+    let mut s = t.finish();
     let errors = |keep: &dyn Fn(&llamacpp::runs::EngineRow) -> bool| -> Vec<f64> {
         rows.iter().filter(|r| keep(r)).map(|r| r.error).collect()
     };
