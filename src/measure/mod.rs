@@ -77,32 +77,6 @@ pub struct ValidationRow {
     pub error: f64,
 }
 
-/// Accuracy over one phase's workloads.
-#[derive(Debug, Clone, Serialize)]
-pub struct Accuracy {
-    pub phase: &'static str,
-    pub workloads: usize,
-    pub median_abs_error: f64,
-    pub p90_abs_error: f64,
-    pub within_10pct: f64,
-    pub within_15pct: f64,
-}
-
-pub fn accuracy(rows: &[ValidationRow], phase: &'static str) -> Accuracy {
-    let mut e: Vec<f64> = rows.iter().filter(|r| r.phase == phase).map(|r| r.error.abs()).collect();
-    e.sort_by(f64::total_cmp);
-    let q = |p: f64| if e.is_empty() { f64::NAN } else { e[((e.len() - 1) as f64 * p).round() as usize] };
-    let share = |t: f64| e.iter().filter(|&&x| x <= t).count() as f64 / e.len().max(1) as f64;
-    Accuracy {
-        phase,
-        workloads: e.len(),
-        median_abs_error: q(0.5),
-        p90_abs_error: q(0.9),
-        within_10pct: share(0.10),
-        within_15pct: share(0.15),
-    }
-}
-
 /// The machine measurements run on; `runtime` names the library version (libtorch, llama.cpp).
 pub(crate) fn host(threads: u32, runtime: &str) -> Host {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
