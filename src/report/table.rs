@@ -1,6 +1,7 @@
 //! Human-readable tables with SI-prefixed units.
 
 use crate::analysis::{Analysis, OpRow, PhaseSummary};
+use crate::quality::Estimate;
 use crate::units::{rate, si, TextTable};
 use std::fmt::Write;
 
@@ -89,16 +90,19 @@ pub fn analysis(a: &Analysis) -> String {
         si(f.usable_bytes, "B"),
         if f.fits { "fits" } else { "DOES NOT FIT" }
     );
-    let q = &a.quality;
-    let _ = writeln!(
-        s,
+    let _ = writeln!(s, "{}", quality_line(&a.quality));
+    s
+}
+
+/// The predicted loss and what it assumes, as an analysis and a recommendation print it.
+pub(crate) fn quality_line(q: &Estimate) -> String {
+    format!(
         "  quality: predicted loss {:.4} after {} training tokens, {} non-embedding parameters; estimate range: {}",
         q.predicted_loss,
         si(q.tokens, ""),
         si(q.non_embedding_params as f64, ""),
         q.estimate_range
-    );
-    s
+    )
 }
 
 /// One row per analysis: the models side by side.

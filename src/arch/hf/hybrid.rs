@@ -3,7 +3,7 @@
 //! field takes its configuration class's default (`models/<family>/configuration_*.py`), and
 //! every field that would build something the architecture cannot express is refused.
 
-use super::{activation_named, Fields};
+use super::{activation_named, head_dim_of, Fields};
 use crate::arch::{Activation, Architecture, Attention, DeltaNet, Family, Ffn, Layer, Mamba2, Mixer, Moe};
 use crate::error::{Error, Result};
 use serde_json::Value;
@@ -72,19 +72,11 @@ pub(super) fn parse(
     } else {
         let num_heads = cfg.positive("num_attention_heads")?;
         let num_kv_heads = cfg.optional_positive("num_key_value_heads")?.or(def.kv_heads).unwrap_or(num_heads);
-        let head_dim = match cfg.optional_positive("head_dim")?.or(def.head_dim) {
-            Some(d) => d,
-            None if hidden_size % num_heads == 0 => hidden_size / num_heads,
-            None => {
-                return Err(Error::field(
-                    source,
-                    "num_attention_heads",
-                    format!("a divisor of hidden_size ({hidden_size}) when head_dim is not given"),
-                    num_heads,
-                ))
-            }
-        };
-        Attention::Grouped { num_heads, num_kv_heads, head_dim }
+        Attention::Grouped {
+            num_heads,
+            num_kv_heads,
+            head_dim: head_dim_of(cfg, hidden_size, num_heads, def.head_dim)?,
+        }
     };
     // Gemma 3's activation has its own key; LFM2 and gpt-oss hard-code SiLU (gpt-oss clamps it).
     let activation = match family {
