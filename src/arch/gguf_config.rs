@@ -56,6 +56,60 @@ pub const READABLE: [&str; 9] =
 
 /// The `config.json` a GGUF file was converted from, as far as the shape goes.
 pub fn hf_config_of(c: &GgufContents, source: &str) -> Result<Value> {
+    let arch = readable_architecture(c, source)?;
+    let k = Keys { c, arch: &arch, source };
+    let hidden = k.checked_need("embedding_length")?;
+    // A pure Mamba2 stack has no attention.
+    let heads = if arch == "mamba2" {
+        k.checked_uint("attention.head_count")?.unwrap_or(1)
+    } else {
+        k.checked_need("attention.head_count")?
+    };
+    let vocab = match k.checked_uint("vocab_size")? {
+        Some(v) => v,
+        None => match c.tensors.get("token_embd.weight").map(Vec::as_slice) {
+            Some([_, v, ..]) => *v,
+            _ => {
+                return Err(Error::field(
+                    source,
+                    k.key("vocab_size"),
+                    "the vocabulary size (or a token_embd.weight tensor)",
+                    "nothing",
+                ))
+            }
+        },
+    };
+    let mut cfg = Map::new();
+    let mut put = |k: &str, v: Value| {
+        cfg.insert(k.to_string(), v);
+    };
+    put("hidden_size", hidden.into());
+    put("num_hidden_layers", k.checked_need("block_count")?.into());
+    put("vocab_size", vocab.into());
+    put("num_attention_heads", heads.into());
+    put("tie_word_embeddings", (!c.tensors.contains_key("output.weight")).into());
+    put("hidden_act", "silu".into());
+    if let Some(n) = k.checked_uint("context_length")? {
+        put("max_position_embeddings", n.into());
+    }
+    if let Some(t) = k.float("rope.freq_base") {
+        put("rope_theta", t.into());
+    }
+    if let Some(e) = k.float("attention.layer_norm_rms_epsilon") {
+        put("rms_norm_eps", e.into());
+    }
+    if let Some(hybrid) = hybrid_fields(c, &arch, source)? {
+        cfg.extend(hybrid);
+    } else if arch == "deepseek2" {
+        deepseek_fields(&k, &mut cfg)?;
+    } else {
+        uniform_fields(&k, heads, &mut cfg)?;
+    }
+    Ok(json!(cfg))
+}
+
+/// `general.architecture`, one this tool reads back.
+fn readable_architecture(c: &GgufContents, source: &str) -> Result<String> {
     let arch = match c.metadata.get("general.architecture") {
         Some(Value::String(a)) => a.clone(),
         other => {
@@ -75,104 +129,64 @@ pub fn hf_config_of(c: &GgufContents, source: &str) -> Result<Value> {
             crate::error::clip(&arch),
         ));
     }
-    let key = |k: &str| format!("{arch}.{k}");
-    let uint = |k: &str| -> Result<Option<u64>> {
-        match c.metadata.get(&key(k)) {
-            None => Ok(None),
-            Some(v) => v.as_u64().map(Some).ok_or_else(|| Error::field(source, key(k), "an unsigned integer", v)),
-        }
-    };
-    let need = |k: &str| -> Result<u64> {
-        uint(k)?.ok_or_else(|| Error::field(source, key(k), "an unsigned integer", "nothing (key missing)"))
-    };
-    let float = |k: &str| c.metadata.get(&key(k)).and_then(Value::as_f64);
-    let has = |t: &str| c.tensors.contains_key(t);
+    Ok(arch)
+}
 
-    let hidden = need("embedding_length")?;
-    // A pure Mamba2 stack has no attention.
-    let heads =
-        if arch == "mamba2" { uint("attention.head_count")?.unwrap_or(1) } else { need("attention.head_count")? };
-    let vocab = match uint("vocab_size")? {
-        Some(v) => v,
-        None => match c.tensors.get("token_embd.weight").map(Vec::as_slice) {
-            Some([_, v, ..]) => *v,
-            _ => {
-                return Err(Error::field(
-                    source,
-                    key("vocab_size"),
-                    "the vocabulary size (or a token_embd.weight tensor)",
-                    "nothing",
-                ))
-            }
-        },
+/// DeepSeek's MLA and experts. Files converted since llama.cpp's MLA support store the cache's
+/// shape in key_length (latent + RoPE key) and the heads' in key_length_mla; older ones only
+/// the heads'.
+fn deepseek_fields(k: &Keys, cfg: &mut Map<String, Value>) -> Result<()> {
+    let mut put = |key: &str, v: Value| {
+        cfg.insert(key.to_string(), v);
     };
-    let mut cfg = Map::new();
-    let mut put = |k: &str, v: Value| {
-        cfg.insert(k.to_string(), v);
+    let rope = k.checked_need("rope.dimension_count")?;
+    let (qk, v) = match (k.checked_uint("attention.key_length_mla")?, k.checked_uint("attention.value_length_mla")?) {
+        (Some(qk), Some(v)) => (qk, v),
+        _ => (k.checked_need("attention.key_length")?, k.checked_need("attention.value_length")?),
     };
-    put("hidden_size", hidden.into());
-    put("num_hidden_layers", need("block_count")?.into());
-    put("vocab_size", vocab.into());
-    put("num_attention_heads", heads.into());
-    put("tie_word_embeddings", (!has("output.weight")).into());
-    put("hidden_act", "silu".into());
-    if let Some(n) = uint("context_length")? {
-        put("max_position_embeddings", n.into());
+    if qk <= rope {
+        return Err(Error::field(
+            k.source,
+            k.key("attention.key_length_mla"),
+            format!("more than the RoPE part ({rope})"),
+            qk,
+        ));
     }
-    if let Some(t) = float("rope.freq_base") {
-        put("rope_theta", t.into());
+    let q_lora = k.checked_uint("attention.q_lora_rank")?.filter(|&r| r > 0);
+    let experts = k.checked_uint("expert_count")?.unwrap_or(0);
+    let v3 = k.c.tensors.keys().any(|t| t.ends_with("exp_probs_b.bias"));
+    put("model_type", if v3 { "deepseek_v3" } else { "deepseek_v2" }.into());
+    put("kv_lora_rank", k.checked_need("attention.kv_lora_rank")?.into());
+    put("q_lora_rank", q_lora.map_or(Value::Null, Value::from));
+    put("qk_rope_head_dim", rope.into());
+    put("qk_nope_head_dim", (qk - rope).into());
+    put("v_head_dim", v.into());
+    put("intermediate_size", k.checked_need("feed_forward_length")?.into());
+    put("n_routed_experts", experts.into());
+    if experts > 0 {
+        put("first_k_dense_replace", k.checked_uint("leading_dense_block_count")?.unwrap_or(0).into());
+        put("num_experts_per_tok", k.checked_need("expert_used_count")?.into());
+        put("n_shared_experts", k.checked_uint("expert_shared_count")?.unwrap_or(0).into());
+        put("moe_intermediate_size", k.checked_need("expert_feed_forward_length")?.into());
     }
-    if let Some(e) = float("attention.layer_norm_rms_epsilon") {
-        put("rms_norm_eps", e.into());
-    }
+    Ok(())
+}
 
-    if let Some(hybrid) = hybrid_fields(c, &arch, source)? {
-        cfg.extend(hybrid);
-    } else if arch == "deepseek2" {
-        // Files converted since llama.cpp's MLA support store the cache's shape in key_length
-        // (latent + RoPE key) and the heads' in key_length_mla; older ones only the heads'.
-        let rope = need("rope.dimension_count")?;
-        let (qk, v) = match (uint("attention.key_length_mla")?, uint("attention.value_length_mla")?) {
-            (Some(k), Some(v)) => (k, v),
-            _ => (need("attention.key_length")?, need("attention.value_length")?),
-        };
-        if qk <= rope {
-            return Err(Error::field(
-                source,
-                key("attention.key_length_mla"),
-                format!("more than the RoPE part ({rope})"),
-                qk,
-            ));
-        }
-        let q_lora = uint("attention.q_lora_rank")?.filter(|&r| r > 0);
-        let experts = uint("expert_count")?.unwrap_or(0);
-        let v3 = c.tensors.keys().any(|t| t.ends_with("exp_probs_b.bias"));
-        put("model_type", if v3 { "deepseek_v3" } else { "deepseek_v2" }.into());
-        put("kv_lora_rank", need("attention.kv_lora_rank")?.into());
-        put("q_lora_rank", q_lora.map_or(Value::Null, Value::from));
-        put("qk_rope_head_dim", rope.into());
-        put("qk_nope_head_dim", (qk - rope).into());
-        put("v_head_dim", v.into());
-        put("intermediate_size", need("feed_forward_length")?.into());
-        put("n_routed_experts", experts.into());
-        if experts > 0 {
-            put("first_k_dense_replace", uint("leading_dense_block_count")?.unwrap_or(0).into());
-            put("num_experts_per_tok", need("expert_used_count")?.into());
-            put("n_shared_experts", uint("expert_shared_count")?.unwrap_or(0).into());
-            put("moe_intermediate_size", need("expert_feed_forward_length")?.into());
-        }
-    } else {
-        put("model_type", arch.clone().into());
-        put("num_key_value_heads", uint("attention.head_count_kv")?.unwrap_or(heads).into());
-        if let Some(d) = uint("attention.key_length")? {
-            put("head_dim", d.into());
-        }
-        put("intermediate_size", need("feed_forward_length")?.into());
-        if arch == "llama" {
-            put("attention_bias", has("blk.0.attn_q.bias").into());
-        }
+/// Llama-like grouped attention and a dense FFN.
+fn uniform_fields(k: &Keys, heads: u64, cfg: &mut Map<String, Value>) -> Result<()> {
+    let mut put = |key: &str, v: Value| {
+        cfg.insert(key.to_string(), v);
+    };
+    put("model_type", k.arch.into());
+    put("num_key_value_heads", k.checked_uint("attention.head_count_kv")?.unwrap_or(heads).into());
+    if let Some(d) = k.checked_uint("attention.key_length")? {
+        put("head_dim", d.into());
     }
-    Ok(json!(cfg))
+    put("intermediate_size", k.checked_need("feed_forward_length")?.into());
+    if k.arch == "llama" {
+        put("attention_bias", k.c.tensors.contains_key("blk.0.attn_q.bias").into());
+    }
+    Ok(())
 }
 
 /// One architecture's keys of a GGUF file (`<arch>.<key>`), read with the file named in errors.
@@ -189,6 +203,26 @@ impl Keys<'_> {
 
     fn uint(&self, k: &str) -> Option<u64> {
         self.c.metadata.get(&self.key(k)).and_then(Value::as_u64)
+    }
+
+    /// An unsigned integer, or `None` when absent; another type is an error.
+    fn checked_uint(&self, k: &str) -> Result<Option<u64>> {
+        match self.c.metadata.get(&self.key(k)) {
+            None => Ok(None),
+            Some(v) => {
+                v.as_u64().map(Some).ok_or_else(|| Error::field(self.source, self.key(k), "an unsigned integer", v))
+            }
+        }
+    }
+
+    /// [`Keys::checked_uint`], required.
+    fn checked_need(&self, k: &str) -> Result<u64> {
+        self.checked_uint(k)?
+            .ok_or_else(|| Error::field(self.source, self.key(k), "an unsigned integer", "nothing (key missing)"))
+    }
+
+    fn float(&self, k: &str) -> Option<f64> {
+        self.c.metadata.get(&self.key(k)).and_then(Value::as_f64)
     }
 
     fn need(&self, k: &str) -> Result<u64> {

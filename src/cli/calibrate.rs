@@ -5,9 +5,10 @@ use super::{emit, CalibrateArgs, EngineChoice, ValidateArgs};
 use crate::device::resolve;
 use crate::error::{Error, Result};
 use crate::files::{csv_bytes, write_atomic};
+use crate::fit::agreement::ErrorSummary;
 use crate::measure::llamacpp::{self, runs::EngineOptions};
-use crate::measure::{accuracy, calibrate, require, validate, MeasureOptions};
-use crate::units::si;
+use crate::measure::{calibrate, require, validate, MeasureOptions};
+use crate::units::{si, TextTable};
 use std::fmt::Write as _;
 
 pub fn run_calibrate(args: CalibrateArgs, out: &mut dyn std::io::Write) -> Result<()> {
@@ -94,30 +95,25 @@ pub fn run_validate(args: ValidateArgs, out: &mut dyn std::io::Write) -> Result<
     let (rows, notes) = validate(&profile, &opts)?;
     let args = ValidateArgs { out: Some(csv), ..args };
     write_atomic(args.out.as_ref().expect("set above"), &csv_bytes(&rows))?;
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        "{:<44} {:<8} {:>6} {:>10} {:>10} {:>8}",
-        "workload", "phase", "tokens", "measured", "predicted", "error"
-    );
+    let mut t = TextTable::new("{<44} {<8} {>6} {>10} {>10} {>8}");
+    t.header(&["workload", "phase", "tokens", "measured", "predicted", "error"]);
     for r in &rows {
-        let _ = writeln!(
-            s,
-            "{:<44} {:<8} {:>6} {:>10} {:>10} {:>+7.1}%",
-            r.workload,
-            r.phase,
-            r.tokens,
-            si(r.measured_s, "s"),
-            si(r.predicted_s, "s"),
-            100.0 * r.error
-        );
+        t.row(&[
+            &r.workload,
+            &r.phase,
+            &r.tokens,
+            &si(r.measured_s, "s"),
+            &si(r.predicted_s, "s"),
+            &format!("{:+.1}%", 100.0 * r.error),
+        ]);
     }
+    let mut s = t.finish();
     for phase in ["prefill", "decode"] {
-        let a = accuracy(&rows, phase);
+        let a = ErrorSummary::of(rows.iter().filter(|r| r.phase == phase).map(|r| r.error));
         let _ = writeln!(
             s,
             "{phase}: {} workloads, median |error| {:.1}%, 90th percentile {:.1}%, {:.0}% within 10%, {:.0}% within 15%",
-            a.workloads,
+            a.runs,
             100.0 * a.median_abs_error,
             100.0 * a.p90_abs_error,
             100.0 * a.within_10pct,
@@ -205,31 +201,26 @@ fn validate_engine(
     let hybrid = args.only.map(|o| o == super::Stacks::Hybrid);
     let (rows, cond) = llamacpp::runs::validate(&profile, &opts, hybrid)?;
     write_atomic(csv, &csv_bytes(&rows))?;
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        "{:<44} {:<7} {:<14} {:>10} {:>10} {:>8}",
-        "model", "weights", "test", "measured", "predicted", "error"
-    );
+    let mut t = TextTable::new("{<44} {<7} {<14} {>10} {>10} {>8}");
+    t.header(&["model", "weights", "test", "measured", "predicted", "error"]);
     for r in &rows {
-        let _ = writeln!(
-            s,
-            "{:<44} {:<7} {:<14} {:>10} {:>10} {:>+7.1}%",
-            r.workload,
-            r.weights,
-            r.test,
-            si(r.measured_s, "s"),
-            si(r.predicted_s, "s"),
-            100.0 * r.error
-        );
+        t.row(&[
+            &r.workload,
+            &r.weights,
+            &r.test,
+            &si(r.measured_s, "s"),
+            &si(r.predicted_s, "s"),
+            &format!("{:+.1}%", 100.0 * r.error),
+        ]);
     }
-    let errors = |keep: &dyn Fn(&llamacpp::runs::EngineRow) -> bool| -> Vec<f64> {
-        rows.iter().filter(|r| keep(r)).map(|r| r.error).collect()
+    let mut s = t.finish();
+    let errors = |keep: &dyn Fn(&llamacpp::runs::EngineRow) -> bool| {
+        ErrorSummary::of(rows.iter().filter(|r| keep(r)).map(|r| r.error))
     };
     for phase in ["prefill", "decode"] {
-        let _ = writeln!(s, "{}", summary_line(phase, &errors(&|r| r.phase == phase)));
+        let _ = writeln!(s, "{}", errors(&|r| r.phase == phase).line(phase));
         for w in llamacpp::shapes::FORMATS.map(|f| f.name()) {
-            let _ = writeln!(s, "  {}", summary_line(w, &errors(&|r| r.phase == phase && r.weights == w)));
+            let _ = writeln!(s, "  {}", errors(&|r| r.phase == phase && r.weights == w).line(w));
         }
         // The size and the context are where an engine's cost departs from a roofline's.
         let split: [(&str, RowFilter); 2] = if phase == "prefill" {
@@ -238,13 +229,13 @@ fn validate_engine(
             [("short context", &|r| r.depth == 0), ("at depth 512 to 4096", &|r| r.depth > 0)]
         };
         for (name, keep) in split {
-            let _ = writeln!(s, "  {}", summary_line(name, &errors(&|r| r.phase == phase && keep(r))));
+            let _ = writeln!(s, "  {}", errors(&|r| r.phase == phase && keep(r)).line(name));
         }
         // Hybrids by the kind of their other layers.
         for kind in ["window", "conv", "deltanet", "mamba2"] {
             let of_kind = |r: &llamacpp::runs::EngineRow| r.attention.ends_with(&format!("+{kind}"));
             if rows.iter().any(of_kind) {
-                let _ = writeln!(s, "  {}", summary_line(kind, &errors(&|r| r.phase == phase && of_kind(r))));
+                let _ = writeln!(s, "  {}", errors(&|r| r.phase == phase && of_kind(r)).line(kind));
             }
         }
     }
@@ -253,23 +244,4 @@ fn validate_engine(
     }
     let _ = writeln!(s, "wrote {}", csv.display());
     emit(s.as_bytes(), None, out)
-}
-
-/// `name: N runs, median |error| X%, 90th percentile Y%, A% within 10%, B% within 15%`.
-pub(crate) fn summary_line(name: &str, errors: &[f64]) -> String {
-    let mut e: Vec<f64> = errors.iter().map(|x| x.abs()).collect();
-    if e.is_empty() {
-        return format!("{name}: no runs");
-    }
-    e.sort_by(f64::total_cmp);
-    let q = |p: f64| e[((e.len() - 1) as f64 * p).round() as usize];
-    let share = |t: f64| e.iter().filter(|&&x| x <= t).count() as f64 / e.len() as f64;
-    format!(
-        "{name}: {} runs, median |error| {:.1}%, 90th percentile {:.1}%, {:.0}% within 10%, {:.0}% within 15%",
-        e.len(),
-        100.0 * q(0.5),
-        100.0 * q(0.9),
-        100.0 * share(0.10),
-        100.0 * share(0.15)
-    )
 }

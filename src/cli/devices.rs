@@ -10,7 +10,7 @@ use crate::files::{csv_bytes, json_bytes};
 use crate::fit::agreement::{agreement, factor_summary, median_factor, Agreement};
 use crate::fit::{self, band, llama_bench};
 use crate::report::Format;
-use crate::units::si;
+use crate::units::{si, TextTable};
 use std::fmt::Write;
 
 pub fn run(args: DevicesArgs, out: &mut dyn std::io::Write) -> Result<()> {
@@ -29,26 +29,21 @@ pub fn run(args: DevicesArgs, out: &mut dyn std::io::Write) -> Result<()> {
         Format::Csv => csv_bytes(&rows),
         Format::Json => json_bytes(&rows),
         Format::Table => {
-            let mut s = String::new();
-            let _ = writeln!(
-                s,
-                "{:<29} {:<4} {:<10} {:>10} {:>12} {:>12} {:>8} {:>9}",
-                "name", "kind", "origin", "bandwidth", "f32 peak", "f16 peak", "ridge", "usable"
-            );
+            let mut t = TextTable::new("{<29} {<4} {<10} {>10} {>12} {>12} {>8} {>9}");
+            t.header(&["name", "kind", "origin", "bandwidth", "f32 peak", "f16 peak", "ridge", "usable"]);
             for r in &rows {
-                let _ = writeln!(
-                    s,
-                    "{:<29} {:<4} {:<10} {:>10} {:>12} {:>12} {:>8.1} {:>9}",
-                    r.name,
-                    r.kind,
-                    r.origin,
-                    si(r.bandwidth_bytes_per_s, "B/s"),
-                    si(r.f32_flop_per_s, "FLOP/s"),
-                    si(r.f16_flop_per_s, "FLOP/s"),
-                    r.ridge_f16_flop_per_byte,
-                    si(r.usable_memory_bytes, "B")
-                );
+                t.row(&[
+                    &r.name,
+                    &r.kind,
+                    &r.origin,
+                    &si(r.bandwidth_bytes_per_s, "B/s"),
+                    &si(r.f32_flop_per_s, "FLOP/s"),
+                    &si(r.f16_flop_per_s, "FLOP/s"),
+                    &format!("{:.1}", r.ridge_f16_flop_per_byte),
+                    &si(r.usable_memory_bytes, "B"),
+                ]);
             }
+            let mut s = t.finish();
             let _ =
                 writeln!(s, "\nridge in FLOP/byte at f16; `rooflinebench devices show NAME` prints a whole profile.");
             s.into_bytes()
@@ -714,13 +709,18 @@ fn checked_json(profile: &DeviceProfile, report: &fit::FitReport, out: &std::pat
 
 /// One line per run: measured and predicted tokens/s and their ratio.
 fn agreement_lines(s: &mut String, rows: &[Agreement]) {
+    let mut t = TextTable::new("  {<40} {<7} {<14} measured {>9} tok/s predicted {>9} tok/s {>6}x");
     for h in rows {
-        let _ = writeln!(
-            s,
-            "  {:<40} {:<7} {:<14} measured {:>9.1} tok/s predicted {:>9.1} tok/s {:>6.2}x",
-            h.model, h.weights, h.test, h.measured_tokens_per_s, h.predicted_tokens_per_s, h.ratio
-        );
+        t.row(&[
+            &h.model,
+            &h.weights,
+            &h.test,
+            &format!("{:.1}", h.measured_tokens_per_s),
+            &format!("{:.1}", h.predicted_tokens_per_s),
+            &format!("{:.2}", h.ratio),
+        ]);
     }
+    *s += &t.finish();
 }
 
 /// `devices fit`: a llama.cpp profile for a device from llama-bench results run on it.
@@ -774,18 +774,18 @@ fn fit(a: FitArgs, out: &mut dyn std::io::Write) -> Result<()> {
     for line in threads_said {
         let _ = writeln!(s, "{line}");
     }
+    let mut t = TextTable::new("  {<40} {<7} {<14} measured {>10} predicted {>10} {>8}");
     for r in &report.residuals {
-        let _ = writeln!(
-            s,
-            "  {:<40} {:<7} {:<14} measured {:>10} predicted {:>10} {:>+7.1}%",
-            crate::error::clip(&r.model),
-            r.weights,
-            r.test,
-            si(r.measured_s, "s"),
-            si(r.predicted_s, "s"),
-            100.0 * r.error
-        );
+        t.row(&[
+            &crate::error::clip(&r.model),
+            &r.weights,
+            &r.test,
+            &si(r.measured_s, "s"),
+            &si(r.predicted_s, "s"),
+            &format!("{:+.1}%", 100.0 * r.error),
+        ]);
     }
+    s += &t.finish();
     for n in skipped {
         let _ = writeln!(s, "  note: {}", crate::error::clip_line(&n));
     }

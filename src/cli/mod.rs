@@ -567,12 +567,7 @@ pub fn run(cli: Cli, out: &mut dyn std::io::Write) -> Result<()> {
             clap_complete::generate(shell, &mut <Cli as clap::CommandFactory>::command(), "rooflinebench", &mut buf);
             emit(&buf, None, out)
         }
-        Command::EngineWorker => {
-            #[cfg(feature = "llamacpp")]
-            std::process::exit(crate::measure::llamacpp::worker::main());
-            #[cfg(not(feature = "llamacpp"))]
-            Err(crate::measure::llamacpp::require("engine-worker").unwrap_err())
-        }
+        Command::EngineWorker => std::process::exit(crate::measure::llamacpp::worker::main()?),
         Command::Reproduce(args) => {
             let md = crate::reproduce::reproduce(&args.out)?;
             emit(format!("{md}\nwrote {}\n", args.out.display()).as_bytes(), None, out)

@@ -11,6 +11,7 @@ use crate::measure::llamacpp::runs::EngineOptions;
 use crate::measure::llamacpp::verify;
 use crate::measure::llamacpp::{self, Test};
 use crate::report::plot::{agreement_svg, AgreementPoint};
+use crate::units::TextTable;
 use std::fmt::Write as _;
 
 pub fn run_measure(args: MeasureArgs, out: &mut dyn std::io::Write) -> Result<()> {
@@ -64,22 +65,21 @@ pub fn run_measure(args: MeasureArgs, out: &mut dyn std::io::Write) -> Result<()
         bench.wall_s,
         100.0 * bench.other_cpu_fraction
     );
-    let _ =
-        writeln!(s, "{:<28} {:<8} {:<14} {:>12} {:>10} {:>7}", "model", "weights", "test", "median s", "tok/s", "cv");
+    let mut t = TextTable::new("{<28} {<8} {<14} {>12} {>10} {>7}");
+    t.header(&["model", "weights", "test", "median s", "tok/s", "cv"]);
     for sample in &bench.samples {
         let (name, file) = models.iter().find(|(_, f)| f.path == sample.model).expect("sampled models were built");
         let (median, cv) = crate::measure::llamacpp::runs::median_cv(&sample.seconds);
-        let _ = writeln!(
-            s,
-            "{:<28} {:<8} {:<14} {:>12.6} {:>10.1} {:>6.1}%",
+        t.row(&[
             name,
-            file.format.name(),
-            sample.test.label(),
-            median,
-            sample.test.tokens() as f64 / median,
-            100.0 * cv
-        );
+            &file.format.name(),
+            &sample.test.label(),
+            &format!("{median:.6}"),
+            &format!("{:.1}", sample.test.tokens() as f64 / median),
+            &format!("{:.1}%", 100.0 * cv),
+        ]);
     }
+    s += &t.finish();
     emit(s.as_bytes(), None, out)
 }
 

@@ -377,14 +377,12 @@ fn fit_with(
             }
         })
         .collect();
-    let mut abs: Vec<f64> = residuals.iter().map(|r| r.error.abs()).collect();
-    abs.sort_by(f64::total_cmp);
-    let q = |p: f64| abs[((abs.len() - 1) as f64 * p).round() as usize];
+    let errors = agreement::ErrorSummary::of(residuals.iter().map(|r| r.error));
     let report = FitReport {
         runs: runs.len(),
         coefficients: coef.iter().map(|(f, v)| (f.name(), *v)).collect(),
-        median_abs_error: q(0.5),
-        p90_abs_error: q(0.9),
+        median_abs_error: errors.median_abs_error,
+        p90_abs_error: errors.p90_abs_error,
         residuals,
         iterations,
     };

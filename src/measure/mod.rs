@@ -1,22 +1,23 @@
 //! Measurements on the device through libtorch: `calibrate` (short kernel runs, written as a
 //! device profile) and `validate` (real decoder layers, measured against predicted). The
-//! libtorch code sits behind the `torch` feature; without it a stub with the same API answers
-//! every call with `Error::NotCompiledWithTorch`, so the analytic core builds anywhere.
+//! libtorch code sits behind the `torch` feature; without it a stub with the same API
+//! (`torch/stub.rs`) answers every call with `Error::NotCompiledWithTorch`, so the analytic core
+//! builds anywhere. llama.cpp (`llamacpp/`) is gated the same way: its `worker` or its stub.
 
 use crate::device::Host;
 use serde::Serialize;
 
 pub mod llamacpp;
 
+// Both engines are gated one way: the module that calls the engine sits behind its feature,
+// and without it `stub.rs` in the engine's folder takes the module's name, with the same API
+// and every call a one-line error saying how to build it (`require` answers before any work).
 #[cfg(feature = "torch")]
 mod torch;
-#[cfg(feature = "torch")]
+#[cfg(not(feature = "torch"))]
+#[path = "torch/stub.rs"]
+mod torch;
 pub use torch::{calibrate, require, validate};
-
-#[cfg(not(feature = "torch"))]
-mod stub;
-#[cfg(not(feature = "torch"))]
-pub use stub::{calibrate, require, validate};
 
 #[derive(Debug, Clone, Default)]
 pub struct MeasureOptions {
@@ -74,32 +75,6 @@ pub struct ValidationRow {
     pub predicted_s: f64,
     /// (predicted - measured) / measured.
     pub error: f64,
-}
-
-/// Accuracy over one phase's workloads.
-#[derive(Debug, Clone, Serialize)]
-pub struct Accuracy {
-    pub phase: &'static str,
-    pub workloads: usize,
-    pub median_abs_error: f64,
-    pub p90_abs_error: f64,
-    pub within_10pct: f64,
-    pub within_15pct: f64,
-}
-
-pub fn accuracy(rows: &[ValidationRow], phase: &'static str) -> Accuracy {
-    let mut e: Vec<f64> = rows.iter().filter(|r| r.phase == phase).map(|r| r.error.abs()).collect();
-    e.sort_by(f64::total_cmp);
-    let q = |p: f64| if e.is_empty() { f64::NAN } else { e[((e.len() - 1) as f64 * p).round() as usize] };
-    let share = |t: f64| e.iter().filter(|&&x| x <= t).count() as f64 / e.len().max(1) as f64;
-    Accuracy {
-        phase,
-        workloads: e.len(),
-        median_abs_error: q(0.5),
-        p90_abs_error: q(0.9),
-        within_10pct: share(0.10),
-        within_15pct: share(0.15),
-    }
 }
 
 /// The machine measurements run on; `runtime` names the library version (libtorch, llama.cpp).

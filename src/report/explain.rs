@@ -1,5 +1,6 @@
 //! The recommendation explained in text: what was chosen, what it beat and why.
 
+use crate::quality::Estimate;
 use crate::search::{FrontRow, Objective, SearchReport};
 use crate::units::si;
 use std::fmt::Write as _;
@@ -74,14 +75,13 @@ fn recommended(s: &mut String, r: &SearchReport) {
     if let Some(c) = &r.check_command {
         let _ = writeln!(*s, "  check on the device: {c}");
     }
-    let _ = writeln!(
-        *s,
-        "  quality: predicted loss {:.4} after {} training tokens, {} non-embedding parameters; estimate range: {}",
-        rec.predicted_loss,
-        si(rec.tokens, ""),
-        si(rec.non_embedding_params as f64, ""),
-        rec.estimate_range
-    );
+    let quality = Estimate {
+        non_embedding_params: rec.non_embedding_params,
+        tokens: rec.tokens,
+        predicted_loss: rec.predicted_loss,
+        estimate_range: rec.estimate_range,
+    };
+    let _ = writeln!(*s, "{}", super::table::quality_line(&quality));
     let best = &r.best_by_objective;
     if r.objective == Objective::Rip {
         let _ = writeln!(

@@ -4,6 +4,8 @@
 
 use crate::error::{Error, Result};
 use crate::files::write_atomic;
+use plotters::coord::ranged1d::AsRangedCoord;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use std::path::Path;
 
@@ -61,6 +63,51 @@ fn write_svg(
         root.present().map_err(|e| plot_error(path, e))?;
     }
     write_atomic(path, svg.as_bytes())
+}
+
+/// A chart of `X` by `Y` coordinates on an SVG.
+type Chart<'c, 'b, X, Y> = ChartContext<'c, SVGBackend<'b>, Cartesian2d<X, Y>>;
+
+/// The frame every plot shares: the title over a cartesian chart of `x` by `y`, with margins
+/// and room for the axes' numbers (`y_labels` pixels left of the y axis).
+fn frame<'b, 'c, X: AsRangedCoord, Y: AsRangedCoord>(
+    root: &DrawingArea<SVGBackend<'b>, plotters::coord::Shift>,
+    path: &Path,
+    (title, title_size): (&str, u32),
+    y_labels: u32,
+    x: X,
+    y: Y,
+) -> Result<Chart<'c, 'b, X::CoordDescType, Y::CoordDescType>> {
+    ChartBuilder::on(root)
+        .caption(title, ("sans-serif", title_size))
+        .margin(16)
+        .x_label_area_size(50)
+        .y_label_area_size(y_labels)
+        .build_cartesian_2d(x, y)
+        .map_err(|e| plot_error(path, e))
+}
+
+/// Dots of `(attention kind, x, y)`, one series per kind (in name order, coloured in turn),
+/// each named in the legend.
+fn by_attention(
+    chart: &mut Chart<'_, '_, RangedCoordf64, RangedCoordf64>,
+    path: &Path,
+    points: &[(&str, f64, f64)],
+) -> Result<()> {
+    let mut kinds: Vec<&str> = points.iter().map(|p| p.0).collect();
+    kinds.sort();
+    kinds.dedup();
+    for (i, kind) in kinds.iter().enumerate() {
+        let c = color(i);
+        chart
+            .draw_series(
+                points.iter().filter(|p| p.0 == *kind).map(|&(_, x, y)| Circle::new((x, y), 3, c.mix(0.7).filled())),
+            )
+            .map_err(|e| plot_error(path, e))?
+            .label(kind.to_string())
+            .legend(move |(x, y)| Circle::new((x + 8, y), 4, c.filled()));
+    }
+    Ok(())
 }
 
 /// The series' legend, in the house style, at `position`.
@@ -139,13 +186,7 @@ pub fn roofline_svg_models(
             .fold(f64::INFINITY, f64::min);
         let hi_p = roofs.iter().map(|r| r.peak_flop_per_s).fold(0.0, f64::max) * 2.0;
         let (y0, y1) = decades(lo_p.max(1e3), hi_p);
-        let mut chart = ChartBuilder::on(root)
-            .caption(title, ("sans-serif", 22))
-            .margin(16)
-            .x_label_area_size(50)
-            .y_label_area_size(80)
-            .build_cartesian_2d((x0..x1).log_scale(), (y0..y1).log_scale())
-            .map_err(|e| plot_error(path, e))?;
+        let mut chart = frame(root, path, (title, 22), 80, (x0..x1).log_scale(), (y0..y1).log_scale())?;
         chart
             .configure_mesh()
             .x_desc("operational intensity (FLOP/byte)")
@@ -217,13 +258,8 @@ pub fn front_svg(path: &Path, title: &str, points: &[FrontPoint]) -> Result<()> 
             points.iter().fold((f64::INFINITY, 0.0f64), |(a, b), p| (a.min(p.parameters), b.max(p.parameters)));
         let (r0, r1) = points.iter().fold((f64::INFINITY, 0.0f64), |(a, b), p| (a.min(p.rip), b.max(p.rip)));
         let pad = ((r1 - r0) * 0.08).max(1e-4);
-        let mut chart = ChartBuilder::on(root)
-            .caption(title, ("sans-serif", 22))
-            .margin(16)
-            .x_label_area_size(50)
-            .y_label_area_size(70)
-            .build_cartesian_2d((px0 * 0.97 / 1e6)..(px1 * 1.03 / 1e6), (r0 - pad)..(r1 + pad))
-            .map_err(|e| plot_error(path, e))?;
+        let mut chart =
+            frame(root, path, (title, 22), 70, (px0 * 0.97 / 1e6)..(px1 * 1.03 / 1e6), (r0 - pad)..(r1 + pad))?;
         chart
             .configure_mesh()
             .x_desc("parameters (millions)")
@@ -231,22 +267,8 @@ pub fn front_svg(path: &Path, title: &str, points: &[FrontPoint]) -> Result<()> 
             .label_style(("sans-serif", 14))
             .draw()
             .map_err(|e| plot_error(path, e))?;
-        let mut kinds: Vec<&str> = points.iter().map(|p| p.attention.as_str()).collect();
-        kinds.sort();
-        kinds.dedup();
-        for (i, kind) in kinds.iter().enumerate() {
-            let c = color(i);
-            chart
-                .draw_series(
-                    points
-                        .iter()
-                        .filter(|p| p.attention == *kind)
-                        .map(|p| Circle::new((p.parameters / 1e6, p.rip), 3, c.mix(0.7).filled())),
-                )
-                .map_err(|e| plot_error(path, e))?
-                .label(kind.to_string())
-                .legend(move |(x, y)| Circle::new((x + 8, y), 4, c.filled()));
-        }
+        let dots: Vec<_> = points.iter().map(|p| (p.attention.as_str(), p.parameters / 1e6, p.rip)).collect();
+        by_attention(&mut chart, path, &dots)?;
         if let Some(r) = points.iter().find(|p| p.recommended) {
             chart
                 .draw_series(std::iter::once(
@@ -276,13 +298,7 @@ pub fn sweep_svg(
         });
         // Half a decade of room, so a flat series never sits on the frame.
         let (y0, y1) = decades(y0 / 3.0, y1 * 3.0);
-        let mut chart = ChartBuilder::on(root)
-            .caption(title, ("sans-serif", 22))
-            .margin(16)
-            .x_label_area_size(50)
-            .y_label_area_size(80)
-            .build_cartesian_2d(x0..x1, (y0..y1).log_scale())
-            .map_err(|e| plot_error(path, e))?;
+        let mut chart = frame(root, path, (title, 22), 80, x0..x1, (y0..y1).log_scale())?;
         chart
             .configure_mesh()
             .x_desc(x_desc)
@@ -327,13 +343,7 @@ pub fn agreement_svg(path: &Path, title: &str, unit: &str, points: &[AgreementPo
         let lo = finite.iter().map(|p| p.predicted.min(p.measured)).fold(f64::INFINITY, f64::min);
         let hi = finite.iter().map(|p| p.predicted.max(p.measured)).fold(0.0, f64::max);
         let (a, b) = (lo / 1.6, hi * 1.6);
-        let mut chart = ChartBuilder::on(root)
-            .caption(title, ("sans-serif", 20))
-            .margin(16)
-            .x_label_area_size(50)
-            .y_label_area_size(80)
-            .build_cartesian_2d((a..b).log_scale(), (a..b).log_scale())
-            .map_err(|e| plot_error(path, e))?;
+        let mut chart = frame(root, path, (title, 20), 80, (a..b).log_scale(), (a..b).log_scale())?;
         chart
             .configure_mesh()
             .x_desc(format!("predicted ({unit})"))
@@ -402,13 +412,7 @@ pub fn quality_svg(path: &Path, title: &str, points: &[QualityPoint], marked: &[
         });
         // Room around the points so that labels and markers stay inside the frame.
         let (xpad, ypad) = (((x1 - x0) * 0.06).max(x1 * 1e-3), ((y1 - y0) * 0.08).max(1e-3));
-        let mut chart = ChartBuilder::on(root)
-            .caption(title, ("sans-serif", 22))
-            .margin(16)
-            .x_label_area_size(50)
-            .y_label_area_size(70)
-            .build_cartesian_2d((x0 - xpad)..(x1 + xpad), (y0 - ypad)..(y1 + ypad))
-            .map_err(|e| plot_error(path, e))?;
+        let mut chart = frame(root, path, (title, 22), 70, (x0 - xpad)..(x1 + xpad), (y0 - ypad)..(y1 + ypad))?;
         chart
             .configure_mesh()
             .x_desc("decode tokens/s")
@@ -416,22 +420,9 @@ pub fn quality_svg(path: &Path, title: &str, points: &[QualityPoint], marked: &[
             .label_style(("sans-serif", 14))
             .draw()
             .map_err(|e| plot_error(path, e))?;
-        let mut kinds: Vec<&str> = points.iter().map(|p| p.attention.as_str()).collect();
-        kinds.sort();
-        kinds.dedup();
-        for (i, kind) in kinds.iter().enumerate() {
-            let c = color(i);
-            chart
-                .draw_series(
-                    points
-                        .iter()
-                        .filter(|p| p.attention == *kind)
-                        .map(|p| Circle::new((p.decode_tokens_per_s, p.predicted_loss), 3, c.mix(0.7).filled())),
-                )
-                .map_err(|e| plot_error(path, e))?
-                .label(kind.to_string())
-                .legend(move |(x, y)| Circle::new((x + 8, y), 4, c.filled()));
-        }
+        let dots: Vec<_> =
+            points.iter().map(|p| (p.attention.as_str(), p.decode_tokens_per_s, p.predicted_loss)).collect();
+        by_attention(&mut chart, path, &dots)?;
         // A label goes on the side away from its nearest marked neighbour (above it when that
         // neighbour lies lower), so two close marks never label each other; and left of points in
         // the right half, to stay inside the frame (about 7 pixels a character at this size).

@@ -1,25 +1,27 @@
 //! Human-readable tables with SI-prefixed units.
 
 use crate::analysis::{Analysis, OpRow, PhaseSummary};
-use crate::units::{rate, si};
+use crate::quality::Estimate;
+use crate::units::{rate, si, TextTable};
 use std::fmt::Write;
 
-fn phase_line(out: &mut String, p: &PhaseSummary) {
-    let _ = writeln!(
-        out,
-        "  {:<9} {:>11} {:>11} {:>10} {:>13} {:>12}  {:<7} {:>7.3} {:>6.3} {:>6.3}  {}",
-        p.phase,
-        si(p.flops, "FLOP"),
-        si(p.bytes, "B"),
-        si(p.time_s, "s"),
-        format!("{:.3} FLOP/B", p.intensity_flop_per_byte),
-        si(p.performance_flop_per_s, "FLOP/s"),
-        p.bound,
-        p.phi_log,
-        p.rip,
-        p.attainment,
-        p.plan
-    );
+/// The phases' table: one line per phase and one for the whole scenario.
+const PHASES: &str = "  {<9} {>11} {>11} {>10} {>13} {>12}  {<7} {>7} {>6} {>6}  {}";
+
+fn phase_line(t: &mut TextTable, p: &PhaseSummary) {
+    t.row(&[
+        &p.phase,
+        &si(p.flops, "FLOP"),
+        &si(p.bytes, "B"),
+        &si(p.time_s, "s"),
+        &format!("{:.3} FLOP/B", p.intensity_flop_per_byte),
+        &si(p.performance_flop_per_s, "FLOP/s"),
+        &p.bound,
+        &format!("{:.3}", p.phi_log),
+        &format!("{:.3}", p.rip),
+        &format!("{:.3}", p.attainment),
+        &p.plan,
+    ]);
 }
 
 pub fn analysis(a: &Analysis) -> String {
@@ -51,14 +53,24 @@ pub fn analysis(a: &Analysis) -> String {
         si(a.bandwidth_bytes_per_s, "B/s"),
         a.ridge_flop_per_byte
     );
-    let _ = writeln!(
-        s,
-        "  {:<9} {:>11} {:>11} {:>10} {:>13} {:>12}  {:<7} {:>7} {:>6} {:>6}  plan",
-        "phase", "work", "traffic", "time", "intensity", "attained", "bound", "phi_log", "rip", "attain"
-    );
+    let mut t = TextTable::new(PHASES);
+    t.header(&[
+        "phase",
+        "work",
+        "traffic",
+        "time",
+        "intensity",
+        "attained",
+        "bound",
+        "phi_log",
+        "rip",
+        "attain",
+        "plan",
+    ]);
     for p in [&a.prefill, &a.decode, &a.scenario_point] {
-        phase_line(&mut s, p);
+        phase_line(&mut t, p);
     }
+    s += &t.finish();
     let f = &a.footprint;
     let _ = writeln!(
         s,
@@ -95,25 +107,28 @@ pub fn analysis(a: &Analysis) -> String {
         si(f.usable_bytes, "B"),
         if f.fits { "fits" } else { "DOES NOT FIT" }
     );
-    let q = &a.quality;
-    let _ = writeln!(
-        s,
+    let _ = writeln!(s, "{}", quality_line(&a.quality));
+    s
+}
+
+/// The predicted loss and what it assumes, as an analysis and a recommendation print it.
+pub(crate) fn quality_line(q: &Estimate) -> String {
+    format!(
         "  quality: predicted loss {:.4} after {} training tokens, {} non-embedding parameters; estimate range: {}",
         q.predicted_loss,
         si(q.tokens, ""),
         si(q.non_embedding_params as f64, ""),
         q.estimate_range
-    );
-    s
+    )
 }
 
 /// One row per analysis: the models side by side.
 pub fn compact(rows: &[&Analysis]) -> String {
-    let mut s = String::new();
     let name = rows.iter().map(|a| a.model.len()).max().unwrap_or(5).max(5);
-    let _ = writeln!(
-        s,
-        "{:<name$}  {:<12} {:<8} {:>9} {:>10} {:>10} {:>13} {:>14} {:>7}  {:<7} {:>9}  fits",
+    // The model column as wide as the longest name.
+    let pattern = format!("{{<{name}}}") + "  {<12} {<8} {>9} {>10} {>10} {>13} {>14} {>7}  {<7} {>9}  {}";
+    let mut t = TextTable::new(&pattern);
+    t.header(&[
         "model",
         "device",
         "scenario",
@@ -124,53 +139,46 @@ pub fn compact(rows: &[&Analysis]) -> String {
         "prefill tok/s",
         "rip",
         "bound",
-        "memory"
-    );
+        "memory",
+        "fits",
+    ]);
     for a in rows {
-        let _ = writeln!(
-            s,
-            "{:<name$}  {:<12} {:<8} {:>9} {:>10} {:>10} {:>13} {:>14} {:>7.4}  {:<7} {:>9}  {}",
-            a.model,
-            a.device,
-            a.scenario,
-            si(a.parameters as f64, ""),
-            si(a.ttft_s, "s"),
-            si(a.tpot_s, "s"),
-            rate(a.decode_tokens_per_s),
-            rate(a.prefill_tokens_per_s),
-            a.scenario_point.rip,
-            a.scenario_point.bound,
-            si(a.footprint.total_bytes, "B"),
-            if a.footprint.fits { "yes" } else { "NO" }
-        );
+        t.row(&[
+            &a.model,
+            &a.device,
+            &a.scenario,
+            &si(a.parameters as f64, ""),
+            &si(a.ttft_s, "s"),
+            &si(a.tpot_s, "s"),
+            &rate(a.decode_tokens_per_s),
+            &rate(a.prefill_tokens_per_s),
+            &format!("{:.4}", a.scenario_point.rip),
+            &a.scenario_point.bound,
+            &si(a.footprint.total_bytes, "B"),
+            &if a.footprint.fits { "yes" } else { "NO" },
+        ]);
     }
-    s
+    t.finish()
 }
 
 pub fn operators(rows: &[OpRow]) -> String {
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        "  {:<8} {:<16} {:>6} {:>11} {:>11} {:>11} {:>11} {:>10} {:<7} {:>6}",
-        "phase", "operator", "layers", "work", "weights", "act r+w", "kv r+w", "time", "bound", "share"
-    );
+    let mut t = TextTable::new("  {<8} {<16} {>6} {>11} {>11} {>11} {>11} {>10} {<7} {>6}");
+    t.header(&["phase", "operator", "layers", "work", "weights", "act r+w", "kv r+w", "time", "bound", "share"]);
     for r in rows {
-        let _ = writeln!(
-            s,
-            "  {:<8} {:<16} {:>6} {:>11} {:>11} {:>11} {:>11} {:>10} {:<7} {:>5.1}%",
-            r.phase,
-            r.op,
-            r.layers,
-            si(r.flops, "FLOP"),
-            si(r.weight_bytes, "B"),
-            si(r.act_read_bytes + r.act_write_bytes, "B"),
-            si(r.kv_read_bytes + r.kv_write_bytes, "B"),
-            si(r.time_s, "s"),
-            r.bound,
-            100.0 * r.share_of_phase_time
-        );
+        t.row(&[
+            &r.phase,
+            &r.op,
+            &r.layers,
+            &si(r.flops, "FLOP"),
+            &si(r.weight_bytes, "B"),
+            &si(r.act_read_bytes + r.act_write_bytes, "B"),
+            &si(r.kv_read_bytes + r.kv_write_bytes, "B"),
+            &si(r.time_s, "s"),
+            &r.bound,
+            &format!("{:.1}%", 100.0 * r.share_of_phase_time),
+        ]);
     }
-    s
+    t.finish()
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 //! solves the MILP `max sum (W_o - lambda T_o) x_lo` under the constraints, then sets lambda to
 //! the ratio of that solution, until the step gains nothing.
 
+use super::space::round64;
 use super::{Scorer, SearchSpace};
 use crate::arch::{Architecture, Attention, AttentionKind, Ffn, Layer, Mixer, Mla};
 use crate::device::DeviceProfile;
@@ -172,14 +173,8 @@ pub fn solve(inst: &Instance) -> Result<Solved> {
     Err(Error::Solver("Dinkelbach's iteration did not converge in 60 steps".into()))
 }
 
-/// The options a space offers one layer, around a base architecture (its width, heads and
-/// precisions): every attention variant of the space times every FFN width.
-pub fn instance_for(
-    space: &SearchSpace,
-    device: &DeviceProfile,
-    base: &Architecture,
-    precision_index: usize,
-) -> Instance {
+/// Every attention variant the space's blocks offer, at the base's heads and head size, each once.
+fn attention_variants(space: &SearchSpace, base: &Architecture) -> Vec<(String, Attention)> {
     let d = &space.dims;
     let heads = base.attention.num_heads();
     let head_dim = match base.attention {
@@ -214,16 +209,22 @@ pub fn instance_for(
     // Blocks repeat attention kinds (one block per layer kind): keep each variant once.
     let mut seen = std::collections::HashSet::new();
     attentions.retain(|(label, _)| seen.insert(label.clone()));
+    attentions
+}
+
+/// Every FFN width of the space around the base's hidden size, and the base's own experts.
+fn ffn_variants(space: &SearchSpace, base: &Architecture) -> Vec<(String, Ffn)> {
     let dense = |w: u32| Ffn::Dense {
         intermediate_size: w,
         gated: true,
         activation: crate::arch::Activation::Silu,
         bias: false,
     };
-    let mut ffns: Vec<(String, Ffn)> = d
+    let mut ffns: Vec<(String, Ffn)> = space
+        .dims
         .ffn_multiplier
         .iter()
-        .map(|m| ((m * base.hidden_size as f64 / 64.0).round() as u32).max(1) * 64)
+        .map(|m| round64(m * base.hidden_size as f64))
         .map(|w| (format!("ffn{w}"), dense(w)))
         .collect();
     if let Ffn::Moe(m) = base.ffn {
@@ -231,6 +232,19 @@ pub fn instance_for(
         let moe = crate::arch::Moe { first_k_dense: 0, ..m };
         ffns.push((format!("moe{}x{}", m.num_experts, m.expert_intermediate_size), Ffn::Moe(moe)));
     }
+    ffns
+}
+
+/// The options a space offers one layer, around a base architecture (its width, heads and
+/// precisions): every attention variant of the space times every FFN width.
+pub fn instance_for(
+    space: &SearchSpace,
+    device: &DeviceProfile,
+    base: &Architecture,
+    precision_index: usize,
+) -> Instance {
+    let attentions = attention_variants(space, base);
+    let ffns = ffn_variants(space, base);
     let mut scorer = Scorer::new(space, device, PlanChoice::Fastest);
     let mut fixed = None;
     let mut options = Vec::new();

@@ -611,6 +611,12 @@ fn scenario_of(e: &MixEntry, src: &str) -> Result<Scenario> {
     }
 }
 
+/// A width rounded to a multiple of 64 (at least 64).
+#[inline]
+pub(crate) fn round64(x: f64) -> u32 {
+    ((x / 64.0).round() as u32).max(1) * 64
+}
+
 /// Every combination of the listed weight, activation and KV-cache formats.
 fn precisions_of(p: &PrecisionFile, src: &str) -> Result<Vec<Precisions>> {
     let parse_dtypes = |field: &str, names: &[String]| -> Result<Vec<DType>> {
@@ -636,101 +642,122 @@ fn precisions_of(p: &PrecisionFile, src: &str) -> Result<Vec<Precisions>> {
     Ok(precisions)
 }
 
-/// The axes' values, each expanded and checked against its physical limit.
-fn dims_of(a: &ArchitectureFile, precisions: Vec<Precisions>, src: &str) -> Result<Dims> {
-    let has = |k| a.attention.contains(&k);
-    let moe = a.ffn.contains(&FfnKind::Moe);
-    if a.mixer.is_empty() {
-        return Err(Error::field(
-            src,
-            "architecture.mixer",
-            "global, window, conv, deltanet and/or mamba2",
-            "an empty list",
-        ));
+/// Expands and checks the axes of one `[architecture]` table: `src` names the file.
+struct Axes<'a> {
+    src: &'a str,
+}
+
+impl Axes<'_> {
+    /// `architecture.<field>`.
+    fn full(field: &str) -> String {
+        format!("architecture.{field}")
     }
-    let mixer = |k: MixerKind| a.mixer.contains(&k).then_some(k.name());
-    let hybrid = a.mixer.iter().find(|k| **k != MixerKind::Global).map(|k| k.name());
-    use crate::arch::limits::*;
-    // Positive and bounded: `field` names the key, `max` its physical limit.
-    let sized = |v: Vec<u32>, field: &str, max: u32| -> Result<Vec<u32>> {
-        let field = format!("architecture.{field}");
-        at_most(positive_list(v, src, &field)?, max, src, &field)
-    };
-    let req =
-        |v: &Values<u32>, field: &str, max: u32| sized(expand(v, src, &format!("architecture.{field}"))?, field, max);
-    let optional =
-        |v: &Option<Values<u32>>, field: &str, kind: Option<&str>, default: Vec<u32>, max: u32, zero_ok: bool| {
-            let full = format!("architecture.{field}");
-            let list = opt(v, src, &full, kind, default)?;
-            if zero_ok {
-                at_most(list, max, src, &full)
-            } else {
-                sized(list, field, max)
-            }
-        };
-    let hidden = req(&a.hidden, "hidden", MAX_WIDTH)?;
-    let widest = *hidden.iter().max().expect("non-empty") as f64;
-    let multipliers = |v: &Values<f64>, field: &str| -> Result<Vec<f64>> {
-        let full = format!("architecture.{field}");
-        let list = expand(v, src, &full)?;
-        let cap = MAX_INTERMEDIATE as f64 / widest;
+
+    /// Positive and bounded: `field` names the key, `max` its physical limit.
+    fn sized(&self, v: Vec<u32>, field: &str, max: u32) -> Result<Vec<u32>> {
+        let full = Self::full(field);
+        at_most(positive_list(v, self.src, &full)?, max, self.src, &full)
+    }
+
+    /// A required axis of sizes.
+    fn required(&self, v: &Values<u32>, field: &str, max: u32) -> Result<Vec<u32>> {
+        self.sized(expand(v, self.src, &Self::full(field))?, field, max)
+    }
+
+    /// An axis of sizes that may be absent (`None`: derived from the others).
+    fn maybe(&self, v: &Option<Values<u32>>, field: &str, max: u32) -> Result<Vec<Option<u32>>> {
+        Ok(match v {
+            Some(v) => self.required(v, field, max)?.into_iter().map(Some).collect(),
+            None => vec![None],
+        })
+    }
+
+    /// An axis of sizes required when `kind` is searched, empty otherwise.
+    fn needed_by(&self, v: &Option<Values<u32>>, field: &str, kind: Option<&str>, max: u32) -> Result<Vec<u32>> {
+        self.sized(opt(v, self.src, &Self::full(field), kind, vec![])?, field, max)
+    }
+
+    /// An axis of sizes, `default` when absent.
+    fn sizes_or(&self, v: &Option<Values<u32>>, field: &str, default: u32, max: u32) -> Result<Vec<u32>> {
+        self.sized(opt(v, self.src, &Self::full(field), None, vec![default])?, field, max)
+    }
+
+    /// An axis of counts that may be zero, `default` when absent.
+    fn counts_or(&self, v: &Option<Values<u32>>, field: &str, default: u32, max: u32) -> Result<Vec<u32>> {
+        let full = Self::full(field);
+        at_most(opt(v, self.src, &full, None, vec![default])?, max, self.src, &full)
+    }
+
+    /// Every value at least 2 (`global_every`, `conv_kernel`).
+    fn at_least_two(&self, list: Vec<u32>, field: &str) -> Result<Vec<u32>> {
+        match list.iter().find(|&&x| x < 2) {
+            Some(x) => Err(Error::field(self.src, Self::full(field), "values of at least 2", x)),
+            None => Ok(list),
+        }
+    }
+
+    /// Width multipliers: positive, and at most what keeps `x widest` within the FFN limit.
+    fn multipliers(&self, v: &Values<f64>, field: &str, widest: f64) -> Result<Vec<f64>> {
+        let full = Self::full(field);
+        let list = expand(v, self.src, &full)?;
+        let max = crate::arch::limits::MAX_INTERMEDIATE;
+        let cap = max as f64 / widest;
         match list.iter().find(|m| !(**m > 0.0 && **m <= cap)) {
             Some(m) => Err(Error::field(
-                src,
+                self.src,
                 full,
-                format!("positive multipliers at most {cap} (x hidden up to {MAX_INTERMEDIATE})"),
+                format!("positive multipliers at most {cap} (x hidden up to {max})"),
                 m,
             )),
             None => Ok(list),
         }
-    };
-    let ffn_multiplier = multipliers(&a.ffn_multiplier, "ffn_multiplier")?;
-    let heads = req(&a.heads, "heads", MAX_HEADS)?;
+    }
+
+    /// A non-empty list of choices (`tie_embeddings`, `global_at`).
+    fn choices<T: Clone>(&self, list: &[T], field: &str, expected: &str) -> Result<Vec<T>> {
+        if list.is_empty() {
+            return Err(Error::field(self.src, Self::full(field), expected, "an empty list"));
+        }
+        Ok(list.to_vec())
+    }
+}
+
+/// The axes' values, each expanded and checked against its physical limit.
+fn dims_of(a: &ArchitectureFile, precisions: Vec<Precisions>, src: &str) -> Result<Dims> {
+    use crate::arch::limits::*;
+    let has = |k| a.attention.contains(&k);
+    let moe = a.ffn.contains(&FfnKind::Moe);
+    let x = Axes { src };
+    x.choices(&a.mixer, "mixer", "global, window, conv, deltanet and/or mamba2")?;
+    let mixer = |k: MixerKind| a.mixer.contains(&k).then_some(k.name());
+    let hybrid = a.mixer.iter().find(|k| **k != MixerKind::Global).map(|k| k.name());
+    let hidden = x.required(&a.hidden, "hidden", MAX_WIDTH)?;
+    let widest = *hidden.iter().max().expect("non-empty") as f64;
+    let ffn_multiplier = x.multipliers(&a.ffn_multiplier, "ffn_multiplier", widest)?;
+    let heads = x.required(&a.heads, "heads", MAX_HEADS)?;
     Ok(Dims {
-        layers: req(&a.layers, "layers", MAX_LAYERS)?,
-        head_dim: match &a.head_dim {
-            Some(v) => req(v, "head_dim", MAX_WIDTH)?.into_iter().map(Some).collect(),
-            None => vec![None],
-        },
-        vocab: req(&a.vocab, "vocab", MAX_VOCAB)?,
-        tie: if a.tie_embeddings.is_empty() {
-            return Err(Error::field(src, "architecture.tie_embeddings", "true and/or false", "an empty list"));
-        } else {
-            a.tie_embeddings.clone()
-        },
+        layers: x.required(&a.layers, "layers", MAX_LAYERS)?,
+        head_dim: x.maybe(&a.head_dim, "head_dim", MAX_WIDTH)?,
+        vocab: x.required(&a.vocab, "vocab", MAX_VOCAB)?,
+        tie: x.choices(&a.tie_embeddings, "tie_embeddings", "true and/or false")?,
         precisions,
-        kv_heads: optional(
-            &a.kv_heads,
-            "kv_heads",
-            has(AttentionKind::Gqa).then_some("gqa"),
-            vec![],
-            MAX_HEADS,
-            false,
-        )?,
-        kv_lora_rank: optional(
+        kv_heads: x.needed_by(&a.kv_heads, "kv_heads", has(AttentionKind::Gqa).then_some("gqa"), MAX_HEADS)?,
+        kv_lora_rank: x.needed_by(
             &a.mla_kv_lora_rank,
             "mla_kv_lora_rank",
             has(AttentionKind::Mla).then_some("mla"),
-            vec![],
             MAX_WIDTH,
-            false,
         )?,
-        q_lora_rank: optional(&a.mla_q_lora_rank, "mla_q_lora_rank", None, vec![0], MAX_WIDTH, true)?,
-        rope_head_dim: optional(&a.mla_rope_head_dim, "mla_rope_head_dim", None, vec![64], MAX_WIDTH, false)?,
-        nope_head_dim: match &a.mla_nope_head_dim {
-            Some(v) => req(v, "mla_nope_head_dim", MAX_WIDTH)?.into_iter().map(Some).collect(),
-            None => vec![None],
-        },
-        v_head_dim: match &a.mla_v_head_dim {
-            Some(v) => req(v, "mla_v_head_dim", MAX_WIDTH)?.into_iter().map(Some).collect(),
-            None => vec![None],
-        },
+        q_lora_rank: x.counts_or(&a.mla_q_lora_rank, "mla_q_lora_rank", 0, MAX_WIDTH)?,
+        rope_head_dim: x.sizes_or(&a.mla_rope_head_dim, "mla_rope_head_dim", 64, MAX_WIDTH)?,
+        nope_head_dim: x.maybe(&a.mla_nope_head_dim, "mla_nope_head_dim", MAX_WIDTH)?,
+        v_head_dim: x.maybe(&a.mla_v_head_dim, "mla_v_head_dim", MAX_WIDTH)?,
         ffn_multiplier,
-        moe_experts: optional(&a.moe_experts, "moe_experts", moe.then_some("moe"), vec![], MAX_EXPERTS, false)?,
-        moe_top_k: optional(&a.moe_top_k, "moe_top_k", moe.then_some("moe"), vec![], MAX_EXPERTS, false)?,
-        moe_shared: optional(&a.moe_shared_experts, "moe_shared_experts", None, vec![0], MAX_EXPERTS, true)?,
+        moe_experts: x.needed_by(&a.moe_experts, "moe_experts", moe.then_some("moe"), MAX_EXPERTS)?,
+        moe_top_k: x.needed_by(&a.moe_top_k, "moe_top_k", moe.then_some("moe"), MAX_EXPERTS)?,
+        moe_shared: x.counts_or(&a.moe_shared_experts, "moe_shared_experts", 0, MAX_EXPERTS)?,
         moe_expert_multiplier: match (&a.moe_expert_multiplier, moe) {
-            (Some(v), _) => multipliers(v, "moe_expert_multiplier")?,
+            (Some(v), _) => x.multipliers(v, "moe_expert_multiplier", widest)?,
             (None, true) => {
                 return Err(Error::field(
                     src,
@@ -741,49 +768,19 @@ fn dims_of(a: &ArchitectureFile, precisions: Vec<Precisions>, src: &str) -> Resu
             }
             (None, false) => vec![],
         },
-        moe_first_k_dense: optional(&a.moe_first_k_dense, "moe_first_k_dense", None, vec![0], MAX_LAYERS, true)?,
-        global_every: {
-            let list = optional(&a.global_every, "global_every", hybrid, vec![], MAX_LAYERS, false)?;
-            match list.iter().find(|&&g| g < 2) {
-                Some(g) => {
-                    return Err(Error::field(src, "architecture.global_every", "values of at least 2", g));
-                }
-                None => list,
-            }
-        },
+        moe_first_k_dense: x.counts_or(&a.moe_first_k_dense, "moe_first_k_dense", 0, MAX_LAYERS)?,
+        global_every: x
+            .at_least_two(x.needed_by(&a.global_every, "global_every", hybrid, MAX_LAYERS)?, "global_every")?,
         global_at: match &a.global_at {
-            Some(l) if l.is_empty() => {
-                return Err(Error::field(src, "architecture.global_at", "last and/or first", "an empty list"))
-            }
-            Some(l) => l.clone(),
+            Some(l) => x.choices(l, "global_at", "last and/or first")?,
             None => vec![GlobalAt::Last],
         },
-        window: optional(&a.window, "window", mixer(MixerKind::Window), vec![], MAX_WINDOW, false)?,
-        conv_kernel: {
-            let list = optional(&a.conv_kernel, "conv_kernel", None, vec![3], MAX_CONV_KERNEL, false)?;
-            match list.iter().find(|&&k| k < 2) {
-                Some(k) => return Err(Error::field(src, "architecture.conv_kernel", "values of at least 2", k)),
-                None => list,
-            }
-        },
-        deltanet_heads: optional(
-            &a.deltanet_heads,
-            "deltanet_heads",
-            mixer(MixerKind::Deltanet),
-            vec![],
-            MAX_HEADS,
-            false,
-        )?,
-        deltanet_head_dim: optional(
-            &a.deltanet_head_dim,
-            "deltanet_head_dim",
-            None,
-            vec![128],
-            MAX_STATE_WIDTH,
-            false,
-        )?,
-        mamba_head_dim: optional(&a.mamba_head_dim, "mamba_head_dim", None, vec![64], MAX_STATE_WIDTH, false)?,
-        mamba_state: optional(&a.mamba_state, "mamba_state", None, vec![128], MAX_STATE_WIDTH, false)?,
+        window: x.needed_by(&a.window, "window", mixer(MixerKind::Window), MAX_WINDOW)?,
+        conv_kernel: x.at_least_two(x.sizes_or(&a.conv_kernel, "conv_kernel", 3, MAX_CONV_KERNEL)?, "conv_kernel")?,
+        deltanet_heads: x.needed_by(&a.deltanet_heads, "deltanet_heads", mixer(MixerKind::Deltanet), MAX_HEADS)?,
+        deltanet_head_dim: x.sizes_or(&a.deltanet_head_dim, "deltanet_head_dim", 128, MAX_STATE_WIDTH)?,
+        mamba_head_dim: x.sizes_or(&a.mamba_head_dim, "mamba_head_dim", 64, MAX_STATE_WIDTH)?,
+        mamba_state: x.sizes_or(&a.mamba_state, "mamba_state", 128, MAX_STATE_WIDTH)?,
         hidden,
         heads,
     })
@@ -994,27 +991,7 @@ impl SearchSpace {
 
     /// The candidate at `index` (0-based, below `count()`).
     pub fn candidate(&self, index: u64) -> std::result::Result<Candidate, Invalid> {
-        let mut i = index;
-        let block = self
-            .blocks
-            .iter()
-            .find(|b| {
-                if i < b.size {
-                    true
-                } else {
-                    i -= b.size;
-                    false
-                }
-            })
-            .ok_or(Invalid::NotInSpace)?;
-        // Mixed radix, the first dimension varying slowest.
-        let mut digits = [0usize; 24];
-        let n = block.radices.len();
-        for k in (0..n).rev() {
-            let r = block.radices[k] as u64;
-            digits[k] = (i % r) as usize;
-            i /= r;
-        }
+        let (block, digits) = self.digits_of(index)?;
         let d = &self.dims;
         let (layers, hidden, heads) = (d.layers[digits[0]], d.hidden[digits[1]], d.heads[digits[2]]);
         let head_dim = match d.head_dim[digits[3]] {
@@ -1023,34 +1000,8 @@ impl SearchSpace {
             None => return Err(Invalid::HeadsDoNotDivideHidden),
         };
         let (vocab, tie, precisions) = (d.vocab[digits[4]], d.tie[digits[5]], d.precisions[digits[6]]);
-        let round64 = |x: f64| ((x / 64.0).round() as u32).max(1) * 64;
         let intermediate = round64(d.ffn_multiplier[digits[7]] * hidden as f64);
-        let mut k = 8;
-        let attention = match block.attention {
-            AttentionKind::Mha => Attention::Grouped { num_heads: heads, num_kv_heads: heads, head_dim },
-            AttentionKind::Mqa => Attention::Grouped { num_heads: heads, num_kv_heads: 1, head_dim },
-            AttentionKind::Gqa => {
-                let kv = d.kv_heads[digits[k]];
-                k += 1;
-                if kv >= heads || heads % kv != 0 || kv == 1 {
-                    return Err(Invalid::KvHeadsNotAProperDivisor);
-                }
-                Attention::Grouped { num_heads: heads, num_kv_heads: kv, head_dim }
-            }
-            AttentionKind::Mla => {
-                let q = d.q_lora_rank[digits[k + 1]];
-                let m = Mla {
-                    num_heads: heads,
-                    kv_lora_rank: d.kv_lora_rank[digits[k]],
-                    q_lora_rank: (q > 0).then_some(q),
-                    qk_rope_head_dim: d.rope_head_dim[digits[k + 2]],
-                    qk_nope_head_dim: d.nope_head_dim[digits[k + 3]].unwrap_or(head_dim),
-                    v_head_dim: d.v_head_dim[digits[k + 4]].unwrap_or(head_dim),
-                };
-                k += 5;
-                Attention::Latent(m)
-            }
-        };
+        let (attention, k) = self.attention_at(block.attention, &digits, heads, head_dim)?;
         let ffn = match block.ffn {
             FfnKind::Gated => {
                 Ffn::Dense { intermediate_size: intermediate, gated: true, activation: Activation::Silu, bias: false }
@@ -1062,26 +1013,7 @@ impl SearchSpace {
                 if hidden % heads != 0 {
                     return Err(Invalid::MoeHeadsDoNotDivideHidden);
                 }
-                let (experts, top_k) = (d.moe_experts[digits[k]], d.moe_top_k[digits[k + 1]]);
-                let first_k_dense = d.moe_first_k_dense[digits[k + 4]];
-                if top_k > experts {
-                    return Err(Invalid::TopKAboveExperts);
-                }
-                if first_k_dense >= layers {
-                    return Err(Invalid::FirstKDenseNotBelowLayers);
-                }
-                Ffn::Moe(Moe {
-                    num_experts: experts,
-                    experts_per_token: top_k,
-                    num_shared_experts: d.moe_shared[digits[k + 2]],
-                    expert_intermediate_size: round64(d.moe_expert_multiplier[digits[k + 3]] * hidden as f64),
-                    dense_intermediate_size: intermediate,
-                    first_k_dense,
-                    activation: Activation::Silu,
-                    router_bias: false,
-                    expert_bias: false,
-                    shared_expert_gate: false,
-                })
+                Ffn::Moe(self.moe_at(&digits[k..], layers, hidden, intermediate)?)
             }
         };
         // MLA (with dense or MoE FFNs) exports as DeepSeek-V2, grouped attention as Llama. When
@@ -1106,6 +1038,102 @@ impl SearchSpace {
             kind => self.hybrid(arch, kind, &digits[k..])?,
         };
         Ok(Candidate { index, arch, precisions, precision_index: digits[6] })
+    }
+
+    /// The block holding `index` and the digits of its axes: mixed radix, the first dimension
+    /// varying slowest.
+    #[inline]
+    fn digits_of(&self, index: u64) -> std::result::Result<(&Block, [usize; 24]), Invalid> {
+        let mut i = index;
+        let block = self
+            .blocks
+            .iter()
+            .find(|b| {
+                if i < b.size {
+                    true
+                } else {
+                    i -= b.size;
+                    false
+                }
+            })
+            .ok_or(Invalid::NotInSpace)?;
+        let mut digits = [0usize; 24];
+        let n = block.radices.len();
+        for k in (0..n).rev() {
+            let r = block.radices[k] as u64;
+            digits[k] = (i % r) as usize;
+            i /= r;
+        }
+        Ok((block, digits))
+    }
+
+    /// The attention of `kind` from its digits (after the eight shared axes), and the index of
+    /// the first digit after them.
+    #[inline]
+    fn attention_at(
+        &self,
+        kind: AttentionKind,
+        digits: &[usize],
+        heads: u32,
+        head_dim: u32,
+    ) -> std::result::Result<(Attention, usize), Invalid> {
+        let d = &self.dims;
+        let k = 8;
+        Ok(match kind {
+            AttentionKind::Mha => (Attention::Grouped { num_heads: heads, num_kv_heads: heads, head_dim }, k),
+            AttentionKind::Mqa => (Attention::Grouped { num_heads: heads, num_kv_heads: 1, head_dim }, k),
+            AttentionKind::Gqa => {
+                let kv = d.kv_heads[digits[k]];
+                if kv >= heads || heads % kv != 0 || kv == 1 {
+                    return Err(Invalid::KvHeadsNotAProperDivisor);
+                }
+                (Attention::Grouped { num_heads: heads, num_kv_heads: kv, head_dim }, k + 1)
+            }
+            AttentionKind::Mla => {
+                let q = d.q_lora_rank[digits[k + 1]];
+                let m = Mla {
+                    num_heads: heads,
+                    kv_lora_rank: d.kv_lora_rank[digits[k]],
+                    q_lora_rank: (q > 0).then_some(q),
+                    qk_rope_head_dim: d.rope_head_dim[digits[k + 2]],
+                    qk_nope_head_dim: d.nope_head_dim[digits[k + 3]].unwrap_or(head_dim),
+                    v_head_dim: d.v_head_dim[digits[k + 4]].unwrap_or(head_dim),
+                };
+                (Attention::Latent(m), k + 5)
+            }
+        })
+    }
+
+    /// The experts from their five digits.
+    #[inline]
+    fn moe_at(
+        &self,
+        digits: &[usize],
+        layers: u32,
+        hidden: u32,
+        intermediate: u32,
+    ) -> std::result::Result<Moe, Invalid> {
+        let d = &self.dims;
+        let (experts, top_k) = (d.moe_experts[digits[0]], d.moe_top_k[digits[1]]);
+        let first_k_dense = d.moe_first_k_dense[digits[4]];
+        if top_k > experts {
+            return Err(Invalid::TopKAboveExperts);
+        }
+        if first_k_dense >= layers {
+            return Err(Invalid::FirstKDenseNotBelowLayers);
+        }
+        Ok(Moe {
+            num_experts: experts,
+            experts_per_token: top_k,
+            num_shared_experts: d.moe_shared[digits[2]],
+            expert_intermediate_size: round64(d.moe_expert_multiplier[digits[3]] * hidden as f64),
+            dense_intermediate_size: intermediate,
+            first_k_dense,
+            activation: Activation::Silu,
+            router_bias: false,
+            expert_bias: false,
+            shared_expert_gate: false,
+        })
     }
 
     /// A hybrid of `base`'s attention with layers of `kind`, from the block's pattern digits.

@@ -9,7 +9,7 @@ mod linear;
 
 pub use linear::Linear;
 
-use crate::arch::{Activation, Architecture, Attention, DeltaNet, Ffn, Layer, Mamba2, Mixer, Mla, Moe};
+use crate::arch::{Activation, Architecture, Attention, DeltaNet, Ffn, Layer, LayerGroups, Mamba2, Mixer, Mla, Moe};
 use crate::dtype::storage::{layer_split, LayerSplit, MixContext, Role};
 use crate::dtype::{DType, Precisions, TensorType};
 use serde::{Deserialize, Serialize};
@@ -815,14 +815,12 @@ pub fn operators_into(
     ops: &mut Vec<Operator>,
 ) {
     let pass = Pass::new(phase, settings);
-    let h = arch.hidden_size as f64;
-    let layers = arch.num_layers;
     let fuse = plan.elementwise == ElementwiseForm::Fused;
     let experts = match arch.ffn {
         Ffn::Moe(m) => m.num_experts,
         Ffn::Dense { .. } => 0,
     };
-    let mix = MixContext { layers, experts, tied_embeddings: arch.tie_embeddings };
+    let mix = MixContext { layers: arch.num_layers, experts, tied_embeddings: arch.tie_embeddings };
     let mut b = Builder {
         ops,
         pass,
@@ -835,115 +833,151 @@ pub fn operators_into(
         window: 0,
         attn_v_split: None,
     };
-    let splits = arch.attn_v_splits(settings.precisions.weights);
     let groups = arch.layer_groups();
-    // Attention tensors are stored (and numbered by the quantiser) over the attention layers.
-    let attention_layers = groups.attention_layers();
-    let attention_storage = |b: &mut Builder| {
-        b.layers = (0, attention_layers);
-        b.mix.layers = attention_layers;
-    };
     if part == Part::PlanDependent {
-        for &(layer, count) in groups.as_slice().iter().filter(|(l, _)| l.mixer.is_attention()) {
-            b.count = count;
-            attention_storage(&mut b);
-            b.set_window(layer.mixer.window());
-            b.attention_core(arch, plan);
-            b.set_window(None);
-            b.pass = pass;
-        }
+        b.plan_dependent_attention(arch, plan, &groups);
         return;
     }
+    b.embedding(arch.hidden_size as f64);
+    b.mixers(arch, plan, settings, &groups);
+    b.ffns(arch, &groups);
+    b.lm_head(arch, settings);
+}
 
-    // Embedding: a gather of one row per token; bytes, no FLOPs.
-    let (w_embd, _) = b.stored(Role::TokenEmbedding, h);
-    let op = b.op("embedding", OpClass::Gather, Linear::ZERO);
-    op.weight_bytes = Linear::constant(pass.tokens * h * w_embd);
-    op.act_write_bytes = Linear::constant(pass.tokens * h * pass.a);
+/// [`operators_into`]'s stages, in the order a pass runs them.
+impl Builder<'_> {
+    /// Attention tensors are stored (and numbered by the quantiser) over the attention layers.
+    #[inline]
+    fn attention_storage(&mut self, attention_layers: u32) {
+        self.layers = (0, attention_layers);
+        self.mix.layers = attention_layers;
+    }
 
-    // Each distinct mixer once, for the layers that have it.
-    for &(layer, count) in groups.as_slice() {
-        b.count = count;
-        b.layers = (0, count);
-        b.mix.layers = layers;
-        b.norm_before_products("attn_norm", h);
-        match layer.mixer {
-            Mixer::Global | Mixer::Window { .. } => {
-                attention_storage(&mut b);
-                b.attn_v_split = splits.map(|s| s.0);
-                b.set_window(layer.mixer.window());
-                match arch.attention {
-                    Attention::Grouped { num_kv_heads, head_dim, .. } => {
-                        b.grouped_attention(arch, plan, layer, num_kv_heads, head_dim)
+    /// [`Part::PlanDependent`]: the attention cores alone, once per group of attention layers.
+    #[inline]
+    fn plan_dependent_attention(&mut self, arch: &Architecture, plan: Plan, groups: &LayerGroups) {
+        let pass = self.pass;
+        let attention_layers = groups.attention_layers();
+        for &(layer, count) in groups.as_slice().iter().filter(|(l, _)| l.mixer.is_attention()) {
+            self.count = count;
+            self.attention_storage(attention_layers);
+            self.set_window(layer.mixer.window());
+            self.attention_core(arch, plan);
+            self.set_window(None);
+            self.pass = pass;
+        }
+    }
+
+    /// Embedding: a gather of one row per token; bytes, no FLOPs.
+    #[inline]
+    fn embedding(&mut self, h: f64) {
+        let pass = self.pass;
+        let (w_embd, _) = self.stored(Role::TokenEmbedding, h);
+        let op = self.op("embedding", OpClass::Gather, Linear::ZERO);
+        op.weight_bytes = Linear::constant(pass.tokens * h * w_embd);
+        op.act_write_bytes = Linear::constant(pass.tokens * h * pass.a);
+    }
+
+    /// Each distinct mixer once, for the layers that have it.
+    #[inline]
+    fn mixers(&mut self, arch: &Architecture, plan: Plan, settings: &RunSettings, groups: &LayerGroups) {
+        let pass = self.pass;
+        let h = arch.hidden_size as f64;
+        let layers = arch.num_layers;
+        let splits = arch.attn_v_splits(settings.precisions.weights);
+        let attention_layers = groups.attention_layers();
+        for &(layer, count) in groups.as_slice() {
+            self.count = count;
+            self.layers = (0, count);
+            self.mix.layers = layers;
+            self.norm_before_products("attn_norm", h);
+            match layer.mixer {
+                Mixer::Global | Mixer::Window { .. } => {
+                    self.attention_storage(attention_layers);
+                    self.attn_v_split = splits.map(|s| s.0);
+                    self.set_window(layer.mixer.window());
+                    match arch.attention {
+                        Attention::Grouped { num_kv_heads, head_dim, .. } => {
+                            self.grouped_attention(arch, plan, layer, num_kv_heads, head_dim)
+                        }
+                        Attention::Latent(m) => self.latent_attention(arch, plan, m),
                     }
-                    Attention::Latent(m) => b.latent_attention(arch, plan, m),
+                    self.set_window(None);
+                    self.pass = pass;
                 }
-                b.set_window(None);
-                b.pass = pass;
+                Mixer::ShortConv { kernel } => self.short_conv(h, kernel),
+                Mixer::DeltaNet(g) => {
+                    self.attn_v_split = splits.map(|s| s.1);
+                    self.delta_net(h, g);
+                }
+                Mixer::Mamba2(m) => self.mamba2(h, m),
             }
-            Mixer::ShortConv { kernel } => b.short_conv(h, kernel),
-            Mixer::DeltaNet(g) => {
-                b.attn_v_split = splits.map(|s| s.1);
-                b.delta_net(h, g);
+            self.layers = (0, layers);
+            self.mix.layers = layers;
+            self.attn_v_split = None;
+            if arch.norms_of(layer) == 4 {
+                self.norm("post_attn_norm", h);
             }
-            Mixer::Mamba2(m) => b.mamba2(h, m),
+            self.residual_add(h);
         }
-        b.layers = (0, layers);
-        b.mix.layers = layers;
-        b.attn_v_split = None;
-        if arch.norms_of(layer) == 4 {
-            b.norm("post_attn_norm", h);
-        }
-        b.residual_add(h);
     }
 
-    // The FFN of every layer that has one; tensors numbered over those layers.
-    let ffn_layers = groups.ffn_layers();
-    if ffn_layers > 0 {
-        b.count = ffn_layers;
-        b.layers = (0, ffn_layers);
-        b.mix.layers = ffn_layers;
-        // A MoE layer's norm also feeds the gather of each expert's tokens: it stays a kernel.
-        if arch.ffn.is_moe() {
-            b.norm("ffn_norm", h);
-        } else {
-            b.norm_before_products("ffn_norm", h);
-        }
-        match arch.ffn {
-            Ffn::Dense { intermediate_size, gated, activation, bias } => {
-                b.dense_ffn(h, intermediate_size as f64, gated, activation, bias)
+    /// The FFN of every layer that has one; tensors numbered over those layers.
+    #[inline]
+    fn ffns(&mut self, arch: &Architecture, groups: &LayerGroups) {
+        let h = arch.hidden_size as f64;
+        let ffn_layers = groups.ffn_layers();
+        if ffn_layers > 0 {
+            self.count = ffn_layers;
+            self.layers = (0, ffn_layers);
+            self.mix.layers = ffn_layers;
+            // A MoE layer's norm also feeds the gather of each expert's tokens: it stays a kernel.
+            if arch.ffn.is_moe() {
+                self.norm("ffn_norm", h);
+            } else {
+                self.norm_before_products("ffn_norm", h);
             }
-            Ffn::Moe(m) => {
-                let dense = ffn_layers - arch.moe_layers();
-                if dense > 0 {
-                    b.count = dense;
-                    b.layers = (0, dense);
-                    b.dense_ffn(h, m.dense_intermediate_size as f64, true, m.activation, false);
+            match arch.ffn {
+                Ffn::Dense { intermediate_size, gated, activation, bias } => {
+                    self.dense_ffn(h, intermediate_size as f64, gated, activation, bias)
                 }
-                b.count = ffn_layers - dense;
-                b.layers = (dense, ffn_layers);
-                if b.count > 0 {
-                    b.moe_ffn(h, m);
+                Ffn::Moe(m) => {
+                    let dense = ffn_layers - arch.moe_layers();
+                    if dense > 0 {
+                        self.count = dense;
+                        self.layers = (0, dense);
+                        self.dense_ffn(h, m.dense_intermediate_size as f64, true, m.activation, false);
+                    }
+                    self.count = ffn_layers - dense;
+                    self.layers = (dense, ffn_layers);
+                    if self.count > 0 {
+                        self.moe_ffn(h, m);
+                    }
+                    self.count = ffn_layers;
+                    self.layers = (0, ffn_layers);
                 }
-                b.count = ffn_layers;
-                b.layers = (0, ffn_layers);
             }
+            if arch.norms_per_layer == 4 {
+                self.norm("post_ffn_norm", h);
+            }
+            self.residual_add(h);
         }
-        if arch.norms_per_layer == 4 {
-            b.norm("post_ffn_norm", h);
-        }
-        b.residual_add(h);
+        self.mix.layers = arch.num_layers;
     }
-    b.mix.layers = layers;
 
-    b.count = 1;
-    b.layers = (0, 1);
-    // The LM head runs on the last prompt token per sequence in prefill, on every token in
-    // decode; a fused final norm normalises only those rows.
-    let rows = if pass.decode || settings.logits_for_all_prompt_tokens { pass.tokens } else { pass.batch };
-    b.norm_before_products("final_norm", h);
-    b.pass.tokens = rows;
-    b.matmul("lm_head", Role::Output, h, arch.vocab_size as f64, false);
+    /// The LM head runs on the last prompt token per sequence in prefill, on every token in
+    /// decode; a fused final norm normalises only those rows.
+    #[inline]
+    fn lm_head(&mut self, arch: &Architecture, settings: &RunSettings) {
+        let h = arch.hidden_size as f64;
+        self.count = 1;
+        self.layers = (0, 1);
+        let pass = self.pass;
+        let rows = if pass.decode || settings.logits_for_all_prompt_tokens { pass.tokens } else { pass.batch };
+        self.norm_before_products("final_norm", h);
+        self.pass.tokens = rows;
+        self.matmul("lm_head", Role::Output, h, arch.vocab_size as f64, false);
+    }
 }
 
 /// The operators of one forward pass of `phase` under `plan`.

@@ -197,9 +197,19 @@ fn classic_family(arch: &Architecture) -> Family {
 /// Refuses what `family`'s transformers class would build differently.
 fn check(arch: &Architecture, family: Family, k: &Kinds) -> Result<()> {
     let (mt, _) = model_type(family);
-    let n = arch.num_layers as usize;
     let at = |what: &str| format!("{what} ({mt})");
-    // Layers: only the kinds the class builds.
+    check_layers(arch, family, k, &at)?;
+    if !hybrid_family(family) {
+        // Checked as before: the first eight families' exports are unchanged.
+        return Ok(());
+    }
+    check_hybrid_attention(arch, family, k, &at)?;
+    check_hybrid_ffn(arch, family, &at)
+}
+
+/// [`check`]'s layers: only the kinds the class builds.
+fn check_layers(arch: &Architecture, family: Family, k: &Kinds, at: &dyn Fn(&str) -> String) -> Result<()> {
+    let n = arch.num_layers as usize;
     let windows_ok = match family {
         Family::Gemma3Text | Family::GptOss | Family::SmolLm3 | Family::Qwen2 | Family::Qwen3 | Family::Gemma2 => true,
         Family::Mistral | Family::Phi3 => k.windowed == 0 || k.windowed == n,
@@ -250,10 +260,11 @@ fn check(arch: &Architecture, family: Family, k: &Kinds) -> Result<()> {
         at("no Mamba2 layers"),
         "mamba2 layers",
     )?;
-    if !hybrid_family(family) {
-        // Checked as before: the first eight families' exports are unchanged.
-        return Ok(());
-    }
+    Ok(())
+}
+
+/// [`check`]'s attention, norms and biases for the hybrid families.
+fn check_hybrid_attention(arch: &Architecture, family: Family, k: &Kinds, at: &dyn Fn(&str) -> String) -> Result<()> {
     let Attention::Grouped { num_heads, head_dim, .. } = arch.attention else {
         return Err(refuse(arch, "attention", at("grouped attention (no MLA)"), "mla"));
     };
@@ -313,6 +324,11 @@ fn check(arch: &Architecture, family: Family, k: &Kinds) -> Result<()> {
             )?;
         }
     }
+    Ok(())
+}
+
+/// [`check`]'s FFN for the hybrid families: dense, or the experts the class builds.
+fn check_hybrid_ffn(arch: &Architecture, family: Family, at: &dyn Fn(&str) -> String) -> Result<()> {
     match arch.ffn {
         Ffn::Dense { gated, bias, activation, .. } => {
             need(arch, gated, "ffn.gated", at("a gated FFN"), gated)?;
@@ -359,9 +375,8 @@ fn types(arch: &Architecture, name: impl Fn(Layer) -> &'static str) -> Value {
     Value::Array((0..arch.num_layers).map(|i| Value::from(name(arch.layer(i)))).collect())
 }
 
-/// The eight families read before hybrids: unchanged for uniform stacks; windows written so
-/// that transformers builds them.
-fn classic_config(arch: &Architecture, family: Family) -> Value {
+/// The keys every family writes the same way: its class, sizes and embeddings.
+fn common_keys(arch: &Architecture, family: Family) -> Map<String, Value> {
     let mut m = Map::new();
     let (model_type, class) = model_type(family);
     put(&mut m, "model_type", model_type);
@@ -371,6 +386,13 @@ fn classic_config(arch: &Architecture, family: Family) -> Value {
     put(&mut m, "vocab_size", arch.vocab_size);
     put(&mut m, "tie_word_embeddings", arch.tie_embeddings);
     put(&mut m, "max_position_embeddings", arch.max_position_embeddings);
+    m
+}
+
+/// The eight families read before hybrids: unchanged for uniform stacks; windows written so
+/// that transformers builds them.
+fn classic_config(arch: &Architecture, family: Family) -> Value {
+    let mut m = common_keys(arch, family);
     let windows: Vec<Option<u32>> = arch.layers.iter().map(|l| l.mixer.window()).collect();
     let window_types =
         || types(arch, |l| if l.mixer.window().is_some() { "sliding_attention" } else { "full_attention" });
@@ -457,15 +479,7 @@ fn classic_config(arch: &Architecture, family: Family) -> Value {
 
 /// The hybrid families (checked by [`check`] first).
 fn hybrid_config(arch: &Architecture, family: Family) -> Result<Value> {
-    let mut m = Map::new();
-    let (model_type, class) = model_type(family);
-    put(&mut m, "model_type", model_type);
-    put(&mut m, "architectures", Value::Array(vec![class.into()]));
-    put(&mut m, "hidden_size", arch.hidden_size);
-    put(&mut m, "num_hidden_layers", arch.num_layers);
-    put(&mut m, "vocab_size", arch.vocab_size);
-    put(&mut m, "tie_word_embeddings", arch.tie_embeddings);
-    put(&mut m, "max_position_embeddings", arch.max_position_embeddings);
+    let mut m = common_keys(arch, family);
     put(&mut m, "rope_theta", arch.rope_theta);
     let eps_key = match family {
         Family::Lfm2 => "norm_eps",
@@ -491,34 +505,41 @@ fn hybrid_config(arch: &Architecture, family: Family) -> Result<Value> {
     };
     let act_key = if family == Family::Gemma3Text { "hidden_activation" } else { "hidden_act" };
     put(&mut m, act_key, activation.hf_name());
+    put_hybrid_layers(&mut m, arch, family);
+    put_hybrid_ffn(&mut m, arch, family);
+    Ok(Value::Object(m))
+}
+
+/// The hybrid families' layer pattern and the shapes of their recurrent mixers.
+fn put_hybrid_layers(m: &mut Map<String, Value>, arch: &Architecture, family: Family) {
     let window = arch.layers.iter().find_map(|l| l.mixer.window());
     let window_types =
         || types(arch, |l| if l.mixer.window().is_some() { "sliding_attention" } else { "full_attention" });
     match family {
         Family::Gemma3Text | Family::GptOss => {
-            put(&mut m, "sliding_window", window.map_or(Value::Null, Value::from));
-            put(&mut m, "layer_types", window_types());
+            put(m, "sliding_window", window.map_or(Value::Null, Value::from));
+            put(m, "layer_types", window_types());
         }
         Family::SmolLm3 => {
-            put(&mut m, "sliding_window", window.map_or(Value::Null, Value::from));
-            put(&mut m, "use_sliding_window", window.is_some());
-            put(&mut m, "layer_types", window_types());
+            put(m, "sliding_window", window.map_or(Value::Null, Value::from));
+            put(m, "use_sliding_window", window.is_some());
+            put(m, "layer_types", window_types());
             let rope = (0..arch.num_layers).map(|i| Value::from(arch.layer(i).rope as u32)).collect();
-            put(&mut m, "no_rope_layers", Value::Array(rope));
+            put(m, "no_rope_layers", Value::Array(rope));
         }
         Family::Lfm2 => {
-            put(&mut m, "layer_types", types(arch, |l| if l.mixer.is_attention() { "full_attention" } else { "conv" }));
+            put(m, "layer_types", types(arch, |l| if l.mixer.is_attention() { "full_attention" } else { "conv" }));
             let kernel = arch.layers.iter().find_map(|l| match l.mixer {
                 Mixer::ShortConv { kernel } => Some(kernel),
                 _ => None,
             });
-            put(&mut m, "conv_L_cache", kernel.unwrap_or(3));
-            put(&mut m, "conv_bias", false);
-            put(&mut m, "block_auto_adjust_ff_dim", false);
+            put(m, "conv_L_cache", kernel.unwrap_or(3));
+            put(m, "conv_bias", false);
+            put(m, "block_auto_adjust_ff_dim", false);
         }
         Family::Qwen3Next | Family::Qwen35Text => {
             put(
-                &mut m,
+                m,
                 "layer_types",
                 types(arch, |l| if l.mixer.is_attention() { "full_attention" } else { "linear_attention" }),
             );
@@ -526,17 +547,17 @@ fn hybrid_config(arch: &Architecture, family: Family) -> Result<Value> {
                 Mixer::DeltaNet(g) => Some(g),
                 _ => None,
             }) {
-                put(&mut m, "linear_num_key_heads", g.key_heads);
-                put(&mut m, "linear_num_value_heads", g.value_heads);
-                put(&mut m, "linear_key_head_dim", g.key_head_dim);
-                put(&mut m, "linear_value_head_dim", g.value_head_dim);
-                put(&mut m, "linear_conv_kernel_dim", g.conv_kernel);
+                put(m, "linear_num_key_heads", g.key_heads);
+                put(m, "linear_num_value_heads", g.value_heads);
+                put(m, "linear_key_head_dim", g.key_head_dim);
+                put(m, "linear_value_head_dim", g.value_head_dim);
+                put(m, "linear_conv_kernel_dim", g.conv_kernel);
             }
         }
         Family::GraniteMoeHybrid => {
-            put(&mut m, "layer_types", types(arch, |l| if l.mixer.is_attention() { "attention" } else { "mamba" }));
+            put(m, "layer_types", types(arch, |l| if l.mixer.is_attention() { "attention" } else { "mamba" }));
             let rope = arch.layers.iter().filter(|l| l.mixer.is_attention()).all(|l| l.rope);
-            put(&mut m, "position_embedding_type", if rope { "rope" } else { "nope" });
+            put(m, "position_embedding_type", if rope { "rope" } else { "nope" });
             let mamba = arch.layers.iter().find_map(|l| match l.mixer {
                 Mixer::Mamba2(x) => Some(x),
                 _ => None,
@@ -554,70 +575,73 @@ fn hybrid_config(arch: &Architecture, family: Family) -> Result<Value> {
                 ),
                 None => (1, arch.hidden_size, 128, 1, 4, true, 1),
             };
-            put(&mut m, "mamba_n_heads", heads);
-            put(&mut m, "mamba_d_head", head_dim);
-            put(&mut m, "mamba_d_state", state);
-            put(&mut m, "mamba_n_groups", groups);
-            put(&mut m, "mamba_d_conv", conv);
-            put(&mut m, "mamba_conv_bias", bias);
-            put(&mut m, "mamba_expand", expand);
-            put(&mut m, "mamba_proj_bias", false);
+            put(m, "mamba_n_heads", heads);
+            put(m, "mamba_d_head", head_dim);
+            put(m, "mamba_d_state", state);
+            put(m, "mamba_n_groups", groups);
+            put(m, "mamba_d_conv", conv);
+            put(m, "mamba_conv_bias", bias);
+            put(m, "mamba_expand", expand);
+            put(m, "mamba_proj_bias", false);
         }
         Family::Mamba2 => {
             if let Some(Mixer::Mamba2(x)) = arch.layers.first().map(|l| l.mixer) {
-                put(&mut m, "num_heads", x.heads);
-                put(&mut m, "head_dim", x.head_dim);
-                put(&mut m, "state_size", x.state_size);
-                put(&mut m, "n_groups", x.groups);
-                put(&mut m, "conv_kernel", x.conv_kernel);
-                put(&mut m, "use_conv_bias", x.conv_bias);
-                put(&mut m, "expand", (x.inner() / arch.hidden_size as u64) as u32);
-                put(&mut m, "use_bias", false);
+                put(m, "num_heads", x.heads);
+                put(m, "head_dim", x.head_dim);
+                put(m, "state_size", x.state_size);
+                put(m, "n_groups", x.groups);
+                put(m, "conv_kernel", x.conv_kernel);
+                put(m, "use_conv_bias", x.conv_bias);
+                put(m, "expand", (x.inner() / arch.hidden_size as u64) as u32);
+                put(m, "use_bias", false);
             }
         }
         _ => {}
     }
+}
+
+/// The hybrid families' FFN: dense sizes, or experts under each class's names.
+fn put_hybrid_ffn(m: &mut Map<String, Value>, arch: &Architecture, family: Family) {
     match arch.ffn {
         Ffn::Dense { intermediate_size, bias, .. } => match family {
             Family::GraniteMoeHybrid => {
-                put(&mut m, "num_local_experts", 0);
-                put(&mut m, "num_experts_per_tok", 0);
-                put(&mut m, "shared_intermediate_size", intermediate_size);
-                put(&mut m, "intermediate_size", intermediate_size);
+                put(m, "num_local_experts", 0);
+                put(m, "num_experts_per_tok", 0);
+                put(m, "shared_intermediate_size", intermediate_size);
+                put(m, "intermediate_size", intermediate_size);
             }
             Family::Qwen3Next => {
-                put(&mut m, "num_experts", 0);
-                put(&mut m, "intermediate_size", intermediate_size);
+                put(m, "num_experts", 0);
+                put(m, "intermediate_size", intermediate_size);
             }
             Family::SmolLm3 => {
-                put(&mut m, "intermediate_size", intermediate_size);
-                put(&mut m, "mlp_bias", bias);
+                put(m, "intermediate_size", intermediate_size);
+                put(m, "mlp_bias", bias);
             }
-            _ => put(&mut m, "intermediate_size", intermediate_size),
+            _ => put(m, "intermediate_size", intermediate_size),
         },
         Ffn::Moe(moe) => {
             let shared = moe.num_shared_experts * moe.expert_intermediate_size;
-            put(&mut m, "num_experts_per_tok", moe.experts_per_token);
+            put(m, "num_experts_per_tok", moe.experts_per_token);
             match family {
                 Family::GptOss => {
-                    put(&mut m, "num_local_experts", moe.num_experts);
-                    put(&mut m, "intermediate_size", moe.expert_intermediate_size);
+                    put(m, "num_local_experts", moe.num_experts);
+                    put(m, "intermediate_size", moe.expert_intermediate_size);
                 }
                 Family::Qwen3Next => {
-                    put(&mut m, "num_experts", moe.num_experts);
-                    put(&mut m, "moe_intermediate_size", moe.expert_intermediate_size);
-                    put(&mut m, "shared_expert_intermediate_size", shared);
-                    put(&mut m, "intermediate_size", moe.dense_intermediate_size);
-                    put(&mut m, "decoder_sparse_step", 1);
-                    put(&mut m, "mlp_only_layers", Value::Array((0..moe.first_k_dense).map(Value::from).collect()));
+                    put(m, "num_experts", moe.num_experts);
+                    put(m, "moe_intermediate_size", moe.expert_intermediate_size);
+                    put(m, "shared_expert_intermediate_size", shared);
+                    put(m, "intermediate_size", moe.dense_intermediate_size);
+                    put(m, "decoder_sparse_step", 1);
+                    put(m, "mlp_only_layers", Value::Array((0..moe.first_k_dense).map(Value::from).collect()));
                 }
                 _ => {
-                    put(&mut m, "num_local_experts", moe.num_experts);
-                    put(&mut m, "intermediate_size", moe.expert_intermediate_size);
-                    put(&mut m, "shared_intermediate_size", shared);
+                    put(m, "num_local_experts", moe.num_experts);
+                    put(m, "intermediate_size", moe.expert_intermediate_size);
+                    put(m, "shared_intermediate_size", shared);
                 }
             }
         }
     }
-    Ok(Value::Object(m))
 }

@@ -3,7 +3,7 @@
 //! field takes its configuration class's default (`models/<family>/configuration_*.py`), and
 //! every field that would build something the architecture cannot express is refused.
 
-use super::{activation_named, Fields};
+use super::{activation_named, head_dim_of, Fields};
 use crate::arch::{Activation, Architecture, Attention, DeltaNet, Family, Ffn, Layer, Mamba2, Mixer, Moe};
 use crate::error::{Error, Result};
 use serde_json::Value;
@@ -72,19 +72,11 @@ pub(super) fn parse(
     } else {
         let num_heads = cfg.positive("num_attention_heads")?;
         let num_kv_heads = cfg.optional_positive("num_key_value_heads")?.or(def.kv_heads).unwrap_or(num_heads);
-        let head_dim = match cfg.optional_positive("head_dim")?.or(def.head_dim) {
-            Some(d) => d,
-            None if hidden_size % num_heads == 0 => hidden_size / num_heads,
-            None => {
-                return Err(Error::field(
-                    source,
-                    "num_attention_heads",
-                    format!("a divisor of hidden_size ({hidden_size}) when head_dim is not given"),
-                    num_heads,
-                ))
-            }
-        };
-        Attention::Grouped { num_heads, num_kv_heads, head_dim }
+        Attention::Grouped {
+            num_heads,
+            num_kv_heads,
+            head_dim: head_dim_of(cfg, hidden_size, num_heads, def.head_dim)?,
+        }
     };
     // Gemma 3's activation has its own key; LFM2 and gpt-oss hard-code SiLU (gpt-oss clamps it).
     let activation = match family {
@@ -204,158 +196,177 @@ fn map_types(
 /// Each layer's kind, as the family's configuration class derives it; empty when every layer is
 /// global attention with RoPE and an FFN.
 fn layers_of(cfg: &Fields, family: Family, num_layers: u32, hidden: u32) -> Result<Vec<Layer>> {
-    let source = cfg.source;
-    let n = num_layers as usize;
     let types = layer_types(cfg, num_layers)?;
-    let attention = |window: Option<u32>| {
-        move |t: &str| match t {
-            "full_attention" => Some(Layer::GLOBAL),
-            "sliding_attention" => Some(window.map_or(Layer::GLOBAL, |w| Layer::of(Mixer::Window { window: w }))),
-            _ => None,
-        }
-    };
     let layers: Vec<Layer> = match family {
-        Family::Gemma3Text | Family::GptOss => {
-            if cfg.optional_bool("use_bidirectional_attention")? == Some(true) {
-                return Err(Error::field(source, "use_bidirectional_attention", "false (a causal decoder)", true));
-            }
-            let (w, period) = if family == Family::GptOss {
-                (window(cfg, Some(128))?, 2)
-            } else {
-                (window(cfg, Some(4096))?, period(cfg, "sliding_window_pattern", 6)?)
-            };
-            let types = types.unwrap_or_else(|| {
-                (0..n)
-                    .map(|i| if (i + 1) % period as usize != 0 { "sliding_attention" } else { "full_attention" }.into())
-                    .collect()
-            });
-            map_types(cfg, &types, "full_attention or sliding_attention", attention(w))?
-        }
-        Family::Lfm2 => {
-            let conv = Layer::of(Mixer::ShortConv { kernel: period(cfg, "conv_L_cache", 3)? });
-            match (types, int_list(cfg, "full_attn_idxs")?) {
-                (Some(types), _) => map_types(cfg, &types, "conv or full_attention", |t| match t {
-                    "conv" => Some(conv),
-                    "full_attention" => Some(Layer::GLOBAL),
-                    _ => None,
-                })?,
-                (None, Some(idxs)) => {
-                    if let Some(&bad) = idxs.iter().find(|&&i| i >= num_layers as u64) {
-                        return Err(Error::field(
-                            source,
-                            "full_attn_idxs",
-                            format!("layer indices below num_hidden_layers ({num_layers})"),
-                            bad,
-                        ));
-                    }
-                    (0..n).map(|i| if idxs.contains(&(i as u64)) { Layer::GLOBAL } else { conv }).collect()
-                }
-                // Neither: transformers makes every layer attention.
-                (None, None) => vec![Layer::GLOBAL; n],
-            }
-        }
-        Family::SmolLm3 => {
-            let rope: Vec<bool> = match int_list(cfg, "no_rope_layers")? {
-                Some(list) => {
-                    if list.len() < n || list.iter().any(|&x| x > 1) {
-                        return Err(Error::field(
-                            source,
-                            "no_rope_layers",
-                            format!("at least {n} entries of 0 (NoPE) or 1 (RoPE)"),
-                            cfg.get("no_rope_layers").unwrap(),
-                        ));
-                    }
-                    list.iter().take(n).map(|&x| x == 1).collect()
-                }
-                None => {
-                    let every = period(cfg, "no_rope_layer_interval", 4)? as usize;
-                    (0..n).map(|i| (i + 1) % every != 0).collect()
-                }
-            };
-            // Windows only where use_sliding_window is set and the layer is a sliding one.
-            let sliding = cfg.optional_bool("use_sliding_window")?.unwrap_or(false);
-            let w = window(cfg, None)?.filter(|_| sliding);
-            let types = types.unwrap_or_else(|| {
-                rope.iter()
-                    .map(|&r| if w.is_some() && !r { "sliding_attention" } else { "full_attention" }.into())
-                    .collect()
-            });
-            let mut layers = map_types(cfg, &types, "full_attention or sliding_attention", attention(w))?;
-            for (l, r) in layers.iter_mut().zip(rope) {
-                l.rope = r;
-            }
-            layers
-        }
-        Family::Qwen3Next | Family::Qwen35Text => {
-            let g = DeltaNet {
-                key_heads: period(cfg, "linear_num_key_heads", 16)?,
-                value_heads: period(cfg, "linear_num_value_heads", 32)?,
-                key_head_dim: period(cfg, "linear_key_head_dim", 128)?,
-                value_head_dim: period(cfg, "linear_value_head_dim", 128)?,
-                conv_kernel: period(cfg, "linear_conv_kernel_dim", 4)?,
-            };
-            let linear = Layer::of(Mixer::DeltaNet(g));
-            match types {
-                Some(types) => map_types(cfg, &types, "linear_attention or full_attention", |t| match t {
-                    "linear_attention" => Some(linear),
-                    "full_attention" => Some(Layer::GLOBAL),
-                    _ => None,
-                })?,
-                None => {
-                    let every = period(cfg, "full_attention_interval", 4)? as usize;
-                    (0..n).map(|i| if (i + 1) % every != 0 { linear } else { Layer::GLOBAL }).collect()
-                }
-            }
-        }
-        Family::GraniteMoeHybrid => {
-            let m = granite_mamba(cfg, hidden)?;
-            let rope = match cfg.optional_string("position_embedding_type")?.as_deref() {
-                Some("rope") => true,
-                None | Some("nope") => false,
-                Some(other) => {
-                    return Err(Error::field(source, "position_embedding_type", "rope, nope or null", other))
-                }
-            };
-            let mamba = Layer::of(Mixer::Mamba2(m));
-            let attn = Layer { mixer: Mixer::Global, rope, ffn: true };
-            match types {
-                Some(types) => {
-                    map_types(cfg, &types, "mamba or attention (linear_attention or full_attention)", |t| match t {
-                        "mamba" | "linear_attention" => Some(mamba),
-                        "attention" | "full_attention" => Some(attn),
-                        _ => None,
-                    })?
-                }
-                // Transformers' default: every layer Mamba2.
-                None => vec![mamba; n],
-            }
-        }
-        Family::Mamba2 => {
-            let expand = period(cfg, "expand", 2)?;
-            let m = Mamba2 {
-                heads: period(cfg, "num_heads", 128)?,
-                head_dim: period(cfg, "head_dim", 64)?,
-                state_size: period(cfg, "state_size", 128)?,
-                groups: period(cfg, "n_groups", 8)?,
-                conv_kernel: period(cfg, "conv_kernel", 4)?,
-                conv_bias: cfg.optional_bool("use_conv_bias")?.unwrap_or(true),
-            };
-            if cfg.optional_bool("use_bias")? == Some(true) {
-                return Err(Error::field(source, "use_bias", "false (projections without biases)", true));
-            }
-            if m.inner() != hidden as u64 * expand as u64 {
-                return Err(Error::field(
-                    source,
-                    "num_heads",
-                    format!("num_heads x head_dim = hidden_size x expand ({})", hidden as u64 * expand as u64),
-                    format!("{} x {}", m.heads, m.head_dim),
-                ));
-            }
-            vec![Layer { mixer: Mixer::Mamba2(m), rope: true, ffn: false }; n]
-        }
+        Family::Gemma3Text | Family::GptOss => windowed_layers(cfg, family, num_layers, types)?,
+        Family::Lfm2 => lfm2_layers(cfg, num_layers, types)?,
+        Family::SmolLm3 => smollm3_layers(cfg, num_layers, types)?,
+        Family::Qwen3Next | Family::Qwen35Text => deltanet_layers(cfg, num_layers, types)?,
+        Family::GraniteMoeHybrid => granite_layers(cfg, num_layers, hidden, types)?,
+        Family::Mamba2 => mamba2_layers(cfg, num_layers, hidden)?,
         other => return Err(not_hybrid(cfg, other)),
     };
     Ok(if layers.iter().all(|l| *l == Layer::GLOBAL) { Vec::new() } else { layers })
+}
+
+/// `full_attention` and `sliding_attention` entries: global, or windowed when a window is set.
+fn attention_kind(window: Option<u32>) -> impl Fn(&str) -> Option<Layer> {
+    move |t: &str| match t {
+        "full_attention" => Some(Layer::GLOBAL),
+        "sliding_attention" => Some(window.map_or(Layer::GLOBAL, |w| Layer::of(Mixer::Window { window: w }))),
+        _ => None,
+    }
+}
+
+/// Gemma 3 and gpt-oss: windowed attention with a full layer every `period` layers.
+fn windowed_layers(cfg: &Fields, family: Family, num_layers: u32, types: Option<Vec<String>>) -> Result<Vec<Layer>> {
+    let n = num_layers as usize;
+    if cfg.optional_bool("use_bidirectional_attention")? == Some(true) {
+        return Err(Error::field(cfg.source, "use_bidirectional_attention", "false (a causal decoder)", true));
+    }
+    let (w, period) = if family == Family::GptOss {
+        (window(cfg, Some(128))?, 2)
+    } else {
+        (window(cfg, Some(4096))?, period(cfg, "sliding_window_pattern", 6)?)
+    };
+    let types = types.unwrap_or_else(|| {
+        (0..n)
+            .map(|i| if (i + 1) % period as usize != 0 { "sliding_attention" } else { "full_attention" }.into())
+            .collect()
+    });
+    map_types(cfg, &types, "full_attention or sliding_attention", attention_kind(w))
+}
+
+/// LFM2: short convolutions, with attention where `layer_types` or `full_attn_idxs` says.
+fn lfm2_layers(cfg: &Fields, num_layers: u32, types: Option<Vec<String>>) -> Result<Vec<Layer>> {
+    let n = num_layers as usize;
+    let conv = Layer::of(Mixer::ShortConv { kernel: period(cfg, "conv_L_cache", 3)? });
+    Ok(match (types, int_list(cfg, "full_attn_idxs")?) {
+        (Some(types), _) => map_types(cfg, &types, "conv or full_attention", |t| match t {
+            "conv" => Some(conv),
+            "full_attention" => Some(Layer::GLOBAL),
+            _ => None,
+        })?,
+        (None, Some(idxs)) => {
+            if let Some(&bad) = idxs.iter().find(|&&i| i >= num_layers as u64) {
+                return Err(Error::field(
+                    cfg.source,
+                    "full_attn_idxs",
+                    format!("layer indices below num_hidden_layers ({num_layers})"),
+                    bad,
+                ));
+            }
+            (0..n).map(|i| if idxs.contains(&(i as u64)) { Layer::GLOBAL } else { conv }).collect()
+        }
+        // Neither: transformers makes every layer attention.
+        (None, None) => vec![Layer::GLOBAL; n],
+    })
+}
+
+/// SmolLM3: NoPE layers from `no_rope_layers` (or every `no_rope_layer_interval`-th), windows
+/// only where `use_sliding_window` is set and the layer is a sliding one.
+fn smollm3_layers(cfg: &Fields, num_layers: u32, types: Option<Vec<String>>) -> Result<Vec<Layer>> {
+    let n = num_layers as usize;
+    let rope: Vec<bool> = match int_list(cfg, "no_rope_layers")? {
+        Some(list) => {
+            if list.len() < n || list.iter().any(|&x| x > 1) {
+                return Err(Error::field(
+                    cfg.source,
+                    "no_rope_layers",
+                    format!("at least {n} entries of 0 (NoPE) or 1 (RoPE)"),
+                    cfg.get("no_rope_layers").unwrap(),
+                ));
+            }
+            list.iter().take(n).map(|&x| x == 1).collect()
+        }
+        None => {
+            let every = period(cfg, "no_rope_layer_interval", 4)? as usize;
+            (0..n).map(|i| (i + 1) % every != 0).collect()
+        }
+    };
+    let sliding = cfg.optional_bool("use_sliding_window")?.unwrap_or(false);
+    let w = window(cfg, None)?.filter(|_| sliding);
+    let types = types.unwrap_or_else(|| {
+        rope.iter().map(|&r| if w.is_some() && !r { "sliding_attention" } else { "full_attention" }.into()).collect()
+    });
+    let mut layers = map_types(cfg, &types, "full_attention or sliding_attention", attention_kind(w))?;
+    for (l, r) in layers.iter_mut().zip(rope) {
+        l.rope = r;
+    }
+    Ok(layers)
+}
+
+/// Qwen3-Next and Qwen3.5: Gated DeltaNet with a full attention layer every
+/// `full_attention_interval` layers.
+fn deltanet_layers(cfg: &Fields, num_layers: u32, types: Option<Vec<String>>) -> Result<Vec<Layer>> {
+    let g = DeltaNet {
+        key_heads: period(cfg, "linear_num_key_heads", 16)?,
+        value_heads: period(cfg, "linear_num_value_heads", 32)?,
+        key_head_dim: period(cfg, "linear_key_head_dim", 128)?,
+        value_head_dim: period(cfg, "linear_value_head_dim", 128)?,
+        conv_kernel: period(cfg, "linear_conv_kernel_dim", 4)?,
+    };
+    let linear = Layer::of(Mixer::DeltaNet(g));
+    Ok(match types {
+        Some(types) => map_types(cfg, &types, "linear_attention or full_attention", |t| match t {
+            "linear_attention" => Some(linear),
+            "full_attention" => Some(Layer::GLOBAL),
+            _ => None,
+        })?,
+        None => {
+            let every = period(cfg, "full_attention_interval", 4)? as usize;
+            (0..num_layers as usize).map(|i| if (i + 1) % every != 0 { linear } else { Layer::GLOBAL }).collect()
+        }
+    })
+}
+
+/// Granite 4.0-H: Mamba2 layers and attention layers that all use RoPE or none does.
+fn granite_layers(cfg: &Fields, num_layers: u32, hidden: u32, types: Option<Vec<String>>) -> Result<Vec<Layer>> {
+    let m = granite_mamba(cfg, hidden)?;
+    let rope = match cfg.optional_string("position_embedding_type")?.as_deref() {
+        Some("rope") => true,
+        None | Some("nope") => false,
+        Some(other) => return Err(Error::field(cfg.source, "position_embedding_type", "rope, nope or null", other)),
+    };
+    let mamba = Layer::of(Mixer::Mamba2(m));
+    let attn = Layer { mixer: Mixer::Global, rope, ffn: true };
+    Ok(match types {
+        Some(types) => {
+            map_types(cfg, &types, "mamba or attention (linear_attention or full_attention)", |t| match t {
+                "mamba" | "linear_attention" => Some(mamba),
+                "attention" | "full_attention" => Some(attn),
+                _ => None,
+            })?
+        }
+        // Transformers' default: every layer Mamba2.
+        None => vec![mamba; num_layers as usize],
+    })
+}
+
+/// Mamba2: every layer the same Mamba2 mixer, without an FFN.
+fn mamba2_layers(cfg: &Fields, num_layers: u32, hidden: u32) -> Result<Vec<Layer>> {
+    let source = cfg.source;
+    let expand = period(cfg, "expand", 2)?;
+    let m = Mamba2 {
+        heads: period(cfg, "num_heads", 128)?,
+        head_dim: period(cfg, "head_dim", 64)?,
+        state_size: period(cfg, "state_size", 128)?,
+        groups: period(cfg, "n_groups", 8)?,
+        conv_kernel: period(cfg, "conv_kernel", 4)?,
+        conv_bias: cfg.optional_bool("use_conv_bias")?.unwrap_or(true),
+    };
+    if cfg.optional_bool("use_bias")? == Some(true) {
+        return Err(Error::field(source, "use_bias", "false (projections without biases)", true));
+    }
+    if m.inner() != hidden as u64 * expand as u64 {
+        return Err(Error::field(
+            source,
+            "num_heads",
+            format!("num_heads x head_dim = hidden_size x expand ({})", hidden as u64 * expand as u64),
+            format!("{} x {}", m.heads, m.head_dim),
+        ));
+    }
+    Ok(vec![Layer { mixer: Mixer::Mamba2(m), rope: true, ffn: false }; num_layers as usize])
 }
 
 /// Granite 4.0-H's Mamba2 mixer: inner width `mamba_expand x hidden`, split in `mamba_n_heads`.
@@ -421,148 +432,154 @@ fn shared_experts(cfg: &Fields, key: &str, width: u32, expert: u32) -> Result<u3
     Ok(width / expert)
 }
 
+/// An FFN width: positive, `d` when absent.
+fn width(cfg: &Fields, key: &str, d: u32) -> Result<u32> {
+    Ok(cfg.optional_positive(key)?.unwrap_or(d))
+}
+
 fn ffn_of(cfg: &Fields, family: Family, num_layers: u32, hidden: u32, activation: Activation) -> Result<Ffn> {
-    let source = cfg.source;
-    let width = |key: &str, d: u32| -> Result<u32> { Ok(cfg.optional_positive(key)?.unwrap_or(d)) };
     Ok(match family {
-        Family::Gemma3Text => dense(width("intermediate_size", 9216)?, activation),
-        Family::Qwen35Text => dense(width("intermediate_size", 12288)?, activation),
-        Family::Mamba2 => dense(width("intermediate_size", 4 * hidden)?, activation),
+        Family::Gemma3Text => dense(width(cfg, "intermediate_size", 9216)?, activation),
+        Family::Qwen35Text => dense(width(cfg, "intermediate_size", 12288)?, activation),
+        Family::Mamba2 => dense(width(cfg, "intermediate_size", 4 * hidden)?, activation),
         Family::SmolLm3 => Ffn::Dense {
-            intermediate_size: width("intermediate_size", 11008)?,
+            intermediate_size: width(cfg, "intermediate_size", 11008)?,
             gated: true,
             activation,
             bias: cfg.optional_bool("mlp_bias")?.unwrap_or(false),
         },
-        Family::Lfm2 => {
-            // `block_ff_dim` overrides `intermediate_size`; then the auto-adjust rule
-            // ff = multiple_of * ceil(int(multiplier * int(2 ff / 3)) / multiple_of).
-            let mut ff = match cfg.optional_positive("block_ff_dim")? {
-                Some(f) => f,
-                None => width("intermediate_size", 12288)?,
-            } as u64;
-            if cfg.optional_bool("block_auto_adjust_ff_dim")?.unwrap_or(true) {
-                ff = 2 * ff / 3;
-                let multiplier = if cfg.map.contains_key("block_ffn_dim_multiplier") {
-                    cfg.optional_f64("block_ffn_dim_multiplier")?
-                } else {
-                    Some(1.0)
-                };
-                if let Some(m) = multiplier {
-                    if !(m.is_finite() && m > 0.0) {
-                        return Err(Error::field(source, "block_ffn_dim_multiplier", "a positive number", m));
-                    }
-                    ff = (m * ff as f64).floor() as u64;
-                    let of = width("block_multiple_of", 256)? as u64;
-                    ff = ff.div_ceil(of) * of;
-                }
-            }
-            if ff == 0 || ff > crate::arch::limits::MAX_INTERMEDIATE as u64 {
-                let max = crate::arch::limits::MAX_INTERMEDIATE;
-                return Err(Error::field(
-                    source,
-                    "block_ff_dim",
-                    format!("an FFN width from 1 to {max} after adjustment"),
-                    ff,
-                ));
-            }
-            dense(ff as u32, activation)
-        }
-        Family::GptOss => {
-            let top_k = width("num_experts_per_tok", 4)?;
-            if let Some(k) = cfg.optional_u32("experts_per_token")? {
-                if k != top_k {
-                    return Err(Error::field(
-                        source,
-                        "experts_per_token",
-                        format!("num_experts_per_tok ({top_k}), which transformers uses"),
-                        k,
-                    ));
-                }
-            }
-            let experts = match cfg.optional_positive("num_local_experts")? {
-                Some(e) => e,
-                None => width("num_experts", 128)?,
-            };
-            Ffn::Moe(Moe {
-                num_experts: experts,
-                experts_per_token: top_k,
-                num_shared_experts: 0,
-                expert_intermediate_size: width("intermediate_size", 2880)?,
-                dense_intermediate_size: 0,
-                first_k_dense: 0,
-                activation,
-                router_bias: true,
-                expert_bias: true,
-                shared_expert_gate: false,
-            })
-        }
-        Family::Qwen3Next => {
-            let experts = cfg.optional_u32("num_experts")?.unwrap_or(512);
-            let step = period(cfg, "decoder_sparse_step", 1)?;
-            let mlp_only = int_list(cfg, "mlp_only_layers")?.unwrap_or_default();
-            let sparse: Vec<bool> = (0..num_layers as u64)
-                .map(|i| !mlp_only.contains(&i) && experts > 0 && (i + 1) % step as u64 == 0)
-                .collect();
-            let first = sparse.iter().position(|&s| s).unwrap_or(sparse.len());
-            if sparse[first..].iter().any(|&s| !s) {
-                let field = if step != 1 { "decoder_sparse_step" } else { "mlp_only_layers" };
-                let got =
-                    if step != 1 { Value::from(step) } else { cfg.get("mlp_only_layers").cloned().unwrap_or_default() };
-                return Err(Error::field(
-                    source,
-                    field,
-                    "dense layers only before the first MoE layer (decoder_sparse_step 1, mlp_only_layers 0..k)",
-                    got,
-                ));
-            }
-            if first == sparse.len() {
-                dense(width("intermediate_size", 5632)?, activation)
-            } else {
-                let expert = width("moe_intermediate_size", 512)?;
-                let shared = cfg.optional_u32("shared_expert_intermediate_size")?.unwrap_or(512);
-                Ffn::Moe(Moe {
-                    num_experts: experts,
-                    experts_per_token: width("num_experts_per_tok", 10)?,
-                    num_shared_experts: shared_experts(cfg, "shared_expert_intermediate_size", shared, expert)?,
-                    expert_intermediate_size: expert,
-                    dense_intermediate_size: if first > 0 {
-                        width("intermediate_size", 5632)?
-                    } else {
-                        cfg.optional_u32("intermediate_size")?.unwrap_or(0)
-                    },
-                    first_k_dense: first as u32,
-                    activation,
-                    router_bias: false,
-                    expert_bias: false,
-                    shared_expert_gate: true,
-                })
-            }
-        }
-        Family::GraniteMoeHybrid => {
-            let experts = cfg.optional_u32("num_local_experts")?.unwrap_or(8);
-            let shared = cfg.optional_u32("shared_intermediate_size")?.unwrap_or(1024);
-            if experts == 0 {
-                if shared == 0 {
-                    return Err(Error::field(source, "shared_intermediate_size", "a positive integer", 0));
-                }
-                dense(shared, activation)
-            } else {
-                let expert = width("intermediate_size", 11008)?;
-                Ffn::Moe(Moe {
-                    num_experts: experts,
-                    experts_per_token: width("num_experts_per_tok", 2)?,
-                    num_shared_experts: shared_experts(cfg, "shared_intermediate_size", shared, expert)?,
-                    expert_intermediate_size: expert,
-                    dense_intermediate_size: 0,
-                    first_k_dense: 0,
-                    activation,
-                    router_bias: false,
-                    expert_bias: false,
-                    shared_expert_gate: false,
-                })
-            }
-        }
+        Family::Lfm2 => dense(lfm2_ff_width(cfg)?, activation),
+        Family::GptOss => gpt_oss_ffn(cfg, activation)?,
+        Family::Qwen3Next => qwen3_next_ffn(cfg, num_layers, activation)?,
+        Family::GraniteMoeHybrid => granite_ffn(cfg, activation)?,
         other => return Err(not_hybrid(cfg, other)),
     })
+}
+
+/// LFM2's FFN width: `block_ff_dim` overrides `intermediate_size`; then the auto-adjust rule
+/// ff = multiple_of * ceil(int(multiplier * int(2 ff / 3)) / multiple_of).
+fn lfm2_ff_width(cfg: &Fields) -> Result<u32> {
+    let source = cfg.source;
+    let mut ff = match cfg.optional_positive("block_ff_dim")? {
+        Some(f) => f,
+        None => width(cfg, "intermediate_size", 12288)?,
+    } as u64;
+    if cfg.optional_bool("block_auto_adjust_ff_dim")?.unwrap_or(true) {
+        ff = 2 * ff / 3;
+        let multiplier = if cfg.map.contains_key("block_ffn_dim_multiplier") {
+            cfg.optional_f64("block_ffn_dim_multiplier")?
+        } else {
+            Some(1.0)
+        };
+        if let Some(m) = multiplier {
+            if !(m.is_finite() && m > 0.0) {
+                return Err(Error::field(source, "block_ffn_dim_multiplier", "a positive number", m));
+            }
+            ff = (m * ff as f64).floor() as u64;
+            let of = width(cfg, "block_multiple_of", 256)? as u64;
+            ff = ff.div_ceil(of) * of;
+        }
+    }
+    if ff == 0 || ff > crate::arch::limits::MAX_INTERMEDIATE as u64 {
+        let max = crate::arch::limits::MAX_INTERMEDIATE;
+        return Err(Error::field(source, "block_ff_dim", format!("an FFN width from 1 to {max} after adjustment"), ff));
+    }
+    Ok(ff as u32)
+}
+
+/// gpt-oss: experts with biased routers and experts, no shared expert.
+fn gpt_oss_ffn(cfg: &Fields, activation: Activation) -> Result<Ffn> {
+    let top_k = width(cfg, "num_experts_per_tok", 4)?;
+    if let Some(k) = cfg.optional_u32("experts_per_token")? {
+        if k != top_k {
+            return Err(Error::field(
+                cfg.source,
+                "experts_per_token",
+                format!("num_experts_per_tok ({top_k}), which transformers uses"),
+                k,
+            ));
+        }
+    }
+    let experts = match cfg.optional_positive("num_local_experts")? {
+        Some(e) => e,
+        None => width(cfg, "num_experts", 128)?,
+    };
+    Ok(Ffn::Moe(Moe {
+        num_experts: experts,
+        experts_per_token: top_k,
+        num_shared_experts: 0,
+        expert_intermediate_size: width(cfg, "intermediate_size", 2880)?,
+        dense_intermediate_size: 0,
+        first_k_dense: 0,
+        activation,
+        router_bias: true,
+        expert_bias: true,
+        shared_expert_gate: false,
+    }))
+}
+
+/// Qwen3-Next: experts with a gated shared expert after the first dense layers, or dense.
+fn qwen3_next_ffn(cfg: &Fields, num_layers: u32, activation: Activation) -> Result<Ffn> {
+    let experts = cfg.optional_u32("num_experts")?.unwrap_or(512);
+    let step = period(cfg, "decoder_sparse_step", 1)?;
+    let mlp_only = int_list(cfg, "mlp_only_layers")?.unwrap_or_default();
+    let sparse: Vec<bool> =
+        (0..num_layers as u64).map(|i| !mlp_only.contains(&i) && experts > 0 && (i + 1) % step as u64 == 0).collect();
+    let first = sparse.iter().position(|&s| s).unwrap_or(sparse.len());
+    if sparse[first..].iter().any(|&s| !s) {
+        let field = if step != 1 { "decoder_sparse_step" } else { "mlp_only_layers" };
+        let got = if step != 1 { Value::from(step) } else { cfg.get("mlp_only_layers").cloned().unwrap_or_default() };
+        return Err(Error::field(
+            cfg.source,
+            field,
+            "dense layers only before the first MoE layer (decoder_sparse_step 1, mlp_only_layers 0..k)",
+            got,
+        ));
+    }
+    if first == sparse.len() {
+        return Ok(dense(width(cfg, "intermediate_size", 5632)?, activation));
+    }
+    let expert = width(cfg, "moe_intermediate_size", 512)?;
+    let shared = cfg.optional_u32("shared_expert_intermediate_size")?.unwrap_or(512);
+    Ok(Ffn::Moe(Moe {
+        num_experts: experts,
+        experts_per_token: width(cfg, "num_experts_per_tok", 10)?,
+        num_shared_experts: shared_experts(cfg, "shared_expert_intermediate_size", shared, expert)?,
+        expert_intermediate_size: expert,
+        dense_intermediate_size: if first > 0 {
+            width(cfg, "intermediate_size", 5632)?
+        } else {
+            cfg.optional_u32("intermediate_size")?.unwrap_or(0)
+        },
+        first_k_dense: first as u32,
+        activation,
+        router_bias: false,
+        expert_bias: false,
+        shared_expert_gate: true,
+    }))
+}
+
+/// Granite 4.0-H: experts with shared experts, or the shared MLP alone when there are none.
+fn granite_ffn(cfg: &Fields, activation: Activation) -> Result<Ffn> {
+    let experts = cfg.optional_u32("num_local_experts")?.unwrap_or(8);
+    let shared = cfg.optional_u32("shared_intermediate_size")?.unwrap_or(1024);
+    if experts == 0 {
+        if shared == 0 {
+            return Err(Error::field(cfg.source, "shared_intermediate_size", "a positive integer", 0));
+        }
+        return Ok(dense(shared, activation));
+    }
+    let expert = width(cfg, "intermediate_size", 11008)?;
+    Ok(Ffn::Moe(Moe {
+        num_experts: experts,
+        experts_per_token: width(cfg, "num_experts_per_tok", 2)?,
+        num_shared_experts: shared_experts(cfg, "shared_intermediate_size", shared, expert)?,
+        expert_intermediate_size: expert,
+        dense_intermediate_size: 0,
+        first_k_dense: 0,
+        activation,
+        router_bias: false,
+        expert_bias: false,
+        shared_expert_gate: false,
+    }))
 }

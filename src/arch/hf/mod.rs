@@ -238,7 +238,6 @@ fn hybrid_family(family: Family) -> bool {
 
 /// The attention: MLA for DeepSeek, grouped (MHA, GQA, MQA) otherwise.
 fn attention_of(cfg: &Fields, deepseek: bool, hidden_size: u32, num_heads: u32) -> Result<Attention> {
-    let source = cfg.source;
     Ok(if deepseek {
         Attention::Latent(Mla {
             num_heads,
@@ -250,21 +249,23 @@ fn attention_of(cfg: &Fields, deepseek: bool, hidden_size: u32, num_heads: u32) 
         })
     } else {
         let num_kv_heads = cfg.optional_positive("num_key_value_heads")?.unwrap_or(num_heads);
-        // head_dim comes from the config when given; hidden / heads is only the fallback.
-        let head_dim = match cfg.optional_positive("head_dim")? {
-            Some(d) => d,
-            None if hidden_size % num_heads == 0 => hidden_size / num_heads,
-            None => {
-                return Err(Error::field(
-                    source,
-                    "num_attention_heads",
-                    format!("a divisor of hidden_size ({hidden_size}) when head_dim is not given"),
-                    num_heads,
-                ))
-            }
-        };
-        Attention::Grouped { num_heads, num_kv_heads, head_dim }
+        Attention::Grouped { num_heads, num_kv_heads, head_dim: head_dim_of(cfg, hidden_size, num_heads, None)? }
     })
+}
+
+/// `head_dim` from the config when given, else the class's `default`; hidden / heads is only
+/// the fallback, refused when the heads do not divide the width.
+fn head_dim_of(cfg: &Fields, hidden_size: u32, num_heads: u32, default: Option<u32>) -> Result<u32> {
+    match cfg.optional_positive("head_dim")?.or(default) {
+        Some(d) => Ok(d),
+        None if hidden_size % num_heads == 0 => Ok(hidden_size / num_heads),
+        None => Err(Error::field(
+            cfg.source,
+            "num_attention_heads",
+            format!("a divisor of hidden_size ({hidden_size}) when head_dim is not given"),
+            num_heads,
+        )),
+    }
 }
 
 /// The FFN's activation, under the family's field name and default.

@@ -9,8 +9,14 @@ mod ffi;
 pub mod runs;
 pub mod shapes;
 pub mod verify;
+// Gated as `measure/torch` is: the worker (with `ffi`) behind the feature, or its stub under
+// the same name.
 #[cfg(feature = "llamacpp")]
 pub mod worker;
+#[cfg(not(feature = "llamacpp"))]
+#[path = "stub.rs"]
+pub mod worker;
+pub use worker::require;
 
 use crate::arch::Architecture;
 use crate::dtype::DType;
@@ -151,15 +157,6 @@ pub const ENGINE_VERSION: &str = if cfg!(feature = "llamacpp-cuda") {
 } else {
     "llama.cpp as vendored by llama-cpp-sys-2 0.1.161 (CPU backend, OpenMP)"
 };
-
-/// Whether the engine is compiled in; a one-line error naming the command otherwise.
-pub fn require(command: &'static str) -> Result<()> {
-    if cfg!(feature = "llamacpp") {
-        Ok(())
-    } else {
-        Err(Error::NotCompiledWithLlamaCpp { command })
-    }
-}
 
 /// The `rooflinebench` binary that runs jobs: this executable, or `ROOFLINEBENCH_BIN` (tests
 /// run from their own harness binaries).

@@ -8,6 +8,7 @@ use super::shapes::Plan;
 use crate::device::DeviceProfile;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
+use crate::fit::agreement::ErrorSummary;
 use crate::fit::{predict, Run};
 use crate::roofline::BenchTest;
 use crate::search::Scorer;
@@ -65,35 +66,6 @@ pub struct Verdict {
     /// Measurements (prefill and decode of each candidate) inside the profile's 80% bands, and
     /// how many had a band; None on a profile without bands.
     pub within_band: Option<(usize, usize)>,
-}
-
-/// Kendall's tau-b of two equally long samples (ties in either count against neither).
-pub fn kendall_tau(x: &[f64], y: &[f64]) -> f64 {
-    let (mut concordant, mut discordant, mut tx, mut ty) = (0.0f64, 0.0f64, 0.0f64, 0.0f64);
-    for i in 0..x.len() {
-        for j in i + 1..x.len() {
-            let (a, b) = ((x[i] - x[j]).signum(), (y[i] - y[j]).signum());
-            let (dx, dy) = (x[i] == x[j], y[i] == y[j]);
-            if dx && dy {
-                continue;
-            } else if dx {
-                tx += 1.0;
-            } else if dy {
-                ty += 1.0;
-            } else if a == b {
-                concordant += 1.0;
-            } else {
-                discordant += 1.0;
-            }
-        }
-    }
-    let n = concordant + discordant;
-    let denom = ((n + tx) * (n + ty)).sqrt();
-    if denom == 0.0 {
-        f64::NAN
-    } else {
-        (concordant - discordant) / denom
-    }
 }
 
 /// Which candidates to build: the recommendation, the runner-up, the fastest feasible decoder,
@@ -203,11 +175,11 @@ pub fn verify(saved: &SavedSearch, top: usize, opts: &EngineOptions) -> Result<(
         .filter(|r| r.rip >= threshold)
         .max_by(|a, b| a.measured_decode_tokens_per_s.total_cmp(&b.measured_decode_tokens_per_s));
     let verdict = Verdict {
-        kendall_tau_decode: kendall_tau(
+        kendall_tau_decode: ErrorSummary::kendall_tau(
             &col(|r| r.predicted_decode_tokens_per_s),
             &col(|r| r.measured_decode_tokens_per_s),
         ),
-        kendall_tau_prefill: kendall_tau(
+        kendall_tau_prefill: ErrorSummary::kendall_tau(
             &col(|r| r.predicted_prefill_tokens_per_s),
             &col(|r| r.measured_prefill_tokens_per_s),
         ),
@@ -289,18 +261,4 @@ pub fn markdown(saved: &SavedSearch, rows: &[VerifyRow], v: &Verdict, cond: &Con
         let _ = writeln!(s, "- Warning: {w}.");
     }
     s
-}
-
-#[cfg(test)]
-mod tests {
-    use super::kendall_tau;
-
-    #[test]
-    fn kendall_tau_by_hand() {
-        // Identical order: +1; reversed: -1.
-        assert_eq!(kendall_tau(&[1.0, 2.0, 3.0], &[10.0, 20.0, 30.0]), 1.0);
-        assert_eq!(kendall_tau(&[1.0, 2.0, 3.0], &[3.0, 2.0, 1.0]), -1.0);
-        // 4 items, one swapped pair (3,4): 5 concordant, 1 discordant -> 4/6.
-        assert!((kendall_tau(&[1.0, 2.0, 3.0, 4.0], &[1.0, 2.0, 4.0, 3.0]) - 4.0 / 6.0).abs() < 1e-12);
-    }
 }

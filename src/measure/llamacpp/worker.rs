@@ -11,9 +11,19 @@ use std::io::Read;
 use std::path::Path;
 use std::time::Instant;
 
-/// Entry point of the hidden `engine-worker` subcommand. Exit code 0 with a result on stdout,
-/// or 3 with the reason on stderr.
-pub fn main() -> i32 {
+/// The engine is compiled in: every command that needs it may run (the stub refuses).
+pub fn require(_command: &'static str) -> crate::error::Result<()> {
+    Ok(())
+}
+
+/// Entry point of the hidden `engine-worker` subcommand: the exit code, 0 with a result on
+/// stdout or 3 with the reason on stderr (the stub's is an error saying how to build).
+pub fn main() -> crate::error::Result<i32> {
+    Ok(serve())
+}
+
+/// Reads the job, runs it and answers.
+fn serve() -> i32 {
     let mut input = String::new();
     if let Err(e) = std::io::stdin().read_to_string(&mut input) {
         eprintln!("engine worker: reading the job: {e}");

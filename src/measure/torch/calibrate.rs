@@ -348,13 +348,20 @@ fn kernels_by_format(
     peak
 }
 
-pub fn calibrate(opts: &MeasureOptions) -> Result<DeviceProfile> {
-    // First: libtorch settles whether CUDA is there at its first question.
-    let target = Target::open(opts.on, "calibrate")?;
-    let b = Budget { quick: opts.quick, t: &target };
-    let threads = super::set_threads(opts.threads);
-    tch::manual_seed(0);
-    let mut laps = Laps { clock: std::time::Instant::now(), elapsed: Vec::new() };
+/// What the timed stages found.
+struct Stages {
+    /// The probe (FLOP/s, bytes/s) before and after.
+    before: (f64, f64),
+    after: (f64, f64),
+    tiny: Timing,
+    /// (kernel, array bytes, bytes/s) of each STREAM run.
+    stream: Vec<(String, f64, f64)>,
+    peak: BTreeMap<DType, f64>,
+    samples: Vec<Sample>,
+}
+
+/// Every timed stage in turn, between two probes, with a progress bar.
+fn run_stages(b: &Budget, opts: &MeasureOptions, laps: &mut Laps) -> Stages {
     let before = probe(b.t);
     laps.lap("probe");
     let mut samples: Vec<Sample> = Vec::new();
@@ -362,32 +369,49 @@ pub fn calibrate(opts: &MeasureOptions) -> Result<DeviceProfile> {
     let bar = progress(stages, opts.progress);
 
     bar.set_message("tiny kernels");
-    let tiny = tiny_kernel(&b);
+    let tiny = tiny_kernel(b);
     bar.inc(1);
     laps.lap("tiny kernels");
 
     bar.set_message("stream");
-    let stream = stream_runs(&b, &mut samples);
+    let stream = stream_runs(b, &mut samples);
     bar.inc(1);
     laps.lap("stream");
 
-    let mut peak = kernels_by_format(&b, &bar, &mut laps, &mut samples);
+    let peak = kernels_by_format(b, &bar, laps, &mut samples);
 
     bar.set_message("gather, kv append");
-    gather_and_kv_append(&b, &mut samples);
+    gather_and_kv_append(b, &mut samples);
     bar.inc(1);
     laps.lap("gather, kv append");
     let after = probe(b.t);
     laps.lap("probe");
     bar.inc(1);
     bar.finish_and_clear();
+    Stages { before, after, tiny, stream, peak, samples }
+}
 
-    // Ceilings: the best GEMM per format; main-memory bandwidth from the largest STREAM runs.
+/// Main-memory bandwidth (the median of the largest STREAM runs) and the best cache bandwidth.
+fn bandwidths(stream: &[(String, f64, f64)]) -> (f64, f64) {
     let largest = stream.iter().map(|s| s.1).fold(0.0, f64::max);
     let mut dram: Vec<f64> = stream.iter().filter(|s| s.1 == largest).map(|s| s.2).collect();
     dram.sort_by(f64::total_cmp);
     let bandwidth = dram[dram.len() / 2];
     let cache_bandwidth = stream.iter().map(|s| s.2).fold(0.0, f64::max);
+    (bandwidth, cache_bandwidth)
+}
+
+pub fn calibrate(opts: &MeasureOptions) -> Result<DeviceProfile> {
+    // First: libtorch settles whether CUDA is there at its first question.
+    let target = Target::open(opts.on, "calibrate")?;
+    let b = Budget { quick: opts.quick, t: &target };
+    let threads = super::set_threads(opts.threads);
+    tch::manual_seed(0);
+    let mut laps = Laps { clock: std::time::Instant::now(), elapsed: Vec::new() };
+    let Stages { before, after, tiny, stream, mut peak, samples } = run_stages(&b, opts, &mut laps);
+
+    // Ceilings: the best GEMM per format; main-memory bandwidth from the largest STREAM runs.
+    let (bandwidth, cache_bandwidth) = bandwidths(&stream);
     let fixed = tiny.median_s;
     // A format's compute ceiling is its fastest product or attention kernel: where a format has
     // no fast GEMM (bf16 without AVX-512), its fused attention may still be far quicker.

@@ -472,6 +472,19 @@ pub fn validate(profile: &DeviceProfile, opts: &MeasureOptions) -> Result<(Vec<V
     }
     bar.finish_and_clear();
     let after = super::calibrate::probe(&target);
+    let notes = validation_notes(profile, &target, &skipped, before, after);
+    Ok((rows, notes))
+}
+
+/// What a reader of the comparison should know: a device other than the profile's, workloads
+/// skipped, and the probes before and after (against the calibration's own).
+fn validation_notes(
+    profile: &DeviceProfile,
+    target: &Target,
+    skipped: &[String],
+    before: (f64, f64),
+    after: (f64, f64),
+) -> Vec<String> {
     let mut notes = Vec::new();
     let calibrated_on = profile.host.as_ref().map_or("a datasheet", |h| h.device.as_str());
     if profile.host.is_none() || calibrated_on.split(' ').next() != target.label.split(' ').next() {
@@ -504,7 +517,7 @@ pub fn validate(profile: &DeviceProfile, opts: &MeasureOptions) -> Result<(Vec<V
             ));
         }
     }
-    Ok((rows, notes))
+    notes
 }
 
 fn row(s: &Shape, phase: &'static str, tokens: i64, measured: f64, cv: f64, predicted: f64) -> ValidationRow {

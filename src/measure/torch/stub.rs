@@ -1,4 +1,5 @@
-//! Stand-in for builds without the `torch` feature: same API, every call an error.
+//! Stand-in for `measure/torch` in builds without the `torch` feature (it takes the module's
+//! name): the same API, every call a one-line error saying how to build it.
 
 use super::{MeasureOptions, ValidationRow};
 use crate::device::DeviceProfile;
