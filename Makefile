@@ -121,6 +121,8 @@ bench: setup
 	$(CARGO) bench --bench scoring
 	bash scripts/bench-search.sh $(BIN) rtx3090 search-spaces/*.toml benches/spaces/throughput.toml \
 		benches/spaces/ten-million.toml benches/spaces/hybrid-ten-million.toml benches/spaces/hundred-million.toml
+	# predict from Python beside the Rust scoring loop, same inputs, same run.
+	$(MAKE) bench-python
 
 # The Python package's figures: predict on 2 threads beside the Rust scoring loop on the same
 # inputs, in one run (about a minute on 2 cores), and a cold import plus one analyze.
