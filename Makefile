@@ -15,6 +15,10 @@ ifeq ($(filter $(ENGINE_BACKEND),cpu cuda metal vulkan),)
 $(error ENGINE_BACKEND=$(ENGINE_BACKEND): expected cpu, cuda, metal or vulkan)
 endif
 FEATURES := torch,llamacpp$(if $(filter-out cpu,$(ENGINE_BACKEND)),$(comma)llamacpp-$(ENGINE_BACKEND))
+# The main binary's: FEATURES without torch.
+empty :=
+space := $(empty) $(empty)
+MAIN_FEATURES := $(subst $(space),$(comma),$(filter-out torch,$(subst $(comma),$(space),$(FEATURES))))
 # llama.cpp is built for this CPU, as people build it from source (see the script for AMX).
 ENGINE_CFLAGS := $(shell bash scripts/engine-cflags.sh)
 export CFLAGS := $(ENGINE_CFLAGS)
@@ -34,8 +38,11 @@ setup:
 	@bash scripts/setup-engine.sh
 	@bash scripts/setup-chromium.sh
 
+# Two binaries: rooflinebench without libtorch (every command starts in milliseconds) and
+# rooflinebench-torch beside it with libtorch, which the first runs for calibrate and validate.
 build: setup
-	$(CARGO) build --release --features $(FEATURES)
+	$(CARGO) build --release --features '$(MAIN_FEATURES)' --bin rooflinebench
+	$(if $(findstring torch,$(FEATURES)),$(CARGO) build --release --features $(FEATURES) --bin rooflinebench-torch,true)
 
 # The main job: the ~1B search space on a built-in device, and the ~350M hybrid space (full
 # attention against windows, short convolutions, DeltaNet and Mamba2 layers); then this machine calibrated now on
@@ -53,6 +60,8 @@ run: build
 # ROOFLINEBENCH_REQUIRE_CHROMIUM: the report.html test fails (rather than skips) without chromium.
 test: build
 	ROOFLINEBENCH_REQUIRE_CHROMIUM=1 $(CARGO) test --release --all-targets --features $(FEATURES)
+	# The tests link the main binary with libtorch too: back to the two binaries of `build`.
+	$(CARGO) build --release --features '$(MAIN_FEATURES)' --bin rooflinebench
 	# The stubs: a build without the engines answers their commands with how to build them.
 	$(CARGO) test --test tests -- torch:: llamacpp::
 	$(BIN) batch search-spaces --devices $(BASELINE_DEVICES) --out target/batch-check --check results

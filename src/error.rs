@@ -28,7 +28,7 @@ pub enum Error {
     #[error("{0}")]
     Usage(String),
 
-    #[error("`{command}` needs libtorch: this binary was built without the `torch` feature. Build with `cargo build --release --features torch` (the Makefile does: `make calibrate`)")]
+    #[error("`{command}` needs libtorch: this binary was built without the `torch` feature and no rooflinebench-torch is beside it. `make build` builds both (or `cargo build --release --features torch`)")]
     NotCompiledWithTorch { command: &'static str },
 
     #[error("`{command}` needs llama.cpp: this binary was built without the `llamacpp` feature. Build with `cargo build --release --features llamacpp` (the Makefile does)")]

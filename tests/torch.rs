@@ -6,13 +6,44 @@ use crate::common::*;
 #[cfg(not(feature = "torch"))]
 #[test]
 fn without_torch_calibrate_and_validate_exit_2_saying_how_to_build() {
+    // A copy alone in a folder: no rooflinebench-torch beside it to hand the command to.
+    let dir = tempfile::tempdir().unwrap();
+    let exe = dir.path().join("rooflinebench");
+    std::fs::copy(env!("CARGO_BIN_EXE_rooflinebench"), &exe).unwrap();
     for cmd in ["calibrate", "validate"] {
         for on in ["cpu", "cuda", "mps", "auto"] {
-            let out = bin().args([cmd, "--quick", "--on", on]).assert().code(2).get_output().clone();
+            let out =
+                assert_cmd::Command::new(&exe).args([cmd, "--quick", "--on", on]).assert().code(2).get_output().clone();
             let err = String::from_utf8(out.stderr).unwrap();
-            assert!(err.contains("--features torch") && err.contains(cmd) && err.lines().count() == 1, "{err}");
+            assert!(err.contains("make build") && err.contains(cmd) && err.lines().count() == 1, "{err}");
         }
     }
+}
+
+/// A build without libtorch hands `calibrate` and `validate` (and nothing else) to the
+/// `rooflinebench-torch` beside it, with the same arguments, and exits with its code. A script
+/// stands in for that binary here: it says what it was given and exits 7.
+#[cfg(all(not(feature = "torch"), unix))]
+#[test]
+fn without_torch_libtorch_commands_run_the_torch_binary_beside_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let exe = dir.path().join("rooflinebench");
+    std::fs::copy(env!("CARGO_BIN_EXE_rooflinebench"), &exe).unwrap();
+    let torch = dir.path().join("rooflinebench-torch");
+    std::fs::write(&torch, "#!/bin/sh\necho \"torch binary: $*\"\nexit 7\n").unwrap();
+    std::fs::set_permissions(&torch, std::fs::Permissions::from_mode(0o755)).unwrap();
+    for cmd in ["calibrate", "validate"] {
+        let out = std::process::Command::new(&exe).args([cmd, "--quick"]).output().unwrap();
+        assert_eq!(out.status.code(), Some(7), "{out:?}");
+        assert_eq!(String::from_utf8(out.stdout).unwrap(), format!("torch binary: {cmd} --quick\n"));
+    }
+    // The llama.cpp engine's commands and everything else stay in this binary.
+    let out = std::process::Command::new(&exe).args(["calibrate", "--engine", "llama.cpp"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!String::from_utf8(out.stdout).unwrap().contains("torch binary"));
+    let out = std::process::Command::new(&exe).arg("devices").output().unwrap();
+    assert!(out.status.success() && !String::from_utf8(out.stdout).unwrap().contains("torch binary"));
 }
 
 /// No GPU here and no libtorch CUDA libraries (the set-up installs the CPU set): asking for

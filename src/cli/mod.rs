@@ -4,6 +4,7 @@
 pub(crate) mod analyze;
 mod calibrate;
 mod devices;
+pub mod entry;
 mod export;
 mod per_layer;
 mod plot;
@@ -25,6 +26,17 @@ use std::path::PathBuf;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+}
+
+impl Cli {
+    /// Whether the command runs libtorch: `calibrate` and `validate` without `--engine llama.cpp`.
+    pub fn needs_torch(&self) -> bool {
+        match &self.command {
+            Command::Calibrate(a) => a.engine != EngineChoice::LlamaCpp,
+            Command::Validate(a) => a.engine != EngineChoice::LlamaCpp,
+            _ => false,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
