@@ -584,17 +584,12 @@ fn pair_key(r: &fit::Run) -> (String, String, String) {
 /// over `pairs` (fitted run, run at the other count); None for a phase without pairs.
 fn scale_factors(pairs: &[(&fit::Run, &fit::Run)]) -> (Option<f64>, Option<f64>) {
     let median = |prefill: bool| {
-        let mut f: Vec<f64> = pairs
+        let f: Vec<f64> = pairs
             .iter()
             .filter(|(a, _)| a.test.is_prefill() == prefill)
             .map(|(a, b)| a.measured_s / b.measured_s)
             .collect();
-        f.sort_by(f64::total_cmp);
-        match f.len() {
-            0 => None,
-            n if n % 2 == 1 => Some(f[n / 2]),
-            n => Some((f[n / 2 - 1] + f[n / 2]) / 2.0),
-        }
+        (!f.is_empty()).then(|| crate::fit::agreement::median(f))
     };
     (median(true), median(false))
 }

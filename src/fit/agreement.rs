@@ -10,6 +10,17 @@ use crate::device::DeviceProfile;
 use crate::error::{Error, Result};
 use serde::Serialize;
 
+/// The median (the mean of the middle two for an even count); NaN without values.
+pub fn median(values: impl IntoIterator<Item = f64>) -> f64 {
+    let mut v: Vec<f64> = values.into_iter().collect();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
 /// Predicted against measured tokens/s of one held-out run.
 #[derive(Clone, Serialize)]
 pub struct Agreement {
@@ -70,13 +81,7 @@ impl ErrorSummary {
     /// The median of max(ratio, 1/ratio) over ratios of predicted to measured speed: how far
     /// off a typical prediction is, either way (NaN without runs).
     pub fn median_factor(ratios: impl IntoIterator<Item = f64>) -> f64 {
-        let mut f: Vec<f64> = ratios.into_iter().map(|r| r.max(1.0 / r)).collect();
-        f.sort_by(f64::total_cmp);
-        match f.len() {
-            0 => f64::NAN,
-            n if n % 2 == 1 => f[n / 2],
-            n => (f[n / 2 - 1] + f[n / 2]) / 2.0,
-        }
+        median(ratios.into_iter().map(|r| r.max(1.0 / r)))
     }
 
     /// Kendall's tau-b of predicted against measured values, equally long (ties in either

@@ -107,11 +107,9 @@ pub struct Conditions {
 
 /// Median (the mean of the middle two for an even count) and coefficient of variation.
 pub fn median_cv(v: &[f64]) -> (f64, f64) {
-    let mut s = v.to_vec();
-    s.sort_by(f64::total_cmp);
-    let median = if s.len() % 2 == 1 { s[s.len() / 2] } else { (s[s.len() / 2 - 1] + s[s.len() / 2]) / 2.0 };
-    let mean = s.iter().sum::<f64>() / s.len() as f64;
-    let var = s.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / s.len() as f64;
+    let median = crate::fit::agreement::median(v.iter().copied());
+    let mean = v.iter().sum::<f64>() / v.len() as f64;
+    let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / v.len() as f64;
     (median, var.sqrt() / mean)
 }
 
