@@ -245,7 +245,7 @@ fn check(a: CheckArgs, out: &mut dyn std::io::Write) -> Result<()> {
         rows.len(),
         factor_summary(&rows)
     );
-    match (&profile.error_bands, within_line(profile.error_bands.as_ref(), &rows, "")) {
+    match (&profile.error_bands, within_line(profile.error_bands.as_ref(), &rows)) {
         (Some(b), Some(w)) => {
             let _ = writeln!(s, "  {w} ({}; {})", band::describe(b), b.basis);
         }
@@ -348,23 +348,11 @@ fn note_fit(
     );
 }
 
-/// Each fitted run predicted by a fit of the other folds, and how the bands' basis names it.
-fn cross_validated(
-    runs: &[fit::Run],
-    source: &str,
-    refit: impl Fn(&[fit::Run]) -> Result<DeviceProfile>,
-) -> (Vec<Agreement>, String) {
-    let (rows, lost) = band::cross_validate(runs, source, refit);
-    let folds = runs.len().min(10);
-    let lost = if lost > 0 { format!(", {lost} it could not predict left out") } else { String::new() };
-    (rows, format!("{folds}-fold cross-validation of the {} fitted runs{lost}", runs.len()))
-}
-
 /// "7 of 10 within the 80% band", when `bands` cover these rows' phases.
-fn within_line(bands: Option<&ErrorBands>, rows: &[Agreement], what: &str) -> Option<String> {
+fn within_line(bands: Option<&ErrorBands>, rows: &[Agreement]) -> Option<String> {
     let b = bands?;
     let (inside, counted) = band::within(b, rows);
-    (counted > 0).then(|| format!("{inside} of {counted} within the {:.0}% band{what}", 100.0 * b.coverage))
+    (counted > 0).then(|| format!("{inside} of {counted} within the {:.0}% band", 100.0 * b.coverage))
 }
 
 /// The held-out runs, file by file, predicted by the fitted profile.
@@ -399,21 +387,19 @@ impl HeldOut {
     /// How the bands fare on each file when that file's runs are left out of them: the check a
     /// new source of runs would make.
     fn within_leaving_each_out(&self, cv: &[Agreement], basis: &str) -> Option<String> {
-        let (mut inside, mut counted, mut coverage) = (0, 0, band::COVERAGE);
+        let (mut inside, mut counted) = (0, 0);
         for (i, file) in self.files.iter().enumerate() {
             let others: Vec<Agreement> = cv
                 .iter()
                 .chain(self.files.iter().enumerate().filter(|(j, _)| *j != i).flat_map(|(_, f)| f))
                 .cloned()
                 .collect();
-            let b = band::bands(&others, basis.to_string());
-            coverage = b.coverage;
-            let (n, c) = band::within(&b, file);
+            let (n, c) = band::within(&band::bands(&others, basis.to_string()), file);
             inside += n;
             counted += c;
         }
         (counted > 0).then(|| {
-            format!("{inside} of {counted} within the {:.0}% band made without their own file", 100.0 * coverage)
+            format!("{inside} of {counted} within the {:.0}% band made without their own file", 100.0 * band::COVERAGE)
         })
     }
 }
@@ -493,13 +479,8 @@ fn noted_factors(p: &DeviceProfile, flag: &str) -> Result<Vec<(bool, f64)>> {
 /// `devices transfer`: a sibling's engine profile on a device's datasheet ceilings.
 fn transfer(a: TransferArgs, out: &mut dyn std::io::Write) -> Result<()> {
     let sibling = resolve(&a.from)?;
-    if sibling.engine.is_none() {
-        return Err(Error::Usage(format!(
-            "--from {}: expected a profile of an engine (expected or calibrated llama.cpp), got {}",
-            a.from,
-            sibling.provenance.origin.label()
-        )));
-    }
+    // Before its datasheet is looked up: a sibling without an engine has none to give.
+    crate::device::transfer::engine_of(&sibling)?;
     let sibling_datasheet = resolve(a.from_datasheet.as_deref().unwrap_or(&format!("{}-datasheet", sibling.name)))?;
     let base = resolve(&a.base)?;
     let name = match &a.name {
@@ -555,7 +536,7 @@ fn transfer(a: TransferArgs, out: &mut dyn std::io::Write) -> Result<()> {
         let models = models_for(&a.model)?;
         let held = HeldOut::load(&a.holdout, &a.out, &models, &profile)?;
         let rows: Vec<Agreement> = held.rows().into_iter().cloned().collect();
-        let within = within_line(profile.error_bands.as_ref(), &rows, "");
+        let within = within_line(profile.error_bands.as_ref(), &rows);
         note_held_out(&mut profile, &held, &rows, within.clone());
         let _ = writeln!(
             s,
@@ -747,7 +728,7 @@ fn fit(a: FitArgs, out: &mut dyn std::io::Write) -> Result<()> {
     let launch = donor.as_ref().map(|d| d.kernel_overhead_s);
     let (mut profile, report) = fit::fit_engine_under_roofs(&fitted_base, &engine, &runs, launch)?;
     note_fit(&mut profile, &report, &origins, donor.as_ref());
-    let cv = cross_validated(&runs, &shown(&a.out), |sub| {
+    let cv = band::cross_validate(&runs, &shown(&a.out), "fitted runs", |sub| {
         fit::fit_engine_under_roofs(&fitted_base, &engine, sub, launch).map(|(p, _)| p)
     });
     let (held, held_skipped, within) = bands_and_held_out(&a, &models, &mut profile, cv)?;

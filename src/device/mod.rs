@@ -4,7 +4,7 @@
 mod band;
 mod efficiency;
 mod library;
-mod transfer;
+pub mod transfer;
 
 pub use band::{Band, ErrorBands};
 pub use efficiency::{ComputeSize, EfficiencyCurve, EfficiencyPoint, EfficiencyTable, HeadCost, MAX_CACHE_SPEEDUP};

@@ -9,6 +9,17 @@ use super::{DeviceProfile, Origin};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 
+/// The engine a sibling lends, or why it has none to lend.
+pub fn engine_of(sibling: &DeviceProfile) -> Result<&super::Engine> {
+    sibling.engine.as_ref().ok_or_else(|| {
+        Error::Usage(format!(
+            "--from {}: expected a profile of an engine (expected or calibrated llama.cpp), got {}",
+            sibling.name,
+            sibling.provenance.origin.label()
+        ))
+    })
+}
+
 /// `sibling`'s engine, efficiencies and fixed costs on `base`'s ceilings, named `name`;
 /// `sibling_datasheet` holds the sibling's own datasheet ceilings.
 pub fn transfer(
@@ -17,13 +28,7 @@ pub fn transfer(
     base: &DeviceProfile,
     name: String,
 ) -> Result<DeviceProfile> {
-    let Some(engine) = sibling.engine.clone() else {
-        return Err(Error::Usage(format!(
-            "--from {}: expected a profile of an engine (expected or calibrated llama.cpp), got {}",
-            sibling.name,
-            sibling.provenance.origin.label()
-        )));
-    };
+    let engine = engine_of(sibling)?.clone();
     if !sibling_datasheet.is_upper_bound() {
         return Err(Error::Usage(format!(
             "--from-datasheet {}: expected the sibling's datasheet profile, got {}",

@@ -60,19 +60,29 @@ pub fn bands_of(factors: &[(bool, f64)], basis: String) -> ErrorBands {
 }
 
 /// Each run predicted by a profile `refit` made from the other folds' runs (run i is in fold
-/// i mod k). Runs a fold's profile cannot predict (a fit that failed, or a rate only that run
-/// pinned down) are left out; their count comes back with the rows.
+/// i mod k), and the bands' basis in words ("10-fold cross-validation of the 24 {what}"). Runs a
+/// fold's profile cannot predict (a fit that failed, or a rate only that run pinned down) are
+/// left out, and the basis says how many.
 pub fn cross_validate(
     runs: &[Run],
     source: &str,
+    what: &str,
+    refit: impl Fn(&[Run]) -> Result<DeviceProfile>,
+) -> (Vec<Agreement>, String) {
+    let k = runs.len().min(MAX_FOLDS);
+    let (rows, lost) = if k < 2 { (Vec::new(), runs.len()) } else { predict_folds(runs, k, source, refit) };
+    let lost = if lost > 0 { format!(", {lost} it could not predict left out") } else { String::new() };
+    (rows, format!("{k}-fold cross-validation of the {} {what}{lost}", runs.len()))
+}
+
+fn predict_folds(
+    runs: &[Run],
+    k: usize,
+    source: &str,
     refit: impl Fn(&[Run]) -> Result<DeviceProfile>,
 ) -> (Vec<Agreement>, usize) {
-    let k = runs.len().min(MAX_FOLDS);
     let mut rows = Vec::new();
     let mut lost = 0;
-    if k < 2 {
-        return (rows, runs.len());
-    }
     for fold in 0..k {
         let train: Vec<Run> = runs.iter().enumerate().filter(|(i, _)| i % k != fold).map(|(_, r)| r.clone()).collect();
         let test: Vec<Run> = runs.iter().enumerate().filter(|(i, _)| i % k == fold).map(|(_, r)| r.clone()).collect();

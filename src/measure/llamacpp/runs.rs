@@ -244,14 +244,9 @@ pub fn calibrate(opts: &EngineOptions) -> Result<(DeviceProfile, FitReport, Cond
     let (mut profile, report) = fit::fit_engine(&base, &engine, &runs)?;
     // Bands from each run predicted by a fit of the others (the validation workloads stay
     // unseen: they are `validate`'s, not calibration's).
-    let (cv, lost) =
-        fit::band::cross_validate(&runs, "calibration", |sub| fit::fit_engine(&base, &engine, sub).map(|(p, _)| p));
-    let lost = if lost > 0 { format!(", {lost} it could not predict left out") } else { String::new() };
-    let basis = format!(
-        "{}-fold cross-validation of the {} calibration runs on this machine{lost}",
-        runs.len().min(10),
-        runs.len()
-    );
+    let (cv, basis) = fit::band::cross_validate(&runs, "calibration", "calibration runs on this machine", |sub| {
+        fit::fit_engine(&base, &engine, sub).map(|(p, _)| p)
+    });
     profile.error_bands = Some(fit::band::bands(&cv, basis));
     let records: Vec<serde_json::Value> = runs.iter().map(|r| fit::record_of(r, BACKEND, opts.threads)).collect();
     profile.notes.insert("runs".into(), serde_json::Value::from(records));
