@@ -286,3 +286,111 @@ fn a_space_too_large_is_refused_with_its_count_unless_forced() {
     assert!(err.contains(&format!("{count} candidates is more than 500")) && err.contains("--force"), "{err}");
     run(&["--force"]).success();
 }
+
+/// Every operator of `arch`'s pass priced afresh, in order: what an evaluator computed before
+/// it shared layer figures between candidates.
+fn priced_afresh(
+    arch: &rooflinebench::arch::Architecture,
+    device: &rooflinebench::device::DeviceProfile,
+    settings: rooflinebench::workload::RunSettings,
+    plan: rooflinebench::workload::Plan,
+    phase: rooflinebench::workload::Phase,
+    (first, last): (f64, f64),
+) -> rooflinebench::roofline::Point {
+    use rooflinebench::roofline::{op_totals, Point};
+    let settings = rooflinebench::workload::RunSettings {
+        precisions: device.effective_precisions(settings.precisions),
+        ..settings
+    };
+    let mut total = Point::default();
+    for op in rooflinebench::workload::operators(arch, phase, &settings, plan) {
+        total.add(op_totals(&op, device, first, last).point);
+    }
+    let passes = if phase == rooflinebench::workload::Phase::Decode { last - first + 1.0 } else { 1.0 };
+    total.time_s += passes * device.pass_overhead_s;
+    total
+}
+
+#[test]
+fn layer_figures_shared_between_candidates_are_bit_for_bit_a_fresh_pricing() {
+    use rooflinebench::roofline::{decode_contexts, Evaluator, PlanChoice, Scenario};
+    use rooflinebench::workload::{Phase, Plan, RunSettings};
+    // Spaces with depth axes, quantised and plain weights, MLA, MoE and hybrid layer patterns;
+    // a profile with efficiency tables and an engine, and a datasheet one.
+    let spaces =
+        ["search-spaces/around-1b.toml", "search-spaces/around-350m-hybrid.toml", "tests/fixtures/small-space.toml"]
+            .map(|p| SearchSpace::load(&space_path(p)).unwrap())
+            .into_iter()
+            .chain([SearchSpace::load(&space_path("search-spaces/quality-vs-speed.toml")).unwrap()]);
+    let scenarios = [Scenario::named("lilo").unwrap(), Scenario::new("short", 7, 3).unwrap()];
+    let mut checked = 0;
+    for space in spaces {
+        for device_name in ["rtx3090", "rpi5-datasheet"] {
+            let device = builtin(device_name).unwrap();
+            let plan = device.engine.as_ref().map_or(Plan::NAIVE, |e| e.plan);
+            let settings =
+                |p| RunSettings { batch: space.workload.batch, precisions: p, logits_for_all_prompt_tokens: false };
+            let mut evaluators: Vec<Evaluator> = space
+                .dims
+                .precisions
+                .iter()
+                .map(|&p| Evaluator::new(&device, settings(p), PlanChoice::Fixed(plan)))
+                .collect();
+            // Runs of neighbours in the search's order (where figures are shared), from the
+            // start, the middle and the end of the space.
+            let n = space.count();
+            let runs = [0, n / 2, n.saturating_sub(600)].map(|start| start..(start + 600).min(n));
+            for position in runs.into_iter().flatten() {
+                let Ok(c) = space.candidate(space.index_at(position)) else { continue };
+                let ev = &mut evaluators[c.precision_index];
+                for s in &scenarios {
+                    let (prefill, decode) = (ev.prefill(&c.arch, s).point, ev.decode(&c.arch, s).point);
+                    let want_prefill = priced_afresh(
+                        &c.arch,
+                        &device,
+                        settings(c.precisions),
+                        plan,
+                        Phase::Prefill { prompt: s.prompt },
+                        (0.0, 0.0),
+                    );
+                    let want_decode = priced_afresh(
+                        &c.arch,
+                        &device,
+                        settings(c.precisions),
+                        plan,
+                        Phase::Decode,
+                        decode_contexts(s),
+                    );
+                    for (got, want) in [(prefill, want_prefill), (decode, want_decode)] {
+                        assert_eq!(
+                            [got.flops.to_bits(), got.bytes.to_bits(), got.time_s.to_bits()],
+                            [want.flops.to_bits(), want.bytes.to_bits(), want.time_s.to_bits()],
+                            "{} #{} on {device_name}: {got:?} vs {want:?}",
+                            space.name,
+                            c.index
+                        );
+                    }
+                }
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 2000, "{checked} candidates checked");
+}
+
+#[test]
+fn the_search_order_visits_every_candidate_once() {
+    for p in
+        ["search-spaces/around-1b.toml", "search-spaces/around-350m-hybrid.toml", "tests/fixtures/small-space.toml"]
+    {
+        let space = SearchSpace::load(&space_path(p)).unwrap();
+        let n = space.count();
+        let mut seen = vec![false; n as usize];
+        for position in 0..n {
+            let i = space.index_at(position);
+            assert!(i < n && !seen[i as usize], "{p}: position {position} -> index {i}");
+            seen[i as usize] = true;
+            assert_eq!(space.position_of(i), position, "{p}: index {i}");
+        }
+    }
+}

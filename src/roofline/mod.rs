@@ -1,6 +1,7 @@
 //! Operators evaluated on a device: each operator's time, phase and scenario points, the
 //! closed-form decode sum, the fastest plan per phase, and the memory footprint.
 
+mod memo;
 mod metrics;
 mod scenario;
 
@@ -10,7 +11,7 @@ pub use scenario::{BenchTest, Scenario, MAX_BATCH, MAX_TOKENS, NAMED as NAMED_SC
 use crate::arch::Architecture;
 use crate::device::DeviceProfile;
 use crate::workload::{
-    operators_into, AttentionForm, ElementwiseForm, Linear, OpClass, Operator, Part, Phase, Plan, RunSettings,
+    segment_into, AttentionForm, ElementwiseForm, Linear, OpClass, Operator, Part, Phase, Plan, RunSettings, Segment,
 };
 use serde::Serialize;
 
@@ -163,6 +164,24 @@ fn totals(op: &Operator, c: &Ceilings, first: f64, last: f64) -> OpTotals {
 
 fn unwindowed_totals(op: &Operator, c: &Ceilings, first: f64, last: f64) -> OpTotals {
     let count = op.count as f64;
+    let one = launch_totals(op, c, first, last);
+    OpTotals {
+        point: Point { flops: count * one.flops, bytes: count * one.bytes, time_s: count * one.time_s },
+        compute_bound_s: count * one.compute_bound_s,
+    }
+}
+
+/// One launch's figures over contexts `first..=last` (an unwindowed operator's totals before
+/// its launch count): what candidates that repeat a layer share.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct Launch {
+    flops: f64,
+    bytes: f64,
+    time_s: f64,
+    compute_bound_s: f64,
+}
+
+fn launch_totals(op: &Operator, c: &Ceilings, first: f64, last: f64) -> Launch {
     let steps = last - first + 1.0;
     let bytes = op.bytes();
     let fixed = steps * c.overhead_s;
@@ -194,13 +213,11 @@ fn unwindowed_totals(op: &Operator, c: &Ceilings, first: f64, last: f64) -> OpTo
         }
         (time, compute)
     };
-    OpTotals {
-        point: Point {
-            flops: count * op.flops.sum(first, last),
-            bytes: count * bytes.sum(first, last),
-            time_s: count * (time + fixed),
-        },
-        compute_bound_s: count * compute,
+    Launch {
+        flops: op.flops.sum(first, last),
+        bytes: bytes.sum(first, last),
+        time_s: time + fixed,
+        compute_bound_s: compute,
     }
 }
 
@@ -237,6 +254,7 @@ pub struct Evaluator<'a> {
     elementwise: (ElementwiseForm, ElementwiseForm),
     ceilings: Ceilings<'a>,
     ops: Vec<Operator>,
+    layers: memo::LayerMemo,
 }
 
 impl<'a> Evaluator<'a> {
@@ -259,7 +277,15 @@ impl<'a> Evaluator<'a> {
             }
             PlanChoice::Fixed(plan) => (plan.elementwise, plan.elementwise),
         };
-        Evaluator { device, settings, plans, elementwise, ceilings, ops: Vec::with_capacity(48) }
+        Evaluator {
+            device,
+            settings,
+            plans,
+            elementwise,
+            ceilings,
+            ops: Vec::with_capacity(48),
+            layers: memo::LayerMemo::default(),
+        }
     }
 
     fn part_under(
@@ -271,14 +297,23 @@ impl<'a> Evaluator<'a> {
         first: f64,
         last: f64,
     ) -> (Point, f64) {
-        self.ops.clear();
-        operators_into(arch, phase, &self.settings, plan, part, &mut self.ops);
         let mut total = Point::default();
         // Largest live activation set: one operator's inputs plus output, at the last context.
         let mut live = 0.0f64;
-        for op in &self.ops {
-            total.add(totals(op, &self.ceilings, first, last).point);
-            live = live.max((op.act_read_bytes + op.act_write_bytes).at(op.context(last)));
+        for segment in Segment::ALL {
+            if segment == Segment::Layers {
+                let key = (phase, plan, part);
+                let layers_live =
+                    self.layers.add_layers(arch, &self.settings, &self.ceilings, key, (first, last), &mut total);
+                live = live.max(layers_live);
+                continue;
+            }
+            self.ops.clear();
+            segment_into(arch, phase, &self.settings, plan, part, segment, &mut self.ops);
+            for op in &self.ops {
+                total.add(totals(op, &self.ceilings, first, last).point);
+                live = live.max((op.act_read_bytes + op.act_write_bytes).at(op.context(last)));
+            }
         }
         (total, live)
     }

@@ -304,7 +304,7 @@ impl Default for SearchOptions {
 /// Candidates per parallel work item: large enough to amortise, small enough to balance.
 const CHUNK: u64 = 4096;
 
-/// The index range of shard `k` of `n`.
+/// The range of positions (in the search order, [`SearchSpace::index_at`]) of shard `k` of `n`.
 pub fn shard_range(count: u64, shard: Option<(u64, u64)>) -> (u64, u64) {
     match shard {
         None => (0, count),
@@ -384,10 +384,14 @@ struct Tally {
 }
 
 impl Tally {
-    /// Scores indices `lo..hi` into the tally.
+    /// Scores the candidates at positions `lo..hi` of the search order into the tally.
     fn scan(&mut self, scorer: &mut Scorer, space: &SearchSpace, lo: u64, hi: u64) {
-        for i in lo..hi {
-            let cand = match space.candidate(i) {
+        // The slice's own front first: most of its candidates fall to a neighbour (another depth
+        // of the same shape) in a front of dozens, and only the survivors meet the worker's
+        // front of thousands. The union's front is the same either way.
+        let mut slice_front = ParetoFront::new();
+        for position in lo..hi {
+            let cand = match space.candidate(space.index_at(position)) {
                 Ok(c) => c,
                 Err(why) => {
                     *self.invalid.entry(why.describe()).or_default() += 1;
@@ -402,11 +406,12 @@ impl Tally {
                         self.top.insert(at, s);
                         self.top.truncate(TOP_N);
                     }
-                    self.front.insert(s);
+                    slice_front.insert(s);
                 }
                 Err(why) => *self.rejected.entry(why).or_default() += 1,
             }
         }
+        self.front.merge(slice_front);
         self.candidates += hi - lo;
     }
 

@@ -3,9 +3,8 @@
 //! so parallel chunks and shards combine exactly.
 //!
 //! A large search's front holds tens of thousands of members and is offered millions of
-//! candidates, so members sit in buckets of neighbours in arrival order (the space's order, so
-//! a bucket's candidates are alike) with the bounding box of their objectives: a candidate
-//! skips every bucket whose box can neither dominate it nor be dominated by it.
+//! candidates, so members sit in a tree of boxes that bound their objectives: a candidate skips
+//! every subtree whose box can neither dominate it nor be dominated by it.
 
 /// Objectives per point.
 pub const OBJECTIVES: usize = 5;
@@ -31,92 +30,84 @@ fn dominates_by(a: &[f64; OBJECTIVES], b: &[f64; OBJECTIVES]) -> bool {
     no_worse & better
 }
 
-/// Members per bucket: large enough that boxes are few, small enough that they stay tight.
-const BUCKET: usize = 64;
+/// Members a leaf holds before it splits.
+const LEAF: usize = 24;
+/// Children a leaf splits into.
+const FANOUT: usize = 6;
+/// Recent dominators remembered, checked before the tree.
+const ELITE: usize = 8;
 
-/// Neighbouring members with their objectives and the box that bounds them (it may be loose
-/// after an eviction, never too tight). NaN objectives are left out of the box: a point with one
-/// dominates nothing and nothing dominates it.
+/// A node of the tree: the box that bounds its members' objectives (it may be loose after an
+/// eviction, never too tight), and either members (a leaf) or children. NaN objectives never
+/// enter the tree: a point with one dominates nothing and nothing dominates it.
 #[derive(Debug, Clone)]
-struct Bucket<T> {
-    members: Vec<T>,
-    objectives: Vec<[f64; OBJECTIVES]>,
+struct Node<T> {
     lo: [f64; OBJECTIVES],
     hi: [f64; OBJECTIVES],
+    children: Vec<usize>,
+    members: Vec<(T, [f64; OBJECTIVES])>,
 }
 
-impl<T> Bucket<T> {
-    fn new() -> Self {
-        Bucket {
-            members: Vec::with_capacity(BUCKET),
-            objectives: Vec::with_capacity(BUCKET),
+impl<T> Node<T> {
+    fn leaf() -> Self {
+        Node {
             lo: [f64::INFINITY; OBJECTIVES],
             hi: [f64::NEG_INFINITY; OBJECTIVES],
+            children: Vec::new(),
+            members: Vec::new(),
         }
     }
 
-    fn push(&mut self, p: T, o: [f64; OBJECTIVES]) {
+    fn grow(&mut self, o: &[f64; OBJECTIVES]) {
         for (k, &v) in o.iter().enumerate() {
             self.lo[k] = self.lo[k].min(v);
             self.hi[k] = self.hi[k].max(v);
         }
-        self.members.push(p);
-        self.objectives.push(o);
-    }
-
-    /// Some member may dominate `o`.
-    fn may_dominate(&self, o: &[f64; OBJECTIVES]) -> bool {
-        (0..OBJECTIVES).all(|k| self.hi[k] >= o[k])
-    }
-
-    /// `o` may dominate some member.
-    fn may_be_dominated(&self, o: &[f64; OBJECTIVES]) -> bool {
-        (0..OBJECTIVES).all(|k| o[k] >= self.lo[k])
-    }
-
-    /// Drops the members `o` dominates; returns how many.
-    fn evict(&mut self, o: &[f64; OBJECTIVES]) -> usize {
-        let mut i = 0;
-        let before = self.members.len();
-        while i < self.objectives.len() {
-            if dominates_by(o, &self.objectives[i]) {
-                self.members.swap_remove(i);
-                self.objectives.swap_remove(i);
-            } else {
-                i += 1;
-            }
-        }
-        before - self.members.len()
     }
 }
 
-/// Recent dominators remembered, checked before any bucket.
-const ELITE: usize = 8;
+/// What offering a point to a subtree found.
+enum Offer {
+    /// A member (or a box whose every member) dominates the point: its objectives.
+    Dominated([f64; OBJECTIVES]),
+    /// The point dominates every member: the subtree is gone.
+    Emptied,
+    /// Neither; any members the point dominates were evicted.
+    Kept,
+}
 
-/// A Pareto front: buckets in arrival order.
+/// A Pareto front: an ND-tree (Jaszkiewicz and Lust, IEEE TEC 2018) of its members. A search's
+/// front holds tens of thousands of members in five objectives and is offered millions of
+/// candidates; the tree's boxes let an offer skip every subtree that can neither dominate the
+/// candidate nor be dominated by it, whatever order candidates arrive in.
 #[derive(Debug, Clone)]
 pub struct ParetoFront<T> {
-    buckets: Vec<Bucket<T>>,
+    /// Arena of nodes; `root` indexes it, freed slots are reused.
+    nodes: Vec<Node<T>>,
+    free: Vec<usize>,
+    root: Option<usize>,
+    /// Members with a NaN objective: on the front, compared with nothing.
+    incomparable: Vec<T>,
     len: usize,
-    /// The objectives of the members that last rejected a candidate: a few strong members
-    /// reject most candidates. A remembered point may since have been evicted; whatever evicted
-    /// it dominates what it dominates, so it still rejects exactly.
+    /// The objectives of what last rejected a candidate: a few strong members reject most
+    /// candidates. A remembered point may since have been evicted; whatever evicted it
+    /// dominates what it dominates, so it still rejects exactly.
     elite: [[f64; OBJECTIVES]; ELITE],
     /// Where the next dominator found goes in `elite` (round robin).
     next_elite: usize,
-    /// Members at the last repacking.
-    packed_len: usize,
 }
 
 impl<T> Default for ParetoFront<T> {
     fn default() -> Self {
         // NaN dominates nothing: empty slots reject nothing.
         ParetoFront {
-            buckets: Vec::new(),
+            nodes: Vec::new(),
+            free: Vec::new(),
+            root: None,
+            incomparable: Vec::new(),
             len: 0,
             elite: [[f64::NAN; OBJECTIVES]; ELITE],
             next_elite: 0,
-            packed_len: 0,
         }
     }
 }
@@ -136,12 +127,174 @@ impl<T: Objectives> ParetoFront<T> {
         front
     }
 
-    fn push(&mut self, p: T, o: [f64; OBJECTIVES]) {
-        if self.buckets.last().is_none_or(|b| b.members.len() == BUCKET) {
-            self.buckets.push(Bucket::new());
+    fn alloc(&mut self, node: Node<T>) -> usize {
+        match self.free.pop() {
+            Some(i) => {
+                self.nodes[i] = node;
+                i
+            }
+            None => {
+                self.nodes.push(node);
+                self.nodes.len() - 1
+            }
         }
-        self.buckets.last_mut().expect("just ensured").push(p, o);
+    }
+
+    /// Frees a subtree's nodes, returning how many members it held.
+    fn release(&mut self, node: usize) -> usize {
+        let n = std::mem::replace(&mut self.nodes[node], Node::leaf());
+        self.free.push(node);
+        n.members.len() + n.children.into_iter().map(|c| self.release(c)).sum::<usize>()
+    }
+
+    /// Adds a member no member dominates: into the leaf whose box centre is nearest (in units of
+    /// the front's extent per objective), splitting a full leaf.
+    fn push(&mut self, p: T, o: [f64; OBJECTIVES]) {
         self.len += 1;
+        if o.iter().any(|v| v.is_nan()) {
+            self.incomparable.push(p);
+            return;
+        }
+        let Some(mut node) = self.root else {
+            let mut leaf = Node::leaf();
+            leaf.grow(&o);
+            leaf.members.push((p, o));
+            self.root = Some(self.alloc(leaf));
+            return;
+        };
+        let root = &self.nodes[node];
+        let scale: [f64; OBJECTIVES] = std::array::from_fn(|k| {
+            let w = root.hi[k].max(o[k]) - root.lo[k].min(o[k]);
+            if w > 0.0 && w.is_finite() {
+                1.0 / w
+            } else {
+                1.0
+            }
+        });
+        loop {
+            self.nodes[node].grow(&o);
+            if self.nodes[node].children.is_empty() {
+                break;
+            }
+            let distance = |n: &Node<T>| -> f64 {
+                (0..OBJECTIVES).map(|k| ((o[k] - 0.5 * (n.lo[k] + n.hi[k])) * scale[k]).powi(2)).sum()
+            };
+            let children = &self.nodes[node].children;
+            node = *children
+                .iter()
+                .min_by(|&&a, &&b| distance(&self.nodes[a]).total_cmp(&distance(&self.nodes[b])))
+                .expect("an inner node has children");
+        }
+        self.nodes[node].members.push((p, o));
+        if self.nodes[node].members.len() > LEAF {
+            self.split(node, &scale);
+        }
+    }
+
+    /// Splits a leaf into [`FANOUT`] leaves around members far apart from each other.
+    fn split(&mut self, node: usize, scale: &[f64; OBJECTIVES]) {
+        let members = std::mem::take(&mut self.nodes[node].members);
+        let d = |a: &[f64; OBJECTIVES], b: &[f64; OBJECTIVES]| -> f64 {
+            (0..OBJECTIVES).map(|k| ((a[k] - b[k]) * scale[k]).powi(2)).sum()
+        };
+        // Seeds: the member farthest from the rest on average, then each time the member
+        // farthest on average from the seeds chosen.
+        let mut seeds: Vec<usize> = Vec::with_capacity(FANOUT);
+        let mean_to = |i: usize, set: &mut dyn Iterator<Item = usize>| -> f64 {
+            let (mut sum, mut n) = (0.0f64, 0.0f64);
+            for j in set {
+                sum += d(&members[i].1, &members[j].1);
+                n += 1.0;
+            }
+            sum / n.max(1.0)
+        };
+        let first = (0..members.len())
+            .max_by(|&a, &b| mean_to(a, &mut (0..members.len())).total_cmp(&mean_to(b, &mut (0..members.len()))))
+            .expect("a full leaf");
+        seeds.push(first);
+        while seeds.len() < FANOUT {
+            let next = (0..members.len()).filter(|i| !seeds.contains(i)).max_by(|&a, &b| {
+                mean_to(a, &mut seeds.iter().copied()).total_cmp(&mean_to(b, &mut seeds.iter().copied()))
+            });
+            match next {
+                Some(i) => seeds.push(i),
+                None => break,
+            }
+        }
+        let mut leaves: Vec<Node<T>> = seeds.iter().map(|_| Node::leaf()).collect();
+        for (i, (p, o)) in members.into_iter().enumerate() {
+            let at = match seeds.iter().position(|&s| s == i) {
+                Some(k) => k,
+                None => (0..leaves.len())
+                    .min_by(|&a, &b| {
+                        let centre =
+                            |n: &Node<T>| -> [f64; OBJECTIVES] { std::array::from_fn(|k| 0.5 * (n.lo[k] + n.hi[k])) };
+                        d(&o, &centre(&leaves[a])).total_cmp(&d(&o, &centre(&leaves[b])))
+                    })
+                    .expect("seeds"),
+            };
+            leaves[at].grow(&o);
+            leaves[at].members.push((p, o));
+        }
+        let children: Vec<usize> = leaves.into_iter().map(|l| self.alloc(l)).collect();
+        self.nodes[node].children = children;
+    }
+
+    /// Offers `o` to the subtree at `node`: finds a dominator, or evicts what `o` dominates
+    /// (counting it in `evicted`). Once `o` has evicted a member, nothing can dominate it (that
+    /// would dominate the member too): only evictions are looked for from then on.
+    fn offer(&mut self, node: usize, o: &[f64; OBJECTIVES], evicted: &mut usize) -> Offer {
+        let (lo, hi) = (self.nodes[node].lo, self.nodes[node].hi);
+        if *evicted == 0 && dominates_by(&lo, o) {
+            return Offer::Dominated(lo);
+        }
+        if dominates_by(o, &hi) {
+            *evicted += self.release(node);
+            return Offer::Emptied;
+        }
+        let may_dominate = *evicted == 0 && (0..OBJECTIVES).all(|k| hi[k] >= o[k]);
+        let may_be_dominated = (0..OBJECTIVES).all(|k| o[k] >= lo[k]);
+        if !may_dominate && !may_be_dominated {
+            return Offer::Kept;
+        }
+        let n = &mut self.nodes[node];
+        if n.children.is_empty() {
+            if may_dominate {
+                if let Some((_, m)) = n.members.iter().find(|(_, m)| dominates_by(m, o)) {
+                    return Offer::Dominated(*m);
+                }
+            }
+            if may_be_dominated {
+                let before = n.members.len();
+                n.members.retain(|(_, m)| !dominates_by(o, m));
+                *evicted += before - n.members.len();
+                if n.members.is_empty() {
+                    n.lo = [f64::INFINITY; OBJECTIVES];
+                    n.hi = [f64::NEG_INFINITY; OBJECTIVES];
+                    self.free.push(node);
+                    return Offer::Emptied;
+                }
+            }
+            return Offer::Kept;
+        }
+        let mut i = 0;
+        while i < self.nodes[node].children.len() {
+            let child = self.nodes[node].children[i];
+            match self.offer(child, o, evicted) {
+                Offer::Dominated(m) => return Offer::Dominated(m),
+                Offer::Emptied => {
+                    self.nodes[node].children.swap_remove(i);
+                }
+                Offer::Kept => i += 1,
+            }
+        }
+        if self.nodes[node].children.is_empty() {
+            self.nodes[node] = Node::leaf();
+            self.free.push(node);
+            Offer::Emptied
+        } else {
+            Offer::Kept
+        }
     }
 
     /// Offers a point; returns whether it joined.
@@ -150,57 +303,21 @@ impl<T: Objectives> ParetoFront<T> {
         if self.elite.iter().any(|e| dominates_by(e, &o)) {
             return false;
         }
-        // Newest buckets first: the candidates just scored are the likeliest to dominate this
-        // one. A member that `o` dominates means no member dominates `o` (it would dominate
-        // that member too): from then on only evictions are left to find.
-        let mut evicted = 0;
-        for b in self.buckets.iter_mut().rev() {
-            if evicted == 0 && b.may_dominate(&o) {
-                if let Some(m) = b.objectives.iter().find(|m| dominates_by(m, &o)) {
-                    self.elite[self.next_elite] = *m;
+        if let Some(root) = self.root {
+            let mut evicted = 0;
+            match self.offer(root, &o, &mut evicted) {
+                Offer::Dominated(m) => {
+                    self.elite[self.next_elite] = m;
                     self.next_elite = (self.next_elite + 1) % ELITE;
                     return false;
                 }
+                Offer::Emptied => self.root = None,
+                Offer::Kept => {}
             }
-            if b.may_be_dominated(&o) {
-                evicted += b.evict(&o);
-            }
-        }
-        if evicted > 0 {
             self.len -= evicted;
-            self.buckets.retain(|b| !b.members.is_empty());
         }
         self.push(p, o);
-        if self.len > 2 * self.packed_len.max(BUCKET) || self.len * 4 < self.buckets.len() * BUCKET {
-            self.repack();
-        }
         true
-    }
-
-    /// Repacks once the front has doubled since it was last packed, or its buckets are mostly
-    /// empty. Sort-tile packing: members sorted by one objective into slabs, each slab sorted by
-    /// another and cut into buckets, so each box is narrow in both (and in what correlates with
-    /// them). Parameters and then decode speed, which split a search's front best of the pairs
-    /// tried (it cut the members compared by two thirds on the ten-million space); the front
-    /// stays exact with any order.
-    fn repack(&mut self) {
-        const FIRST: usize = 1;
-        const SECOND: usize = 2;
-        let mut all: Vec<(T, [f64; OBJECTIVES])> = std::mem::take(&mut self.buckets)
-            .into_iter()
-            .flat_map(|b| b.members.into_iter().zip(b.objectives))
-            .collect();
-        all.sort_by(|a, b| a.1[FIRST].total_cmp(&b.1[FIRST]));
-        let buckets = all.len().div_ceil(BUCKET);
-        let slab = buckets.div_ceil((buckets as f64).sqrt().ceil().max(1.0) as usize).max(1) * BUCKET;
-        for s in all.chunks_mut(slab) {
-            s.sort_by(|a, b| a.1[SECOND].total_cmp(&b.1[SECOND]));
-        }
-        self.len = 0;
-        for (m, o) in all {
-            self.push(m, o);
-        }
-        self.packed_len = self.len;
     }
 
     /// The front of the union of two fronts (each already a front): the smaller one's members
@@ -209,10 +326,8 @@ impl<T: Objectives> ParetoFront<T> {
         if other.len > self.len {
             std::mem::swap(self, &mut other);
         }
-        for b in other.buckets {
-            for m in b.members {
-                self.insert(m);
-            }
+        for m in other.into_members() {
+            self.insert(m);
         }
     }
 
@@ -224,15 +339,36 @@ impl<T: Objectives> ParetoFront<T> {
         self.len == 0
     }
 
+    fn into_members(mut self) -> Vec<T> {
+        let mut out = std::mem::take(&mut self.incomparable);
+        let mut stack: Vec<usize> = self.root.into_iter().collect();
+        while let Some(n) = stack.pop() {
+            let node = std::mem::replace(&mut self.nodes[n], Node::leaf());
+            out.extend(node.members.into_iter().map(|(p, _)| p));
+            stack.extend(node.children);
+        }
+        out
+    }
+
     /// Members sorted by key: the same order whatever order they arrived in.
     pub fn into_sorted(self) -> Vec<T> {
-        let mut members: Vec<T> = self.buckets.into_iter().flat_map(|b| b.members).collect();
+        let mut members = self.into_members();
         members.sort_by_key(|m| m.key());
         members
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &T> {
-        self.buckets.iter().flat_map(|b| b.members.iter())
+        let mut stack: Vec<usize> = self.root.into_iter().collect();
+        let mut leaves = Vec::new();
+        while let Some(n) = stack.pop() {
+            stack.extend(self.nodes[n].children.iter().copied());
+            if self.nodes[n].children.is_empty() {
+                leaves.push(n);
+            }
+        }
+        self.incomparable
+            .iter()
+            .chain(leaves.into_iter().flat_map(move |n| self.nodes[n].members.iter().map(|(p, _)| p)))
     }
 }
 

@@ -45,7 +45,8 @@ impl Fingerprint {
             space: hex(&canonical),
             device: hex(&device.to_json()),
             version: env!("CARGO_PKG_VERSION").to_string(),
-            options: format!("plans={plans:?}"),
+            // Shards are slices of the search order, which once was the index order.
+            options: format!("plans={plans:?}, order=depth-fastest"),
         }
     }
 }
@@ -186,7 +187,7 @@ pub(crate) fn check_outcome(
         let mut seen = std::collections::BTreeSet::new();
         for (i, s) in list.iter().enumerate() {
             let here = format!("{field}[{i}]");
-            if !(lo..hi).contains(&s.index) || space.candidate(s.index).is_err() {
+            if !(lo..hi).contains(&space.position_of(s.index)) || space.candidate(s.index).is_err() {
                 return bad(&format!("{here}.index"), format!("a valid candidate of slice {lo}..{hi}"), &s.index);
             }
             if !seen.insert(s.index) || (sorted && i > 0 && list[i - 1].index >= s.index) {

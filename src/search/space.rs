@@ -786,6 +786,9 @@ fn dims_of(a: &ArchitectureFile, precisions: Vec<Precisions>, src: &str) -> Resu
     })
 }
 
+/// Depths a search scores one after the other for each shape (see `SearchSpace::index_at`).
+pub const DEPTH_TILE: u64 = 8;
+
 /// One block per (attention kind, FFN kind) searched, with the radices of its axes.
 fn blocks_of(a: &ArchitectureFile, dims: &Dims) -> Vec<Block> {
     let mut blocks = Vec::new();
@@ -987,6 +990,47 @@ impl SearchSpace {
     /// Candidates in the space, invalid combinations included.
     pub fn count(&self) -> u64 {
         self.blocks.iter().fold(0u64, |acc, b| acc.saturating_add(b.size))
+    }
+
+    /// The index of the candidate at `position` of the order a search scores them in: the
+    /// blocks in turn; within a block, tiles of [`DEPTH_TILE`] depths (indices vary the depth
+    /// slowest), and within a tile every shape with its depths one after the other. Neighbours
+    /// in this order share their layers, which the evaluator prices once for all depths, while
+    /// a slice of the order still holds many shapes at each depth, which is what rejects most
+    /// of its candidates before they meet the worker's front. Positions past the space map to
+    /// themselves.
+    pub fn index_at(&self, position: u64) -> u64 {
+        let mut offset = 0;
+        for b in &self.blocks {
+            if position - offset < b.size {
+                let (depths, shapes) = (b.radices[0] as u64, b.size / b.radices[0] as u64);
+                let q = position - offset;
+                let tile = q / (DEPTH_TILE * shapes);
+                let r = q - tile * DEPTH_TILE * shapes;
+                let tile_depths = DEPTH_TILE.min(depths - tile * DEPTH_TILE);
+                let depth = tile * DEPTH_TILE + r % tile_depths;
+                return offset + depth * shapes + r / tile_depths;
+            }
+            offset += b.size;
+        }
+        position
+    }
+
+    /// The position of candidate `index` in the search's order (the inverse of `index_at`).
+    pub fn position_of(&self, index: u64) -> u64 {
+        let mut offset = 0;
+        for b in &self.blocks {
+            if index - offset < b.size {
+                let (depths, shapes) = (b.radices[0] as u64, b.size / b.radices[0] as u64);
+                let i = index - offset;
+                let (depth, shape) = (i / shapes, i % shapes);
+                let tile = depth / DEPTH_TILE;
+                let tile_depths = DEPTH_TILE.min(depths - tile * DEPTH_TILE);
+                return offset + tile * DEPTH_TILE * shapes + shape * tile_depths + (depth - tile * DEPTH_TILE);
+            }
+            offset += b.size;
+        }
+        index
     }
 
     /// The candidate at `index` (0-based, below `count()`).

@@ -814,6 +814,37 @@ pub fn operators_into(
     part: Part,
     ops: &mut Vec<Operator>,
 ) {
+    for segment in Segment::ALL {
+        segment_into(arch, phase, settings, plan, part, segment, ops);
+    }
+}
+
+/// A pass in the order it runs: the embedding, the layers, the head (final norm and LM head).
+/// The layers' operators depend on neither the vocabulary nor the tied embedding, and on the
+/// depth only through their launch counts (and Q4_K_M's per-layer types): an evaluator prices
+/// them once for the candidates that share them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Segment {
+    Embedding,
+    Layers,
+    Head,
+}
+
+impl Segment {
+    pub const ALL: [Segment; 3] = [Segment::Embedding, Segment::Layers, Segment::Head];
+}
+
+/// The operators of one segment of [`operators_into`]'s pass, appended to `ops`: the three
+/// segments in order build exactly the operators of the whole pass.
+pub fn segment_into(
+    arch: &Architecture,
+    phase: Phase,
+    settings: &RunSettings,
+    plan: Plan,
+    part: Part,
+    segment: Segment,
+    ops: &mut Vec<Operator>,
+) {
     let pass = Pass::new(phase, settings);
     let fuse = plan.elementwise == ElementwiseForm::Fused;
     let experts = match arch.ffn {
@@ -833,15 +864,17 @@ pub fn operators_into(
         window: 0,
         attn_v_split: None,
     };
-    let groups = arch.layer_groups();
-    if part == Part::PlanDependent {
-        b.plan_dependent_attention(arch, plan, &groups);
-        return;
+    match (segment, part) {
+        (Segment::Layers, Part::PlanDependent) => b.plan_dependent_attention(arch, plan, &arch.layer_groups()),
+        (_, Part::PlanDependent) => {}
+        (Segment::Embedding, _) => b.embedding(arch.hidden_size as f64),
+        (Segment::Layers, _) => {
+            let groups = arch.layer_groups();
+            b.mixers(arch, plan, settings, &groups);
+            b.ffns(arch, &groups);
+        }
+        (Segment::Head, _) => b.lm_head(arch, settings),
     }
-    b.embedding(arch.hidden_size as f64);
-    b.mixers(arch, plan, settings, &groups);
-    b.ffns(arch, &groups);
-    b.lm_head(arch, settings);
 }
 
 /// [`operators_into`]'s stages, in the order a pass runs them.
