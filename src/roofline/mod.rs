@@ -72,8 +72,33 @@ impl<'a> Ceilings<'a> {
     /// `op`, as linear functions of the context.
     fn times(&self, op: &Operator, bytes: Linear, n: f64) -> (Linear, Linear) {
         let (pc, pm, score_s) = self.attained(op, op.flops.at(n), bytes.at(n), op.rows.at(n));
-        (op.flops * (1.0 / pc) + padded_scores(op, self.kv_padding) * score_s, bytes * (1.0 / pm))
+        let mut compute = op.flops * (1.0 / pc) + padded_scores(op, self.kv_padding) * score_s;
+        // Past the cache step, each score beyond the knee costs `score_spill_s` more: linear in
+        // the context on that side (callers split a range at the knee).
+        if let Some((knee, spill_s)) = self.spill(op).filter(|(knee, _)| n > *knee) {
+            compute = compute + Linear { base: -knee * op.scores.per_ctx, per_ctx: op.scores.per_ctx } * spill_s;
+        }
+        (compute, bytes * (1.0 / pm))
     }
+
+    /// Where `op`'s scores start paying the cache step, and what each then pays.
+    fn spill(&self, op: &Operator) -> Option<(f64, f64)> {
+        if op.class != OpClass::DecodeAttention || !self.has_tables {
+            return None;
+        }
+        let table = self.table(op)?;
+        table.spill_knee(op.kv_read_bytes.per_ctx).map(|knee| (knee, table.score_spill_s))
+    }
+}
+
+/// Scores of one launch of `op` at contexts `first..=last` that lie past the context `knee`:
+/// `sum over n of scores per position * max(0, n - knee)`.
+pub fn spilled_scores(op: &Operator, knee: f64, first: f64, last: f64) -> f64 {
+    let k0 = first.max(knee.floor() + 1.0);
+    if k0 > last {
+        return 0.0;
+    }
+    op.scores.per_ctx * (last - k0 + 1.0) * ((k0 + last) / 2.0 - knee)
 }
 
 /// KV-cache bytes a decode attention score reads: the bytes each context position adds over
@@ -162,6 +187,21 @@ fn totals(op: &Operator, c: &Ceilings, first: f64, last: f64) -> OpTotals {
 }
 
 fn unwindowed_totals(op: &Operator, c: &Ceilings, first: f64, last: f64) -> OpTotals {
+    // A cache step inside the range: each side is linear in the context.
+    if let Some((knee, _)) = c.spill(op) {
+        let split = knee.floor() + 1.0;
+        if first < split && split <= last {
+            let mut t = unwindowed_range(op, c, first, split - 1.0);
+            let r = unwindowed_range(op, c, split, last);
+            t.point.add(r.point);
+            t.compute_bound_s += r.compute_bound_s;
+            return t;
+        }
+    }
+    unwindowed_range(op, c, first, last)
+}
+
+fn unwindowed_range(op: &Operator, c: &Ceilings, first: f64, last: f64) -> OpTotals {
     let count = op.count as f64;
     let steps = last - first + 1.0;
     let bytes = op.bytes();
