@@ -803,3 +803,56 @@ pub fn record_of(run: &Run, backend: &str, threads: u32) -> serde_json::Value {
         "config": crate::arch::export_hf_config(&run.arch),
     })
 }
+
+#[cfg(test)]
+mod depth_tests {
+    use super::*;
+
+    fn model(text: &str, name: &str) -> Architecture {
+        crate::arch::parse_hf_config(text, name, name).unwrap()
+    }
+
+    /// Runs made up by a known profile with a cache step, at depths on both sides of it: the
+    /// fit finds the step's cache size among the candidates and its cost per score.
+    #[test]
+    fn fit_recovers_a_known_cache_step() {
+        let truth_s = 4e-8;
+        let truth_bytes = 2097152.0;
+        let mut truth = crate::device::builtin("rpi5").expect("rpi5");
+        let t = truth.efficiency.get_mut(&OpClass::DecodeAttention).expect("decode attention table");
+        t.score_spill_s = truth_s;
+        t.spill_kv_bytes = Some(truth_bytes);
+        let models = [
+            model(include_str!("../../models/SmolLM2-135M.json"), "SmolLM2-135M"),
+            model(include_str!("../../models/Qwen2.5-0.5B.json"), "Qwen2.5-0.5B"),
+            model(include_str!("../../models/Llama-3.2-1B.json"), "Llama-3.2-1B"),
+        ];
+        let tests = [
+            BenchTest::pp(512),
+            BenchTest::tg(64, 0),
+            BenchTest::tg(64, 1024),
+            BenchTest::tg(64, 4096),
+            BenchTest::tg(64, 8192),
+        ];
+        let mut runs = Vec::new();
+        for arch in &models {
+            for test in tests {
+                let mut run = Run { arch: arch.clone(), weights: DType::Q4KM, test, measured_s: 1.0 };
+                run.measured_s = predict(&truth, &run);
+                runs.push(run);
+            }
+        }
+        assert!(has_decode_at_depth(&runs));
+        let engine = truth.engine.clone().expect("an engine");
+        let (fitted, report) = fit_engine(&truth, &engine, &runs).unwrap();
+        let table = &fitted.efficiency[&OpClass::DecodeAttention];
+        assert_eq!(table.spill_kv_bytes, Some(truth_bytes), "{:?}", report.coefficients);
+        assert!((table.score_spill_s / truth_s - 1.0).abs() < 0.05, "{}", table.score_spill_s);
+        assert!(report.median_abs_error < 0.01, "{}", report.median_abs_error);
+        // Without runs at depth there is no step, and the profile is the one fitted before.
+        let shallow: Vec<Run> = runs.iter().filter(|r| r.test.depth == 0).cloned().collect();
+        assert!(!has_decode_at_depth(&shallow));
+        let (plain, _) = fit_engine(&truth, &engine, &shallow).unwrap();
+        assert_eq!(plain.efficiency[&OpClass::DecodeAttention].score_spill_s, 0.0);
+    }
+}
