@@ -255,12 +255,17 @@ pub const SPILL_CANDIDATES_BYTES: [f64; 10] =
 /// runs do not ask for stays out, so a profile fitted without decode at depth prices as before.
 const SPILL_MIN_GAIN: f64 = 0.9;
 
-/// Whether the runs can place a cache step: decode at two depths or more, one of them past 0.
+/// Whether the runs can place a cache step: decode reaching two contexts or more, one of them
+/// past `DEEP_CONTEXT` (`-d` runs, or long generations such as `tg 4096`, whose steps walk the
+/// context up from the prompt).
 pub fn has_decode_at_depth(runs: &[Run]) -> bool {
-    let depths: std::collections::BTreeSet<u32> =
-        runs.iter().filter(|r| !r.test.is_prefill()).map(|r| r.test.depth).collect();
-    depths.len() >= 2 && depths.iter().any(|&d| d > 0)
+    let reach: std::collections::BTreeSet<u32> =
+        runs.iter().filter(|r| !r.test.is_prefill()).map(|r| r.test.depth + r.test.generate).collect();
+    reach.len() >= 2 && reach.iter().any(|&c| c >= DEEP_CONTEXT)
 }
+
+/// The context from which a decode run counts as at depth.
+const DEEP_CONTEXT: u32 = 1024;
 
 /// `fit_with` without a cache step, and where the runs decode at depth, with the step at each
 /// candidate cache size: the step that lowers the squared relative error most (by at least
@@ -851,6 +856,7 @@ mod depth_tests {
         assert!(report.median_abs_error < 0.01, "{}", report.median_abs_error);
         // Without runs at depth there is no step, and the profile is the one fitted before.
         let shallow: Vec<Run> = runs.iter().filter(|r| r.test.depth == 0).cloned().collect();
+        let shallow: Vec<Run> = shallow.into_iter().filter(|r| r.test.generate < 1024).collect();
         assert!(!has_decode_at_depth(&shallow));
         let (plain, _) = fit_engine(&truth, &engine, &shallow).unwrap();
         assert_eq!(plain.efficiency[&OpClass::DecodeAttention].score_spill_s, 0.0);
