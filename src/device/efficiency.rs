@@ -224,4 +224,25 @@ mod tests {
         assert_eq!(c.at(1e9), 0.6);
         assert_eq!(EfficiencyCurve::default().at(5.0), 1.0);
     }
+
+    #[test]
+    fn a_cache_step_is_checked_in_one_line_naming_file_and_field() {
+        let step =
+            |s: f64, b: Option<f64>| EfficiencyTable { score_spill_s: s, spill_kv_bytes: b, ..Default::default() };
+        assert!(step(0.0, None).validate("p.json", "efficiency.decode_attention").is_ok());
+        assert!(step(2e-8, Some(1048576.0)).validate("p.json", "efficiency.decode_attention").is_ok());
+        for (t, field) in [
+            (step(2e-8, None), "spill_kv_bytes"),
+            (step(2e-8, Some(0.0)), "spill_kv_bytes"),
+            (step(-1.0, Some(1e6)), "score_spill_s"),
+            (step(f64::NAN, Some(1e6)), "score_spill_s"),
+        ] {
+            let e = t.validate("p.json", "efficiency.decode_attention").unwrap_err().to_string();
+            assert!(e.contains("p.json") && e.contains(&format!("efficiency.decode_attention.{field}")), "{e}");
+            assert!(!e.contains('\n'), "{e}");
+        }
+        // The knee: a 1 MiB cache over 768 B per position.
+        assert_eq!(step(1e-9, Some(1048576.0)).spill_knee(768.0), Some(1048576.0 / 768.0));
+        assert_eq!(step(0.0, Some(1048576.0)).spill_knee(768.0), None);
+    }
 }
