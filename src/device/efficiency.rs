@@ -105,6 +105,18 @@ pub struct EfficiencyTable {
     /// group. 0 where calibration found none.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub score_kv_byte_s: f64,
+    /// Seconds added to each decode attention score whose KV row lies past `spill_kv_bytes` of
+    /// its layer's cache: while a layer's K and V fit in the cache, the query heads of a group
+    /// re-read them from there; past it, every head streams its rows from memory with latency
+    /// the kernel does not hide. 0 where no fit saw decode at depth (the cost per score is then
+    /// the same at every context).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub score_spill_s: f64,
+    /// The cache (bytes) one layer's KV cache is compared against for `score_spill_s`: scores
+    /// at contexts past `spill_kv_bytes / KV bytes per position of the layer` pay the step. So
+    /// head grouping, head size and the KV format move where the step falls.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spill_kv_bytes: Option<f64>,
     /// Fraction of main-memory bandwidth, by bytes.
     #[serde(default)]
     pub memory: EfficiencyCurve,
@@ -139,6 +151,18 @@ impl EfficiencyTable {
         nearest.map_or(self.score_s, |h| h.seconds) + self.score_kv_byte_s * kv_bytes_per_score
     }
 
+    /// The context past which a decode attention operator's scores pay `score_spill_s`, for a
+    /// layer whose KV cache grows by `kv_bytes_per_position` per position; `None` when the
+    /// table has no step (or the operator's cache does not grow).
+    pub fn spill_knee(&self, kv_bytes_per_position: f64) -> Option<f64> {
+        match self.spill_kv_bytes {
+            Some(cache) if self.score_spill_s > 0.0 && kv_bytes_per_position > 0.0 => {
+                Some(cache / kv_bytes_per_position)
+            }
+            _ => None,
+        }
+    }
+
     /// The same, for an operator of `rows` rows (used when the curve is indexed by rows).
     pub fn lookup_rows(&self, flops: f64, bytes: f64, rows: f64) -> (f64, f64) {
         let size = match self.compute_by {
@@ -162,6 +186,21 @@ impl EfficiencyTable {
             let f = format!("{field}.score_kv_byte_s");
             return Err(Error::field(source, f, "seconds per byte in [0, 1e-6)", self.score_kv_byte_s));
         }
+        if !(self.score_spill_s.is_finite() && (0.0..1e-3).contains(&self.score_spill_s)) {
+            let f = format!("{field}.score_spill_s");
+            return Err(Error::field(source, f, "seconds in [0, 1e-3)", self.score_spill_s));
+        }
+        match self.spill_kv_bytes {
+            Some(b) if !(b.is_finite() && (1.0..=1e12).contains(&b)) => {
+                let f = format!("{field}.spill_kv_bytes");
+                return Err(Error::field(source, f, "bytes from 1 to 1e12", b));
+            }
+            None if self.score_spill_s > 0.0 => {
+                let f = format!("{field}.spill_kv_bytes");
+                return Err(Error::field(source, f, "the cache size score_spill_s steps at", "nothing"));
+            }
+            _ => {}
+        }
         self.compute.validate(source, &format!("{field}.compute"), 1.0)?;
         self.memory.validate(source, &format!("{field}.memory"), MAX_CACHE_SPEEDUP)
     }
@@ -184,5 +223,26 @@ mod tests {
         assert_eq!(c.at(10.0), 0.2);
         assert_eq!(c.at(1e9), 0.6);
         assert_eq!(EfficiencyCurve::default().at(5.0), 1.0);
+    }
+
+    #[test]
+    fn a_cache_step_is_checked_in_one_line_naming_file_and_field() {
+        let step =
+            |s: f64, b: Option<f64>| EfficiencyTable { score_spill_s: s, spill_kv_bytes: b, ..Default::default() };
+        assert!(step(0.0, None).validate("p.json", "efficiency.decode_attention").is_ok());
+        assert!(step(2e-8, Some(1048576.0)).validate("p.json", "efficiency.decode_attention").is_ok());
+        for (t, field) in [
+            (step(2e-8, None), "spill_kv_bytes"),
+            (step(2e-8, Some(0.0)), "spill_kv_bytes"),
+            (step(-1.0, Some(1e6)), "score_spill_s"),
+            (step(f64::NAN, Some(1e6)), "score_spill_s"),
+        ] {
+            let e = t.validate("p.json", "efficiency.decode_attention").unwrap_err().to_string();
+            assert!(e.contains("p.json") && e.contains(&format!("efficiency.decode_attention.{field}")), "{e}");
+            assert!(!e.contains('\n'), "{e}");
+        }
+        // The knee: a 1 MiB cache over 768 B per position.
+        assert_eq!(step(1e-9, Some(1048576.0)).spill_knee(768.0), Some(1048576.0 / 768.0));
+        assert_eq!(step(0.0, Some(1048576.0)).spill_knee(768.0), None);
     }
 }

@@ -68,6 +68,8 @@ enum Feature {
     KvBytes,
     /// KV-cache bytes decode attention's scores read, costed on top of each score.
     ScoreKvBytes,
+    /// Decode attention scores past the cache step (see `EfficiencyTable::score_spill_s`).
+    SpillScores,
     /// Recurrence FLOPs (DeltaNet, Mamba2): llama.cpp's CPU kernels step token by token, in
     /// prefill too, at a rate of their own.
     ScanFlops,
@@ -87,6 +89,7 @@ impl Feature {
             Feature::ProductFlops(t, rows) => format!("{t} product FLOPs at {rows} rows"),
             Feature::KvBytes => "decode attention KV bytes".into(),
             Feature::ScoreKvBytes => "decode attention KV bytes read per query head".into(),
+            Feature::SpillScores => "decode attention cost per score past the cache step".into(),
             Feature::AttentionPrefillFlops => "prefill attention FLOPs".into(),
             Feature::ScanFlops => "recurrence (scan) FLOPs".into(),
             Feature::StateBytes => "recurrent state bytes".into(),
@@ -160,7 +163,13 @@ fn knot_weights(rows: f64, knots: &[u32]) -> Vec<(u32, f64)> {
 }
 
 /// The feature vector of one run, given which side of each operator's max applies.
-fn features(run: &Run, engine: &Engine, knots: &[u32], coef: &BTreeMap<Feature, f64>) -> BTreeMap<Feature, f64> {
+fn features(
+    run: &Run,
+    engine: &Engine,
+    knots: &[u32],
+    coef: &BTreeMap<Feature, f64>,
+    spill: Option<f64>,
+) -> BTreeMap<Feature, f64> {
     let (ops, first, last) = run_ops(run, engine);
     let mut x: BTreeMap<Feature, f64> = BTreeMap::new();
     let mut add = |f: Feature, v: f64| *x.entry(f).or_default() += v;
@@ -179,6 +188,17 @@ fn features(run: &Run, engine: &Engine, knots: &[u32], coef: &BTreeMap<Feature, 
             // score reads, which GQA's groups share.
             add(Feature::DecodeScores(op.value_head), scores);
             add(Feature::ScoreKvBytes, scores * crate::roofline::kv_bytes_per_score(op));
+            // Past a layer's cache, the scores beyond the knee (the evaluator's arithmetic; a
+            // windowed layer's saturated piece no longer grows, so it has none).
+            if let Some(cache) = spill {
+                let (pieces, n) = op.pieces(first, last);
+                let spilled: f64 = pieces[..n]
+                    .iter()
+                    .filter(|(p, _, _)| p.kv_read_bytes.per_ctx > 0.0)
+                    .map(|(p, lo, hi)| crate::roofline::spilled_scores(p, cache / p.kv_read_bytes.per_ctx, *lo, *hi))
+                    .sum();
+                add(Feature::SpillScores, op.count as f64 * spilled);
+            }
             continue;
         } else if op.class == OpClass::Attention {
             (vec![(Feature::AttentionPrefillFlops, 1.0)], Feature::OtherBytes)
@@ -223,7 +243,55 @@ pub struct FitReport {
 /// Fits `engine` on `base` (which supplies the name, memory, probed bandwidth and provenance)
 /// to `runs`; returns the profile and the fit's report.
 pub fn fit_engine(base: &DeviceProfile, engine: &Engine, runs: &[Run]) -> Result<(DeviceProfile, FitReport)> {
-    fit_with(base, engine, runs, &BTreeMap::new(), &BTreeMap::new(), PRIOR_WEIGHT)
+    fit_at_depth(base, engine, runs, &BTreeMap::new(), &BTreeMap::new(), PRIOR_WEIGHT)
+}
+
+/// Cache sizes the decode attention step is tried at: 256 KiB to 128 MiB by factors of 2 (the
+/// L2 of a small core to the last-level cache of a large chip).
+pub const SPILL_CANDIDATES_BYTES: [f64; 10] =
+    [262144.0, 524288.0, 1048576.0, 2097152.0, 4194304.0, 8388608.0, 16777216.0, 33554432.0, 67108864.0, 134217728.0];
+
+/// How much a cache step must lower the fit's squared relative error to be kept: a step the
+/// runs do not ask for stays out, so a profile fitted without decode at depth prices as before.
+const SPILL_MIN_GAIN: f64 = 0.9;
+
+/// Whether the runs can place a cache step: decode reaching two contexts or more, one of them
+/// past `DEEP_CONTEXT` (`-d` runs, or long generations such as `tg 4096`, whose steps walk the
+/// context up from the prompt).
+pub fn has_decode_at_depth(runs: &[Run]) -> bool {
+    let reach: std::collections::BTreeSet<u32> =
+        runs.iter().filter(|r| !r.test.is_prefill()).map(|r| r.test.depth + r.test.generate).collect();
+    reach.len() >= 2 && reach.iter().any(|&c| c >= DEEP_CONTEXT)
+}
+
+/// The context from which a decode run counts as at depth.
+const DEEP_CONTEXT: u32 = 1024;
+
+/// `fit_with` without a cache step, and where the runs decode at depth, with the step at each
+/// candidate cache size: the step that lowers the squared relative error most (by at least
+/// `SPILL_MIN_GAIN`) is kept.
+fn fit_at_depth(
+    base: &DeviceProfile,
+    engine: &Engine,
+    runs: &[Run],
+    floors: &BTreeMap<Feature, f64>,
+    fixed: &BTreeMap<Feature, f64>,
+    prior_weight: f64,
+) -> Result<(DeviceProfile, FitReport)> {
+    let plain = fit_with(base, engine, runs, floors, fixed, prior_weight, None)?;
+    if !has_decode_at_depth(runs) {
+        return Ok(plain);
+    }
+    let sse = |r: &FitReport| r.residuals.iter().map(|e| e.error * e.error).sum::<f64>();
+    let mut best = (sse(&plain.1) * SPILL_MIN_GAIN, None);
+    for cache in SPILL_CANDIDATES_BYTES {
+        let fit = fit_with(base, engine, runs, floors, fixed, prior_weight, Some(cache))?;
+        let stepped = fit.0.efficiency.get(&OpClass::DecodeAttention).is_some_and(|t| t.score_spill_s > 0.0);
+        if stepped && sse(&fit.1) < best.0 {
+            best = (sse(&fit.1), Some(fit));
+        }
+    }
+    Ok(best.1.unwrap_or(plain))
 }
 
 /// Like [`fit_engine`], but no fitted rate may beat `base`'s roofs: every byte costs at least
@@ -278,7 +346,7 @@ pub fn fit_engine_under_roofs(
     if let Some(c) = launch_s {
         fixed.insert(Feature::Launch, c);
     }
-    fit_with(base, engine, runs, &floors, &fixed, THIN_PRIOR_WEIGHT)
+    fit_at_depth(base, engine, runs, &floors, &fixed, THIN_PRIOR_WEIGHT)
 }
 
 fn fit_with(
@@ -288,6 +356,7 @@ fn fit_with(
     floors: &BTreeMap<Feature, f64>,
     fixed: &BTreeMap<Feature, f64>,
     prior_weight: f64,
+    spill: Option<f64>,
 ) -> Result<(DeviceProfile, FitReport)> {
     // A given coefficient is a floor the solver may not rise above.
     let mut floors = floors.clone();
@@ -309,7 +378,8 @@ fn fit_with(
         // operator's side with it keeps a dropped feature from staying dropped.
         let mut known = floors.clone();
         known.extend(coef.iter().map(|(f, c)| (*f, *c)));
-        let rows: Vec<BTreeMap<Feature, f64>> = runs.iter().map(|r| features(r, engine, &knots, &known)).collect();
+        let rows: Vec<BTreeMap<Feature, f64>> =
+            runs.iter().map(|r| features(r, engine, &knots, &known, spill)).collect();
         // First one rate for all storage types, then each type's own, pulled towards the
         // shared one: a type that little data sees keeps the shared rate instead of an
         // arbitrary (or infinite) one.
@@ -362,7 +432,7 @@ fn fit_with(
             };
         }
     }
-    let profile = to_profile(base, engine, &priced);
+    let profile = to_profile(base, engine, &priced, spill);
     let residuals: Vec<Residual> = runs
         .iter()
         .map(|r| {
@@ -473,7 +543,12 @@ fn solve(
 
 /// The profile the coefficients describe: the fastest fitted FLOP rate is the peak, the probed
 /// bandwidth the ceiling, and every rate an efficiency against them.
-fn to_profile(base: &DeviceProfile, engine: &Engine, coef: &BTreeMap<Feature, f64>) -> DeviceProfile {
+fn to_profile(
+    base: &DeviceProfile,
+    engine: &Engine,
+    coef: &BTreeMap<Feature, f64>,
+    spill: Option<f64>,
+) -> DeviceProfile {
     let rate = |f: Feature| coef.get(&f).filter(|&&c| c > 0.0).map(|c| 1.0 / c);
     let flop_rates: Vec<f64> = coef
         .keys()
@@ -519,6 +594,8 @@ fn to_profile(base: &DeviceProfile, engine: &Engine, coef: &BTreeMap<Feature, f6
                 score_s: 0.0,
                 score_s_by_value_head: Vec::new(),
                 score_kv_byte_s: 0.0,
+                score_spill_s: 0.0,
+                spill_kv_bytes: None,
                 compute: EfficiencyCurve { points },
                 compute_by: ComputeSize::Rows,
                 memory: memory_eff(Feature::ProductBytes(t)),
@@ -530,6 +607,8 @@ fn to_profile(base: &DeviceProfile, engine: &Engine, coef: &BTreeMap<Feature, f6
         score_s: 0.0,
         score_s_by_value_head: Vec::new(),
         score_kv_byte_s: 0.0,
+        score_spill_s: 0.0,
+        spill_kv_bytes: None,
         compute: EfficiencyCurve::default(),
         compute_by: ComputeSize::Flops,
         memory: memory_eff(Feature::OtherBytes),
@@ -542,6 +621,7 @@ fn to_profile(base: &DeviceProfile, engine: &Engine, coef: &BTreeMap<Feature, f6
             _ => None,
         })
         .collect();
+    let spill_s = coef.get(&Feature::SpillScores).copied().unwrap_or(0.0);
     p.efficiency.insert(
         OpClass::DecodeAttention,
         EfficiencyTable {
@@ -551,6 +631,8 @@ fn to_profile(base: &DeviceProfile, engine: &Engine, coef: &BTreeMap<Feature, f6
             compute_by: ComputeSize::Flops,
             memory: memory_eff(Feature::KvBytes),
             score_kv_byte_s: coef.get(&Feature::ScoreKvBytes).copied().unwrap_or(0.0),
+            score_spill_s: spill_s,
+            spill_kv_bytes: spill.filter(|_| spill_s > 0.0),
         },
     );
     // Only runs with recurrent layers say what a scan costs; without them scans keep the
@@ -562,6 +644,8 @@ fn to_profile(base: &DeviceProfile, engine: &Engine, coef: &BTreeMap<Feature, f6
                 score_s: 0.0,
                 score_s_by_value_head: Vec::new(),
                 score_kv_byte_s: 0.0,
+                score_spill_s: 0.0,
+                spill_kv_bytes: None,
                 compute: compute_eff(Feature::ScanFlops),
                 compute_by: ComputeSize::Flops,
                 memory: memory_eff(Feature::StateBytes),
@@ -574,6 +658,8 @@ fn to_profile(base: &DeviceProfile, engine: &Engine, coef: &BTreeMap<Feature, f6
             score_s: 0.0,
             score_s_by_value_head: Vec::new(),
             score_kv_byte_s: 0.0,
+            score_spill_s: 0.0,
+            spill_kv_bytes: None,
             compute: compute_eff(Feature::AttentionPrefillFlops),
             compute_by: ComputeSize::Flops,
             memory: memory_eff(Feature::OtherBytes),
@@ -721,4 +807,58 @@ pub fn record_of(run: &Run, backend: &str, threads: u32) -> serde_json::Value {
         "avg_ns": (run.measured_s * 1e9).round(),
         "config": crate::arch::export_hf_config(&run.arch),
     })
+}
+
+#[cfg(test)]
+mod depth_tests {
+    use super::*;
+
+    fn model(text: &str, name: &str) -> Architecture {
+        crate::arch::parse_hf_config(text, name, name).unwrap()
+    }
+
+    /// Runs made up by a known profile with a cache step, at depths on both sides of it: the
+    /// fit finds the step's cache size among the candidates and its cost per score.
+    #[test]
+    fn fit_recovers_a_known_cache_step() {
+        let truth_s = 4e-8;
+        let truth_bytes = 2097152.0;
+        let mut truth = crate::device::builtin("rpi5").expect("rpi5");
+        let t = truth.efficiency.get_mut(&OpClass::DecodeAttention).expect("decode attention table");
+        t.score_spill_s = truth_s;
+        t.spill_kv_bytes = Some(truth_bytes);
+        let models = [
+            model(include_str!("../../models/SmolLM2-135M.json"), "SmolLM2-135M"),
+            model(include_str!("../../models/Qwen2.5-0.5B.json"), "Qwen2.5-0.5B"),
+            model(include_str!("../../models/Llama-3.2-1B.json"), "Llama-3.2-1B"),
+        ];
+        let tests = [
+            BenchTest::pp(512),
+            BenchTest::tg(64, 0),
+            BenchTest::tg(64, 1024),
+            BenchTest::tg(64, 4096),
+            BenchTest::tg(64, 8192),
+        ];
+        let mut runs = Vec::new();
+        for arch in &models {
+            for test in tests {
+                let mut run = Run { arch: arch.clone(), weights: DType::Q4KM, test, measured_s: 1.0 };
+                run.measured_s = predict(&truth, &run);
+                runs.push(run);
+            }
+        }
+        assert!(has_decode_at_depth(&runs));
+        let engine = truth.engine.clone().expect("an engine");
+        let (fitted, report) = fit_engine(&truth, &engine, &runs).unwrap();
+        let table = &fitted.efficiency[&OpClass::DecodeAttention];
+        assert_eq!(table.spill_kv_bytes, Some(truth_bytes), "{:?}", report.coefficients);
+        assert!((table.score_spill_s / truth_s - 1.0).abs() < 0.05, "{}", table.score_spill_s);
+        assert!(report.median_abs_error < 0.01, "{}", report.median_abs_error);
+        // Without runs at depth there is no step, and the profile is the one fitted before.
+        let shallow: Vec<Run> = runs.iter().filter(|r| r.test.depth == 0).cloned().collect();
+        let shallow: Vec<Run> = shallow.into_iter().filter(|r| r.test.generate < 1024).collect();
+        assert!(!has_decode_at_depth(&shallow));
+        let (plain, _) = fit_engine(&truth, &engine, &shallow).unwrap();
+        assert_eq!(plain.efficiency[&OpClass::DecodeAttention].score_spill_s, 0.0);
+    }
 }

@@ -73,8 +73,33 @@ impl<'a> Ceilings<'a> {
     /// `op`, as linear functions of the context.
     fn times(&self, op: &Operator, bytes: Linear, n: f64) -> (Linear, Linear) {
         let (pc, pm, score_s) = self.attained(op, op.flops.at(n), bytes.at(n), op.rows.at(n));
-        (op.flops * (1.0 / pc) + padded_scores(op, self.kv_padding) * score_s, bytes * (1.0 / pm))
+        let mut compute = op.flops * (1.0 / pc) + padded_scores(op, self.kv_padding) * score_s;
+        // Past the cache step, each score beyond the knee costs `score_spill_s` more: linear in
+        // the context on that side (callers split a range at the knee).
+        if let Some((knee, spill_s)) = self.spill(op).filter(|(knee, _)| n > *knee) {
+            compute = compute + Linear { base: -knee * op.scores.per_ctx, per_ctx: op.scores.per_ctx } * spill_s;
+        }
+        (compute, bytes * (1.0 / pm))
     }
+
+    /// Where `op`'s scores start paying the cache step, and what each then pays.
+    fn spill(&self, op: &Operator) -> Option<(f64, f64)> {
+        if op.class != OpClass::DecodeAttention || !self.has_tables {
+            return None;
+        }
+        let table = self.table(op)?;
+        table.spill_knee(op.kv_read_bytes.per_ctx).map(|knee| (knee, table.score_spill_s))
+    }
+}
+
+/// Scores of one launch of `op` at contexts `first..=last` that lie past the context `knee`:
+/// `sum over n of scores per position * max(0, n - knee)`.
+pub fn spilled_scores(op: &Operator, knee: f64, first: f64, last: f64) -> f64 {
+    let k0 = first.max(knee.floor() + 1.0);
+    if k0 > last {
+        return 0.0;
+    }
+    op.scores.per_ctx * (last - k0 + 1.0) * ((k0 + last) / 2.0 - knee)
 }
 
 /// KV-cache bytes a decode attention score reads: the bytes each context position adds over
@@ -182,6 +207,23 @@ struct Launch {
 }
 
 fn launch_totals(op: &Operator, c: &Ceilings, first: f64, last: f64) -> Launch {
+    // A cache step inside the range: each side is linear in the context.
+    if let Some((knee, _)) = c.spill(op) {
+        let split = knee.floor() + 1.0;
+        if first < split && split <= last {
+            let (a, b) = (launch_range(op, c, first, split - 1.0), launch_range(op, c, split, last));
+            return Launch {
+                flops: a.flops + b.flops,
+                bytes: a.bytes + b.bytes,
+                time_s: a.time_s + b.time_s,
+                compute_bound_s: a.compute_bound_s + b.compute_bound_s,
+            };
+        }
+    }
+    launch_range(op, c, first, last)
+}
+
+fn launch_range(op: &Operator, c: &Ceilings, first: f64, last: f64) -> Launch {
     let steps = last - first + 1.0;
     let bytes = op.bytes();
     let fixed = steps * c.overhead_s;
@@ -487,5 +529,57 @@ mod tests {
                 assert!((got - want).abs() <= 1e-9 * want, "{pc} {pm} {a} {b}: {got} vs {want}");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod depth_tests {
+    use super::*;
+    use crate::device::{EfficiencyTable, HeadCost};
+    use crate::dtype::{DType, Precisions};
+    use crate::workload::operators;
+
+    fn smollm() -> Architecture {
+        let text = include_str!("../../models/SmolLM2-135M.json");
+        crate::arch::parse_hf_config(text, "SmolLM2-135M.json", "SmolLM2-135M").unwrap()
+    }
+
+    /// SmolLM2-135M decoding 10 tokens after a depth of 1019 (contexts 1021..=1030) with a cache
+    /// step at 768 KiB, against the same profile without it.
+    #[test]
+    fn cache_step_costs_what_hand_arithmetic_says() {
+        let arch = smollm();
+        let settings = RunSettings {
+            batch: 1,
+            precisions: Precisions { weights: DType::F16, activations: DType::F32, kv_cache: DType::F16 },
+            logits_for_all_prompt_tokens: false,
+        };
+        let ops = operators(&arch, Phase::Decode, &settings, Plan::candidates(&arch)[0]);
+        let attn = ops.iter().find(|o| o.class == OpClass::DecodeAttention).expect("decode attention");
+        // 30 layers, 9 query heads, 3 KV heads of 64: a position adds K and V of 3 heads of 64
+        // f16 values to a layer, 2 * 3 * 64 * 2 = 768 bytes, and 9 scores.
+        assert_eq!((attn.count, attn.kv_read_bytes.per_ctx, attn.scores.per_ctx), (30, 768.0, 9.0));
+        let mut plain = crate::device::builtin("rpi5-datasheet").expect("rpi5-datasheet");
+        plain.engine = None;
+        // A cost per score large enough that the kernel is compute-bound at every context.
+        let table = EfficiencyTable {
+            score_s_by_value_head: vec![HeadCost { value_head: 64, seconds: 1e-6 }],
+            ..Default::default()
+        };
+        plain.efficiency.insert(OpClass::DecodeAttention, table.clone());
+        let mut stepped = plain.clone();
+        stepped.efficiency.insert(
+            OpClass::DecodeAttention,
+            EfficiencyTable { score_spill_s: 1e-9, spill_kv_bytes: Some(768.0 * 1024.0), ..table },
+        );
+        // Knee: 786,432 B / 768 B = 1024 positions. Contexts 1025..=1030 are 1..=6 past it:
+        // 21 positions * 9 scores * 30 layers = 5,670 scores at 1 ns = 5.67 us.
+        let t = |p: &DeviceProfile| op_totals(attn, p, 1021.0, 1030.0).point.time_s;
+        let extra = t(&stepped) - t(&plain);
+        assert!((extra - 5.67e-6).abs() < 1e-12, "{extra}");
+        // Before the knee nothing changes.
+        assert_eq!(op_totals(attn, &stepped, 1000.0, 1024.0), op_totals(attn, &plain, 1000.0, 1024.0));
+        // The helper the fit uses counts the same scores per launch: 21 * 9 = 189.
+        assert_eq!(spilled_scores(attn, 1024.0, 1021.0, 1030.0), 189.0);
     }
 }

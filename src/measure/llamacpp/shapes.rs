@@ -159,8 +159,15 @@ fn attention_probes(quick: bool) -> Plan {
             mla(4, 512, 8, 512, 32, 64, 512, 1024, None),
         ]);
     }
-    // Two long contexts: their difference is the attention; the weights are a small share.
-    Plan { models, tests: vec![BenchTest::tg(16, 1024), BenchTest::tg(16, 2048)], formats: Some(vec![DType::Q8_0]) }
+    // Two long contexts: their difference is the attention; the weights are a small share. A
+    // third, deeper one (not in `--quick`) places the step where a layer's KV cache outgrows the
+    // caches: a layer holds 2 KiB per position under MHA (8 KV heads of 64, f16 K and V) and
+    // 512 B under GQA, so 0.5 to 8 MiB across the three depths and two groupings.
+    let mut tests = vec![BenchTest::tg(16, 1024), BenchTest::tg(16, 2048)];
+    if !quick {
+        tests.push(BenchTest::tg(16, 4096));
+    }
+    Plan { models, tests, formats: Some(vec![DType::Q8_0]) }
 }
 
 /// Calibration: a model so small that its fixed costs dominate (hidden 64, 16 layers), widths
