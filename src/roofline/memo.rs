@@ -79,13 +79,29 @@ fn depth_free(arch: &Architecture, settings: &RunSettings) -> bool {
 /// One layer operator's figures per launch: whole, or in a window's two pieces.
 #[derive(Debug, Clone, Copy)]
 struct OpLaunch {
-    count: u32,
     windowed: bool,
     pieces: [Launch; 2],
     n: usize,
 }
 
-/// The layers of one pass of one shape.
+impl OpLaunch {
+    fn of(op: &Operator, ceilings: &Ceilings, first: f64, last: f64) -> OpLaunch {
+        let mut pieces = [Launch::default(); 2];
+        let n = if op.window == 0 {
+            pieces[0] = launch_totals(op, ceilings, first, last);
+            1
+        } else {
+            let (parts, n) = op.pieces(first, last);
+            for (k, (piece, lo, hi)) in parts[..n].iter().enumerate() {
+                pieces[k] = launch_totals(piece, ceilings, *lo, *hi);
+            }
+            n
+        };
+        OpLaunch { windowed: op.window != 0, pieces, n }
+    }
+}
+
+/// The layers of one pass of one shape, as priced at `depth`.
 #[derive(Debug)]
 struct Entry {
     phase: Phase,
@@ -93,24 +109,98 @@ struct Entry {
     last: u64,
     plan: Plan,
     part: Part,
-    ops: Vec<OpLaunch>,
+    depth: u32,
+    ops: Vec<Operator>,
+    launches: Vec<OpLaunch>,
     live: f64,
 }
 
-/// The layers' figures of the current shape, per phase, context range, plan and part.
+impl Entry {
+    /// The operators of one segment of a pass, priced per launch.
+    fn price(
+        arch: &Architecture,
+        settings: &RunSettings,
+        ceilings: &Ceilings,
+        (phase, plan, part): (Phase, Plan, Part),
+        segment: Segment,
+        (first, last): (f64, f64),
+    ) -> Entry {
+        let mut ops = Vec::new();
+        segment_into(arch, phase, settings, plan, part, segment, &mut ops);
+        let launches = ops.iter().map(|op| OpLaunch::of(op, ceilings, first, last)).collect();
+        let live = live_bytes(&ops, last);
+        let (first, last) = (first.to_bits(), last.to_bits());
+        Entry { phase, first, last, plan, part, depth: arch.num_layers, ops, launches, live }
+    }
+
+    /// Adds each operator's figures to `total`, as [`super::totals`] prices them: its launch
+    /// count (`count`, or its own) times each piece's figures.
+    fn add_to(&self, total: &mut Point, count: Option<u32>) {
+        for (op, launch) in self.ops.iter().zip(&self.launches) {
+            let count = count.unwrap_or(op.count) as f64;
+            let scaled =
+                |p: &Launch| Point { flops: count * p.flops, bytes: count * p.bytes, time_s: count * p.time_s };
+            if launch.windowed {
+                let mut sum = Point::default();
+                for piece in &launch.pieces[..launch.n] {
+                    sum.add(scaled(piece));
+                }
+                total.add(sum);
+            } else {
+                total.add(scaled(&launch.pieces[0]));
+            }
+        }
+    }
+}
+
+/// `a` and `b` are priced alike per launch: equal but for their launch counts.
+fn alike(a: &Operator, b: &Operator) -> bool {
+    Operator { count: b.count, ..*a } == *b
+}
+
+/// The largest live activation set of `ops`: one operator's inputs plus output, at the last
+/// context.
+fn live_bytes(ops: &[Operator], last: f64) -> f64 {
+    ops.iter().map(|op| (op.act_read_bytes + op.act_write_bytes).at(op.context(last))).fold(0.0, f64::max)
+}
+
+/// What the embedding and the head depend on: the width, the vocabulary and whether the head
+/// is the embedding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Ends {
+    hidden_size: u32,
+    vocab_size: u32,
+    tie_embeddings: bool,
+}
+
+impl Ends {
+    fn of(arch: &Architecture) -> Ends {
+        Ends { hidden_size: arch.hidden_size, vocab_size: arch.vocab_size, tie_embeddings: arch.tie_embeddings }
+    }
+}
+
+/// The layers' figures of the current shape, and the embedding's and head's of the current
+/// ends, per phase, context range, plan and part.
 #[derive(Debug, Default)]
 pub(super) struct LayerMemo {
     shape: Option<Shape>,
+    /// The shape's figures hold at every depth, with every count the depth.
+    depth_free: bool,
     entries: Vec<Entry>,
-    /// Shapes whose figures turned out to depend on the depth after all: priced afresh.
-    refused: bool,
+    ends: Option<Ends>,
+    /// The embedding's and the head's entries, by segment (their depth is unused).
+    end_entries: Vec<(Segment, Entry)>,
     ops: Vec<Operator>,
 }
 
 impl LayerMemo {
     /// Adds the layer operators' figures of one pass to `total` (in the order a fresh pricing
     /// adds them) and returns their largest live activation set.
-    #[allow(clippy::too_many_arguments)]
+    ///
+    /// A uniform stack's figures are kept across depths: where they hold at every depth they
+    /// are reused as they are; otherwise (Q4_K_M's per-layer types, MoE stacks with dense
+    /// layers first) the operators are built for the new depth and only those that changed are
+    /// priced again. A stack with a layer pattern is kept for that pattern alone.
     pub(super) fn add_layers(
         &mut self,
         arch: &Architecture,
@@ -120,84 +210,105 @@ impl LayerMemo {
         (first, last): (f64, f64),
         total: &mut Point,
     ) -> f64 {
-        let free = depth_free(arch, settings);
-        if !self.shape.as_ref().is_some_and(|s| s.matches(arch, free)) {
-            self.shape = Some(Shape::of(arch, free));
+        let uniform = arch.layers.is_empty();
+        if !self.shape.as_ref().is_some_and(|s| s.matches(arch, uniform)) {
+            self.shape = Some(Shape::of(arch, uniform));
             self.entries.clear();
-            self.refused = false;
+            self.depth_free = depth_free(arch, settings);
         }
         let (f, l) = (first.to_bits(), last.to_bits());
+        let depth = arch.num_layers;
         let found = self
             .entries
             .iter()
             .position(|e| e.first == f && e.last == l && e.phase == phase && e.plan == plan && e.part == part);
         let at = match found {
-            Some(i) => i,
+            Some(i) => {
+                if self.entries[i].depth != depth && !self.depth_free {
+                    self.reprice(i, arch, settings, ceilings, (first, last));
+                }
+                i
+            }
             None => {
-                let entry = self.price(arch, settings, ceilings, (phase, plan, part), (first, last));
-                // Counts other than the depth: these figures hold at this depth only.
-                if free && entry.ops.iter().any(|o| o.count != arch.num_layers) {
-                    self.refused = true;
+                let entry = Entry::price(arch, settings, ceilings, (phase, plan, part), Segment::Layers, (first, last));
+                // Counts other than the depth: these figures are for this depth.
+                if entry.ops.iter().any(|o| o.count != depth) {
+                    self.depth_free = false;
                 }
                 self.entries.push(entry);
                 self.entries.len() - 1
             }
         };
         let entry = &self.entries[at];
-        let depth = if free && !self.refused { Some(arch.num_layers) } else { None };
-        for op in &entry.ops {
-            let count = depth.unwrap_or(op.count) as f64;
-            let scaled =
-                |p: &Launch| Point { flops: count * p.flops, bytes: count * p.bytes, time_s: count * p.time_s };
-            if op.windowed {
-                let mut sum = Point::default();
-                for piece in &op.pieces[..op.n] {
-                    sum.add(scaled(piece));
-                }
-                total.add(sum);
-            } else {
-                total.add(scaled(&op.pieces[0]));
-            }
-        }
-        let live = entry.live;
-        if self.refused {
-            // Keep nothing for the next candidate: another depth needs other figures.
-            self.shape = None;
-        }
-        live
+        entry.add_to(total, self.depth_free.then_some(depth));
+        entry.live
     }
 
-    /// Prices the layer operators of one pass per launch.
-    fn price(
+    /// [`LayerMemo::add_layers`] for the embedding or the head, kept for the candidates that
+    /// share their width, vocabulary and tied embedding.
+    pub(super) fn add_end(
         &mut self,
+        segment: Segment,
         arch: &Architecture,
         settings: &RunSettings,
         ceilings: &Ceilings,
         (phase, plan, part): (Phase, Plan, Part),
         (first, last): (f64, f64),
-    ) -> Entry {
+        total: &mut Point,
+    ) -> f64 {
+        let ends = Ends::of(arch);
+        if self.ends != Some(ends) {
+            self.ends = Some(ends);
+            self.end_entries.clear();
+        }
+        let (f, l) = (first.to_bits(), last.to_bits());
+        let found = self.end_entries.iter().position(|(s, e)| {
+            *s == segment && e.first == f && e.last == l && e.phase == phase && e.plan == plan && e.part == part
+        });
+        let at = match found {
+            Some(i) => i,
+            None => {
+                let entry = Entry::price(arch, settings, ceilings, (phase, plan, part), segment, (first, last));
+                self.end_entries.push((segment, entry));
+                self.end_entries.len() - 1
+            }
+        };
+        let entry = &self.end_entries[at].1;
+        entry.add_to(total, None);
+        entry.live
+    }
+
+    /// Entry `i` for the depth of `arch`: its operators built again, and those that changed
+    /// priced again.
+    fn reprice(
+        &mut self,
+        i: usize,
+        arch: &Architecture,
+        settings: &RunSettings,
+        ceilings: &Ceilings,
+        range: (f64, f64),
+    ) {
+        let e = &mut self.entries[i];
         self.ops.clear();
-        segment_into(arch, phase, settings, plan, part, Segment::Layers, &mut self.ops);
-        let mut live = 0.0f64;
-        let ops = self
-            .ops
-            .iter()
-            .map(|op| {
-                live = live.max((op.act_read_bytes + op.act_write_bytes).at(op.context(last)));
-                let mut pieces = [Launch::default(); 2];
-                let n = if op.window == 0 {
-                    pieces[0] = launch_totals(op, ceilings, first, last);
-                    1
-                } else {
-                    let (parts, n) = op.pieces(first, last);
-                    for (k, (piece, lo, hi)) in parts[..n].iter().enumerate() {
-                        pieces[k] = launch_totals(piece, ceilings, *lo, *hi);
-                    }
-                    n
-                };
-                OpLaunch { count: op.count, windowed: op.window != 0, pieces, n }
-            })
-            .collect();
-        Entry { phase, first: first.to_bits(), last: last.to_bits(), plan, part, ops, live }
+        segment_into(arch, e.phase, settings, e.plan, e.part, Segment::Layers, &mut self.ops);
+        if self.ops.len() != e.ops.len() {
+            e.launches.clear();
+            e.ops.clear();
+        }
+        for (k, op) in self.ops.iter().enumerate() {
+            match e.ops.get_mut(k) {
+                Some(old) if alike(op, old) => old.count = op.count,
+                Some(old) => {
+                    e.launches[k] = OpLaunch::of(op, ceilings, range.0, range.1);
+                    *old = *op;
+                }
+                None => {
+                    e.launches.push(OpLaunch::of(op, ceilings, range.0, range.1));
+                    e.ops.push(*op);
+                }
+            }
+        }
+        e.live = live_bytes(&e.ops, range.1);
+        e.depth = arch.num_layers;
     }
 }

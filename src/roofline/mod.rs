@@ -11,7 +11,7 @@ pub use scenario::{BenchTest, Scenario, MAX_BATCH, MAX_TOKENS, NAMED as NAMED_SC
 use crate::arch::Architecture;
 use crate::device::DeviceProfile;
 use crate::workload::{
-    segment_into, AttentionForm, ElementwiseForm, Linear, OpClass, Operator, Part, Phase, Plan, RunSettings, Segment,
+    AttentionForm, ElementwiseForm, Linear, OpClass, Operator, Part, Phase, Plan, RunSettings, Segment,
 };
 use serde::Serialize;
 
@@ -295,8 +295,8 @@ pub struct Evaluator<'a> {
     /// the e-graph (fusion removes kernels at every shape; see `plan::elementwise_form`).
     elementwise: (ElementwiseForm, ElementwiseForm),
     ceilings: Ceilings<'a>,
-    ops: Vec<Operator>,
-    layers: memo::LayerMemo,
+    /// Segment figures shared between the candidates evaluated one after another.
+    memo: memo::LayerMemo,
 }
 
 impl<'a> Evaluator<'a> {
@@ -319,15 +319,7 @@ impl<'a> Evaluator<'a> {
             }
             PlanChoice::Fixed(plan) => (plan.elementwise, plan.elementwise),
         };
-        Evaluator {
-            device,
-            settings,
-            plans,
-            elementwise,
-            ceilings,
-            ops: Vec::with_capacity(48),
-            layers: memo::LayerMemo::default(),
-        }
+        Evaluator { device, settings, plans, elementwise, ceilings, memo: memo::LayerMemo::default() }
     }
 
     fn part_under(
@@ -342,20 +334,14 @@ impl<'a> Evaluator<'a> {
         let mut total = Point::default();
         // Largest live activation set: one operator's inputs plus output, at the last context.
         let mut live = 0.0f64;
+        let key = (phase, plan, part);
         for segment in Segment::ALL {
-            if segment == Segment::Layers {
-                let key = (phase, plan, part);
-                let layers_live =
-                    self.layers.add_layers(arch, &self.settings, &self.ceilings, key, (first, last), &mut total);
-                live = live.max(layers_live);
-                continue;
-            }
-            self.ops.clear();
-            segment_into(arch, phase, &self.settings, plan, part, segment, &mut self.ops);
-            for op in &self.ops {
-                total.add(totals(op, &self.ceilings, first, last).point);
-                live = live.max((op.act_read_bytes + op.act_write_bytes).at(op.context(last)));
-            }
+            let (settings, ceilings, range) = (&self.settings, &self.ceilings, (first, last));
+            let segment_live = match segment {
+                Segment::Layers => self.memo.add_layers(arch, settings, ceilings, key, range, &mut total),
+                _ => self.memo.add_end(segment, arch, settings, ceilings, key, range, &mut total),
+            };
+            live = live.max(segment_live);
         }
         (total, live)
     }
