@@ -1,10 +1,11 @@
 //! Scoring throughput: full scenario evaluations (prefill plus every decode step, in closed
-//! form) of real 1B-class models (issue 2's target: 1,000,000 LILO evaluations per second per
-//! core); whole-space search throughput (issue 4: 1,000,000 candidates per second on 2 cores);
-//! the per-layer MILP on a 32-layer, 30-option instance.
+//! form) of real 1B-class models (issue 24's target: 0.5 us per LILO scenario, on datasheet and
+//! expected profiles alike), with layer figures shared across depths as a search shares them
+//! and with nothing to share; whole-space search throughput; the per-layer MILP on a 32-layer,
+//! 30-option instance.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use rooflinebench::arch::load_hf_config;
+use rooflinebench::arch::{load_hf_config, Architecture};
 use rooflinebench::device::builtin;
 use rooflinebench::roofline::{Evaluator, PlanChoice, Scenario};
 use rooflinebench::workload::{AttentionForm, ElementwiseForm, MlaForm, Plan, RunSettings};
@@ -21,12 +22,23 @@ fn scenario_evaluation(c: &mut Criterion) {
         let arch =
             load_hf_config(&Path::new(env!("CARGO_MANIFEST_DIR")).join("models").join(format!("{name}.json"))).unwrap();
         let s = Scenario::named("lilo").unwrap();
+        // An evaluator shares layer figures between the candidates it scores one after another:
+        // `depths` scores the model at 8 depths in turn (what a search does, in tiles of 8
+        // depths per shape), `new-shape` a different width every time (nothing shared).
+        let depths: Vec<Architecture> =
+            (0..8).map(|k| Architecture { num_layers: arch.num_layers - 4 + k, ..arch.clone() }).collect();
+        let shapes: Vec<Architecture> =
+            (0..2).map(|k| Architecture { hidden_size: arch.hidden_size + 64 * k, ..arch.clone() }).collect();
         for device_name in ["rtx3090-datasheet", "rpi5-datasheet", "rtx3090"] {
             let device = builtin(device_name).unwrap();
             for (plans, plan_label) in [(PlanChoice::Fixed(fixed), "one-plan"), (PlanChoice::Fastest, "fastest-plan")] {
-                let mut ev = Evaluator::new(&device, RunSettings::default(), plans);
-                let id = BenchmarkId::new(format!("{name}/{plan_label}"), device_name);
-                group.bench_function(id, |b| b.iter(|| black_box(ev.scenario(black_box(&arch), &s))));
+                for (sharing, archs) in [("depths", &depths), ("new-shape", &shapes)] {
+                    let mut ev = Evaluator::new(&device, RunSettings::default(), plans);
+                    let id = BenchmarkId::new(format!("{name}/{plan_label}/{sharing}"), device_name);
+                    let mut next = archs.iter().cycle();
+                    group
+                        .bench_function(id, |b| b.iter(|| black_box(ev.scenario(black_box(next.next().unwrap()), &s))));
+                }
             }
         }
     }

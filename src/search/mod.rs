@@ -386,10 +386,6 @@ struct Tally {
 impl Tally {
     /// Scores the candidates at positions `lo..hi` of the search order into the tally.
     fn scan(&mut self, scorer: &mut Scorer, space: &SearchSpace, lo: u64, hi: u64) {
-        // The slice's own front first: most of its candidates fall to a neighbour (another depth
-        // of the same shape) in a front of dozens, and only the survivors meet the worker's
-        // front of thousands. The union's front is the same either way.
-        let mut slice_front = ParetoFront::new();
         for position in lo..hi {
             let cand = match space.candidate(space.index_at(position)) {
                 Ok(c) => c,
@@ -406,12 +402,11 @@ impl Tally {
                         self.top.insert(at, s);
                         self.top.truncate(TOP_N);
                     }
-                    slice_front.insert(s);
+                    self.front.insert(s);
                 }
                 Err(why) => *self.rejected.entry(why).or_default() += 1,
             }
         }
-        self.front.merge(slice_front);
         self.candidates += hi - lo;
     }
 
