@@ -174,6 +174,14 @@ pub fn explain(r: &SearchReport) -> String {
         o.feasible,
         o.front.len()
     );
+    if let Some(res) = o.front_resolution {
+        let _ = writeln!(
+            s,
+            "front thinned: one member per box {}% wide in every objective (spaces over {} M candidates; see README)",
+            res * 100.0,
+            crate::search::EXACT_FRONT_CANDIDATES / 1_000_000
+        );
+    }
     let _ = writeln!(s, "profile: {}", r.profile);
     for w in &r.warnings {
         let _ = writeln!(s, "warning: {w}");

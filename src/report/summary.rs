@@ -66,5 +66,12 @@ pub fn summary_markdown(r: &SearchReport, space: &SearchSpace) -> String {
         "\nThe Pareto front (rip, parameters, decode tokens/s up; memory and predicted loss down) has {} members: `pareto.csv`; `quality.svg` plots their predicted loss against decode tokens/s.",
         r.outcome.front.len()
     );
+    if let Some(res) = r.outcome.front_resolution {
+        let _ = writeln!(
+            s,
+            "The space is too large to keep its exact front in bounded memory: the front is thinned to one member per box {}% wide in every objective (an epsilon-Pareto archive: a candidate within 0.5% of a member in every objective may be left out).",
+            res * 100.0
+        );
+    }
     s
 }

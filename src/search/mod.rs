@@ -68,6 +68,21 @@ pub struct Outcome {
     pub feasible: u64,
     pub front: Vec<Scored>,
     pub top: Vec<Scored>,
+    /// The front's boxes' relative width where it was thinned (see [`front_resolution`]);
+    /// absent for an exact front.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub front_resolution: Option<f64>,
+}
+
+/// Spaces up to this many candidates keep their exact Pareto front.
+pub const EXACT_FRONT_CANDIDATES: u64 = 20_000_000;
+
+/// Larger spaces keep a thinned front, one member per box of this relative width in every
+/// objective (0.5%: finer than the error band of any figure), so that its memory is bounded
+/// by the boxes and not by the space. A function of the space alone, so that every thread
+/// count and shard gives the same front.
+pub fn front_resolution(candidates: u64) -> Option<f64> {
+    (candidates > EXACT_FRONT_CANDIDATES).then_some(0.005)
 }
 
 fn better(a: &Scored, b: &Scored) -> std::cmp::Ordering {
@@ -85,6 +100,7 @@ impl Outcome {
             feasible: 0,
             front: Vec::new(),
             top: Vec::new(),
+            front_resolution: None,
         }
     }
 
@@ -98,8 +114,9 @@ impl Outcome {
         for (k, v) in other.rejected {
             *self.rejected.entry(k).or_default() += v;
         }
-        let mut front = ParetoFront::from_front(self.front);
-        front.merge(ParetoFront::from_front(other.front));
+        self.front_resolution = self.front_resolution.or(other.front_resolution);
+        let mut front = ParetoFront::from_front(self.front, self.front_resolution);
+        front.merge(ParetoFront::from_front(other.front, self.front_resolution));
         self.front = front.into_sorted();
         self.top.extend(other.top);
         self.top.sort_by(better);
@@ -348,7 +365,7 @@ pub fn run(space: &SearchSpace, device: &DeviceProfile, opts: &SearchOptions) ->
         (0..chunks)
             .into_par_iter()
             .fold(
-                || (Scorer::new(space, device, opts.plans), Tally::default()),
+                || (Scorer::new(space, device, opts.plans), Tally::new(front_resolution(count))),
                 |(mut scorer, mut tally), c| {
                     let lo = start + c * CHUNK;
                     let hi = (lo + CHUNK).min(end);
@@ -358,7 +375,7 @@ pub fn run(space: &SearchSpace, device: &DeviceProfile, opts: &SearchOptions) ->
                 },
             )
             .map(|(_, tally)| tally.into_outcome(&space.name, &device.name))
-            .reduce(|| Outcome::empty(&space.name, &device.name), Outcome::merge)
+            .reduce(|| Tally::new(front_resolution(count)).into_outcome(&space.name, &device.name), Outcome::merge)
     };
     let outcome = match opts.threads {
         Some(n) => rayon::ThreadPoolBuilder::new()
@@ -373,7 +390,6 @@ pub fn run(space: &SearchSpace, device: &DeviceProfile, opts: &SearchOptions) ->
 }
 
 /// What one worker has found so far: counts, its front and its best candidates.
-#[derive(Default)]
 struct Tally {
     candidates: u64,
     feasible: u64,
@@ -384,6 +400,17 @@ struct Tally {
 }
 
 impl Tally {
+    fn new(front_resolution: Option<f64>) -> Tally {
+        Tally {
+            candidates: 0,
+            feasible: 0,
+            invalid: BTreeMap::new(),
+            rejected: BTreeMap::new(),
+            front: ParetoFront::with_resolution(front_resolution),
+            top: Vec::new(),
+        }
+    }
+
     /// Scores the candidates at positions `lo..hi` of the search order into the tally.
     fn scan(&mut self, scorer: &mut Scorer, space: &SearchSpace, lo: u64, hi: u64) {
         for position in lo..hi {
@@ -417,6 +444,7 @@ impl Tally {
             invalid: named(self.invalid),
             rejected: named(self.rejected),
             feasible: self.feasible,
+            front_resolution: self.front.resolution(),
             front: self.front.into_sorted(),
             top: self.top,
             ..Outcome::empty(space, device)

@@ -72,6 +72,9 @@ enum Offer {
     Dominated([f64; OBJECTIVES]),
     /// The point dominates every member: the subtree is gone.
     Emptied,
+    /// A thinned front's member shares the point's boxes: it was kept (the point loses), or
+    /// replaced by the point.
+    SameBox,
     /// Neither; any members the point dominates were evicted.
     Kept,
 }
@@ -95,6 +98,45 @@ pub struct ParetoFront<T> {
     elite: [[f64; OBJECTIVES]; ELITE],
     /// Where the next dominator found goes in `elite` (round robin).
     next_elite: usize,
+    /// Thinned: members compared by their boxes of this relative width (see [`boxes_of`]).
+    resolution: Option<f64>,
+}
+
+/// An objective's box of relative width `resolution`: its logarithm (of the magnitude, the
+/// sign kept so that larger stays better) in steps of `ln(1 + resolution)`, rounded down.
+/// Each objective keeps one sign over a space (rates, sizes and losses are positive; memory
+/// and loss enter negated), which is where the boxes are ordered as the values are.
+fn box_of(v: f64, step: f64) -> f64 {
+    if v > 0.0 {
+        (v.ln() / step).floor()
+    } else if v < 0.0 {
+        -((-v).ln() / step).ceil()
+    } else if v == 0.0 {
+        f64::NEG_INFINITY
+    } else {
+        v
+    }
+}
+
+/// The boxes of every objective: a thinned front compares these instead of the objectives.
+fn boxes_of(o: &[f64; OBJECTIVES], resolution: f64) -> [f64; OBJECTIVES] {
+    let step = resolution.ln_1p();
+    o.map(|v| box_of(v, step))
+}
+
+/// Of two points in the same box, the one a thinned front keeps: the larger objectives in
+/// order (so a point that dominates the other wins), then the smaller key. A total order, so
+/// the front kept does not depend on the order points arrive in.
+fn keeps_first<T: Objectives>(a: &T, b: &T) -> bool {
+    let (x, y) = (a.objectives(), b.objectives());
+    for k in 0..OBJECTIVES {
+        match x[k].total_cmp(&y[k]) {
+            std::cmp::Ordering::Greater => return true,
+            std::cmp::Ordering::Less => return false,
+            std::cmp::Ordering::Equal => {}
+        }
+    }
+    a.key() < b.key()
 }
 
 impl<T> Default for ParetoFront<T> {
@@ -108,6 +150,7 @@ impl<T> Default for ParetoFront<T> {
             len: 0,
             elite: [[f64::NAN; OBJECTIVES]; ELITE],
             next_elite: 0,
+            resolution: None,
         }
     }
 }
@@ -117,11 +160,33 @@ impl<T: Objectives> ParetoFront<T> {
         Self::default()
     }
 
+    /// A thinned front (an epsilon-Pareto archive, Laumanns et al. 2002): each objective's
+    /// range is cut into boxes `resolution` wide relative to the value, a point joins unless a
+    /// member's boxes dominate its boxes, and a box holds one member, the one
+    /// [`keeps_first`]. Its size is bounded by the boxes, not by the space; with `None`, the
+    /// exact front.
+    pub fn with_resolution(resolution: Option<f64>) -> Self {
+        ParetoFront { resolution, ..Self::default() }
+    }
+
+    pub fn resolution(&self) -> Option<f64> {
+        self.resolution
+    }
+
+    /// What members are compared by: their objectives, or their boxes when thinned.
+    fn compared(&self, p: &T) -> [f64; OBJECTIVES] {
+        let o = p.objectives();
+        match self.resolution {
+            Some(r) => boxes_of(&o, r),
+            None => o,
+        }
+    }
+
     /// Takes members that already form a front (no two dominate each other), unchecked.
-    pub fn from_front(members: Vec<T>) -> Self {
-        let mut front = Self::new();
+    pub fn from_front(members: Vec<T>, resolution: Option<f64>) -> Self {
+        let mut front = Self::with_resolution(resolution);
         for m in members {
-            let o = m.objectives();
+            let o = front.compared(&m);
             front.push(m, o);
         }
         front
@@ -243,7 +308,10 @@ impl<T: Objectives> ParetoFront<T> {
     /// Offers `o` to the subtree at `node`: finds a dominator, or evicts what `o` dominates
     /// (counting it in `evicted`). Once `o` has evicted a member, nothing can dominate it (that
     /// would dominate the member too): only evictions are looked for from then on.
-    fn offer(&mut self, node: usize, o: &[f64; OBJECTIVES], evicted: &mut usize) -> Offer {
+    fn offer(&mut self, node: usize, o: &[f64; OBJECTIVES], candidate: Option<&T>, evicted: &mut usize) -> Offer
+    where
+        T: Clone,
+    {
         let (lo, hi) = (self.nodes[node].lo, self.nodes[node].hi);
         if *evicted == 0 && dominates_by(&lo, o) {
             return Offer::Dominated(lo);
@@ -264,6 +332,15 @@ impl<T: Objectives> ParetoFront<T> {
                     return Offer::Dominated(*m);
                 }
             }
+            if let Some(p) = candidate.filter(|_| self.resolution.is_some() && *evicted == 0) {
+                if let Some((kept, _)) = n.members.iter_mut().find(|(_, m)| m == o) {
+                    // One member per box: nothing else can be dominated by, or dominate, it.
+                    if keeps_first(p, kept) {
+                        *kept = p.clone();
+                    }
+                    return Offer::SameBox;
+                }
+            }
             if may_be_dominated {
                 let before = n.members.len();
                 n.members.retain(|(_, m)| !dominates_by(o, m));
@@ -280,8 +357,9 @@ impl<T: Objectives> ParetoFront<T> {
         let mut i = 0;
         while i < self.nodes[node].children.len() {
             let child = self.nodes[node].children[i];
-            match self.offer(child, o, evicted) {
+            match self.offer(child, o, candidate, evicted) {
                 Offer::Dominated(m) => return Offer::Dominated(m),
+                Offer::SameBox => return Offer::SameBox,
                 Offer::Emptied => {
                     self.nodes[node].children.swap_remove(i);
                 }
@@ -298,19 +376,23 @@ impl<T: Objectives> ParetoFront<T> {
     }
 
     /// Offers a point; returns whether it joined.
-    pub fn insert(&mut self, p: T) -> bool {
-        let o = p.objectives();
+    pub fn insert(&mut self, p: T) -> bool
+    where
+        T: Clone,
+    {
+        let o = self.compared(&p);
         if self.elite.iter().any(|e| dominates_by(e, &o)) {
             return false;
         }
         if let Some(root) = self.root {
             let mut evicted = 0;
-            match self.offer(root, &o, &mut evicted) {
+            match self.offer(root, &o, Some(&p), &mut evicted) {
                 Offer::Dominated(m) => {
                     self.elite[self.next_elite] = m;
                     self.next_elite = (self.next_elite + 1) % ELITE;
                     return false;
                 }
+                Offer::SameBox => return false,
                 Offer::Emptied => self.root = None,
                 Offer::Kept => {}
             }
@@ -322,7 +404,10 @@ impl<T: Objectives> ParetoFront<T> {
 
     /// The front of the union of two fronts (each already a front): the smaller one's members
     /// offered to the larger.
-    pub fn merge(&mut self, mut other: ParetoFront<T>) {
+    pub fn merge(&mut self, mut other: ParetoFront<T>)
+    where
+        T: Clone,
+    {
         if other.len > self.len {
             std::mem::swap(self, &mut other);
         }
@@ -396,7 +481,56 @@ mod tests {
         v
     }
 
+    /// O(n^2): a box is kept when no other point's boxes dominate it, and holds its largest
+    /// point (objectives in order, then the smaller key).
+    fn brute_thinned(points: &[P], resolution: f64) -> Vec<P> {
+        let boxes = |p: &P| boxes_of(&p.objectives(), resolution);
+        let mut v: Vec<P> = points
+            .iter()
+            .filter(|p| !points.iter().any(|q| dominates_by(&boxes(q), &boxes(p))))
+            .filter(|p| !points.iter().any(|q| q.0 != p.0 && boxes(q) == boxes(p) && keeps_first(q, p)))
+            .cloned()
+            .collect();
+        v.sort_by_key(|p| p.0);
+        v
+    }
+
+    #[test]
+    fn boxes_keep_larger_better_and_are_a_resolution_wide() {
+        let step = 0.01f64.ln_1p();
+        // Box k holds [1.01^k, 1.01^(k+1)): 1.01^462 is about 98.8.
+        let edge = 1.01f64.powi(462);
+        assert_eq!(box_of(edge * 1.001, step), 462.0);
+        assert_eq!(box_of(edge * 1.009, step), 462.0);
+        assert_eq!(box_of(edge * 1.011, step), 463.0);
+        // Negated objectives (memory, loss): less negative is a higher box.
+        assert!(box_of(-100.0, step) > box_of(-102.0, step));
+        assert!(box_of(f64::NAN, step).is_nan());
+    }
+
     proptest! {
+        /// A thinned front, offered points in any order and merged from any two halves, is the
+        /// one a brute force over boxes gives.
+        #[test]
+        fn thinned_front_equals_brute_force(raw in prop::collection::vec((1u32..400, 1u32..400, 0u8..20), 0..600), split in 0usize..600) {
+            let points: Vec<P> = raw.iter().enumerate().map(|(i, &(a, b, noise))| {
+                let c = if noise == 0 { f64::NAN } else { 900.0 - a as f64 - b as f64 - noise as f64 };
+                P(i as u64, [a as f64, b as f64, c])
+            }).collect();
+            let keys = |v: Vec<P>| v.iter().map(|p| p.0).collect::<Vec<_>>();
+            let want = keys(brute_thinned(&points, 0.05));
+            let mut f = ParetoFront::with_resolution(Some(0.05));
+            for p in points.iter().rev() { f.insert(p.clone()); }
+            prop_assert_eq!(f.len(), want.len());
+            prop_assert_eq!(keys(f.into_sorted()), want.clone());
+            let cut = split.min(points.len());
+            let (mut a, mut b) = (ParetoFront::with_resolution(Some(0.05)), ParetoFront::with_resolution(Some(0.05)));
+            for p in &points[cut..] { a.insert(p.clone()); }
+            for p in &points[..cut] { b.insert(p.clone()); }
+            a.merge(b);
+            prop_assert_eq!(keys(a.into_sorted()), want);
+        }
+
         #[test]
         fn incremental_front_equals_brute_force(raw in prop::collection::vec((0u8..6, 0u8..6, 0u8..6), 0..200), split in 0usize..200) {
             // Small integer grids make ties and duplicates common.

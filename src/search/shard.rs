@@ -161,6 +161,11 @@ pub(crate) fn check_outcome(
         return bad("outcome.device", format!("'{}'", device.name), &o.device);
     }
     let (lo, hi) = shard_range(space.count(), Some(shard));
+    let resolution = super::front_resolution(space.count());
+    if o.front_resolution != resolution {
+        let want = resolution.map_or("absent (an exact front)".to_string(), |r| format!("{r}"));
+        return bad("outcome.front_resolution", want, &format!("{:?}", o.front_resolution));
+    }
     if o.candidates != hi - lo {
         return bad("outcome.candidates", format!("{} (slice {lo}..{hi})", hi - lo), &o.candidates);
     }
