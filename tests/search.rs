@@ -343,24 +343,15 @@ fn layer_figures_shared_between_candidates_are_bit_for_bit_a_fresh_pricing() {
             for position in runs.into_iter().flatten() {
                 let Ok(c) = space.candidate(space.index_at(position)) else { continue };
                 let ev = &mut evaluators[c.precision_index];
-                for s in &scenarios {
-                    let (prefill, decode) = (ev.prefill(&c.arch, s).point, ev.decode(&c.arch, s).point);
-                    let want_prefill = priced_afresh(
-                        &c.arch,
-                        &device,
-                        settings(c.precisions),
-                        plan,
-                        Phase::Prefill { prompt: s.prompt },
-                        (0.0, 0.0),
-                    );
-                    let want_decode = priced_afresh(
-                        &c.arch,
-                        &device,
-                        settings(c.precisions),
-                        plan,
-                        Phase::Decode,
-                        decode_contexts(s),
-                    );
+                // A hybrid candidate between the same shape without its layer pattern: figures
+                // kept for one must not be taken for the other.
+                let uniform = rooflinebench::arch::Architecture { layers: Vec::new(), ..c.arch.clone() };
+                let archs = if c.arch.layers.is_empty() { vec![&c.arch] } else { vec![&uniform, &c.arch, &uniform] };
+                for (s, arch) in scenarios.iter().flat_map(|s| archs.iter().map(move |a| (s, *a))) {
+                    let (prefill, decode) = (ev.prefill(arch, s).point, ev.decode(arch, s).point);
+                    let fresh = |phase, range| priced_afresh(arch, &device, settings(c.precisions), plan, phase, range);
+                    let want_prefill = fresh(Phase::Prefill { prompt: s.prompt }, (0.0, 0.0));
+                    let want_decode = fresh(Phase::Decode, decode_contexts(s));
                     for (got, want) in [(prefill, want_prefill), (decode, want_decode)] {
                         assert_eq!(
                             [got.flops.to_bits(), got.bytes.to_bits(), got.time_s.to_bits()],

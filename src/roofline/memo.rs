@@ -10,13 +10,11 @@ use crate::arch::{Architecture, Attention, Family, Ffn, Layer};
 use crate::dtype::DType;
 use crate::workload::{segment_into, Operator, Part, Phase, Plan, RunSettings, Segment};
 
-/// What a pass's layer operators depend on, besides the launch counts (and the evaluator's
-/// device and settings, fixed for its memo).
-#[derive(Debug, Clone, PartialEq)]
+/// What a pass's layer operators depend on, besides the depth and the layer pattern (and the
+/// evaluator's device and settings, fixed for its memo).
+#[derive(Debug, Clone, Copy, PartialEq)]
 struct Shape {
     family: Family,
-    /// 0 when the figures hold at any depth.
-    num_layers: u32,
     hidden_size: u32,
     attention: Attention,
     ffn: Ffn,
@@ -26,14 +24,12 @@ struct Shape {
     attn_output_gate: bool,
     attention_sinks: bool,
     norms_per_layer: u32,
-    layers: Vec<Layer>,
 }
 
 impl Shape {
-    fn of(arch: &Architecture, depth_free: bool) -> Shape {
+    fn of(arch: &Architecture) -> Shape {
         Shape {
             family: arch.family,
-            num_layers: if depth_free { 0 } else { arch.num_layers },
             hidden_size: arch.hidden_size,
             attention: arch.attention,
             ffn: arch.ffn,
@@ -43,24 +39,7 @@ impl Shape {
             attn_output_gate: arch.attn_output_gate,
             attention_sinks: arch.attention_sinks,
             norms_per_layer: arch.norms_per_layer,
-            layers: arch.layers.clone(),
         }
-    }
-
-    /// `Shape::of(arch, depth_free) == self`, without building it.
-    fn matches(&self, arch: &Architecture, depth_free: bool) -> bool {
-        self.num_layers == if depth_free { 0 } else { arch.num_layers }
-            && self.hidden_size == arch.hidden_size
-            && self.attention == arch.attention
-            && self.ffn == arch.ffn
-            && self.family == arch.family
-            && self.qkv_bias == arch.qkv_bias
-            && self.o_bias == arch.o_bias
-            && self.qk_norm == arch.qk_norm
-            && self.attn_output_gate == arch.attn_output_gate
-            && self.attention_sinks == arch.attention_sinks
-            && self.norms_per_layer == arch.norms_per_layer
-            && self.layers == arch.layers
     }
 }
 
@@ -101,7 +80,7 @@ impl OpLaunch {
     }
 }
 
-/// The layers of one pass of one shape, as priced at `depth`.
+/// The layers of one pass of one shape, as priced at `depth` with the layer pattern `layers`.
 #[derive(Debug)]
 struct Entry {
     phase: Phase,
@@ -110,6 +89,7 @@ struct Entry {
     plan: Plan,
     part: Part,
     depth: u32,
+    layers: Vec<Layer>,
     ops: Vec<Operator>,
     launches: Vec<OpLaunch>,
     live: f64,
@@ -130,7 +110,8 @@ impl Entry {
         let launches = ops.iter().map(|op| OpLaunch::of(op, ceilings, first, last)).collect();
         let live = live_bytes(&ops, last);
         let (first, last) = (first.to_bits(), last.to_bits());
-        Entry { phase, first, last, plan, part, depth: arch.num_layers, ops, launches, live }
+        let layers = arch.layers.clone();
+        Entry { phase, first, last, plan, part, depth: arch.num_layers, layers, ops, launches, live }
     }
 
     /// Adds each operator's figures to `total`, as [`super::totals`] prices them: its launch
@@ -197,10 +178,10 @@ impl LayerMemo {
     /// Adds the layer operators' figures of one pass to `total` (in the order a fresh pricing
     /// adds them) and returns their largest live activation set.
     ///
-    /// A uniform stack's figures are kept across depths: where they hold at every depth they
-    /// are reused as they are; otherwise (Q4_K_M's per-layer types, MoE stacks with dense
-    /// layers first) the operators are built for the new depth and only those that changed are
-    /// priced again. A stack with a layer pattern is kept for that pattern alone.
+    /// A shape's figures are kept across depths and layer patterns: where they hold at every
+    /// depth (a uniform stack) they are reused as they are; otherwise (Q4_K_M's per-layer
+    /// types, MoE stacks with dense layers first, layer patterns) the operators are built for
+    /// the new depth or pattern and only those that changed are priced again.
     pub(super) fn add_layers(
         &mut self,
         arch: &Architecture,
@@ -210,21 +191,26 @@ impl LayerMemo {
         (first, last): (f64, f64),
         total: &mut Point,
     ) -> f64 {
-        let uniform = arch.layers.is_empty();
-        if !self.shape.as_ref().is_some_and(|s| s.matches(arch, uniform)) {
-            self.shape = Some(Shape::of(arch, uniform));
+        let shape = Shape::of(arch);
+        if self.shape != Some(shape) {
+            self.shape = Some(shape);
             self.entries.clear();
             self.depth_free = depth_free(arch, settings);
         }
         let (f, l) = (first.to_bits(), last.to_bits());
         let depth = arch.num_layers;
+        let uniform = arch.layers.is_empty();
+        // Figures priced for a uniform stack of this shape hold at every depth (counts: the
+        // depth) where the shape is depth-free.
+        let free = |e: &Entry, depth_free: bool| depth_free && uniform && e.layers.is_empty();
         let found = self
             .entries
             .iter()
             .position(|e| e.first == f && e.last == l && e.phase == phase && e.plan == plan && e.part == part);
         let at = match found {
             Some(i) => {
-                if self.entries[i].depth != depth && !self.depth_free {
+                let e = &self.entries[i];
+                if !free(e, self.depth_free) && (e.depth != depth || e.layers != arch.layers) {
                     self.reprice(i, arch, settings, ceilings, (first, last));
                 }
                 i
@@ -232,7 +218,7 @@ impl LayerMemo {
             None => {
                 let entry = Entry::price(arch, settings, ceilings, (phase, plan, part), Segment::Layers, (first, last));
                 // Counts other than the depth: these figures are for this depth.
-                if entry.ops.iter().any(|o| o.count != depth) {
+                if uniform && entry.ops.iter().any(|o| o.count != depth) {
                     self.depth_free = false;
                 }
                 self.entries.push(entry);
@@ -240,7 +226,7 @@ impl LayerMemo {
             }
         };
         let entry = &self.entries[at];
-        entry.add_to(total, self.depth_free.then_some(depth));
+        entry.add_to(total, free(entry, self.depth_free).then_some(depth));
         entry.live
     }
 
@@ -310,5 +296,6 @@ impl LayerMemo {
         }
         e.live = live_bytes(&e.ops, range.1);
         e.depth = arch.num_layers;
+        e.layers.clone_from(&arch.layers);
     }
 }
