@@ -22,9 +22,10 @@ fn scenario_evaluation(c: &mut Criterion) {
         let arch =
             load_hf_config(&Path::new(env!("CARGO_MANIFEST_DIR")).join("models").join(format!("{name}.json"))).unwrap();
         let s = Scenario::named("lilo").unwrap();
-        // An evaluator shares layer figures between the candidates it scores one after another:
-        // `depths` scores the model at 8 depths in turn (what a search does, in tiles of 8
-        // depths per shape), `new-shape` a different width every time (nothing shared).
+        // A search's evaluator shares layer figures between the candidates it scores one after
+        // another: `depths` scores the model at 8 depths in turn (what a search does, in tiles
+        // of 8 depths per shape); `new-shape` a different width every time on a plain
+        // evaluator (what `analyze` and Python's `predict` do: nothing to share).
         let depths: Vec<Architecture> =
             (0..8).map(|k| Architecture { num_layers: arch.num_layers - 4 + k, ..arch.clone() }).collect();
         let shapes: Vec<Architecture> =
@@ -33,7 +34,8 @@ fn scenario_evaluation(c: &mut Criterion) {
             let device = builtin(device_name).unwrap();
             for (plans, plan_label) in [(PlanChoice::Fixed(fixed), "one-plan"), (PlanChoice::Fastest, "fastest-plan")] {
                 for (sharing, archs) in [("depths", &depths), ("new-shape", &shapes)] {
-                    let mut ev = Evaluator::new(&device, RunSettings::default(), plans);
+                    let ev = Evaluator::new(&device, RunSettings::default(), plans);
+                    let mut ev = if sharing == "depths" { ev.sharing() } else { ev };
                     let id = BenchmarkId::new(format!("{name}/{plan_label}/{sharing}"), device_name);
                     let mut next = archs.iter().cycle();
                     group

@@ -334,7 +334,7 @@ fn layer_figures_shared_between_candidates_are_bit_for_bit_a_fresh_pricing() {
                 .dims
                 .precisions
                 .iter()
-                .map(|&p| Evaluator::new(&device, settings(p), PlanChoice::Fixed(plan)))
+                .map(|&p| Evaluator::new(&device, settings(p), PlanChoice::Fixed(plan)).sharing())
                 .collect();
             // Runs of neighbours in the search's order (where figures are shared), from the
             // start, the middle and the end of the space.

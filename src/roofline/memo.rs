@@ -96,8 +96,12 @@ struct Entry {
 }
 
 impl Entry {
-    /// The operators of one segment of a pass, priced per launch.
+    /// The operators of one segment of a pass, priced per launch, in the buffers of `spare`
+    /// (an entry no longer needed) where there is one: a search prices a new shape every few
+    /// candidates.
+    #[allow(clippy::too_many_arguments)]
     fn price(
+        spare: Option<Entry>,
         arch: &Architecture,
         settings: &RunSettings,
         ceilings: &Ceilings,
@@ -105,12 +109,17 @@ impl Entry {
         segment: Segment,
         (first, last): (f64, f64),
     ) -> Entry {
-        let mut ops = Vec::new();
+        let (mut ops, mut launches, mut layers) = match spare {
+            Some(e) => (e.ops, e.launches, e.layers),
+            None => (Vec::with_capacity(48), Vec::with_capacity(48), Vec::new()),
+        };
+        ops.clear();
         segment_into(arch, phase, settings, plan, part, segment, &mut ops);
-        let launches = ops.iter().map(|op| OpLaunch::of(op, ceilings, first, last)).collect();
+        launches.clear();
+        launches.extend(ops.iter().map(|op| OpLaunch::of(op, ceilings, first, last)));
         let live = live_bytes(&ops, last);
         let (first, last) = (first.to_bits(), last.to_bits());
-        let layers = arch.layers.clone();
+        layers.clone_from(&arch.layers);
         Entry { phase, first, last, plan, part, depth: arch.num_layers, layers, ops, launches, live }
     }
 
@@ -171,6 +180,8 @@ pub(super) struct LayerMemo {
     ends: Option<Ends>,
     /// The embedding's and the head's entries, by segment (their depth is unused).
     end_entries: Vec<(Segment, Entry)>,
+    /// Entries of earlier shapes, whose buffers the next ones reuse.
+    spare: Vec<Entry>,
     ops: Vec<Operator>,
 }
 
@@ -194,7 +205,7 @@ impl LayerMemo {
         let shape = Shape::of(arch);
         if self.shape != Some(shape) {
             self.shape = Some(shape);
-            self.entries.clear();
+            self.spare.append(&mut self.entries);
             self.depth_free = depth_free(arch, settings);
         }
         let (f, l) = (first.to_bits(), last.to_bits());
@@ -216,7 +227,9 @@ impl LayerMemo {
                 i
             }
             None => {
-                let entry = Entry::price(arch, settings, ceilings, (phase, plan, part), Segment::Layers, (first, last));
+                let spare = self.spare.pop();
+                let entry =
+                    Entry::price(spare, arch, settings, ceilings, (phase, plan, part), Segment::Layers, (first, last));
                 // Counts other than the depth: these figures are for this depth.
                 if uniform && entry.ops.iter().any(|o| o.count != depth) {
                     self.depth_free = false;
@@ -245,7 +258,7 @@ impl LayerMemo {
         let ends = Ends::of(arch);
         if self.ends != Some(ends) {
             self.ends = Some(ends);
-            self.end_entries.clear();
+            self.spare.extend(self.end_entries.drain(..).map(|(_, e)| e));
         }
         let (f, l) = (first.to_bits(), last.to_bits());
         let found = self.end_entries.iter().position(|(s, e)| {
@@ -254,7 +267,8 @@ impl LayerMemo {
         let at = match found {
             Some(i) => i,
             None => {
-                let entry = Entry::price(arch, settings, ceilings, (phase, plan, part), segment, (first, last));
+                let spare = self.spare.pop();
+                let entry = Entry::price(spare, arch, settings, ceilings, (phase, plan, part), segment, (first, last));
                 self.end_entries.push((segment, entry));
                 self.end_entries.len() - 1
             }

@@ -11,7 +11,7 @@ pub use scenario::{BenchTest, Scenario, MAX_BATCH, MAX_TOKENS, NAMED as NAMED_SC
 use crate::arch::Architecture;
 use crate::device::DeviceProfile;
 use crate::workload::{
-    AttentionForm, ElementwiseForm, Linear, OpClass, Operator, Part, Phase, Plan, RunSettings, Segment,
+    operators_into, AttentionForm, ElementwiseForm, Linear, OpClass, Operator, Part, Phase, Plan, RunSettings, Segment,
 };
 use serde::Serialize;
 
@@ -295,8 +295,10 @@ pub struct Evaluator<'a> {
     /// the e-graph (fusion removes kernels at every shape; see `plan::elementwise_form`).
     elementwise: (ElementwiseForm, ElementwiseForm),
     ceilings: Ceilings<'a>,
-    /// Segment figures shared between the candidates evaluated one after another.
-    memo: memo::LayerMemo,
+    ops: Vec<Operator>,
+    /// Segment figures shared between the candidates evaluated one after another, where the
+    /// caller asked for it ([`Evaluator::sharing`]).
+    memo: Option<memo::LayerMemo>,
 }
 
 impl<'a> Evaluator<'a> {
@@ -319,7 +321,16 @@ impl<'a> Evaluator<'a> {
             }
             PlanChoice::Fixed(plan) => (plan.elementwise, plan.elementwise),
         };
-        Evaluator { device, settings, plans, elementwise, ceilings, memo: memo::LayerMemo::default() }
+        Evaluator { device, settings, plans, elementwise, ceilings, ops: Vec::with_capacity(48), memo: None }
+    }
+
+    /// The evaluator keeps the figures of each segment (the layers, the embedding, the head)
+    /// for the next candidate that shares them: worth it where candidates come in an order that
+    /// shares (a search scores the depths of each shape one after the other), and a cost of
+    /// about half again per candidate where nothing is shared.
+    pub fn sharing(mut self) -> Self {
+        self.memo = Some(memo::LayerMemo::default());
+        self
     }
 
     fn part_under(
@@ -334,12 +345,21 @@ impl<'a> Evaluator<'a> {
         let mut total = Point::default();
         // Largest live activation set: one operator's inputs plus output, at the last context.
         let mut live = 0.0f64;
+        let (settings, ceilings, range) = (&self.settings, &self.ceilings, (first, last));
+        let Some(memo) = &mut self.memo else {
+            self.ops.clear();
+            operators_into(arch, phase, settings, plan, part, &mut self.ops);
+            for op in &self.ops {
+                total.add(totals(op, ceilings, first, last).point);
+                live = live.max((op.act_read_bytes + op.act_write_bytes).at(op.context(last)));
+            }
+            return (total, live);
+        };
         let key = (phase, plan, part);
         for segment in Segment::ALL {
-            let (settings, ceilings, range) = (&self.settings, &self.ceilings, (first, last));
             let segment_live = match segment {
-                Segment::Layers => self.memo.add_layers(arch, settings, ceilings, key, range, &mut total),
-                _ => self.memo.add_end(segment, arch, settings, ceilings, key, range, &mut total),
+                Segment::Layers => memo.add_layers(arch, settings, ceilings, key, range, &mut total),
+                _ => memo.add_end(segment, arch, settings, ceilings, key, range, &mut total),
             };
             live = live.max(segment_live);
         }

@@ -167,6 +167,7 @@ impl<'a> Scorer<'a> {
             .iter()
             .map(|&precisions| {
                 Evaluator::new(device, RunSettings { batch, precisions, logits_for_all_prompt_tokens: false }, plans)
+                    .sharing()
             })
             .collect();
         let budget_bytes = space.constraints.memory_budget_bytes.unwrap_or(device.usable_memory_bytes);
