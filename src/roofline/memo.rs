@@ -8,7 +8,7 @@
 use super::{launch_totals, Ceilings, Launch, Point};
 use crate::arch::{Architecture, Attention, Family, Ffn, Layer};
 use crate::dtype::DType;
-use crate::workload::{segment_into, Operator, Part, Phase, Plan, RunSettings, Segment};
+use crate::workload::{segments_into, Operator, Part, Phase, Plan, RunSettings, Segment};
 
 /// What a pass's layer operators depend on, besides the depth and the layer pattern (and the
 /// evaluator's device and settings, fixed for its memo).
@@ -114,7 +114,7 @@ impl Entry {
             None => (Vec::with_capacity(48), Vec::with_capacity(48), Vec::new()),
         };
         ops.clear();
-        segment_into(arch, phase, settings, plan, part, segment, &mut ops);
+        segments_into(arch, phase, settings, plan, part, &[segment], &mut ops);
         launches.clear();
         launches.extend(ops.iter().map(|op| OpLaunch::of(op, ceilings, first, last)));
         let live = live_bytes(&ops, last);
@@ -245,6 +245,7 @@ impl LayerMemo {
 
     /// [`LayerMemo::add_layers`] for the embedding or the head, kept for the candidates that
     /// share their width, vocabulary and tied embedding.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn add_end(
         &mut self,
         segment: Segment,
@@ -290,7 +291,7 @@ impl LayerMemo {
     ) {
         let e = &mut self.entries[i];
         self.ops.clear();
-        segment_into(arch, e.phase, settings, e.plan, e.part, Segment::Layers, &mut self.ops);
+        segments_into(arch, e.phase, settings, e.plan, e.part, &[Segment::Layers], &mut self.ops);
         if self.ops.len() != e.ops.len() {
             e.launches.clear();
             e.ops.clear();

@@ -814,9 +814,7 @@ pub fn operators_into(
     part: Part,
     ops: &mut Vec<Operator>,
 ) {
-    for segment in Segment::ALL {
-        segment_into(arch, phase, settings, plan, part, segment, ops);
-    }
+    segments_into(arch, phase, settings, plan, part, &Segment::ALL, ops);
 }
 
 /// A pass in the order it runs: the embedding, the layers, the head (final norm and LM head).
@@ -834,15 +832,15 @@ impl Segment {
     pub const ALL: [Segment; 3] = [Segment::Embedding, Segment::Layers, Segment::Head];
 }
 
-/// The operators of one segment of [`operators_into`]'s pass, appended to `ops`: the three
-/// segments in order build exactly the operators of the whole pass.
-pub fn segment_into(
+/// The operators of some segments of [`operators_into`]'s pass, appended to `ops`: the
+/// three segments in order build exactly the operators of the whole pass.
+pub fn segments_into(
     arch: &Architecture,
     phase: Phase,
     settings: &RunSettings,
     plan: Plan,
     part: Part,
-    segment: Segment,
+    segments: &[Segment],
     ops: &mut Vec<Operator>,
 ) {
     let pass = Pass::new(phase, settings);
@@ -864,16 +862,18 @@ pub fn segment_into(
         window: 0,
         attn_v_split: None,
     };
-    match (segment, part) {
-        (Segment::Layers, Part::PlanDependent) => b.plan_dependent_attention(arch, plan, &arch.layer_groups()),
-        (_, Part::PlanDependent) => {}
-        (Segment::Embedding, _) => b.embedding(arch.hidden_size as f64),
-        (Segment::Layers, _) => {
-            let groups = arch.layer_groups();
-            b.mixers(arch, plan, settings, &groups);
-            b.ffns(arch, &groups);
+    for &segment in segments {
+        match (segment, part) {
+            (Segment::Layers, Part::PlanDependent) => b.plan_dependent_attention(arch, plan, &arch.layer_groups()),
+            (_, Part::PlanDependent) => {}
+            (Segment::Embedding, _) => b.embedding(arch.hidden_size as f64),
+            (Segment::Layers, _) => {
+                let groups = arch.layer_groups();
+                b.mixers(arch, plan, settings, &groups);
+                b.ffns(arch, &groups);
+            }
+            (Segment::Head, _) => b.lm_head(arch, settings),
         }
-        (Segment::Head, _) => b.lm_head(arch, settings),
     }
 }
 
