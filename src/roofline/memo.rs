@@ -43,12 +43,11 @@ impl Shape {
     }
 }
 
-/// Whether every layer operator of `arch` launches once per layer and is priced the same at
-/// any depth: a uniform stack whose storage types do not go by layer position, and whose FFNs
+/// Whether a uniform stack of `arch`'s shape launches every layer operator once per layer and
+/// prices it the same at any depth: its storage types do not go by layer position, and its FFNs
 /// are all dense or all MoE. Checked again on the operators when they are priced.
 fn depth_free(arch: &Architecture, settings: &RunSettings) -> bool {
-    arch.layers.is_empty()
-        && settings.precisions.weights != DType::Q4KM
+    settings.precisions.weights != DType::Q4KM
         && match arch.ffn {
             Ffn::Dense { .. } => true,
             Ffn::Moe(m) => m.first_k_dense == 0,
@@ -83,6 +82,7 @@ impl OpLaunch {
 /// The layers of one pass of one shape, as priced at `depth` with the layer pattern `layers`.
 #[derive(Debug)]
 struct Entry {
+    segment: Segment,
     phase: Phase,
     first: u64,
     last: u64,
@@ -120,7 +120,17 @@ impl Entry {
         let live = live_bytes(&ops, last);
         let (first, last) = (first.to_bits(), last.to_bits());
         layers.clone_from(&arch.layers);
-        Entry { phase, first, last, plan, part, depth: arch.num_layers, layers, ops, launches, live }
+        Entry { segment, phase, first, last, plan, part, depth: arch.num_layers, layers, ops, launches, live }
+    }
+
+    /// Whether this entry holds `segment` of the pass `key` over the contexts `range`.
+    fn is_for(&self, segment: Segment, (phase, plan, part): (Phase, Plan, Part), (first, last): (f64, f64)) -> bool {
+        self.first == first.to_bits()
+            && self.last == last.to_bits()
+            && self.segment == segment
+            && self.phase == phase
+            && self.plan == plan
+            && self.part == part
     }
 
     /// Adds each operator's figures to `total`, as [`super::totals`] prices them: its launch
@@ -178,8 +188,8 @@ pub(super) struct LayerMemo {
     depth_free: bool,
     entries: Vec<Entry>,
     ends: Option<Ends>,
-    /// The embedding's and the head's entries, by segment (their depth is unused).
-    end_entries: Vec<(Segment, Entry)>,
+    /// The embedding's and the head's entries (their depth and pattern are unused).
+    end_entries: Vec<Entry>,
     /// Entries of earlier shapes, whose buffers the next ones reuse.
     spare: Vec<Entry>,
     ops: Vec<Operator>,
@@ -208,16 +218,12 @@ impl LayerMemo {
             self.spare.append(&mut self.entries);
             self.depth_free = depth_free(arch, settings);
         }
-        let (f, l) = (first.to_bits(), last.to_bits());
         let depth = arch.num_layers;
         let uniform = arch.layers.is_empty();
         // Figures priced for a uniform stack of this shape hold at every depth (counts: the
         // depth) where the shape is depth-free.
         let free = |e: &Entry, depth_free: bool| depth_free && uniform && e.layers.is_empty();
-        let found = self
-            .entries
-            .iter()
-            .position(|e| e.first == f && e.last == l && e.phase == phase && e.plan == plan && e.part == part);
+        let found = self.entries.iter().position(|e| e.is_for(Segment::Layers, (phase, plan, part), (first, last)));
         let at = match found {
             Some(i) => {
                 let e = &self.entries[i];
@@ -259,22 +265,19 @@ impl LayerMemo {
         let ends = Ends::of(arch);
         if self.ends != Some(ends) {
             self.ends = Some(ends);
-            self.spare.extend(self.end_entries.drain(..).map(|(_, e)| e));
+            self.spare.append(&mut self.end_entries);
         }
-        let (f, l) = (first.to_bits(), last.to_bits());
-        let found = self.end_entries.iter().position(|(s, e)| {
-            *s == segment && e.first == f && e.last == l && e.phase == phase && e.plan == plan && e.part == part
-        });
+        let found = self.end_entries.iter().position(|e| e.is_for(segment, (phase, plan, part), (first, last)));
         let at = match found {
             Some(i) => i,
             None => {
                 let spare = self.spare.pop();
                 let entry = Entry::price(spare, arch, settings, ceilings, (phase, plan, part), segment, (first, last));
-                self.end_entries.push((segment, entry));
+                self.end_entries.push(entry);
                 self.end_entries.len() - 1
             }
         };
-        let entry = &self.end_entries[at].1;
+        let entry = &self.end_entries[at];
         entry.add_to(total, None);
         entry.live
     }

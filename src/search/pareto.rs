@@ -441,20 +441,6 @@ impl<T: Objectives> ParetoFront<T> {
         members.sort_by_key(|m| m.key());
         members
     }
-
-    pub fn iter(&self) -> impl Iterator<Item = &T> {
-        let mut stack: Vec<usize> = self.root.into_iter().collect();
-        let mut leaves = Vec::new();
-        while let Some(n) = stack.pop() {
-            stack.extend(self.nodes[n].children.iter().copied());
-            if self.nodes[n].children.is_empty() {
-                leaves.push(n);
-            }
-        }
-        self.incomparable
-            .iter()
-            .chain(leaves.into_iter().flat_map(move |n| self.nodes[n].members.iter().map(|(p, _)| p)))
-    }
 }
 
 #[cfg(test)]
