@@ -369,6 +369,60 @@ fn layer_figures_shared_between_candidates_are_bit_for_bit_a_fresh_pricing() {
     assert!(checked > 2000, "{checked} candidates checked");
 }
 
+/// With every plan tried (the attention cores priced apart from the rest), sharing layer
+/// figures changes nothing either: the sharing evaluator against one that prices every operator
+/// of every candidate, on hybrid spaces whose plain formats share per layer group.
+#[test]
+fn plans_chosen_with_shared_layer_figures_are_those_priced_afresh() {
+    use rooflinebench::roofline::{Evaluator, PlanChoice, Scenario};
+    use rooflinebench::workload::RunSettings;
+    let spaces = ["search-spaces/around-350m-hybrid.toml", "benches/spaces/hybrid-ten-million.toml"]
+        .map(|p| SearchSpace::load(&space_path(p)).unwrap());
+    let scenarios = [Scenario::named("lilo").unwrap(), Scenario::new("short", 7, 3).unwrap()];
+    let mut checked = 0;
+    for space in &spaces {
+        for device_name in ["rtx3090", "rpi5"] {
+            let device = builtin(device_name).unwrap();
+            let settings =
+                |p| RunSettings { batch: space.workload.batch, precisions: p, logits_for_all_prompt_tokens: false };
+            let evaluators = |sharing: bool| -> Vec<Evaluator> {
+                let new = |&p| Evaluator::new(&device, settings(p), PlanChoice::Fastest);
+                let all = space.dims.precisions.iter().map(new);
+                if sharing {
+                    all.map(Evaluator::sharing).collect()
+                } else {
+                    all.collect()
+                }
+            };
+            let (mut shared, mut fresh) = (evaluators(true), evaluators(false));
+            let n = space.count();
+            let runs = [0, n / 3, n / 2, n.saturating_sub(400)].map(|start| start..(start + 400).min(n));
+            for position in runs.into_iter().flatten() {
+                let Ok(c) = space.candidate(space.index_at(position)) else { continue };
+                let (a, b) = (&mut shared[c.precision_index], &mut fresh[c.precision_index]);
+                for s in &scenarios {
+                    for (got, want) in
+                        [(a.prefill(&c.arch, s), b.prefill(&c.arch, s)), (a.decode(&c.arch, s), b.decode(&c.arch, s))]
+                    {
+                        let bits = |e: &rooflinebench::roofline::PhaseEval| {
+                            [e.point.flops, e.point.bytes, e.point.time_s, e.live_bytes].map(f64::to_bits)
+                        };
+                        assert_eq!(
+                            (bits(&got), got.plan),
+                            (bits(&want), want.plan),
+                            "{} #{} on {device_name}: {got:?} vs {want:?}",
+                            space.name,
+                            c.index
+                        );
+                    }
+                }
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 4000, "{checked} candidates checked");
+}
+
 #[test]
 fn the_search_order_visits_every_candidate_once() {
     for p in

@@ -205,11 +205,24 @@ impl LayerGroups {
             return LayerGroups::Uniform([(Layer::GLOBAL, num_layers)]);
         }
         let mut groups: Vec<(Layer, u32)> = Vec::with_capacity(4);
+        // Layers come in runs: the current run's group first (a search groups millions of
+        // stacks, and a search through every group per layer mispredicts at every layer).
+        let mut current = 0;
         for l in layers {
-            match groups.iter_mut().find(|(g, _)| g == l) {
-                Some((_, n)) => *n += 1,
-                None => groups.push((*l, 1)),
+            if let Some((g, n)) = groups.get_mut(current) {
+                if g == l {
+                    *n += 1;
+                    continue;
+                }
             }
+            current = match groups.iter().position(|(g, _)| g == l) {
+                Some(i) => i,
+                None => {
+                    groups.push((*l, 0));
+                    groups.len() - 1
+                }
+            };
+            groups[current].1 += 1;
         }
         LayerGroups::Mixed(groups)
     }

@@ -6,9 +6,9 @@
 //! arithmetic, in the same order, as pricing each operator afresh: bit for bit the same.
 
 use super::{launch_totals, Ceilings, Launch, Point};
-use crate::arch::{Architecture, Attention, Family, Ffn, Layer};
+use crate::arch::{Architecture, Attention, Family, Ffn, Layer, LayerGroups};
 use crate::dtype::DType;
-use crate::workload::{segments_into, Operator, Part, Phase, Plan, RunSettings, Segment};
+use crate::workload::{layers_marked_into, segments_into, Operator, Part, Phase, Plan, RunSettings, Segment};
 
 /// What a pass's layer operators depend on, besides the depth and the layer pattern (and the
 /// evaluator's device and settings, fixed for its memo).
@@ -79,10 +79,22 @@ impl OpLaunch {
     }
 }
 
+/// Which of a segment's operators an entry holds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Slice {
+    /// All of them.
+    Whole,
+    /// The mixer of one layer group of a layered stack, per layer of the group.
+    Group(Layer),
+    /// The FFNs of a layered stack, per layer with an FFN.
+    Ffns,
+}
+
 /// The layers of one pass of one shape, as priced at `depth` with the layer pattern `layers`.
 #[derive(Debug)]
 struct Entry {
     segment: Segment,
+    slice: Slice,
     phase: Phase,
     first: u64,
     last: u64,
@@ -107,6 +119,36 @@ impl Entry {
         ceilings: &Ceilings,
         (phase, plan, part): (Phase, Plan, Part),
         segment: Segment,
+        range: (f64, f64),
+    ) -> Entry {
+        let mut e = Entry::empty(spare, (phase, plan, part), segment, Slice::Whole, range);
+        segments_into(arch, phase, settings, plan, part, &[segment], &mut e.ops);
+        e.priced(ceilings, range);
+        e.depth = arch.num_layers;
+        e.layers.clone_from(&arch.layers);
+        e
+    }
+
+    /// `ops`, one slice of a layered stack's operators, priced per launch.
+    fn of_slice(
+        spare: Option<Entry>,
+        ops: &[Operator],
+        ceilings: &Ceilings,
+        key: (Phase, Plan, Part),
+        slice: Slice,
+        range: (f64, f64),
+    ) -> Entry {
+        let mut e = Entry::empty(spare, key, Segment::Layers, slice, range);
+        e.ops.extend_from_slice(ops);
+        e.priced(ceilings, range);
+        e
+    }
+
+    fn empty(
+        spare: Option<Entry>,
+        (phase, plan, part): (Phase, Plan, Part),
+        segment: Segment,
+        slice: Slice,
         (first, last): (f64, f64),
     ) -> Entry {
         let (mut ops, mut launches, mut layers) = match spare {
@@ -114,20 +156,30 @@ impl Entry {
             None => (Vec::with_capacity(48), Vec::with_capacity(48), Vec::new()),
         };
         ops.clear();
-        segments_into(arch, phase, settings, plan, part, &[segment], &mut ops);
         launches.clear();
-        launches.extend(ops.iter().map(|op| OpLaunch::of(op, ceilings, first, last)));
-        let live = live_bytes(&ops, last);
+        layers.clear();
         let (first, last) = (first.to_bits(), last.to_bits());
-        layers.clone_from(&arch.layers);
-        Entry { segment, phase, first, last, plan, part, depth: arch.num_layers, layers, ops, launches, live }
+        Entry { segment, slice, phase, first, last, plan, part, depth: 0, layers, ops, launches, live: 0.0 }
+    }
+
+    /// Prices the entry's operators per launch.
+    fn priced(&mut self, ceilings: &Ceilings, (first, last): (f64, f64)) {
+        self.launches.extend(self.ops.iter().map(|op| OpLaunch::of(op, ceilings, first, last)));
+        self.live = live_bytes(&self.ops, last);
     }
 
     /// Whether this entry holds `segment` of the pass `key` over the contexts `range`.
-    fn is_for(&self, segment: Segment, (phase, plan, part): (Phase, Plan, Part), (first, last): (f64, f64)) -> bool {
+    fn is_for(
+        &self,
+        segment: Segment,
+        slice: Slice,
+        (phase, plan, part): (Phase, Plan, Part),
+        (first, last): (f64, f64),
+    ) -> bool {
         self.first == first.to_bits()
             && self.last == last.to_bits()
             && self.segment == segment
+            && self.slice == slice
             && self.phase == phase
             && self.plan == plan
             && self.part == part
@@ -186,6 +238,9 @@ pub(super) struct LayerMemo {
     shape: Option<Shape>,
     /// The shape's figures hold at every depth, with every count the depth.
     depth_free: bool,
+    /// The shape's layered stacks are priced per layer group (see [`LayerMemo::add_groups`]);
+    /// false once a stack's operators did not split into groups as expected.
+    by_group: bool,
     entries: Vec<Entry>,
     ends: Option<Ends>,
     /// The embedding's and the head's entries (their depth and pattern are unused).
@@ -193,9 +248,22 @@ pub(super) struct LayerMemo {
     /// Entries of earlier shapes, whose buffers the next ones reuse.
     spare: Vec<Entry>,
     ops: Vec<Operator>,
+    /// Where each group's operators start in `ops` (then the FFNs').
+    marks: Vec<usize>,
+    /// The entries a layered stack adds, in order.
+    at: Vec<usize>,
+    /// The layer groups of the architecture being priced (each pass, part and plan of it
+    /// shares them).
+    groups: Option<LayerGroups>,
 }
 
 impl LayerMemo {
+    /// Starts pricing passes of `arch`: its layer groups, found once for all their parts and
+    /// plans.
+    pub(super) fn start_pass(&mut self, arch: &Architecture) {
+        self.groups = (!arch.layers.is_empty()).then(|| arch.layer_groups());
+    }
+
     /// Adds the layer operators' figures of one pass to `total` (in the order a fresh pricing
     /// adds them) and returns their largest live activation set.
     ///
@@ -217,13 +285,23 @@ impl LayerMemo {
             self.shape = Some(shape);
             self.spare.append(&mut self.entries);
             self.depth_free = depth_free(arch, settings);
+            self.by_group = true;
         }
         let depth = arch.num_layers;
         let uniform = arch.layers.is_empty();
+        if !uniform && self.depth_free && self.by_group {
+            if let Some(live) = self.add_groups(arch, settings, ceilings, (phase, plan, part), (first, last), total) {
+                return live;
+            }
+            self.by_group = false;
+        }
         // Figures priced for a uniform stack of this shape hold at every depth (counts: the
         // depth) where the shape is depth-free.
         let free = |e: &Entry, depth_free: bool| depth_free && uniform && e.layers.is_empty();
-        let found = self.entries.iter().position(|e| e.is_for(Segment::Layers, (phase, plan, part), (first, last)));
+        let found = self
+            .entries
+            .iter()
+            .position(|e| e.is_for(Segment::Layers, Slice::Whole, (phase, plan, part), (first, last)));
         let at = match found {
             Some(i) => {
                 let e = &self.entries[i];
@@ -267,7 +345,8 @@ impl LayerMemo {
             self.ends = Some(ends);
             self.spare.append(&mut self.end_entries);
         }
-        let found = self.end_entries.iter().position(|e| e.is_for(segment, (phase, plan, part), (first, last)));
+        let found =
+            self.end_entries.iter().position(|e| e.is_for(segment, Slice::Whole, (phase, plan, part), (first, last)));
         let at = match found {
             Some(i) => i,
             None => {
@@ -280,6 +359,95 @@ impl LayerMemo {
         let entry = &self.end_entries[at];
         entry.add_to(total, None);
         entry.live
+    }
+
+    /// [`LayerMemo::add_layers`] for a layered stack whose storage does not go by layer
+    /// position: its operators are each layer group's mixer, then the FFNs (see
+    /// [`layers_marked_into`]), and each group is priced once per launch for every stack with
+    /// that kind of layer, whatever their counts and order. `None` (nothing added) where the
+    /// stack's operators do not split so.
+    fn add_groups(
+        &mut self,
+        arch: &Architecture,
+        settings: &RunSettings,
+        ceilings: &Ceilings,
+        key: (Phase, Plan, Part),
+        range: (f64, f64),
+        total: &mut Point,
+    ) -> Option<f64> {
+        // Set by `start_pass` for this pass.
+        let groups = self.groups.take()?;
+        debug_assert_eq!(groups, arch.layer_groups(), "start_pass was not called for this pass");
+        let found = self.find_groups(&groups, key, range)
+            || (self.split(arch, settings, ceilings, key, range, &groups) && self.find_groups(&groups, key, range));
+        let ffn_layers = groups.ffn_layers();
+        if !found {
+            self.groups = Some(groups);
+            return None;
+        }
+        let mut live = 0.0f64;
+        let counts = groups.as_slice().iter().map(|&(_, n)| n).chain((ffn_layers > 0).then_some(ffn_layers));
+        for (&i, count) in self.at.iter().zip(counts) {
+            let e = &self.entries[i];
+            e.add_to(total, Some(count));
+            live = live.max(e.live);
+        }
+        self.groups = Some(groups);
+        Some(live)
+    }
+
+    /// Sets `at` to the entries of `groups`' mixers and then the FFNs (where there are any);
+    /// false if one is missing.
+    fn find_groups(&mut self, groups: &LayerGroups, key: (Phase, Plan, Part), range: (f64, f64)) -> bool {
+        self.at.clear();
+        let slices = groups.as_slice().iter().map(|&(l, _)| Slice::Group(l));
+        for slice in slices.chain((groups.ffn_layers() > 0).then_some(Slice::Ffns)) {
+            match self.entries.iter().position(|e| e.is_for(Segment::Layers, slice, key, range)) {
+                Some(i) => self.at.push(i),
+                None => return false,
+            }
+        }
+        true
+    }
+
+    /// Builds the stack's operators and keeps each group's and the FFNs' slice as an entry
+    /// where there is none yet. False if a slice launches its operators other than once per
+    /// layer of the group (or per layer with an FFN): those counts would not hold elsewhere.
+    fn split(
+        &mut self,
+        arch: &Architecture,
+        settings: &RunSettings,
+        ceilings: &Ceilings,
+        key: (Phase, Plan, Part),
+        range: (f64, f64),
+        groups: &LayerGroups,
+    ) -> bool {
+        let (phase, plan, part) = key;
+        self.ops.clear();
+        layers_marked_into(arch, phase, settings, plan, part, groups, &mut self.ops, &mut self.marks);
+        let g = groups.as_slice();
+        if self.marks.len() != g.len() + 1 {
+            return false;
+        }
+        let ffn_layers = groups.ffn_layers();
+        let bounds = |i: usize| self.marks[i]..self.marks.get(i + 1).copied().unwrap_or(self.ops.len());
+        let counts = g.iter().map(|&(_, n)| n).chain(std::iter::once(ffn_layers));
+        for (i, count) in counts.enumerate() {
+            if self.ops[bounds(i)].iter().any(|o| o.count != count) {
+                return false;
+            }
+        }
+        let slices = g.iter().map(|&(l, _)| Slice::Group(l)).chain(std::iter::once(Slice::Ffns));
+        for (i, slice) in slices.enumerate() {
+            if slice == Slice::Ffns && ffn_layers == 0 {
+                continue;
+            }
+            if !self.entries.iter().any(|e| e.is_for(Segment::Layers, slice, key, range)) {
+                let entry = Entry::of_slice(self.spare.pop(), &self.ops[bounds(i)], ceilings, key, slice, range);
+                self.entries.push(entry);
+            }
+        }
+        true
     }
 
     /// Entry `i` for the depth of `arch`: its operators built again, and those that changed

@@ -371,6 +371,14 @@ impl<'a> Evaluator<'a> {
     }
 
     fn phase(&mut self, arch: &Architecture, phase: Phase, first: f64, last: f64) -> PhaseEval {
+        if let Some(memo) = &mut self.memo {
+            memo.start_pass(arch);
+        }
+        self.started_phase(arch, phase, first, last)
+    }
+
+    /// [`Evaluator::phase`] once the memo (where there is one) has started on `arch`.
+    fn started_phase(&mut self, arch: &Architecture, phase: Phase, first: f64, last: f64) -> PhaseEval {
         let mut eval = self.phase_kernels(arch, phase, first, last);
         // An engine's fixed cost per forward pass: one pass in prefill, one per decode step.
         let passes = if matches!(phase, Phase::Decode) { last - first + 1.0 } else { 1.0 };
@@ -441,7 +449,10 @@ impl<'a> Evaluator<'a> {
     }
 
     pub fn scenario(&mut self, arch: &Architecture, s: &Scenario) -> ScenarioEval {
-        ScenarioEval { prefill: self.prefill(arch, s), decode: self.decode(arch, s) }
+        let prefill = self.prefill(arch, s);
+        // The same architecture: the memo's start on it holds.
+        let (first, last) = decode_contexts(s);
+        ScenarioEval { prefill, decode: self.started_phase(arch, Phase::Decode, first, last) }
     }
 }
 

@@ -374,9 +374,19 @@ struct Builder<'a> {
     /// How the layers being built store their `attn_v`-like tensor when that goes by layer
     /// position (`Architecture::attn_v_splits`).
     attn_v_split: Option<LayerSplit>,
+    /// Where each layer group's operators start, then the FFNs' (see [`layers_marked_into`]).
+    marks: Option<&'a mut Vec<usize>>,
 }
 
 impl Builder<'_> {
+    /// Records that the operators added next belong to the next layer group (or the FFNs).
+    #[inline]
+    fn mark(&mut self) {
+        if let Some(marks) = self.marks.as_deref_mut() {
+            marks.push(self.ops.len());
+        }
+    }
+
     fn op(&mut self, name: &'static str, class: OpClass, flops: Linear) -> &mut Operator {
         let op = Operator {
             name,
@@ -843,36 +853,77 @@ pub fn segments_into(
     segments: &[Segment],
     ops: &mut Vec<Operator>,
 ) {
-    let pass = Pass::new(phase, settings);
-    let fuse = plan.elementwise == ElementwiseForm::Fused;
-    let experts = match arch.ffn {
-        Ffn::Moe(m) => m.num_experts,
-        Ffn::Dense { .. } => 0,
-    };
-    let mix = MixContext { layers: arch.num_layers, experts, tied_embeddings: arch.tie_embeddings };
-    let mut b = Builder {
-        ops,
-        pass,
-        count: 1,
-        part,
-        fuse,
-        pending_norm: None,
-        layers: (0, 1),
-        mix,
-        window: 0,
-        attn_v_split: None,
-    };
+    let mut b = Builder::new(arch, phase, settings, plan, part, ops, None);
     for &segment in segments {
-        match (segment, part) {
-            (Segment::Layers, Part::PlanDependent) => b.plan_dependent_attention(arch, plan, &arch.layer_groups()),
-            (_, Part::PlanDependent) => {}
-            (Segment::Embedding, _) => b.embedding(arch.hidden_size as f64),
-            (Segment::Layers, _) => {
-                let groups = arch.layer_groups();
-                b.mixers(arch, plan, settings, &groups);
-                b.ffns(arch, &groups);
-            }
-            (Segment::Head, _) => b.lm_head(arch, settings),
+        match segment {
+            Segment::Embedding if part != Part::PlanDependent => b.embedding(arch.hidden_size as f64),
+            Segment::Layers => b.layers(arch, plan, settings, &arch.layer_groups()),
+            Segment::Head if part != Part::PlanDependent => b.lm_head(arch, settings),
+            _ => {}
+        }
+    }
+}
+
+/// The layers' operators of a pass (as [`segments_into`] builds [`Segment::Layers`]) for the
+/// layer groups `groups` of `arch`, with `marks` set to where each group's operators start
+/// (one mark per group, in order, though a group may add none) and then where the FFNs' start.
+/// Every group's operators are its layers' mixer alone, so a group prices the same beside any
+/// other, where its storage does not go by layer position.
+#[allow(clippy::too_many_arguments)]
+pub fn layers_marked_into(
+    arch: &Architecture,
+    phase: Phase,
+    settings: &RunSettings,
+    plan: Plan,
+    part: Part,
+    groups: &LayerGroups,
+    ops: &mut Vec<Operator>,
+    marks: &mut Vec<usize>,
+) {
+    marks.clear();
+    Builder::new(arch, phase, settings, plan, part, ops, Some(marks)).layers(arch, plan, settings, groups);
+}
+
+impl<'a> Builder<'a> {
+    fn new(
+        arch: &Architecture,
+        phase: Phase,
+        settings: &RunSettings,
+        plan: Plan,
+        part: Part,
+        ops: &'a mut Vec<Operator>,
+        marks: Option<&'a mut Vec<usize>>,
+    ) -> Builder<'a> {
+        let experts = match arch.ffn {
+            Ffn::Moe(m) => m.num_experts,
+            Ffn::Dense { .. } => 0,
+        };
+        Builder {
+            ops,
+            pass: Pass::new(phase, settings),
+            count: 1,
+            part,
+            fuse: plan.elementwise == ElementwiseForm::Fused,
+            pending_norm: None,
+            layers: (0, 1),
+            mix: MixContext { layers: arch.num_layers, experts, tied_embeddings: arch.tie_embeddings },
+            window: 0,
+            attn_v_split: None,
+            marks,
+        }
+    }
+
+    /// The layers' operators: every group's mixer, then the FFNs (the attention cores alone
+    /// for [`Part::PlanDependent`]).
+    #[inline]
+    fn layers(&mut self, arch: &Architecture, plan: Plan, settings: &RunSettings, groups: &LayerGroups) {
+        if self.part == Part::PlanDependent {
+            self.plan_dependent_attention(arch, plan, groups);
+            self.mark();
+        } else {
+            self.mixers(arch, plan, settings, groups);
+            self.mark();
+            self.ffns(arch, groups);
         }
     }
 }
@@ -891,7 +942,11 @@ impl Builder<'_> {
     fn plan_dependent_attention(&mut self, arch: &Architecture, plan: Plan, groups: &LayerGroups) {
         let pass = self.pass;
         let attention_layers = groups.attention_layers();
-        for &(layer, count) in groups.as_slice().iter().filter(|(l, _)| l.mixer.is_attention()) {
+        for &(layer, count) in groups.as_slice() {
+            self.mark();
+            if !layer.mixer.is_attention() {
+                continue;
+            }
             self.count = count;
             self.attention_storage(attention_layers);
             self.set_window(layer.mixer.window());
@@ -920,6 +975,7 @@ impl Builder<'_> {
         let splits = arch.attn_v_splits(settings.precisions.weights);
         let attention_layers = groups.attention_layers();
         for &(layer, count) in groups.as_slice() {
+            self.mark();
             self.count = count;
             self.layers = (0, count);
             self.mix.layers = layers;
