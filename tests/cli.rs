@@ -470,6 +470,42 @@ fn cpu_threads_scale_the_pi_profile_by_its_published_thread_sweep_and_refuse_unk
     }
 }
 
+/// `calibrate --scale-threads` refuses, before anything is timed or written and in either
+/// build, a count above this machine's cores, the profile's own count, a count of 0 and the
+/// libtorch engine, each in one line with exit 2.
+#[test]
+fn calibrate_refuses_a_thread_count_it_cannot_time_in_one_line() {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("p.json");
+    let over = (cores + 1).to_string();
+    let over_says =
+        format!("error: --scale-threads {over}: expected thread counts from 1 to this machine's {cores} cores");
+    for (args, says) in [
+        (vec!["--engine", "llama.cpp", "--scale-threads", &over], over_says.as_str()),
+        (
+            vec!["--engine", "llama.cpp", "--threads", "1", "--scale-threads", "1"],
+            "error: --scale-threads 1: expected counts other than the profile's own",
+        ),
+        (vec!["--engine", "llama.cpp", "--scale-threads", "1,0"], "error: invalid value '1,0' for '--scale-threads"),
+        (vec!["--scale-threads", "1"], "error: --scale-threads: applies to --engine llama.cpp"),
+    ] {
+        let err = bin()
+            .arg("calibrate")
+            .args(&args)
+            .args(["--quick", "--out", out.to_str().unwrap()])
+            .assert()
+            .code(2)
+            .get_output()
+            .stderr
+            .clone();
+        let err = String::from_utf8(err).unwrap();
+        assert!(err.starts_with(says), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(!out.exists());
+    }
+}
+
 #[test]
 fn devices_transfer_refuses_what_it_cannot_carry_in_one_line() {
     let dir = tempfile::tempdir().unwrap();

@@ -36,6 +36,7 @@ mod engine {
     use rooflinebench::arch::gguf::gguf_layout;
     use rooflinebench::arch::{parse_hf_config, Architecture};
     use rooflinebench::dtype::DType;
+    use rooflinebench::measure::llamacpp::rounds::Rounds;
     use rooflinebench::measure::llamacpp::{build, run_job, Job, JobResult};
 
     /// The worker is this crate's binary.
@@ -186,7 +187,7 @@ mod engine {
                 vec![rooflinebench::roofline::BenchTest::pp(64), rooflinebench::roofline::BenchTest::tg(4, 200)];
             // One thread and the faster of two rounds: a thread pool sharing the cores with
             // other jobs (a parallel test run) can stall for a scheduler quantum per barrier.
-            let job = Job::Bench { models: vec![files[0].path.clone()], tests, repeats: 2, threads: 1 };
+            let job = Job::Bench { models: vec![files[0].path.clone()], tests, rounds: Rounds::fixed(2), threads: 1 };
             let JobResult::Bench(b) = run_job(&job).unwrap_or_else(|e| panic!("{}: {e}", a.name)) else { panic!() };
             for s in &b.samples {
                 let per_token = s.seconds.iter().copied().fold(f64::INFINITY, f64::min) / s.test.tokens() as f64;
@@ -203,7 +204,7 @@ mod engine {
         let a = &shapes()[0];
         let files = build(a, &[DType::Q8_0], dir.path(), 7, 2).unwrap();
         let tests = vec![rooflinebench::roofline::BenchTest::pp(64), rooflinebench::roofline::BenchTest::tg(8, 0)];
-        let job = Job::Bench { models: vec![files[0].path.clone()], tests, repeats: 2, threads: 2 };
+        let job = Job::Bench { models: vec![files[0].path.clone()], tests, rounds: Rounds::fixed(2), threads: 2 };
         let JobResult::Bench(b) = run_job(&job).unwrap() else { panic!("a bench answer") };
         for s in &b.samples {
             assert_eq!(s.seconds.len(), 2);
@@ -215,6 +216,9 @@ mod engine {
             }
         }
         assert!(b.system_info.contains("CPU"), "{}", b.system_info);
+        // Exactly the rounds asked for, each bracketed by probes, and whether they settled.
+        assert_eq!((b.settling.rounds, b.probes_bytes_per_s.len()), (2, 3));
+        assert!(b.probes_bytes_per_s.iter().all(|p| p.is_finite() && *p > 0.0), "{:?}", b.probes_bytes_per_s);
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub fn run_calibrate(args: CalibrateArgs, out: &mut dyn std::io::Write) -> Resul
     }
     let path = args.out.clone().unwrap_or_else(|| args.engine.default_profile().into());
     // Usage and a missing engine first: they are answered whatever else runs.
+    scale_threads(&args)?;
     if args.engine == EngineChoice::LlamaCpp {
         no_on_for_engine(args.on)?;
         llamacpp::require("calibrate --engine llama.cpp")?;
@@ -127,6 +128,39 @@ pub fn run_validate(args: ValidateArgs, out: &mut dyn std::io::Write) -> Result<
     emit(s.as_bytes(), None, out)
 }
 
+/// The other thread counts a llama.cpp calibration times (`--scale-threads`, or the default
+/// ones on a CPU build): each at most this machine's cores and none the profile's own.
+fn scale_threads(args: &CalibrateArgs) -> Result<Vec<u32>> {
+    let cores = llamacpp::runs::machine_cores();
+    let own = args.threads.map_or(cores, |t| t as u32);
+    let Some(given) = &args.scale_threads else {
+        let cpu = args.engine == EngineChoice::LlamaCpp && !llamacpp::OFFLOAD;
+        return Ok(if cpu { llamacpp::runs::default_scale_threads(own, cores) } else { Vec::new() });
+    };
+    if args.engine != EngineChoice::LlamaCpp {
+        return Err(Error::Usage(
+            "--scale-threads: applies to --engine llama.cpp (libtorch calibrates its kernels at one count)".into(),
+        ));
+    }
+    if llamacpp::OFFLOAD && !given.0.is_empty() {
+        return Err(Error::Usage(format!(
+            "--scale-threads: applies to llama.cpp on the CPU; this build offloads every layer to {}",
+            llamacpp::BACKEND
+        )));
+    }
+    if let Some(t) = given.0.iter().find(|&&t| t > cores) {
+        return Err(Error::Usage(format!(
+            "--scale-threads {t}: expected thread counts from 1 to this machine's {cores} cores"
+        )));
+    }
+    if given.0.contains(&own) {
+        return Err(Error::Usage(format!(
+            "--scale-threads {own}: expected counts other than the profile's own (--threads {own}), which calibration times anyway"
+        )));
+    }
+    Ok(given.0.clone())
+}
+
 /// llama.cpp runs where its build put it: `--on` is libtorch's.
 fn no_on_for_engine(on: Option<crate::measure::On>) -> Result<()> {
     match on {
@@ -142,12 +176,13 @@ fn no_on_for_engine(on: Option<crate::measure::On>) -> Result<()> {
 fn calibrate_engine(args: &CalibrateArgs, path: &std::path::Path, out: &mut dyn std::io::Write) -> Result<()> {
     llamacpp::require("calibrate --engine llama.cpp")?;
     crate::files::check_writable(path)?;
-    let opts = EngineOptions::new(args.quick, args.threads);
+    let opts = EngineOptions { scale_threads: scale_threads(args)?, ..EngineOptions::new(args.quick, args.threads) };
     if args.rebuild {
         llamacpp::runs::clear_cache(&opts.cache_dir)?;
     }
     let start = std::time::Instant::now();
-    let (p, report, cond) = llamacpp::runs::calibrate(&opts)?;
+    let cal = llamacpp::runs::calibrate(&opts)?;
+    let (p, report, cond) = (&cal.profile, &cal.report, &cal.conditions);
     write_atomic(path, p.to_json().as_bytes())?;
     let mut s = String::new();
     let _ = writeln!(s, "calibrated {} in {:.1} s -> {}", p.description, start.elapsed().as_secs_f64(), path.display());
@@ -179,8 +214,18 @@ fn calibrate_engine(args: &CalibrateArgs, path: &std::path::Path, out: &mut dyn 
             let _ = writeln!(s, "  {name}: {}", si(*c, "s"));
         }
     }
-    for w in llamacpp::runs::condition_warnings(&cond) {
-        let _ = writeln!(s, "  warning: {w}");
+    // What the machine was doing at each count, then the factors at the other counts.
+    let _ = writeln!(s, "  machine at {}: {}", llamacpp::runs::threads_word(opts.threads), cond.summary());
+    for (fit, c) in &cal.threads {
+        let _ = writeln!(s, "  machine at {}: {}", llamacpp::runs::threads_word(fit.scaling.threads), c.summary());
+    }
+    for (fit, c) in &cal.threads {
+        let _ = writeln!(s, "  {} (uniform models' pp64 and tg16, {} rounds)", fit.line(opts.threads), c.rounds);
+    }
+    if let Some(w) = p.notes.get("warnings").and_then(|w| w.as_array()) {
+        for w in w {
+            let _ = writeln!(s, "  warning: {}", w.as_str().unwrap_or_default());
+        }
     }
     emit(s.as_bytes(), None, out)
 }
@@ -239,6 +284,7 @@ fn validate_engine(
             }
         }
     }
+    let _ = writeln!(s, "machine: {}", cond.summary());
     for w in llamacpp::runs::condition_warnings(&cond) {
         let _ = writeln!(s, "warning: {w}");
     }

@@ -556,28 +556,10 @@ fn transfer(a: TransferArgs, out: &mut dyn std::io::Write) -> Result<()> {
     emit(s.as_bytes(), None, out)
 }
 
-/// The same model, weights and test: a run at one thread count and at another.
-fn pair_key(r: &fit::Run) -> (String, String, String) {
-    (r.arch.name.clone(), r.weights.name().to_string(), r.test.label())
-}
-
-/// The median of measured_s at the profile's count over measured_s at the other, per phase,
-/// over `pairs` (fitted run, run at the other count); None for a phase without pairs.
-fn scale_factors(pairs: &[(&fit::Run, &fit::Run)]) -> (Option<f64>, Option<f64>) {
-    let median = |prefill: bool| {
-        let f: Vec<f64> = pairs
-            .iter()
-            .filter(|(a, _)| a.test.is_prefill() == prefill)
-            .map(|(a, b)| a.measured_s / b.measured_s)
-            .collect();
-        (!f.is_empty()).then(|| crate::fit::agreement::median(f))
-    };
-    (median(true), median(false))
-}
-
 /// `--threads-from`: the profile's rates at each other thread count, from the runs there paired
-/// with the fitted runs; and a check of the rule, each model predicted at each count by factors
-/// from the other models' pairs. Returns the lines that say what it found.
+/// with the fitted runs (the first of each model and test: files in the order given, a sweep's
+/// own session first), checked model by model (`fit::threads`). Returns the lines that say what
+/// it found.
 fn thread_scaling(
     a: &FitArgs,
     models: &Models,
@@ -590,14 +572,8 @@ fn thread_scaling(
     let own = profile.engine.as_ref().and_then(|e| e.threads).ok_or_else(|| {
         Error::Usage("--threads-from: expected fitted runs that say their thread count (a CPU backend's)".into())
     })?;
-    // The first fitted run of each model and test (files in the order given: a sweep's own
-    // session comes first), not a later session's.
-    let mut by_key: std::collections::BTreeMap<_, &fit::Run> = Default::default();
-    for r in fitted {
-        by_key.entry(pair_key(r)).or_insert(r);
-    }
+    let mut fits = Vec::new();
     let mut lines = Vec::new();
-    let mut checks = serde_json::Map::new();
     for f in &a.threads_from {
         let (records, runs, _, _) = load_runs(std::slice::from_ref(f), "--threads-from", models)?;
         let counts: std::collections::BTreeSet<u32> = records.iter().filter_map(|r| r.threads).collect();
@@ -617,9 +593,8 @@ fn thread_scaling(
                 threads,
             ));
         }
-        let pairs: Vec<(&fit::Run, &fit::Run)> =
-            runs.iter().filter_map(|r| by_key.get(&pair_key(r)).map(|&base| (base, r))).collect();
-        let (Some(compute), Some(memory)) = scale_factors(&pairs) else {
+        let pairs = fit::threads::pairs(fitted, &runs);
+        let Some(found) = fit::threads::fit_threads(profile, threads, &pairs, &shown(f))? else {
             return Err(Error::field(
                 shown(f),
                 "(rows)",
@@ -627,39 +602,11 @@ fn thread_scaling(
                 format!("{} pairs", pairs.len()),
             ));
         };
-        profile.thread_scaling.retain(|t| t.threads != threads);
-        profile.thread_scaling.push(crate::device::ThreadScaling {
-            threads,
-            compute,
-            memory,
-            runs: pairs.len() as u32,
-        });
-        // Leave one model out: its runs at this count predicted with the others' factors.
-        let mut held = Vec::new();
-        let names: std::collections::BTreeSet<&str> = pairs.iter().map(|(b, _)| b.arch.name.as_str()).collect();
-        for name in &names {
-            let rest: Vec<_> = pairs.iter().filter(|(b, _)| b.arch.name != *name).copied().collect();
-            let (Some(c), Some(m)) = scale_factors(&rest) else { continue };
-            let mut scaled = profile.clone();
-            scaled.thread_scaling = vec![crate::device::ThreadScaling { threads, compute: c, memory: m, runs: 0 }];
-            let scaled = scaled.at_threads(threads)?;
-            let own_runs: Vec<fit::Run> =
-                pairs.iter().filter(|(b, _)| b.arch.name == *name).map(|(_, r)| (*r).clone()).collect();
-            held.extend(agreement(&scaled, &shown(f), &own_runs)?);
-        }
-        let check = if held.is_empty() {
-            "no check: one model only".to_string()
-        } else {
-            format!("each model predicted with the other models' factors: {}", factor_summary(&held))
-        };
-        lines.push(format!(
-            "{threads} threads: compute x{compute:.3}, bandwidth x{memory:.3} against {own} ({} pairs); {check}",
-            pairs.len()
-        ));
-        checks.insert(threads.to_string(), serde_json::Value::from(check));
+        lines.push(found.line(own));
+        fits.push(found);
     }
-    profile.thread_scaling.sort_by_key(|t| t.threads);
-    profile.notes.insert("thread_scaling_check".into(), serde_json::Value::Object(checks));
+    // A later file at the same count replaces an earlier one's factors.
+    fit::threads::record(profile, &fits);
     Ok(lines)
 }
 

@@ -159,6 +159,12 @@ pub struct CalibrateArgs {
     /// Threads (default: all cores).
     #[arg(long, allow_negative_numbers = true, value_parser = parse_threads)]
     pub threads: Option<usize>,
+    /// llama.cpp on a CPU: other thread counts to time the uniform calibration models at
+    /// (their 64-token prompts and short decode), for the profile's factors at those counts
+    /// (`--cpu-threads`); comma-separated, at most the machine's cores, or `none`. Default: 1
+    /// and each power of two up to the cores, and the cores, besides --threads.
+    #[arg(long, value_name = "COUNTS", value_parser = parse_thread_counts)]
+    pub scale_threads: Option<ThreadCounts>,
     /// llama.cpp: rebuild the cached GGUF files of the calibration models.
     #[arg(long)]
     pub rebuild: bool,
@@ -550,6 +556,21 @@ fn parse_threads(s: &str) -> std::result::Result<usize, String> {
         Ok(n) if (1..=MAX_THREADS as i64).contains(&n) => Ok(n as usize),
         _ => Err(format!("expected a number of threads from 1 to {MAX_THREADS}, got '{}'", crate::error::clip(s))),
     }
+}
+
+/// Thread counts given as `1,3` (or `none`: an empty list).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThreadCounts(pub Vec<u32>);
+
+fn parse_thread_counts(s: &str) -> std::result::Result<ThreadCounts, String> {
+    if s.trim() == "none" {
+        return Ok(ThreadCounts(Vec::new()));
+    }
+    let mut counts =
+        s.split(',').map(|c| parse_threads(c).map(|n| n as u32)).collect::<std::result::Result<Vec<_>, _>>()?;
+    counts.sort_unstable();
+    counts.dedup();
+    Ok(ThreadCounts(counts))
 }
 
 fn parse_tolerance(s: &str) -> std::result::Result<f64, String> {

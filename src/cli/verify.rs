@@ -56,14 +56,19 @@ pub fn run_measure(args: MeasureArgs, out: &mut dyn std::io::Write) -> Result<()
         }
     }
     let paths: Vec<_> = models.iter().map(|(_, f)| f.path.clone()).collect();
-    let bench = llamacpp::bench(&paths, &tests, args.repeats, threads)?;
+    let bench = llamacpp::bench(&paths, &tests, llamacpp::rounds::Rounds::fixed(args.repeats), threads)?;
+    let probes = &bench.probes_bytes_per_s;
     let _ = writeln!(
         s,
-        "{}; {} threads; {:.1} s; other processes used {:.1}% of the CPU",
+        "{}; {} threads; {:.1} s; other processes used {:.1}% of the CPU; main-memory probe {:.1}-{:.1} GB/s over {} rounds ({})",
         bench.system_info,
         bench.threads,
         bench.wall_s,
-        100.0 * bench.other_cpu_fraction
+        100.0 * bench.other_cpu_fraction,
+        probes.iter().copied().fold(f64::INFINITY, f64::min) / 1e9,
+        probes.iter().copied().fold(0.0, f64::max) / 1e9,
+        bench.settling.rounds,
+        if bench.settling.stop == llamacpp::rounds::Stop::Settled { "settled" } else { "did not settle" }
     );
     let mut t = TextTable::new("{<28} {<8} {<14} {>12} {>10} {>7}");
     t.header(&["model", "weights", "test", "median s", "tok/s", "cv"]);

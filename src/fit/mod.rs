@@ -18,6 +18,7 @@
 pub mod agreement;
 pub mod band;
 pub mod llama_bench;
+pub mod threads;
 
 use crate::arch::Architecture;
 use crate::device::{

@@ -6,6 +6,7 @@
 
 #[cfg(feature = "llamacpp")]
 mod ffi;
+pub mod rounds;
 pub mod runs;
 pub mod shapes;
 pub mod verify;
@@ -40,8 +41,9 @@ pub enum Job {
     /// Create a context of `n_ctx` cells on a GGUF file and report the caches llama.cpp
     /// allocates for it.
     Caches { path: PathBuf, n_ctx: u32 },
-    /// Time `tests` on every model, `repeats` rounds, alternating models and tests each round.
-    Bench { models: Vec<PathBuf>, tests: Vec<Test>, repeats: u32, threads: i32 },
+    /// Time `tests` on every model, alternating models and tests each round, for as many rounds
+    /// as `rounds` says (until the bandwidth probe settles, within its caps).
+    Bench { models: Vec<PathBuf>, tests: Vec<Test>, rounds: rounds::Rounds, threads: i32 },
 }
 
 /// A GGUF file as llama.cpp sees it.
@@ -64,8 +66,6 @@ pub struct Sample {
     pub test: Test,
     /// Seconds of the timed part, one per round.
     pub seconds: Vec<f64>,
-    /// Main-memory read bandwidth probed at the start of each round, bytes/s.
-    pub probe_bytes_per_s: Vec<f64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -77,6 +77,10 @@ pub struct BenchResult {
     pub wall_s: f64,
     /// Share of the machine's CPU time used by other processes during the run.
     pub other_cpu_fraction: f64,
+    /// Main-memory read bandwidth probed before each round and after the last, bytes/s.
+    pub probes_bytes_per_s: Vec<f64>,
+    /// How the rounds ended, and which of them count.
+    pub settling: rounds::Settling,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -260,8 +264,8 @@ pub fn build(arch: &Architecture, formats: &[DType], dir: &Path, seed: u64, thre
 }
 
 /// Times tests on models (see `Job::Bench`).
-pub fn bench(models: &[PathBuf], tests: &[Test], repeats: u32, threads: i32) -> Result<BenchResult> {
-    let job = Job::Bench { models: models.to_vec(), tests: tests.to_vec(), repeats, threads };
+pub fn bench(models: &[PathBuf], tests: &[Test], rounds: rounds::Rounds, threads: i32) -> Result<BenchResult> {
+    let job = Job::Bench { models: models.to_vec(), tests: tests.to_vec(), rounds, threads };
     match run_job(&job)? {
         JobResult::Bench(b) => Ok(b),
         _ => Err(Error::Engine("the worker answered a benchmark with something else".into())),

@@ -2,12 +2,14 @@
 //! one worker with every model and test alternating each round, fit a profile (calibration) or
 //! compare each run with the profile's prediction (validation).
 
+use super::rounds::{Rounds, Stop};
 use super::shapes::{self, Plan, FORMATS};
 use super::{bench, build, BuiltFile, BACKEND, ENGINE_VERSION, OFFLOAD};
 use crate::arch::Architecture;
 use crate::device::{DeviceKind, DeviceProfile, Engine, Origin, Provenance};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
+use crate::fit::threads::ThreadFit;
 use crate::fit::{self, FitReport, Run};
 use crate::measure::{available_memory_bytes, host, today, total_memory_bytes};
 use crate::roofline::BenchTest;
@@ -26,12 +28,68 @@ pub struct EngineOptions {
     pub cache_dir: PathBuf,
     /// Weight formats to build and run.
     pub formats: Vec<DType>,
+    /// Calibration: the other thread counts to time the uniform models at, for the profile's
+    /// `thread_scaling` (empty: none).
+    pub scale_threads: Vec<u32>,
 }
 
 impl EngineOptions {
     pub fn new(quick: bool, threads: Option<usize>) -> EngineOptions {
-        let threads = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())) as u32;
-        EngineOptions { quick, threads, cache_dir: default_cache_dir(), formats: FORMATS.to_vec() }
+        let threads = threads.unwrap_or_else(|| machine_cores() as usize) as u32;
+        EngineOptions {
+            quick,
+            threads,
+            cache_dir: default_cache_dir(),
+            formats: FORMATS.to_vec(),
+            scale_threads: Vec::new(),
+        }
+    }
+}
+
+/// "1 thread", "2 threads".
+pub fn threads_word(t: u32) -> String {
+    if t == 1 {
+        "1 thread".into()
+    } else {
+        format!("{t} threads")
+    }
+}
+
+/// The cores this process may use (what `--threads` defaults to).
+pub fn machine_cores() -> u32 {
+    std::thread::available_parallelism().map_or(1, |n| n.get()) as u32
+}
+
+/// The thread counts calibration also times by default besides `own`: 1 and each power of two
+/// up to the cores, and the cores themselves (1 on a 2-core machine calibrated at 2).
+pub fn default_scale_threads(own: u32, cores: u32) -> Vec<u32> {
+    let mut counts: Vec<u32> =
+        std::iter::successors(Some(1u32), |t| t.checked_mul(2)).take_while(|&t| t <= cores).collect();
+    counts.push(cores);
+    counts.sort_unstable();
+    counts.dedup();
+    counts.retain(|&t| t != own);
+    counts
+}
+
+/// Rounds of calibration batches: two at least (a quiet machine costs what the fixed two did),
+/// up to five until the probe settles, and no round past two minutes of one batch's timing
+/// (`--quick`: three rounds, 20 s).
+pub fn calibration_rounds(quick: bool) -> Rounds {
+    if quick {
+        Rounds::settling(2, 3, Some(20.0))
+    } else {
+        Rounds::settling(2, 5, Some(120.0))
+    }
+}
+
+/// Rounds of validation and `verify` batches: three at least (two with `--quick`), up to five
+/// (three), and no round past 15 minutes of one batch's timing (30 s).
+pub fn validation_rounds(quick: bool) -> Rounds {
+    if quick {
+        Rounds::settling(2, 3, Some(30.0))
+    } else {
+        Rounds::settling(3, 5, Some(900.0))
     }
 }
 
@@ -91,9 +149,38 @@ pub struct Measured {
     pub median_s: f64,
     /// Coefficient of variation over rounds.
     pub cv: f64,
+    /// Its batch in [`Conditions::batches`].
+    pub batch: usize,
 }
 
-/// What a batch of engine runs saw besides the times.
+/// What the machine was doing while one batch (one worker, its models and tests alternating)
+/// ran.
+#[derive(Debug, Clone, Serialize)]
+pub struct BatchConditions {
+    /// Its models and tests, in a few words.
+    pub batch: String,
+    pub threads: u32,
+    /// Rounds timed.
+    pub rounds: u32,
+    /// Rounds whose times the medians use (the settled ones; every round when unsettled).
+    pub rounds_used: u32,
+    /// settled, round_cap or time_cap.
+    pub stop: Stop,
+    /// The lowest and highest main-memory probe around its rounds, bytes/s.
+    pub probe_low_bytes_per_s: f64,
+    pub probe_high_bytes_per_s: f64,
+    /// Share of the machine's CPU other processes used while it ran.
+    pub other_cpu_fraction: f64,
+    pub wall_s: f64,
+}
+
+impl BatchConditions {
+    pub fn settled(&self) -> bool {
+        self.stop == Stop::Settled
+    }
+}
+
+/// What a set of engine batches saw besides the times.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Conditions {
     pub system_info: String,
@@ -101,8 +188,65 @@ pub struct Conditions {
     pub wall_s: f64,
     /// Share of the CPU other processes used during the runs (worst batch).
     pub other_cpu_fraction: f64,
-    /// Main-memory read bandwidth probed each round, bytes/s.
+    /// Main-memory read bandwidth probed before each round and after each batch's last, bytes/s.
     pub probes_bytes_per_s: Vec<f64>,
+    /// Batches whose probe settled, of all.
+    pub batches_settled: usize,
+    /// Rounds timed over all batches.
+    pub rounds: u32,
+    pub batches: Vec<BatchConditions>,
+}
+
+impl Conditions {
+    /// Adds another set's batches (`verify` measures one batch per weight format).
+    pub fn extend(&mut self, other: Conditions) {
+        self.system_info = other.system_info;
+        self.threads = other.threads;
+        self.wall_s += other.wall_s;
+        self.other_cpu_fraction = self.other_cpu_fraction.max(other.other_cpu_fraction);
+        self.probes_bytes_per_s.extend(other.probes_bytes_per_s);
+        self.batches_settled += other.batches_settled;
+        self.rounds += other.rounds;
+        self.batches.extend(other.batches);
+    }
+
+    /// What the machine was doing, in one line of fixed structure: the CPU others used, the
+    /// probe's range, how many batches settled and the rounds they took.
+    pub fn summary(&self) -> String {
+        let (lo, hi) = probe_range(&self.probes_bytes_per_s);
+        let (fewest, most) = (
+            self.batches.iter().map(|b| b.rounds).min().unwrap_or(0),
+            self.batches.iter().map(|b| b.rounds).max().unwrap_or(0),
+        );
+        format!(
+            "other processes used {:.1}% of the CPU (worst batch); main-memory probe {:.1}-{:.1} GB/s; \
+             settled in {} of {} batches; {} rounds ({}-{} per batch)",
+            100.0 * self.other_cpu_fraction,
+            lo / 1e9,
+            hi / 1e9,
+            self.batches_settled,
+            self.batches.len(),
+            self.rounds,
+            fewest,
+            most
+        )
+    }
+}
+
+/// The lowest and highest of `probes` (NaN without any).
+fn probe_range(probes: &[f64]) -> (f64, f64) {
+    let lo = probes.iter().copied().reduce(f64::min).unwrap_or(f64::NAN);
+    let hi = probes.iter().copied().reduce(f64::max).unwrap_or(f64::NAN);
+    (lo, hi)
+}
+
+/// A batch in a few words: its first model (and how many more), the formats and the tests.
+fn describe_batch(models: &[Architecture], formats: usize, tests: &[BenchTest]) -> String {
+    let first = models.first().map_or("no model", |m| m.name.as_str());
+    let more = if models.len() > 1 { format!(" and {} more", models.len() - 1) } else { String::new() };
+    let tests: Vec<String> = tests.iter().map(BenchTest::label).collect();
+    let s = if formats == 1 { "" } else { "s" };
+    format!("{first}{more} in {formats} format{s}: {}", tests.join(", "))
 }
 
 /// Median (the mean of the middle two for an even count) and coefficient of variation.
@@ -113,8 +257,9 @@ pub fn median_cv(v: &[f64]) -> (f64, f64) {
     (median, var.sqrt() / mean)
 }
 
-/// Builds (or reuses) every plan's models and times them.
-pub fn measure_plans(plans: &[Plan], rounds: u32, opts: &EngineOptions) -> Result<(Vec<Measured>, Conditions)> {
+/// Builds (or reuses) every plan's models and times them, each plan one batch whose rounds
+/// repeat as `rounds` says; a test's median and spread are over its batch's kept rounds.
+pub fn measure_plans(plans: &[Plan], rounds: Rounds, opts: &EngineOptions) -> Result<(Vec<Measured>, Conditions)> {
     let mut out = Vec::new();
     let mut cond = Conditions { threads: opts.threads, ..Conditions::default() };
     for plan in plans {
@@ -138,22 +283,41 @@ pub fn measure_plans(plans: &[Plan], rounds: u32, opts: &EngineOptions) -> Resul
         }
         let paths: Vec<PathBuf> = files.iter().map(|(_, f)| f.path.clone()).collect();
         let result = bench(&paths, &plan.tests, rounds, opts.threads as i32)?;
-        cond.system_info = result.system_info.clone();
-        cond.wall_s += result.wall_s;
-        cond.other_cpu_fraction = cond.other_cpu_fraction.max(result.other_cpu_fraction);
+        let batch = cond.batches.len();
+        let kept = &result.settling.kept;
         for s in &result.samples {
             let (arch, file) = files.iter().find(|(_, f)| f.path == s.model).expect("benchmarked files were built");
-            let (median_s, cv) = median_cv(&s.seconds);
-            out.push(Measured { arch: arch.clone(), weights: file.format, test: s.test, median_s, cv });
-            if s.model == paths[0] && s.test == plan.tests[0] {
-                cond.probes_bytes_per_s.extend(&s.probe_bytes_per_s);
-            }
+            let times: Vec<f64> = kept.iter().filter_map(|&i| s.seconds.get(i as usize).copied()).collect();
+            let (median_s, cv) = median_cv(&times);
+            out.push(Measured { arch: arch.clone(), weights: file.format, test: s.test, median_s, cv, batch });
         }
+        let (lo, hi) = probe_range(&result.probes_bytes_per_s);
+        let settled = result.settling.stop == Stop::Settled;
+        cond.extend(Conditions {
+            system_info: result.system_info.clone(),
+            threads: opts.threads,
+            wall_s: result.wall_s,
+            other_cpu_fraction: result.other_cpu_fraction,
+            probes_bytes_per_s: result.probes_bytes_per_s.clone(),
+            batches_settled: usize::from(settled),
+            rounds: result.settling.rounds,
+            batches: vec![BatchConditions {
+                batch: describe_batch(&plan.models, plan_opts.formats.len(), &plan.tests),
+                threads: opts.threads,
+                rounds: result.settling.rounds,
+                rounds_used: kept.len() as u32,
+                stop: result.settling.stop,
+                probe_low_bytes_per_s: lo,
+                probe_high_bytes_per_s: hi,
+                other_cpu_fraction: result.other_cpu_fraction,
+                wall_s: result.wall_s,
+            }],
+        });
     }
     Ok((out, cond))
 }
 
-/// Warnings about the conditions a measurement ran under.
+/// Warnings about the conditions a measurement ran under, one line each.
 pub fn condition_warnings(cond: &Conditions) -> Vec<String> {
     let mut w = Vec::new();
     if cond.other_cpu_fraction > 0.05 {
@@ -162,26 +326,52 @@ pub fn condition_warnings(cond: &Conditions) -> Vec<String> {
             100.0 * cond.other_cpu_fraction
         ));
     }
-    let p = &cond.probes_bytes_per_s;
-    if let (Some(lo), Some(hi)) = (p.iter().copied().reduce(f64::min), p.iter().copied().reduce(f64::max)) {
-        if hi > 1.1 * lo {
-            w.push(format!(
-                "main-memory bandwidth moved from {:.1} to {:.1} GB/s between rounds (over 10%)",
-                lo / 1e9,
-                hi / 1e9
-            ));
-        }
+    let unsettled: Vec<&BatchConditions> = cond.batches.iter().filter(|b| !b.settled()).collect();
+    if let Some(first) = unsettled.first() {
+        let more = match unsettled.len() {
+            1 => String::new(),
+            n => format!("; and {} more", n - 1),
+        };
+        w.push(format!(
+            "the bandwidth probe did not settle in {} of {} batches ({}: {:.1}-{:.1} GB/s over {} rounds, stopped at {}{more}): \
+             their times are medians of every round, taken while the machine moved",
+            unsettled.len(),
+            cond.batches.len(),
+            first.batch,
+            first.probe_low_bytes_per_s / 1e9,
+            first.probe_high_bytes_per_s / 1e9,
+            first.rounds,
+            first.stop.describe()
+        ));
+    }
+    let (lo, hi) = probe_range(&cond.probes_bytes_per_s);
+    if hi > 1.1 * lo {
+        w.push(format!(
+            "main-memory bandwidth moved from {:.1} to {:.1} GB/s over the run (over 10%)",
+            lo / 1e9,
+            hi / 1e9
+        ));
     }
     w
 }
 
-/// `calibrate --engine llama.cpp`: times the calibration models and fits a profile.
-pub fn calibrate(opts: &EngineOptions) -> Result<(DeviceProfile, FitReport, Conditions)> {
+/// What `calibrate --engine llama.cpp` made and saw.
+pub struct Calibration {
+    pub profile: DeviceProfile,
+    pub report: FitReport,
+    /// At the profile's own thread count.
+    pub conditions: Conditions,
+    /// Each other count timed: its factors and check, and what the machine did meanwhile.
+    pub threads: Vec<(ThreadFit, Conditions)>,
+}
+
+/// `calibrate --engine llama.cpp`: times the calibration models and fits a profile; then, for
+/// each of `opts.scale_threads`, times the uniform models' short tests at that count and
+/// derives the profile's factors there by `devices fit --threads-from`'s rule.
+pub fn calibrate(opts: &EngineOptions) -> Result<Calibration> {
     let start = Instant::now();
     let plans = shapes::calibration(opts.quick);
-    // Two rounds, alternated: the median of two is their mean; more rounds cost the budget.
-    let rounds = 2;
-    let (measured, cond) = measure_plans(&plans, rounds, opts)?;
+    let (measured, cond) = measure_plans(&plans, calibration_rounds(opts.quick), opts)?;
     let runs: Vec<Run> = measured
         .iter()
         .map(|m| Run { arch: m.arch.clone(), weights: m.weights, test: m.test, measured_s: m.median_s })
@@ -251,10 +441,63 @@ pub fn calibrate(opts: &EngineOptions) -> Result<(DeviceProfile, FitReport, Cond
     let records: Vec<serde_json::Value> = runs.iter().map(|r| fit::record_of(r, BACKEND, opts.threads)).collect();
     profile.notes.insert("runs".into(), serde_json::Value::from(records));
     profile.notes.insert("fit".into(), serde_json::to_value(&report).unwrap_or_default());
+    let threads = scale_threads(&mut profile, &runs, opts)?;
+    let mut warnings = condition_warnings(&cond);
+    let mut machine = serde_json::Map::new();
+    machine.insert(opts.threads.to_string(), serde_json::Value::from(cond.summary()));
+    let mut other_conditions = serde_json::Map::new();
+    for (fit, c) in &threads {
+        let t = fit.scaling.threads;
+        warnings.extend(condition_warnings(c).into_iter().map(|w| format!("at {}: {w}", threads_word(t))));
+        machine.insert(t.to_string(), serde_json::Value::from(c.summary()));
+        other_conditions.insert(t.to_string(), serde_json::to_value(c).unwrap_or_default());
+    }
     profile.notes.insert("conditions".into(), serde_json::to_value(&cond).unwrap_or_default());
-    profile.notes.insert("warnings".into(), serde_json::Value::from(condition_warnings(&cond)));
+    if !threads.is_empty() {
+        profile.notes.insert("thread_scaling_conditions".into(), serde_json::Value::Object(other_conditions));
+    }
+    // What the machine was doing, per thread count, in the words calibrate printed.
+    profile.notes.insert("machine".into(), serde_json::Value::Object(machine));
+    profile.notes.insert("warnings".into(), serde_json::Value::from(warnings));
     profile.notes.insert("elapsed_s".into(), serde_json::Value::from(start.elapsed().as_secs_f64()));
-    Ok((profile, report, cond))
+    Ok(Calibration { profile, report, conditions: cond, threads })
+}
+
+/// Times the uniform calibration models' short tests at each of `opts.scale_threads` and adds
+/// the factors (and their runs, apart from the fitted ones) to `profile`.
+fn scale_threads(
+    profile: &mut DeviceProfile,
+    fitted: &[Run],
+    opts: &EngineOptions,
+) -> Result<Vec<(ThreadFit, Conditions)>> {
+    let mut out = Vec::new();
+    let mut records = serde_json::Map::new();
+    for &t in &opts.scale_threads {
+        let at = EngineOptions { threads: t, ..opts.clone() };
+        let (measured, cond) =
+            measure_plans(&[shapes::thread_scaling(opts.quick)], calibration_rounds(opts.quick), &at)?;
+        let runs: Vec<Run> = measured
+            .iter()
+            .map(|m| Run { arch: m.arch.clone(), weights: m.weights, test: m.test, measured_s: m.median_s })
+            .collect();
+        let pairs = fit::threads::pairs(fitted, &runs);
+        let source = format!("calibration runs at {t} threads");
+        let found = fit::threads::fit_threads(profile, t, &pairs, &source)?.ok_or_else(|| {
+            Error::Engine(format!("{source}: no prompt and generation runs pair with the fitted runs"))
+        })?;
+        records.insert(
+            t.to_string(),
+            serde_json::Value::from(runs.iter().map(|r| fit::record_of(r, BACKEND, t)).collect::<Vec<_>>()),
+        );
+        out.push((found, cond));
+    }
+    if !out.is_empty() {
+        let fits: Vec<ThreadFit> = out.iter().map(|(f, _)| f.clone()).collect();
+        fit::threads::record(profile, &fits);
+        // Kept apart from `runs`, which `devices fit --llama-bench PROFILE.json` refits at one count.
+        profile.notes.insert("thread_scaling_runs".into(), serde_json::Value::Object(records));
+    }
+    Ok(out)
 }
 
 /// One validation row.
@@ -280,13 +523,24 @@ pub struct EngineRow {
     pub predicted_s: f64,
     /// (predicted - measured) / measured.
     pub error: f64,
+    /// Rounds its batch timed, and how many of them its median uses.
+    pub rounds: u32,
+    pub rounds_used: u32,
+    /// Whether its batch's bandwidth probe settled.
+    pub probe_settled: bool,
+    /// The lowest and highest probe around its batch's rounds, bytes/s.
+    pub probe_low_bytes_per_s: f64,
+    pub probe_high_bytes_per_s: f64,
+    /// Share of the CPU other processes used while its batch ran.
+    pub other_cpu_fraction: f64,
 }
 
-/// Rows comparing measured runs with a profile's predictions.
-pub fn compare(profile: &DeviceProfile, measured: &[Measured]) -> Vec<EngineRow> {
+/// Rows comparing measured runs with a profile's predictions, each with its batch's conditions.
+pub fn compare(profile: &DeviceProfile, measured: &[Measured], cond: &Conditions) -> Vec<EngineRow> {
     measured
         .iter()
         .map(|m| {
+            let b = &cond.batches[m.batch];
             let run = Run { arch: m.arch.clone(), weights: m.weights, test: m.test, measured_s: m.median_s };
             let predicted_s = fit::predict(profile, &run);
             EngineRow {
@@ -307,6 +561,12 @@ pub fn compare(profile: &DeviceProfile, measured: &[Measured]) -> Vec<EngineRow>
                 measured_cv: m.cv,
                 predicted_s,
                 error: (predicted_s - m.median_s) / m.median_s,
+                rounds: b.rounds,
+                rounds_used: b.rounds_used,
+                probe_settled: b.settled(),
+                probe_low_bytes_per_s: b.probe_low_bytes_per_s,
+                probe_high_bytes_per_s: b.probe_high_bytes_per_s,
+                other_cpu_fraction: b.other_cpu_fraction,
             }
         })
         .collect()
@@ -335,9 +595,8 @@ pub fn validate(
     if plans.is_empty() {
         return Err(Error::Usage("no validation model of that kind in this mode (hybrids run without --quick)".into()));
     }
-    let rounds = if opts.quick { 2 } else { 3 };
-    let (measured, cond) = measure_plans(&plans, rounds, opts)?;
-    Ok((compare(profile, &measured), cond))
+    let (measured, cond) = measure_plans(&plans, validation_rounds(opts.quick), opts)?;
+    Ok((compare(profile, &measured, &cond), cond))
 }
 
 /// Removes the cached GGUF files (`--rebuild`).
@@ -346,5 +605,73 @@ pub fn clear_cache(dir: &Path) -> Result<()> {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(Error::io(dir, e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_thread_counts_are_one_and_powers_of_two_up_to_the_cores() {
+        // This 2-core machine calibrated at 2 also times 1; at 1, also 2.
+        assert_eq!(default_scale_threads(2, 2), vec![1]);
+        assert_eq!(default_scale_threads(1, 2), vec![2]);
+        assert_eq!(default_scale_threads(16, 16), vec![1, 2, 4, 8]);
+        // 6 cores: 1, 2, 4 and the cores themselves, less the profile's own 4.
+        assert_eq!(default_scale_threads(4, 6), vec![1, 2, 6]);
+        assert_eq!(default_scale_threads(1, 1), Vec::<u32>::new());
+    }
+
+    fn batch(rounds: u32, stop: Stop, lo: f64, hi: f64, other: f64) -> BatchConditions {
+        BatchConditions {
+            batch: format!("m{rounds} in 5 formats: pp64, tg16"),
+            threads: 2,
+            rounds,
+            rounds_used: if stop == Stop::Settled { 2 } else { rounds },
+            stop,
+            probe_low_bytes_per_s: lo,
+            probe_high_bytes_per_s: hi,
+            other_cpu_fraction: other,
+            wall_s: 1.0,
+        }
+    }
+
+    /// The summary line and the warnings from two batches, one settled after 3 rounds at
+    /// 29-31 GB/s, one stopped by the round cap after 5 at 20-30 GB/s; 8 rounds in all.
+    #[test]
+    fn conditions_say_what_the_machine_did_in_lines_of_fixed_structure() {
+        let mut c = Conditions::default();
+        for (b, probes) in [
+            (batch(3, Stop::Settled, 29e9, 31e9, 0.01), vec![29e9, 31e9]),
+            (batch(5, Stop::RoundCap, 20e9, 30e9, 0.08), vec![20e9, 30e9]),
+        ] {
+            c.extend(Conditions {
+                wall_s: 1.0,
+                other_cpu_fraction: b.other_cpu_fraction,
+                probes_bytes_per_s: probes,
+                batches_settled: usize::from(b.settled()),
+                rounds: b.rounds,
+                batches: vec![b],
+                ..Conditions::default()
+            });
+        }
+        assert_eq!(
+            c.summary(),
+            "other processes used 8.0% of the CPU (worst batch); main-memory probe 20.0-31.0 GB/s; \
+             settled in 1 of 2 batches; 8 rounds (3-5 per batch)"
+        );
+        assert_eq!(
+            condition_warnings(&c),
+            vec![
+                "other processes used 8% of the CPU during the runs: the times are not those of an idle machine"
+                    .to_string(),
+                "the bandwidth probe did not settle in 1 of 2 batches (m5 in 5 formats: pp64, tg16: 20.0-30.0 GB/s \
+                 over 5 rounds, stopped at the round cap): their times are medians of every round, taken while the \
+                 machine moved"
+                    .to_string(),
+                "main-memory bandwidth moved from 20.0 to 31.0 GB/s over the run (over 10%)".to_string(),
+            ]
+        );
     }
 }

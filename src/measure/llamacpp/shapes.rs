@@ -200,6 +200,16 @@ pub fn calibration(quick: bool) -> Vec<Plan> {
     ]
 }
 
+/// What calibration also times at other thread counts (`thread_scaling`): the uniform models
+/// (those it runs in every format) in one batch, their 64-token prompt and short-context decode
+/// only, tests the calibration plans also ran, so every run pairs with a fitted one. Prompts
+/// of 512 tokens and decode at depth stay out: at one thread they would cost more than the
+/// rest together, and the factors are medians over every model and format anyway.
+pub fn thread_scaling(quick: bool) -> Plan {
+    let models = calibration(quick).into_iter().filter(|p| p.formats.is_none()).flat_map(|p| p.models).collect();
+    Plan::new(models, vec![BenchTest::pp(64), BenchTest::tg(16, 0)])
+}
+
 /// Validation: widths 384 to 2048, 3 to 16 layers, MHA, GQA, MQA, MLA and MoE, prompts of 64
 /// to 2048 and decode from short context to 4096; hybrids of every layer kind at widths,
 /// depths, head sizes, states and windows calibration never saw.
@@ -253,5 +263,28 @@ fn hybrid_validation() -> Plan {
         ],
         tests: vec![BenchTest::pp(128), BenchTest::pp(512), BenchTest::tg(32, 0), BenchTest::tg(32, 2048)],
         formats: Some(vec![DType::Q8_0, DType::Q4KM]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every run at another thread count pairs with a calibration run of the same model and
+    /// test, in every weight format: the uniform models, none of the probes.
+    #[test]
+    fn thread_scaling_runs_are_calibration_runs_of_uniform_models() {
+        for quick in [true, false] {
+            let plan = thread_scaling(quick);
+            let plans = calibration(quick);
+            let uniform: usize = plans.iter().filter(|p| p.formats.is_none()).map(|p| p.models.len()).sum();
+            assert_eq!(plan.models.len(), uniform);
+            assert_eq!((plan.models.len(), plan.formats.clone()), (if quick { 2 } else { 5 }, None));
+            for m in &plan.models {
+                assert!(m.layers.is_empty(), "{}", m.name);
+                let own = plans.iter().find(|p| p.models.iter().any(|x| x.name == m.name)).unwrap();
+                assert!(plan.tests.iter().all(|t| own.tests.contains(t)), "{}", m.name);
+            }
+        }
     }
 }

@@ -3,7 +3,7 @@
 //! the rank correlation of predicted and measured decode speed, and whether the recommendation
 //! really is the fastest decoder within its rip margin.
 
-use super::runs::{measure_plans, Conditions, EngineOptions, Measured};
+use super::runs::{measure_plans, validation_rounds, Conditions, EngineOptions, Measured};
 use super::shapes::Plan;
 use crate::device::DeviceProfile;
 use crate::dtype::DType;
@@ -51,6 +51,16 @@ pub struct VerifyRow {
     pub measured_decode_tokens_per_s: f64,
     pub decode_error: f64,
     pub measured_cv: f64,
+    /// Rounds its batch timed, and how many of them its medians use.
+    pub rounds: u32,
+    pub rounds_used: u32,
+    /// Whether its batch's bandwidth probe settled.
+    pub probe_settled: bool,
+    /// The lowest and highest probe around its batch's rounds, bytes/s.
+    pub probe_low_bytes_per_s: f64,
+    pub probe_high_bytes_per_s: f64,
+    /// Share of the CPU other processes used while its batch ran.
+    pub other_cpu_fraction: f64,
 }
 
 /// The verdict.
@@ -127,13 +137,11 @@ pub fn verify(saved: &SavedSearch, top: usize, opts: &EngineOptions) -> Result<(
         let batch: Vec<_> = models.iter().zip(&formats).filter(|(_, &g)| g == f).map(|(m, _)| m.clone()).collect();
         let plan = Plan::new(batch, tests.clone());
         let only_f = EngineOptions { formats: vec![f], ..opts.clone() };
-        let (m, c) = measure_plans(&[plan], if opts.quick { 2 } else { 3 }, &only_f)?;
-        measured.extend(m);
-        cond.system_info = c.system_info;
-        cond.threads = c.threads;
-        cond.wall_s += c.wall_s;
-        cond.other_cpu_fraction = cond.other_cpu_fraction.max(c.other_cpu_fraction);
-        cond.probes_bytes_per_s.extend(c.probes_bytes_per_s);
+        let (m, c) = measure_plans(&[plan], validation_rounds(opts.quick), &only_f)?;
+        // Batches are numbered within each call: renumber them into the whole.
+        let offset = cond.batches.len();
+        measured.extend(m.into_iter().map(|m| Measured { batch: m.batch + offset, ..m }));
+        cond.extend(c);
     }
     let mut scorer = Scorer::new(&saved.space, &saved.device, crate::roofline::PlanChoice::Fastest);
     let mut rows = Vec::new();
@@ -149,6 +157,7 @@ pub fn verify(saved: &SavedSearch, top: usize, opts: &EngineOptions) -> Result<(
         };
         let (pp_pred, tg_pred) = (predicted(tests[0]), predicted(tests[1]));
         let (pp_meas, tg_meas) = (tokens_per_s(tests[0], pp.median_s), tokens_per_s(tests[1], tg.median_s));
+        let b = &cond.batches[tg.batch];
         rows.push(VerifyRow {
             role: role.clone(),
             candidate: *index,
@@ -165,6 +174,12 @@ pub fn verify(saved: &SavedSearch, top: usize, opts: &EngineOptions) -> Result<(
             measured_decode_tokens_per_s: tg_meas,
             decode_error: (tg_pred - tg_meas) / tg_meas,
             measured_cv: tg.cv,
+            rounds: b.rounds,
+            rounds_used: b.rounds_used,
+            probe_settled: b.settled(),
+            probe_low_bytes_per_s: b.probe_low_bytes_per_s,
+            probe_high_bytes_per_s: b.probe_high_bytes_per_s,
+            other_cpu_fraction: b.other_cpu_fraction,
         });
     }
     let col = |f: fn(&VerifyRow) -> f64| rows.iter().map(f).collect::<Vec<f64>>();
@@ -257,6 +272,7 @@ pub fn markdown(saved: &SavedSearch, rows: &[VerifyRow], v: &Verdict, cond: &Con
             b.basis
         );
     }
+    let _ = writeln!(s, "- The machine: {}.", cond.summary());
     for w in super::runs::condition_warnings(cond) {
         let _ = writeln!(s, "- Warning: {w}.");
     }

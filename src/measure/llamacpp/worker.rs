@@ -4,6 +4,7 @@
 //! keeps llama.cpp's OpenMP threads apart from libtorch's.
 
 use super::ffi::{self, Context, ContextSettings, Model};
+use super::rounds::{after_round, Rounds};
 use super::{BenchResult, BuiltFile, Job, JobResult, Sample, Test};
 use crate::arch::gguf::{file_type, gguf_layout};
 use crate::dtype::{DType, TensorType};
@@ -88,9 +89,7 @@ fn run(job: Job) -> Result<JobResult, String> {
                 .collect::<Result<Vec<_>, _>>()
                 .map(JobResult::Caches)
         }
-        Job::Bench { models, tests, repeats, threads } => {
-            bench(&models, &tests, repeats, threads).map(JobResult::Bench)
-        }
+        Job::Bench { models, tests, rounds, threads } => bench(&models, &tests, &rounds, threads).map(JobResult::Bench),
     }
 }
 
@@ -129,7 +128,7 @@ fn tokens(n: usize, vocab: i32, salt: u64) -> Vec<i32> {
 /// Tokens a depth prefill feeds per call.
 const CHUNK: usize = 512;
 
-fn bench(models: &[std::path::PathBuf], tests: &[Test], repeats: u32, threads: i32) -> Result<BenchResult, String> {
+fn bench(models: &[std::path::PathBuf], tests: &[Test], rounds: &Rounds, threads: i32) -> Result<BenchResult, String> {
     let loaded: Vec<Model> = models.iter().map(|p| Model::load(p)).collect::<Result<_, _>>()?;
     let need = tests.iter().map(|t| t.depth + t.prompt + t.generate + 8).max().unwrap_or(512);
     let n_ctx = need.div_ceil(256) * 256;
@@ -140,24 +139,30 @@ fn bench(models: &[std::path::PathBuf], tests: &[Test], repeats: u32, threads: i
     let mut samples: Vec<Sample> = Vec::new();
     for path in models {
         for t in tests {
-            samples.push(Sample { model: path.clone(), test: *t, seconds: Vec::new(), probe_bytes_per_s: Vec::new() });
+            samples.push(Sample { model: path.clone(), test: *t, seconds: Vec::new() });
         }
     }
     let mut saved = Saved::new();
     let cpu_before = cpu_times();
     let start = Instant::now();
-    // Rounds alternate every model and test (A/B/A/B), so the machine's drift hits all alike.
-    for round in 0..repeats {
-        let probe = bandwidth_probe();
+    // Rounds alternate every model and test (A/B/A/B), so the machine's drift hits all alike;
+    // a probe before each round and after the last brackets every round, and the rule decides
+    // after each whether another is needed.
+    let mut probes = vec![bandwidth_probe()];
+    let settling = loop {
+        let round = probes.len() - 1;
         for (m, ctx) in contexts.iter_mut().enumerate() {
             for (k, t) in tests.iter().enumerate() {
                 let s = time_one(ctx, m, &mut saved, vocab[m], t, round as u64)?;
-                let sample = &mut samples[m * tests.len() + k];
-                sample.seconds.push(s);
-                sample.probe_bytes_per_s.push(probe);
+                samples[m * tests.len() + k].seconds.push(s);
             }
         }
-    }
+        probes.push(bandwidth_probe());
+        let times: Vec<Vec<f64>> = samples.iter().map(|s| s.seconds.clone()).collect();
+        if let Some(s) = after_round(rounds, &probes, &times, start.elapsed().as_secs_f64()) {
+            break s;
+        }
+    };
     let wall_s = start.elapsed().as_secs_f64();
     let cpu_after = cpu_times();
     Ok(BenchResult {
@@ -166,6 +171,8 @@ fn bench(models: &[std::path::PathBuf], tests: &[Test], repeats: u32, threads: i
         threads,
         wall_s,
         other_cpu_fraction: other_cpu_fraction(cpu_before, cpu_after, wall_s),
+        probes_bytes_per_s: probes,
+        settling,
     })
 }
 
