@@ -154,12 +154,24 @@ fn moe_counts_active_experts_for_flops_and_touched_experts_for_bytes() {
     assert_eq!(gu.count, 26, "first_k_dense_replace = 1 leaves 26 MoE layers");
     assert!(close(gu.flops.base, 69_206_016.0, 1e-12));
     assert!(close(gu.weight_bytes.base, 69_206_016.0, 1e-12));
+    // Six products of one row each: one per expert the token chose.
+    assert_eq!((gu.experts, gu.rows.base), (6.0, 1.0));
     // A batch of 64 decode tokens touches 64 * (1 - (58/64)^64) = 63.8 experts, not 6 * 64.
     let s = RunSettings { batch: 64, ..RunSettings::default() };
     let ops = operators(&a, Phase::Decode, &s, Plan::NAIVE);
     let gu = ops.iter().find(|o| o.name == "experts_gate_up").unwrap();
     let touched = 64.0 * (1.0 - (58.0f64 / 64.0).powi(64));
     assert!(close(gu.weight_bytes.base, touched * 2.0 * 2048.0 * 1408.0 * 2.0, 1e-12));
+    // 64 tokens x 6 = 384 routed rows shared by the 63.8 touched experts: about 6 rows each.
+    let down = ops.iter().find(|o| o.name == "experts_down").unwrap();
+    for op in [gu, down] {
+        assert!(close(op.experts, touched, 1e-12) && close(op.rows.base, 384.0 / touched, 1e-12), "{op:?}");
+    }
+    // No other operator is a routed expert's.
+    assert!(ops
+        .iter()
+        .filter(|o| !o.name.starts_with("experts_") || o.name == "experts_combine")
+        .all(|o| o.experts == 0.0));
     // The dense first layer runs a 10944-wide gated FFN.
     let dense = ops.iter().find(|o| o.name == "gate_proj" && o.count == 1).unwrap();
     assert_eq!(dense.flops.base, 64.0 * 2.0 * 2048.0 * 10944.0);

@@ -243,8 +243,8 @@ fn validate_engine(
     let profile = resolve(device)?;
     crate::files::check_writable(csv)?;
     let opts = EngineOptions::new(args.quick, args.threads);
-    let hybrid = args.only.map(|o| o == super::Stacks::Hybrid);
-    let (rows, cond) = llamacpp::runs::validate(&profile, &opts, hybrid)?;
+    let only = args.only.map(|o| move |arch: &crate::arch::Architecture| o.has(arch));
+    let (rows, cond) = llamacpp::runs::validate(&profile, &opts, only.as_ref().map(|f| f as _))?;
     write_atomic(csv, &csv_bytes(&rows))?;
     let mut t = TextTable::new("{<44} {<7} {<14} {>10} {>10} {>8}");
     t.header(&["model", "weights", "test", "measured", "predicted", "error"]);

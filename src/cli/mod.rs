@@ -238,8 +238,9 @@ pub struct ValidateArgs {
     /// libtorch: the device to run the layers on (default cpu; auto: cuda, else mps, else cpu).
     #[arg(long, value_enum)]
     pub on: Option<On>,
-    /// llama.cpp: only the uniform models, or only the hybrid stacks (windows, convolutions,
-    /// DeltaNet, Mamba2); default both.
+    /// llama.cpp: only the uniform models, only the hybrid stacks (windows, convolutions,
+    /// DeltaNet, Mamba2), only those with routed experts (moe) or with latent attention (mla);
+    /// default all.
     #[arg(long, value_enum)]
     pub only: Option<Stacks>,
 }
@@ -249,6 +250,20 @@ pub struct ValidateArgs {
 pub enum Stacks {
     Uniform,
     Hybrid,
+    Moe,
+    Mla,
+}
+
+impl Stacks {
+    /// Whether `arch` is a model of this kind.
+    pub fn has(self, arch: &crate::arch::Architecture) -> bool {
+        match self {
+            Stacks::Uniform => arch.layers.is_empty(),
+            Stacks::Hybrid => !arch.layers.is_empty(),
+            Stacks::Moe => arch.ffn.is_moe(),
+            Stacks::Mla => matches!(arch.attention, crate::arch::Attention::Latent(_)),
+        }
+    }
 }
 
 #[derive(Debug, Args)]

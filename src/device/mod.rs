@@ -182,6 +182,11 @@ pub struct DeviceProfile {
     /// Fixed cost of one kernel launch, seconds (0 on a datasheet profile).
     #[serde(default)]
     pub kernel_overhead_s: f64,
+    /// Fixed cost of one routed expert's product beyond its bytes and FLOPs (llama.cpp's
+    /// `mul_mat_id` gathers each expert's rows and runs a product per expert), seconds; 0
+    /// where no fit measured it.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub expert_overhead_s: f64,
     /// Fixed cost of one forward pass beyond its kernels (an engine's per-call bookkeeping:
     /// building and scheduling the graph, copying logits), seconds.
     #[serde(default, skip_serializing_if = "is_zero")]
@@ -430,6 +435,9 @@ impl DeviceProfile {
         }
         if !(self.kernel_overhead_s.is_finite() && (0.0..1.0).contains(&self.kernel_overhead_s)) {
             return Err(Error::field(source, "kernel_overhead_s", "seconds in [0, 1)", self.kernel_overhead_s));
+        }
+        if !(self.expert_overhead_s.is_finite() && (0.0..1.0).contains(&self.expert_overhead_s)) {
+            return Err(Error::field(source, "expert_overhead_s", "seconds in [0, 1)", self.expert_overhead_s));
         }
         if let Some(b) = &self.error_bands {
             b.validate(source)?;

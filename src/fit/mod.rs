@@ -3,6 +3,7 @@
 //! rates are the non-negative least-squares solution over all runs, in relative error:
 //!
 //!   measured_s ~ sum over operators of  launches * t_fixed
+//!                                     + routed expert products * t_expert
 //!                                     + weight bytes / bandwidth of the weights' storage type (decode products)
 //!                                     + FLOPs / FLOP rate of the weights' storage type (prefill products)
 //!                                     + FLOPs / attention rate (by launch size: decode, prefill)
@@ -56,6 +57,8 @@ pub struct Residual {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Feature {
     Launch,
+    /// A routed expert's product (see `Operator::experts`): its fixed cost beyond its bytes.
+    ExpertProducts,
     /// One forward pass (an engine call).
     Pass,
     /// Attention scores (query-key pairs times heads): decode kernels by value head size,
@@ -84,6 +87,7 @@ impl Feature {
     fn name(self) -> String {
         match self {
             Feature::Launch => "fixed cost per kernel".into(),
+            Feature::ExpertProducts => "fixed cost per routed expert product".into(),
             Feature::Pass => "fixed cost per forward pass".into(),
             Feature::DecodeScores(v) => format!("decode attention cost per score, value head {v}"),
             Feature::ProductBytes(t) => format!("{t} product bytes"),
@@ -178,6 +182,9 @@ fn features(
     for op in &ops {
         let (launches, flops, bytes, scores) = totals(op, first, last, engine.padding_scores_factor());
         add(Feature::Launch, launches);
+        if op.experts > 0.0 {
+            add(Feature::ExpertProducts, launches * op.experts);
+        }
         let (compute, memory): (Vec<(Feature, f64)>, Feature) = if is_product(op) {
             let t = op.weight_type.expect("products have weights");
             let rows = op.rows.at((first + last) / 2.0);
@@ -568,6 +575,7 @@ fn to_profile(
     let mut p = base.clone();
     p.peak_flops = [DType::F32, DType::F16, DType::Bf16].into_iter().map(|d| (d, peak)).collect();
     p.kernel_overhead_s = coef.get(&Feature::Launch).copied().unwrap_or(0.0);
+    p.expert_overhead_s = coef.get(&Feature::ExpertProducts).copied().unwrap_or(0.0);
     p.pass_overhead_s = coef.get(&Feature::Pass).copied().unwrap_or(0.0);
     p.engine = Some(engine.clone());
     p.efficiency_by_format.clear();
@@ -861,5 +869,45 @@ mod depth_tests {
         assert!(!has_decode_at_depth(&shallow));
         let (plain, _) = fit_engine(&truth, &engine, &shallow).unwrap();
         assert_eq!(plain.efficiency[&OpClass::DecodeAttention].score_spill_s, 0.0);
+    }
+
+    /// Runs made up by a known profile with a cost per routed expert product, of MoE models
+    /// with few and many small experts beside dense ones: the fit finds that cost, and a fit
+    /// of dense runs alone has none.
+    #[test]
+    fn fit_recovers_a_known_cost_per_expert_product() {
+        let truth_s = 3e-6;
+        let mut truth = crate::device::builtin("rpi5").expect("rpi5");
+        truth.expert_overhead_s = truth_s;
+        let moe = |name: &str, experts: u32, top_k: u32, width: u32| {
+            let mut a = model(include_str!("../../models/DeepSeek-V2-Lite-Chat.json"), name);
+            a.num_layers = 6;
+            a.vocab_size = 8192;
+            if let crate::arch::Ffn::Moe(m) = &mut a.ffn {
+                (m.num_experts, m.experts_per_token, m.expert_intermediate_size) = (experts, top_k, width);
+            }
+            a
+        };
+        let models = [
+            model(include_str!("../../models/SmolLM2-135M.json"), "SmolLM2-135M"),
+            model(include_str!("../../models/Qwen2.5-0.5B.json"), "Qwen2.5-0.5B"),
+            moe("moe-16x512-top2", 16, 2, 512),
+            moe("moe-64x128-top8", 64, 8, 128),
+        ];
+        let tests = [BenchTest::pp(64), BenchTest::pp(512), BenchTest::tg(16, 0)];
+        let mut runs = Vec::new();
+        for arch in &models {
+            for test in tests {
+                let mut run = Run { arch: arch.clone(), weights: DType::Q8_0, test, measured_s: 1.0 };
+                run.measured_s = predict(&truth, &run);
+                runs.push(run);
+            }
+        }
+        let engine = truth.engine.clone().expect("an engine");
+        let (fitted, report) = fit_engine(&truth, &engine, &runs).unwrap();
+        assert!((fitted.expert_overhead_s / truth_s - 1.0).abs() < 0.05, "{:?}", report.coefficients);
+        assert!(report.median_abs_error < 0.01, "{}", report.median_abs_error);
+        let dense: Vec<Run> = runs.iter().filter(|r| !r.arch.ffn.is_moe()).cloned().collect();
+        assert_eq!(fit_engine(&truth, &engine, &dense).unwrap().0.expert_overhead_s, 0.0);
     }
 }

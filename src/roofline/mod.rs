@@ -22,6 +22,8 @@ struct Ceilings<'a> {
     peak_flop_per_s: f64,
     bandwidth_bytes_per_s: f64,
     overhead_s: f64,
+    /// Fixed cost per routed expert's product.
+    expert_s: f64,
     /// The format `peak_flop_per_s` is for (every operator of a run computes in it).
     compute: crate::dtype::DType,
     device: &'a DeviceProfile,
@@ -39,6 +41,7 @@ impl<'a> Ceilings<'a> {
             peak_flop_per_s: device.peak_flops(compute),
             bandwidth_bytes_per_s: device.bandwidth_bytes_per_s,
             overhead_s: device.kernel_overhead_s,
+            expert_s: device.expert_overhead_s,
             compute,
             device,
             has_tables: device.has_efficiency_tables(),
@@ -127,7 +130,7 @@ pub fn launch_time_s(op: &Operator, device: &DeviceProfile, n: f64) -> f64 {
     let n = op.context(n);
     let c = Ceilings::new(device, op.compute);
     let (tc, tm) = c.times(op, op.bytes(), n);
-    tc.at(n).max(tm.at(n)) + device.kernel_overhead_s
+    tc.at(n).max(tm.at(n)) + device.kernel_overhead_s + op.experts * device.expert_overhead_s
 }
 
 /// An operator's totals over a range of contexts, with the time spent compute-bound.
@@ -230,7 +233,7 @@ fn launch_totals(op: &Operator, c: &Ceilings, first: f64, last: f64) -> Launch {
 fn launch_range(op: &Operator, c: &Ceilings, first: f64, last: f64) -> Launch {
     let steps = last - first + 1.0;
     let bytes = op.bytes();
-    let fixed = steps * c.overhead_s;
+    let fixed = steps * (c.overhead_s + op.experts * c.expert_s);
     let varies = op.flops.per_ctx != 0.0 || bytes.per_ctx != 0.0;
     // A piecewise sum only where the efficiency changes with the context's size.
     let table = if c.has_tables { c.table(op) } else { None };

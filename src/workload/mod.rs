@@ -107,6 +107,9 @@ pub struct Operator {
     /// A windowed layer's window (0: none): its context-dependent terms stop growing once the
     /// context reaches it.
     pub window: u32,
+    /// Routed experts one launch multiplies, each a product of its own (0 for other
+    /// operators): engines pay a fixed cost per expert (gathering its rows, a kernel's set-up).
+    pub experts: f64,
 }
 
 impl Operator {
@@ -404,6 +407,7 @@ impl Builder<'_> {
             scores: Linear::ZERO,
             value_head: 0,
             window: self.window,
+            experts: 0.0,
         };
         self.ops.push(op);
         self.ops.last_mut().unwrap()
@@ -787,8 +791,12 @@ impl Builder<'_> {
         let gating = routed * ie * (m.activation.flops_per_element() + 1.0);
         let fuse = self.fuse;
         let flops = 2.0 * routed * h * 2.0 * ie + if fuse { gating } else { 0.0 };
+        // Each touched expert multiplies its share of the routed rows: products of that many
+        // rows are what the engine runs (one row each in decode), at their efficiency.
+        let rows = Linear::constant(routed / touched);
         let op = self.op("experts_gate_up", OpClass::Matmul, Linear::constant(flops));
-        op.rows = Linear::constant(routed);
+        op.rows = rows;
+        op.experts = touched;
         op.weight_bytes = Linear::constant(touched * 2.0 * h * ie * w_up);
         op.weight_type = Some(up_ty);
         op.act_read_bytes = Linear::constant(routed * h * a);
@@ -800,7 +808,8 @@ impl Builder<'_> {
             op.act_write_bytes = Linear::constant(routed * ie * a);
         }
         let op = self.op("experts_down", OpClass::Matmul, Linear::constant(2.0 * routed * ie * h));
-        op.rows = Linear::constant(routed);
+        op.rows = rows;
+        op.experts = touched;
         op.weight_bytes = Linear::constant(touched * ie * h * w_down);
         op.weight_type = Some(down_ty);
         op.act_read_bytes = Linear::constant(routed * ie * a);

@@ -409,6 +409,7 @@ pub fn calibrate(opts: &EngineOptions) -> Result<Calibration> {
         peak_flops: [(DType::F32, 1e9)].into_iter().collect(),
         emulated_formats: Vec::new(),
         kernel_overhead_s: 0.0,
+        expert_overhead_s: 0.0,
         pass_overhead_s: 0.0,
         on_chip_bytes: None,
         efficiency: BTreeMap::new(),
@@ -572,12 +573,12 @@ pub fn compare(profile: &DeviceProfile, measured: &[Measured], cond: &Conditions
         .collect()
 }
 
-/// `validate --engine llama.cpp`: times the validation models (the hybrid stacks only, the
-/// uniform ones only, or both) and compares with `profile`.
+/// `validate --engine llama.cpp`: times the validation models (those `only` keeps, or all) and
+/// compares with `profile`.
 pub fn validate(
     profile: &DeviceProfile,
     opts: &EngineOptions,
-    hybrid: Option<bool>,
+    only: Option<&dyn Fn(&Architecture) -> bool>,
 ) -> Result<(Vec<EngineRow>, Conditions)> {
     if profile.engine.as_ref().is_none_or(|e| e.name != "llama.cpp") {
         return Err(Error::Usage(format!(
@@ -586,9 +587,9 @@ pub fn validate(
         )));
     }
     let mut plans = shapes::validation(opts.quick);
-    if let Some(hybrid) = hybrid {
+    if let Some(keep) = only {
         for p in &mut plans {
-            p.models.retain(|m| m.layers.is_empty() != hybrid);
+            p.models.retain(|m| keep(m));
         }
         plans.retain(|p| !p.models.is_empty());
     }

@@ -171,7 +171,7 @@ fn attention_probes(quick: bool) -> Plan {
 }
 
 /// Calibration: a model so small that its fixed costs dominate (hidden 64, 16 layers), widths
-/// 512 and 640 with MHA, MLA and MoE, a 213M model that streams from main memory, and the
+/// 512 and 640 with MHA, MLA and two MoE shapes, a 213M model that streams from main memory, and the
 /// attention probes; prompts of 64 and 512 tokens (llama.cpp's micro-batch), decode at short
 /// and long context. About 50 s of runs here (`--quick`: about 10 s).
 pub fn calibration(quick: bool) -> Vec<Plan> {
@@ -193,20 +193,36 @@ pub fn calibration(quick: bool) -> Vec<Plan> {
         Plan::new(vec![overhead], vec![pp(64), pp(512), tg(16, 0)]),
         Plan::new(vec![mha], vec![pp(64), tg(16, 0), tg(16, 512)]),
         Plan::new(vec![mla(6, 512, 8, 192, 32, 64, 1536, 8192, None)], vec![pp(64), tg(16, 0)]),
-        Plan::new(vec![mla(6, 512, 8, 128, 32, 64, 1024, 8192, Some((16, 2, 256, 1)))], vec![pp(64), tg(16, 0)]),
+        // Two MoE shapes whose expert products differ eightfold in number and fourfold in size
+        // (16 experts of 256 choosing 2, 64 of 128 choosing 8), so a fixed cost per expert
+        // product separates from the products' bytes and FLOPs.
+        Plan::new(
+            vec![
+                mla(6, 512, 8, 128, 32, 64, 1024, 8192, Some((16, 2, 256, 1))),
+                mla(6, 512, 8, 128, 32, 64, 1024, 8192, Some((64, 8, 128, 1))),
+            ],
+            vec![pp(64), pp(512), tg(16, 0)],
+        ),
         Plan::new(vec![llama(10, 1280, 20, 4, 64, 3456, 32000)], vec![pp(64), pp(512), tg(16, 0)]),
         attention_probes(false),
         hybrid_probes(),
     ]
 }
 
-/// What calibration also times at other thread counts (`thread_scaling`): the uniform models
-/// (those it runs in every format) in one batch, their 64-token prompt and short-context decode
+/// What calibration also times at other thread counts (`thread_scaling`): the dense uniform
+/// models (those it runs in every format) in one batch, their 64-token prompt and short-context decode
 /// only, tests the calibration plans also ran, so every run pairs with a fitted one. Prompts
 /// of 512 tokens and decode at depth stay out: at one thread they would cost more than the
 /// rest together, and the factors are medians over every model and format anyway.
 pub fn thread_scaling(quick: bool) -> Plan {
-    let models = calibration(quick).into_iter().filter(|p| p.formats.is_none()).flat_map(|p| p.models).collect();
+    // Dense models only: the MoE shapes are there to separate the cost per expert product,
+    // which thread counts scale like any other product.
+    let models = calibration(quick)
+        .into_iter()
+        .filter(|p| p.formats.is_none())
+        .flat_map(|p| p.models)
+        .filter(|m| !m.ffn.is_moe())
+        .collect();
     Plan::new(models, vec![BenchTest::pp(64), BenchTest::tg(16, 0)])
 }
 
@@ -277,11 +293,14 @@ mod tests {
         for quick in [true, false] {
             let plan = thread_scaling(quick);
             let plans = calibration(quick);
-            let uniform: usize = plans.iter().filter(|p| p.formats.is_none()).map(|p| p.models.len()).sum();
-            assert_eq!(plan.models.len(), uniform);
-            assert_eq!((plan.models.len(), plan.formats.clone()), (if quick { 2 } else { 5 }, None));
+            let every_format = plans.iter().filter(|p| p.formats.is_none()).flat_map(|p| &p.models);
+            let dense = every_format.filter(|m| !m.ffn.is_moe()).count();
+            assert_eq!(plan.models.len(), dense);
+            // Full calibration: the overhead model, MHA, dense MLA and the 213M model (its two
+            // MoE shapes stay out).
+            assert_eq!((plan.models.len(), plan.formats.clone()), (if quick { 2 } else { 4 }, None));
             for m in &plan.models {
-                assert!(m.layers.is_empty(), "{}", m.name);
+                assert!(m.layers.is_empty() && !m.ffn.is_moe(), "{}", m.name);
                 let own = plans.iter().find(|p| p.models.iter().any(|x| x.name == m.name)).unwrap();
                 assert!(plan.tests.iter().all(|t| own.tests.contains(t)), "{}", m.name);
             }

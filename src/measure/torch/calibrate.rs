@@ -466,6 +466,7 @@ pub fn calibrate(opts: &MeasureOptions) -> Result<DeviceProfile> {
         peak_flops: peak,
         emulated_formats: Vec::new(),
         kernel_overhead_s: fixed,
+        expert_overhead_s: 0.0,
         pass_overhead_s: 0.0,
         on_chip_bytes: None,
         efficiency,
