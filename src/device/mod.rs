@@ -235,7 +235,8 @@ pub struct ThreadScaling {
     pub threads: u32,
     /// Multiplies every FLOP rate.
     pub compute: f64,
-    /// Multiplies every bandwidth.
+    /// Multiplies every bandwidth, and divides the costs in seconds (see
+    /// [`DeviceProfile::at_threads`]).
     pub memory: f64,
     /// Pairs of runs (the same model and test at both counts) behind the factors.
     pub runs: u32,
@@ -283,7 +284,8 @@ impl DeviceProfile {
     }
 
     /// The profile as llama.cpp runs with `threads` threads (`-t`): its own when it is the
-    /// runs' count, else its rates scaled by the fitted factors for that count. A count it has
+    /// runs' count, else its rates scaled by the fitted factors for that count (its FLOP rates
+    /// by the prompt runs' factor, its bandwidth and costs in seconds by the decode runs'). A count it has
     /// no factors for is refused, naming those it has.
     pub fn at_threads(&self, threads: u32) -> Result<DeviceProfile> {
         let own = self.engine.as_ref().and_then(|e| e.threads);
@@ -305,6 +307,21 @@ impl DeviceProfile {
         let mut p = self.clone();
         p.peak_flops.values_mut().for_each(|v| *v *= s.compute);
         p.bandwidth_bytes_per_s *= s.memory;
+        // The costs in seconds (per kernel, expert product and pass; per decode-attention
+        // score and KV byte it reads) are decode's in the main, fitted from decode runs: they
+        // scale as decode does. Left alone, a 1-thread profile predicted decode slowing 1.3x
+        // where it slowed 1.7x (`results/2026-12-07-xeon-threads/`).
+        let per_decode = 1.0 / s.memory;
+        p.kernel_overhead_s *= per_decode;
+        p.expert_overhead_s *= per_decode;
+        p.pass_overhead_s *= per_decode;
+        let tables = p.efficiency.values_mut().chain(p.efficiency_by_format.values_mut().flat_map(|t| t.values_mut()));
+        for t in tables.chain(p.product_efficiency.values_mut()) {
+            t.score_s *= per_decode;
+            t.score_kv_byte_s *= per_decode;
+            t.score_spill_s *= per_decode;
+            t.score_s_by_value_head.iter_mut().for_each(|h| h.seconds *= per_decode);
+        }
         if let Some(e) = p.engine.as_mut() {
             e.threads = Some(threads);
         }
@@ -501,4 +518,30 @@ pub fn resolve(name_or_path: &str) -> Result<DeviceProfile> {
         name: crate::error::clip(name_or_path),
         suggestions: near.into_iter().take(3).map(|(_, n)| n.to_string()).collect(),
     })
+}
+
+#[cfg(test)]
+mod thread_tests {
+    use super::*;
+
+    /// A count's factors: FLOP rates times the prompt factor, bandwidth times the decode
+    /// factor, and every cost in seconds divided by the decode factor (hand arithmetic).
+    #[test]
+    fn another_thread_count_scales_rates_and_costs_in_seconds() {
+        let mut p = builtin("rpi5").unwrap();
+        p.thread_scaling = vec![ThreadScaling { threads: 1, compute: 0.25, memory: 0.5, runs: 2 }];
+        (p.kernel_overhead_s, p.expert_overhead_s, p.pass_overhead_s) = (1e-6, 3e-6, 2e-5);
+        let table = p.efficiency.get_mut(&OpClass::DecodeAttention).unwrap();
+        (table.score_s, table.score_kv_byte_s, table.score_spill_s) = (1e-8, 1e-11, 4e-8);
+        table.score_s_by_value_head = vec![HeadCost { value_head: 64, seconds: 5e-9 }];
+        let one = p.at_threads(1).unwrap();
+        assert_eq!(one.bandwidth_bytes_per_s, p.bandwidth_bytes_per_s * 0.5);
+        assert_eq!(one.peak_flops(DType::F32), p.peak_flops(DType::F32) * 0.25);
+        assert_eq!((one.kernel_overhead_s, one.expert_overhead_s, one.pass_overhead_s), (2e-6, 6e-6, 4e-5));
+        let t = &one.efficiency[&OpClass::DecodeAttention];
+        assert_eq!((t.score_s, t.score_kv_byte_s, t.score_spill_s), (2e-8, 2e-11, 8e-8));
+        assert_eq!(t.score_s_by_value_head[0].seconds, 1e-8);
+        // Efficiencies are fractions of the scaled ceilings: unchanged.
+        assert_eq!(t.compute, p.efficiency[&OpClass::DecodeAttention].compute);
+    }
 }
