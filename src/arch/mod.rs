@@ -659,12 +659,19 @@ impl Architecture {
 
     /// Total parameters, tied embeddings counted once.
     pub fn parameters(&self) -> u64 {
+        self.parameters_in(&self.layer_groups())
+    }
+
+    /// [`Architecture::parameters`] with the stack's layer groups (`layer_groups`) found
+    /// already: a search finds them once per candidate for its count, footprint and pricing.
+    pub fn parameters_in(&self, groups: &LayerGroups) -> u64 {
+        debug_assert_eq!(*groups, self.layer_groups());
         let h = self.hidden_size as u64;
         let (dense_ffn, moe_ffn) = self.ffn_params();
         let moe_layers = self.moe_layers() as u64;
-        let dense_layers = self.ffn_layers() as u64 - moe_layers;
+        let dense_layers = groups.ffn_layers() as u64 - moe_layers;
         let mut mixers = 0;
-        for &(layer, count) in self.layer_groups().as_slice() {
+        for &(layer, count) in groups.as_slice() {
             let mixer = match layer.mixer {
                 Mixer::Global | Mixer::Window { .. } => self.attention_params(),
                 other => other.recurrent_params(h),
@@ -703,6 +710,12 @@ impl Architecture {
     /// otherwise). Equals the data of a GGUF file of that format (tested against the layout and
     /// against llama.cpp's files).
     pub fn stored_weight_bytes(&self, format: DType) -> f64 {
+        self.stored_weight_bytes_in(format, &self.layer_groups())
+    }
+
+    /// [`Architecture::stored_weight_bytes`] with the stack's layer groups found already.
+    pub fn stored_weight_bytes_in(&self, format: DType, groups: &LayerGroups) -> f64 {
+        debug_assert_eq!(*groups, self.layer_groups());
         use crate::dtype::storage::{layer_split, Role};
         let experts = match self.ffn {
             Ffn::Moe(m) => m.num_experts,
@@ -710,7 +723,6 @@ impl Architecture {
         };
         // The quantiser numbers each tensor kind over the layers that have it: attention
         // tensors over the attention layers, FFN tensors over the FFN layers.
-        let groups = self.layer_groups();
         let (l, la, lf) = (self.num_layers, groups.attention_layers(), groups.ffn_layers());
         let ctx = |layers: u32| MixContext { layers, experts, tied_embeddings: self.tie_embeddings };
         // Elements of a matrix with rows of `row` over layers `from..to` of `of`, stored by role.
@@ -736,7 +748,7 @@ impl Architecture {
             Some((attention, _)) if role == Role::AttnV => attention.bytes(elements),
             _ => matrix(role, row, elements, 0, la, la),
         });
-        vectors += self.mixer_weight_bytes(&groups, splits.is_some(), &mut bytes, &|row, elements, layers| {
+        vectors += self.mixer_weight_bytes(groups, splits.is_some(), &mut bytes, &|row, elements, layers| {
             matrix(Role::AttnOther, row, elements, 0, layers, l)
         });
         if let Some((_, delta_net)) = splits {

@@ -264,6 +264,18 @@ impl LayerMemo {
         self.groups = (!arch.layers.is_empty()).then(|| arch.layer_groups());
     }
 
+    /// [`LayerMemo::start_pass`] with `arch`'s layer groups found already.
+    pub(super) fn start_pass_with(&mut self, arch: &Architecture, groups: &LayerGroups) {
+        match &mut self.groups {
+            // The buffer of the last candidate's groups, reused.
+            Some(LayerGroups::Mixed(kept)) if !arch.layers.is_empty() => {
+                kept.clear();
+                kept.extend_from_slice(groups.as_slice());
+            }
+            _ => self.groups = (!arch.layers.is_empty()).then(|| groups.clone()),
+        }
+    }
+
     /// Adds the layer operators' figures of one pass to `total` (in the order a fresh pricing
     /// adds them) and returns their largest live activation set.
     ///

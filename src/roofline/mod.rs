@@ -8,7 +8,7 @@ mod scenario;
 pub use metrics::{potential, Bound, Point, Potential, Roof};
 pub use scenario::{BenchTest, Scenario, MAX_BATCH, MAX_TOKENS, NAMED as NAMED_SCENARIOS};
 
-use crate::arch::Architecture;
+use crate::arch::{Architecture, LayerGroups};
 use crate::device::DeviceProfile;
 use crate::workload::{
     operators_into, AttentionForm, ElementwiseForm, Linear, OpClass, Operator, Part, Phase, Plan, RunSettings, Segment,
@@ -452,7 +452,23 @@ impl<'a> Evaluator<'a> {
     }
 
     pub fn scenario(&mut self, arch: &Architecture, s: &Scenario) -> ScenarioEval {
-        let prefill = self.prefill(arch, s);
+        if let Some(memo) = &mut self.memo {
+            memo.start_pass(arch);
+        }
+        self.started_scenario(arch, s)
+    }
+
+    /// [`Evaluator::scenario`] with `arch`'s layer groups found already (a search's scorer
+    /// finds them once per candidate).
+    pub fn scenario_in(&mut self, arch: &Architecture, groups: &LayerGroups, s: &Scenario) -> ScenarioEval {
+        if let Some(memo) = &mut self.memo {
+            memo.start_pass_with(arch, groups);
+        }
+        self.started_scenario(arch, s)
+    }
+
+    fn started_scenario(&mut self, arch: &Architecture, s: &Scenario) -> ScenarioEval {
+        let prefill = self.started_phase(arch, Phase::Prefill { prompt: s.prompt }, 0.0, 0.0);
         // The same architecture: the memo's start on it holds.
         let (first, last) = decode_contexts(s);
         ScenarioEval { prefill, decode: self.started_phase(arch, Phase::Decode, first, last) }
@@ -507,12 +523,14 @@ pub fn footprint_at(
     live_bytes: f64,
     device: &DeviceProfile,
 ) -> Footprint {
-    footprint_within(arch, max_context, settings, live_bytes, device, device.usable_memory_bytes)
+    footprint_within(arch, &arch.layer_groups(), max_context, settings, live_bytes, device, device.usable_memory_bytes)
 }
 
 /// `footprint_at` against a memory budget of `usable_bytes`.
+#[allow(clippy::too_many_arguments)]
 pub fn footprint_within(
     arch: &Architecture,
+    groups: &LayerGroups,
     max_context: u64,
     settings: &RunSettings,
     live_bytes: f64,
@@ -520,7 +538,7 @@ pub fn footprint_within(
     usable_bytes: f64,
 ) -> Footprint {
     let p = &settings.precisions;
-    let weights_bytes = arch.stored_weight_bytes(p.weights);
+    let weights_bytes = arch.stored_weight_bytes_in(p.weights, groups);
     let kv_cache_bytes = match &device.engine {
         Some(e) => arch.cache_bytes_with(settings.batch, max_context, p.kv_cache.bytes(), &|w, c| e.window_cells(w, c)),
         None => arch.cache_bytes(settings.batch, max_context, p.kv_cache.bytes()),

@@ -15,7 +15,7 @@ pub use recommend::{finish, SearchReport};
 pub use row::{candidate_config, FrontRow};
 pub use space::{Candidate, Constraints, Objective, SearchSpace};
 
-use crate::arch::Architecture;
+use crate::arch::{Architecture, LayerGroups};
 use crate::device::DeviceProfile;
 use crate::error::{Error, Result};
 use crate::quality::{Estimate, LossModel};
@@ -181,11 +181,17 @@ impl<'a> Scorer<'a> {
     /// Every figure of a candidate, for reports.
     pub fn detail(&mut self, arch: &Architecture, precision_index: usize) -> Detail {
         let quality = self.loss.estimate(arch);
-        self.detail_with(arch, precision_index, quality)
+        self.detail_with(arch, &arch.layer_groups(), precision_index, quality)
     }
 
     /// [`Scorer::detail`] with the quality estimate already worked out.
-    fn detail_with(&mut self, arch: &Architecture, precision_index: usize, quality: Estimate) -> Detail {
+    fn detail_with(
+        &mut self,
+        arch: &Architecture,
+        groups: &LayerGroups,
+        precision_index: usize,
+        quality: Estimate,
+    ) -> Detail {
         let w = &self.space.workload;
         let c = &self.space.constraints;
         let ev = &mut self.evaluators[precision_index];
@@ -196,7 +202,7 @@ impl<'a> Scorer<'a> {
         let mut violates = None;
         let b = settings.batch as f64;
         for (s, weight) in &w.mix {
-            let e = ev.scenario(arch, s);
+            let e = ev.scenario_in(arch, groups, s);
             plans.get_or_insert((e.prefill.plan, e.decode.plan));
             let scale =
                 |p: Point| Point { flops: p.flops * weight, bytes: p.bytes * weight, time_s: p.time_s * weight };
@@ -222,7 +228,7 @@ impl<'a> Scorer<'a> {
         }
         let mut total = prefill;
         total.add(decode);
-        let footprint = footprint_within(arch, w.max_context, &settings, live, self.device, self.budget_bytes);
+        let footprint = footprint_within(arch, groups, w.max_context, &settings, live, self.device, self.budget_bytes);
         Detail {
             prefill,
             decode,
@@ -244,7 +250,9 @@ impl<'a> Scorer<'a> {
     /// Scores a candidate, or names the first constraint it fails.
     pub fn score(&mut self, cand: &Candidate) -> std::result::Result<Scored, &'static str> {
         let c = &self.space.constraints;
-        let total = cand.arch.parameters();
+        // Found once for the count, the pricing and the footprint (each would walk the layers).
+        let groups = cand.arch.layer_groups();
+        let total = cand.arch.parameters_in(&groups);
         let params = total as f64;
         if c.min_params.is_some_and(|m| params < m) {
             return Err("min_params");
@@ -266,7 +274,7 @@ impl<'a> Scorer<'a> {
         if params * p.weights.bytes() + kv > self.budget_bytes {
             return Err("memory_budget");
         }
-        let d = self.detail_with(&cand.arch, cand.precision_index, quality);
+        let d = self.detail_with(&cand.arch, &groups, cand.precision_index, quality);
         if !d.footprint.fits {
             return Err("memory_budget");
         }
