@@ -280,9 +280,10 @@ impl LayerMemo {
     /// adds them) and returns their largest live activation set.
     ///
     /// A shape's figures are kept across depths and layer patterns: where they hold at every
-    /// depth (a uniform stack) they are reused as they are; otherwise (Q4_K_M's per-layer
-    /// types, MoE stacks with dense layers first, layer patterns) the operators are built for
-    /// the new depth or pattern and only those that changed are priced again.
+    /// depth (a uniform stack) they are reused as they are; a layered stack whose storage does
+    /// not go by layer position adds its groups' figures (see [`LayerMemo::add_groups`]);
+    /// otherwise (Q4_K_M's per-layer types, MoE stacks with dense layers first) the operators
+    /// are built for the new depth or pattern and only those that changed are priced again.
     pub(super) fn add_layers(
         &mut self,
         arch: &Architecture,
