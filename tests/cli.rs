@@ -478,6 +478,7 @@ fn calibrate_refuses_a_thread_count_it_cannot_time_in_one_line() {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("p.json");
+    let o = out.to_str().unwrap();
     let over = (cores + 1).to_string();
     let over_says =
         format!("error: --scale-threads {over}: expected thread counts from 1 to this machine's {cores} cores");
@@ -490,16 +491,9 @@ fn calibrate_refuses_a_thread_count_it_cannot_time_in_one_line() {
         (vec!["--engine", "llama.cpp", "--scale-threads", "1,0"], "error: invalid value '1,0' for '--scale-threads"),
         (vec!["--scale-threads", "1"], "error: --scale-threads: applies to --engine llama.cpp"),
     ] {
-        let err = bin()
-            .arg("calibrate")
-            .args(&args)
-            .args(["--quick", "--out", out.to_str().unwrap()])
-            .assert()
-            .code(2)
-            .get_output()
-            .stderr
-            .clone();
-        let err = String::from_utf8(err).unwrap();
+        let all: Vec<&str> =
+            ["calibrate"].into_iter().chain(args.iter().copied()).chain(["--quick", "--out", o]).collect();
+        let err = refused(&all, &[]);
         assert!(err.starts_with(says), "{args:?}: {err}");
         assert_eq!(err.lines().count(), 1, "{err}");
         assert!(!out.exists());

@@ -826,6 +826,19 @@ mod depth_tests {
         crate::arch::parse_hf_config(text, name, name).unwrap()
     }
 
+    /// Every model at every test in `weights`, timed as `truth` predicts it.
+    fn runs_of(truth: &DeviceProfile, models: &[Architecture], tests: &[BenchTest], weights: DType) -> Vec<Run> {
+        let mut runs = Vec::new();
+        for arch in models {
+            for &test in tests {
+                let mut run = Run { arch: arch.clone(), weights, test, measured_s: 1.0 };
+                run.measured_s = predict(truth, &run);
+                runs.push(run);
+            }
+        }
+        runs
+    }
+
     /// Runs made up by a known profile with a cache step, at depths on both sides of it: the
     /// fit finds the step's cache size among the candidates and its cost per score.
     #[test]
@@ -848,14 +861,7 @@ mod depth_tests {
             BenchTest::tg(64, 4096),
             BenchTest::tg(64, 8192),
         ];
-        let mut runs = Vec::new();
-        for arch in &models {
-            for test in tests {
-                let mut run = Run { arch: arch.clone(), weights: DType::Q4KM, test, measured_s: 1.0 };
-                run.measured_s = predict(&truth, &run);
-                runs.push(run);
-            }
-        }
+        let runs = runs_of(&truth, &models, &tests, DType::Q4KM);
         assert!(has_decode_at_depth(&runs));
         let engine = truth.engine.clone().expect("an engine");
         let (fitted, report) = fit_engine(&truth, &engine, &runs).unwrap();
@@ -895,14 +901,7 @@ mod depth_tests {
             moe("moe-64x128-top8", 64, 8, 128),
         ];
         let tests = [BenchTest::pp(64), BenchTest::pp(512), BenchTest::tg(16, 0)];
-        let mut runs = Vec::new();
-        for arch in &models {
-            for test in tests {
-                let mut run = Run { arch: arch.clone(), weights: DType::Q8_0, test, measured_s: 1.0 };
-                run.measured_s = predict(&truth, &run);
-                runs.push(run);
-            }
-        }
+        let runs = runs_of(&truth, &models, &tests, DType::Q8_0);
         let engine = truth.engine.clone().expect("an engine");
         let (fitted, report) = fit_engine(&truth, &engine, &runs).unwrap();
         assert!((fitted.expert_overhead_s / truth_s - 1.0).abs() < 0.05, "{:?}", report.coefficients);

@@ -121,14 +121,20 @@ mod tests {
         Run { arch: arch.clone(), weights: DType::Q8_0, test, measured_s }
     }
 
-    /// Two models at 2 threads (the profile's) and at 1: the factors are medians of the time
-    /// ratios per phase, worked by hand.
-    #[test]
-    fn factors_are_the_median_time_ratios_per_phase_of_paired_runs() {
+    /// Two models, a prompt and a short decode, and each model's runs at 2 threads.
+    fn two_models() -> (Architecture, Architecture, BenchTest, BenchTest, Vec<Run>) {
         let a = crate::measure::llamacpp::shapes::llama(4, 256, 4, 4, 64, 512, 1024);
         let b = crate::measure::llamacpp::shapes::llama(4, 512, 8, 2, 64, 1024, 1024);
         let (pp, tg) = (BenchTest::pp(64), BenchTest::tg(16, 0));
         let at2 = vec![run(&a, pp, 0.010), run(&a, tg, 0.100), run(&b, pp, 0.040), run(&b, tg, 0.300)];
+        (a, b, pp, tg, at2)
+    }
+
+    /// Two models at 2 threads (the profile's) and at 1: the factors are medians of the time
+    /// ratios per phase, worked by hand.
+    #[test]
+    fn factors_are_the_median_time_ratios_per_phase_of_paired_runs() {
+        let (a, b, pp, tg, at2) = two_models();
         // At 1 thread: a's prompt 0.019 s, b's 0.080 s; a's decode 0.110 s, b's 0.300 s. A run
         // with no partner (a tg at depth) is left out.
         let at1 = vec![
@@ -156,10 +162,7 @@ mod tests {
     /// by those, and the check's ratio is measured over predicted time.
     #[test]
     fn the_check_leaves_each_model_out() {
-        let a = crate::measure::llamacpp::shapes::llama(4, 256, 4, 4, 64, 512, 1024);
-        let b = crate::measure::llamacpp::shapes::llama(4, 512, 8, 2, 64, 1024, 1024);
-        let (pp, tg) = (BenchTest::pp(64), BenchTest::tg(16, 0));
-        let at2 = vec![run(&a, pp, 0.010), run(&a, tg, 0.100), run(&b, pp, 0.040), run(&b, tg, 0.300)];
+        let (a, b, pp, tg, at2) = two_models();
         let at1 = vec![run(&a, pp, 0.019), run(&a, tg, 0.110), run(&b, pp, 0.080), run(&b, tg, 0.300)];
         let mut profile = crate::device::resolve("rpi5").unwrap();
         profile.thread_scaling.clear();

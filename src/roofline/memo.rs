@@ -210,6 +210,15 @@ fn alike(a: &Operator, b: &Operator) -> bool {
     Operator { count: b.count, ..*a } == *b
 }
 
+/// A layered stack's pieces and the layers each runs in: every group's mixer, then the FFNs
+/// (where any layer has one). An FFN entry is never made from a stack without FFNs, so it
+/// cannot stand in for one with them.
+fn pieces(groups: &LayerGroups) -> impl Iterator<Item = (Slice, u32)> + '_ {
+    let ffn_layers = groups.ffn_layers();
+    let mixers = groups.as_slice().iter().map(|&(l, n)| (Slice::Group(l), n));
+    mixers.chain((ffn_layers > 0).then_some((Slice::Ffns, ffn_layers)))
+}
+
 /// The largest live activation set of `ops`: one operator's inputs plus output, at the last
 /// context.
 fn live_bytes(ops: &[Operator], last: f64) -> f64 {
@@ -388,33 +397,28 @@ impl LayerMemo {
         range: (f64, f64),
         total: &mut Point,
     ) -> Option<f64> {
-        // Set by `start_pass` for this pass.
+        // Set by `start_pass` for this pass; taken while the entries change, then put back.
         let groups = self.groups.take()?;
         debug_assert_eq!(groups, arch.layer_groups(), "start_pass was not called for this pass");
         let found = self.find_groups(&groups, key, range)
             || (self.split(arch, settings, ceilings, key, range, &groups) && self.find_groups(&groups, key, range));
-        let ffn_layers = groups.ffn_layers();
-        if !found {
-            self.groups = Some(groups);
-            return None;
-        }
-        let mut live = 0.0f64;
-        let counts = groups.as_slice().iter().map(|&(_, n)| n).chain((ffn_layers > 0).then_some(ffn_layers));
-        for (&i, count) in self.at.iter().zip(counts) {
-            let e = &self.entries[i];
-            e.add_to(total, Some(count));
-            live = live.max(e.live);
-        }
+        let live = found.then(|| {
+            let mut live = 0.0f64;
+            for (&i, (_, count)) in self.at.iter().zip(pieces(&groups)) {
+                let e = &self.entries[i];
+                e.add_to(total, Some(count));
+                live = live.max(e.live);
+            }
+            live
+        });
         self.groups = Some(groups);
-        Some(live)
+        live
     }
 
-    /// Sets `at` to the entries of `groups`' mixers and then the FFNs (where there are any);
-    /// false if one is missing.
+    /// Sets `at` to the entries of `groups`' pieces (see [`pieces`]); false if one is missing.
     fn find_groups(&mut self, groups: &LayerGroups, key: (Phase, Plan, Part), range: (f64, f64)) -> bool {
         self.at.clear();
-        let slices = groups.as_slice().iter().map(|&(l, _)| Slice::Group(l));
-        for slice in slices.chain((groups.ffn_layers() > 0).then_some(Slice::Ffns)) {
+        for (slice, _) in pieces(groups) {
             match self.entries.iter().position(|e| e.is_for(Segment::Layers, slice, key, range)) {
                 Some(i) => self.at.push(i),
                 None => return false,
@@ -423,9 +427,9 @@ impl LayerMemo {
         true
     }
 
-    /// Builds the stack's operators and keeps each group's and the FFNs' slice as an entry
-    /// where there is none yet. False if a slice launches its operators other than once per
-    /// layer of the group (or per layer with an FFN): those counts would not hold elsewhere.
+    /// Builds the stack's operators and keeps each piece's slice as an entry where there is
+    /// none yet. False if a slice launches its operators other than once per layer of its
+    /// piece: those counts would not hold elsewhere.
     fn split(
         &mut self,
         arch: &Architecture,
@@ -438,23 +442,15 @@ impl LayerMemo {
         let (phase, plan, part) = key;
         self.ops.clear();
         layers_marked_into(arch, phase, settings, plan, part, groups, &mut self.ops, &mut self.marks);
-        let g = groups.as_slice();
-        if self.marks.len() != g.len() + 1 {
+        if self.marks.len() != groups.as_slice().len() + 1 {
             return false;
         }
-        let ffn_layers = groups.ffn_layers();
+        // Piece `i`'s operators: the groups' in order, the FFNs' last (absent without FFNs).
         let bounds = |i: usize| self.marks[i]..self.marks.get(i + 1).copied().unwrap_or(self.ops.len());
-        let counts = g.iter().map(|&(_, n)| n).chain(std::iter::once(ffn_layers));
-        for (i, count) in counts.enumerate() {
-            if self.ops[bounds(i)].iter().any(|o| o.count != count) {
-                return false;
-            }
+        if pieces(groups).enumerate().any(|(i, (_, count))| self.ops[bounds(i)].iter().any(|o| o.count != count)) {
+            return false;
         }
-        let slices = g.iter().map(|&(l, _)| Slice::Group(l)).chain(std::iter::once(Slice::Ffns));
-        for (i, slice) in slices.enumerate() {
-            if slice == Slice::Ffns && ffn_layers == 0 {
-                continue;
-            }
+        for (i, (slice, _)) in pieces(groups).enumerate() {
             if !self.entries.iter().any(|e| e.is_for(Segment::Layers, slice, key, range)) {
                 let entry = Entry::of_slice(self.spare.pop(), &self.ops[bounds(i)], ceilings, key, slice, range);
                 self.entries.push(entry);
