@@ -48,6 +48,7 @@ pub fn transfer(
     let plain = base.description.trim_end_matches(", datasheet").trim_end_matches(" (datasheet)");
     p.description = format!("{plain} running {} ({}), transferred from {}", engine.name, engine.backend, sibling.name);
     p.kernel_overhead_s = sibling.kernel_overhead_s;
+    p.expert_overhead_s = sibling.expert_overhead_s;
     p.pass_overhead_s = sibling.pass_overhead_s;
     // Each format's fitted peak moves with the datasheets' ratio for that format.
     p.peak_flops = sibling
