@@ -439,3 +439,44 @@ fn the_search_order_visits_every_candidate_once() {
         }
     }
 }
+
+#[test]
+fn a_space_over_a_million_candidates_keeps_a_thinned_front_and_one_under_it_an_exact_one() {
+    // 96 x 57 x 2 x 2 x 3 x 4 x 2 x 2 = 1,050,624 candidates: just past the exact front's limit,
+    // where an exact front in five objectives already holds tens of thousands of members.
+    let dir = tempfile::tempdir().unwrap();
+    let text = "name = \"past-a-million\"\n[architecture]\nlayers = { from = 1, to = 96, step = 1 }\n\
+                hidden = { from = 512, to = 4096, step = 64 }\nheads = [16, 32]\nhead_dim = [64, 128]\n\
+                attention = [\"gqa\"]\nkv_heads = [2, 4, 8]\nffn_multiplier = [2.5, 3.0, 3.5, 4.0]\nvocab = [32000, 128256]\n\
+                [precision]\nweights = [\"bf16\", \"q8_0\"]\nactivations = [\"f16\"]\n[workload]\nscenario = \"siso\"\n";
+    let path = write(dir.path(), "past-a-million.toml", text);
+    let space = SearchSpace::load(&path).unwrap();
+    assert_eq!(space.count(), 1_050_624);
+    let device = builtin("rtx3090").unwrap();
+    let opts = SearchOptions { force: true, ..SearchOptions::default() };
+    let outcome = run(&space, &device, &opts).unwrap();
+    assert_eq!(outcome.front_resolution, Some(0.005));
+    // Boxes 0.5% wide relative to the value, larger still better for negated objectives.
+    let step = 0.005f64.ln_1p();
+    let boxes = |p: &rooflinebench::search::Scored| {
+        p.objectives().map(|v| if v > 0.0 { (v.ln() / step).floor() as i64 } else { -((-v).ln() / step).ceil() as i64 })
+    };
+    // One member per box: no two members share every objective's box.
+    let members: Vec<[i64; 5]> = outcome.front.iter().map(boxes).collect();
+    let distinct: std::collections::BTreeSet<_> = members.iter().collect();
+    assert_eq!(distinct.len(), members.len());
+    // Every feasible candidate (one in 499 checked) has a member whose boxes are no worse in any
+    // objective: what the thinned front leaves out is within a box of what it keeps.
+    let mut scorer = Scorer::new(&space, &device, rooflinebench::roofline::PlanChoice::Fastest);
+    let mut checked = 0;
+    for i in (0..space.count()).step_by(499) {
+        let Some(s) = space.candidate(i).ok().and_then(|c| scorer.score(&c).ok()) else { continue };
+        let b = boxes(&s);
+        assert!(members.iter().any(|m| (0..5).all(|k| m[k] >= b[k])), "#{i} has no member at least as good");
+        checked += 1;
+    }
+    assert!(checked > 500, "{checked}");
+    // The small space (a few hundred candidates) stays exact.
+    let small = run(&small(), &builtin("rpi5").unwrap(), &SearchOptions::default()).unwrap();
+    assert_eq!(small.front_resolution, None);
+}

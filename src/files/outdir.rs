@@ -57,8 +57,24 @@ fn write_marker(dir: &Path, marker: &Marker) -> Result<()> {
 fn written_unchanged(dir: &Path, name: &str, marker: Option<&Marker>) -> bool {
     let path = dir.join(name);
     let Some(want) = marker.and_then(|m| m.files.get(name)) else { return false };
-    std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_file())
-        && read_bytes(&path, super::read::MAX_SEARCH_FILE_BYTES).is_ok_and(|b| &sha256_hex(&b) == want)
+    std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_file()) && file_sha256_hex(&path).is_some_and(|h| &h == want)
+}
+
+/// The SHA-256 of a file's bytes, read in blocks: the tool may have written a file larger than
+/// any reader's cap, and it is still the tool's.
+fn file_sha256_hex(path: &Path) -> Option<String> {
+    use std::io::Read;
+    let mut f = File::open(path).ok()?;
+    let (mut hasher, mut block) = (Sha256::new(), vec![0u8; 1 << 16]);
+    loop {
+        match f.read(&mut block) {
+            Ok(0) => break,
+            Ok(n) => hasher.update(&block[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    }
+    Some(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// Refuses `dir` unless it is missing, empty, or holds only what `command` wrote there: a
@@ -401,6 +417,16 @@ pub fn read_written(dir: &Path, name: &str, max: u64) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn files_are_hashed_in_blocks_as_a_whole_read_hashes_them() {
+        let d = tempfile::tempdir().unwrap();
+        // Three and a half blocks of varied bytes.
+        let bytes: Vec<u8> = (0..(7u32 << 15)).map(|i| (i * 31 % 251) as u8).collect();
+        std::fs::write(d.path().join("f"), &bytes).unwrap();
+        assert_eq!(file_sha256_hex(&d.path().join("f")), Some(sha256_hex(&bytes)));
+        assert_eq!(file_sha256_hex(&d.path().join("missing")), None);
+    }
 
     #[test]
     fn never_replaces_a_folder_of_someone_elses_files() {
