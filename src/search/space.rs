@@ -1105,8 +1105,12 @@ impl SearchSpace {
         let n = block.radices.len();
         for k in (0..n).rev() {
             let r = block.radices[k] as u64;
-            digits[k] = (i % r) as usize;
-            i /= r;
+            // Axes of one value (most of a space's) leave digit 0 and skip a division: the
+            // divisions are a serial chain, a twentieth of a search.
+            if r > 1 {
+                digits[k] = (i % r) as usize;
+                i /= r;
+            }
         }
         Ok((block, digits))
     }
