@@ -70,6 +70,30 @@ pub struct HeadCost {
     pub seconds: f64,
 }
 
+/// What a CPU decode kernel pays for the elements of a score's key and value heads past its
+/// last whole vector step: llama.cpp's f16 dot product and multiply-add run `step` elements per
+/// iteration (32 with AVX2 or NEON, 64 with AVX-512, 128 with AVX-512 FP16) and the rest one at
+/// a time, converting each. Measured here (AVX-512 FP16), 64-wide heads cost 85 ns per score and
+/// 128-wide ones 21 ns; latent heads of 256 + 32 cost 124 ns where 256 + 64 cost 30 ns
+/// (`results/2026-12-07-xeon-attention/`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ScoreTail {
+    /// Elements per vector step.
+    pub step: u32,
+    /// Seconds per key-head element past the last whole step, per score.
+    pub key_s: f64,
+    /// Seconds per value-head element past the last whole step, per score.
+    pub value_s: f64,
+}
+
+impl ScoreTail {
+    /// Seconds a score with these head sizes pays for its tails.
+    pub fn cost_s(&self, key_head: u32, value_head: u32) -> f64 {
+        let step = self.step.max(1);
+        (key_head % step) as f64 * self.key_s + (value_head % step) as f64 * self.value_s
+    }
+}
+
 /// What a compute curve is indexed by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
@@ -99,6 +123,10 @@ pub struct EfficiencyTable {
     /// applies to others).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub score_s_by_value_head: Vec<HeadCost>,
+    /// Seconds each score pays for its heads' elements past the kernel's last whole vector
+    /// step (see [`ScoreTail`]); absent where calibration found none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score_tail: Option<ScoreTail>,
     /// Seconds per byte of KV cache a score reads, added to each score's cost: an engine that
     /// walks the cache once per query head (llama.cpp's CPU decode kernel) reads a KV row per
     /// score under MHA, a group's share of one under GQA, so a score costs less the larger the
@@ -142,13 +170,14 @@ impl EfficiencyTable {
         (self.compute.at(flops), self.memory.at(bytes))
     }
 
-    /// Seconds per attention score for a value head size, reading `kv_bytes_per_score`.
-    pub fn score_cost_s(&self, value_head: u32, kv_bytes_per_score: f64) -> f64 {
+    /// Seconds per attention score for a key and value head size, reading `kv_bytes_per_score`.
+    pub fn score_cost_s(&self, key_head: u32, value_head: u32, kv_bytes_per_score: f64) -> f64 {
         let nearest = self.score_s_by_value_head.iter().min_by(|a, b| {
             let d = |h: &HeadCost| (h.value_head as f64 / value_head.max(1) as f64).ln().abs();
             d(a).total_cmp(&d(b)).then(b.value_head.cmp(&a.value_head))
         });
-        nearest.map_or(self.score_s, |h| h.seconds) + self.score_kv_byte_s * kv_bytes_per_score
+        let tail = self.score_tail.map_or(0.0, |t| t.cost_s(key_head, value_head));
+        nearest.map_or(self.score_s, |h| h.seconds) + tail + self.score_kv_byte_s * kv_bytes_per_score
     }
 
     /// The context past which a decode attention operator's scores pay `score_spill_s`, for a
@@ -180,6 +209,22 @@ impl EfficiencyTable {
             if !(h.seconds.is_finite() && (0.0..1e-3).contains(&h.seconds)) {
                 let f = format!("{field}.score_s_by_value_head[{i}].seconds");
                 return Err(Error::field(source, f, "seconds in [0, 1e-3)", h.seconds));
+            }
+        }
+        if let Some(t) = self.score_tail {
+            if !(1..=4096).contains(&t.step) {
+                return Err(Error::field(
+                    source,
+                    format!("{field}.score_tail.step"),
+                    "elements from 1 to 4096",
+                    t.step,
+                ));
+            }
+            for (name, v) in [("key_s", t.key_s), ("value_s", t.value_s)] {
+                if !(v.is_finite() && (0.0..1e-6).contains(&v)) {
+                    let f = format!("{field}.score_tail.{name}");
+                    return Err(Error::field(source, f, "seconds per element in [0, 1e-6)", v));
+                }
             }
         }
         if !(self.score_kv_byte_s.is_finite() && (0.0..1e-6).contains(&self.score_kv_byte_s)) {
@@ -223,6 +268,28 @@ mod tests {
         assert_eq!(c.at(10.0), 0.2);
         assert_eq!(c.at(1e9), 0.6);
         assert_eq!(EfficiencyCurve::default().at(5.0), 1.0);
+    }
+
+    #[test]
+    fn a_score_pays_for_its_heads_past_the_last_whole_step() {
+        let tail = ScoreTail { step: 128, key_s: 1e-10, value_s: 1e-9 };
+        // A latent head of 256 + 64 = 320 keys (64 past 256) and 256 values (none past).
+        assert!((tail.cost_s(320, 256) - 64.0 * 1e-10).abs() < 1e-20);
+        // Heads of 64: all 64 keys and 64 values one at a time.
+        assert!((tail.cost_s(64, 64) - (64.0 * 1e-10 + 64.0 * 1e-9)).abs() < 1e-20);
+        let table =
+            EfficiencyTable { score_s: 2e-8, score_tail: Some(tail), score_kv_byte_s: 1e-11, ..Default::default() };
+        // 2e-8 + 32 x 1e-10 + 96 x 1e-9 + 100 B x 1e-11 (keys 160 = 128 + 32, values 224 = 128 + 96).
+        assert!((table.score_cost_s(160, 224, 100.0) - (2e-8 + 32e-10 + 96e-9 + 1e-9)).abs() < 1e-18);
+        for (t, field) in [
+            (ScoreTail { step: 0, ..tail }, "score_tail.step"),
+            (ScoreTail { value_s: -1e-9, ..tail }, "score_tail.value_s"),
+            (ScoreTail { key_s: f64::NAN, ..tail }, "score_tail.key_s"),
+        ] {
+            let table = EfficiencyTable { score_tail: Some(t), ..Default::default() };
+            let e = table.validate("p.json", "efficiency.decode_attention").unwrap_err().to_string();
+            assert!(e.contains(&format!("efficiency.decode_attention.{field}")) && !e.contains('\n'), "{e}");
+        }
     }
 
     #[test]

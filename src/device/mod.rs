@@ -7,7 +7,9 @@ mod library;
 pub mod transfer;
 
 pub use band::{Band, ErrorBands};
-pub use efficiency::{ComputeSize, EfficiencyCurve, EfficiencyPoint, EfficiencyTable, HeadCost, MAX_CACHE_SPEEDUP};
+pub use efficiency::{
+    ComputeSize, EfficiencyCurve, EfficiencyPoint, EfficiencyTable, HeadCost, ScoreTail, MAX_CACHE_SPEEDUP,
+};
 pub use library::{builtin, builtin_names};
 pub use transfer::transfer;
 
@@ -321,6 +323,9 @@ impl DeviceProfile {
             t.score_kv_byte_s *= per_decode;
             t.score_spill_s *= per_decode;
             t.score_s_by_value_head.iter_mut().for_each(|h| h.seconds *= per_decode);
+            if let Some(tail) = t.score_tail.as_mut() {
+                (tail.key_s, tail.value_s) = (tail.key_s * per_decode, tail.value_s * per_decode);
+            }
         }
         if let Some(e) = p.engine.as_mut() {
             e.threads = Some(threads);

@@ -64,6 +64,9 @@ pub fn transfer(
         let mut t = t.clone();
         t.score_s *= compute;
         t.score_s_by_value_head.iter_mut().for_each(|h| h.seconds *= compute);
+        if let Some(tail) = t.score_tail.as_mut() {
+            (tail.key_s, tail.value_s) = (tail.key_s * compute, tail.value_s * compute);
+        }
         t.score_kv_byte_s *= memory;
         t
     };

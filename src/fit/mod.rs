@@ -23,7 +23,7 @@ pub mod threads;
 
 use crate::arch::Architecture;
 use crate::device::{
-    ComputeSize, DeviceProfile, EfficiencyCurve, EfficiencyPoint, EfficiencyTable, Engine, HeadCost, MAX_CACHE_SPEEDUP,
+    ComputeSize, DeviceProfile, EfficiencyCurve, EfficiencyPoint, EfficiencyTable, Engine, ScoreTail, MAX_CACHE_SPEEDUP,
 };
 use crate::dtype::{DType, Precisions, TensorType};
 use crate::error::{Error, Result};
@@ -61,9 +61,13 @@ enum Feature {
     ExpertProducts,
     /// One forward pass (an engine call).
     Pass,
-    /// Attention scores (query-key pairs times heads): decode kernels by value head size,
-    /// prefill kernels.
-    DecodeScores(u32),
+    /// Decode attention scores (query-key pairs times heads): a fixed cost per score (the
+    /// exponential, the running maximum and the bookkeeping of a softmax one score at a time).
+    DecodeScores,
+    /// Decode attention scores times their key and value heads' elements past the kernel's
+    /// last whole vector step (see `ScoreTail`): the elements CPU kernels handle one at a time.
+    KeyTail,
+    ValueTail,
     ProductBytes(TensorType),
     /// Product FLOPs at a rows knot (1: decode's GEMV; prompt lengths: prefill's GEMM).
     ProductFlops(TensorType, u32),
@@ -89,7 +93,9 @@ impl Feature {
             Feature::Launch => "fixed cost per kernel".into(),
             Feature::ExpertProducts => "fixed cost per routed expert product".into(),
             Feature::Pass => "fixed cost per forward pass".into(),
-            Feature::DecodeScores(v) => format!("decode attention cost per score, value head {v}"),
+            Feature::DecodeScores => "decode attention cost per score".into(),
+            Feature::KeyTail => "decode attention per key element past the vector step".into(),
+            Feature::ValueTail => "decode attention per value element past the vector step".into(),
             Feature::ProductBytes(t) => format!("{t} product bytes"),
             Feature::ProductFlops(t, rows) => format!("{t} product FLOPs at {rows} rows"),
             Feature::KvBytes => "decode attention KV bytes".into(),
@@ -173,7 +179,7 @@ fn features(
     engine: &Engine,
     knots: &[u32],
     coef: &BTreeMap<Feature, f64>,
-    spill: Option<f64>,
+    terms: DecodeTerms,
 ) -> BTreeMap<Feature, f64> {
     let (ops, first, last) = run_ops(run, engine);
     let mut x: BTreeMap<Feature, f64> = BTreeMap::new();
@@ -194,11 +200,15 @@ fn features(
             // One query row per head: the cost is per score visited (FLOPs per score are fixed by
             // the head sizes, so a FLOP rate would say the same twice), plus the KV bytes each
             // score reads, which GQA's groups share.
-            add(Feature::DecodeScores(op.value_head), scores);
+            add(Feature::DecodeScores, scores);
             add(Feature::ScoreKvBytes, scores * crate::roofline::kv_bytes_per_score(op));
+            if let Some(step) = terms.tail_step {
+                add(Feature::KeyTail, scores * (op.key_head % step) as f64);
+                add(Feature::ValueTail, scores * (op.value_head % step) as f64);
+            }
             // Past a layer's cache, the scores beyond the knee (the evaluator's arithmetic; a
             // windowed layer's saturated piece no longer grows, so it has none).
-            if let Some(cache) = spill {
+            if let Some(cache) = terms.spill {
                 let (pieces, n) = op.pieces(first, last);
                 let spilled: f64 = pieces[..n]
                     .iter()
@@ -275,9 +285,22 @@ pub fn has_decode_at_depth(runs: &[Run]) -> bool {
 /// The context from which a decode run counts as at depth.
 const DEEP_CONTEXT: u32 = 1024;
 
-/// `fit_with` without a cache step, and where the runs decode at depth, with the step at each
-/// candidate cache size: the step that lowers the squared relative error most (by at least
-/// `SPILL_MIN_GAIN`) is kept.
+/// The decode attention terms a fit may add beyond a cost per score and per KV byte: a cache
+/// step at a cache size, and a cost per head element past a vector step.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct DecodeTerms {
+    spill: Option<f64>,
+    tail_step: Option<u32>,
+}
+
+/// Vector steps (elements) the decode kernel's tails are tried at: f16 vectors of AVX2 and
+/// NEON, AVX-512, and AVX-512 FP16.
+pub const TAIL_STEP_CANDIDATES: [u32; 3] = [32, 64, 128];
+
+/// `fit_with` without extra decode attention terms, and where the runs decode at depth, with
+/// each vector step in turn, then with the best step's fit and a cache step at each candidate
+/// cache size: a term is kept where it lowers the squared relative error most (by at least
+/// `SPILL_MIN_GAIN`).
 fn fit_at_depth(
     base: &DeviceProfile,
     engine: &Engine,
@@ -286,20 +309,43 @@ fn fit_at_depth(
     fixed: &BTreeMap<Feature, f64>,
     prior_weight: f64,
 ) -> Result<(DeviceProfile, FitReport)> {
-    let plain = fit_with(base, engine, runs, floors, fixed, prior_weight, None)?;
+    let fit = |terms: DecodeTerms| fit_with(base, engine, runs, floors, fixed, prior_weight, terms);
+    let plain = fit(DecodeTerms::default())?;
     if !has_decode_at_depth(runs) {
         return Ok(plain);
     }
     let sse = |r: &FitReport| r.residuals.iter().map(|e| e.error * e.error).sum::<f64>();
-    let mut best = (sse(&plain.1) * SPILL_MIN_GAIN, None);
-    for cache in SPILL_CANDIDATES_BYTES {
-        let fit = fit_with(base, engine, runs, floors, fixed, prior_weight, Some(cache))?;
-        let stepped = fit.0.efficiency.get(&OpClass::DecodeAttention).is_some_and(|t| t.score_spill_s > 0.0);
-        if stepped && sse(&fit.1) < best.0 {
-            best = (sse(&fit.1), Some(fit));
+    let decode_table = |p: &DeviceProfile| p.efficiency.get(&OpClass::DecodeAttention).cloned().unwrap_or_default();
+    // A step is tried where the runs' heads leave at least two different tails, one of them
+    // not none: heads all of one size could not tell a tail from the cost per score (`--quick`
+    // times heads of 64 only).
+    let tails_at = |step: u32| {
+        let tails: std::collections::BTreeSet<(u32, u32)> = runs
+            .iter()
+            .flat_map(|r| run_ops(r, engine).0)
+            .filter(|op| op.class == OpClass::DecodeAttention)
+            .map(|op| (op.key_head % step, op.value_head % step))
+            .collect();
+        tails.len() >= 2 && tails.iter().any(|&t| t != (0, 0))
+    };
+    let (mut terms, mut best) = (DecodeTerms::default(), (sse(&plain.1), plain));
+    for step in TAIL_STEP_CANDIDATES.into_iter().filter(|&s| tails_at(s)) {
+        let stepped = DecodeTerms { tail_step: Some(step), ..terms };
+        let f = fit(stepped)?;
+        if decode_table(&f.0).score_tail.is_some() && sse(&f.1) < best.0 * SPILL_MIN_GAIN {
+            terms = stepped;
+            best = (sse(&f.1), f);
         }
     }
-    Ok(best.1.unwrap_or(plain))
+    let mut spilled: Option<(f64, (DeviceProfile, FitReport))> = None;
+    for cache in SPILL_CANDIDATES_BYTES {
+        let f = fit(DecodeTerms { spill: Some(cache), ..terms })?;
+        let bar = spilled.as_ref().map_or(best.0 * SPILL_MIN_GAIN, |(s, _)| *s);
+        if decode_table(&f.0).score_spill_s > 0.0 && sse(&f.1) < bar {
+            spilled = Some((sse(&f.1), f));
+        }
+    }
+    Ok(spilled.map_or(best.1, |(_, f)| f))
 }
 
 /// Like [`fit_engine`], but no fitted rate may beat `base`'s roofs: every byte costs at least
@@ -364,7 +410,7 @@ fn fit_with(
     floors: &BTreeMap<Feature, f64>,
     fixed: &BTreeMap<Feature, f64>,
     prior_weight: f64,
-    spill: Option<f64>,
+    terms: DecodeTerms,
 ) -> Result<(DeviceProfile, FitReport)> {
     // A given coefficient is a floor the solver may not rise above.
     let mut floors = floors.clone();
@@ -387,7 +433,7 @@ fn fit_with(
         let mut known = floors.clone();
         known.extend(coef.iter().map(|(f, c)| (*f, *c)));
         let rows: Vec<BTreeMap<Feature, f64>> =
-            runs.iter().map(|r| features(r, engine, &knots, &known, spill)).collect();
+            runs.iter().map(|r| features(r, engine, &knots, &known, terms)).collect();
         // First one rate for all storage types, then each type's own, pulled towards the
         // shared one: a type that little data sees keeps the shared rate instead of an
         // arbitrary (or infinite) one.
@@ -440,7 +486,7 @@ fn fit_with(
             };
         }
     }
-    let profile = to_profile(base, engine, &priced, spill);
+    let profile = to_profile(base, engine, &priced, terms);
     let residuals: Vec<Residual> = runs
         .iter()
         .map(|r| {
@@ -555,7 +601,7 @@ fn to_profile(
     base: &DeviceProfile,
     engine: &Engine,
     coef: &BTreeMap<Feature, f64>,
-    spill: Option<f64>,
+    terms: DecodeTerms,
 ) -> DeviceProfile {
     let rate = |f: Feature| coef.get(&f).filter(|&&c| c > 0.0).map(|c| 1.0 / c);
     let flop_rates: Vec<f64> = coef
@@ -602,6 +648,7 @@ fn to_profile(
             let table = EfficiencyTable {
                 score_s: 0.0,
                 score_s_by_value_head: Vec::new(),
+                score_tail: None,
                 score_kv_byte_s: 0.0,
                 score_spill_s: 0.0,
                 spill_kv_bytes: None,
@@ -615,6 +662,7 @@ fn to_profile(
     let other = EfficiencyTable {
         score_s: 0.0,
         score_s_by_value_head: Vec::new(),
+        score_tail: None,
         score_kv_byte_s: 0.0,
         score_spill_s: 0.0,
         spill_kv_bytes: None,
@@ -623,25 +671,25 @@ fn to_profile(
         memory: memory_eff(Feature::OtherBytes),
     };
     p.efficiency = OpClass::ALL.iter().map(|&c| (c, other.clone())).collect();
-    let by_head: Vec<HeadCost> = coef
-        .iter()
-        .filter_map(|(f, &c)| match f {
-            Feature::DecodeScores(v) => Some(HeadCost { value_head: *v, seconds: c }),
-            _ => None,
-        })
-        .collect();
+    let coefficient = |f: Feature| coef.get(&f).copied().unwrap_or(0.0);
+    let tail = terms.tail_step.map(|step| ScoreTail {
+        step,
+        key_s: coefficient(Feature::KeyTail),
+        value_s: coefficient(Feature::ValueTail),
+    });
     let spill_s = coef.get(&Feature::SpillScores).copied().unwrap_or(0.0);
     p.efficiency.insert(
         OpClass::DecodeAttention,
         EfficiencyTable {
-            score_s: 0.0,
-            score_s_by_value_head: by_head,
+            score_s: coefficient(Feature::DecodeScores),
+            score_s_by_value_head: Vec::new(),
+            score_tail: tail.filter(|t| t.key_s > 0.0 || t.value_s > 0.0),
             compute: EfficiencyCurve::default(),
             compute_by: ComputeSize::Flops,
             memory: memory_eff(Feature::KvBytes),
             score_kv_byte_s: coef.get(&Feature::ScoreKvBytes).copied().unwrap_or(0.0),
             score_spill_s: spill_s,
-            spill_kv_bytes: spill.filter(|_| spill_s > 0.0),
+            spill_kv_bytes: terms.spill.filter(|_| spill_s > 0.0),
         },
     );
     // Only runs with recurrent layers say what a scan costs; without them scans keep the
@@ -652,6 +700,7 @@ fn to_profile(
             EfficiencyTable {
                 score_s: 0.0,
                 score_s_by_value_head: Vec::new(),
+                score_tail: None,
                 score_kv_byte_s: 0.0,
                 score_spill_s: 0.0,
                 spill_kv_bytes: None,
@@ -666,6 +715,7 @@ fn to_profile(
         EfficiencyTable {
             score_s: 0.0,
             score_s_by_value_head: Vec::new(),
+            score_tail: None,
             score_kv_byte_s: 0.0,
             score_spill_s: 0.0,
             spill_kv_bytes: None,
@@ -875,6 +925,37 @@ mod depth_tests {
         assert!(!has_decode_at_depth(&shallow));
         let (plain, _) = fit_engine(&truth, &engine, &shallow).unwrap();
         assert_eq!(plain.efficiency[&OpClass::DecodeAttention].score_spill_s, 0.0);
+    }
+
+    /// Runs made up by a known profile whose decode kernel pays per head element past a
+    /// 64-wide vector step, of heads of 64 to 128 and latent heads at depth: the fit finds the
+    /// step among the candidates and the costs per element; without runs at depth it adds none.
+    #[test]
+    fn fit_recovers_a_known_vector_tail() {
+        use crate::measure::llamacpp::shapes::{llama, mla};
+        let tail = ScoreTail { step: 64, key_s: 2e-10, value_s: 2e-9 };
+        let mut truth = crate::device::builtin("rpi5").expect("rpi5");
+        let t = truth.efficiency.get_mut(&OpClass::DecodeAttention).expect("decode attention table");
+        (t.score_s, t.score_s_by_value_head, t.score_tail) = (2e-8, Vec::new(), Some(tail));
+        let models = [
+            llama(4, 512, 8, 8, 64, 512, 1024),
+            llama(4, 512, 8, 8, 96, 512, 1024),
+            llama(4, 512, 8, 2, 128, 512, 1024),
+            mla(4, 512, 8, 160, 32, 64, 512, 1024, None),
+            mla(4, 512, 8, 224, 32, 64, 512, 1024, None),
+        ];
+        let tests = [BenchTest::pp(64), BenchTest::tg(16, 0), BenchTest::tg(16, 1024), BenchTest::tg(16, 4096)];
+        let runs = runs_of(&truth, &models, &tests, DType::Q8_0);
+        let engine = truth.engine.clone().expect("an engine");
+        let (fitted, report) = fit_engine(&truth, &engine, &runs).unwrap();
+        let found = fitted.efficiency[&OpClass::DecodeAttention].score_tail.expect("a tail");
+        assert_eq!(found.step, 64, "{:?}", report.coefficients);
+        assert!((found.value_s / tail.value_s - 1.0).abs() < 0.05, "{found:?}");
+        assert!((found.key_s / tail.key_s - 1.0).abs() < 0.2, "{found:?}");
+        assert!(report.median_abs_error < 0.01, "{}", report.median_abs_error);
+        let shallow: Vec<Run> = runs.into_iter().filter(|r| r.test.depth == 0).collect();
+        let (plain, _) = fit_engine(&truth, &engine, &shallow).unwrap();
+        assert_eq!(plain.efficiency[&OpClass::DecodeAttention].score_tail, None);
     }
 
     /// Runs made up by a known profile with a cost per routed expert product, of MoE models

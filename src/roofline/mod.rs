@@ -66,7 +66,11 @@ impl<'a> Ceilings<'a> {
         match self.has_tables.then(|| self.table(op)).flatten() {
             Some(table) => {
                 let (c, m) = table.lookup_rows(flops, bytes, rows);
-                (peak * c, self.bandwidth_bytes_per_s * m, table.score_cost_s(op.value_head, kv_bytes_per_score(op)))
+                (
+                    peak * c,
+                    self.bandwidth_bytes_per_s * m,
+                    table.score_cost_s(op.key_head, op.value_head, kv_bytes_per_score(op)),
+                )
             }
             None => (peak, self.bandwidth_bytes_per_s, 0.0),
         }

@@ -104,6 +104,9 @@ pub struct Operator {
     /// Attention's value head size (0 for other operators): CPU kernels accumulate each
     /// score's value row in vectors of a fixed width, so the cost per score steps with it.
     pub value_head: u32,
+    /// Attention's key head size (0 for other operators): a score's dot product runs over it
+    /// in the same vectors.
+    pub key_head: u32,
     /// A windowed layer's window (0: none): its context-dependent terms stop growing once the
     /// context reaches it.
     pub window: u32,
@@ -406,6 +409,7 @@ impl Builder<'_> {
             kv_write_bytes: Linear::ZERO,
             scores: Linear::ZERO,
             value_head: 0,
+            key_head: 0,
             window: self.window,
             experts: 0.0,
         };
@@ -513,6 +517,7 @@ impl Builder<'_> {
                 let op = self.op("attention", class, p.causal_pairs * (b * heads * per_pair));
                 op.scores = p.causal_pairs * (b * heads);
                 op.value_head = v_dim as u32;
+                op.key_head = qk_dim as u32;
                 op.act_read_bytes = q_read + kv_act;
                 op.kv_read_bytes = kv_cache;
                 op.act_write_bytes = out_write;
