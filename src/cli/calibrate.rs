@@ -214,6 +214,10 @@ fn calibrate_engine(args: &CalibrateArgs, path: &std::path::Path, out: &mut dyn 
             let _ = writeln!(s, "  {name}: {}", si(*c, "s"));
         }
     }
+    if let Some(t) = p.efficiency.get(&crate::workload::OpClass::DecodeAttention).and_then(|t| t.score_tail) {
+        let _ =
+            writeln!(s, "  decode attention vector step: {} elements (head elements past it cost the above)", t.step);
+    }
     // What the machine was doing at each count, then the factors at the other counts.
     let _ = writeln!(s, "  machine at {}: {}", llamacpp::runs::threads_word(opts.threads), cond.summary());
     for (fit, c) in &cal.threads {
