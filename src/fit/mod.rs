@@ -466,6 +466,18 @@ fn fit_with(
             break;
         }
     }
+    // A type's FLOP rate beyond `MAX_TYPE_SPEEDUP` times the rate all types share at that size
+    // is a coefficient the runs did not pin down, not a kernel (`--quick` once fitted q4_k
+    // products at 64 rows to 8.09 TFLOP/s on 2 cores, which then set the peak and every rip):
+    // it is held there.
+    for (f, c) in coef.iter_mut() {
+        if let Feature::ProductFlops(_, k) = f {
+            let shared = shared_rates.get(&Feature::ProductFlops(TensorType::F32, *k)).copied().unwrap_or(0.0);
+            if shared > 0.0 && *c < shared / MAX_TYPE_SPEEDUP {
+                *c = shared / MAX_TYPE_SPEEDUP;
+            }
+        }
+    }
     // A weight type no run stored gets the rates all types share, rather than whatever the
     // device would assume without an engine fit: a profile fitted on q4_k_m runs still prices
     // a q8_0 model like a quantised one.
@@ -519,6 +531,10 @@ pub fn predict(profile: &DeviceProfile, run: &Run) -> f64 {
     let settings = RunSettings { batch: 1, precisions, logits_for_all_prompt_tokens: false };
     Evaluator::new(profile, settings, PlanChoice::Fastest).bench_test(&run.arch, run.test).point.time_s
 }
+
+/// How much faster than the rate all types share one storage type's products may run: int8
+/// dot products (VNNI, dotprod) do four multiply-adds per lane where f32 does one.
+const MAX_TYPE_SPEEDUP: f64 = 4.0;
 
 /// How strongly a per-type rate is pulled towards the shared one: deviating by half costs as
 /// much as one run predicted 10% off.

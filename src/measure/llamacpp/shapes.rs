@@ -153,9 +153,12 @@ impl Plan {
 fn attention_probes(quick: bool) -> Plan {
     let mut models = vec![llama(4, 512, 8, 8, 64, 512, 1024), llama(4, 512, 8, 2, 64, 512, 1024)];
     if !quick {
-        // Key and value heads that leave different remainders past 32-, 64- and 128-wide
-        // vector steps (see `ScoreTail`): the value head's remainder is what costs (latent
-        // heads of 224 + 32 cost 124 ns per score here, of 256 + 64 30 ns).
+        // Heads that leave different remainders past 32-, 64- and 128-wide vector steps (see
+        // `ScoreTail`): 64 and 128 tell a 128-wide step from a 64-wide one, and latent keys of
+        // 224 + 32 fill whole steps where their values do not (the value head's remainder is
+        // what costs: 124 ns per score here, against 30 ns for 256 + 64). `--quick` keeps its
+        // two probes: its few runs cannot pin these terms (with them, its fit once priced
+        // short-context scores at nothing and a cache step at everything).
         models.extend([
             llama(4, 512, 8, 8, 128, 512, 1024),
             llama(4, 512, 8, 2, 128, 512, 1024),
