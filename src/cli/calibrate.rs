@@ -129,12 +129,17 @@ pub fn run_validate(args: ValidateArgs, out: &mut dyn std::io::Write) -> Result<
 }
 
 /// The other thread counts a llama.cpp calibration times (`--scale-threads`, or the default
-/// ones on a CPU build): each at most this machine's cores and none the profile's own.
+/// ones on a full calibration of a CPU build): each at most this machine's cores and none the
+/// profile's own.
 fn scale_threads(args: &CalibrateArgs) -> Result<Vec<u32>> {
     let cores = llamacpp::runs::machine_cores();
     let own = args.threads.map_or(cores, |t| t as u32);
     let Some(given) = &args.scale_threads else {
-        let cpu = args.engine == EngineChoice::LlamaCpp && !llamacpp::OFFLOAD;
+        // Not by default with `--quick`: its two models are so small that one thread ran them
+        // as fast as two here (compute x0.99-1.00, bandwidth x0.88-0.94, and each model's runs
+        // 2.8-2.9x off with the other's factors), where the full calibration's models scale
+        // x0.53 and x0.57.
+        let cpu = args.engine == EngineChoice::LlamaCpp && !llamacpp::OFFLOAD && !args.quick;
         return Ok(if cpu { llamacpp::runs::default_scale_threads(own, cores) } else { Vec::new() });
     };
     if args.engine != EngineChoice::LlamaCpp {

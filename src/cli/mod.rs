@@ -162,7 +162,8 @@ pub struct CalibrateArgs {
     /// llama.cpp on a CPU: other thread counts to time the uniform calibration models at
     /// (their 64-token prompts and short decode), for the profile's factors at those counts
     /// (`--cpu-threads`); comma-separated, at most the machine's cores, or `none`. Default: 1
-    /// and each power of two up to the cores, and the cores, besides --threads.
+    /// and each power of two up to the cores, and the cores, besides --threads (none with
+    /// --quick, whose models are too small to scale as real ones do).
     #[arg(long, value_name = "COUNTS", value_parser = parse_thread_counts)]
     pub scale_threads: Option<ThreadCounts>,
     /// llama.cpp: rebuild the cached GGUF files of the calibration models.
