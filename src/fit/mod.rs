@@ -466,18 +466,7 @@ fn fit_with(
             break;
         }
     }
-    // A type's FLOP rate beyond `MAX_TYPE_SPEEDUP` times the rate all types share at that size
-    // is a coefficient the runs did not pin down, not a kernel (`--quick` once fitted q4_k
-    // products at 64 rows to 8.09 TFLOP/s on 2 cores, which then set the peak and every rip):
-    // it is held there.
-    for (f, c) in coef.iter_mut() {
-        if let Feature::ProductFlops(_, k) = f {
-            let shared = shared_rates.get(&Feature::ProductFlops(TensorType::F32, *k)).copied().unwrap_or(0.0);
-            if shared > 0.0 && *c < shared / MAX_TYPE_SPEEDUP {
-                *c = shared / MAX_TYPE_SPEEDUP;
-            }
-        }
-    }
+    hold_type_rates(&mut coef, &shared_rates);
     // A weight type no run stored gets the rates all types share, rather than whatever the
     // device would assume without an engine fit: a profile fitted on q4_k_m runs still prices
     // a q8_0 model like a quantised one.
@@ -530,6 +519,22 @@ pub fn predict(profile: &DeviceProfile, run: &Run) -> f64 {
     let precisions = Precisions::uniform(run.weights);
     let settings = RunSettings { batch: 1, precisions, logits_for_all_prompt_tokens: false };
     Evaluator::new(profile, settings, PlanChoice::Fastest).bench_test(&run.arch, run.test).point.time_s
+}
+
+/// Holds each storage type's product FLOP rate at `MAX_TYPE_SPEEDUP` times the rate all types
+/// share at that size (`shared`, keyed by the pooled features): a faster one is a coefficient
+/// the runs did not pin down, not a kernel (`--quick` once fitted q4_k products at 64 rows to
+/// 8.09 TFLOP/s on 2 cores, which then set the peak and every rip). Coefficients are seconds
+/// per FLOP, so a rate held is a coefficient raised.
+fn hold_type_rates(coef: &mut BTreeMap<Feature, f64>, shared: &BTreeMap<Feature, f64>) {
+    for (f, c) in coef.iter_mut() {
+        if let Feature::ProductFlops(_, k) = f {
+            let s = shared.get(&Feature::ProductFlops(TensorType::F32, *k)).copied().unwrap_or(0.0);
+            if s > 0.0 && *c < s / MAX_TYPE_SPEEDUP {
+                *c = s / MAX_TYPE_SPEEDUP;
+            }
+        }
+    }
 }
 
 /// How much faster than the rate all types share one storage type's products may run: int8
@@ -941,6 +946,31 @@ mod depth_tests {
         assert!(!has_decode_at_depth(&shallow));
         let (plain, _) = fit_engine(&truth, &engine, &shallow).unwrap();
         assert_eq!(plain.efficiency[&OpClass::DecodeAttention].score_spill_s, 0.0);
+    }
+
+    #[test]
+    fn a_type_rate_is_held_at_four_times_the_shared_rate() {
+        let flops = |t, k| Feature::ProductFlops(t, k);
+        // Shared: 100 GFLOP/s at 64 rows, 50 GFLOP/s at 1 row (1e-11 and 2e-11 s per FLOP).
+        let shared = BTreeMap::from([(flops(TensorType::F32, 64), 1e-11), (flops(TensorType::F32, 1), 2e-11)]);
+        let mut coef = BTreeMap::from([
+            // 10 TFLOP/s: held at 400 GFLOP/s (2.5e-12 s per FLOP).
+            (flops(TensorType::Q4K, 64), 1e-13),
+            // 300 GFLOP/s, 3x the shared rate: kept.
+            (flops(TensorType::Q8_0, 64), 1.0 / 300e9),
+            // 1 TFLOP/s at 1 row against 50 GFLOP/s shared: held at 200 GFLOP/s.
+            (flops(TensorType::Q4_0, 1), 1e-12),
+            // No shared rate at 512 rows: nothing to hold against.
+            (flops(TensorType::Q4_0, 512), 1e-13),
+            // Bytes are not FLOPs.
+            (Feature::ProductBytes(TensorType::Q4_0), 1e-13),
+        ]);
+        hold_type_rates(&mut coef, &shared);
+        assert_eq!(coef[&flops(TensorType::Q4K, 64)], 2.5e-12);
+        assert_eq!(coef[&flops(TensorType::Q8_0, 64)], 1.0 / 300e9);
+        assert_eq!(coef[&flops(TensorType::Q4_0, 1)], 5e-12);
+        assert_eq!(coef[&flops(TensorType::Q4_0, 512)], 1e-13);
+        assert_eq!(coef[&Feature::ProductBytes(TensorType::Q4_0)], 1e-13);
     }
 
     /// Runs made up by a known profile whose decode kernel pays per head element past a
