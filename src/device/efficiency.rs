@@ -87,10 +87,15 @@ pub struct ScoreTail {
 }
 
 impl ScoreTail {
+    /// Elements of a head of `head` past the last whole step of `step`.
+    pub fn past_step(head: u32, step: u32) -> u32 {
+        head % step.max(1)
+    }
+
     /// Seconds a score with these head sizes pays for its tails.
     pub fn cost_s(&self, key_head: u32, value_head: u32) -> f64 {
-        let step = self.step.max(1);
-        (key_head % step) as f64 * self.key_s + (value_head % step) as f64 * self.value_s
+        let past = |head| ScoreTail::past_step(head, self.step) as f64;
+        past(key_head) * self.key_s + past(value_head) * self.value_s
     }
 }
 
@@ -168,6 +173,16 @@ impl EfficiencyTable {
     /// (compute, memory) efficiency for an operator of this size.
     pub fn lookup(&self, flops: f64, bytes: f64) -> (f64, f64) {
         (self.compute.at(flops), self.memory.at(bytes))
+    }
+
+    /// Multiplies the seconds each score costs for its own work (the fixed cost, per value head
+    /// size, and the tails), not those per byte it reads or past the cache step.
+    pub fn scale_score_work_s(&mut self, factor: f64) {
+        self.score_s *= factor;
+        self.score_s_by_value_head.iter_mut().for_each(|h| h.seconds *= factor);
+        if let Some(tail) = self.score_tail.as_mut() {
+            (tail.key_s, tail.value_s) = (tail.key_s * factor, tail.value_s * factor);
+        }
     }
 
     /// Seconds per attention score for a key and value head size, reading `kv_bytes_per_score`.

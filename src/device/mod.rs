@@ -319,13 +319,9 @@ impl DeviceProfile {
         p.pass_overhead_s *= per_decode;
         let tables = p.efficiency.values_mut().chain(p.efficiency_by_format.values_mut().flat_map(|t| t.values_mut()));
         for t in tables.chain(p.product_efficiency.values_mut()) {
-            t.score_s *= per_decode;
+            t.scale_score_work_s(per_decode);
             t.score_kv_byte_s *= per_decode;
             t.score_spill_s *= per_decode;
-            t.score_s_by_value_head.iter_mut().for_each(|h| h.seconds *= per_decode);
-            if let Some(tail) = t.score_tail.as_mut() {
-                (tail.key_s, tail.value_s) = (tail.key_s * per_decode, tail.value_s * per_decode);
-            }
         }
         if let Some(e) = p.engine.as_mut() {
             e.threads = Some(threads);

@@ -62,11 +62,7 @@ pub fn transfer(
     let memory = sibling.bandwidth_bytes_per_s / base.bandwidth_bytes_per_s;
     let rescale = |t: &super::EfficiencyTable| {
         let mut t = t.clone();
-        t.score_s *= compute;
-        t.score_s_by_value_head.iter_mut().for_each(|h| h.seconds *= compute);
-        if let Some(tail) = t.score_tail.as_mut() {
-            (tail.key_s, tail.value_s) = (tail.key_s * compute, tail.value_s * compute);
-        }
+        t.scale_score_work_s(compute);
         t.score_kv_byte_s *= memory;
         t
     };

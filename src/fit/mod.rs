@@ -203,8 +203,8 @@ fn features(
             add(Feature::DecodeScores, scores);
             add(Feature::ScoreKvBytes, scores * crate::roofline::kv_bytes_per_score(op));
             if let Some(step) = terms.tail_step {
-                add(Feature::KeyTail, scores * (op.key_head % step) as f64);
-                add(Feature::ValueTail, scores * (op.value_head % step) as f64);
+                add(Feature::KeyTail, scores * ScoreTail::past_step(op.key_head, step) as f64);
+                add(Feature::ValueTail, scores * ScoreTail::past_step(op.value_head, step) as f64);
             }
             // Past a layer's cache, the scores beyond the knee (the evaluator's arithmetic; a
             // windowed layer's saturated piece no longer grows, so it has none).
@@ -315,24 +315,30 @@ fn fit_at_depth(
         return Ok(plain);
     }
     let sse = |r: &FitReport| r.residuals.iter().map(|e| e.error * e.error).sum::<f64>();
-    let decode_table = |p: &DeviceProfile| p.efficiency.get(&OpClass::DecodeAttention).cloned().unwrap_or_default();
+    // Whether a fit's decode attention table kept a term (read in place, not copied).
+    let kept = |p: &DeviceProfile, term: fn(&EfficiencyTable) -> bool| {
+        p.efficiency.get(&OpClass::DecodeAttention).is_some_and(term)
+    };
+    // The runs' decode attention heads (key, value), found once for every step tried.
+    let heads: std::collections::BTreeSet<(u32, u32)> = runs
+        .iter()
+        .flat_map(|r| run_ops(r, engine).0)
+        .filter(|op| op.class == OpClass::DecodeAttention)
+        .map(|op| (op.key_head, op.value_head))
+        .collect();
     // A step is tried where the runs' heads leave at least two different tails, one of them
     // not none: heads all of one size could not tell a tail from the cost per score (`--quick`
     // times heads of 64 only).
     let tails_at = |step: u32| {
-        let tails: std::collections::BTreeSet<(u32, u32)> = runs
-            .iter()
-            .flat_map(|r| run_ops(r, engine).0)
-            .filter(|op| op.class == OpClass::DecodeAttention)
-            .map(|op| (op.key_head % step, op.value_head % step))
-            .collect();
+        let past = |h| ScoreTail::past_step(h, step);
+        let tails: std::collections::BTreeSet<(u32, u32)> = heads.iter().map(|&(k, v)| (past(k), past(v))).collect();
         tails.len() >= 2 && tails.iter().any(|&t| t != (0, 0))
     };
     let (mut terms, mut best) = (DecodeTerms::default(), (sse(&plain.1), plain));
     for step in TAIL_STEP_CANDIDATES.into_iter().filter(|&s| tails_at(s)) {
         let stepped = DecodeTerms { tail_step: Some(step), ..terms };
         let f = fit(stepped)?;
-        if decode_table(&f.0).score_tail.is_some() && sse(&f.1) < best.0 * SPILL_MIN_GAIN {
+        if kept(&f.0, |t| t.score_tail.is_some()) && sse(&f.1) < best.0 * SPILL_MIN_GAIN {
             terms = stepped;
             best = (sse(&f.1), f);
         }
@@ -341,7 +347,7 @@ fn fit_at_depth(
     for cache in SPILL_CANDIDATES_BYTES {
         let f = fit(DecodeTerms { spill: Some(cache), ..terms })?;
         let bar = spilled.as_ref().map_or(best.0 * SPILL_MIN_GAIN, |(s, _)| *s);
-        if decode_table(&f.0).score_spill_s > 0.0 && sse(&f.1) < bar {
+        if kept(&f.0, |t| t.score_spill_s > 0.0) && sse(&f.1) < bar {
             spilled = Some((sse(&f.1), f));
         }
     }
@@ -698,7 +704,7 @@ fn to_profile(
         key_s: coefficient(Feature::KeyTail),
         value_s: coefficient(Feature::ValueTail),
     });
-    let spill_s = coef.get(&Feature::SpillScores).copied().unwrap_or(0.0);
+    let spill_s = coefficient(Feature::SpillScores);
     p.efficiency.insert(
         OpClass::DecodeAttention,
         EfficiencyTable {
@@ -708,7 +714,7 @@ fn to_profile(
             compute: EfficiencyCurve::default(),
             compute_by: ComputeSize::Flops,
             memory: memory_eff(Feature::KvBytes),
-            score_kv_byte_s: coef.get(&Feature::ScoreKvBytes).copied().unwrap_or(0.0),
+            score_kv_byte_s: coefficient(Feature::ScoreKvBytes),
             score_spill_s: spill_s,
             spill_kv_bytes: terms.spill.filter(|_| spill_s > 0.0),
         },
