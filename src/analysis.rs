@@ -5,8 +5,7 @@ use crate::arch::Architecture;
 use crate::device::DeviceProfile;
 use crate::quality::{estimate, Estimate, LossModel, Tokens};
 use crate::roofline::{
-    decode_contexts, footprint, op_totals, potential, Evaluator, Footprint, PlanChoice, Point, Roof, Scenario,
-    ScenarioEval,
+    decode_contexts, footprint, potential, Evaluator, Footprint, PlanChoice, Point, Roof, Scenario, ScenarioEval,
 };
 use crate::workload::{operators, Phase, Plan, RunSettings};
 use serde::Serialize;
@@ -464,9 +463,10 @@ pub fn operator_rows(
         ("prefill", Phase::Prefill { prompt: scenario.prompt }, a.plans.0, (0.0, 0.0), a.prefill.time_s),
         ("decode", Phase::Decode, a.plans.1, (first, last), a.decode.time_s),
     ];
+    let miss = crate::roofline::weight_miss_of(arch, &arch.layer_groups(), settings.precisions.weights, device);
     for (name, phase, plan, (lo, hi), phase_time) in phases {
         for op in operators(arch, phase, settings, plan) {
-            let t = op_totals(&op, device, lo, hi);
+            let t = crate::roofline::op_totals_missing(&op, device, miss, lo, hi);
             // Sum each byte kind over the same contexts as the totals (a window saturates).
             let (pieces, n) = op.pieces(lo, hi);
             let sum = |kind: fn(&crate::workload::Operator) -> crate::workload::Linear| {

@@ -153,6 +153,11 @@ pub struct EfficiencyTable {
     /// Fraction of main-memory bandwidth, by bytes.
     #[serde(default)]
     pub memory: EfficiencyCurve,
+    /// A weight product's seconds per weight byte read past the weight cache (see
+    /// `DeviceProfile::weight_cache_bytes`), added to its time: the stall of fetching from
+    /// memory what a cached model reads from the cache. 0 where no fit found one.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub past_cache_byte_s: f64,
 }
 
 fn is_zero(v: &f64) -> bool {
@@ -245,6 +250,10 @@ impl EfficiencyTable {
         if !(self.score_kv_byte_s.is_finite() && (0.0..1e-6).contains(&self.score_kv_byte_s)) {
             let f = format!("{field}.score_kv_byte_s");
             return Err(Error::field(source, f, "seconds per byte in [0, 1e-6)", self.score_kv_byte_s));
+        }
+        if !(self.past_cache_byte_s.is_finite() && (0.0..1e-6).contains(&self.past_cache_byte_s)) {
+            let f = format!("{field}.past_cache_byte_s");
+            return Err(Error::field(source, f, "seconds per byte in [0, 1e-6)", self.past_cache_byte_s));
         }
         if !(self.score_spill_s.is_finite() && (0.0..1e-3).contains(&self.score_spill_s)) {
             let f = format!("{field}.score_spill_s");

@@ -161,6 +161,16 @@ fn cpu() -> String {
     "cpu".into()
 }
 
+/// The share of `weight_bytes` a pass that streams them all in one order reads past a cache of
+/// `cache_bytes`, which keeps about its size of them: `max(0, 1 - cache / weights)`.
+pub fn miss_share(cache_bytes: f64, weight_bytes: f64) -> f64 {
+    if weight_bytes > cache_bytes {
+        1.0 - cache_bytes / weight_bytes
+    } else {
+        0.0
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeviceProfile {
@@ -196,6 +206,13 @@ pub struct DeviceProfile {
     /// On-chip memory a fused kernel can tile into (shared memory / L2 / cache), bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_chip_bytes: Option<f64>,
+    /// The cache a model's weights stay in from one forward pass to the next, bytes, where a
+    /// fit found one: a decode step streams every weight once, so a model whose weights fit
+    /// reads them from the cache, and one larger than it misses on the share `1 - cache /
+    /// weights` (see [`DeviceProfile::weight_miss`]) and pays each product type's
+    /// `past_cache_byte_s` for those bytes. Absent: weights cost the same at every size.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight_cache_bytes: Option<f64>,
     /// Attained fraction of the ceilings by operator class and size, from calibration, for
     /// the format calibration measured first (f32 on a CPU); the fallback for other formats.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -322,6 +339,7 @@ impl DeviceProfile {
             t.scale_score_work_s(per_decode);
             t.score_kv_byte_s *= per_decode;
             t.score_spill_s *= per_decode;
+            t.past_cache_byte_s *= per_decode;
         }
         if let Some(e) = p.engine.as_mut() {
             e.threads = Some(threads);
@@ -345,6 +363,13 @@ impl DeviceProfile {
     /// Operational intensity of the ridge for a compute format, FLOP/byte.
     pub fn ridge_flop_per_byte(&self, dtype: DType) -> f64 {
         self.peak_flops(dtype) / self.bandwidth_bytes_per_s
+    }
+
+    /// The share of a model's weight bytes a forward pass reads past the weight cache, for a
+    /// model storing `weight_bytes`: `max(0, 1 - cache / weights)` (a pass streams them all in
+    /// the same order, and the cache keeps about its size of them), 0 without a cache.
+    pub fn weight_miss(&self, weight_bytes: f64) -> f64 {
+        self.weight_cache_bytes.map_or(0.0, |cache| miss_share(cache, weight_bytes))
     }
 
     pub fn has_efficiency_tables(&self) -> bool {
@@ -443,6 +468,9 @@ impl DeviceProfile {
         if let Some(b) = self.on_chip_bytes {
             within("on_chip_bytes", b, 1.0, 1e12)?;
         }
+        if let Some(b) = self.weight_cache_bytes {
+            within("weight_cache_bytes", b, 1.0, 1e12)?;
+        }
         if let Some(e) = &self.engine {
             if e.kv_pad > 1 << 20 {
                 return Err(Error::field(source, "engine.kv_pad", "at most 1048576 cells", e.kv_pad));
@@ -519,6 +547,24 @@ pub fn resolve(name_or_path: &str) -> Result<DeviceProfile> {
         name: crate::error::clip(name_or_path),
         suggestions: near.into_iter().take(3).map(|(_, n)| n.to_string()).collect(),
     })
+}
+
+#[cfg(test)]
+mod weight_cache_tests {
+    use super::*;
+
+    #[test]
+    fn the_share_past_a_weight_cache_is_what_the_cache_cannot_hold() {
+        // 256 MiB of weights against 64 MiB: three quarters stream from memory.
+        assert_eq!(miss_share(67108864.0, 268435456.0), 0.75);
+        // Within the cache, or exactly its size: none.
+        assert_eq!(miss_share(67108864.0, 33554432.0), 0.0);
+        assert_eq!(miss_share(67108864.0, 67108864.0), 0.0);
+        let mut p = builtin("rpi5").expect("rpi5");
+        assert_eq!(p.weight_miss(1e12), 0.0, "no cache, no misses");
+        p.weight_cache_bytes = Some(67108864.0);
+        assert_eq!(p.weight_miss(268435456.0), 0.75);
+    }
 }
 
 #[cfg(test)]

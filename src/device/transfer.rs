@@ -64,6 +64,7 @@ pub fn transfer(
         let mut t = t.clone();
         t.scale_score_work_s(compute);
         t.score_kv_byte_s *= memory;
+        t.past_cache_byte_s *= memory;
         t
     };
     p.efficiency = sibling.efficiency.iter().map(|(c, t)| (*c, rescale(t))).collect();

@@ -69,6 +69,9 @@ enum Feature {
     KeyTail,
     ValueTail,
     ProductBytes(TensorType),
+    /// A product's weight bytes read past the weight cache (see `DecodeTerms::weight_cache`):
+    /// a stall on top of the product's roofline time.
+    PastCacheBytes(TensorType),
     /// Product FLOPs at a rows knot (1: decode's GEMV; prompt lengths: prefill's GEMM).
     ProductFlops(TensorType, u32),
     AttentionPrefillFlops,
@@ -97,6 +100,7 @@ impl Feature {
             Feature::KeyTail => "decode attention cost per key-head element past the vector step".into(),
             Feature::ValueTail => "decode attention cost per value-head element past the vector step".into(),
             Feature::ProductBytes(t) => format!("{t} product bytes"),
+            Feature::PastCacheBytes(t) => format!("{t} product weight bytes past the cache"),
             Feature::ProductFlops(t, rows) => format!("{t} product FLOPs at {rows} rows"),
             Feature::KvBytes => "decode attention KV bytes".into(),
             Feature::ScoreKvBytes => "decode attention KV bytes read per query head".into(),
@@ -143,6 +147,7 @@ fn run_ops(run: &Run, engine: &Engine) -> (Vec<Operator>, f64, f64) {
 fn pooled(f: Feature) -> Feature {
     match f {
         Feature::ProductBytes(_) => Feature::ProductBytes(TensorType::F32),
+        Feature::PastCacheBytes(_) => Feature::PastCacheBytes(TensorType::F32),
         Feature::ProductFlops(_, k) => Feature::ProductFlops(TensorType::F32, k),
         other => other,
     }
@@ -185,6 +190,7 @@ fn features(
     let mut x: BTreeMap<Feature, f64> = BTreeMap::new();
     let mut add = |f: Feature, v: f64| *x.entry(f).or_default() += v;
     add(Feature::Pass, last - first + 1.0);
+    let miss = terms.weight_cache.map_or(0.0, |cache| weight_miss(run, cache));
     for op in &ops {
         let (launches, flops, bytes, scores) = totals(op, first, last, engine.padding_scores_factor());
         add(Feature::Launch, launches);
@@ -194,6 +200,9 @@ fn features(
         let (compute, memory): (Vec<(Feature, f64)>, Feature) = if is_product(op) {
             let t = op.weight_type.expect("products have weights");
             let rows = op.rows.at((first + last) / 2.0);
+            if miss > 0.0 {
+                add(Feature::PastCacheBytes(t), launches * op.weight_bytes.base * miss);
+            }
             let split = knot_weights(rows, knots).into_iter().map(|(k, w)| (Feature::ProductFlops(t, k), w));
             (split.collect(), Feature::ProductBytes(t))
         } else if op.class == OpClass::DecodeAttention {
@@ -261,7 +270,19 @@ pub struct FitReport {
 /// Fits `engine` on `base` (which supplies the name, memory, probed bandwidth and provenance)
 /// to `runs`; returns the profile and the fit's report.
 pub fn fit_engine(base: &DeviceProfile, engine: &Engine, runs: &[Run]) -> Result<(DeviceProfile, FitReport)> {
-    fit_at_depth(base, engine, runs, &BTreeMap::new(), &BTreeMap::new(), PRIOR_WEIGHT)
+    fit_at_depth(base, engine, runs, &BTreeMap::new(), &BTreeMap::new(), PRIOR_WEIGHT, false)
+}
+
+/// [`fit_engine`], also trying a cache the model's weights stay in (see
+/// `DeviceProfile::weight_cache_bytes`): for runs of models whose weights range from well within
+/// a last-level cache to well past it (the full calibration's 1 MB to 430 MB). Not for
+/// `--quick`'s few sizes: its fit kept an 8 MiB cache on the strength of one 8.4 MB probe.
+pub fn fit_engine_with_weight_cache(
+    base: &DeviceProfile,
+    engine: &Engine,
+    runs: &[Run],
+) -> Result<(DeviceProfile, FitReport)> {
+    fit_at_depth(base, engine, runs, &BTreeMap::new(), &BTreeMap::new(), PRIOR_WEIGHT, true)
 }
 
 /// Cache sizes the decode attention step is tried at: 256 KiB to 128 MiB by factors of 2 (the
@@ -291,16 +312,33 @@ const DEEP_CONTEXT: u32 = 1024;
 struct DecodeTerms {
     spill: Option<f64>,
     tail_step: Option<u32>,
+    /// The cache (bytes) a model's weights stay in between passes: weight bytes past it cost
+    /// a stall of their own (see `DeviceProfile::weight_cache_bytes`).
+    weight_cache: Option<f64>,
 }
+
+/// The share of `run`'s model weight bytes past a weight cache of `cache` bytes, as the
+/// evaluator computes it.
+fn weight_miss(run: &Run, cache: f64) -> f64 {
+    crate::device::miss_share(cache, run_weight_bytes(run))
+}
+
+fn run_weight_bytes(run: &Run) -> f64 {
+    run.arch.stored_weight_bytes_in(run.weights, &run.arch.layer_groups())
+}
+
+/// Weight caches tried: 8 MiB to 512 MiB by factors of 2 (a phone's system cache to a server
+/// chip's last level).
+pub const WEIGHT_CACHE_CANDIDATES_BYTES: [f64; 7] =
+    [8388608.0, 16777216.0, 33554432.0, 67108864.0, 134217728.0, 268435456.0, 536870912.0];
 
 /// Vector steps (elements) the decode kernel's tails are tried at: f16 vectors of AVX2 and
 /// NEON, AVX-512, and AVX-512 FP16.
 pub const TAIL_STEP_CANDIDATES: [u32; 3] = [32, 64, 128];
 
-/// `fit_with` without extra decode attention terms, and where the runs decode at depth, with
-/// each vector step in turn, then with the best step's fit and a cache step at each candidate
-/// cache size: a term is kept where it lowers the squared relative error most (by at least
-/// `SPILL_MIN_GAIN`).
+/// `fit_with` without extra terms; where the runs decode at depth, with the terms of
+/// [`with_depth_terms`]; then, where asked, with a weight cache at each candidate size: a term is
+/// kept where it lowers the squared relative error most (by at least `SPILL_MIN_GAIN`).
 fn fit_at_depth(
     base: &DeviceProfile,
     engine: &Engine,
@@ -308,12 +346,48 @@ fn fit_at_depth(
     floors: &BTreeMap<Feature, f64>,
     fixed: &BTreeMap<Feature, f64>,
     prior_weight: f64,
+    weight_cache: bool,
 ) -> Result<(DeviceProfile, FitReport)> {
     let fit = |terms: DecodeTerms| fit_with(base, engine, runs, floors, fixed, prior_weight, terms);
-    let plain = fit(DecodeTerms::default())?;
-    if !has_decode_at_depth(runs) {
-        return Ok(plain);
+    let sse = |r: &FitReport| r.residuals.iter().map(|e| e.error * e.error).sum::<f64>();
+    let (mut terms, mut best) = (DecodeTerms::default(), fit(DecodeTerms::default())?);
+    if has_decode_at_depth(runs) {
+        (terms, best) = with_depth_terms(&fit, runs, engine, best)?;
     }
+    if !weight_cache {
+        return Ok(best);
+    }
+    // A weight cache is tried at each size that two models' weights or more exceed and two or
+    // more fit within (one model on a side would fit its own runs' error), last: decode at
+    // depth's terms explain far more error, and a cache tried before them competed with their
+    // absence. The size that lowers the error most is kept, by at least `SPILL_MIN_GAIN`.
+    let sizes: Vec<(&str, f64)> = runs.iter().map(|r| (r.arch.name.as_str(), run_weight_bytes(r))).collect();
+    let models = |above: bool, c: f64| {
+        let names: std::collections::BTreeSet<&str> =
+            sizes.iter().filter(|(_, w)| (*w > c) == above).map(|(n, _)| *n).collect();
+        names.len()
+    };
+    let splits = |c: f64| models(true, c) >= 2 && models(false, c) >= 2;
+    let mut bar = sse(&best.1) * SPILL_MIN_GAIN;
+    for cache in WEIGHT_CACHE_CANDIDATES_BYTES.into_iter().filter(|&c| splits(c)) {
+        let f = fit(DecodeTerms { weight_cache: Some(cache), ..terms })?;
+        if f.0.weight_cache_bytes.is_some() && sse(&f.1) < bar {
+            bar = sse(&f.1);
+            best = f;
+        }
+    }
+    Ok(best)
+}
+
+/// The decode-at-depth terms `fit` keeps on top of `plain` (its fit without them): each vector
+/// step in turn, then with the best step a cache step at each candidate cache size; a term is
+/// kept where it lowers the squared relative error most (by at least `SPILL_MIN_GAIN`).
+fn with_depth_terms(
+    fit: &dyn Fn(DecodeTerms) -> Result<(DeviceProfile, FitReport)>,
+    runs: &[Run],
+    engine: &Engine,
+    plain: (DeviceProfile, FitReport),
+) -> Result<(DecodeTerms, (DeviceProfile, FitReport))> {
     let sse = |r: &FitReport| r.residuals.iter().map(|e| e.error * e.error).sum::<f64>();
     // Whether a fit's decode attention table kept a term (read in place, not copied).
     let kept = |p: &DeviceProfile, term: fn(&EfficiencyTable) -> bool| {
@@ -334,7 +408,8 @@ fn fit_at_depth(
         let tails: std::collections::BTreeSet<(u32, u32)> = heads.iter().map(|&(k, v)| (past(k), past(v))).collect();
         tails.len() >= 2 && tails.iter().any(|&t| t != (0, 0))
     };
-    let (mut terms, mut best) = (DecodeTerms::default(), (sse(&plain.1), plain));
+    let mut terms = DecodeTerms::default();
+    let mut best = (sse(&plain.1), plain);
     for step in TAIL_STEP_CANDIDATES.into_iter().filter(|&s| tails_at(s)) {
         let stepped = DecodeTerms { tail_step: Some(step), ..terms };
         let f = fit(stepped)?;
@@ -343,15 +418,16 @@ fn fit_at_depth(
             best = (sse(&f.1), f);
         }
     }
-    let mut spilled: Option<(f64, (DeviceProfile, FitReport))> = None;
+    let mut spilled: Option<(f64, DecodeTerms, (DeviceProfile, FitReport))> = None;
     for cache in SPILL_CANDIDATES_BYTES {
-        let f = fit(DecodeTerms { spill: Some(cache), ..terms })?;
-        let bar = spilled.as_ref().map_or(best.0 * SPILL_MIN_GAIN, |(s, _)| *s);
+        let t = DecodeTerms { spill: Some(cache), ..terms };
+        let f = fit(t)?;
+        let bar = spilled.as_ref().map_or(best.0 * SPILL_MIN_GAIN, |(s, _, _)| *s);
         if kept(&f.0, |t| t.score_spill_s > 0.0) && sse(&f.1) < bar {
-            spilled = Some((sse(&f.1), f));
+            spilled = Some((sse(&f.1), t, f));
         }
     }
-    Ok(spilled.map_or(best.1, |(_, f)| f))
+    Ok(spilled.map_or((terms, best.1), |(_, t, f)| (t, f)))
 }
 
 /// Like [`fit_engine`], but no fitted rate may beat `base`'s roofs: every byte costs at least
@@ -406,7 +482,9 @@ pub fn fit_engine_under_roofs(
     if let Some(c) = launch_s {
         fixed.insert(Feature::Launch, c);
     }
-    fit_at_depth(base, engine, runs, &floors, &fixed, THIN_PRIOR_WEIGHT)
+    // No weight cache: public runs are a few models of sizes no design chose, too few to
+    // place one (and a cache would move every expected profile's figures).
+    fit_at_depth(base, engine, runs, &floors, &fixed, THIN_PRIOR_WEIGHT, false)
 }
 
 fn fit_with(
@@ -489,6 +567,7 @@ fn fit_with(
             match f {
                 Feature::ProductBytes(_) => priced.insert(Feature::ProductBytes(t), *c),
                 Feature::ProductFlops(_, k) => priced.insert(Feature::ProductFlops(t, *k), *c),
+                Feature::PastCacheBytes(_) => priced.insert(Feature::PastCacheBytes(t), *c),
                 _ => None,
             };
         }
@@ -651,11 +730,13 @@ fn to_profile(
     p.expert_overhead_s = coef.get(&Feature::ExpertProducts).copied().unwrap_or(0.0);
     p.pass_overhead_s = coef.get(&Feature::Pass).copied().unwrap_or(0.0);
     p.engine = Some(engine.clone());
+    let past_cache = coef.iter().any(|(f, c)| matches!(f, Feature::PastCacheBytes(_)) && *c > 0.0);
+    p.weight_cache_bytes = terms.weight_cache.filter(|_| past_cache);
     p.efficiency_by_format.clear();
     let types: std::collections::BTreeSet<TensorType> = coef
         .keys()
         .filter_map(|f| match f {
-            Feature::ProductBytes(t) | Feature::ProductFlops(t, _) => Some(*t),
+            Feature::ProductBytes(t) | Feature::ProductFlops(t, _) | Feature::PastCacheBytes(t) => Some(*t),
             _ => None,
         })
         .collect();
@@ -679,6 +760,7 @@ fn to_profile(
                 score_kv_byte_s: 0.0,
                 score_spill_s: 0.0,
                 spill_kv_bytes: None,
+                past_cache_byte_s: coef.get(&Feature::PastCacheBytes(t)).copied().unwrap_or(0.0),
                 compute: EfficiencyCurve { points },
                 compute_by: ComputeSize::Rows,
                 memory: memory_eff(Feature::ProductBytes(t)),
@@ -696,6 +778,7 @@ fn to_profile(
         compute: EfficiencyCurve::default(),
         compute_by: ComputeSize::Flops,
         memory: memory_eff(Feature::OtherBytes),
+        past_cache_byte_s: 0.0,
     };
     p.efficiency = OpClass::ALL.iter().map(|&c| (c, other.clone())).collect();
     let coefficient = |f: Feature| coef.get(&f).copied().unwrap_or(0.0);
@@ -717,6 +800,7 @@ fn to_profile(
             score_kv_byte_s: coefficient(Feature::ScoreKvBytes),
             score_spill_s: spill_s,
             spill_kv_bytes: terms.spill.filter(|_| spill_s > 0.0),
+            past_cache_byte_s: 0.0,
         },
     );
     // Only runs with recurrent layers say what a scan costs; without them scans keep the
@@ -734,6 +818,7 @@ fn to_profile(
                 compute: compute_eff(Feature::ScanFlops),
                 compute_by: ComputeSize::Flops,
                 memory: memory_eff(Feature::StateBytes),
+                past_cache_byte_s: 0.0,
             },
         );
     }
@@ -749,6 +834,7 @@ fn to_profile(
             compute: compute_eff(Feature::AttentionPrefillFlops),
             compute_by: ComputeSize::Flops,
             memory: memory_eff(Feature::OtherBytes),
+            past_cache_byte_s: 0.0,
         },
     );
 
@@ -1008,6 +1094,40 @@ mod depth_tests {
         let shallow: Vec<Run> = runs.into_iter().filter(|r| r.test.depth == 0).collect();
         let (plain, _) = fit_engine(&truth, &engine, &shallow).unwrap();
         assert_eq!(plain.efficiency[&OpClass::DecodeAttention].score_tail, None);
+    }
+
+    /// Runs made up by a known profile with a 64 MiB weight cache and a stall per q8_0 weight
+    /// byte past it, of models from 7 MB to 530 MB: the fit finds the cache among the candidates
+    /// and the stall; the plain fit and one of two models below the cache add none.
+    #[test]
+    fn fit_recovers_a_known_weight_cache() {
+        use crate::measure::llamacpp::shapes::llama;
+        let (cache, stall) = (67108864.0, 5e-11);
+        let mut truth = crate::device::builtin("rpi5").expect("rpi5");
+        truth.weight_cache_bytes = Some(cache);
+        truth.product_efficiency.get_mut(&TensorType::Q8_0).expect("a q8_0 table").past_cache_byte_s = stall;
+        let models = [
+            llama(4, 512, 8, 8, 64, 512, 1024),
+            llama(8, 640, 10, 10, 64, 1792, 16384),
+            model(include_str!("../../models/SmolLM2-135M.json"), "SmolLM2-135M"),
+            model(include_str!("../../models/Qwen2.5-0.5B.json"), "Qwen2.5-0.5B"),
+        ];
+        let tests = [BenchTest::pp(64), BenchTest::pp(512), BenchTest::tg(16, 0)];
+        let runs = runs_of(&truth, &models, &tests, DType::Q8_0);
+        // Two models each side of 64 MiB: 7.7 and 54 MB, 145 and 530 MB of q8_0.
+        let (below, above): (Vec<f64>, Vec<f64>) = runs.iter().map(run_weight_bytes).partition(|&w| w <= cache);
+        assert!(below.iter().all(|&w| w < 60e6) && above.iter().all(|&w| w > 140e6));
+        let engine = truth.engine.clone().expect("an engine");
+        let (fitted, report) = fit_engine_with_weight_cache(&truth, &engine, &runs).unwrap();
+        assert_eq!(fitted.weight_cache_bytes, Some(cache), "{:?}", report.coefficients);
+        let found = fitted.product_efficiency[&TensorType::Q8_0].past_cache_byte_s;
+        assert!((found / stall - 1.0).abs() < 0.05, "{found}");
+        assert!(report.median_abs_error < 0.01, "{}", report.median_abs_error);
+        assert_eq!(fit_engine(&truth, &engine, &runs).unwrap().0.weight_cache_bytes, None);
+        // One model past any cache that another fits within is too few to place one.
+        let few: Vec<Run> = runs.iter().filter(|r| r.arch.name != "Qwen2.5-0.5B").cloned().collect();
+        let (plain, _) = fit_engine_with_weight_cache(&truth, &engine, &few).unwrap();
+        assert_eq!(plain.weight_cache_bytes, None);
     }
 
     /// Runs made up by a known profile with a cost per routed expert product, of MoE models

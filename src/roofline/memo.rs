@@ -267,6 +267,15 @@ pub(super) struct LayerMemo {
 }
 
 impl LayerMemo {
+    /// Drops every figure kept (their buffers stay for reuse): the ceilings they were priced
+    /// under changed.
+    pub(super) fn forget(&mut self) {
+        self.spare.append(&mut self.entries);
+        self.spare.append(&mut self.end_entries);
+        self.shape = None;
+        self.ends = None;
+    }
+
     /// Starts pricing passes of `arch`: its layer groups, found once for all their parts and
     /// plans.
     pub(super) fn start_pass(&mut self, arch: &Architecture) {

@@ -33,6 +33,9 @@ struct Ceilings<'a> {
     class_tables: [Option<&'a crate::device::EfficiencyTable>; OpClass::ALL.len()],
     /// Cells an engine's decode attention visits beyond the context, per score per context.
     kv_padding: f64,
+    /// The share of the model's weight bytes each pass reads past the weight cache (see
+    /// `DeviceProfile::weight_miss`): 0 but for the model being priced on a profile with one.
+    weight_miss: f64,
 }
 
 impl<'a> Ceilings<'a> {
@@ -48,7 +51,17 @@ impl<'a> Ceilings<'a> {
             // Indexed by `class as usize`: ALL lists the classes in declaration order.
             class_tables: OpClass::ALL.map(|class| device.efficiency_table(compute, class)),
             kv_padding: device.engine.as_ref().map_or(0.0, |e| e.padding_scores_factor()),
+            weight_miss: 0.0,
         }
+    }
+
+    /// Seconds one launch of `op` stalls on its weight bytes past the weight cache.
+    fn past_cache_s(&self, op: &Operator) -> f64 {
+        if self.weight_miss == 0.0 || op.weight_type.is_none() {
+            return 0.0;
+        }
+        let per_byte = self.table(op).map_or(0.0, |t| t.past_cache_byte_s);
+        op.weight_bytes.base * self.weight_miss * per_byte
     }
 
     /// `device.operator_table(op)`, from the cache for operators without weights.
@@ -176,7 +189,27 @@ const TABLE_SEGMENTS: usize = 16;
 
 /// Totals of `op` (all its launches) over contexts `first..=last` (one context for prefill).
 pub fn op_totals(op: &Operator, device: &DeviceProfile, first: f64, last: f64) -> OpTotals {
-    totals(op, &Ceilings::new(device, op.compute), first, last)
+    op_totals_missing(op, device, 0.0, first, last)
+}
+
+/// [`op_totals`] for an operator of a model whose passes read `weight_miss` of its weight bytes
+/// past the device's weight cache (see [`weight_miss_of`]).
+pub fn op_totals_missing(op: &Operator, device: &DeviceProfile, weight_miss: f64, first: f64, last: f64) -> OpTotals {
+    totals(op, &Ceilings { weight_miss, ..Ceilings::new(device, op.compute) }, first, last)
+}
+
+/// The share of `arch`'s weight bytes (stored as `weights`) a pass reads past `device`'s
+/// weight cache; 0 on a profile without one.
+pub fn weight_miss_of(
+    arch: &Architecture,
+    groups: &LayerGroups,
+    weights: crate::dtype::DType,
+    device: &DeviceProfile,
+) -> f64 {
+    match device.weight_cache_bytes {
+        Some(_) => device.weight_miss(arch.stored_weight_bytes_in(weights, groups)),
+        None => 0.0,
+    }
 }
 
 fn totals(op: &Operator, c: &Ceilings, first: f64, last: f64) -> OpTotals {
@@ -237,7 +270,12 @@ fn launch_totals(op: &Operator, c: &Ceilings, first: f64, last: f64) -> Launch {
 fn launch_range(op: &Operator, c: &Ceilings, first: f64, last: f64) -> Launch {
     let steps = last - first + 1.0;
     let bytes = op.bytes();
-    let fixed = steps * (c.overhead_s + op.experts * c.expert_s);
+    let mut fixed = steps * (c.overhead_s + op.experts * c.expert_s);
+    // Weights past the cache stall the product on top of its roofline time (the kernel
+    // overlaps neither its dequantisation nor its arithmetic with those misses).
+    if c.weight_miss > 0.0 {
+        fixed += steps * c.past_cache_s(op);
+    }
     let varies = op.flops.per_ctx != 0.0 || bytes.per_ctx != 0.0;
     // A piecewise sum only where the efficiency changes with the context's size.
     let table = if c.has_tables { c.table(op) } else { None };
@@ -377,7 +415,28 @@ impl<'a> Evaluator<'a> {
         (total, live)
     }
 
+    /// Prices the next passes for `arch` (its layer groups, where found already): on a profile
+    /// with a weight cache, the share of its weights past the cache. The memo's figures hold
+    /// for one share only, so a new share starts it afresh.
+    fn start_model(&mut self, arch: &Architecture, groups: Option<&LayerGroups>) {
+        if self.device.weight_cache_bytes.is_none() {
+            return;
+        }
+        let weights = self.settings.precisions.weights;
+        let miss = match groups {
+            Some(g) => weight_miss_of(arch, g, weights, self.device),
+            None => weight_miss_of(arch, &arch.layer_groups(), weights, self.device),
+        };
+        if miss.to_bits() != self.ceilings.weight_miss.to_bits() {
+            self.ceilings.weight_miss = miss;
+            if let Some(memo) = &mut self.memo {
+                memo.forget();
+            }
+        }
+    }
+
     fn phase(&mut self, arch: &Architecture, phase: Phase, first: f64, last: f64) -> PhaseEval {
+        self.start_model(arch, None);
         if let Some(memo) = &mut self.memo {
             memo.start_pass(arch);
         }
@@ -456,6 +515,7 @@ impl<'a> Evaluator<'a> {
     }
 
     pub fn scenario(&mut self, arch: &Architecture, s: &Scenario) -> ScenarioEval {
+        self.start_model(arch, None);
         if let Some(memo) = &mut self.memo {
             memo.start_pass(arch);
         }
@@ -465,6 +525,7 @@ impl<'a> Evaluator<'a> {
     /// [`Evaluator::scenario`] with `arch`'s layer groups found already (a search's scorer
     /// finds them once per candidate).
     pub fn scenario_in(&mut self, arch: &Architecture, groups: &LayerGroups, s: &Scenario) -> ScenarioEval {
+        self.start_model(arch, Some(groups));
         if let Some(memo) = &mut self.memo {
             memo.start_pass_with(arch, groups);
         }
@@ -627,5 +688,67 @@ mod depth_tests {
         assert_eq!(op_totals(attn, &stepped, 1000.0, 1024.0), op_totals(attn, &plain, 1000.0, 1024.0));
         // The helper the fit uses counts the same scores per launch: 21 * 9 = 189.
         assert_eq!(spilled_scores(attn, 1024.0, 1021.0, 1030.0), 189.0);
+    }
+
+    /// `rpi5` with a 64 MiB weight cache and 10 ps per f16 weight byte past it.
+    fn rpi5_with_weight_cache() -> DeviceProfile {
+        let mut p = crate::device::builtin("rpi5").expect("rpi5");
+        p.weight_cache_bytes = Some(67108864.0);
+        p.product_efficiency.get_mut(&crate::dtype::TensorType::F16).expect("an f16 table").past_cache_byte_s = 1e-11;
+        p
+    }
+
+    /// SmolLM2-135M in f16 decoding 10 tokens, with a weight cache and without: the difference
+    /// is the products' weight bytes past the cache at their rate, by hand.
+    #[test]
+    fn weight_bytes_past_the_cache_cost_what_hand_arithmetic_says() {
+        let arch = smollm();
+        let settings = RunSettings {
+            batch: 1,
+            precisions: Precisions { weights: DType::F16, activations: DType::F32, kv_cache: DType::F16 },
+            logits_for_all_prompt_tokens: false,
+        };
+        let cached = rpi5_with_weight_cache();
+        let plain = DeviceProfile { weight_cache_bytes: None, ..cached.clone() };
+        // Stored: 134,515,008 parameters (the published count), of which 61 norm vectors of 576
+        // (35,136) in f32 and the rest in f16 (the LM head is the tied embedding):
+        // 134,479,872 * 2 + 35,136 * 4 = 269,100,288 bytes. Past 64 MiB: 1 - 67,108,864 /
+        // 269,100,288 of them.
+        assert_eq!(arch.parameters(), 134_515_008);
+        let miss = 1.0 - 67108864.0 / 269100288.0;
+        // A decode step's products read every matrix but the embedding's gather: per layer q and
+        // o (576 x 576), k and v (576 x 192), gate, up and down (576 x 1536), 3,538,944 in all,
+        // times 30 layers, plus the 49,152 x 576 head: 134,479,872 f16 values, 268,959,744 B.
+        let want = 10.0 * 268959744.0 * miss * 1e-11;
+        let time = |p: &DeviceProfile| {
+            Evaluator::new(p, settings, PlanChoice::Fastest).bench_test(&arch, BenchTest::tg(10, 0)).point.time_s
+        };
+        let extra = time(&cached) - time(&plain);
+        assert!((extra / want - 1.0).abs() < 1e-9, "{extra} vs {want}");
+        // A model within the cache pays nothing.
+        let small = DeviceProfile { weight_cache_bytes: Some(300e6), ..cached.clone() };
+        assert_eq!(time(&small), time(&plain));
+    }
+
+    /// A search's evaluator keeps figures from one candidate for the next: with a weight cache,
+    /// each depth reads a different share past it, and the shared figures must follow.
+    #[test]
+    fn shared_figures_follow_the_weight_cache_across_depths() {
+        let cached = rpi5_with_weight_cache();
+        let settings = RunSettings {
+            batch: 1,
+            precisions: Precisions { weights: DType::F16, activations: DType::F32, kv_cache: DType::F16 },
+            logits_for_all_prompt_tokens: false,
+        };
+        let scenario = Scenario::named("lilo").expect("lilo");
+        let mut shared = Evaluator::new(&cached, settings, PlanChoice::Fastest).sharing();
+        let mut last = 0.0;
+        for depth in [4, 8, 16, 30, 30, 8] {
+            let arch = Architecture { num_layers: depth, ..smollm() };
+            let fresh = Evaluator::new(&cached, settings, PlanChoice::Fastest).scenario(&arch, &scenario);
+            assert_eq!(shared.scenario(&arch, &scenario), fresh, "depth {depth}");
+            last = fresh.total().time_s;
+        }
+        assert!(last > 0.0);
     }
 }

@@ -412,6 +412,7 @@ pub fn calibrate(opts: &EngineOptions) -> Result<Calibration> {
         expert_overhead_s: 0.0,
         pass_overhead_s: 0.0,
         on_chip_bytes: None,
+        weight_cache_bytes: None,
         efficiency: BTreeMap::new(),
         efficiency_by_format: BTreeMap::new(),
         product_efficiency: BTreeMap::new(),
@@ -432,11 +433,13 @@ pub fn calibrate(opts: &EngineOptions) -> Result<Calibration> {
         host: Some(host),
         notes: BTreeMap::new(),
     };
-    let (mut profile, report) = fit::fit_engine(&base, &engine, &runs)?;
+    // The full calibration's models span the caches (see `fit_engine_with_weight_cache`).
+    let fit = if opts.quick { fit::fit_engine } else { fit::fit_engine_with_weight_cache };
+    let (mut profile, report) = fit(&base, &engine, &runs)?;
     // Bands from each run predicted by a fit of the others (the validation workloads stay
     // unseen: they are `validate`'s, not calibration's).
     let (cv, basis) = fit::band::cross_validate(&runs, "calibration", "calibration runs on this machine", |sub| {
-        fit::fit_engine(&base, &engine, sub).map(|(p, _)| p)
+        fit(&base, &engine, sub).map(|(p, _)| p)
     });
     profile.error_bands = Some(fit::band::bands(&cv, basis));
     let records: Vec<serde_json::Value> = runs.iter().map(|r| fit::record_of(r, BACKEND, opts.threads)).collect();

@@ -469,6 +469,7 @@ pub fn calibrate(opts: &MeasureOptions) -> Result<DeviceProfile> {
         expert_overhead_s: 0.0,
         pass_overhead_s: 0.0,
         on_chip_bytes: None,
+        weight_cache_bytes: None,
         efficiency,
         efficiency_by_format,
         product_efficiency: BTreeMap::new(),
