@@ -223,6 +223,9 @@ fn calibrate_engine(args: &CalibrateArgs, path: &std::path::Path, out: &mut dyn 
         let _ =
             writeln!(s, "  decode attention vector step: {} elements (head elements past it cost the above)", t.step);
     }
+    if let Some(c) = p.weight_cache_bytes {
+        let _ = writeln!(s, "  weight cache: {} (the weight bytes past it cost the above)", si(c, "B"));
+    }
     // What the machine was doing at each count, then the factors at the other counts.
     let _ = writeln!(s, "  machine at {}: {}", llamacpp::runs::threads_word(opts.threads), cond.summary());
     for (fit, c) in &cal.threads {

@@ -81,6 +81,14 @@ pub struct Engine {
     /// of this (llama.cpp: 256); masked cells still cost a visit.
     #[serde(default)]
     pub kv_pad: u32,
+    /// From a view of this many KV cells, the engine's decode kernel splits a step's view
+    /// across threads instead of its heads (llama.cpp's CPU kernel: 512, `use_split_kv_path`),
+    /// and the first thread's share is all real cells: the step takes as long as if every cell
+    /// of the padded view were real. Below it, or on one thread, each head skips the masked
+    /// cells. Set (by calibration here): each step's view is counted exactly (see
+    /// [`Engine::kv_view`]); 0: half a pad per step on average, as before.
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    pub kv_split_min_cells: u32,
     /// How the engine sizes sliding-window layers' caches, in words (the prediction uses
     /// `window_cells`); empty in profiles written before it was said.
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -110,6 +118,7 @@ impl Engine {
             activations: DType::F32,
             kv_cache: DType::F16,
             kv_pad: 256,
+            kv_split_min_cells: 0,
             window_cache: "swa_full off, as llama-cli, llama-server and llama-bench run it: a windowed layer \
                            caches its window plus one 512-token micro-batch, padded to 256 cells"
                 .into(),
@@ -132,6 +141,27 @@ impl Engine {
     pub fn padding_scores_factor(&self) -> f64 {
         self.kv_pad as f64 / 2.0
     }
+
+    /// How the engine's decode kernel walks a padded view, where the profile says
+    /// (`kv_split_min_cells`); one thread walks only the real cells at every view.
+    pub fn kv_view(&self) -> Option<KvView> {
+        (self.kv_split_min_cells > 0 && self.kv_pad > 0).then(|| KvView {
+            pad: self.kv_pad as f64,
+            split_min_cells: if self.threads == Some(1) { f64::INFINITY } else { self.kv_split_min_cells as f64 },
+        })
+    }
+}
+
+/// A decode kernel's padded KV view: `pad` cells per block, and the view from which every
+/// cell of it costs a score (below it, only the real cells do).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct KvView {
+    pub pad: f64,
+    pub split_min_cells: f64,
+}
+
+fn is_zero_u32(v: &u32) -> bool {
+    *v == 0
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -474,6 +504,10 @@ impl DeviceProfile {
         if let Some(e) = &self.engine {
             if e.kv_pad > 1 << 20 {
                 return Err(Error::field(source, "engine.kv_pad", "at most 1048576 cells", e.kv_pad));
+            }
+            if e.kv_split_min_cells > 1 << 20 {
+                let v = e.kv_split_min_cells;
+                return Err(Error::field(source, "engine.kv_split_min_cells", "at most 1048576 cells", v));
             }
         }
         if !(self.pass_overhead_s.is_finite() && (0.0..1.0).contains(&self.pass_overhead_s)) {

@@ -64,6 +64,10 @@ enum Feature {
     /// Decode attention scores (query-key pairs times heads): a fixed cost per score (the
     /// exponential, the running maximum and the bookkeeping of a softmax one score at a time).
     DecodeScores,
+    /// Decode attention FLOPs at a rate of their own: the dot products and value sums over whole
+    /// heads, which grow with the head where the cost per score does not (see
+    /// `DecodeTerms::attention_flops`).
+    DecodeAttentionFlops,
     /// Decode attention scores times their key and value heads' elements past the kernel's
     /// last whole vector step (see `ScoreTail`): the elements CPU kernels handle one at a time.
     KeyTail,
@@ -97,6 +101,7 @@ impl Feature {
             Feature::ExpertProducts => "fixed cost per routed expert product".into(),
             Feature::Pass => "fixed cost per forward pass".into(),
             Feature::DecodeScores => "decode attention cost per score".into(),
+            Feature::DecodeAttentionFlops => "decode attention FLOPs".into(),
             Feature::KeyTail => "decode attention cost per key-head element past the vector step".into(),
             Feature::ValueTail => "decode attention cost per value-head element past the vector step".into(),
             Feature::ProductBytes(t) => format!("{t} product bytes"),
@@ -118,7 +123,7 @@ fn is_product(op: &Operator) -> bool {
 }
 
 /// An operator's totals over the run's steps: (launches, FLOPs, bytes, scores visited).
-fn totals(op: &Operator, first: f64, last: f64, kv_padding: f64) -> (f64, f64, f64, f64) {
+fn totals(op: &Operator, first: f64, last: f64, engine: &Engine) -> (f64, f64, f64, f64) {
     let steps = last - first + 1.0;
     let c = op.count as f64;
     let (pieces, n) = op.pieces(first, last);
@@ -126,7 +131,8 @@ fn totals(op: &Operator, first: f64, last: f64, kv_padding: f64) -> (f64, f64, f
     for (piece, lo, hi) in &pieces[..n] {
         flops += piece.flops.sum(*lo, *hi);
         bytes += piece.bytes().sum(*lo, *hi);
-        scores += crate::roofline::padded_scores(piece, kv_padding).sum(*lo, *hi);
+        let (padding, view) = (engine.padding_scores_factor(), engine.kv_view());
+        crate::roofline::for_visited(piece, *lo, *hi, padding, view, |a, b, visited| scores += visited.sum(a, b));
     }
     (c * steps, c * flops, c * bytes, c * scores)
 }
@@ -192,7 +198,7 @@ fn features(
     add(Feature::Pass, last - first + 1.0);
     let miss = terms.weight_cache.map_or(0.0, |cache| weight_miss(run, cache));
     for op in &ops {
-        let (launches, flops, bytes, scores) = totals(op, first, last, engine.padding_scores_factor());
+        let (launches, flops, bytes, scores) = totals(op, first, last, engine);
         add(Feature::Launch, launches);
         if op.experts > 0.0 {
             add(Feature::ExpertProducts, launches * op.experts);
@@ -210,6 +216,9 @@ fn features(
             // the head sizes, so a FLOP rate would say the same twice), plus the KV bytes each
             // score reads, which GQA's groups share.
             add(Feature::DecodeScores, scores);
+            if terms.attention_flops {
+                add(Feature::DecodeAttentionFlops, flops);
+            }
             add(Feature::ScoreKvBytes, scores * crate::roofline::kv_bytes_per_score(op));
             if let Some(step) = terms.tail_step {
                 add(Feature::KeyTail, scores * ScoreTail::past_step(op.key_head, step) as f64);
@@ -315,6 +324,9 @@ struct DecodeTerms {
     /// The cache (bytes) a model's weights stay in between passes: weight bytes past it cost
     /// a stall of their own (see `DeviceProfile::weight_cache_bytes`).
     weight_cache: Option<f64>,
+    /// Decode attention FLOPs at a fitted rate, beside the cost per score: for runs whose
+    /// heads range from 64 to 576 elements, where a score's work grows with its head.
+    attention_flops: bool,
 }
 
 /// The share of `run`'s model weight bytes past a weight cache of `cache` bytes, as the
@@ -415,6 +427,15 @@ fn with_depth_terms(
         let f = fit(stepped)?;
         if kept(&f.0, |t| t.score_tail.is_some()) && sse(&f.1) < best.0 * SPILL_MIN_GAIN {
             terms = stepped;
+            best = (sse(&f.1), f);
+        }
+    }
+    if heads.len() >= 3 {
+        let t = DecodeTerms { attention_flops: true, ..terms };
+        let f = fit(t)?;
+        let rated = f.1.coefficients.get(&Feature::DecodeAttentionFlops.name()).is_some_and(|c| *c > 0.0);
+        if rated && sse(&f.1) < best.0 * SPILL_MIN_GAIN {
+            terms = t;
             best = (sse(&f.1), f);
         }
     }
@@ -794,7 +815,11 @@ fn to_profile(
             score_s: coefficient(Feature::DecodeScores),
             score_s_by_value_head: Vec::new(),
             score_tail: tail.filter(|t| t.key_s > 0.0 || t.value_s > 0.0),
-            compute: EfficiencyCurve::default(),
+            compute: if terms.attention_flops {
+                compute_eff(Feature::DecodeAttentionFlops)
+            } else {
+                EfficiencyCurve::default()
+            },
             compute_by: ComputeSize::Flops,
             memory: memory_eff(Feature::KvBytes),
             score_kv_byte_s: coefficient(Feature::ScoreKvBytes),
@@ -1094,6 +1119,77 @@ mod depth_tests {
         let shallow: Vec<Run> = runs.into_iter().filter(|r| r.test.depth == 0).collect();
         let (plain, _) = fit_engine(&truth, &engine, &shallow).unwrap();
         assert_eq!(plain.efficiency[&OpClass::DecodeAttention].score_tail, None);
+    }
+
+    /// Runs made up by a known profile whose decode attention pays a FLOP rate beside its cost
+    /// per score and its tails, of heads of 64 to 544 elements at depth: the fit finds the rate;
+    /// heads of one size could not tell it from the cost per score, and a fit of them has none.
+    #[test]
+    fn fit_recovers_a_known_decode_attention_flop_rate() {
+        use crate::measure::llamacpp::shapes::{llama, mla};
+        let mut truth = crate::device::builtin("rpi5").expect("rpi5");
+        // 40 GFLOP/s against the profile's f32 peak.
+        let efficiency = 40e9 / truth.peak_flops(DType::F32);
+        let t = truth.efficiency.get_mut(&OpClass::DecodeAttention).expect("decode attention table");
+        (t.score_s, t.score_s_by_value_head) = (1e-8, Vec::new());
+        t.score_tail = Some(ScoreTail { step: 64, key_s: 2e-10, value_s: 2e-9 });
+        t.compute = EfficiencyCurve { points: vec![EfficiencyPoint { size: 1.0, efficiency }] };
+        t.compute_by = ComputeSize::Flops;
+        let models = [
+            llama(4, 512, 8, 8, 64, 512, 1024),
+            llama(4, 512, 8, 8, 96, 512, 1024),
+            llama(4, 512, 8, 2, 128, 512, 1024),
+            mla(4, 512, 8, 160, 32, 64, 512, 1024, None),
+            mla(4, 512, 8, 512, 32, 64, 512, 1024, None),
+        ];
+        let tests = [BenchTest::pp(64), BenchTest::tg(16, 0), BenchTest::tg(16, 1024), BenchTest::tg(16, 4096)];
+        let runs = runs_of(&truth, &models, &tests, DType::Q8_0);
+        let engine = truth.engine.clone().expect("an engine");
+        let (fitted, report) = fit_engine(&truth, &engine, &runs).unwrap();
+        let rate = report.coefficients.get(&Feature::DecodeAttentionFlops.name()).map(|c| 1.0 / c);
+        assert!(rate.is_some_and(|r| (r / 40e9 - 1.0).abs() < 0.05), "{rate:?} {:?}", report.coefficients);
+        let table = &fitted.efficiency[&OpClass::DecodeAttention];
+        assert!((table.score_s / 1e-8 - 1.0).abs() < 0.1, "{}", table.score_s);
+        assert!(report.median_abs_error < 0.01, "{}", report.median_abs_error);
+        let one_head: Vec<Run> =
+            runs.iter().filter(|r| r.arch.name.starts_with("mha-L4-H512-h8x64")).cloned().collect();
+        let (plain, report) = fit_engine(&truth, &engine, &one_head).unwrap();
+        assert!(!report.coefficients.contains_key(&Feature::DecodeAttentionFlops.name()));
+        assert!(plain.efficiency[&OpClass::DecodeAttention].compute.points.is_empty());
+    }
+
+    /// Runs made up by a known profile whose kernel walks whole padded views once it splits
+    /// them (and only real cells below): the fit counts the cells as the evaluator does, so it
+    /// finds the cost per score and explains every run.
+    #[test]
+    fn fit_counts_a_split_view_as_the_evaluator_does() {
+        use crate::measure::llamacpp::shapes::llama;
+        let mut truth = crate::device::builtin("rpi5").expect("rpi5");
+        truth.engine.as_mut().expect("llama.cpp").kv_split_min_cells = 512;
+        let t = truth.efficiency.get_mut(&OpClass::DecodeAttention).expect("decode attention table");
+        (t.score_s, t.score_s_by_value_head, t.score_tail) = (5e-8, Vec::new(), None);
+        let models = [
+            llama(4, 512, 8, 8, 64, 512, 1024),
+            llama(4, 512, 8, 2, 64, 512, 1024),
+            llama(8, 640, 10, 10, 64, 1792, 16384),
+        ];
+        let tests = [
+            BenchTest::pp(64),
+            BenchTest::tg(16, 0),
+            BenchTest::tg(16, 200),
+            BenchTest::tg(16, 1024),
+            BenchTest::tg(16, 1200),
+        ];
+        let runs = runs_of(&truth, &models, &tests, DType::Q8_0);
+        // Depths 1,024 and 1,200 visit the same 1,280 cells (only FLOPs and KV bytes, a small
+        // share, grow with the real context); depth 200 visits 256 cells, 200 of them real.
+        let at = |d: u32| runs.iter().find(|r| r.test.depth == d).expect("a run").measured_s;
+        assert!((at(1200) / at(1024) - 1.0).abs() < 0.01, "{} {}", at(1024), at(1200));
+        let engine = truth.engine.clone().expect("an engine");
+        let (fitted, report) = fit_engine(&truth, &engine, &runs).unwrap();
+        let found = fitted.efficiency[&OpClass::DecodeAttention].score_s;
+        assert!((found / 5e-8 - 1.0).abs() < 0.05, "{found} {:?}", report.coefficients);
+        assert!(report.median_abs_error < 0.01, "{}", report.median_abs_error);
     }
 
     /// Runs made up by a known profile with a 64 MiB weight cache and a stall per q8_0 weight

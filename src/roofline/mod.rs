@@ -33,6 +33,8 @@ struct Ceilings<'a> {
     class_tables: [Option<&'a crate::device::EfficiencyTable>; OpClass::ALL.len()],
     /// Cells an engine's decode attention visits beyond the context, per score per context.
     kv_padding: f64,
+    /// The engine's padded view, counted exactly where the profile says how it is walked.
+    kv_view: Option<crate::device::KvView>,
     /// The share of the model's weight bytes each pass reads past the weight cache (see
     /// `DeviceProfile::weight_miss`): 0 but for the model being priced on a profile with one.
     weight_miss: f64,
@@ -51,6 +53,7 @@ impl<'a> Ceilings<'a> {
             // Indexed by `class as usize`: ALL lists the classes in declaration order.
             class_tables: OpClass::ALL.map(|class| device.efficiency_table(compute, class)),
             kv_padding: device.engine.as_ref().map_or(0.0, |e| e.padding_scores_factor()),
+            kv_view: device.engine.as_ref().and_then(|e| e.kv_view()),
             weight_miss: 0.0,
         }
     }
@@ -89,11 +92,11 @@ impl<'a> Ceilings<'a> {
         }
     }
 
-    /// Compute time (FLOPs at the attained rate plus the per-score cost) and memory time of
-    /// `op`, as linear functions of the context.
-    fn times(&self, op: &Operator, bytes: Linear, n: f64) -> (Linear, Linear) {
+    /// Compute time (FLOPs at the attained rate plus the per-score cost of the `visited`
+    /// scores) and memory time of `op`, as linear functions of the context.
+    fn times(&self, op: &Operator, bytes: Linear, n: f64, visited: Linear) -> (Linear, Linear) {
         let (pc, pm, score_s) = self.attained(op, op.flops.at(n), bytes.at(n), op.rows.at(n));
-        let mut compute = op.flops * (1.0 / pc) + padded_scores(op, self.kv_padding) * score_s;
+        let mut compute = op.flops * (1.0 / pc) + visited * score_s;
         // Past the cache step, each score beyond the knee costs `score_spill_s` more: linear in
         // the context on that side (callers split a range at the knee).
         if let Some((knee, spill_s)) = self.spill(op).filter(|(knee, _)| n > *knee) {
@@ -142,11 +145,47 @@ pub fn padded_scores(op: &Operator, kv_padding: f64) -> Linear {
     }
 }
 
+/// Calls `f(lo, hi, visited)` over contexts `first..=last` in ranges where the scores `op`'s
+/// kernel visits per step are linear in the context: with the engine's view counted exactly
+/// (`view`), one range per pad block, each visiting its whole view once the view reaches the
+/// kernel's split (a constant), or only its real scores below it; otherwise one range at half
+/// a pad more than the context (`kv_padding`).
+#[inline(always)]
+pub fn for_visited(
+    op: &Operator,
+    first: f64,
+    last: f64,
+    kv_padding: f64,
+    view: Option<crate::device::KvView>,
+    mut f: impl FnMut(f64, f64, Linear),
+) {
+    match view {
+        Some(v) if op.class == OpClass::DecodeAttention && op.scores.per_ctx > 0.0 => {
+            let mut lo = first;
+            while lo <= last {
+                // The view at context `lo`: its keys rounded up to whole pads.
+                let cells = (lo / v.pad).ceil().max(1.0) * v.pad;
+                let hi = cells.min(last);
+                let visited = if cells >= v.split_min_cells {
+                    Linear { base: op.scores.base + op.scores.per_ctx * cells, per_ctx: 0.0 }
+                } else {
+                    op.scores
+                };
+                f(lo, hi, visited);
+                lo = hi + 1.0;
+            }
+        }
+        _ => f(first, last, padded_scores(op, kv_padding)),
+    }
+}
+
 /// Time of one launch of `op` at context `n`: `max(W / P, Q / B) + t_fixed`.
 pub fn launch_time_s(op: &Operator, device: &DeviceProfile, n: f64) -> f64 {
     let n = op.context(n);
     let c = Ceilings::new(device, op.compute);
-    let (tc, tm) = c.times(op, op.bytes(), n);
+    let mut visited = padded_scores(op, c.kv_padding);
+    for_visited(op, n, n, c.kv_padding, c.kv_view, |_, _, v| visited = v);
+    let (tc, tm) = c.times(op, op.bytes(), n, visited);
     tc.at(n).max(tm.at(n)) + device.kernel_overhead_s + op.experts * device.expert_overhead_s
 }
 
@@ -268,6 +307,23 @@ fn launch_totals(op: &Operator, c: &Ceilings, first: f64, last: f64) -> Launch {
 
 #[inline(always)]
 fn launch_range(op: &Operator, c: &Ceilings, first: f64, last: f64) -> Launch {
+    if c.kv_view.is_none() {
+        return launch_visiting(op, c, first, last, padded_scores(op, c.kv_padding));
+    }
+    let mut sum = Launch::default();
+    for_visited(op, first, last, c.kv_padding, c.kv_view, |lo, hi, visited| {
+        let l = launch_visiting(op, c, lo, hi, visited);
+        sum.flops += l.flops;
+        sum.bytes += l.bytes;
+        sum.time_s += l.time_s;
+        sum.compute_bound_s += l.compute_bound_s;
+    });
+    sum
+}
+
+/// [`launch_range`] with the scores the kernel visits per step given.
+#[inline(always)]
+fn launch_visiting(op: &Operator, c: &Ceilings, first: f64, last: f64, visited: Linear) -> Launch {
     let steps = last - first + 1.0;
     let bytes = op.bytes();
     let mut fixed = steps * (c.overhead_s + op.experts * c.expert_s);
@@ -280,7 +336,7 @@ fn launch_range(op: &Operator, c: &Ceilings, first: f64, last: f64) -> Launch {
     // A piecewise sum only where the efficiency changes with the context's size.
     let table = if c.has_tables { c.table(op) } else { None };
     let (time, compute) = if !varies || table.is_none_or(|t| t.is_constant()) {
-        let (tc, tm) = c.times(op, bytes, (first + last) / 2.0);
+        let (tc, tm) = c.times(op, bytes, (first + last) / 2.0, visited);
         sum_of_max(tc, tm, first, last)
     } else {
         let segments = (steps as usize).clamp(1, TABLE_SEGMENTS);
@@ -293,7 +349,7 @@ fn launch_range(op: &Operator, c: &Ceilings, first: f64, last: f64) -> Launch {
             } else {
                 (first * (last / first.max(1.0)).powf(s as f64 / segments as f64)).floor().max(lo)
             };
-            let (tc, tm) = c.times(op, bytes, (lo + hi) / 2.0);
+            let (tc, tm) = c.times(op, bytes, (lo + hi) / 2.0, visited);
             let (t, cb) = sum_of_max(tc, tm, lo, hi);
             time += t;
             compute += cb;
@@ -688,6 +744,46 @@ mod depth_tests {
         assert_eq!(op_totals(attn, &stepped, 1000.0, 1024.0), op_totals(attn, &plain, 1000.0, 1024.0));
         // The helper the fit uses counts the same scores per launch: 21 * 9 = 189.
         assert_eq!(spilled_scores(attn, 1024.0, 1021.0, 1030.0), 189.0);
+    }
+
+    /// SmolLM2-135M's decode attention over contexts 1021..=1030 on a llama.cpp profile whose
+    /// kernel walks the whole padded view once it splits it across threads, against half a
+    /// pad per step: the difference is the cells counted, by hand.
+    #[test]
+    fn a_split_view_costs_its_padded_cells_by_hand() {
+        let arch = smollm();
+        let settings = RunSettings {
+            batch: 1,
+            precisions: Precisions { weights: DType::F16, activations: DType::F32, kv_cache: DType::F16 },
+            logits_for_all_prompt_tokens: false,
+        };
+        let ops = operators(&arch, Phase::Decode, &settings, Plan::candidates(&arch)[0]);
+        let attn = ops.iter().find(|o| o.class == OpClass::DecodeAttention).expect("decode attention");
+        let mut half_pad = crate::device::builtin("rpi5").expect("rpi5");
+        let engine = half_pad.engine.as_mut().expect("llama.cpp");
+        (engine.kv_pad, engine.threads) = (256, Some(4));
+        // A cost per score large enough that the kernel is compute-bound at every context.
+        let table = EfficiencyTable { score_s: 1e-6, ..Default::default() };
+        half_pad.efficiency.insert(OpClass::DecodeAttention, table);
+        let mut exact = half_pad.clone();
+        exact.engine.as_mut().expect("llama.cpp").kv_split_min_cells = 512;
+        // 9 scores per position and layer. Half a pad: sum over n of 9 (n + 128) = 9 (10,255 +
+        // 1,280) = 103,815 per layer. Exact: contexts 1021..=1024 see a view of 1,024 cells and
+        // 1025..=1030 one of 1,280, all visited: 9 (4 * 1,024 + 6 * 1,280) = 105,984. The
+        // difference, 2,169 scores per layer, times 30 layers at 1 us: 65.07 ms.
+        let t = |p: &DeviceProfile| op_totals(attn, p, 1021.0, 1030.0).point.time_s;
+        let extra = t(&exact) - t(&half_pad);
+        assert!((extra - 0.06507).abs() < 1e-9, "{extra}");
+        // Below the split (views of 256 cells) only the real scores count: sum over 2..=11 of
+        // 9 n = 585 per layer, against 9 (65 + 10 * 128) = 12,105 at half a pad.
+        let saved =
+            op_totals(attn, &half_pad, 2.0, 11.0).point.time_s - op_totals(attn, &exact, 2.0, 11.0).point.time_s;
+        assert!((saved - 30.0 * (12105.0 - 585.0) * 1e-6).abs() < 1e-9, "{saved}");
+        // On one thread the kernel never pays for masked cells: 9 * 10,255 = 92,295 per layer.
+        let mut one = exact.clone();
+        one.engine.as_mut().expect("llama.cpp").threads = Some(1);
+        let fewer = t(&half_pad) - t(&one);
+        assert!((fewer - 30.0 * (103815.0 - 92295.0) * 1e-6).abs() < 1e-9, "{fewer}");
     }
 
     /// `rpi5` with a 64 MiB weight cache and 10 ps per f16 weight byte past it.

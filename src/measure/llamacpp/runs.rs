@@ -104,7 +104,15 @@ pub fn default_cache_dir() -> PathBuf {
 
 /// llama.cpp as built here (see [`Engine::llama_cpp`]).
 pub fn llama_cpp_engine(threads: u32, backend: String) -> Engine {
-    Engine::llama_cpp(ENGINE_VERSION.into(), backend, Some(threads))
+    let mut engine = Engine::llama_cpp(ENGINE_VERSION.into(), backend, Some(threads));
+    // The CPU kernel's split of a step's KV view across threads (ops.cpp, `use_split_kv_path`:
+    // a view of 512 cells or more). Here, `tg16` at depths 1,024, 1,100 and 1,200 took the same
+    // time (all visit 1,280 cells), and at depths 16 to 200 (256 cells) time grew with the real
+    // context alone (`results/2026-12-07-xeon-weight-cache/probes-padding.txt`).
+    if BACKEND == "CPU" {
+        engine.kv_split_min_cells = 512;
+    }
+    engine
 }
 
 /// The GGUF files of `arch` in every format, built once and then read from the cache.
