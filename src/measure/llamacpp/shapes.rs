@@ -182,7 +182,8 @@ fn attention_probes(quick: bool) -> Plan {
 /// Calibration: a model so small that its fixed costs dominate (hidden 64, 16 layers), widths
 /// 512 and 640 with MHA, MLA and two MoE shapes, a 213M model that streams from main memory, and the
 /// attention probes; prompts of 64 and 512 tokens (llama.cpp's micro-batch), decode at short
-/// and long context. About 50 s of runs here (`--quick`: about 10 s).
+/// and long context, and a 98 M model whose weights straddle the caches. About 60 s of runs here
+/// (`--quick`: about 10 s).
 pub fn calibration(quick: bool) -> Vec<Plan> {
     let overhead = llama(16, 64, 1, 1, 64, 128, 512);
     let mha = llama(8, 640, 10, 10, 64, 1792, 16384);
@@ -213,6 +214,12 @@ pub fn calibration(quick: bool) -> Vec<Plan> {
             vec![pp(64), pp(512), tg(16, 0)],
         ),
         Plan::new(vec![llama(10, 1280, 20, 4, 64, 3456, 32000)], vec![pp(64), pp(512), tg(16, 0)]),
+        // A 98 M model whose weights straddle the caches by format (q4_0 55 MB, q8_0 104 MB, f16
+        // 196 MB): between the small models (all within) and the 213 M one (all past), it places
+        // the weight cache. Without it, two fits of this machine a few minutes apart put the
+        // cache at 64 and at 16 MiB, and the second priced 60-85 M validation models' q4
+        // decode 50-90% slow.
+        Plan::new(vec![llama(10, 896, 14, 2, 64, 2432, 16000)], vec![pp(64), tg(16, 0)]),
         attention_probes(false),
         hybrid_probes(),
     ]
