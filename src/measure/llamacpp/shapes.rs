@@ -312,9 +312,9 @@ mod tests {
             let every_format = plans.iter().filter(|p| p.formats.is_none()).flat_map(|p| &p.models);
             let dense = every_format.filter(|m| !m.ffn.is_moe()).count();
             assert_eq!(plan.models.len(), dense);
-            // Full calibration: the overhead model, MHA, dense MLA and the 213M model (its two
-            // MoE shapes stay out).
-            assert_eq!((plan.models.len(), plan.formats.clone()), (if quick { 2 } else { 4 }, None));
+            // Full calibration: the overhead model, MHA, dense MLA, the 213M and the 98M models
+            // (its two MoE shapes stay out).
+            assert_eq!((plan.models.len(), plan.formats.clone()), (if quick { 2 } else { 5 }, None));
             for m in &plan.models {
                 assert!(m.layers.is_empty() && !m.ffn.is_moe(), "{}", m.name);
                 let own = plans.iter().find(|p| p.models.iter().any(|x| x.name == m.name)).unwrap();
