@@ -186,12 +186,16 @@ impl Entry {
     }
 
     /// Adds each operator's figures to `total`, as [`super::totals`] prices them: its launch
-    /// count (`count`, or its own) times each piece's figures.
-    fn add_to(&self, total: &mut Point, count: Option<u32>) {
+    /// count (`count`, or its own) times each piece's figures, each stall scaled by the model's share
+    /// past the weight cache (`weight_miss`).
+    fn add_to(&self, total: &mut Point, count: Option<u32>, weight_miss: f64) {
         for (op, launch) in self.ops.iter().zip(&self.launches) {
             let count = count.unwrap_or(op.count) as f64;
-            let scaled =
-                |p: &Launch| Point { flops: count * p.flops, bytes: count * p.bytes, time_s: count * p.time_s };
+            let scaled = |p: &Launch| Point {
+                flops: count * p.flops,
+                bytes: count * p.bytes,
+                time_s: count * p.time(weight_miss),
+            };
             if launch.windowed {
                 let mut sum = Point::default();
                 for piece in &launch.pieces[..launch.n] {
@@ -267,15 +271,6 @@ pub(super) struct LayerMemo {
 }
 
 impl LayerMemo {
-    /// Drops every figure kept (their buffers stay for reuse): the ceilings they were priced
-    /// under changed.
-    pub(super) fn forget(&mut self) {
-        self.spare.append(&mut self.entries);
-        self.spare.append(&mut self.end_entries);
-        self.shape = None;
-        self.ends = None;
-    }
-
     /// Starts pricing passes of `arch`: its layer groups, found once for all their parts and
     /// plans.
     pub(super) fn start_pass(&mut self, arch: &Architecture) {
@@ -354,7 +349,7 @@ impl LayerMemo {
             }
         };
         let entry = &self.entries[at];
-        entry.add_to(total, free(entry, self.depth_free).then_some(depth));
+        entry.add_to(total, free(entry, self.depth_free).then_some(depth), ceilings.weight_miss);
         entry.live
     }
 
@@ -388,7 +383,7 @@ impl LayerMemo {
             }
         };
         let entry = &self.end_entries[at];
-        entry.add_to(total, None);
+        entry.add_to(total, None, ceilings.weight_miss);
         entry.live
     }
 
@@ -415,7 +410,7 @@ impl LayerMemo {
             let mut live = 0.0f64;
             for (&i, (_, count)) in self.at.iter().zip(pieces(&groups)) {
                 let e = &self.entries[i];
-                e.add_to(total, Some(count));
+                e.add_to(total, Some(count), ceilings.weight_miss);
                 live = live.max(e.live);
             }
             live

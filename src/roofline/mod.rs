@@ -38,6 +38,8 @@ struct Ceilings<'a> {
     /// The share of the model's weight bytes each pass reads past the weight cache (see
     /// `DeviceProfile::weight_miss`): 0 but for the model being priced on a profile with one.
     weight_miss: f64,
+    /// The profile has a weight cache: launches carry their stall per unit of that share.
+    weight_cache: bool,
 }
 
 impl<'a> Ceilings<'a> {
@@ -55,16 +57,17 @@ impl<'a> Ceilings<'a> {
             kv_padding: device.engine.as_ref().map_or(0.0, |e| e.padding_scores_factor()),
             kv_view: device.engine.as_ref().and_then(|e| e.kv_view()),
             weight_miss: 0.0,
+            weight_cache: device.weight_cache_bytes.is_some(),
         }
     }
 
-    /// Seconds one launch of `op` stalls on its weight bytes past the weight cache.
-    fn past_cache_s(&self, op: &Operator) -> f64 {
-        if self.weight_miss == 0.0 || op.weight_type.is_none() {
+    /// Seconds one launch of `op` would stall if all its weight bytes were past the weight
+    /// cache (the model's share past it scales this; see [`Launch::stall_s`]).
+    fn stall_s(&self, op: &Operator) -> f64 {
+        if op.weight_type.is_none() {
             return 0.0;
         }
-        let per_byte = self.table(op).map_or(0.0, |t| t.past_cache_byte_s);
-        op.weight_bytes.base * self.weight_miss * per_byte
+        op.weight_bytes.base * self.table(op).map_or(0.0, |t| t.past_cache_byte_s)
     }
 
     /// `device.operator_table(op)`, from the cache for operators without weights.
@@ -270,7 +273,7 @@ fn unwindowed_totals(op: &Operator, c: &Ceilings, first: f64, last: f64) -> OpTo
     let count = op.count as f64;
     let one = launch_totals(op, c, first, last);
     OpTotals {
-        point: Point { flops: count * one.flops, bytes: count * one.bytes, time_s: count * one.time_s },
+        point: Point { flops: count * one.flops, bytes: count * one.bytes, time_s: count * one.time(c.weight_miss) },
         compute_bound_s: count * one.compute_bound_s,
     }
 }
@@ -283,6 +286,20 @@ struct Launch {
     bytes: f64,
     time_s: f64,
     compute_bound_s: f64,
+    /// Seconds the launch's weight bytes would stall if all were past the weight cache: the
+    /// model's share past it scales this when the figures are added up, so figures shared
+    /// between candidates hold for any model size (0 on a profile without a weight cache).
+    stall_s: f64,
+}
+
+impl Launch {
+    /// The launch's time for a model whose passes read `weight_miss` of its weight bytes past
+    /// the weight cache: the stall adds to the roofline time (the kernel overlaps neither its
+    /// dequantisation nor its arithmetic with those misses).
+    #[inline(always)]
+    fn time(&self, weight_miss: f64) -> f64 {
+        self.time_s + weight_miss * self.stall_s
+    }
 }
 
 // Inlined with `launch_range`: their four figures, returned through memory, cost a
@@ -299,6 +316,7 @@ fn launch_totals(op: &Operator, c: &Ceilings, first: f64, last: f64) -> Launch {
                 bytes: a.bytes + b.bytes,
                 time_s: a.time_s + b.time_s,
                 compute_bound_s: a.compute_bound_s + b.compute_bound_s,
+                stall_s: a.stall_s + b.stall_s,
             };
         }
     }
@@ -317,6 +335,7 @@ fn launch_range(op: &Operator, c: &Ceilings, first: f64, last: f64) -> Launch {
         sum.bytes += l.bytes;
         sum.time_s += l.time_s;
         sum.compute_bound_s += l.compute_bound_s;
+        sum.stall_s += l.stall_s;
     });
     sum
 }
@@ -326,12 +345,7 @@ fn launch_range(op: &Operator, c: &Ceilings, first: f64, last: f64) -> Launch {
 fn launch_visiting(op: &Operator, c: &Ceilings, first: f64, last: f64, visited: Linear) -> Launch {
     let steps = last - first + 1.0;
     let bytes = op.bytes();
-    let mut fixed = steps * (c.overhead_s + op.experts * c.expert_s);
-    // Weights past the cache stall the product on top of its roofline time (the kernel
-    // overlaps neither its dequantisation nor its arithmetic with those misses).
-    if c.weight_miss > 0.0 {
-        fixed += steps * c.past_cache_s(op);
-    }
+    let fixed = steps * (c.overhead_s + op.experts * c.expert_s);
     let varies = op.flops.per_ctx != 0.0 || bytes.per_ctx != 0.0;
     // A piecewise sum only where the efficiency changes with the context's size.
     let table = if c.has_tables { c.table(op) } else { None };
@@ -365,6 +379,7 @@ fn launch_visiting(op: &Operator, c: &Ceilings, first: f64, last: f64, visited: 
         bytes: bytes.sum(first, last),
         time_s: time + fixed,
         compute_bound_s: compute,
+        stall_s: if c.weight_cache { steps * c.stall_s(op) } else { 0.0 },
     }
 }
 
@@ -472,23 +487,17 @@ impl<'a> Evaluator<'a> {
     }
 
     /// Prices the next passes for `arch` (its layer groups, where found already): on a profile
-    /// with a weight cache, the share of its weights past the cache. The memo's figures hold
-    /// for one share only, so a new share starts it afresh.
+    /// with a weight cache, the share of its weights past the cache (the memo's figures hold
+    /// for every share: it scales their stalls as they are added up).
     fn start_model(&mut self, arch: &Architecture, groups: Option<&LayerGroups>) {
-        if self.device.weight_cache_bytes.is_none() {
+        if !self.ceilings.weight_cache {
             return;
         }
         let weights = self.settings.precisions.weights;
-        let miss = match groups {
+        self.ceilings.weight_miss = match groups {
             Some(g) => weight_miss_of(arch, g, weights, self.device),
             None => weight_miss_of(arch, &arch.layer_groups(), weights, self.device),
         };
-        if miss.to_bits() != self.ceilings.weight_miss.to_bits() {
-            self.ceilings.weight_miss = miss;
-            if let Some(memo) = &mut self.memo {
-                memo.forget();
-            }
-        }
     }
 
     fn phase(&mut self, arch: &Architecture, phase: Phase, first: f64, last: f64) -> PhaseEval {
