@@ -128,10 +128,10 @@ fn totals(op: &Operator, first: f64, last: f64, engine: &Engine) -> (f64, f64, f
     let c = op.count as f64;
     let (pieces, n) = op.pieces(first, last);
     let (mut flops, mut bytes, mut scores) = (0.0, 0.0, 0.0);
+    let (padding, view) = (engine.padding_scores_factor(), engine.kv_view());
     for (piece, lo, hi) in &pieces[..n] {
         flops += piece.flops.sum(*lo, *hi);
         bytes += piece.bytes().sum(*lo, *hi);
-        let (padding, view) = (engine.padding_scores_factor(), engine.kv_view());
         crate::roofline::for_visited(piece, *lo, *hi, padding, view, |a, b, visited| scores += visited.sum(a, b));
     }
     (c * steps, c * flops, c * bytes, c * scores)

@@ -711,6 +711,15 @@ mod depth_tests {
     use crate::dtype::{DType, Precisions};
     use crate::workload::operators;
 
+    /// One sequence, f16 weights and KV cache, f32 activations.
+    fn f16_settings() -> RunSettings {
+        RunSettings {
+            batch: 1,
+            precisions: Precisions { weights: DType::F16, activations: DType::F32, kv_cache: DType::F16 },
+            logits_for_all_prompt_tokens: false,
+        }
+    }
+
     fn smollm() -> Architecture {
         let text = include_str!("../../models/SmolLM2-135M.json");
         crate::arch::parse_hf_config(text, "SmolLM2-135M.json", "SmolLM2-135M").unwrap()
@@ -721,11 +730,7 @@ mod depth_tests {
     #[test]
     fn cache_step_costs_what_hand_arithmetic_says() {
         let arch = smollm();
-        let settings = RunSettings {
-            batch: 1,
-            precisions: Precisions { weights: DType::F16, activations: DType::F32, kv_cache: DType::F16 },
-            logits_for_all_prompt_tokens: false,
-        };
+        let settings = f16_settings();
         let ops = operators(&arch, Phase::Decode, &settings, Plan::candidates(&arch)[0]);
         let attn = ops.iter().find(|o| o.class == OpClass::DecodeAttention).expect("decode attention");
         // 30 layers, 9 query heads, 3 KV heads of 64: a position adds K and V of 3 heads of 64
@@ -761,11 +766,7 @@ mod depth_tests {
     #[test]
     fn a_split_view_costs_its_padded_cells_by_hand() {
         let arch = smollm();
-        let settings = RunSettings {
-            batch: 1,
-            precisions: Precisions { weights: DType::F16, activations: DType::F32, kv_cache: DType::F16 },
-            logits_for_all_prompt_tokens: false,
-        };
+        let settings = f16_settings();
         let ops = operators(&arch, Phase::Decode, &settings, Plan::candidates(&arch)[0]);
         let attn = ops.iter().find(|o| o.class == OpClass::DecodeAttention).expect("decode attention");
         let mut half_pad = crate::device::builtin("rpi5").expect("rpi5");
@@ -808,11 +809,7 @@ mod depth_tests {
     #[test]
     fn weight_bytes_past_the_cache_cost_what_hand_arithmetic_says() {
         let arch = smollm();
-        let settings = RunSettings {
-            batch: 1,
-            precisions: Precisions { weights: DType::F16, activations: DType::F32, kv_cache: DType::F16 },
-            logits_for_all_prompt_tokens: false,
-        };
+        let settings = f16_settings();
         let cached = rpi5_with_weight_cache();
         let plain = DeviceProfile { weight_cache_bytes: None, ..cached.clone() };
         // Stored: 134,515,008 parameters (the published count), of which 61 norm vectors of 576
@@ -840,11 +837,7 @@ mod depth_tests {
     #[test]
     fn shared_figures_follow_the_weight_cache_across_depths() {
         let cached = rpi5_with_weight_cache();
-        let settings = RunSettings {
-            batch: 1,
-            precisions: Precisions { weights: DType::F16, activations: DType::F32, kv_cache: DType::F16 },
-            logits_for_all_prompt_tokens: false,
-        };
+        let settings = f16_settings();
         let scenario = Scenario::named("lilo").expect("lilo");
         let mut shared = Evaluator::new(&cached, settings, PlanChoice::Fastest).sharing();
         let mut last = 0.0;
