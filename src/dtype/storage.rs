@@ -273,14 +273,18 @@ pub struct LayerSplit {
 pub fn layer_split(format: DType, role: Role, row: u64, from: u32, to: u32, ctx: MixContext) -> LayerSplit {
     let total = to.saturating_sub(from);
     let common = storage_type(format, role, row, layer_without_more_bits(ctx.layers), ctx);
-    let varies =
-        format == DType::Q4KM && (role == Role::FfnDown || (role == Role::AttnV && ctx.experts != 8)) && ctx.layers > 0;
-    if !varies {
+    if !goes_by_layer(format, role, ctx) {
         return LayerSplit { common, common_layers: total, more: common, more_layers: 0 };
     }
     let more = TensorType::Q6K.fallback(row);
     let more_layers = more_bits_layers(from, to, ctx.layers);
     LayerSplit { common, common_layers: total - more_layers, more, more_layers }
+}
+
+/// Whether a matrix of `role` is stored by its layer's position: Q4_K_M keeps some layers'
+/// `ffn_down` and `attn_v` wider (Mixtral-like models keep `attn_v` at Q8_0 throughout).
+pub fn goes_by_layer(format: DType, role: Role, ctx: MixContext) -> bool {
+    format == DType::Q4KM && (role == Role::FfnDown || (role == Role::AttnV && ctx.experts != 8)) && ctx.layers > 0
 }
 
 /// How `attn_v`-like tensors at `positions` of the quantiser's counter (which numbers `of`

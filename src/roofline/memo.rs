@@ -8,7 +8,10 @@
 use super::{launch_totals, Ceilings, Launch, Point};
 use crate::arch::{Architecture, Attention, Family, Ffn, Layer, LayerGroups};
 use crate::dtype::DType;
-use crate::workload::{layers_marked_into, segments_into, Operator, Part, Phase, Plan, RunSettings, Segment};
+use crate::workload::{
+    layers_depth_bound_into, layers_marked_into, segments_into, DepthBound, Operator, Part, Phase, Plan, RunSettings,
+    Segment,
+};
 
 /// What a pass's layer operators depend on, besides the depth and the layer pattern (and the
 /// evaluator's device and settings, fixed for its memo).
@@ -105,6 +108,9 @@ struct Entry {
     ops: Vec<Operator>,
     launches: Vec<OpLaunch>,
     live: f64,
+    /// Its products whose weights go by the depth, where recorded (a uniform stack's layers
+    /// whose figures do not hold at every depth).
+    bound: DepthBound,
 }
 
 impl Entry {
@@ -122,7 +128,12 @@ impl Entry {
         range: (f64, f64),
     ) -> Entry {
         let mut e = Entry::empty(spare, (phase, plan, part), segment, Slice::Whole, range);
-        segments_into(arch, phase, settings, plan, part, &[segment], &mut e.ops);
+        if segment == Segment::Layers && arch.layers.is_empty() && !depth_free(arch, settings) {
+            layers_depth_bound_into(arch, phase, settings, (plan, part), &mut e.ops, &mut e.bound);
+            e.bound.exact &= e.ops.iter().all(|o| o.count == arch.num_layers);
+        } else {
+            segments_into(arch, phase, settings, plan, part, &[segment], &mut e.ops);
+        }
         e.priced(ceilings, range);
         e.depth = arch.num_layers;
         e.layers.clone_from(&arch.layers);
@@ -151,15 +162,17 @@ impl Entry {
         slice: Slice,
         (first, last): (f64, f64),
     ) -> Entry {
-        let (mut ops, mut launches, mut layers) = match spare {
-            Some(e) => (e.ops, e.launches, e.layers),
-            None => (Vec::with_capacity(48), Vec::with_capacity(48), Vec::new()),
+        let (mut ops, mut launches, mut layers, mut bound) = match spare {
+            Some(e) => (e.ops, e.launches, e.layers, e.bound),
+            None => (Vec::with_capacity(48), Vec::with_capacity(48), Vec::new(), DepthBound::default()),
         };
         ops.clear();
         launches.clear();
         layers.clear();
+        bound.products.clear();
+        bound.exact = false;
         let (first, last) = (first.to_bits(), last.to_bits());
-        Entry { segment, slice, phase, first, last, plan, part, depth: 0, layers, ops, launches, live: 0.0 }
+        Entry { segment, slice, phase, first, last, plan, part, depth: 0, layers, ops, launches, live: 0.0, bound }
     }
 
     /// Prices the entry's operators per launch.
@@ -294,8 +307,9 @@ impl LayerMemo {
     ///
     /// A shape's figures are kept across depths and layer patterns: where they hold at every
     /// depth (a uniform stack) they are reused as they are; a layered stack whose storage does
-    /// not go by layer position adds its groups' figures (see [`LayerMemo::add_groups`]);
-    /// otherwise (Q4_K_M's per-layer types, MoE stacks with dense layers first) the operators
+    /// not go by layer position adds its groups' figures (see [`LayerMemo::add_groups`]); a
+    /// uniform Q4_K_M stack sets its `attn_v` and `ffn_down` bytes for the new depth and prices
+    /// those again (see [`DepthBound`]); otherwise (Q4_K_M hybrids, MoE stacks) the operators
     /// are built for the new depth or pattern and only those that changed are priced again.
     pub(super) fn add_layers(
         &mut self,
@@ -474,8 +488,34 @@ impl LayerMemo {
         range: (f64, f64),
     ) {
         let e = &mut self.entries[i];
+        if e.bound.exact && arch.layers.is_empty() && e.layers.is_empty() {
+            // A uniform stack whose depth reaches only its recorded products' bytes: those
+            // set for the new depth, as building the stack again would set them.
+            let depth = arch.num_layers;
+            for p in &e.bound.products {
+                let (weight_bytes, ty) = p.at(depth);
+                let op = &mut e.ops[p.op];
+                if op.weight_bytes != weight_bytes || op.weight_type != Some(ty) {
+                    op.weight_bytes = weight_bytes;
+                    op.weight_type = Some(ty);
+                    e.launches[p.op] = OpLaunch::of(op, ceilings, range.0, range.1);
+                }
+            }
+            for op in &mut e.ops {
+                op.count = depth;
+            }
+            e.depth = depth;
+            return;
+        }
         self.ops.clear();
-        segments_into(arch, e.phase, settings, e.plan, e.part, &[Segment::Layers], &mut self.ops);
+        if arch.layers.is_empty() {
+            // Recorded again, so that the next depths of this uniform stack take the path above.
+            layers_depth_bound_into(arch, e.phase, settings, (e.plan, e.part), &mut self.ops, &mut e.bound);
+            e.bound.exact &= self.ops.iter().all(|o| o.count == arch.num_layers);
+        } else {
+            segments_into(arch, e.phase, settings, e.plan, e.part, &[Segment::Layers], &mut self.ops);
+            e.bound.exact = false;
+        }
         if self.ops.len() != e.ops.len() {
             e.launches.clear();
             e.ops.clear();

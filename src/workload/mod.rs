@@ -10,7 +10,7 @@ mod linear;
 pub use linear::Linear;
 
 use crate::arch::{Activation, Architecture, Attention, DeltaNet, Ffn, Layer, LayerGroups, Mamba2, Mixer, Mla, Moe};
-use crate::dtype::storage::{layer_split, LayerSplit, MixContext, Role};
+use crate::dtype::storage::{goes_by_layer, layer_split, LayerSplit, MixContext, Role};
 use crate::dtype::{DType, Precisions, TensorType};
 use serde::{Deserialize, Serialize};
 
@@ -382,6 +382,45 @@ struct Builder<'a> {
     attn_v_split: Option<LayerSplit>,
     /// Where each layer group's operators start, then the FFNs' (see [`layers_marked_into`]).
     marks: Option<&'a mut Vec<usize>>,
+    /// The products whose weights go by the depth, where recorded (see [`DepthBound`]).
+    depth_bound: Option<&'a mut DepthBound>,
+}
+
+/// The products of a uniform stack whose weights' bytes go by the depth (Q4_K_M stores some
+/// layers' `attn_v` and `ffn_down` wider), recorded as the stack is built: a search sets them
+/// for each depth of a shape without building the stack again (see [`DepthBoundProduct::at`]).
+#[derive(Debug, Clone, Default)]
+pub struct DepthBound {
+    pub products: Vec<DepthBoundProduct>,
+    /// False where the depth reached an operator some other way (a product whose bytes mix
+    /// several matrices, or a stack not over all the layers): then it must be built again.
+    pub exact: bool,
+}
+
+/// One product of a [`DepthBound`]: its matrix, and the bytes added to the matrix's own.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DepthBoundProduct {
+    /// Its index among the stack's operators.
+    pub op: usize,
+    format: DType,
+    role: Role,
+    row: u64,
+    mix: MixContext,
+    /// The matrix's elements (`k x n`), its bias's bytes and a fused norm's.
+    elements: f64,
+    bias_bytes: f64,
+    norm_bytes: f64,
+}
+
+impl DepthBoundProduct {
+    /// Its weight bytes and storage type in a uniform stack of `depth` layers: what the
+    /// builder sets there, with the same arithmetic.
+    pub fn at(&self, depth: u32) -> (Linear, TensorType) {
+        let mix = MixContext { layers: depth, ..self.mix };
+        let split = layer_split(self.format, self.role, self.row, 0, depth, mix);
+        let w = split.mean_bytes_per_element();
+        (Linear::constant(self.elements * w + self.bias_bytes + self.norm_bytes), split.common)
+    }
 }
 
 impl Builder<'_> {
@@ -420,28 +459,58 @@ impl Builder<'_> {
     /// Bytes per element of a weight matrix of `role` with rows of `row` elements, averaged
     /// over the layers being built (Q4_K_M stores some layers' `attn_v` and `ffn_down` wider),
     /// and the type most of those layers store it in.
-    fn stored(&self, role: Role, row: f64) -> (f64, TensorType) {
-        let s = match self.attn_v_split {
+    fn stored(&mut self, role: Role, row: f64) -> (f64, TensorType) {
+        let s = self.split(role, row);
+        if let Some(bound) = self.depth_bound.as_deref_mut() {
+            // Bytes that go by the depth, mixed where they cannot be set again alone.
+            bound.exact &= !goes_by_layer(self.pass.weights, role, self.mix);
+        }
+        (s.mean_bytes_per_element(), s.common)
+    }
+
+    /// How the layers being built store a matrix of `role` with rows of `row` elements.
+    fn split(&self, role: Role, row: f64) -> LayerSplit {
+        match self.attn_v_split {
             Some(split) if role == Role::AttnV => split,
             _ => layer_split(self.pass.weights, role, row as u64, self.layers.0, self.layers.1, self.mix),
-        };
-        let (c, m) = (s.common_layers as f64, s.more_layers as f64);
-        let bytes = if c + m == 0.0 {
-            s.common.bytes_per_element()
-        } else {
-            (s.common.bytes_per_element() * c + s.more.bytes_per_element() * m) / (c + m)
-        };
-        (bytes, s.common)
+        }
     }
 
     /// `rows x k` activations times a `k x n` weight matrix (plus an optional bias).
     fn matmul(&mut self, name: &'static str, role: Role, k: f64, n: f64, bias: bool) {
-        let stored = self.stored(role, k);
-        self.matmul_stored(name, k, n, bias, stored);
+        let split = self.split(role, k);
+        let at = self.ops.len();
+        let (bias_bytes, norm_bytes) =
+            self.matmul_stored(name, k, n, bias, (split.mean_bytes_per_element(), split.common));
+        let (format, mix) = (self.pass.weights, self.mix);
+        if let Some(bound) = self.depth_bound.as_deref_mut().filter(|_| goes_by_layer(format, role, mix)) {
+            // Recorded where the depth reaches these bytes through this split alone: a stack
+            // over all its layers, numbered by their count.
+            bound.exact &= self.attn_v_split.is_none() && self.layers == (0, mix.layers);
+            let elements = k * n;
+            bound.products.push(DepthBoundProduct {
+                op: at,
+                format,
+                role,
+                row: k as u64,
+                mix,
+                elements,
+                bias_bytes,
+                norm_bytes,
+            });
+        }
     }
 
-    /// `matmul` with the weights' bytes per element and storage type given.
-    fn matmul_stored(&mut self, name: &'static str, k: f64, n: f64, bias: bool, (w, ty): (f64, TensorType)) {
+    /// `matmul` with the weights' bytes per element and storage type given; returns the bias's
+    /// and a fused norm's bytes, added to the matrix's.
+    fn matmul_stored(
+        &mut self,
+        name: &'static str,
+        k: f64,
+        n: f64,
+        bias: bool,
+        (w, ty): (f64, TensorType),
+    ) -> (f64, f64) {
         let (t, a) = (self.pass.tokens, self.pass.a);
         let bias_flops = if bias { t * n } else { 0.0 };
         let bias_bytes = if bias { n * a } else { 0.0 };
@@ -451,6 +520,7 @@ impl Builder<'_> {
         op.weight_type = Some(ty);
         op.act_read_bytes = Linear::constant(t * k * a);
         op.act_write_bytes = Linear::constant(t * n * a);
+        (bias_bytes, norm_bytes)
     }
 
     /// An op over `elements` activations per token: reads `inputs` tensors, writes one.
@@ -898,6 +968,23 @@ pub fn layers_marked_into(
     Builder::new(arch, phase, settings, plan, part, ops, Some(marks)).layers(arch, plan, settings, groups);
 }
 
+/// The layers' operators of a pass (as [`segments_into`] builds [`Segment::Layers`]) of a
+/// uniform stack, with `bound` set to its products whose weights go by the depth.
+pub fn layers_depth_bound_into(
+    arch: &Architecture,
+    phase: Phase,
+    settings: &RunSettings,
+    (plan, part): (Plan, Part),
+    ops: &mut Vec<Operator>,
+    bound: &mut DepthBound,
+) {
+    bound.products.clear();
+    bound.exact = arch.layers.is_empty();
+    let mut b = Builder::new(arch, phase, settings, plan, part, ops, None);
+    b.depth_bound = Some(bound);
+    b.layers(arch, plan, settings, &arch.layer_groups());
+}
+
 impl<'a> Builder<'a> {
     fn new(
         arch: &Architecture,
@@ -924,6 +1011,7 @@ impl<'a> Builder<'a> {
             window: 0,
             attn_v_split: None,
             marks,
+            depth_bound: None,
         }
     }
 
