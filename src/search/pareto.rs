@@ -66,17 +66,12 @@ impl<T> Node<T> {
     }
 }
 
-/// What offering a point to a subtree found.
-enum Offer {
+/// What looking for a point's dominator found.
+enum Found {
     /// A member (or a box whose every member) dominates the point: its objectives.
     Dominated([f64; OBJECTIVES]),
-    /// The point dominates every member: the subtree is gone.
-    Emptied,
-    /// A thinned front's member shares the point's boxes: it was kept (the point loses), or
-    /// replaced by the point.
-    SameBox,
-    /// Neither; any members the point dominates were evicted.
-    Kept,
+    /// A thinned front's member shares the point's boxes: its leaf and place there.
+    SameBox(usize, usize),
 }
 
 /// A Pareto front: an ND-tree (Jaszkiewicz and Lust, IEEE TEC 2018) of its members. A search's
@@ -305,74 +300,70 @@ impl<T: Objectives> ParetoFront<T> {
         self.nodes[node].children = children;
     }
 
-    /// Offers `o` to the subtree at `node`: finds a dominator, or evicts what `o` dominates
-    /// (counting it in `evicted`). Once `o` has evicted a member, nothing can dominate it (that
-    /// would dominate the member too): only evictions are looked for from then on.
-    fn offer(&mut self, node: usize, o: &[f64; OBJECTIVES], candidate: Option<&T>, evicted: &mut usize) -> Offer
-    where
-        T: Clone,
-    {
-        let (lo, hi) = (self.nodes[node].lo, self.nodes[node].hi);
-        if *evicted == 0 && dominates_by(&lo, o) {
-            return Offer::Dominated(lo);
+    /// Looks in the subtree at `node` for a member that dominates `o`, or (thinned) shares its
+    /// boxes. Only subtrees whose box reaches `o` in every objective can hold either.
+    fn find(&self, node: usize, o: &[f64; OBJECTIVES], thinned: bool) -> Option<Found> {
+        let n = &self.nodes[node];
+        if dominates_by(&n.lo, o) {
+            return Some(Found::Dominated(n.lo));
         }
+        if !(0..OBJECTIVES).all(|k| n.hi[k] >= o[k]) {
+            return None;
+        }
+        if n.children.is_empty() {
+            return n.members.iter().enumerate().find_map(|(i, (_, m))| {
+                if dominates_by(m, o) {
+                    Some(Found::Dominated(*m))
+                } else if thinned && m == o {
+                    Some(Found::SameBox(node, i))
+                } else {
+                    None
+                }
+            });
+        }
+        n.children.iter().find_map(|&c| self.find(c, o, thinned))
+    }
+
+    /// Evicts from the subtree at `node` the members `o` dominates (counting them in
+    /// `evicted`); true when the subtree is gone. Only subtrees whose box `o` reaches in every
+    /// objective can hold one.
+    fn evict(&mut self, node: usize, o: &[f64; OBJECTIVES], evicted: &mut usize) -> bool {
+        let (lo, hi) = (self.nodes[node].lo, self.nodes[node].hi);
         if dominates_by(o, &hi) {
             *evicted += self.release(node);
-            return Offer::Emptied;
+            return true;
         }
-        let may_dominate = *evicted == 0 && (0..OBJECTIVES).all(|k| hi[k] >= o[k]);
-        let may_be_dominated = (0..OBJECTIVES).all(|k| o[k] >= lo[k]);
-        if !may_dominate && !may_be_dominated {
-            return Offer::Kept;
+        if !(0..OBJECTIVES).all(|k| o[k] >= lo[k]) {
+            return false;
         }
         let n = &mut self.nodes[node];
         if n.children.is_empty() {
-            if may_dominate {
-                if let Some((_, m)) = n.members.iter().find(|(_, m)| dominates_by(m, o)) {
-                    return Offer::Dominated(*m);
-                }
+            let before = n.members.len();
+            n.members.retain(|(_, m)| !dominates_by(o, m));
+            *evicted += before - n.members.len();
+            if !n.members.is_empty() {
+                return false;
             }
-            if let Some(p) = candidate.filter(|_| self.resolution.is_some() && *evicted == 0) {
-                if let Some((kept, _)) = n.members.iter_mut().find(|(_, m)| m == o) {
-                    // One member per box: nothing else can be dominated by, or dominate, it.
-                    if keeps_first(p, kept) {
-                        *kept = p.clone();
-                    }
-                    return Offer::SameBox;
-                }
-            }
-            if may_be_dominated {
-                let before = n.members.len();
-                n.members.retain(|(_, m)| !dominates_by(o, m));
-                *evicted += before - n.members.len();
-                if n.members.is_empty() {
-                    n.lo = [f64::INFINITY; OBJECTIVES];
-                    n.hi = [f64::NEG_INFINITY; OBJECTIVES];
-                    self.free.push(node);
-                    return Offer::Emptied;
-                }
-            }
-            return Offer::Kept;
+            n.lo = [f64::INFINITY; OBJECTIVES];
+            n.hi = [f64::NEG_INFINITY; OBJECTIVES];
+            self.free.push(node);
+            return true;
         }
         let mut i = 0;
         while i < self.nodes[node].children.len() {
             let child = self.nodes[node].children[i];
-            match self.offer(child, o, candidate, evicted) {
-                Offer::Dominated(m) => return Offer::Dominated(m),
-                Offer::SameBox => return Offer::SameBox,
-                Offer::Emptied => {
-                    self.nodes[node].children.swap_remove(i);
-                }
-                Offer::Kept => i += 1,
+            if self.evict(child, o, evicted) {
+                self.nodes[node].children.swap_remove(i);
+            } else {
+                i += 1;
             }
         }
-        if self.nodes[node].children.is_empty() {
-            self.nodes[node] = Node::leaf();
-            self.free.push(node);
-            Offer::Emptied
-        } else {
-            Offer::Kept
+        if !self.nodes[node].children.is_empty() {
+            return false;
         }
+        self.nodes[node] = Node::leaf();
+        self.free.push(node);
+        true
     }
 
     /// Offers a point; returns whether it joined.
@@ -385,16 +376,27 @@ impl<T: Objectives> ParetoFront<T> {
             return false;
         }
         if let Some(root) = self.root {
-            let mut evicted = 0;
-            match self.offer(root, &o, Some(&p), &mut evicted) {
-                Offer::Dominated(m) => {
+            // A point a member dominates dominates no member (that member would dominate it
+            // too), so the dominator is looked for first, then what the point evicts.
+            match self.find(root, &o, self.resolution.is_some()) {
+                Some(Found::Dominated(m)) => {
                     self.elite[self.next_elite] = m;
                     self.next_elite = (self.next_elite + 1) % ELITE;
                     return false;
                 }
-                Offer::SameBox => return false,
-                Offer::Emptied => self.root = None,
-                Offer::Kept => {}
+                Some(Found::SameBox(leaf, i)) => {
+                    // One member per box: nothing else can be dominated by, or dominate, it.
+                    let kept = &mut self.nodes[leaf].members[i].0;
+                    if keeps_first(&p, kept) {
+                        *kept = p;
+                    }
+                    return false;
+                }
+                None => {}
+            }
+            let mut evicted = 0;
+            if self.evict(root, &o, &mut evicted) {
+                self.root = None;
             }
             self.len -= evicted;
         }
