@@ -480,3 +480,39 @@ fn a_space_over_a_million_candidates_keeps_a_thinned_front_and_one_under_it_an_e
     let small = run(&small(), &builtin("rpi5").unwrap(), &SearchOptions::default()).unwrap();
     assert_eq!(small.front_resolution, None);
 }
+
+/// A search decodes candidates with the digits of the last shape kept: in the search's order,
+/// and in a scrambled one (shapes of other blocks between), each candidate is the one decoded
+/// afresh.
+#[test]
+fn candidates_decoded_with_the_last_shapes_digits_are_those_decoded_afresh() {
+    use rooflinebench::search::ShapeDigits;
+    for name in ["search-spaces/around-1b.toml", "search-spaces/around-350m-hybrid.toml"] {
+        let space = SearchSpace::load(&space_path(name)).unwrap();
+        let n = space.count();
+        // Every position in order, then a stride coprime with the count (a scrambled walk).
+        let stride = (1..).map(|k| 7919 * k + 1).find(|s| gcd(*s, n) == 1).unwrap();
+        let in_order = (0..n).map(|p| space.index_at(p));
+        let scrambled = (0..n.min(20_000)).map(|k| (k * stride) % n);
+        // The same shape of each block after the first, in turn with the first block's.
+        let depths = space.dims.layers.len() as u64;
+        let offsets: Vec<u64> = space.blocks.iter().scan(0, |o, b| Some(std::mem::replace(o, *o + b.size))).collect();
+        let alternate = space.blocks.iter().zip(&offsets).skip(1).flat_map(|(b, &at)| {
+            (0..(b.size / depths).min(space.blocks[0].size / depths)).flat_map(move |s| [s, at + s])
+        });
+        let mut last = ShapeDigits::default();
+        for index in in_order.chain(scrambled).chain(alternate) {
+            let kept = space.candidate_in(index, &mut last);
+            let fresh = space.candidate(index);
+            assert_eq!(format!("{kept:?}"), format!("{fresh:?}"), "{name} #{index}");
+        }
+    }
+}
+
+fn gcd(a: u64, b: u64) -> u64 {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
+}

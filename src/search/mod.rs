@@ -13,7 +13,7 @@ pub mod space;
 pub use pareto::{dominates, Objectives, ParetoFront, OBJECTIVES};
 pub use recommend::{finish, SearchReport};
 pub use row::{candidate_config, FrontRow};
-pub use space::{Candidate, Constraints, Objective, SearchSpace};
+pub use space::{Candidate, Constraints, Objective, SearchSpace, ShapeDigits};
 
 use crate::arch::{Architecture, LayerGroups};
 use crate::device::DeviceProfile;
@@ -425,8 +425,9 @@ impl Tally {
 
     /// Scores the candidates at positions `lo..hi` of the search order into the tally.
     fn scan(&mut self, scorer: &mut Scorer, space: &SearchSpace, lo: u64, hi: u64) {
+        let mut last = ShapeDigits::default();
         for position in lo..hi {
-            let cand = match space.candidate(space.index_at(position)) {
+            let cand = match space.candidate_in(space.index_at(position), &mut last) {
                 Ok(c) => c,
                 Err(why) => {
                     *self.invalid.entry(why.describe()).or_default() += 1;

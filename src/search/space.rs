@@ -385,6 +385,16 @@ pub struct Block {
     pub ffn: FfnKind,
     radices: Vec<usize>,
     pub size: u64,
+    /// Candidates per depth: the product of every radix but the depth's.
+    shapes: u64,
+}
+
+/// The digits of the last shape [`SearchSpace::candidate_in`] decoded (every axis but the
+/// depth), and which block and shape they are.
+#[derive(Debug, Clone, Default)]
+pub struct ShapeDigits {
+    shape: Option<(usize, u64)>,
+    digits: [usize; 24],
 }
 
 /// A weighted workload: scenarios and weights (summing to 1).
@@ -846,7 +856,8 @@ fn blocks_of(a: &ArchitectureFile, dims: &Dims) -> Vec<Block> {
                     MixerKind::Mamba2 => radices.extend([d.mamba_head_dim.len(), d.mamba_state.len()]),
                 }
                 let size = radices.iter().try_fold(1u64, |acc, &r| acc.checked_mul(r as u64)).unwrap_or(u64::MAX);
-                blocks.push(Block { mixer, attention: att, ffn, radices, size });
+                let shapes = size / radices[0].max(1) as u64;
+                blocks.push(Block { mixer, attention: att, ffn, radices, size, shapes });
             }
         }
     }
@@ -1035,7 +1046,14 @@ impl SearchSpace {
 
     /// The candidate at `index` (0-based, below `count()`).
     pub fn candidate(&self, index: u64) -> std::result::Result<Candidate, Invalid> {
-        let (block, digits) = self.digits_of(index)?;
+        self.candidate_in(index, &mut ShapeDigits::default())
+    }
+
+    /// [`SearchSpace::candidate`], with the digits of the last shape decoded kept in `last`: a
+    /// search decodes each shape's depths one after the other, and those share all but the
+    /// depth's digit (the rest are a chain of divisions, a tenth of a search).
+    pub fn candidate_in(&self, index: u64, last: &mut ShapeDigits) -> std::result::Result<Candidate, Invalid> {
+        let (block, digits) = self.digits_of(index, last)?;
         let d = &self.dims;
         let (layers, hidden, heads) = (d.layers[digits[0]], d.hidden[digits[1]], d.heads[digits[2]]);
         let head_dim = match d.head_dim[digits[3]] {
@@ -1085,14 +1103,14 @@ impl SearchSpace {
     }
 
     /// The block holding `index` and the digits of its axes: mixed radix, the first dimension
-    /// varying slowest.
+    /// (the depth) varying slowest. The other digits are `last`'s where it holds the same shape.
     #[inline]
-    fn digits_of(&self, index: u64) -> std::result::Result<(&Block, [usize; 24]), Invalid> {
+    fn digits_of(&self, index: u64, last: &mut ShapeDigits) -> std::result::Result<(&Block, [usize; 24]), Invalid> {
         let mut i = index;
-        let block = self
+        let at = self
             .blocks
             .iter()
-            .find(|b| {
+            .position(|b| {
                 if i < b.size {
                     true
                 } else {
@@ -1101,17 +1119,23 @@ impl SearchSpace {
                 }
             })
             .ok_or(Invalid::NotInSpace)?;
-        let mut digits = [0usize; 24];
-        let n = block.radices.len();
-        for k in (0..n).rev() {
-            let r = block.radices[k] as u64;
-            // Axes of one value (most of a space's) leave digit 0 and skip a division: the
-            // divisions are a serial chain, a twentieth of a search.
-            if r > 1 {
-                digits[k] = (i % r) as usize;
-                i /= r;
+        let block = &self.blocks[at];
+        let (depth, shape) = (i / block.shapes, i % block.shapes);
+        if last.shape != Some((at, shape)) {
+            let mut digits = [0usize; 24];
+            let mut i = shape;
+            for k in (1..block.radices.len()).rev() {
+                let r = block.radices[k] as u64;
+                // Axes of one value (most of a space's) leave digit 0 and skip a division.
+                if r > 1 {
+                    digits[k] = (i % r) as usize;
+                    i /= r;
+                }
             }
+            *last = ShapeDigits { shape: Some((at, shape)), digits };
         }
+        let mut digits = last.digits;
+        digits[0] = depth as usize;
         Ok((block, digits))
     }
 
