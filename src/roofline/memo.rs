@@ -114,32 +114,6 @@ struct Entry {
 }
 
 impl Entry {
-    /// The operators of one segment of a pass, priced per launch, in the buffers of `spare`
-    /// (an entry no longer needed) where there is one: a search prices a new shape every few
-    /// candidates.
-    #[allow(clippy::too_many_arguments)]
-    fn price(
-        spare: Option<Entry>,
-        arch: &Architecture,
-        settings: &RunSettings,
-        ceilings: &Ceilings,
-        (phase, plan, part): (Phase, Plan, Part),
-        segment: Segment,
-        range: (f64, f64),
-    ) -> Entry {
-        let mut e = Entry::empty(spare, (phase, plan, part), segment, Slice::Whole, range);
-        if segment == Segment::Layers && arch.layers.is_empty() && !depth_free(arch, settings) {
-            layers_depth_bound_into(arch, phase, settings, (plan, part), &mut e.ops, &mut e.bound);
-            e.bound.exact &= e.ops.iter().all(|o| o.count == arch.num_layers);
-        } else {
-            segments_into(arch, phase, settings, plan, part, &[segment], &mut e.ops);
-        }
-        e.priced(ceilings, range);
-        e.depth = arch.num_layers;
-        e.layers.clone_from(&arch.layers);
-        e
-    }
-
     /// `ops`, one slice of a layered stack's operators, priced per launch.
     fn of_slice(
         spare: Option<Entry>,
@@ -179,6 +153,28 @@ impl Entry {
     fn priced(&mut self, ceilings: &Ceilings, (first, last): (f64, f64)) {
         self.launches.extend(self.ops.iter().map(|op| OpLaunch::of(op, ceilings, first, last)));
         self.live = live_bytes(&self.ops, last);
+    }
+
+    /// Takes `ops` as the entry's operators: those alike the one the entry holds at the same
+    /// place keep its figures per launch (the same function of the same operator), the others
+    /// are priced.
+    fn refresh(&mut self, ops: &[Operator], ceilings: &Ceilings, range: (f64, f64)) {
+        self.ops.truncate(ops.len());
+        self.launches.truncate(ops.len());
+        for (k, op) in ops.iter().enumerate() {
+            match self.ops.get_mut(k) {
+                Some(old) if alike(op, old) => old.count = op.count,
+                Some(old) => {
+                    self.launches[k] = OpLaunch::of(op, ceilings, range.0, range.1);
+                    *old = *op;
+                }
+                None => {
+                    self.launches.push(OpLaunch::of(op, ceilings, range.0, range.1));
+                    self.ops.push(*op);
+                }
+            }
+        }
+        self.live = live_bytes(&self.ops, range.1);
     }
 
     /// Whether this entry holds `segment` of the pass `key` over the contexts `range`.
@@ -351,9 +347,8 @@ impl LayerMemo {
                 i
             }
             None => {
-                let spare = self.spare.pop();
                 let entry =
-                    Entry::price(spare, arch, settings, ceilings, (phase, plan, part), Segment::Layers, (first, last));
+                    self.priced_entry(arch, settings, ceilings, (phase, plan, part), Segment::Layers, (first, last));
                 // Counts other than the depth: these figures are for this depth.
                 if uniform && entry.ops.iter().any(|o| o.count != depth) {
                     self.depth_free = false;
@@ -390,8 +385,7 @@ impl LayerMemo {
         let at = match found {
             Some(i) => i,
             None => {
-                let spare = self.spare.pop();
-                let entry = Entry::price(spare, arch, settings, ceilings, (phase, plan, part), segment, (first, last));
+                let entry = self.priced_entry(arch, settings, ceilings, (phase, plan, part), segment, (first, last));
                 self.end_entries.push(entry);
                 self.end_entries.len() - 1
             }
@@ -477,6 +471,39 @@ impl LayerMemo {
         true
     }
 
+    /// A new entry for `segment` of the pass `key` of `arch`, in the buffers of a spare entry
+    /// (one of an earlier shape): the spare of the same pass where there is one, whose
+    /// operators that did not change keep their figures (neighbouring shapes differ in one
+    /// axis: the FFN's width, or the key and value heads, leave most operators as they were).
+    fn priced_entry(
+        &mut self,
+        arch: &Architecture,
+        settings: &RunSettings,
+        ceilings: &Ceilings,
+        key: (Phase, Plan, Part),
+        segment: Segment,
+        range: (f64, f64),
+    ) -> Entry {
+        let same_pass = self.spare.iter().rposition(|e| e.is_for(segment, Slice::Whole, key, range));
+        let mut e = match same_pass {
+            Some(i) => self.spare.swap_remove(i),
+            None => Entry::empty(self.spare.pop(), key, segment, Slice::Whole, range),
+        };
+        let (phase, plan, part) = key;
+        self.ops.clear();
+        e.bound.exact = false;
+        if segment == Segment::Layers && arch.layers.is_empty() && !depth_free(arch, settings) {
+            layers_depth_bound_into(arch, phase, settings, (plan, part), &mut self.ops, &mut e.bound);
+            e.bound.exact &= self.ops.iter().all(|o| o.count == arch.num_layers);
+        } else {
+            segments_into(arch, phase, settings, plan, part, &[segment], &mut self.ops);
+        }
+        e.refresh(&self.ops, ceilings, range);
+        e.depth = arch.num_layers;
+        e.layers.clone_from(&arch.layers);
+        e
+    }
+
     /// Entry `i` for the depth of `arch`: its operators built again, and those that changed
     /// priced again.
     fn reprice(
@@ -516,24 +543,7 @@ impl LayerMemo {
             segments_into(arch, e.phase, settings, e.plan, e.part, &[Segment::Layers], &mut self.ops);
             e.bound.exact = false;
         }
-        if self.ops.len() != e.ops.len() {
-            e.launches.clear();
-            e.ops.clear();
-        }
-        for (k, op) in self.ops.iter().enumerate() {
-            match e.ops.get_mut(k) {
-                Some(old) if alike(op, old) => old.count = op.count,
-                Some(old) => {
-                    e.launches[k] = OpLaunch::of(op, ceilings, range.0, range.1);
-                    *old = *op;
-                }
-                None => {
-                    e.launches.push(OpLaunch::of(op, ceilings, range.0, range.1));
-                    e.ops.push(*op);
-                }
-            }
-        }
-        e.live = live_bytes(&e.ops, range.1);
+        e.refresh(&self.ops, ceilings, range);
         e.depth = arch.num_layers;
         e.layers.clone_from(&arch.layers);
     }
