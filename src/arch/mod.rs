@@ -924,18 +924,27 @@ impl Architecture {
     /// engine allocates for it). A float: tokens times layers times a layer's elements can
     /// pass 2^64 at the physical limits.
     pub fn kv_cache_elements(&self, context: u64, window_cells: &dyn Fn(u32, u64) -> u64) -> f64 {
+        self.kv_cache_elements_in(&self.layer_groups(), context, window_cells)
+    }
+
+    /// [`Architecture::kv_cache_elements`] with `self`'s layer groups found already.
+    fn kv_cache_elements_in(&self, groups: &LayerGroups, context: u64, window_cells: &dyn Fn(u32, u64) -> u64) -> f64 {
         let per = self.attention.kv_elements_per_token() as f64;
         if self.layers.is_empty() {
             return self.num_layers as f64 * per * context as f64;
         }
-        // At most 2^10 layers of 2^25 tokens each: the token sum fits.
-        let tokens: u64 = self
-            .layers
+        // At most 2^10 layers of 2^25 tokens each: the token sum fits (and, in integers, is
+        // the same summed per group).
+        let tokens: u64 = groups
+            .as_slice()
             .iter()
-            .map(|l| match l.mixer {
-                Mixer::Global => context,
-                Mixer::Window { window } => window_cells(window, context),
-                _ => 0,
+            .map(|&(l, count)| {
+                count as u64
+                    * match l.mixer {
+                        Mixer::Global => context,
+                        Mixer::Window { window } => window_cells(window, context),
+                        _ => 0,
+                    }
             })
             .sum();
         tokens as f64 * per
@@ -944,7 +953,7 @@ impl Architecture {
     /// Bytes of KV cache and recurrent state `batch` sequences hold at `context` tokens, the
     /// cache at `kv_bytes` per element, states in f32; a windowed layer keeps its window.
     pub fn cache_bytes(&self, batch: u32, context: u64, kv_bytes: f64) -> f64 {
-        self.cache_bytes_with(batch, context, kv_bytes, &|window, context| context.min(window as u64))
+        self.cache_bytes_with(batch, context, kv_bytes, &window_cells)
     }
 
     /// `cache_bytes` with windowed layers holding `window_cells(window, context)` tokens.
@@ -955,11 +964,27 @@ impl Architecture {
         kv_bytes: f64,
         window_cells: &dyn Fn(u32, u64) -> u64,
     ) -> f64 {
+        self.cache_bytes_in(&self.layer_groups(), batch, context, kv_bytes, window_cells)
+    }
+
+    /// [`Architecture::cache_bytes_with`] with `self`'s layer groups found already (a search
+    /// finds them once per candidate).
+    pub fn cache_bytes_in(
+        &self,
+        groups: &LayerGroups,
+        batch: u32,
+        context: u64,
+        kv_bytes: f64,
+        window_cells: &dyn Fn(u32, u64) -> u64,
+    ) -> f64 {
+        debug_assert_eq!(*groups, self.layer_groups());
         if self.layers.is_empty() {
             return batch as f64 * context as f64 * self.kv_elements_per_token() as f64 * kv_bytes;
         }
-        let kv = self.kv_cache_elements(context, window_cells) * kv_bytes;
-        batch as f64 * (kv + self.state_elements() as f64 * 4.0)
+        let kv = self.kv_cache_elements_in(groups, context, window_cells) * kv_bytes;
+        let h = self.hidden_size as u64;
+        let state: u64 = groups.as_slice().iter().map(|&(l, count)| count as u64 * l.mixer.state_elements(h)).sum();
+        batch as f64 * (kv + state as f64 * 4.0)
     }
 
     /// f32 state elements one sequence keeps, whatever its context (convolution tails and
@@ -968,6 +993,11 @@ impl Architecture {
         let h = self.hidden_size as u64;
         self.layers.iter().map(|l| l.mixer.state_elements(h)).sum()
     }
+}
+
+/// Cells a windowed layer's cache holds at `context` tokens: the window, once it is full.
+pub fn window_cells(window: u32, context: u64) -> u64 {
+    context.min(window as u64)
 }
 
 #[cfg(test)]

@@ -669,9 +669,10 @@ pub fn footprint_within(
 ) -> Footprint {
     let p = &settings.precisions;
     let weights_bytes = arch.stored_weight_bytes_in(p.weights, groups);
+    let (batch, kv) = (settings.batch, p.kv_cache.bytes());
     let kv_cache_bytes = match &device.engine {
-        Some(e) => arch.cache_bytes_with(settings.batch, max_context, p.kv_cache.bytes(), &|w, c| e.window_cells(w, c)),
-        None => arch.cache_bytes(settings.batch, max_context, p.kv_cache.bytes()),
+        Some(e) => arch.cache_bytes_in(groups, batch, max_context, kv, &|w, c| e.window_cells(w, c)),
+        None => arch.cache_bytes_in(groups, batch, max_context, kv, &crate::arch::window_cells),
     };
     let logits = settings.batch as f64 * arch.vocab_size as f64 * p.activations.bytes();
     let workspace_bytes = live_bytes + logits;

@@ -254,8 +254,8 @@ impl<'a> Scorer<'a> {
     pub fn score(&mut self, cand: &Candidate) -> std::result::Result<Scored, &'static str> {
         let c = &self.space.constraints;
         // Found once for the count, the pricing and the footprint (each would walk the layers).
-        let groups = cand.arch.layer_groups();
-        let total = cand.arch.parameters_in(&groups);
+        let groups = &cand.groups;
+        let total = cand.arch.parameters_in(groups);
         let params = total as f64;
         if c.min_params.is_some_and(|m| params < m) {
             return Err("min_params");
@@ -273,11 +273,12 @@ impl<'a> Scorer<'a> {
         }
         // Weights and KV cache alone already over budget: no need to evaluate.
         let p = &cand.precisions;
-        let kv = cand.arch.cache_bytes(self.space.workload.batch, self.space.workload.max_context, p.kv_cache.bytes());
+        let (batch, context) = (self.space.workload.batch, self.space.workload.max_context);
+        let kv = cand.arch.cache_bytes_in(groups, batch, context, p.kv_cache.bytes(), &crate::arch::window_cells);
         if params * p.weights.bytes() + kv > self.budget_bytes {
             return Err("memory_budget");
         }
-        let d = self.detail_with(&cand.arch, &groups, cand.precision_index, quality);
+        let d = self.detail_with(&cand.arch, groups, cand.precision_index, quality);
         if !d.footprint.fits {
             return Err("memory_budget");
         }

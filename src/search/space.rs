@@ -6,7 +6,10 @@
 //! no two indices describe the same candidate. Index `i` decodes to one candidate in mixed radix,
 //! which makes parallel chunks and `--shard K/N` slices deterministic.
 
-use crate::arch::{Activation, Architecture, Attention, AttentionKind, DeltaNet, Family, Ffn, Mamba2, Mixer, Mla, Moe};
+use crate::arch::{
+    Activation, Architecture, Attention, AttentionKind, DeltaNet, Family, Ffn, Layer, LayerGroups, Mamba2, Mixer, Mla,
+    Moe,
+};
 use crate::dtype::{DType, Precisions};
 use crate::error::{Error, Result};
 use crate::files::plain_name;
@@ -1095,11 +1098,11 @@ impl SearchSpace {
             norm_eps: 1e-5,
             ..Architecture::plain(String::new(), layers, hidden, vocab, tie, attention, ffn)
         };
-        let arch = match block.mixer {
-            MixerKind::Global => arch,
+        let (arch, groups) = match block.mixer {
+            MixerKind::Global => (arch, LayerGroups::Uniform([(Layer::GLOBAL, layers)])),
             kind => self.hybrid(arch, kind, &digits[k..])?,
         };
-        Ok(Candidate { index, arch, precisions, precision_index: digits[6] })
+        Ok(Candidate { index, arch, groups, precisions, precision_index: digits[6] })
     }
 
     /// The block holding `index` and the digits of its axes: mixed radix, the first dimension
@@ -1208,13 +1211,14 @@ impl SearchSpace {
         })
     }
 
-    /// A hybrid of `base`'s attention with layers of `kind`, from the block's pattern digits.
+    /// A hybrid of `base`'s attention with layers of `kind`, from the block's pattern digits,
+    /// and its layer groups.
     fn hybrid(
         &self,
         base: Architecture,
         kind: MixerKind,
         digits: &[usize],
-    ) -> std::result::Result<Architecture, Invalid> {
+    ) -> std::result::Result<(Architecture, LayerGroups), Invalid> {
         let d = &self.dims;
         let Attention::Grouped { num_heads, head_dim, .. } = base.attention else {
             return Err(Invalid::HybridNeedsGroupedDense);
@@ -1228,7 +1232,10 @@ impl SearchSpace {
         }
         let hidden = base.hidden_size;
         let mixer = match kind {
-            MixerKind::Global => return Ok(base),
+            MixerKind::Global => {
+                let groups = LayerGroups::Uniform([(Layer::GLOBAL, base.num_layers)]);
+                return Ok((base, groups));
+            }
             MixerKind::Window => Mixer::Window { window: d.window[digits[2]] },
             MixerKind::Conv => {
                 if hidden % num_heads != 0 || head_dim != hidden / num_heads {
@@ -1267,7 +1274,22 @@ impl SearchSpace {
             GlobalAt::Last => i % every == every - 1,
             GlobalAt::First => i % every == 0,
         };
-        Ok(Architecture::hybrid(base, mixer, is_global))
+        let arch = Architecture::hybrid(base, mixer, is_global);
+        // Its groups in closed form (walking the layers was a tenth of a hybrid search): every
+        // `every`-th layer global, the first of them the last (or the first) of the first
+        // `every` layers; groups in order of first appearance.
+        let layers = arch.num_layers;
+        let globals = match at {
+            GlobalAt::Last => layers / every,
+            GlobalAt::First => layers.div_ceil(every),
+        };
+        let global = arch.layer(if at == GlobalAt::First { 0 } else { every - 1 });
+        let other = arch.layer(if at == GlobalAt::First { 1 } else { 0 });
+        let groups = match at {
+            GlobalAt::First => vec![(global, globals), (other, layers - globals)],
+            GlobalAt::Last => vec![(other, layers - globals), (global, globals)],
+        };
+        Ok((arch, LayerGroups::Mixed(groups)))
     }
 }
 
@@ -1276,6 +1298,8 @@ impl SearchSpace {
 pub struct Candidate {
     pub index: u64,
     pub arch: Architecture,
+    /// `arch`'s layer groups (`Architecture::layer_groups`).
+    pub groups: LayerGroups,
     pub precisions: Precisions,
     /// Position of `precisions` in the space's precision list.
     pub precision_index: usize,
