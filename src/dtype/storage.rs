@@ -80,9 +80,27 @@ impl TensorType {
         }
     }
 
-    /// Bytes per element, scales included.
+    /// Bytes per element, scales included: block bytes over block elements, divided when
+    /// compiled (a search asks for these a dozen times per candidate).
     pub fn bytes_per_element(self) -> f64 {
-        self.block_bytes() as f64 / self.block() as f64
+        match self {
+            TensorType::F32 => 4.0,
+            TensorType::F16 | TensorType::Bf16 => 2.0,
+            TensorType::I8 => 1.0,
+            TensorType::Q4_0 => 18.0 / 32.0,
+            TensorType::Q4_1 => 20.0 / 32.0,
+            TensorType::Q5_0 => 22.0 / 32.0,
+            TensorType::Q5_1 => 24.0 / 32.0,
+            TensorType::Q8_0 => 34.0 / 32.0,
+            TensorType::Q4K => 144.0 / 256.0,
+            TensorType::Q5K => 176.0 / 256.0,
+            TensorType::Q6K => 210.0 / 256.0,
+        }
+    }
+
+    /// Whether `row` elements fill whole blocks (blocks are powers of two: no division).
+    fn fills_blocks(self, row: u64) -> bool {
+        row & (self.block() - 1) == 0
     }
 
     /// Bytes of a tensor of `elements` whose rows are `row` long (a multiple of the block).
@@ -132,7 +150,7 @@ impl TensorType {
     /// The 32-wide type llama.cpp falls back to when a row is not a multiple of the block,
     /// and F16 when even that does not divide it (`tensor_type_fallback`).
     fn fallback(self, row: u64) -> TensorType {
-        if row % self.block() == 0 {
+        if self.fills_blocks(row) {
             return self;
         }
         let narrower = match self {
@@ -141,7 +159,7 @@ impl TensorType {
             TensorType::Q6K => TensorType::Q8_0,
             other => other,
         };
-        if row % narrower.block() == 0 {
+        if narrower.fills_blocks(row) {
             narrower
         } else {
             TensorType::F16
@@ -343,6 +361,14 @@ fn layer_without_more_bits(layers: u32) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bytes_per_element_is_block_bytes_over_block_elements() {
+        for t in TensorType::ALL {
+            assert_eq!(t.bytes_per_element(), t.block_bytes() as f64 / t.block() as f64, "{t}");
+            assert!(t.block().is_power_of_two(), "{t}");
+        }
+    }
 
     #[test]
     fn block_sizes_match_ggml() {
