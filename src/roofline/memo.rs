@@ -253,8 +253,22 @@ impl Ends {
     }
 }
 
-/// The layers' figures of the current shape, and the embedding's and head's of the current
-/// ends, per phase, context range, plan and part.
+/// Shapes whose entries are kept while others are priced (see [`Parked`]).
+const PARKED: usize = 32;
+
+/// A shape's entries, kept while its neighbours are priced: a search's order comes back to
+/// each shape after the few that differ from it in the axes it varies faster (the FFN's width,
+/// the key and value heads), once per vocabulary.
+#[derive(Debug)]
+struct Parked {
+    shape: Shape,
+    depth_free: bool,
+    by_group: bool,
+    entries: Vec<Entry>,
+}
+
+/// The layers' figures of the current shape (and of the last few, parked), and the
+/// embedding's and head's of the current ends, per phase, context range, plan and part.
 #[derive(Debug, Default)]
 pub(super) struct LayerMemo {
     shape: Option<Shape>,
@@ -267,6 +281,8 @@ pub(super) struct LayerMemo {
     ends: Option<Ends>,
     /// The embedding's and the head's entries (their depth and pattern are unused).
     end_entries: Vec<Entry>,
+    /// The last shapes' entries, the most recent last.
+    parked: Vec<Parked>,
     /// Entries of earlier shapes, whose buffers the next ones reuse.
     spare: Vec<Entry>,
     ops: Vec<Operator>,
@@ -298,6 +314,29 @@ impl LayerMemo {
         }
     }
 
+    /// Makes `shape` the current shape: the current one parked, `shape`'s entries taken back
+    /// where it was parked, the oldest parked shape's entries spared where there are too many.
+    fn switch_to(&mut self, shape: Shape, arch: &Architecture, settings: &RunSettings) {
+        if let Some(old) = self.shape.replace(shape) {
+            if self.parked.len() == PARKED {
+                let oldest = self.parked.remove(0);
+                self.spare.extend(oldest.entries);
+            }
+            let entries = std::mem::take(&mut self.entries);
+            self.parked.push(Parked { shape: old, depth_free: self.depth_free, by_group: self.by_group, entries });
+        }
+        match self.parked.iter().rposition(|p| p.shape == shape) {
+            Some(i) => {
+                let p = self.parked.remove(i);
+                (self.entries, self.depth_free, self.by_group) = (p.entries, p.depth_free, p.by_group);
+            }
+            None => {
+                self.depth_free = depth_free(arch, settings);
+                self.by_group = true;
+            }
+        }
+    }
+
     /// Adds the layer operators' figures of one pass to `total` (in the order a fresh pricing
     /// adds them) and returns their largest live activation set.
     ///
@@ -318,10 +357,7 @@ impl LayerMemo {
     ) -> f64 {
         let shape = Shape::of(arch);
         if self.shape != Some(shape) {
-            self.shape = Some(shape);
-            self.spare.append(&mut self.entries);
-            self.depth_free = depth_free(arch, settings);
-            self.by_group = true;
+            self.switch_to(shape, arch, settings);
         }
         let depth = arch.num_layers;
         let uniform = arch.layers.is_empty();
@@ -472,9 +508,10 @@ impl LayerMemo {
     }
 
     /// A new entry for `segment` of the pass `key` of `arch`, in the buffers of a spare entry
-    /// (one of an earlier shape): the spare of the same pass where there is one, whose
-    /// operators that did not change keep their figures (neighbouring shapes differ in one
-    /// axis: the FFN's width, or the key and value heads, leave most operators as they were).
+    /// (one of an earlier shape), starting from the last shape's entry of the same pass (or a
+    /// spare one's): operators that did not change keep their figures (neighbouring shapes
+    /// differ in one axis: the FFN's width, or the key and value heads, leave most operators
+    /// as they were).
     fn priced_entry(
         &mut self,
         arch: &Architecture,
@@ -484,10 +521,18 @@ impl LayerMemo {
         segment: Segment,
         range: (f64, f64),
     ) -> Entry {
-        let same_pass = self.spare.iter().rposition(|e| e.is_for(segment, Slice::Whole, key, range));
-        let mut e = match same_pass {
-            Some(i) => self.spare.swap_remove(i),
-            None => Entry::empty(self.spare.pop(), key, segment, Slice::Whole, range),
+        let is_for = |e: &&Entry| e.is_for(segment, Slice::Whole, key, range);
+        // The last shape's entry of the same pass, where there is one, else a spare one's.
+        let neighbour = self.parked.last().and_then(|p| p.entries.iter().find(is_for));
+        let mut e = match (neighbour, self.spare.iter().rposition(|e| is_for(&e))) {
+            (Some(n), _) => {
+                let mut e = Entry::empty(self.spare.pop(), key, segment, Slice::Whole, range);
+                e.ops.clone_from(&n.ops);
+                e.launches.clone_from(&n.launches);
+                e
+            }
+            (None, Some(i)) => self.spare.swap_remove(i),
+            (None, None) => Entry::empty(self.spare.pop(), key, segment, Slice::Whole, range),
         };
         let (phase, plan, part) = key;
         self.ops.clear();
