@@ -9,8 +9,8 @@ use super::{launch_totals, Ceilings, Launch, Point};
 use crate::arch::{Architecture, Attention, Family, Ffn, Layer, LayerGroups};
 use crate::dtype::DType;
 use crate::workload::{
-    layers_depth_bound_into, layers_marked_into, segments_into, DepthBound, Operator, Part, Phase, Plan, RunSettings,
-    Segment,
+    layers_depth_bound_into, layers_marked_into, segments_into, DepthBound, DepthBoundProduct, Operator, Part, Phase,
+    Plan, RunSettings, Segment,
 };
 
 /// What a pass's layer operators depend on, besides the depth and the layer pattern (and the
@@ -155,6 +155,20 @@ impl Entry {
         self.live = live_bytes(&self.ops, last);
     }
 
+    /// Sets the entry's recorded products (see [`DepthBound`]) for a stack whose matrices are
+    /// numbered over `over(product)` layers, pricing again those that changed.
+    fn retarget(&mut self, over: impl Fn(&DepthBoundProduct) -> u32, ceilings: &Ceilings, range: (f64, f64)) {
+        for p in &self.bound.products {
+            let (weight_bytes, ty) = p.at(over(p));
+            let op = &mut self.ops[p.op];
+            if op.weight_bytes != weight_bytes || op.weight_type != Some(ty) {
+                op.weight_bytes = weight_bytes;
+                op.weight_type = Some(ty);
+                self.launches[p.op] = OpLaunch::of(op, ceilings, range.0, range.1);
+            }
+        }
+    }
+
     /// Takes `ops` as the entry's operators: those alike the one the entry holds at the same
     /// place keep its figures per launch (the same function of the same operator), the others
     /// are priced.
@@ -293,6 +307,8 @@ pub(super) struct LayerMemo {
     /// The layer groups of the architecture being priced (each pass, part and plan of it
     /// shares them).
     groups: Option<LayerGroups>,
+    /// The products of the stack `split` last built whose bytes go by layer position.
+    bound: DepthBound,
 }
 
 impl LayerMemo {
@@ -343,9 +359,10 @@ impl LayerMemo {
     /// A shape's figures are kept across depths and layer patterns: where they hold at every
     /// depth (a uniform stack) they are reused as they are; a layered stack whose storage does
     /// not go by layer position adds its groups' figures (see [`LayerMemo::add_groups`]); a
-    /// uniform Q4_K_M stack sets its `attn_v` and `ffn_down` bytes for the new depth and prices
-    /// those again (see [`DepthBound`]); otherwise (Q4_K_M hybrids, MoE stacks) the operators
-    /// are built for the new depth or pattern and only those that changed are priced again.
+    /// Q4_K_M stack sets its `attn_v` and `ffn_down` bytes for the new depth or pattern and
+    /// prices those again (see [`DepthBound`]); otherwise (Q4_K_M DeltaNet hybrids, MoE stacks
+    /// with dense layers first) the operators are built for the new depth or pattern and only
+    /// those that changed are priced again.
     pub(super) fn add_layers(
         &mut self,
         arch: &Architecture,
@@ -361,7 +378,7 @@ impl LayerMemo {
         }
         let depth = arch.num_layers;
         let uniform = arch.layers.is_empty();
-        if !uniform && self.depth_free && self.by_group {
+        if !uniform && self.by_group {
             if let Some(live) = self.add_groups(arch, settings, ceilings, (phase, plan, part), (first, last), total) {
                 return live;
             }
@@ -431,11 +448,12 @@ impl LayerMemo {
         entry.live
     }
 
-    /// [`LayerMemo::add_layers`] for a layered stack whose storage does not go by layer
-    /// position: its operators are each layer group's mixer, then the FFNs (see
-    /// [`layers_marked_into`]), and each group is priced once per launch for every stack with
-    /// that kind of layer, whatever their counts and order. `None` (nothing added) where the
-    /// stack's operators do not split so.
+    /// [`LayerMemo::add_layers`] for a layered stack: its operators are each layer group's
+    /// mixer, then the FFNs (see [`layers_marked_into`]), and each group is priced once per
+    /// launch for every stack with that kind of layer, whatever their counts and order (where
+    /// storage goes by layer position, Q4_K_M's `attn_v` and `ffn_down` are set for the counts
+    /// of layers this stack numbers them over). `None` (nothing added) where the stack's
+    /// operators do not split so, or its storage goes by position some other way.
     fn add_groups(
         &mut self,
         arch: &Architecture,
@@ -448,8 +466,16 @@ impl LayerMemo {
         // Set by `start_pass` for this pass; taken while the entries change, then put back.
         let groups = self.groups.take()?;
         debug_assert_eq!(groups, arch.layer_groups(), "start_pass was not called for this pass");
-        let found = self.find_groups(&groups, key, range)
+        let mut found = self.find_groups(&groups, key, range)
             || (self.split(arch, settings, ceilings, key, range, &groups) && self.find_groups(&groups, key, range));
+        if found && !self.depth_free {
+            // Storage by layer position (Q4_K_M): each group's recorded products set for the
+            // layers this stack numbers them over, where all were recorded.
+            found = self.at.iter().all(|&i| self.entries[i].bound.exact);
+            for &i in self.at.iter().filter(|_| found) {
+                self.entries[i].retarget(|p| p.numbered_over(&groups), ceilings, range);
+            }
+        }
         let live = found.then(|| {
             let mut live = 0.0f64;
             for (&i, (_, count)) in self.at.iter().zip(pieces(&groups)) {
@@ -489,7 +515,7 @@ impl LayerMemo {
     ) -> bool {
         let (phase, plan, part) = key;
         self.ops.clear();
-        layers_marked_into(arch, phase, settings, plan, part, groups, &mut self.ops, &mut self.marks);
+        layers_marked_into(arch, phase, settings, plan, part, groups, &mut self.ops, &mut self.marks, &mut self.bound);
         if self.marks.len() != groups.as_slice().len() + 1 {
             return false;
         }
@@ -500,7 +526,12 @@ impl LayerMemo {
         }
         for (i, (slice, _)) in pieces(groups).enumerate() {
             if !self.entries.iter().any(|e| e.is_for(Segment::Layers, slice, key, range)) {
-                let entry = Entry::of_slice(self.spare.pop(), &self.ops[bounds(i)], ceilings, key, slice, range);
+                let ops = bounds(i);
+                let mut entry = Entry::of_slice(self.spare.pop(), &self.ops[ops.clone()], ceilings, key, slice, range);
+                // The slice's recorded products, placed among its own operators.
+                let own = self.bound.products.iter().filter(|p| ops.contains(&p.op));
+                entry.bound.products.extend(own.map(|p| p.at_index(p.op - ops.start)));
+                entry.bound.exact = self.bound.exact;
                 self.entries.push(entry);
             }
         }
@@ -564,15 +595,7 @@ impl LayerMemo {
             // A uniform stack whose depth reaches only its recorded products' bytes: those
             // set for the new depth, as building the stack again would set them.
             let depth = arch.num_layers;
-            for p in &e.bound.products {
-                let (weight_bytes, ty) = p.at(depth);
-                let op = &mut e.ops[p.op];
-                if op.weight_bytes != weight_bytes || op.weight_type != Some(ty) {
-                    op.weight_bytes = weight_bytes;
-                    op.weight_type = Some(ty);
-                    e.launches[p.op] = OpLaunch::of(op, ceilings, range.0, range.1);
-                }
-            }
+            e.retarget(|_| depth, ceilings, range);
             for op in &mut e.ops {
                 op.count = depth;
             }

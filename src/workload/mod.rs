@@ -413,6 +413,20 @@ pub struct DepthBoundProduct {
 }
 
 impl DepthBoundProduct {
+    /// The layers its matrix is numbered over: `attn_v` over the attention layers, `ffn_down`
+    /// over those with an FFN.
+    pub fn numbered_over(&self, groups: &LayerGroups) -> u32 {
+        match self.role {
+            Role::AttnV => groups.attention_layers(),
+            _ => groups.ffn_layers(),
+        }
+    }
+
+    /// The product moved to place `op` among its operators.
+    pub fn at_index(self, op: usize) -> DepthBoundProduct {
+        DepthBoundProduct { op, ..self }
+    }
+
     /// Its weight bytes and storage type in a uniform stack of `depth` layers: what the
     /// builder sets there, with the same arithmetic.
     pub fn at(&self, depth: u32) -> (Linear, TensorType) {
@@ -950,9 +964,10 @@ pub fn segments_into(
 
 /// The layers' operators of a pass (as [`segments_into`] builds [`Segment::Layers`]) for the
 /// layer groups `groups` of `arch`, with `marks` set to where each group's operators start
-/// (one mark per group, in order, though a group may add none) and then where the FFNs' start.
+/// (one mark per group, in order, though a group may add none) and then where the FFNs' start,
+/// and `bound` to the products whose bytes go by the count of layers they are numbered over.
 /// Every group's operators are its layers' mixer alone, so a group prices the same beside any
-/// other, where its storage does not go by layer position.
+/// other, where its storage does not go by layer position (or goes only through `bound`).
 #[allow(clippy::too_many_arguments)]
 pub fn layers_marked_into(
     arch: &Architecture,
@@ -963,9 +978,14 @@ pub fn layers_marked_into(
     groups: &LayerGroups,
     ops: &mut Vec<Operator>,
     marks: &mut Vec<usize>,
+    bound: &mut DepthBound,
 ) {
     marks.clear();
-    Builder::new(arch, phase, settings, plan, part, ops, Some(marks)).layers(arch, plan, settings, groups);
+    bound.products.clear();
+    bound.exact = true;
+    let mut b = Builder::new(arch, phase, settings, plan, part, ops, Some(marks));
+    b.depth_bound = Some(bound);
+    b.layers(arch, plan, settings, groups);
 }
 
 /// The layers' operators of a pass (as [`segments_into`] builds [`Segment::Layers`]) of a
