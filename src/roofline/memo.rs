@@ -50,11 +50,16 @@ impl Shape {
 /// prices it the same at any depth: its storage types do not go by layer position, and its FFNs
 /// are all dense or all MoE. Checked again on the operators when they are priced.
 fn depth_free(arch: &Architecture, settings: &RunSettings) -> bool {
-    settings.precisions.weights != DType::Q4KM
-        && match arch.ffn {
-            Ffn::Dense { .. } => true,
-            Ffn::Moe(m) => m.first_k_dense == 0,
-        }
+    settings.precisions.weights != DType::Q4KM && ffns_alike(arch)
+}
+
+/// Whether `arch`'s FFNs are all dense or all MoE: otherwise which layers have which goes by
+/// the depth, and no layer group's figures hold for another stack.
+fn ffns_alike(arch: &Architecture) -> bool {
+    match arch.ffn {
+        Ffn::Dense { .. } => true,
+        Ffn::Moe(m) => m.first_k_dense == 0,
+    }
 }
 
 /// One layer operator's figures per launch: whole, or in a window's two pieces.
@@ -378,7 +383,7 @@ impl LayerMemo {
         }
         let depth = arch.num_layers;
         let uniform = arch.layers.is_empty();
-        if !uniform && self.by_group {
+        if !uniform && self.by_group && ffns_alike(arch) {
             if let Some(live) = self.add_groups(arch, settings, ceilings, (phase, plan, part), (first, last), total) {
                 return live;
             }

@@ -850,4 +850,34 @@ mod depth_tests {
         }
         assert!(last > 0.0);
     }
+
+    /// A layered MoE stack whose first layers are dense: which layers are dense goes by the
+    /// depth, so layer groups priced for one depth must not stand in for another. Shared
+    /// figures against fresh pricing, depths where every FFN is dense between depths where
+    /// some are MoE, in Q4_K_M (storage by position) and Q8_0.
+    #[test]
+    fn shared_figures_of_a_layered_moe_stack_follow_its_dense_layers() {
+        let text = include_str!("../../models/DeepSeek-V2-Lite-Chat.json");
+        let mut base = crate::arch::parse_hf_config(text, "DeepSeek-V2-Lite-Chat.json", "DeepSeek-V2-Lite").unwrap();
+        if let crate::arch::Ffn::Moe(m) = &mut base.ffn {
+            m.first_k_dense = 3;
+        }
+        let device = crate::device::builtin("rtx3090").expect("rtx3090");
+        let scenario = Scenario::named("siso").expect("siso");
+        for weights in [DType::Q4KM, DType::Q8_0] {
+            let settings = RunSettings {
+                batch: 1,
+                precisions: Precisions { weights, activations: DType::F16, kv_cache: DType::F16 },
+                logits_for_all_prompt_tokens: false,
+            };
+            let mut shared = Evaluator::new(&device, settings, PlanChoice::Fastest).sharing();
+            for depth in [2, 3, 8, 3, 5, 2, 8] {
+                let uniform = Architecture { num_layers: depth, ..base.clone() };
+                let window = crate::arch::Mixer::Window { window: 64 };
+                let arch = Architecture::hybrid(uniform, window, |i| i % 2 == 1);
+                let fresh = Evaluator::new(&device, settings, PlanChoice::Fastest).scenario(&arch, &scenario);
+                assert_eq!(shared.scenario(&arch, &scenario), fresh, "{weights:?} at depth {depth}");
+            }
+        }
+    }
 }
