@@ -113,8 +113,8 @@ struct Entry {
     ops: Vec<Operator>,
     launches: Vec<OpLaunch>,
     live: f64,
-    /// Its products whose weights go by the depth, where recorded (a uniform stack's layers
-    /// whose figures do not hold at every depth).
+    /// Its products whose weights go by layer position, where recorded (Q4_K_M stacks and
+    /// their layer groups).
     bound: DepthBound,
 }
 

@@ -382,13 +382,14 @@ struct Builder<'a> {
     attn_v_split: Option<LayerSplit>,
     /// Where each layer group's operators start, then the FFNs' (see [`layers_marked_into`]).
     marks: Option<&'a mut Vec<usize>>,
-    /// The products whose weights go by the depth, where recorded (see [`DepthBound`]).
+    /// The products whose weights go by layer position, where recorded (see [`DepthBound`]).
     depth_bound: Option<&'a mut DepthBound>,
 }
 
-/// The products of a uniform stack whose weights' bytes go by the depth (Q4_K_M stores some
-/// layers' `attn_v` and `ffn_down` wider), recorded as the stack is built: a search sets them
-/// for each depth of a shape without building the stack again (see [`DepthBoundProduct::at`]).
+/// The products of a stack whose weights' bytes go by the count of layers they are numbered
+/// over (Q4_K_M stores some layers' `attn_v` and `ffn_down` wider), recorded as the stack is
+/// built: a search sets them for each depth or layer pattern of a shape without building the
+/// stack again (see [`DepthBoundProduct::at`]).
 #[derive(Debug, Clone, Default)]
 pub struct DepthBound {
     pub products: Vec<DepthBoundProduct>,
@@ -427,11 +428,12 @@ impl DepthBoundProduct {
         DepthBoundProduct { op, ..self }
     }
 
-    /// Its weight bytes and storage type in a uniform stack of `depth` layers: what the
-    /// builder sets there, with the same arithmetic.
-    pub fn at(&self, depth: u32) -> (Linear, TensorType) {
-        let mix = MixContext { layers: depth, ..self.mix };
-        let split = layer_split(self.format, self.role, self.row, 0, depth, mix);
+    /// Its weight bytes and storage type where its matrix is numbered over `layers` layers (a
+    /// uniform stack's depth, or [`DepthBoundProduct::numbered_over`]): what the builder sets
+    /// there, with the same arithmetic.
+    pub fn at(&self, layers: u32) -> (Linear, TensorType) {
+        let mix = MixContext { layers, ..self.mix };
+        let split = layer_split(self.format, self.role, self.row, 0, layers, mix);
         let w = split.mean_bytes_per_element();
         (Linear::constant(self.elements * w + self.bias_bytes + self.norm_bytes), split.common)
     }
