@@ -982,16 +982,20 @@ impl Architecture {
             return batch as f64 * context as f64 * self.kv_elements_per_token() as f64 * kv_bytes;
         }
         let kv = self.kv_cache_elements_in(groups, context, window_cells) * kv_bytes;
-        let h = self.hidden_size as u64;
-        let state: u64 = groups.as_slice().iter().map(|&(l, count)| count as u64 * l.mixer.state_elements(h)).sum();
-        batch as f64 * (kv + state as f64 * 4.0)
+        batch as f64 * (kv + self.state_elements_in(groups) as f64 * 4.0)
     }
 
     /// f32 state elements one sequence keeps, whatever its context (convolution tails and
     /// recurrent states).
     pub fn state_elements(&self) -> u64 {
+        self.state_elements_in(&self.layer_groups())
+    }
+
+    /// [`Architecture::state_elements`] with `self`'s layer groups found already (an integer
+    /// sum: the same per group as per layer).
+    fn state_elements_in(&self, groups: &LayerGroups) -> u64 {
         let h = self.hidden_size as u64;
-        self.layers.iter().map(|l| l.mixer.state_elements(h)).sum()
+        groups.as_slice().iter().map(|&(l, count)| count as u64 * l.mixer.state_elements(h)).sum()
     }
 }
 

@@ -62,6 +62,27 @@ fn ffns_alike(arch: &Architecture) -> bool {
     }
 }
 
+/// Builds `segment` of the pass `key` of `arch` into `ops`; for a uniform stack whose figures
+/// do not hold at every depth, records in `bound` the products its depth reaches (see
+/// [`DepthBound`]), exact where every operator launches once per layer.
+fn build(
+    arch: &Architecture,
+    settings: &RunSettings,
+    (phase, plan, part): (Phase, Plan, Part),
+    segment: Segment,
+    ops: &mut Vec<Operator>,
+    bound: &mut DepthBound,
+) {
+    ops.clear();
+    if segment == Segment::Layers && arch.layers.is_empty() && !depth_free(arch, settings) {
+        layers_depth_bound_into(arch, phase, settings, (plan, part), ops, bound);
+        bound.exact &= ops.iter().all(|o| o.count == arch.num_layers);
+    } else {
+        segments_into(arch, phase, settings, plan, part, &[segment], ops);
+        bound.exact = false;
+    }
+}
+
 /// One layer operator's figures per launch: whole, or in a window's two pieces.
 #[derive(Debug, Clone, Copy)]
 struct OpLaunch {
@@ -194,6 +215,13 @@ impl Entry {
             }
         }
         self.live = live_bytes(&self.ops, range.1);
+    }
+
+    /// [`Entry::refresh`] with `ops`, built for `arch`'s depth and layers.
+    fn rebuilt(&mut self, ops: &[Operator], arch: &Architecture, ceilings: &Ceilings, range: (f64, f64)) {
+        self.refresh(ops, ceilings, range);
+        self.depth = arch.num_layers;
+        self.layers.clone_from(&arch.layers);
     }
 
     /// Whether this entry holds `segment` of the pass `key` over the contexts `range`.
@@ -570,18 +598,8 @@ impl LayerMemo {
             (None, Some(i)) => self.spare.swap_remove(i),
             (None, None) => Entry::empty(self.spare.pop(), key, segment, Slice::Whole, range),
         };
-        let (phase, plan, part) = key;
-        self.ops.clear();
-        e.bound.exact = false;
-        if segment == Segment::Layers && arch.layers.is_empty() && !depth_free(arch, settings) {
-            layers_depth_bound_into(arch, phase, settings, (plan, part), &mut self.ops, &mut e.bound);
-            e.bound.exact &= self.ops.iter().all(|o| o.count == arch.num_layers);
-        } else {
-            segments_into(arch, phase, settings, plan, part, &[segment], &mut self.ops);
-        }
-        e.refresh(&self.ops, ceilings, range);
-        e.depth = arch.num_layers;
-        e.layers.clone_from(&arch.layers);
+        build(arch, settings, key, segment, &mut self.ops, &mut e.bound);
+        e.rebuilt(&self.ops, arch, ceilings, range);
         e
     }
 
@@ -607,17 +625,8 @@ impl LayerMemo {
             e.depth = depth;
             return;
         }
-        self.ops.clear();
-        if arch.layers.is_empty() {
-            // Recorded again, so that the next depths of this uniform stack take the path above.
-            layers_depth_bound_into(arch, e.phase, settings, (e.plan, e.part), &mut self.ops, &mut e.bound);
-            e.bound.exact &= self.ops.iter().all(|o| o.count == arch.num_layers);
-        } else {
-            segments_into(arch, e.phase, settings, e.plan, e.part, &[Segment::Layers], &mut self.ops);
-            e.bound.exact = false;
-        }
-        e.refresh(&self.ops, ceilings, range);
-        e.depth = arch.num_layers;
-        e.layers.clone_from(&arch.layers);
+        // Recorded again where uniform, so that its next depths take the path above.
+        build(arch, settings, (e.phase, e.plan, e.part), Segment::Layers, &mut self.ops, &mut e.bound);
+        e.rebuilt(&self.ops, arch, ceilings, range);
     }
 }

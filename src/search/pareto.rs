@@ -367,10 +367,7 @@ impl<T: Objectives> ParetoFront<T> {
     }
 
     /// Offers a point; returns whether it joined.
-    pub fn insert(&mut self, p: T) -> bool
-    where
-        T: Clone,
-    {
+    pub fn insert(&mut self, p: T) -> bool {
         let o = self.compared(&p);
         if self.elite.iter().any(|e| dominates_by(e, &o)) {
             return false;
@@ -406,10 +403,7 @@ impl<T: Objectives> ParetoFront<T> {
 
     /// The front of the union of two fronts (each already a front): the smaller one's members
     /// offered to the larger.
-    pub fn merge(&mut self, mut other: ParetoFront<T>)
-    where
-        T: Clone,
-    {
+    pub fn merge(&mut self, mut other: ParetoFront<T>) {
         if other.len > self.len {
             std::mem::swap(self, &mut other);
         }

@@ -1017,7 +1017,7 @@ impl SearchSpace {
         let mut offset = 0;
         for b in &self.blocks {
             if position - offset < b.size {
-                let (depths, shapes) = (b.radices[0] as u64, b.size / b.radices[0] as u64);
+                let (depths, shapes) = (b.radices[0] as u64, b.shapes);
                 let q = position - offset;
                 let tile = q / (DEPTH_TILE * shapes);
                 let r = q - tile * DEPTH_TILE * shapes;
@@ -1035,7 +1035,7 @@ impl SearchSpace {
         let mut offset = 0;
         for b in &self.blocks {
             if index - offset < b.size {
-                let (depths, shapes) = (b.radices[0] as u64, b.size / b.radices[0] as u64);
+                let (depths, shapes) = (b.radices[0] as u64, b.shapes);
                 let i = index - offset;
                 let (depth, shape) = (i / shapes, i % shapes);
                 let tile = depth / DEPTH_TILE;
