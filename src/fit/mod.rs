@@ -78,6 +78,10 @@ enum Feature {
     PastCacheBytes(TensorType),
     /// Product FLOPs at a rows knot (1: decode's GEMV; prompt lengths: prefill's GEMM).
     ProductFlops(TensorType, u32),
+    /// FLOPs of per-head products over a prompt (MLA's absorbed queries and outputs: one small
+    /// GEMM per head, as deep as a head), at a rate of their own: llama.cpp runs them several
+    /// times slower than a layer's wide products (see `EfficiencyTable` of `BatchedMatmul`).
+    HeadProductFlops,
     AttentionPrefillFlops,
     /// KV-cache bytes decode attention reads.
     KvBytes,
@@ -107,6 +111,7 @@ impl Feature {
             Feature::ProductBytes(t) => format!("{t} product bytes"),
             Feature::PastCacheBytes(t) => format!("{t} product weight bytes past the cache"),
             Feature::ProductFlops(t, rows) => format!("{t} product FLOPs at {rows} rows"),
+            Feature::HeadProductFlops => "per-head product FLOPs over a prompt (MLA's absorbed form)".into(),
             Feature::KvBytes => "decode attention KV bytes".into(),
             Feature::ScoreKvBytes => "decode attention KV bytes read per query head".into(),
             Feature::SpillScores => "decode attention cost per score past the cache step".into(),
@@ -209,8 +214,12 @@ fn features(
             if miss > 0.0 {
                 add(Feature::PastCacheBytes(t), launches * op.weight_bytes.base * miss);
             }
-            let split = knot_weights(rows, knots).into_iter().map(|(k, w)| (Feature::ProductFlops(t, k), w));
-            (split.collect(), Feature::ProductBytes(t))
+            if op.class == OpClass::BatchedMatmul && rows > 1.0 {
+                (vec![(Feature::HeadProductFlops, 1.0)], Feature::ProductBytes(t))
+            } else {
+                let split = knot_weights(rows, knots).into_iter().map(|(k, w)| (Feature::ProductFlops(t, k), w));
+                (split.collect(), Feature::ProductBytes(t))
+            }
         } else if op.class == OpClass::DecodeAttention {
             // One query row per head: the cost is per score visited (FLOPs per score are fixed by
             // the head sizes, so a FLOP rate would say the same twice), plus the KV bytes each
@@ -847,6 +856,14 @@ fn to_profile(
             },
         );
     }
+    // Only runs with MLA prompts say what a per-head product costs; without them such products
+    // keep their storage type's rate.
+    if coef.contains_key(&Feature::HeadProductFlops) {
+        p.efficiency.insert(
+            OpClass::BatchedMatmul,
+            EfficiencyTable { compute: compute_eff(Feature::HeadProductFlops), ..other.clone() },
+        );
+    }
     p.efficiency.insert(
         OpClass::Attention,
         EfficiencyTable {
@@ -1229,6 +1246,42 @@ mod depth_tests {
     /// Runs made up by a known profile with a cost per routed expert product, of MoE models
     /// with few and many small experts beside dense ones: the fit finds that cost, and a fit
     /// of dense runs alone has none.
+    /// Runs made up by a profile whose per-head products over a prompt (MLA's absorbed form)
+    /// run at 2% of the peak: the fit finds that rate from MLA prompts, and leaves products
+    /// without one where no run has MLA.
+    #[test]
+    fn fit_recovers_a_known_per_head_product_rate() {
+        let mut truth = crate::device::builtin("rpi5").expect("rpi5");
+        let peak = truth.peak_flops(DType::F32);
+        let curve = EfficiencyCurve { points: vec![EfficiencyPoint { size: 1.0, efficiency: 0.02 }] };
+        truth.efficiency.insert(OpClass::BatchedMatmul, EfficiencyTable { compute: curve, ..Default::default() });
+        let mla = |name: &str, layers: u32, rank: u32| {
+            let mut a = model(include_str!("../../models/DeepSeek-V2-Lite-Chat.json"), name);
+            (a.num_layers, a.vocab_size) = (layers, 8192);
+            if let crate::arch::Attention::Latent(m) = &mut a.attention {
+                m.kv_lora_rank = rank;
+            }
+            a
+        };
+        let models = [
+            model(include_str!("../../models/SmolLM2-135M.json"), "SmolLM2-135M"),
+            model(include_str!("../../models/Qwen2.5-0.5B.json"), "Qwen2.5-0.5B"),
+            mla("mla-4-256", 4, 256),
+            mla("mla-6-512", 6, 512),
+        ];
+        let tests = [BenchTest::pp(64), BenchTest::pp(512), BenchTest::tg(16, 0)];
+        let runs = runs_of(&truth, &models, &tests, DType::Q8_0);
+        let engine = truth.engine.clone().expect("an engine");
+        let (fitted, report) = fit_engine(&truth, &engine, &runs).unwrap();
+        let table = fitted.efficiency.get(&OpClass::BatchedMatmul).expect("a per-head table");
+        let rate = fitted.peak_flops(DType::F32) * table.compute.at(1.0);
+        assert!((rate / (0.02 * peak) - 1.0).abs() < 0.05, "{rate} vs {} ({:?})", 0.02 * peak, report.coefficients);
+        assert!(report.median_abs_error < 0.01, "{}", report.median_abs_error);
+        let plain: Vec<Run> = runs.iter().filter(|r| !r.arch.name.starts_with("mla")).cloned().collect();
+        let (without, _) = fit_engine(&truth, &engine, &plain).unwrap();
+        assert!(without.efficiency.get(&OpClass::BatchedMatmul).is_none_or(|t| t.compute.points.is_empty()));
+    }
+
     #[test]
     fn fit_recovers_a_known_cost_per_expert_product() {
         let truth_s = 3e-6;

@@ -84,7 +84,15 @@ impl<'a> Ceilings<'a> {
         let peak = if op.compute == self.compute { self.peak_flop_per_s } else { self.device.peak_flops(op.compute) };
         match self.has_tables.then(|| self.table(op)).flatten() {
             Some(table) => {
-                let (c, m) = table.lookup_rows(flops, bytes, rows);
+                let (mut c, m) = table.lookup_rows(flops, bytes, rows);
+                // Per-head products over a prompt run at their class's own compute rate where
+                // the profile measured one (llama.cpp's MLA prefill); their bytes are their
+                // storage type's.
+                if op.class == OpClass::BatchedMatmul && op.weight_type.is_some() && rows > 1.0 {
+                    if let Some(own) = self.class_tables[op.class as usize].filter(|t| !t.compute.points.is_empty()) {
+                        c = own.lookup_rows(flops, bytes, rows).0;
+                    }
+                }
                 (
                     peak * c,
                     self.bandwidth_bytes_per_s * m,
@@ -795,6 +803,49 @@ mod depth_tests {
         one.engine.as_mut().expect("llama.cpp").threads = Some(1);
         let fewer = t(&half_pad) - t(&one);
         assert!((fewer - 30.0 * (103815.0 - 92295.0) * 1e-6).abs() < 1e-9, "{fewer}");
+    }
+
+    /// MLA's absorbed per-head products over a prompt run at the per-head products' own compute
+    /// rate where a profile has one (llama.cpp's fit); their decode GEMVs, and every product
+    /// on a profile without that rate, keep the storage type's.
+    #[test]
+    fn per_head_products_over_a_prompt_take_their_own_rate() {
+        let text = include_str!("../../models/DeepSeek-V2-Lite-Chat.json");
+        let arch = crate::arch::parse_hf_config(text, "DeepSeek-V2-Lite-Chat.json", "DeepSeek-V2-Lite").unwrap();
+        let settings = RunSettings {
+            batch: 1,
+            precisions: Precisions { weights: DType::Q8_0, activations: DType::F32, kv_cache: DType::F16 },
+            logits_for_all_prompt_tokens: false,
+        };
+        let plain = crate::device::builtin("rpi5").expect("rpi5");
+        let plan = plain.engine.as_ref().expect("llama.cpp").plan;
+        let mut own = plain.clone();
+        // 1% of the peak: slow enough that the product is compute-bound.
+        let curve = crate::device::EfficiencyCurve {
+            points: vec![crate::device::EfficiencyPoint { size: 1.0, efficiency: 0.01 }],
+        };
+        own.efficiency.insert(OpClass::BatchedMatmul, EfficiencyTable { compute: curve, ..Default::default() });
+        let absorb = |phase| {
+            let ops = operators(&arch, phase, &settings, plan);
+            *ops.iter().find(|o| o.name == "q_absorb").expect("absorbed MLA")
+        };
+        let prompt = absorb(crate::workload::Phase::Prefill { prompt: 512 });
+        // 16 heads, each 512 tokens x 128 nope dims into the 512-wide latent: 2 * 512 * 16 *
+        // 128 * 512 = 1,073,741,824 FLOPs per layer, at 1% of the f32 peak, plus the fixed
+        // cost of a launch, in each of the 27 layers.
+        assert_eq!(prompt.flops.base, 1_073_741_824.0);
+        assert_eq!(prompt.count, 27);
+        let want = 27.0 * (plain.kernel_overhead_s + 1_073_741_824.0 / (0.01 * plain.peak_flops(DType::F32)));
+        let got = op_totals(&prompt, &own, 0.0, 0.0).point.time_s;
+        assert!((got / want - 1.0).abs() < 1e-12, "{got} vs {want}");
+        assert!(op_totals(&prompt, &plain, 0.0, 0.0).point.time_s < 0.5 * got);
+        // A decode step's GEMV is priced as before.
+        let step = absorb(crate::workload::Phase::Decode);
+        assert_eq!(op_totals(&step, &own, 100.0, 100.0), op_totals(&step, &plain, 100.0, 100.0));
+        // A table without a compute rate changes nothing.
+        let mut empty = plain.clone();
+        empty.efficiency.insert(OpClass::BatchedMatmul, EfficiencyTable::default());
+        assert_eq!(op_totals(&prompt, &empty, 0.0, 0.0), op_totals(&prompt, &plain, 0.0, 0.0));
     }
 
     /// `rpi5` with a 64 MiB weight cache and 10 ps per f16 weight byte past it.
