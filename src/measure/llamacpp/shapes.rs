@@ -180,7 +180,8 @@ fn attention_probes(quick: bool) -> Plan {
 }
 
 /// Calibration: a model so small that its fixed costs dominate (hidden 64, 16 layers), widths
-/// 512 and 640 with MHA, MLA and two MoE shapes, a 213M model that streams from main memory, and the
+/// 512 and 640 with MHA, MLA (one of them with 16 heads, for the per-head products of its
+/// prompts) and two MoE shapes, a 213M model that streams from main memory, and the
 /// attention probes; prompts of 64 and 512 tokens (llama.cpp's micro-batch), decode at short
 /// and long context, and a 98 M model whose weights straddle the caches. About 60 s of runs here
 /// (`--quick`: about 10 s).
@@ -205,6 +206,10 @@ pub fn calibration(quick: bool) -> Vec<Plan> {
         Plan::new(vec![overhead], vec![pp(64), pp(512), tg(16, 0)]),
         Plan::new(vec![mha], vec![pp(64), tg(16, 0), tg(16, 512)]),
         Plan::new(vec![mla(6, 512, 8, 192, 32, 64, 1536, 8192, None)], vec![pp(64), tg(16, 0)]),
+        // MLA's absorbed per-head products run at a rate of their own over a prompt (small
+        // GEMMs, one per head, as deep as a head): 16 heads of a 256-wide latent over a narrow
+        // FFN make them a third of a prompt's product time, so the fit pins that rate.
+        Plan::new(vec![mla(4, 512, 16, 256, 32, 64, 512, 8192, None)], vec![pp(64), pp(512), tg(16, 0)]),
         // Two MoE shapes whose expert products differ eightfold in number and fourfold in size
         // (16 experts of 256 choosing 2, 64 of 128 choosing 8), so a fixed cost per expert
         // product separates from the products' bytes and FLOPs.
@@ -314,9 +319,9 @@ mod tests {
             let every_format = plans.iter().filter(|p| p.formats.is_none()).flat_map(|p| &p.models);
             let dense = every_format.filter(|m| !m.ffn.is_moe()).count();
             assert_eq!(plan.models.len(), dense);
-            // Full calibration: the overhead model, MHA, dense MLA, the 213M and the 98M models
-            // (its two MoE shapes stay out).
-            assert_eq!((plan.models.len(), plan.formats.clone()), (if quick { 2 } else { 5 }, None));
+            // Full calibration: the overhead model, MHA, two dense MLA, the 213M and the 98M
+            // models (its two MoE shapes stay out).
+            assert_eq!((plan.models.len(), plan.formats.clone()), (if quick { 2 } else { 6 }, None));
             for m in &plan.models {
                 assert!(m.layers.is_empty() && !m.ffn.is_moe(), "{}", m.name);
                 let own = plans.iter().find(|p| p.models.iter().any(|x| x.name == m.name)).unwrap();
