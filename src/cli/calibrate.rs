@@ -296,6 +296,21 @@ fn validate_engine(
             }
         }
     }
+    // How many runs no fit saw fell inside the bands the profile gives every prediction.
+    if let Some(b) = &profile.error_bands {
+        for phase in ["prefill", "decode"] {
+            let Some(band) = b.phase(phase == "prefill") else { continue };
+            let times = rows.iter().filter(|r| r.phase == phase).map(|r| (r.measured_s, r.predicted_s));
+            let (inside, counted) = crate::fit::band::inside(&band, times);
+            let _ = writeln!(
+                s,
+                "{phase}: {inside} of {counted} inside the profile's {:.0}% band ({:.2}-{:.2}x the predicted tokens/s)",
+                100.0 * b.coverage,
+                band.low,
+                band.high
+            );
+        }
+    }
     let _ = writeln!(s, "machine: {}", cond.summary());
     for w in llamacpp::runs::condition_warnings(&cond) {
         let _ = writeln!(s, "warning: {w}");

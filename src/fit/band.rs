@@ -39,6 +39,18 @@ pub fn band(factors: &[f64], coverage: f64) -> Option<Band> {
     Some(Band { low: (mean - half).exp(), high: (mean + half).exp(), runs: n as u32 })
 }
 
+/// How many of `runs` (measured and predicted seconds of the same work) fell inside `band`,
+/// and of how many: tokens/s are tokens over seconds, so measured over predicted tokens/s is
+/// predicted over measured seconds.
+pub fn inside(band: &Band, runs: impl IntoIterator<Item = (f64, f64)>) -> (usize, usize) {
+    let (mut inside, mut counted) = (0, 0);
+    for (measured_s, predicted_s) in runs {
+        counted += 1;
+        inside += usize::from(band.holds(1.0 / measured_s, 1.0 / predicted_s));
+    }
+    (inside, counted)
+}
+
 /// measured / predicted tokens/s of one row (its `ratio` is measured / predicted time).
 pub fn factor(row: &Agreement) -> f64 {
     1.0 / row.ratio
@@ -138,6 +150,16 @@ mod tests {
         // A constant bias shifts the band: every run measured 10% faster than predicted.
         let b = band(&[1.1, 1.1, 1.1, 1.1], 0.8).unwrap();
         assert!((b.low - 1.1).abs() < 1e-12 && (b.high - 1.1).abs() < 1e-12);
+    }
+
+    #[test]
+    fn runs_inside_a_band_are_counted_by_their_rates() {
+        let b = Band { low: 0.8, high: 1.25, runs: 10 };
+        // Measured 1 s: predicted 0.75 s is a measured rate 0.75x the predicted (outside), 0.8 s
+        // 0.8x and 1.25 s 1.25x (the edges, inside), 1.3 s 1.3x (outside).
+        let runs = [(1.0, 0.75), (1.0, 0.8), (1.0, 1.0), (1.0, 1.25), (1.0, 1.3)];
+        assert_eq!(inside(&b, runs), (3, 5));
+        assert_eq!(inside(&b, []), (0, 0));
     }
 
     #[test]
