@@ -25,6 +25,10 @@ pub struct EfficiencyCurve {
 }
 
 impl EfficiencyCurve {
+    pub fn is_empty(&self) -> bool {
+        self.points.is_empty()
+    }
+
     pub fn at(&self, size: f64) -> f64 {
         let pts = &self.points;
         let Some(first) = pts.first() else { return 1.0 };
@@ -158,6 +162,12 @@ pub struct EfficiencyTable {
     /// memory what a cached model reads from the cache. 0 where no fit found one.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub past_cache_byte_s: f64,
+    /// Fraction of peak FLOP/s of a routed expert's product over a prompt (several rows per
+    /// expert), where it differs from the type's other products: llama.cpp's CPU `mul_mat_id`
+    /// runs row by row dot products (f16, q8_0) where a dense product of the same type runs a
+    /// tiled GEMM. Empty where no fit measured one (such products then take `compute`).
+    #[serde(default, skip_serializing_if = "EfficiencyCurve::is_empty")]
+    pub routed: EfficiencyCurve,
 }
 
 fn is_zero(v: &f64) -> bool {
@@ -271,6 +281,7 @@ impl EfficiencyTable {
             _ => {}
         }
         self.compute.validate(source, &format!("{field}.compute"), 1.0)?;
+        self.routed.validate(source, &format!("{field}.routed"), 1.0)?;
         self.memory.validate(source, &format!("{field}.memory"), MAX_CACHE_SPEEDUP)
     }
 }

@@ -5,7 +5,8 @@
 //!   measured_s ~ sum over operators of  launches * t_fixed
 //!                                     + routed expert products * t_expert
 //!                                     + weight bytes / bandwidth of the weights' storage type (decode products)
-//!                                     + FLOPs / FLOP rate of the weights' storage type (prefill products)
+//!                                     + FLOPs / FLOP rate of the weights' storage type (prefill products;
+//!                                       routed experts' and MLA's per-head products at rates of their own)
 //!                                     + FLOPs / attention rate (by launch size: decode, prefill)
 //!                                     + bytes / bandwidth of everything else
 //!
@@ -78,6 +79,10 @@ enum Feature {
     PastCacheBytes(TensorType),
     /// Product FLOPs at a rows knot (1: decode's GEMV; prompt lengths: prefill's GEMM).
     ProductFlops(TensorType, u32),
+    /// FLOPs of a routed expert's products over a prompt, by storage type: llama.cpp's CPU
+    /// `mul_mat_id` runs them as row-by-row dot products for some types (f16, q8_0) where the
+    /// type's dense products run a tiled GEMM, so they get a rate of their own.
+    ExpertFlops(TensorType),
     /// FLOPs of per-head products over a prompt (MLA's absorbed queries and outputs: one small
     /// GEMM per head, as deep as a head), at a rate of their own: llama.cpp runs them several
     /// times slower than a layer's wide products (see `EfficiencyTable` of `BatchedMatmul`).
@@ -111,6 +116,7 @@ impl Feature {
             Feature::ProductBytes(t) => format!("{t} product bytes"),
             Feature::PastCacheBytes(t) => format!("{t} product weight bytes past the cache"),
             Feature::ProductFlops(t, rows) => format!("{t} product FLOPs at {rows} rows"),
+            Feature::ExpertFlops(t) => format!("{t} routed expert product FLOPs over a prompt"),
             Feature::HeadProductFlops => "per-head product FLOPs over a prompt (MLA's absorbed form)".into(),
             Feature::KvBytes => "decode attention KV bytes".into(),
             Feature::ScoreKvBytes => "decode attention KV bytes read per query head".into(),
@@ -160,6 +166,7 @@ fn pooled(f: Feature) -> Feature {
         Feature::ProductBytes(_) => Feature::ProductBytes(TensorType::F32),
         Feature::PastCacheBytes(_) => Feature::PastCacheBytes(TensorType::F32),
         Feature::ProductFlops(_, k) => Feature::ProductFlops(TensorType::F32, k),
+        Feature::ExpertFlops(_) => Feature::ExpertFlops(TensorType::F32),
         other => other,
     }
 }
@@ -214,7 +221,9 @@ fn features(
             if miss > 0.0 {
                 add(Feature::PastCacheBytes(t), launches * op.weight_bytes.base * miss);
             }
-            if op.class == OpClass::BatchedMatmul && rows > 1.0 {
+            if op.experts > 0.0 && rows > 1.0 {
+                (vec![(Feature::ExpertFlops(t), 1.0)], Feature::ProductBytes(t))
+            } else if op.class == OpClass::BatchedMatmul && rows > 1.0 {
                 (vec![(Feature::HeadProductFlops, 1.0)], Feature::ProductBytes(t))
             } else {
                 let split = knot_weights(rows, knots).into_iter().map(|(k, w)| (Feature::ProductFlops(t, k), w));
@@ -643,8 +652,8 @@ pub fn predict(profile: &DeviceProfile, run: &Run) -> f64 {
 /// per FLOP, so a rate held is a coefficient raised.
 fn hold_type_rates(coef: &mut BTreeMap<Feature, f64>, shared: &BTreeMap<Feature, f64>) {
     for (f, c) in coef.iter_mut() {
-        if let Feature::ProductFlops(_, k) = f {
-            let s = shared.get(&Feature::ProductFlops(TensorType::F32, *k)).copied().unwrap_or(0.0);
+        if matches!(f, Feature::ProductFlops(..) | Feature::ExpertFlops(_)) {
+            let s = shared.get(&pooled(*f)).copied().unwrap_or(0.0);
             if s > 0.0 && *c < s / MAX_TYPE_SPEEDUP {
                 *c = s / MAX_TYPE_SPEEDUP;
             }
@@ -697,6 +706,8 @@ fn solve(
         .iter()
         .enumerate()
         .filter(|(_, f)| matches!(f, Feature::ProductBytes(_) | Feature::ProductFlops(..)))
+        // A routed expert's rate is not pulled: its kernel differs by type (llama.cpp's CPU
+        // `mul_mat_id` runs f16 row by row, a third of bf16's rate here), which the pull hid.
         .filter(|(_, f)| prior.get(f).is_some_and(|&c| c > 0.0))
         .map(|(j, _)| j)
         .collect();
@@ -794,6 +805,11 @@ fn to_profile(
                 compute: EfficiencyCurve { points },
                 compute_by: ComputeSize::Rows,
                 memory: memory_eff(Feature::ProductBytes(t)),
+                routed: if coef.contains_key(&Feature::ExpertFlops(t)) {
+                    compute_eff(Feature::ExpertFlops(t))
+                } else {
+                    EfficiencyCurve::default()
+                },
             };
             (t, table)
         })
@@ -809,6 +825,7 @@ fn to_profile(
         compute_by: ComputeSize::Flops,
         memory: memory_eff(Feature::OtherBytes),
         past_cache_byte_s: 0.0,
+        routed: EfficiencyCurve::default(),
     };
     p.efficiency = OpClass::ALL.iter().map(|&c| (c, other.clone())).collect();
     let coefficient = |f: Feature| coef.get(&f).copied().unwrap_or(0.0);
@@ -835,6 +852,7 @@ fn to_profile(
             score_spill_s: spill_s,
             spill_kv_bytes: terms.spill.filter(|_| spill_s > 0.0),
             past_cache_byte_s: 0.0,
+            routed: EfficiencyCurve::default(),
         },
     );
     // Only runs with recurrent layers say what a scan costs; without them scans keep the
@@ -853,6 +871,7 @@ fn to_profile(
                 compute_by: ComputeSize::Flops,
                 memory: memory_eff(Feature::StateBytes),
                 past_cache_byte_s: 0.0,
+                routed: EfficiencyCurve::default(),
             },
         );
     }
@@ -877,6 +896,7 @@ fn to_profile(
             compute_by: ComputeSize::Flops,
             memory: memory_eff(Feature::OtherBytes),
             past_cache_byte_s: 0.0,
+            routed: EfficiencyCurve::default(),
         },
     );
 
@@ -1246,6 +1266,49 @@ mod depth_tests {
     /// Runs made up by a known profile with a cost per routed expert product, of MoE models
     /// with few and many small experts beside dense ones: the fit finds that cost, and a fit
     /// of dense runs alone has none.
+    /// Runs made up by a profile whose routed experts' products over a prompt run at 3% of the
+    /// peak in f16 and 12% in q8_0 (llama.cpp's `mul_mat_id` kernels differ by type): the fit
+    /// finds each type's rate from MoE prompts, not pulled towards the other's.
+    #[test]
+    fn fit_recovers_known_routed_expert_rates_per_type() {
+        let mut truth = crate::device::builtin("rpi5").expect("rpi5");
+        let peak = truth.peak_flops(DType::F32);
+        let rates = [(TensorType::F16, 0.03), (TensorType::Q8_0, 0.12)];
+        for (t, e) in rates {
+            let table = truth.product_efficiency.get_mut(&t).expect("a product table");
+            table.routed = EfficiencyCurve { points: vec![EfficiencyPoint { size: 1.0, efficiency: e }] };
+        }
+        let moe = |name: &str, experts: u32, top_k: u32, width: u32| {
+            let mut a = model(include_str!("../../models/DeepSeek-V2-Lite-Chat.json"), name);
+            (a.num_layers, a.vocab_size) = (6, 8192);
+            if let crate::arch::Ffn::Moe(m) = &mut a.ffn {
+                (m.num_experts, m.experts_per_token, m.expert_intermediate_size) = (experts, top_k, width);
+            }
+            a
+        };
+        let models = [
+            model(include_str!("../../models/SmolLM2-135M.json"), "SmolLM2-135M"),
+            model(include_str!("../../models/Qwen2.5-0.5B.json"), "Qwen2.5-0.5B"),
+            moe("moe-16x512-top2", 16, 2, 512),
+            moe("moe-64x256-top8", 64, 8, 256),
+        ];
+        let tests = [BenchTest::pp(64), BenchTest::pp(512), BenchTest::tg(16, 0)];
+        let mut runs = runs_of(&truth, &models, &tests, DType::F16);
+        runs.extend(runs_of(&truth, &models, &tests, DType::Q8_0));
+        let engine = truth.engine.clone().expect("an engine");
+        let (fitted, report) = fit_engine(&truth, &engine, &runs).unwrap();
+        for (t, e) in rates {
+            let table = fitted.product_efficiency.get(&t).expect("a fitted product table");
+            let rate = fitted.peak_flops(DType::F32) * table.routed.at(1.0);
+            assert!((rate / (e * peak) - 1.0).abs() < 0.05, "{t}: {rate} vs {} ({:?})", e * peak, report.coefficients);
+        }
+        assert!(report.median_abs_error < 0.01, "{}", report.median_abs_error);
+        // Without MoE runs no type has a routed rate.
+        let dense: Vec<Run> = runs.iter().filter(|r| !r.arch.ffn.is_moe()).cloned().collect();
+        let (without, _) = fit_engine(&truth, &engine, &dense).unwrap();
+        assert!(without.product_efficiency.values().all(|t| t.routed.is_empty()));
+    }
+
     /// Runs made up by a profile whose per-head products over a prompt (MLA's absorbed form)
     /// run at 2% of the peak: the fit finds that rate from MLA prompts, and leaves products
     /// without one where no run has MLA.

@@ -85,6 +85,11 @@ impl<'a> Ceilings<'a> {
         match self.has_tables.then(|| self.table(op)).flatten() {
             Some(table) => {
                 let (mut c, m) = table.lookup_rows(flops, bytes, rows);
+                // A routed expert's products over a prompt run their own kernel where the profile
+                // measured it (llama.cpp's `mul_mat_id`).
+                if op.experts > 0.0 && rows > 1.0 && !table.routed.is_empty() {
+                    c = table.routed.at(rows);
+                }
                 // Per-head products over a prompt run at their class's own compute rate where
                 // the profile measured one (llama.cpp's MLA prefill); their bytes are their
                 // storage type's.
@@ -803,6 +808,43 @@ mod depth_tests {
         one.engine.as_mut().expect("llama.cpp").threads = Some(1);
         let fewer = t(&half_pad) - t(&one);
         assert!((fewer - 30.0 * (103815.0 - 92295.0) * 1e-6).abs() < 1e-9, "{fewer}");
+    }
+
+    /// A routed expert's products over a prompt run at their type's routed rate where a profile
+    /// has one; decode's one-row expert products keep the type's product curve.
+    #[test]
+    fn routed_expert_products_over_a_prompt_take_their_routed_rate() {
+        let text = include_str!("../../models/DeepSeek-V2-Lite-Chat.json");
+        let arch = crate::arch::parse_hf_config(text, "DeepSeek-V2-Lite-Chat.json", "DeepSeek-V2-Lite").unwrap();
+        let settings = RunSettings {
+            batch: 1,
+            precisions: Precisions { weights: DType::Q8_0, activations: DType::F32, kv_cache: DType::F16 },
+            logits_for_all_prompt_tokens: false,
+        };
+        let plain = crate::device::builtin("rpi5").expect("rpi5");
+        let plan = plain.engine.as_ref().expect("llama.cpp").plan;
+        let mut own = plain.clone();
+        let table = own.product_efficiency.get_mut(&crate::dtype::TensorType::Q8_0).expect("a q8_0 table");
+        table.routed = crate::device::EfficiencyCurve {
+            points: vec![crate::device::EfficiencyPoint { size: 1.0, efficiency: 0.01 }],
+        };
+        let down = |phase| {
+            let ops = operators(&arch, phase, &settings, plan);
+            *ops.iter().find(|o| o.name == "experts_down").expect("routed experts")
+        };
+        let prompt = down(crate::workload::Phase::Prefill { prompt: 512 });
+        // 512 tokens choosing 6 experts each: 3,072 routed rows times a 1,408 x 2,048 product,
+        // 2 * 3,072 * 1,408 * 2,048 = 17,716,740,096 FLOPs per layer, at 1% of the f32 peak;
+        // every one of the 64 experts is touched (1 - (1 - 6/64)^512 rounds to 1), and each
+        // launch pays the kernel's and every expert's fixed cost. 26 MoE layers.
+        assert_eq!(prompt.flops.base, 17_716_740_096.0);
+        assert_eq!(prompt.count, 26);
+        let fixed = plain.kernel_overhead_s + prompt.experts * plain.expert_overhead_s;
+        let want = 26.0 * (fixed + 17_716_740_096.0 / (0.01 * plain.peak_flops(DType::F32)));
+        let got = op_totals(&prompt, &own, 0.0, 0.0).point.time_s;
+        assert!((got / want - 1.0).abs() < 1e-12, "{got} vs {want}");
+        let step = down(crate::workload::Phase::Decode);
+        assert_eq!(op_totals(&step, &own, 100.0, 100.0), op_totals(&step, &plain, 100.0, 100.0));
     }
 
     /// MLA's absorbed per-head products over a prompt run at the per-head products' own compute
