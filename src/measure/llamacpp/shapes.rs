@@ -189,12 +189,17 @@ pub fn calibration(quick: bool) -> Vec<Plan> {
     let overhead = llama(16, 64, 1, 1, 64, 128, 512);
     let mha = llama(8, 640, 10, 10, 64, 1792, 16384);
     let (pp, tg) = (BenchTest::pp, BenchTest::tg);
+    // MLA's absorbed per-head products run at a rate of their own over a prompt (small GEMMs,
+    // one per head, as deep as a head): 16 heads of a 256-wide latent over a narrow FFN make
+    // them a third of a prompt's product time, so the fit pins that rate.
+    let heads_probe = Plan::new(vec![mla(4, 512, 16, 256, 32, 64, 512, 8192, None)], vec![pp(64), pp(512), tg(16, 0)]);
     if quick {
         return vec![
             // A 512-token prompt on the overhead model pins prefill attention's rate (a 64-token
             // one leaves it free: a quick fit put it at 1.7 GFLOP/s, and MLA prefill 4x slow).
             Plan::new(vec![overhead], vec![pp(64), pp(512), tg(16, 0)]),
             Plan::new(vec![mha], vec![pp(64), tg(16, 0)]),
+            heads_probe,
             attention_probes(true),
         ];
     }
@@ -206,10 +211,7 @@ pub fn calibration(quick: bool) -> Vec<Plan> {
         Plan::new(vec![overhead], vec![pp(64), pp(512), tg(16, 0)]),
         Plan::new(vec![mha], vec![pp(64), tg(16, 0), tg(16, 512)]),
         Plan::new(vec![mla(6, 512, 8, 192, 32, 64, 1536, 8192, None)], vec![pp(64), tg(16, 0)]),
-        // MLA's absorbed per-head products run at a rate of their own over a prompt (small
-        // GEMMs, one per head, as deep as a head): 16 heads of a 256-wide latent over a narrow
-        // FFN make them a third of a prompt's product time, so the fit pins that rate.
-        Plan::new(vec![mla(4, 512, 16, 256, 32, 64, 512, 8192, None)], vec![pp(64), pp(512), tg(16, 0)]),
+        heads_probe,
         // Two MoE shapes whose expert products differ eightfold in number and fourfold in size
         // (16 experts of 256 choosing 2, 64 of 128 choosing 8), so a fixed cost per expert
         // product separates from the products' bytes and FLOPs.
@@ -320,8 +322,9 @@ mod tests {
             let dense = every_format.filter(|m| !m.ffn.is_moe()).count();
             assert_eq!(plan.models.len(), dense);
             // Full calibration: the overhead model, MHA, two dense MLA, the 213M and the 98M
-            // models (its two MoE shapes stay out).
-            assert_eq!((plan.models.len(), plan.formats.clone()), (if quick { 2 } else { 6 }, None));
+            // models (its two MoE shapes stay out); quick: the overhead model, MHA and the MLA
+            // probe of per-head products.
+            assert_eq!((plan.models.len(), plan.formats.clone()), (if quick { 3 } else { 6 }, None));
             for m in &plan.models {
                 assert!(m.layers.is_empty() && !m.ffn.is_moe(), "{}", m.name);
                 let own = plans.iter().find(|p| p.models.iter().any(|x| x.name == m.name)).unwrap();
