@@ -715,6 +715,19 @@ impl Architecture {
 
     /// [`Architecture::stored_weight_bytes`] with the stack's layer groups found already.
     pub fn stored_weight_bytes_in(&self, format: DType, groups: &LayerGroups) -> f64 {
+        self.weight_bytes_of(format, groups, false)
+    }
+
+    /// The weight bytes one decode step reads, as stored in `format`: all of them but a MoE
+    /// model's idle experts (each MoE layer reads its top-k routed experts, its shared ones and
+    /// its router). What a weight cache is compared against: a step that picks the same experts
+    /// as the last (llama-bench's generation repeats one token) finds them where it left them.
+    pub fn streamed_weight_bytes_in(&self, format: DType, groups: &LayerGroups) -> f64 {
+        self.weight_bytes_of(format, groups, true)
+    }
+
+    /// Stored weight bytes, with only each MoE layer's top-k routed experts where `active`.
+    fn weight_bytes_of(&self, format: DType, groups: &LayerGroups, active: bool) -> f64 {
         debug_assert_eq!(*groups, self.layer_groups());
         use crate::dtype::storage::{layer_split, Role};
         let experts = match self.ffn {
@@ -778,14 +791,16 @@ impl Architecture {
             }
             Ffn::Moe(m) => {
                 let (e, f) = (m.num_experts as u64, m.expert_intermediate_size as u64);
+                // The routed experts counted: all, or the top-k one step reads.
+                let routed = if active { m.experts_per_token as u64 } else { e };
                 // FFN layers before the first MoE one are dense.
                 let k = lf - self.moe_layers();
                 bytes += dense(m.dense_intermediate_size as u64, 0, k);
                 let shared = m.num_shared_experts as u64 * f;
                 bytes += matrix(Role::Router, h, h * e, k, lf, lf)
-                    + matrix(Role::FfnGate, h, h * f * e, k, lf, lf)
-                    + matrix(Role::FfnUp, h, h * f * e, k, lf, lf)
-                    + matrix(Role::FfnDown, f, f * h * e, k, lf, lf)
+                    + matrix(Role::FfnGate, h, h * f * routed, k, lf, lf)
+                    + matrix(Role::FfnUp, h, h * f * routed, k, lf, lf)
+                    + matrix(Role::FfnDown, f, f * h * routed, k, lf, lf)
                     + matrix(Role::FfnGate, h, h * shared, k, lf, lf)
                     + matrix(Role::FfnUp, h, h * shared, k, lf, lf)
                     + matrix(Role::FfnDown, shared, shared * h, k, lf, lf);
@@ -793,7 +808,7 @@ impl Architecture {
                     vectors += (lf - k) as u64 * e;
                 }
                 if m.expert_bias {
-                    vectors += (lf - k) as u64 * e * (2 * f + h);
+                    vectors += (lf - k) as u64 * routed * (2 * f + h);
                 }
                 if m.shared_expert_gate {
                     vectors += (lf - k) as u64 * h;
@@ -1007,6 +1022,22 @@ pub fn window_cells(window: u32, context: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A decode step of DeepSeek-V2-Lite reads 6 of each MoE layer's 64 routed experts: the
+    /// 58 idle ones, 3 matrices of 2,048 x 1,408 each, in 26 MoE layers, are 13,045,334,016
+    /// elements, 26,090,668,032 bytes in f16, that the stored weights have and a step does not
+    /// read. A dense model reads all its weights.
+    #[test]
+    fn a_decode_step_streams_only_the_routed_experts_it_picks() {
+        let text = include_str!("../../models/DeepSeek-V2-Lite-Chat.json");
+        let moe = crate::arch::parse_hf_config(text, "DeepSeek-V2-Lite-Chat.json", "DeepSeek-V2-Lite").unwrap();
+        let groups = moe.layer_groups();
+        let idle = moe.stored_weight_bytes_in(DType::F16, &groups) - moe.streamed_weight_bytes_in(DType::F16, &groups);
+        assert_eq!(idle, 26_090_668_032.0);
+        let dense = tiny();
+        let g = dense.layer_groups();
+        assert_eq!(dense.streamed_weight_bytes_in(DType::Q4KM, &g), dense.stored_weight_bytes_in(DType::Q4KM, &g));
+    }
 
     pub(crate) fn tiny() -> Architecture {
         Architecture {

@@ -237,9 +237,10 @@ pub struct DeviceProfile {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_chip_bytes: Option<f64>,
     /// The cache a model's weights stay in from one forward pass to the next, bytes, where a
-    /// fit found one: a decode step streams every weight once, so a model whose weights fit
-    /// reads them from the cache, and one larger than it misses on the share `1 - cache /
-    /// weights` (see [`DeviceProfile::weight_miss`]) and pays each product type's
+    /// fit found one: a decode step streams every weight it reads once (a MoE model's top-k
+    /// experts, not its idle ones; see `Architecture::streamed_weight_bytes_in`), so a model
+    /// whose weights fit reads them from the cache, and one larger than it misses on the share
+    /// `1 - cache / weights` (see [`DeviceProfile::weight_miss`]) and pays each product type's
     /// `past_cache_byte_s` for those bytes. Absent: weights cost the same at every size.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weight_cache_bytes: Option<f64>,

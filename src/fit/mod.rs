@@ -353,8 +353,9 @@ fn weight_miss(run: &Run, cache: f64) -> f64 {
     crate::device::miss_share(cache, run_weight_bytes(run))
 }
 
+/// The weight bytes a run's decode steps read (see `Architecture::streamed_weight_bytes_in`).
 fn run_weight_bytes(run: &Run) -> f64 {
-    run.arch.stored_weight_bytes_in(run.weights, &run.arch.layer_groups())
+    run.arch.streamed_weight_bytes_in(run.weights, &run.arch.layer_groups())
 }
 
 /// Weight caches tried: 8 MiB to 512 MiB by factors of 2 (a phone's system cache to a server

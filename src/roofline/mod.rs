@@ -262,7 +262,7 @@ pub fn weight_miss_of(
     device: &DeviceProfile,
 ) -> f64 {
     match device.weight_cache_bytes {
-        Some(_) => device.weight_miss(arch.stored_weight_bytes_in(weights, groups)),
+        Some(_) => device.weight_miss(arch.streamed_weight_bytes_in(weights, groups)),
         None => 0.0,
     }
 }
@@ -924,6 +924,29 @@ mod depth_tests {
         // A model within the cache pays nothing.
         let small = DeviceProfile { weight_cache_bytes: Some(300e6), ..cached.clone() };
         assert_eq!(time(&small), time(&plain));
+    }
+
+    /// A MoE model whose stored weights outgrow the weight cache but whose top-k experts fit
+    /// it decodes as if it had no cache step: a step reads only the experts it picks.
+    #[test]
+    fn a_moe_step_whose_experts_fit_the_cache_pays_no_stall() {
+        let text = include_str!("../../models/DeepSeek-V2-Lite-Chat.json");
+        let mut arch = crate::arch::parse_hf_config(text, "DeepSeek-V2-Lite-Chat.json", "DeepSeek-V2-Lite").unwrap();
+        (arch.num_layers, arch.vocab_size) = (2, 8192);
+        let groups = arch.layer_groups();
+        let (stored, streamed) =
+            (arch.stored_weight_bytes_in(DType::F16, &groups), arch.streamed_weight_bytes_in(DType::F16, &groups));
+        assert!(streamed < 0.5 * stored, "{streamed} {stored}");
+        let mut cached = rpi5_with_weight_cache();
+        cached.weight_cache_bytes = Some(0.5 * (stored + streamed));
+        let plain = DeviceProfile { weight_cache_bytes: None, ..cached.clone() };
+        let time = |p: &DeviceProfile| {
+            Evaluator::new(p, f16_settings(), PlanChoice::Fastest).bench_test(&arch, BenchTest::tg(10, 0)).point.time_s
+        };
+        assert_eq!(time(&cached), time(&plain));
+        // A cache below the step's own weights stalls it.
+        cached.weight_cache_bytes = Some(0.5 * streamed);
+        assert!(time(&cached) > time(&plain));
     }
 
     /// A search's evaluator keeps figures from one candidate for the next: with a weight cache,
