@@ -25,6 +25,11 @@ pub struct EfficiencyCurve {
 }
 
 impl EfficiencyCurve {
+    /// The same efficiency at every size.
+    pub fn constant(efficiency: f64) -> EfficiencyCurve {
+        EfficiencyCurve { points: vec![EfficiencyPoint { size: 1.0, efficiency }] }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.points.is_empty()
     }

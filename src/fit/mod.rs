@@ -761,10 +761,10 @@ fn to_profile(
         .collect();
     let peak = flop_rates.iter().copied().fold(base.peak_flops(DType::F32), f64::max);
     let bw = base.bandwidth_bytes_per_s;
-    let constant = |e: f64| EfficiencyCurve { points: vec![EfficiencyPoint { size: 1.0, efficiency: e }] };
     // A rate the fit found free (a zero coefficient) is as fast as the model allows.
-    let memory_eff = |f: Feature| constant(rate(f).map_or(MAX_CACHE_SPEEDUP, |r| (r / bw).min(MAX_CACHE_SPEEDUP)));
-    let compute_eff = |f: Feature| constant(rate(f).map_or(1.0, |r| (r / peak).min(1.0)));
+    let memory_eff =
+        |f: Feature| EfficiencyCurve::constant(rate(f).map_or(MAX_CACHE_SPEEDUP, |r| (r / bw).min(MAX_CACHE_SPEEDUP)));
+    let compute_eff = |f: Feature| EfficiencyCurve::constant(rate(f).map_or(1.0, |r| (r / peak).min(1.0)));
 
     let mut p = base.clone();
     p.peak_flops = [DType::F32, DType::F16, DType::Bf16].into_iter().map(|d| (d, peak)).collect();
@@ -1052,6 +1052,33 @@ mod depth_tests {
         crate::arch::parse_hf_config(text, name, name).unwrap()
     }
 
+    /// DeepSeek-V2-Lite cut to `layers` layers and an 8,192-token vocabulary.
+    fn small_deepseek(name: &str, layers: u32) -> Architecture {
+        let mut a = model(include_str!("../../models/DeepSeek-V2-Lite-Chat.json"), name);
+        (a.num_layers, a.vocab_size) = (layers, 8192);
+        a
+    }
+
+    /// A 6-layer [`small_deepseek`] with `experts` routed experts of `width`, choosing `top_k`.
+    fn small_moe(name: &str, experts: u32, top_k: u32, width: u32) -> Architecture {
+        let mut a = small_deepseek(name, 6);
+        if let crate::arch::Ffn::Moe(m) = &mut a.ffn {
+            (m.num_experts, m.experts_per_token, m.expert_intermediate_size) = (experts, top_k, width);
+        }
+        a
+    }
+
+    /// Two dense models (SmolLM2-135M, Qwen2.5-0.5B) beside `others`.
+    fn beside_dense(others: [Architecture; 2]) -> [Architecture; 4] {
+        let [a, b] = others;
+        [
+            model(include_str!("../../models/SmolLM2-135M.json"), "SmolLM2-135M"),
+            model(include_str!("../../models/Qwen2.5-0.5B.json"), "Qwen2.5-0.5B"),
+            a,
+            b,
+        ]
+    }
+
     /// Every model at every test in `weights`, timed as `truth` predicts it.
     fn runs_of(truth: &DeviceProfile, models: &[Architecture], tests: &[BenchTest], weights: DType) -> Vec<Run> {
         let mut runs = Vec::new();
@@ -1171,7 +1198,7 @@ mod depth_tests {
         let t = truth.efficiency.get_mut(&OpClass::DecodeAttention).expect("decode attention table");
         (t.score_s, t.score_s_by_value_head) = (1e-8, Vec::new());
         t.score_tail = Some(ScoreTail { step: 64, key_s: 2e-10, value_s: 2e-9 });
-        t.compute = EfficiencyCurve { points: vec![EfficiencyPoint { size: 1.0, efficiency }] };
+        t.compute = EfficiencyCurve::constant(efficiency);
         t.compute_by = ComputeSize::Flops;
         let models = [
             llama(4, 512, 8, 8, 64, 512, 1024),
@@ -1264,9 +1291,6 @@ mod depth_tests {
         assert_eq!(plain.weight_cache_bytes, None);
     }
 
-    /// Runs made up by a known profile with a cost per routed expert product, of MoE models
-    /// with few and many small experts beside dense ones: the fit finds that cost, and a fit
-    /// of dense runs alone has none.
     /// Runs made up by a profile whose routed experts' products over a prompt run at 3% of the
     /// peak in f16 and 12% in q8_0 (llama.cpp's `mul_mat_id` kernels differ by type): the fit
     /// finds each type's rate from MoE prompts, not pulled towards the other's.
@@ -1277,22 +1301,9 @@ mod depth_tests {
         let rates = [(TensorType::F16, 0.03), (TensorType::Q8_0, 0.12)];
         for (t, e) in rates {
             let table = truth.product_efficiency.get_mut(&t).expect("a product table");
-            table.routed = EfficiencyCurve { points: vec![EfficiencyPoint { size: 1.0, efficiency: e }] };
+            table.routed = EfficiencyCurve::constant(e);
         }
-        let moe = |name: &str, experts: u32, top_k: u32, width: u32| {
-            let mut a = model(include_str!("../../models/DeepSeek-V2-Lite-Chat.json"), name);
-            (a.num_layers, a.vocab_size) = (6, 8192);
-            if let crate::arch::Ffn::Moe(m) = &mut a.ffn {
-                (m.num_experts, m.experts_per_token, m.expert_intermediate_size) = (experts, top_k, width);
-            }
-            a
-        };
-        let models = [
-            model(include_str!("../../models/SmolLM2-135M.json"), "SmolLM2-135M"),
-            model(include_str!("../../models/Qwen2.5-0.5B.json"), "Qwen2.5-0.5B"),
-            moe("moe-16x512-top2", 16, 2, 512),
-            moe("moe-64x256-top8", 64, 8, 256),
-        ];
+        let models = beside_dense([small_moe("moe-16x512-top2", 16, 2, 512), small_moe("moe-64x256-top8", 64, 8, 256)]);
         let tests = [BenchTest::pp(64), BenchTest::pp(512), BenchTest::tg(16, 0)];
         let mut runs = runs_of(&truth, &models, &tests, DType::F16);
         runs.extend(runs_of(&truth, &models, &tests, DType::Q8_0));
@@ -1317,22 +1328,16 @@ mod depth_tests {
     fn fit_recovers_a_known_per_head_product_rate() {
         let mut truth = crate::device::builtin("rpi5").expect("rpi5");
         let peak = truth.peak_flops(DType::F32);
-        let curve = EfficiencyCurve { points: vec![EfficiencyPoint { size: 1.0, efficiency: 0.02 }] };
-        truth.efficiency.insert(OpClass::BatchedMatmul, EfficiencyTable { compute: curve, ..Default::default() });
+        let compute = EfficiencyCurve::constant(0.02);
+        truth.efficiency.insert(OpClass::BatchedMatmul, EfficiencyTable { compute, ..Default::default() });
         let mla = |name: &str, layers: u32, rank: u32| {
-            let mut a = model(include_str!("../../models/DeepSeek-V2-Lite-Chat.json"), name);
-            (a.num_layers, a.vocab_size) = (layers, 8192);
+            let mut a = small_deepseek(name, layers);
             if let crate::arch::Attention::Latent(m) = &mut a.attention {
                 m.kv_lora_rank = rank;
             }
             a
         };
-        let models = [
-            model(include_str!("../../models/SmolLM2-135M.json"), "SmolLM2-135M"),
-            model(include_str!("../../models/Qwen2.5-0.5B.json"), "Qwen2.5-0.5B"),
-            mla("mla-4-256", 4, 256),
-            mla("mla-6-512", 6, 512),
-        ];
+        let models = beside_dense([mla("mla-4-256", 4, 256), mla("mla-6-512", 6, 512)]);
         let tests = [BenchTest::pp(64), BenchTest::pp(512), BenchTest::tg(16, 0)];
         let runs = runs_of(&truth, &models, &tests, DType::Q8_0);
         let engine = truth.engine.clone().expect("an engine");
@@ -1346,26 +1351,15 @@ mod depth_tests {
         assert!(without.efficiency.get(&OpClass::BatchedMatmul).is_none_or(|t| t.compute.points.is_empty()));
     }
 
+    /// Runs made up by a known profile with a cost per routed expert product, of MoE models
+    /// with few and many small experts beside dense ones: the fit finds that cost, and a fit
+    /// of dense runs alone has none.
     #[test]
     fn fit_recovers_a_known_cost_per_expert_product() {
         let truth_s = 3e-6;
         let mut truth = crate::device::builtin("rpi5").expect("rpi5");
         truth.expert_overhead_s = truth_s;
-        let moe = |name: &str, experts: u32, top_k: u32, width: u32| {
-            let mut a = model(include_str!("../../models/DeepSeek-V2-Lite-Chat.json"), name);
-            a.num_layers = 6;
-            a.vocab_size = 8192;
-            if let crate::arch::Ffn::Moe(m) = &mut a.ffn {
-                (m.num_experts, m.experts_per_token, m.expert_intermediate_size) = (experts, top_k, width);
-            }
-            a
-        };
-        let models = [
-            model(include_str!("../../models/SmolLM2-135M.json"), "SmolLM2-135M"),
-            model(include_str!("../../models/Qwen2.5-0.5B.json"), "Qwen2.5-0.5B"),
-            moe("moe-16x512-top2", 16, 2, 512),
-            moe("moe-64x128-top8", 64, 8, 128),
-        ];
+        let models = beside_dense([small_moe("moe-16x512-top2", 16, 2, 512), small_moe("moe-64x128-top8", 64, 8, 128)]);
         let tests = [BenchTest::pp(64), BenchTest::pp(512), BenchTest::tg(16, 0)];
         let runs = runs_of(&truth, &models, &tests, DType::Q8_0);
         let engine = truth.engine.clone().expect("an engine");

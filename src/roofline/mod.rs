@@ -725,6 +725,33 @@ mod depth_tests {
     use crate::dtype::{DType, Precisions};
     use crate::workload::operators;
 
+    /// DeepSeek-V2-Lite as published.
+    fn deepseek_v2_lite() -> Architecture {
+        let text = include_str!("../../models/DeepSeek-V2-Lite-Chat.json");
+        crate::arch::parse_hf_config(text, "DeepSeek-V2-Lite-Chat.json", "DeepSeek-V2-Lite").unwrap()
+    }
+
+    /// q8_0 weights as llama.cpp runs them: f32 activations, an f16 KV cache.
+    fn q8_0_on_llama_cpp() -> RunSettings {
+        RunSettings {
+            batch: 1,
+            precisions: Precisions { weights: DType::Q8_0, activations: DType::F32, kv_cache: DType::F16 },
+            logits_for_all_prompt_tokens: false,
+        }
+    }
+
+    /// The operator `name` of a pass of `arch` in q8_0 under `device`'s engine plan.
+    fn q8_0_operator(
+        arch: &Architecture,
+        phase: crate::workload::Phase,
+        device: &DeviceProfile,
+        name: &str,
+    ) -> Operator {
+        let plan = device.engine.as_ref().expect("llama.cpp").plan;
+        let ops = operators(arch, phase, &q8_0_on_llama_cpp(), plan);
+        *ops.iter().find(|o| o.name == name).unwrap_or_else(|| panic!("no {name}"))
+    }
+
     /// One sequence, f16 weights and KV cache, f32 activations.
     fn f16_settings() -> RunSettings {
         RunSettings {
@@ -814,24 +841,12 @@ mod depth_tests {
     /// has one; decode's one-row expert products keep the type's product curve.
     #[test]
     fn routed_expert_products_over_a_prompt_take_their_routed_rate() {
-        let text = include_str!("../../models/DeepSeek-V2-Lite-Chat.json");
-        let arch = crate::arch::parse_hf_config(text, "DeepSeek-V2-Lite-Chat.json", "DeepSeek-V2-Lite").unwrap();
-        let settings = RunSettings {
-            batch: 1,
-            precisions: Precisions { weights: DType::Q8_0, activations: DType::F32, kv_cache: DType::F16 },
-            logits_for_all_prompt_tokens: false,
-        };
+        let arch = deepseek_v2_lite();
         let plain = crate::device::builtin("rpi5").expect("rpi5");
-        let plan = plain.engine.as_ref().expect("llama.cpp").plan;
         let mut own = plain.clone();
         let table = own.product_efficiency.get_mut(&crate::dtype::TensorType::Q8_0).expect("a q8_0 table");
-        table.routed = crate::device::EfficiencyCurve {
-            points: vec![crate::device::EfficiencyPoint { size: 1.0, efficiency: 0.01 }],
-        };
-        let down = |phase| {
-            let ops = operators(&arch, phase, &settings, plan);
-            *ops.iter().find(|o| o.name == "experts_down").expect("routed experts")
-        };
+        table.routed = crate::device::EfficiencyCurve::constant(0.01);
+        let down = |phase| q8_0_operator(&arch, phase, &plain, "experts_down");
         let prompt = down(crate::workload::Phase::Prefill { prompt: 512 });
         // 512 tokens choosing 6 experts each: 3,072 routed rows times a 1,408 x 2,048 product,
         // 2 * 3,072 * 1,408 * 2,048 = 17,716,740,096 FLOPs per layer, at 1% of the f32 peak;
@@ -852,25 +867,13 @@ mod depth_tests {
     /// on a profile without that rate, keep the storage type's.
     #[test]
     fn per_head_products_over_a_prompt_take_their_own_rate() {
-        let text = include_str!("../../models/DeepSeek-V2-Lite-Chat.json");
-        let arch = crate::arch::parse_hf_config(text, "DeepSeek-V2-Lite-Chat.json", "DeepSeek-V2-Lite").unwrap();
-        let settings = RunSettings {
-            batch: 1,
-            precisions: Precisions { weights: DType::Q8_0, activations: DType::F32, kv_cache: DType::F16 },
-            logits_for_all_prompt_tokens: false,
-        };
+        let arch = deepseek_v2_lite();
         let plain = crate::device::builtin("rpi5").expect("rpi5");
-        let plan = plain.engine.as_ref().expect("llama.cpp").plan;
         let mut own = plain.clone();
         // 1% of the peak: slow enough that the product is compute-bound.
-        let curve = crate::device::EfficiencyCurve {
-            points: vec![crate::device::EfficiencyPoint { size: 1.0, efficiency: 0.01 }],
-        };
-        own.efficiency.insert(OpClass::BatchedMatmul, EfficiencyTable { compute: curve, ..Default::default() });
-        let absorb = |phase| {
-            let ops = operators(&arch, phase, &settings, plan);
-            *ops.iter().find(|o| o.name == "q_absorb").expect("absorbed MLA")
-        };
+        let compute = crate::device::EfficiencyCurve::constant(0.01);
+        own.efficiency.insert(OpClass::BatchedMatmul, EfficiencyTable { compute, ..Default::default() });
+        let absorb = |phase| q8_0_operator(&arch, phase, &plain, "q_absorb");
         let prompt = absorb(crate::workload::Phase::Prefill { prompt: 512 });
         // 16 heads, each 512 tokens x 128 nope dims into the 512-wide latent: 2 * 512 * 16 *
         // 128 * 512 = 1,073,741,824 FLOPs per layer, at 1% of the f32 peak, plus the fixed
@@ -930,8 +933,7 @@ mod depth_tests {
     /// it decodes as if it had no cache step: a step reads only the experts it picks.
     #[test]
     fn a_moe_step_whose_experts_fit_the_cache_pays_no_stall() {
-        let text = include_str!("../../models/DeepSeek-V2-Lite-Chat.json");
-        let mut arch = crate::arch::parse_hf_config(text, "DeepSeek-V2-Lite-Chat.json", "DeepSeek-V2-Lite").unwrap();
+        let mut arch = deepseek_v2_lite();
         (arch.num_layers, arch.vocab_size) = (2, 8192);
         let groups = arch.layer_groups();
         let (stored, streamed) =
@@ -973,8 +975,7 @@ mod depth_tests {
     /// some are MoE, in Q4_K_M (storage by position) and Q8_0.
     #[test]
     fn shared_figures_of_a_layered_moe_stack_follow_its_dense_layers() {
-        let text = include_str!("../../models/DeepSeek-V2-Lite-Chat.json");
-        let mut base = crate::arch::parse_hf_config(text, "DeepSeek-V2-Lite-Chat.json", "DeepSeek-V2-Lite").unwrap();
+        let mut base = deepseek_v2_lite();
         if let crate::arch::Ffn::Moe(m) = &mut base.ffn {
             m.first_k_dense = 3;
         }
