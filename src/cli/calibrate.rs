@@ -135,10 +135,10 @@ fn scale_threads(args: &CalibrateArgs) -> Result<Vec<u32>> {
     let cores = llamacpp::runs::machine_cores();
     let own = args.threads.map_or(cores, |t| t as u32);
     let Some(given) = &args.scale_threads else {
-        // Not by default with `--quick`: its two models are so small that one thread ran them
-        // as fast as two here (compute x0.99-1.00, bandwidth x0.88-0.94, and each model's runs
-        // 2.8-2.9x off with the other's factors), where the full calibration's models scale
-        // x0.53 and x0.57.
+        // Not by default with `--quick`, which is for a profile in half a minute. (Before it
+        // timed the 213 M and 98 M models, its two small models ran as fast at one thread as
+        // at two here: compute x0.99-1.00, bandwidth x0.88-0.94, where the full calibration's
+        // models scale x0.53 and x0.57.)
         let cpu = args.engine == EngineChoice::LlamaCpp && !llamacpp::OFFLOAD && !args.quick;
         return Ok(if cpu { llamacpp::runs::default_scale_threads(own, cores) } else { Vec::new() });
     };

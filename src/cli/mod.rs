@@ -153,7 +153,7 @@ pub struct CalibrateArgs {
     /// What to calibrate: libtorch kernels, or whole models on llama.cpp.
     #[arg(long, value_enum, default_value_t = EngineChoice::Libtorch)]
     pub engine: EngineChoice,
-    /// Fewer shapes and repeats (libtorch about 10 s; llama.cpp about 15 s once its models are built).
+    /// Fewer shapes and repeats (libtorch about 10 s; llama.cpp about 30 s once its models are built).
     #[arg(long)]
     pub quick: bool,
     /// Threads (default: all cores).

@@ -441,8 +441,8 @@ pub fn calibrate(opts: &EngineOptions) -> Result<Calibration> {
         host: Some(host),
         notes: BTreeMap::new(),
     };
-    // The full calibration's models span the caches (see `fit_engine_with_weight_cache`).
-    let fit = if opts.quick { fit::fit_engine } else { fit::fit_engine_with_weight_cache };
+    // Both sets of models span the caches (see `fit_engine_with_weight_cache`).
+    let fit = fit::fit_engine_with_weight_cache;
     let (mut profile, report) = fit(&base, &engine, &runs)?;
     // Bands from each run predicted by a fit of the others (the validation workloads stay
     // unseen: they are `validate`'s, not calibration's).
