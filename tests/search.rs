@@ -30,6 +30,46 @@ fn the_front_equals_a_brute_force_front_of_every_feasible_candidate() {
     assert_eq!(outcome.top[0].rip, best);
 }
 
+/// Counts a search skips (deeper candidates past `max_params`, or below `min_params` with the
+/// deepest of their tile) are the counts of scoring every candidate one by one: with ascending
+/// depths (tiles of 8, runs cut by chunks of 4096 and by the last tile's 5 depths), with
+/// descending ones (nothing skipped), and with a MoE block beside the dense one.
+#[test]
+fn rejections_counted_without_scoring_match_scoring_every_candidate() {
+    let spaces = [
+        "layers = { from = 1, to = 45, step = 1 }\nffn = [\"gated\"]",
+        "layers = [45, 40, 33, 30, 21, 17, 12, 9, 8, 3, 2, 1]\nffn = [\"gated\"]",
+        "layers = { from = 2, to = 30, step = 1 }\nffn = [\"gated\", \"moe\"]\nmoe_experts = [8]\nmoe_top_k = [2]\nmoe_shared_experts = [1]\nmoe_expert_multiplier = [0.5]\nmoe_first_k_dense = [1]",
+    ];
+    let device = builtin("rpi5").unwrap();
+    for (k, axes) in spaces.iter().enumerate() {
+        let text = format!(
+            "name = \"cut\"\n[architecture]\n{axes}\nhidden = [256, 320, 384, 448, 512, 640]\nheads = [4, 8]\n\
+             attention = [\"mha\", \"gqa\", \"mla\"]\nkv_heads = [2, 4]\nmla_kv_lora_rank = [64]\n\
+             ffn_multiplier = [2.0, 3.0, 4.0]\nvocab = [8000, 16000, 32000]\n[precision]\nweights = [\"bf16\", \"q4_0\"]\n\
+             activations = [\"f16\"]\n[workload]\nscenario = \"siso\"\n[constraints]\nmin_params = 30e6\nmax_params = 80e6\n"
+        );
+        let space = SearchSpace::parse(&text, "cut.toml", "cut").unwrap();
+        assert!(space.count() > 8192, "space {k}: {} candidates, want several chunks", space.count());
+        let outcome = run(&space, &device, &SearchOptions::default()).unwrap();
+        let mut scorer = Scorer::new(&space, &device, rooflinebench::roofline::PlanChoice::Fastest);
+        let (mut invalid, mut rejected, mut feasible) = (0u64, std::collections::BTreeMap::new(), 0u64);
+        for i in 0..space.count() {
+            match space.candidate(i) {
+                Err(_) => invalid += 1,
+                Ok(c) => match scorer.score(&c) {
+                    Ok(_) => feasible += 1,
+                    Err(why) => *rejected.entry(why.to_string()).or_insert(0u64) += 1,
+                },
+            }
+        }
+        assert_eq!(outcome.invalid.values().sum::<u64>(), invalid, "space {k}");
+        assert_eq!(outcome.rejected, rejected, "space {k}");
+        assert_eq!(outcome.feasible, feasible, "space {k}");
+        assert!(rejected["min_params"] > 0 && rejected["max_params"] > 0, "space {k}: {rejected:?}");
+    }
+}
+
 /// Every file under `dir`, relative path to bytes.
 fn files(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
     let mut out = std::collections::BTreeMap::new();

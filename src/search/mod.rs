@@ -51,6 +51,10 @@ impl Objectives for Scored {
     }
 }
 
+/// The parameter constraints, as rejections name them.
+const MIN_PARAMS: &str = "min_params";
+const MAX_PARAMS: &str = "max_params";
+
 /// Candidates kept beside the front, best by objective first.
 pub const TOP_N: usize = 10;
 
@@ -250,6 +254,18 @@ impl<'a> Scorer<'a> {
         }
     }
 
+    /// The parameter count's constraint a candidate fails first, if any.
+    fn parameters_fail(&self, params: f64) -> Option<&'static str> {
+        let c = &self.space.constraints;
+        if c.min_params.is_some_and(|m| params < m) {
+            Some(MIN_PARAMS)
+        } else if c.max_params.is_some_and(|m| params > m) {
+            Some(MAX_PARAMS)
+        } else {
+            None
+        }
+    }
+
     /// Scores a candidate, or names the first constraint it fails.
     pub fn score(&mut self, cand: &Candidate) -> std::result::Result<Scored, &'static str> {
         let c = &self.space.constraints;
@@ -257,11 +273,8 @@ impl<'a> Scorer<'a> {
         let groups = &cand.groups;
         let total = cand.arch.parameters_in(groups);
         let params = total as f64;
-        if c.min_params.is_some_and(|m| params < m) {
-            return Err("min_params");
-        }
-        if c.max_params.is_some_and(|m| params > m) {
-            return Err("max_params");
+        if let Some(why) = self.parameters_fail(params) {
+            return Err(why);
         }
         // A few flops and two powf: cheap enough to reject on before any roofline work.
         let quality = self.loss.estimate_of(&cand.arch, total);
@@ -387,8 +400,11 @@ pub fn run(space: &SearchSpace, device: &DeviceProfile, opts: &SearchOptions) ->
                     (scorer, tally)
                 },
             )
-            .map(|(_, tally)| tally.into_outcome(&space.name, &device.name))
-            .reduce(|| Tally::new(front_resolution(count)).into_outcome(&space.name, &device.name), Outcome::merge)
+            .map(|(_, tally)| tally)
+            // Tallies merge with their fronts as trees: an outcome's sorted front would be built
+            // into a tree again at every merge (a twentieth of a large search).
+            .reduce(|| Tally::new(front_resolution(count)), Tally::merge)
+            .into_outcome(&space.name, &device.name)
     };
     let outcome = match opts.threads {
         Some(n) => rayon::ThreadPoolBuilder::new()
@@ -425,16 +441,24 @@ impl Tally {
     }
 
     /// Scores the candidates at positions `lo..hi` of the search order into the tally.
+    ///
+    /// Where the order holds a shape's deeper candidates next (see
+    /// [`SearchSpace::depths_after`]), a parameter count's rejection covers them too: past
+    /// `max_params` they all are, and below `min_params` they all are where the deepest is.
+    /// They are counted as rejected without being built (half of a large space's candidates).
     fn scan(&mut self, scorer: &mut Scorer, space: &SearchSpace, lo: u64, hi: u64) {
         let mut last = ShapeDigits::default();
-        for position in lo..hi {
+        let mut position = lo;
+        while position < hi {
             let cand = match space.candidate_in(space.index_at(position), &mut last) {
                 Ok(c) => c,
                 Err(why) => {
                     *self.invalid.entry(why.describe()).or_default() += 1;
+                    position += 1;
                     continue;
                 }
             };
+            let mut scored = 1;
             match scorer.score(&cand) {
                 Ok(s) => {
                     self.feasible += 1;
@@ -445,10 +469,42 @@ impl Tally {
                     }
                     self.front.insert(s);
                 }
-                Err(why) => *self.rejected.entry(why).or_default() += 1,
+                Err(why) => {
+                    let deeper = space.depths_after(position).map_or(0, |n| n.min(hi - position - 1));
+                    let covered = deeper > 0
+                        && (why == MAX_PARAMS
+                            || why == MIN_PARAMS && {
+                                let deepest = position + deeper;
+                                space.candidate_in(space.index_at(deepest), &mut last).is_ok_and(|d| {
+                                    scorer.parameters_fail(d.arch.parameters_in(&d.groups) as f64) == Some(MIN_PARAMS)
+                                })
+                            });
+                    if covered {
+                        scored += deeper;
+                    }
+                    *self.rejected.entry(why).or_default() += scored;
+                }
             }
+            position += scored;
         }
         self.candidates += hi - lo;
+    }
+
+    /// The tally of the union of two disjoint sets of positions (as [`Outcome::merge`]).
+    fn merge(mut self, other: Tally) -> Tally {
+        self.candidates += other.candidates;
+        self.feasible += other.feasible;
+        for (k, v) in other.invalid {
+            *self.invalid.entry(k).or_default() += v;
+        }
+        for (k, v) in other.rejected {
+            *self.rejected.entry(k).or_default() += v;
+        }
+        self.front.merge(other.front);
+        self.top.extend(other.top);
+        self.top.sort_by(better);
+        self.top.truncate(TOP_N);
+        self
     }
 
     fn into_outcome(self, space: &str, device: &str) -> Outcome {

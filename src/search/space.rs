@@ -390,6 +390,10 @@ pub struct Block {
     pub size: u64,
     /// Candidates per depth: the product of every radix but the depth's.
     shapes: u64,
+    /// A uniform stack of dense FFNs whose depths ascend: a deeper candidate of a shape is
+    /// valid where the shape is, and has at least its parameters (see
+    /// [`SearchSpace::depths_after`]).
+    deepens: bool,
 }
 
 /// The digits of the last shape [`SearchSpace::candidate_in`] decoded (every axis but the
@@ -860,7 +864,9 @@ fn blocks_of(a: &ArchitectureFile, dims: &Dims) -> Vec<Block> {
                 }
                 let size = radices.iter().try_fold(1u64, |acc, &r| acc.checked_mul(r as u64)).unwrap_or(u64::MAX);
                 let shapes = size / radices[0].max(1) as u64;
-                blocks.push(Block { mixer, attention: att, ffn, radices, size, shapes });
+                let deepens =
+                    mixer == MixerKind::Global && ffn == FfnKind::Gated && d.layers.windows(2).all(|w| w[0] < w[1]);
+                blocks.push(Block { mixer, attention: att, ffn, radices, size, shapes, deepens });
             }
         }
     }
@@ -1028,6 +1034,30 @@ impl SearchSpace {
             offset += b.size;
         }
         position
+    }
+
+    /// How many positions after `position` hold the same shape deeper, in the same tile of the
+    /// search's order (see [`SearchSpace::index_at`]), where the block is a uniform stack of
+    /// dense FFNs and the depths ascend: there a deeper candidate of a shape is valid where the
+    /// shape is, and has at least its parameters. `None` elsewhere (a MoE block's experts and a
+    /// hybrid's pattern go by the depth).
+    pub fn depths_after(&self, position: u64) -> Option<u64> {
+        let mut offset = 0;
+        for b in &self.blocks {
+            if position - offset < b.size {
+                if !b.deepens {
+                    return None;
+                }
+                let (depths, shapes) = (b.radices[0] as u64, b.shapes);
+                let q = position - offset;
+                let tile = q / (DEPTH_TILE * shapes);
+                let r = q - tile * DEPTH_TILE * shapes;
+                let tile_depths = DEPTH_TILE.min(depths - tile * DEPTH_TILE);
+                return Some(tile_depths - 1 - r % tile_depths);
+            }
+            offset += b.size;
+        }
+        None
     }
 
     /// The position of candidate `index` in the search's order (the inverse of `index_at`).
