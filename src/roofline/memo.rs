@@ -300,6 +300,36 @@ impl Ends {
     }
 }
 
+/// Where each lookup of the last candidate found its entry, by the lookup's turn: the next
+/// candidate looks the same entries up in the same turns (its passes, plans and parts), so each
+/// lookup checks its hint before it scans (a scan touches every entry's key, a cache miss each).
+#[derive(Debug, Default)]
+struct Hints {
+    at: Vec<usize>,
+    turn: usize,
+}
+
+impl Hints {
+    /// The first of `entries` that `is_for` accepts, its hint checked first.
+    fn find(&mut self, entries: &[Entry], is_for: impl Fn(&Entry) -> bool) -> Option<usize> {
+        let turn = self.turn;
+        self.turn += 1;
+        // An entry is made only where none is for its key: the one a scan would find.
+        if let Some(&i) = self.at.get(turn) {
+            if entries.get(i).is_some_and(&is_for) {
+                debug_assert_eq!(entries.iter().position(&is_for), Some(i));
+                return Some(i);
+            }
+        }
+        let found = entries.iter().position(is_for)?;
+        match self.at.get_mut(turn) {
+            Some(at) => *at = found,
+            None => self.at.resize(turn + 1, found),
+        }
+        Some(found)
+    }
+}
+
 /// Shapes whose entries are kept while others are priced (see [`Parked`]).
 const PARKED: usize = 32;
 
@@ -342,6 +372,9 @@ pub(super) struct LayerMemo {
     groups: Option<LayerGroups>,
     /// The products of the stack `split` last built whose bytes go by layer position.
     bound: DepthBound,
+    /// Where the last candidate's lookups found their entries.
+    hints: Hints,
+    end_hints: Hints,
 }
 
 impl LayerMemo {
@@ -349,10 +382,12 @@ impl LayerMemo {
     /// plans.
     pub(super) fn start_pass(&mut self, arch: &Architecture) {
         self.groups = (!arch.layers.is_empty()).then(|| arch.layer_groups());
+        (self.hints.turn, self.end_hints.turn) = (0, 0);
     }
 
     /// [`LayerMemo::start_pass`] with `arch`'s layer groups found already.
     pub(super) fn start_pass_with(&mut self, arch: &Architecture, groups: &LayerGroups) {
+        (self.hints.turn, self.end_hints.turn) = (0, 0);
         match &mut self.groups {
             // The buffer of the last candidate's groups, reused.
             Some(LayerGroups::Mixed(kept)) if !arch.layers.is_empty() => {
@@ -420,10 +455,8 @@ impl LayerMemo {
         // Figures priced for a uniform stack of this shape hold at every depth (counts: the
         // depth) where the shape is depth-free.
         let free = |e: &Entry, depth_free: bool| depth_free && uniform && e.layers.is_empty();
-        let found = self
-            .entries
-            .iter()
-            .position(|e| e.is_for(Segment::Layers, Slice::Whole, (phase, plan, part), (first, last)));
+        let found =
+            self.hints.find(&self.entries, |e| e.is_for(Segment::Layers, Slice::Whole, (phase, plan, part), (first, last)));
         let at = match found {
             Some(i) => {
                 let e = &self.entries[i];
@@ -466,8 +499,7 @@ impl LayerMemo {
             self.ends = Some(ends);
             self.spare.append(&mut self.end_entries);
         }
-        let found =
-            self.end_entries.iter().position(|e| e.is_for(segment, Slice::Whole, (phase, plan, part), (first, last)));
+        let found = self.end_hints.find(&self.end_entries, |e| e.is_for(segment, Slice::Whole, (phase, plan, part), (first, last)));
         let at = match found {
             Some(i) => i,
             None => {
@@ -526,7 +558,7 @@ impl LayerMemo {
     fn find_groups(&mut self, groups: &LayerGroups, key: (Phase, Plan, Part), range: (f64, f64)) -> bool {
         self.at.clear();
         for (slice, _) in pieces(groups) {
-            match self.entries.iter().position(|e| e.is_for(Segment::Layers, slice, key, range)) {
+            match self.hints.find(&self.entries, |e| e.is_for(Segment::Layers, slice, key, range)) {
                 Some(i) => self.at.push(i),
                 None => return false,
             }
