@@ -32,7 +32,7 @@ fn the_front_equals_a_brute_force_front_of_every_feasible_candidate() {
 
 /// Counts a search skips (deeper candidates past `max_params`, or below `min_params` with the
 /// deepest of their tile) are the counts of scoring every candidate one by one: with ascending
-/// depths (tiles of 8, runs cut by chunks of 4096 and by the last tile's 5 depths), with
+/// depths (tiles of 32, runs cut by chunks of 4096 and by the last tile's 13 depths), with
 /// descending ones (nothing skipped), and with a MoE block beside the dense one.
 #[test]
 fn rejections_counted_without_scoring_match_scoring_every_candidate() {

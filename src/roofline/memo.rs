@@ -455,8 +455,9 @@ impl LayerMemo {
         // Figures priced for a uniform stack of this shape hold at every depth (counts: the
         // depth) where the shape is depth-free.
         let free = |e: &Entry, depth_free: bool| depth_free && uniform && e.layers.is_empty();
-        let found =
-            self.hints.find(&self.entries, |e| e.is_for(Segment::Layers, Slice::Whole, (phase, plan, part), (first, last)));
+        let found = self
+            .hints
+            .find(&self.entries, |e| e.is_for(Segment::Layers, Slice::Whole, (phase, plan, part), (first, last)));
         let at = match found {
             Some(i) => {
                 let e = &self.entries[i];
@@ -499,7 +500,9 @@ impl LayerMemo {
             self.ends = Some(ends);
             self.spare.append(&mut self.end_entries);
         }
-        let found = self.end_hints.find(&self.end_entries, |e| e.is_for(segment, Slice::Whole, (phase, plan, part), (first, last)));
+        let found = self
+            .end_hints
+            .find(&self.end_entries, |e| e.is_for(segment, Slice::Whole, (phase, plan, part), (first, last)));
         let at = match found {
             Some(i) => i,
             None => {

@@ -804,7 +804,7 @@ fn dims_of(a: &ArchitectureFile, precisions: Vec<Precisions>, src: &str) -> Resu
 }
 
 /// Depths a search scores one after the other for each shape (see `SearchSpace::index_at`).
-pub const DEPTH_TILE: u64 = 8;
+pub const DEPTH_TILE: u64 = 32;
 
 /// One block per (attention kind, FFN kind) searched, with the radices of its axes.
 fn blocks_of(a: &ArchitectureFile, dims: &Dims) -> Vec<Block> {
