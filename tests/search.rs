@@ -33,12 +33,14 @@ fn the_front_equals_a_brute_force_front_of_every_feasible_candidate() {
 /// Counts a search skips (deeper candidates past `max_params`, or below `min_params` with the
 /// deepest of their tile) are the counts of scoring every candidate one by one: with ascending
 /// depths (tiles of 32, runs cut by chunks of 4096 and by the last tile's 13 depths), with
-/// descending ones (nothing skipped), and with a MoE block beside the dense one.
+/// descending ones (nothing skipped), for hybrids (whose `global_every` above the depth is
+/// invalid), and with a MoE block beside the dense one.
 #[test]
 fn rejections_counted_without_scoring_match_scoring_every_candidate() {
     let spaces = [
         "layers = { from = 1, to = 45, step = 1 }\nffn = [\"gated\"]",
         "layers = [45, 40, 33, 30, 21, 17, 12, 9, 8, 3, 2, 1]\nffn = [\"gated\"]",
+        "layers = { from = 1, to = 40, step = 1 }\nffn = [\"gated\"]\nmixer = [\"window\", \"deltanet\"]\nglobal_every = [2, 6]\nwindow = [128]\ndeltanet_heads = [4]\ndeltanet_head_dim = [64]",
         "layers = { from = 2, to = 30, step = 1 }\nffn = [\"gated\", \"moe\"]\nmoe_experts = [8]\nmoe_top_k = [2]\nmoe_shared_experts = [1]\nmoe_expert_multiplier = [0.5]\nmoe_first_k_dense = [1]",
     ];
     let device = builtin("rpi5").unwrap();

@@ -390,9 +390,8 @@ pub struct Block {
     pub size: u64,
     /// Candidates per depth: the product of every radix but the depth's.
     shapes: u64,
-    /// A uniform stack of dense FFNs whose depths ascend: a deeper candidate of a shape is
-    /// valid where the shape is, and has at least its parameters (see
-    /// [`SearchSpace::depths_after`]).
+    /// Dense FFNs and ascending depths: a deeper candidate of a shape is valid where the shape
+    /// is, and has at least its parameters (see [`SearchSpace::depths_after`]).
     deepens: bool,
 }
 
@@ -864,8 +863,7 @@ fn blocks_of(a: &ArchitectureFile, dims: &Dims) -> Vec<Block> {
                 }
                 let size = radices.iter().try_fold(1u64, |acc, &r| acc.checked_mul(r as u64)).unwrap_or(u64::MAX);
                 let shapes = size / radices[0].max(1) as u64;
-                let deepens =
-                    mixer == MixerKind::Global && ffn == FfnKind::Gated && d.layers.windows(2).all(|w| w[0] < w[1]);
+                let deepens = ffn == FfnKind::Gated && d.layers.windows(2).all(|w| w[0] < w[1]);
                 blocks.push(Block { mixer, attention: att, ffn, radices, size, shapes, deepens });
             }
         }
@@ -1037,10 +1035,11 @@ impl SearchSpace {
     }
 
     /// How many positions after `position` hold the same shape deeper, in the same tile of the
-    /// search's order (see [`SearchSpace::index_at`]), where the block is a uniform stack of
-    /// dense FFNs and the depths ascend: there a deeper candidate of a shape is valid where the
-    /// shape is, and has at least its parameters. `None` elsewhere (a MoE block's experts and a
-    /// hybrid's pattern go by the depth).
+    /// search's order (see [`SearchSpace::index_at`]), where the block's FFNs are dense and the
+    /// depths ascend: there a deeper candidate of a shape is valid where the shape is (a hybrid
+    /// pattern's only check on the depth is `global_every` at most the depth), and has at least
+    /// its parameters (every layer kind's count grows or stays with the depth, under either
+    /// `global_at`). `None` elsewhere (a MoE block's dense layers and experts go by the depth).
     pub fn depths_after(&self, position: u64) -> Option<u64> {
         let mut offset = 0;
         for b in &self.blocks {
