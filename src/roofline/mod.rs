@@ -492,6 +492,9 @@ impl<'a> Evaluator<'a> {
         for segment in Segment::ALL {
             let segment_live = match segment {
                 Segment::Layers => memo.add_layers(arch, settings, ceilings, key, range, &mut total),
+                // The embedding and the head have no attention core: nothing a plan changes
+                // (`segments_into` builds nothing there), so nothing to look up.
+                _ if part == Part::PlanDependent => 0.0,
                 _ => memo.add_end(segment, arch, settings, ceilings, key, range, &mut total),
             };
             live = live.max(segment_live);
