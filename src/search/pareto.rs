@@ -68,8 +68,9 @@ impl<T> Node<T> {
 
 /// What looking for a point's dominator found.
 enum Found {
-    /// A member (or a box whose every member) dominates the point: its objectives.
-    Dominated([f64; OBJECTIVES]),
+    /// A member (or a box whose every member) dominates the point: its objectives as
+    /// compared, and a member's own (not a box's).
+    Dominated([f64; OBJECTIVES], Option<[f64; OBJECTIVES]>),
     /// A thinned front's member shares the point's boxes: its leaf and place there.
     SameBox(usize, usize),
 }
@@ -93,6 +94,13 @@ pub struct ParetoFront<T> {
     elite: [[f64; OBJECTIVES]; ELITE],
     /// Where the next dominator found goes in `elite` (round robin).
     next_elite: usize,
+    /// A thinned front's recent dominating members' own objectives, checked before a
+    /// candidate's boxes are worked out (five logarithms). A member that dominates a point
+    /// rejects it: its boxes dominate the point's, or share them and it is kept first (see
+    /// [`keeps_first`]); whatever evicts it since does the same (it dominates the member's
+    /// boxes, or shares them and is kept first: the order is total).
+    raw_elite: [[f64; OBJECTIVES]; ELITE],
+    next_raw_elite: usize,
     /// Thinned: members compared by their boxes of this relative width (see [`boxes_of`]).
     resolution: Option<f64>,
 }
@@ -145,6 +153,8 @@ impl<T> Default for ParetoFront<T> {
             len: 0,
             elite: [[f64::NAN; OBJECTIVES]; ELITE],
             next_elite: 0,
+            raw_elite: [[f64::NAN; OBJECTIVES]; ELITE],
+            next_raw_elite: 0,
             resolution: None,
         }
     }
@@ -305,15 +315,15 @@ impl<T: Objectives> ParetoFront<T> {
     fn find(&self, node: usize, o: &[f64; OBJECTIVES], thinned: bool) -> Option<Found> {
         let n = &self.nodes[node];
         if dominates_by(&n.lo, o) {
-            return Some(Found::Dominated(n.lo));
+            return Some(Found::Dominated(n.lo, None));
         }
         if !(0..OBJECTIVES).all(|k| n.hi[k] >= o[k]) {
             return None;
         }
         if n.children.is_empty() {
-            return n.members.iter().enumerate().find_map(|(i, (_, m))| {
+            return n.members.iter().enumerate().find_map(|(i, (p, m))| {
                 if dominates_by(m, o) {
-                    Some(Found::Dominated(*m))
+                    Some(Found::Dominated(*m, Some(p.objectives())))
                 } else if thinned && m == o {
                     Some(Found::SameBox(node, i))
                 } else {
@@ -368,7 +378,14 @@ impl<T: Objectives> ParetoFront<T> {
 
     /// Offers a point; returns whether it joined.
     pub fn insert(&mut self, p: T) -> bool {
-        let o = self.compared(&p);
+        let raw = p.objectives();
+        if self.resolution.is_some() && self.raw_elite.iter().any(|e| dominates_by(e, &raw)) {
+            return false;
+        }
+        let o = match self.resolution {
+            Some(r) => boxes_of(&raw, r),
+            None => raw,
+        };
         if self.elite.iter().any(|e| dominates_by(e, &o)) {
             return false;
         }
@@ -376,9 +393,13 @@ impl<T: Objectives> ParetoFront<T> {
             // A point a member dominates dominates no member (that member would dominate it
             // too), so the dominator is looked for first, then what the point evicts.
             match self.find(root, &o, self.resolution.is_some()) {
-                Some(Found::Dominated(m)) => {
+                Some(Found::Dominated(m, own)) => {
                     self.elite[self.next_elite] = m;
                     self.next_elite = (self.next_elite + 1) % ELITE;
+                    if let (Some(own), Some(_)) = (own, self.resolution) {
+                        self.raw_elite[self.next_raw_elite] = own;
+                        self.next_raw_elite = (self.next_raw_elite + 1) % ELITE;
+                    }
                     return false;
                 }
                 Some(Found::SameBox(leaf, i)) => {
