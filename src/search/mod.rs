@@ -96,6 +96,20 @@ fn better(a: &Scored, b: &Scored) -> std::cmp::Ordering {
     b.objective.total_cmp(&a.objective).then(a.index.cmp(&b.index))
 }
 
+/// Adds `other`'s counts to `counts`, reason by reason.
+fn add_counts<K: Ord>(counts: &mut BTreeMap<K, u64>, other: BTreeMap<K, u64>) {
+    for (k, v) in other {
+        *counts.entry(k).or_default() += v;
+    }
+}
+
+/// The best [`TOP_N`] of two disjoint lists of best candidates.
+fn merge_top(top: &mut Vec<Scored>, other: Vec<Scored>) {
+    top.extend(other);
+    top.sort_by(better);
+    top.truncate(TOP_N);
+}
+
 impl Outcome {
     fn empty(space: &str, device: &str) -> Outcome {
         Outcome {
@@ -115,19 +129,13 @@ impl Outcome {
     pub fn merge(mut self, other: Outcome) -> Outcome {
         self.candidates += other.candidates;
         self.feasible += other.feasible;
-        for (k, v) in other.invalid {
-            *self.invalid.entry(k).or_default() += v;
-        }
-        for (k, v) in other.rejected {
-            *self.rejected.entry(k).or_default() += v;
-        }
+        add_counts(&mut self.invalid, other.invalid);
+        add_counts(&mut self.rejected, other.rejected);
         self.front_resolution = self.front_resolution.or(other.front_resolution);
         let mut front = ParetoFront::from_front(self.front, self.front_resolution);
         front.merge(ParetoFront::from_front(other.front, self.front_resolution));
         self.front = front.into_sorted();
-        self.top.extend(other.top);
-        self.top.sort_by(better);
-        self.top.truncate(TOP_N);
+        merge_top(&mut self.top, other.top);
         self
     }
 }
@@ -458,7 +466,8 @@ impl Tally {
                     continue;
                 }
             };
-            let mut scored = 1;
+            // Positions this one counts for: itself, and the deeper ones its rejection covers.
+            let mut counted = 1;
             match scorer.score(&cand) {
                 Ok(s) => {
                     self.feasible += 1;
@@ -480,12 +489,12 @@ impl Tally {
                                 })
                             });
                     if covered {
-                        scored += deeper;
+                        counted += deeper;
                     }
-                    *self.rejected.entry(why).or_default() += scored;
+                    *self.rejected.entry(why).or_default() += counted;
                 }
             }
-            position += scored;
+            position += counted;
         }
         self.candidates += hi - lo;
     }
@@ -494,16 +503,10 @@ impl Tally {
     fn merge(mut self, other: Tally) -> Tally {
         self.candidates += other.candidates;
         self.feasible += other.feasible;
-        for (k, v) in other.invalid {
-            *self.invalid.entry(k).or_default() += v;
-        }
-        for (k, v) in other.rejected {
-            *self.rejected.entry(k).or_default() += v;
-        }
+        add_counts(&mut self.invalid, other.invalid);
+        add_counts(&mut self.rejected, other.rejected);
         self.front.merge(other.front);
-        self.top.extend(other.top);
-        self.top.sort_by(better);
-        self.top.truncate(TOP_N);
+        merge_top(&mut self.top, other.top);
         self
     }
 
