@@ -252,6 +252,17 @@ impl Architecture {
     /// (DeltaNet: gated attention), Granite 4.0-H (Mamba2: attention without RoPE or q/k
     /// norms); q/k norms on the attention layers otherwise.
     pub fn hybrid(base: Architecture, mixer: Mixer, is_global: impl Fn(u32) -> bool) -> Architecture {
+        Architecture::hybrid_in(base, mixer, is_global, Vec::new())
+    }
+
+    /// [`Architecture::hybrid`], its layers written into `layers` (a search reuses one buffer
+    /// for every candidate it builds).
+    pub fn hybrid_in(
+        base: Architecture,
+        mixer: Mixer,
+        is_global: impl Fn(u32) -> bool,
+        mut layers: Vec<Layer>,
+    ) -> Architecture {
         let family = match mixer {
             Mixer::Global => return base,
             Mixer::Window { .. } => Family::Gemma3Text,
@@ -262,13 +273,15 @@ impl Architecture {
         // Granite 4.0-H's attention layers use no positional encoding (the Mamba2 layers order
         // the tokens).
         let rope = !matches!(mixer, Mixer::Mamba2(_));
-        let layers = (0..base.num_layers)
-            // `rope` only means something for attention layers; others keep the default.
-            .map(|i| match is_global(i) {
-                true => Layer { mixer: Mixer::Global, rope, ffn: true },
-                false => Layer { mixer, rope: rope || !mixer.is_attention(), ffn: true },
-            })
-            .collect();
+        layers.clear();
+        layers.extend(
+            (0..base.num_layers)
+                // `rope` only means something for attention layers; others keep the default.
+                .map(|i| match is_global(i) {
+                    true => Layer { mixer: Mixer::Global, rope, ffn: true },
+                    false => Layer { mixer, rope: rope || !mixer.is_attention(), ffn: true },
+                }),
+        );
         let mut arch = Architecture { family, layers, qk_norm: true, ..base };
         match mixer {
             Mixer::Window { .. } => {

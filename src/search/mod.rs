@@ -485,7 +485,9 @@ impl Tally {
                             || why == MIN_PARAMS && {
                                 let deepest = position + deeper;
                                 space.candidate_in(space.index_at(deepest), &mut last).is_ok_and(|d| {
-                                    scorer.parameters_fail(d.arch.parameters_in(&d.groups) as f64) == Some(MIN_PARAMS)
+                                    let fails = scorer.parameters_fail(d.arch.parameters_in(&d.groups) as f64);
+                                    last.recycle(d);
+                                    fails == Some(MIN_PARAMS)
                                 })
                             });
                     if covered {
@@ -494,6 +496,7 @@ impl Tally {
                     *self.rejected.entry(why).or_default() += counted;
                 }
             }
+            last.recycle(cand);
             position += counted;
         }
         self.candidates += hi - lo;

@@ -401,6 +401,21 @@ pub struct Block {
 pub struct ShapeDigits {
     shape: Option<(usize, u64)>,
     digits: [usize; 24],
+    /// A used candidate's layers and layer groups, whose buffers the next hybrid takes (two
+    /// allocations and frees per hybrid candidate otherwise).
+    spare: (Vec<Layer>, Vec<(Layer, u32)>),
+}
+
+impl ShapeDigits {
+    /// Keeps `cand`'s buffers for the next candidate.
+    pub fn recycle(&mut self, cand: Candidate) {
+        if !cand.arch.layers.is_empty() {
+            self.spare.0 = cand.arch.layers;
+        }
+        if let LayerGroups::Mixed(groups) = cand.groups {
+            self.spare.1 = groups;
+        }
+    }
 }
 
 /// A weighted workload: scenarios and weights (summing to 1).
@@ -1137,7 +1152,7 @@ impl SearchSpace {
         };
         let (arch, groups) = match block.mixer {
             MixerKind::Global => (arch, LayerGroups::Uniform([(Layer::GLOBAL, layers)])),
-            kind => self.hybrid(arch, kind, &digits[k..])?,
+            kind => self.hybrid(arch, kind, &digits[k..], &mut last.spare)?,
         };
         Ok(Candidate { index, arch, groups, precisions, precision_index: digits[6] })
     }
@@ -1172,7 +1187,7 @@ impl SearchSpace {
                     i /= r;
                 }
             }
-            *last = ShapeDigits { shape: Some((at, shape)), digits };
+            (last.shape, last.digits) = (Some((at, shape)), digits);
         }
         let mut digits = last.digits;
         digits[0] = depth as usize;
@@ -1249,12 +1264,13 @@ impl SearchSpace {
     }
 
     /// A hybrid of `base`'s attention with layers of `kind`, from the block's pattern digits,
-    /// and its layer groups.
+    /// and its layer groups, in the buffers of `spare` (see [`ShapeDigits::recycle`]).
     fn hybrid(
         &self,
         base: Architecture,
         kind: MixerKind,
         digits: &[usize],
+        spare: &mut (Vec<Layer>, Vec<(Layer, u32)>),
     ) -> std::result::Result<(Architecture, LayerGroups), Invalid> {
         let d = &self.dims;
         let Attention::Grouped { num_heads, head_dim, .. } = base.attention else {
@@ -1311,7 +1327,7 @@ impl SearchSpace {
             GlobalAt::Last => i % every == every - 1,
             GlobalAt::First => i % every == 0,
         };
-        let arch = Architecture::hybrid(base, mixer, is_global);
+        let arch = Architecture::hybrid_in(base, mixer, is_global, std::mem::take(&mut spare.0));
         // Its groups in closed form (walking the layers was a tenth of a hybrid search): every
         // `every`-th layer global, the first of them the last (or the first) of the first
         // `every` layers; groups in order of first appearance.
@@ -1322,10 +1338,12 @@ impl SearchSpace {
         };
         let global = arch.layer(if at == GlobalAt::First { 0 } else { every - 1 });
         let other = arch.layer(if at == GlobalAt::First { 1 } else { 0 });
-        let groups = match at {
-            GlobalAt::First => vec![(global, globals), (other, layers - globals)],
-            GlobalAt::Last => vec![(other, layers - globals), (global, globals)],
-        };
+        let mut groups = std::mem::take(&mut spare.1);
+        groups.clear();
+        match at {
+            GlobalAt::First => groups.extend([(global, globals), (other, layers - globals)]),
+            GlobalAt::Last => groups.extend([(other, layers - globals), (global, globals)]),
+        }
         Ok((arch, LayerGroups::Mixed(groups)))
     }
 }
