@@ -3,6 +3,22 @@
 
 use crate::common::*;
 
+/// Runs `exe`, a copy of this crate's binary written by the test. A child that another test
+/// thread forks while the copy is being written holds it open for writing until that child
+/// execs, and running the copy meanwhile fails with "Text file busy": it is tried again.
+#[cfg(not(feature = "torch"))]
+fn run_copy(exe: &std::path::Path, args: &[&str]) -> std::process::Output {
+    for _ in 0..200 {
+        match std::process::Command::new(exe).args(args).output() {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy => {
+                std::thread::sleep(std::time::Duration::from_millis(10))
+            }
+            out => return out.unwrap(),
+        }
+    }
+    panic!("{}: still busy after two seconds", exe.display());
+}
+
 #[cfg(not(feature = "torch"))]
 #[test]
 fn without_torch_calibrate_and_validate_exit_2_saying_how_to_build() {
@@ -12,8 +28,8 @@ fn without_torch_calibrate_and_validate_exit_2_saying_how_to_build() {
     std::fs::copy(env!("CARGO_BIN_EXE_rooflinebench"), &exe).unwrap();
     for cmd in ["calibrate", "validate"] {
         for on in ["cpu", "cuda", "mps", "auto"] {
-            let out =
-                assert_cmd::Command::new(&exe).args([cmd, "--quick", "--on", on]).assert().code(2).get_output().clone();
+            let out = run_copy(&exe, &[cmd, "--quick", "--on", on]);
+            assert_eq!(out.status.code(), Some(2), "{out:?}");
             let err = String::from_utf8(out.stderr).unwrap();
             assert!(err.contains("make build") && err.contains(cmd) && err.lines().count() == 1, "{err}");
         }
@@ -34,15 +50,15 @@ fn without_torch_libtorch_commands_run_the_torch_binary_beside_it() {
     std::fs::write(&torch, "#!/bin/sh\necho \"torch binary: $*\"\nexit 7\n").unwrap();
     std::fs::set_permissions(&torch, std::fs::Permissions::from_mode(0o755)).unwrap();
     for cmd in ["calibrate", "validate"] {
-        let out = std::process::Command::new(&exe).args([cmd, "--quick"]).output().unwrap();
+        let out = run_copy(&exe, &[cmd, "--quick"]);
         assert_eq!(out.status.code(), Some(7), "{out:?}");
         assert_eq!(String::from_utf8(out.stdout).unwrap(), format!("torch binary: {cmd} --quick\n"));
     }
     // The llama.cpp engine's commands and everything else stay in this binary.
-    let out = std::process::Command::new(&exe).args(["calibrate", "--engine", "llama.cpp"]).output().unwrap();
+    let out = run_copy(&exe, &["calibrate", "--engine", "llama.cpp"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(!String::from_utf8(out.stdout).unwrap().contains("torch binary"));
-    let out = std::process::Command::new(&exe).arg("devices").output().unwrap();
+    let out = run_copy(&exe, &["devices"]);
     assert!(out.status.success() && !String::from_utf8(out.stdout).unwrap().contains("torch binary"));
 }
 
