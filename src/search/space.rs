@@ -395,6 +395,18 @@ pub struct Block {
     deepens: bool,
 }
 
+/// Where a position of the search's order falls: its block (whose candidates' indices start
+/// at `offset`), the tile of depths holding it (from `first_depth`, `tile_depths` long), its
+/// depth's place in the tile and its shape.
+struct Place<'a> {
+    block: &'a Block,
+    offset: u64,
+    first_depth: u64,
+    tile_depths: u64,
+    depth_in_tile: u64,
+    shape: u64,
+}
+
 /// The digits of the last shape [`SearchSpace::candidate_in`] decoded (every axis but the
 /// depth), and which block and shape they are.
 #[derive(Debug, Clone, Default)]
@@ -1041,20 +1053,35 @@ impl SearchSpace {
     /// of its candidates before they meet the worker's front. Positions past the space map to
     /// themselves.
     pub fn index_at(&self, position: u64) -> u64 {
+        match self.place_of(position) {
+            Some(t) => t.offset + (t.first_depth + t.depth_in_tile) * t.block.shapes + t.shape,
+            None => position,
+        }
+    }
+
+    /// Where `position` of the search's order falls (see [`SearchSpace::index_at`]); `None`
+    /// past the space.
+    fn place_of(&self, position: u64) -> Option<Place<'_>> {
         let mut offset = 0;
-        for b in &self.blocks {
-            if position - offset < b.size {
-                let (depths, shapes, tile_len) = (b.radices[0] as u64, b.shapes, depth_tile(b.mixer));
+        for block in &self.blocks {
+            if position - offset < block.size {
+                let (depths, shapes, tile_len) = (block.radices[0] as u64, block.shapes, depth_tile(block.mixer));
                 let q = position - offset;
                 let tile = q / (tile_len * shapes);
                 let r = q - tile * tile_len * shapes;
                 let tile_depths = tile_len.min(depths - tile * tile_len);
-                let depth = tile * tile_len + r % tile_depths;
-                return offset + depth * shapes + r / tile_depths;
+                return Some(Place {
+                    block,
+                    offset,
+                    first_depth: tile * tile_len,
+                    tile_depths,
+                    depth_in_tile: r % tile_depths,
+                    shape: r / tile_depths,
+                });
             }
-            offset += b.size;
+            offset += block.size;
         }
-        position
+        None
     }
 
     /// How many positions after `position` hold the same shape deeper, in the same tile of the
@@ -1064,22 +1091,8 @@ impl SearchSpace {
     /// its parameters (every layer kind's count grows or stays with the depth, under either
     /// `global_at`). `None` elsewhere (a MoE block's dense layers and experts go by the depth).
     pub fn depths_after(&self, position: u64) -> Option<u64> {
-        let mut offset = 0;
-        for b in &self.blocks {
-            if position - offset < b.size {
-                if !b.deepens {
-                    return None;
-                }
-                let (depths, shapes, tile_len) = (b.radices[0] as u64, b.shapes, depth_tile(b.mixer));
-                let q = position - offset;
-                let tile = q / (tile_len * shapes);
-                let r = q - tile * tile_len * shapes;
-                let tile_depths = tile_len.min(depths - tile * tile_len);
-                return Some(tile_depths - 1 - r % tile_depths);
-            }
-            offset += b.size;
-        }
-        None
+        let t = self.place_of(position)?;
+        t.block.deepens.then_some(t.tile_depths - 1 - t.depth_in_tile)
     }
 
     /// The position of candidate `index` in the search's order (the inverse of `index_at`).

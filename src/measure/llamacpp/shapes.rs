@@ -242,9 +242,8 @@ pub fn calibration(quick: bool) -> Vec<Plan> {
             vec![pp(64), pp(512), tg(16, 0)],
         ),
         Plan::new(vec![streams()], vec![pp(64), pp(512), tg(16, 0)]),
-        // A 98 M model whose weights straddle the caches by format (q4_0 55 MB, q8_0 104 MB, f16
-        // 196 MB): between the small models (all within) and the 213 M one (all past), it places
-        // the weight cache. Without it, two fits of this machine a few minutes apart put the
+        // The 98 M model straddles the caches by format: between the small models (all within)
+        // and the 213 M one (all past), it places the weight cache. Without it, two fits of this machine a few minutes apart put the
         // cache at 64 and at 16 MiB, and the second priced 60-85 M validation models' q4
         // decode 50-90% slow.
         Plan::new(vec![straddles()], vec![pp(64), tg(16, 0)]),
