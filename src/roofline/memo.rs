@@ -444,42 +444,92 @@ impl LayerMemo {
         if self.shape != Some(shape) {
             self.switch_to(shape, arch, settings);
         }
-        let depth = arch.num_layers;
-        let uniform = arch.layers.is_empty();
-        if !uniform && self.by_group && ffns_alike(arch) {
+        if !arch.layers.is_empty() && self.by_group && ffns_alike(arch) {
             if let Some(live) = self.add_groups(arch, settings, ceilings, (phase, plan, part), (first, last), total) {
                 return live;
             }
             self.by_group = false;
         }
+        let at = self.stack_entry(arch, settings, ceilings, (phase, plan, part), (first, last));
+        let count = self.at_depth(at, arch, settings, ceilings, (first, last));
+        let entry = &self.entries[at];
+        entry.add_to(total, count, ceilings.weight_miss);
+        entry.live
+    }
+
+    /// [`LayerMemo::add_layers`] for a depth run: uniform stacks of one shape (`models`), each
+    /// added to its lane of `totals` and `lives` with its own share past the weight cache
+    /// (`misses`). The entry is looked up once for the run; each lane is then priced as it
+    /// would be alone, in the order of the run.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn add_layers_run(
+        &mut self,
+        models: &[(&Architecture, &LayerGroups)],
+        misses: &[f64],
+        settings: &RunSettings,
+        ceilings: &Ceilings,
+        key: (Phase, Plan, Part),
+        range: (f64, f64),
+        totals: &mut [Point],
+        lives: &mut [f64],
+    ) {
+        let first = models[0].0;
+        debug_assert!(models.iter().all(|(m, _)| m.layers.is_empty() && Shape::of(m) == Shape::of(first)));
+        let shape = Shape::of(first);
+        if self.shape != Some(shape) {
+            self.switch_to(shape, first, settings);
+        }
+        let at = self.stack_entry(first, settings, ceilings, key, range);
+        for (k, (arch, _)) in models.iter().enumerate() {
+            let count = self.at_depth(at, arch, settings, ceilings, range);
+            let entry = &self.entries[at];
+            entry.add_to(&mut totals[k], count, misses[k]);
+            lives[k] = lives[k].max(entry.live);
+        }
+    }
+
+    /// The entry of the layers of the pass `key` of `arch`'s shape (a uniform stack, or a
+    /// layered one not priced per group): found, or priced for `arch`.
+    fn stack_entry(
+        &mut self,
+        arch: &Architecture,
+        settings: &RunSettings,
+        ceilings: &Ceilings,
+        key: (Phase, Plan, Part),
+        range: (f64, f64),
+    ) -> usize {
+        let found = self.hints.find(&self.entries, |e| e.is_for(Segment::Layers, Slice::Whole, key, range));
+        if let Some(i) = found {
+            return i;
+        }
+        let entry = self.priced_entry(arch, settings, ceilings, key, Segment::Layers, range);
+        // Counts other than the depth: these figures are for this depth.
+        if arch.layers.is_empty() && entry.ops.iter().any(|o| o.count != arch.num_layers) {
+            self.depth_free = false;
+        }
+        self.entries.push(entry);
+        self.entries.len() - 1
+    }
+
+    /// Makes entry `at` hold `arch`'s depth and layers, priced again where its figures go by
+    /// them; the launch count to add it with (`None`: each operator's own).
+    fn at_depth(
+        &mut self,
+        at: usize,
+        arch: &Architecture,
+        settings: &RunSettings,
+        ceilings: &Ceilings,
+        range: (f64, f64),
+    ) -> Option<u32> {
+        let depth = arch.num_layers;
         // Figures priced for a uniform stack of this shape hold at every depth (counts: the
         // depth) where the shape is depth-free.
-        let free = |e: &Entry, depth_free: bool| depth_free && uniform && e.layers.is_empty();
-        let found = self
-            .hints
-            .find(&self.entries, |e| e.is_for(Segment::Layers, Slice::Whole, (phase, plan, part), (first, last)));
-        let at = match found {
-            Some(i) => {
-                let e = &self.entries[i];
-                if !free(e, self.depth_free) && (e.depth != depth || e.layers != arch.layers) {
-                    self.reprice(i, arch, settings, ceilings, (first, last));
-                }
-                i
-            }
-            None => {
-                let entry =
-                    self.priced_entry(arch, settings, ceilings, (phase, plan, part), Segment::Layers, (first, last));
-                // Counts other than the depth: these figures are for this depth.
-                if uniform && entry.ops.iter().any(|o| o.count != depth) {
-                    self.depth_free = false;
-                }
-                self.entries.push(entry);
-                self.entries.len() - 1
-            }
-        };
-        let entry = &self.entries[at];
-        entry.add_to(total, free(entry, self.depth_free).then_some(depth), ceilings.weight_miss);
-        entry.live
+        let free = |e: &Entry, depth_free: bool| depth_free && arch.layers.is_empty() && e.layers.is_empty();
+        let e = &self.entries[at];
+        if !free(e, self.depth_free) && (e.depth != depth || e.layers != arch.layers) {
+            self.reprice(at, arch, settings, ceilings, range);
+        }
+        free(&self.entries[at], self.depth_free).then_some(depth)
     }
 
     /// [`LayerMemo::add_layers`] for the embedding or the head, kept for the candidates that
@@ -491,29 +541,63 @@ impl LayerMemo {
         arch: &Architecture,
         settings: &RunSettings,
         ceilings: &Ceilings,
-        (phase, plan, part): (Phase, Plan, Part),
-        (first, last): (f64, f64),
+        key: (Phase, Plan, Part),
+        range: (f64, f64),
         total: &mut Point,
     ) -> f64 {
+        let at = self.end_entry(segment, arch, settings, ceilings, key, range);
+        let entry = &self.end_entries[at];
+        entry.add_to(total, None, ceilings.weight_miss);
+        entry.live
+    }
+
+    /// [`LayerMemo::add_end`] for a depth run (see [`LayerMemo::add_layers_run`]): `models`
+    /// share their width, vocabulary and tied embedding.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn add_end_run(
+        &mut self,
+        segment: Segment,
+        models: &[(&Architecture, &LayerGroups)],
+        misses: &[f64],
+        settings: &RunSettings,
+        ceilings: &Ceilings,
+        key: (Phase, Plan, Part),
+        range: (f64, f64),
+        totals: &mut [Point],
+        lives: &mut [f64],
+    ) {
+        debug_assert!(models.iter().all(|(m, _)| Ends::of(m) == Ends::of(models[0].0)));
+        let at = self.end_entry(segment, models[0].0, settings, ceilings, key, range);
+        let entry = &self.end_entries[at];
+        for k in 0..models.len() {
+            entry.add_to(&mut totals[k], None, misses[k]);
+            lives[k] = lives[k].max(entry.live);
+        }
+    }
+
+    /// The entry of `segment` (the embedding or the head) of the pass `key` of `arch`'s ends:
+    /// found, or priced.
+    fn end_entry(
+        &mut self,
+        segment: Segment,
+        arch: &Architecture,
+        settings: &RunSettings,
+        ceilings: &Ceilings,
+        key: (Phase, Plan, Part),
+        range: (f64, f64),
+    ) -> usize {
         let ends = Ends::of(arch);
         if self.ends != Some(ends) {
             self.ends = Some(ends);
             self.spare.append(&mut self.end_entries);
         }
-        let found = self
-            .end_hints
-            .find(&self.end_entries, |e| e.is_for(segment, Slice::Whole, (phase, plan, part), (first, last)));
-        let at = match found {
-            Some(i) => i,
-            None => {
-                let entry = self.priced_entry(arch, settings, ceilings, (phase, plan, part), segment, (first, last));
-                self.end_entries.push(entry);
-                self.end_entries.len() - 1
-            }
-        };
-        let entry = &self.end_entries[at];
-        entry.add_to(total, None, ceilings.weight_miss);
-        entry.live
+        let found = self.end_hints.find(&self.end_entries, |e| e.is_for(segment, Slice::Whole, key, range));
+        if let Some(i) = found {
+            return i;
+        }
+        let entry = self.priced_entry(arch, settings, ceilings, key, segment, range);
+        self.end_entries.push(entry);
+        self.end_entries.len() - 1
     }
 
     /// [`LayerMemo::add_layers`] for a layered stack: its operators are each layer group's

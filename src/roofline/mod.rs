@@ -432,6 +432,23 @@ pub struct Evaluator<'a> {
     /// Segment figures shared between the candidates evaluated one after another, where the
     /// caller asked for it ([`Evaluator::sharing`]).
     memo: Option<memo::LayerMemo>,
+    /// A depth run's lanes (see [`Evaluator::scenario_run`]), kept between runs.
+    run: RunLanes,
+}
+
+/// Per-lane buffers of a depth run: each model's share past the weight cache, one part's
+/// figures and largest live set, a second part's (the shared part beside a plan's core), and
+/// each lane's best plan so far.
+#[derive(Debug, Default)]
+struct RunLanes {
+    misses: Vec<f64>,
+    totals: Vec<Point>,
+    lives: Vec<f64>,
+    shared: Vec<Point>,
+    shared_lives: Vec<f64>,
+    best: Vec<Option<PhaseEval>>,
+    /// Each lane's prefill, then each lane's decode.
+    phases: Vec<PhaseEval>,
 }
 
 impl<'a> Evaluator<'a> {
@@ -454,7 +471,16 @@ impl<'a> Evaluator<'a> {
             }
             PlanChoice::Fixed(plan) => (plan.elementwise, plan.elementwise),
         };
-        Evaluator { device, settings, plans, elementwise, ceilings, ops: Vec::with_capacity(48), memo: None }
+        Evaluator {
+            device,
+            settings,
+            plans,
+            elementwise,
+            ceilings,
+            ops: Vec::with_capacity(48),
+            memo: None,
+            run: RunLanes::default(),
+        }
     }
 
     /// The evaluator keeps the figures of each segment (the layers, the embedding, the head)
@@ -502,6 +528,27 @@ impl<'a> Evaluator<'a> {
         (total, live)
     }
 
+    /// [`Evaluator::part_under`] for a depth run's `models` (see [`Evaluator::scenario_run`]):
+    /// each lane's figures into `self.run.totals` and largest live set into `self.run.lives`.
+    fn part_under_run(&mut self, models: &[(&Architecture, &LayerGroups)], (phase, plan, part): (Phase, Plan, Part), range: (f64, f64)) {
+        let lanes = &mut self.run;
+        lanes.totals.clear();
+        lanes.totals.resize(models.len(), Point::default());
+        lanes.lives.clear();
+        lanes.lives.resize(models.len(), 0.0);
+        let memo = self.memo.as_mut().expect("a depth run is priced from the memo");
+        let (settings, ceilings, key) = (&self.settings, &self.ceilings, (phase, plan, part));
+        let (misses, totals, lives) = (&lanes.misses, &mut lanes.totals, &mut lanes.lives);
+        for segment in Segment::ALL {
+            match segment {
+                Segment::Layers => memo.add_layers_run(models, misses, settings, ceilings, key, range, totals, lives),
+                // As in `part_under`: nothing of the ends under a plan's attention core.
+                _ if part == Part::PlanDependent => {}
+                _ => memo.add_end_run(segment, models, misses, settings, ceilings, key, range, totals, lives),
+            }
+        }
+    }
+
     /// Prices the next passes for `arch` (its layer groups, where found already): on a profile
     /// with a weight cache, the share of its weights past the cache (the memo's figures hold
     /// for every share: it scales their stalls as they are added up).
@@ -533,24 +580,27 @@ impl<'a> Evaluator<'a> {
         eval
     }
 
+    /// The candidate plans of `arch` that can be fastest on this device. Without efficiency
+    /// tables an unfused attention core cannot win: it does no fewer FLOPs (dense N^2 scores
+    /// against N(N+1)/2 causal pairs), moves no fewer bytes (the score matrix goes to memory)
+    /// and launches more kernels, and a sum of per-kernel maxima is at least the maximum of the
+    /// sums. Those are skipped (exactly).
+    fn plans_worth_pricing(&self, arch: &Architecture) -> &'static [Plan] {
+        let all = Plan::candidates(arch);
+        if self.ceilings.has_tables {
+            all
+        } else {
+            &all[..all.iter().take_while(|p| p.attention == AttentionForm::Fused).count()]
+        }
+    }
+
     fn phase_kernels(&mut self, arch: &Architecture, phase: Phase, first: f64, last: f64) -> PhaseEval {
         let candidates: &[Plan] = match self.plans {
             PlanChoice::Fixed(plan) => {
                 let (point, live_bytes) = self.part_under(arch, phase, plan, Part::All, first, last);
                 return PhaseEval { point, plan, live_bytes };
             }
-            PlanChoice::Fastest => {
-                let all = Plan::candidates(arch);
-                // Without efficiency tables an unfused attention core cannot win: it does no
-                // fewer FLOPs (dense N^2 scores against N(N+1)/2 causal pairs), moves no fewer
-                // bytes (the score matrix goes to memory) and launches more kernels, and a sum of
-                // per-kernel maxima is at least the maximum of the sums. Skip it (exactly).
-                if self.ceilings.has_tables {
-                    all
-                } else {
-                    &all[..all.iter().take_while(|p| p.attention == AttentionForm::Fused).count()]
-                }
-            }
+            PlanChoice::Fastest => self.plans_worth_pricing(arch),
         };
         let form = if matches!(phase, Phase::Decode) { self.elementwise.1 } else { self.elementwise.0 };
         if let [only] = candidates {
@@ -573,6 +623,54 @@ impl<'a> Evaluator<'a> {
             }
         }
         best.expect("every architecture has at least one plan")
+    }
+
+    /// [`Evaluator::started_phase`] for a depth run: each lane's phase into `out`, in the
+    /// order of `models`.
+    fn phase_run(&mut self, models: &[(&Architecture, &LayerGroups)], phase: Phase, range: (f64, f64), out: &mut Vec<PhaseEval>) {
+        let n = models.len();
+        let form = if matches!(phase, Phase::Decode) { self.elementwise.1 } else { self.elementwise.0 };
+        // As `phase_kernels`: a fixed plan as it is, one candidate with the phase's elementwise
+        // form, several as a shared part and each plan's core, the strictly fastest kept.
+        let fixed: [Plan; 1];
+        let candidates: &[Plan] = match self.plans {
+            PlanChoice::Fixed(plan) => {
+                fixed = [plan];
+                &fixed
+            }
+            PlanChoice::Fastest => self.plans_worth_pricing(models[0].0),
+        };
+        let start = out.len();
+        if let [only] = candidates {
+            let plan = if matches!(self.plans, PlanChoice::Fixed(_)) { *only } else { only.with_elementwise(form) };
+            self.part_under_run(models, (phase, plan, Part::All), range);
+            let run = &self.run;
+            out.extend(run.totals.iter().zip(&run.lives).map(|(&point, &live_bytes)| PhaseEval { point, plan, live_bytes }));
+        } else {
+            self.part_under_run(models, (phase, candidates[0].with_elementwise(form), Part::Shared), range);
+            std::mem::swap(&mut self.run.shared, &mut self.run.totals);
+            std::mem::swap(&mut self.run.shared_lives, &mut self.run.lives);
+            self.run.best.clear();
+            self.run.best.resize(n, None);
+            for plan in candidates.iter().map(|p| p.with_elementwise(form)) {
+                self.part_under_run(models, (phase, plan, Part::PlanDependent), range);
+                let run = &mut self.run;
+                for k in 0..n {
+                    let mut point = run.shared[k];
+                    point.add(run.totals[k]);
+                    let live_bytes = run.shared_lives[k].max(run.lives[k]);
+                    if run.best[k].is_none_or(|b| point.time_s < b.point.time_s) {
+                        run.best[k] = Some(PhaseEval { point, plan, live_bytes });
+                    }
+                }
+            }
+            out.extend(self.run.best.iter().map(|b| b.expect("every architecture has at least one plan")));
+        }
+        // As `started_phase`: the engine's fixed cost per forward pass.
+        let passes = if matches!(phase, Phase::Decode) { range.1 - range.0 + 1.0 } else { 1.0 };
+        for eval in &mut out[start..] {
+            eval.point.time_s += passes * self.device.pass_overhead_s;
+        }
     }
 
     pub fn prefill(&mut self, arch: &Architecture, s: &Scenario) -> PhaseEval {
@@ -611,6 +709,41 @@ impl<'a> Evaluator<'a> {
             memo.start_pass_with(arch, groups);
         }
         self.started_scenario(arch, s)
+    }
+
+    /// [`Evaluator::scenario_in`] for a depth run: `models` (with their layer groups) are
+    /// uniform stacks of one shape, width, vocabulary and tied embedding at ascending depths,
+    /// as a search's order holds them. Each lane's figures are those `scenario_in` gives it,
+    /// bit for bit: it adds the same figures in the same order. The memo's entries are looked up
+    /// once for the run instead of once per candidate. Anything else (no memo, layered stacks)
+    /// is scored one candidate at a time.
+    pub fn scenario_run(
+        &mut self,
+        models: &[(&Architecture, &LayerGroups)],
+        s: &Scenario,
+        out: &mut Vec<ScenarioEval>,
+    ) {
+        out.clear();
+        if self.memo.is_none() || models.len() < 2 || models.iter().any(|(m, _)| !m.layers.is_empty()) {
+            out.extend(models.iter().map(|(m, g)| self.scenario_in(m, g, s)));
+            return;
+        }
+        self.run.misses.clear();
+        for (m, g) in models {
+            self.start_model(m, Some(g));
+            self.run.misses.push(self.ceilings.weight_miss);
+        }
+        let (first, groups) = models[0];
+        if let Some(memo) = &mut self.memo {
+            memo.start_pass_with(first, groups);
+        }
+        let mut phases = std::mem::take(&mut self.run.phases);
+        phases.clear();
+        self.phase_run(models, Phase::Prefill { prompt: s.prompt }, (0.0, 0.0), &mut phases);
+        self.phase_run(models, Phase::Decode, decode_contexts(s), &mut phases);
+        let (prefill, decode) = phases.split_at(models.len());
+        out.extend(prefill.iter().zip(decode).map(|(&prefill, &decode)| ScenarioEval { prefill, decode }));
+        self.run.phases = phases;
     }
 
     fn started_scenario(&mut self, arch: &Architecture, s: &Scenario) -> ScenarioEval {

@@ -19,7 +19,7 @@ use crate::arch::{Architecture, LayerGroups};
 use crate::device::DeviceProfile;
 use crate::error::{Error, Result};
 use crate::quality::{Estimate, LossModel};
-use crate::roofline::{footprint_within, potential, Evaluator, PlanChoice, Point, Potential};
+use crate::roofline::{footprint_within, potential, Evaluator, PlanChoice, Point, Potential, ScenarioEval};
 use crate::workload::{Plan, RunSettings};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -171,6 +171,10 @@ pub struct Scorer<'a> {
     evaluators: Vec<Evaluator<'a>>,
     budget_bytes: f64,
     loss: LossModel,
+    /// Scenario evaluations of the candidate (or run) being scored, kept between candidates.
+    evals: Vec<ScenarioEval>,
+    /// A run's candidates that passed the checks before pricing, with their estimates.
+    passed: Vec<(usize, Estimate)>,
 }
 
 impl<'a> Scorer<'a> {
@@ -186,7 +190,15 @@ impl<'a> Scorer<'a> {
             })
             .collect();
         let budget_bytes = space.constraints.memory_budget_bytes.unwrap_or(device.usable_memory_bytes);
-        Scorer { space, device, evaluators, budget_bytes, loss: LossModel::new(space.tokens) }
+        Scorer {
+            space,
+            device,
+            evaluators,
+            budget_bytes,
+            loss: LossModel::new(space.tokens),
+            evals: Vec::new(),
+            passed: Vec::new(),
+        }
     }
 
     pub fn budget_bytes(&self) -> f64 {
@@ -207,17 +219,35 @@ impl<'a> Scorer<'a> {
         precision_index: usize,
         quality: Estimate,
     ) -> Detail {
+        let mut evals = std::mem::take(&mut self.evals);
+        evals.clear();
+        let ev = &mut self.evaluators[precision_index];
+        evals.extend(self.space.workload.mix.iter().map(|(s, _)| ev.scenario_in(arch, groups, s)));
+        let d = self.assemble(arch, groups, precision_index, quality, |i| evals[i]);
+        self.evals = evals;
+        d
+    }
+
+    /// A candidate's figures from its scenarios' evaluations (`eval(i)`: the mix's scenario
+    /// `i`).
+    fn assemble(
+        &self,
+        arch: &Architecture,
+        groups: &LayerGroups,
+        precision_index: usize,
+        quality: Estimate,
+        eval: impl Fn(usize) -> ScenarioEval,
+    ) -> Detail {
         let w = &self.space.workload;
         let c = &self.space.constraints;
-        let ev = &mut self.evaluators[precision_index];
-        let settings = ev.settings;
+        let settings = self.evaluators[precision_index].settings;
         let (mut prefill, mut decode) = (Point::default(), Point::default());
         let (mut ttft, mut gen_w, mut prompt_w, mut live) = (0.0, 0.0, 0.0, 0.0f64);
         let mut plans = None;
         let mut violates = None;
         let b = settings.batch as f64;
-        for (s, weight) in &w.mix {
-            let e = ev.scenario_in(arch, groups, s);
+        for (i, (s, weight)) in w.mix.iter().enumerate() {
+            let e = eval(i);
             plans.get_or_insert((e.prefill.plan, e.decode.plan));
             let scale =
                 |p: Point| Point { flops: p.flops * weight, bytes: p.bytes * weight, time_s: p.time_s * weight };
@@ -276,14 +306,80 @@ impl<'a> Scorer<'a> {
 
     /// Scores a candidate, or names the first constraint it fails.
     pub fn score(&mut self, cand: &Candidate) -> std::result::Result<Scored, &'static str> {
-        let c = &self.space.constraints;
         // Found once for the count, the pricing and the footprint (each would walk the layers).
-        let groups = &cand.groups;
-        let total = cand.arch.parameters_in(groups);
-        let params = total as f64;
-        if let Some(why) = self.parameters_fail(params) {
+        let total = cand.arch.parameters_in(&cand.groups);
+        if let Some(why) = self.parameters_fail(total as f64) {
             return Err(why);
         }
+        let quality = self.prechecked(cand, total)?;
+        let d = self.detail_with(&cand.arch, &cand.groups, cand.precision_index, quality);
+        self.judged(cand, total, &d)
+    }
+
+    /// [`Scorer::score`] for a depth run of candidates that pass the parameter count (`total`:
+    /// each one's): one shape at ascending depths, the order a search holds them in (see
+    /// [`SearchSpace::depths_after`]). Each result is what `score` gives that candidate; the
+    /// run is priced together (see [`Evaluator::scenario_run`]).
+    pub fn score_run(
+        &mut self,
+        run: &[Candidate],
+        totals: &[u64],
+        out: &mut Vec<std::result::Result<Scored, &'static str>>,
+    ) {
+        out.clear();
+        let mut passed = std::mem::take(&mut self.passed);
+        passed.clear();
+        for (k, (cand, &total)) in run.iter().zip(totals).enumerate() {
+            debug_assert_eq!(self.parameters_fail(total as f64), None);
+            match self.prechecked(cand, total) {
+                Ok(quality) => {
+                    passed.push((k, quality));
+                    out.push(Err(""));
+                }
+                Err(why) => out.push(Err(why)),
+            }
+        }
+        let first = match passed[..] {
+            [] => {
+                self.passed = passed;
+                return;
+            }
+            // One candidate: priced alone (no lanes to set up).
+            [(k, quality)] => {
+                let cand = &run[k];
+                let d = self.detail_with(&cand.arch, &cand.groups, cand.precision_index, quality);
+                out[k] = self.judged(cand, totals[k], &d);
+                self.passed = passed;
+                return;
+            }
+            [(first, _), ..] => first,
+        };
+        let models: Vec<(&Architecture, &LayerGroups)> =
+            passed.iter().map(|&(k, _)| (&run[k].arch, &run[k].groups)).collect();
+        let lanes = models.len();
+        // The mix's scenarios, each for every lane: scenario `i` of lane `j` at `i * lanes + j`.
+        let mut evals = std::mem::take(&mut self.evals);
+        evals.clear();
+        let mut one = Vec::with_capacity(lanes);
+        let ev = &mut self.evaluators[run[first].precision_index];
+        for (s, _) in &self.space.workload.mix {
+            ev.scenario_run(&models, s, &mut one);
+            evals.append(&mut one);
+        }
+        for (j, &(k, quality)) in passed.iter().enumerate() {
+            let cand = &run[k];
+            let d = self.assemble(&cand.arch, &cand.groups, cand.precision_index, quality, |i| evals[i * lanes + j]);
+            out[k] = self.judged(cand, totals[k], &d);
+        }
+        self.evals = evals;
+        self.passed = passed;
+    }
+
+    /// The checks of a candidate that passed its parameter count (`total`) that need no
+    /// pricing: its quality estimate, or the first of them it fails.
+    fn prechecked(&self, cand: &Candidate, total: u64) -> std::result::Result<Estimate, &'static str> {
+        let c = &self.space.constraints;
+        let params = total as f64;
         // A few flops and two powf: cheap enough to reject on before any roofline work.
         let quality = self.loss.estimate_of(&cand.arch, total);
         if c.min_non_embedding_params.is_some_and(|m| (quality.non_embedding_params as f64) < m) {
@@ -295,11 +391,17 @@ impl<'a> Scorer<'a> {
         // Weights and KV cache alone already over budget: no need to evaluate.
         let p = &cand.precisions;
         let (batch, context) = (self.space.workload.batch, self.space.workload.max_context);
-        let kv = cand.arch.cache_bytes_in(groups, batch, context, p.kv_cache.bytes(), &crate::arch::window_cells);
+        let kv =
+            cand.arch.cache_bytes_in(&cand.groups, batch, context, p.kv_cache.bytes(), &crate::arch::window_cells);
         if params * p.weights.bytes() + kv > self.budget_bytes {
             return Err("memory_budget");
         }
-        let d = self.detail_with(&cand.arch, groups, cand.precision_index, quality);
+        Ok(quality)
+    }
+
+    /// A priced candidate's score, or the constraint its figures fail.
+    fn judged(&self, cand: &Candidate, total: u64, d: &Detail) -> std::result::Result<Scored, &'static str> {
+        let params = total as f64;
         if !d.footprint.fits {
             return Err("memory_budget");
         }
@@ -311,7 +413,7 @@ impl<'a> Scorer<'a> {
             Objective::DecodeTokensPerS => d.decode_tokens_per_s,
             Objective::Latency => -d.total.time_s,
             Objective::RipPerParam => d.potential.rip / (params / 1e9),
-            Objective::Loss => -quality.predicted_loss,
+            Objective::Loss => -d.quality.predicted_loss,
         };
         Ok(Scored {
             index: cand.index,
@@ -320,7 +422,7 @@ impl<'a> Scorer<'a> {
             decode_tokens_per_s: d.decode_tokens_per_s,
             memory_bytes: d.footprint.total_bytes,
             objective,
-            predicted_loss: quality.predicted_loss,
+            predicted_loss: d.quality.predicted_loss,
         })
     }
 }
@@ -451,55 +553,88 @@ impl Tally {
     /// Scores the candidates at positions `lo..hi` of the search order into the tally.
     ///
     /// Where the order holds a shape's deeper candidates next (see
-    /// [`SearchSpace::depths_after`]), a parameter count's rejection covers them too: past
-    /// `max_params` they all are, and below `min_params` they all are where the deepest is.
-    /// They are counted as rejected without being built (half of a large space's candidates).
+    /// [`SearchSpace::depths_after`]), they are scored as one depth run (see
+    /// [`Scorer::score_run`]), and a parameter count's rejection covers the deeper ones too:
+    /// past `max_params` they all are, and below `min_params` they all are where the deepest
+    /// is. Those are counted as rejected without being built (half of a large space's
+    /// candidates).
     fn scan(&mut self, scorer: &mut Scorer, space: &SearchSpace, lo: u64, hi: u64) {
         let mut last = ShapeDigits::default();
+        let (mut run, mut totals, mut results) = (Vec::new(), Vec::new(), Vec::new());
         let mut position = lo;
         while position < hi {
-            let cand = match space.candidate_in(space.index_at(position), &mut last) {
-                Ok(c) => c,
-                Err(why) => {
-                    *self.invalid.entry(why.describe()).or_default() += 1;
-                    position += 1;
-                    continue;
-                }
-            };
-            // Positions this one counts for: itself, and the deeper ones its rejection covers.
-            let mut counted = 1;
-            match scorer.score(&cand) {
-                Ok(s) => {
-                    self.feasible += 1;
-                    if self.top.len() < TOP_N || better(&s, self.top.last().unwrap()).is_lt() {
-                        let at = self.top.partition_point(|t| better(t, &s).is_lt());
-                        self.top.insert(at, s);
-                        self.top.truncate(TOP_N);
+            // This shape's positions from here to the end of its tile (or of the chunk).
+            let end = position + 1 + space.depths_after(position).map_or(0, |n| n.min(hi - position - 1));
+            // Whether the deepest of them is below `min_params`, once asked.
+            let mut deepest_below_min = None;
+            while position < end {
+                let cand = match space.candidate_in(space.index_at(position), &mut last) {
+                    Ok(c) => c,
+                    Err(why) => {
+                        *self.invalid.entry(why.describe()).or_default() += 1;
+                        position += 1;
+                        continue;
                     }
-                    self.front.insert(s);
-                }
-                Err(why) => {
-                    let deeper = space.depths_after(position).map_or(0, |n| n.min(hi - position - 1));
-                    let covered = deeper > 0
-                        && (why == MAX_PARAMS
-                            || why == MIN_PARAMS && {
-                                let deepest = position + deeper;
-                                space.candidate_in(space.index_at(deepest), &mut last).is_ok_and(|d| {
+                };
+                let total = cand.arch.parameters_in(&cand.groups);
+                let Some(why) = scorer.parameters_fail(total as f64) else {
+                    position += 1;
+                    // A layered stack is scored alone: it is priced per layer group, and its
+                    // buffers go back to `last` for the next one.
+                    let alone = !cand.arch.layers.is_empty();
+                    run.push(cand);
+                    totals.push(total);
+                    if alone {
+                        break;
+                    }
+                    continue;
+                };
+                let deeper = end - position - 1;
+                let covered = deeper > 0
+                    && (why == MAX_PARAMS
+                        || why == MIN_PARAMS
+                            && *deepest_below_min.get_or_insert_with(|| {
+                                space.candidate_in(space.index_at(end - 1), &mut last).is_ok_and(|d| {
                                     let fails = scorer.parameters_fail(d.arch.parameters_in(&d.groups) as f64);
                                     last.recycle(d);
                                     fails == Some(MIN_PARAMS)
                                 })
-                            });
-                    if covered {
-                        counted += deeper;
-                    }
-                    *self.rejected.entry(why).or_default() += counted;
-                }
+                            }));
+                // Positions this one counts for: itself, and the deeper ones its rejection covers.
+                let counted = if covered { 1 + deeper } else { 1 };
+                *self.rejected.entry(why).or_default() += counted;
+                last.recycle(cand);
+                position += counted;
             }
-            last.recycle(cand);
-            position += counted;
+            if run.is_empty() {
+                continue;
+            }
+            scorer.score_run(&run, &totals, &mut results);
+            for result in results.drain(..) {
+                self.offer(result);
+            }
+            for cand in run.drain(..) {
+                last.recycle(cand);
+            }
+            totals.clear();
         }
         self.candidates += hi - lo;
+    }
+
+    /// Counts a scored candidate: feasible (into the best and the front), or rejected.
+    fn offer(&mut self, result: std::result::Result<Scored, &'static str>) {
+        match result {
+            Ok(s) => {
+                self.feasible += 1;
+                if self.top.len() < TOP_N || better(&s, self.top.last().unwrap()).is_lt() {
+                    let at = self.top.partition_point(|t| better(t, &s).is_lt());
+                    self.top.insert(at, s);
+                    self.top.truncate(TOP_N);
+                }
+                self.front.insert(s);
+            }
+            Err(why) => *self.rejected.entry(why).or_default() += 1,
+        }
     }
 
     /// The tally of the union of two disjoint sets of positions (as [`Outcome::merge`]).
