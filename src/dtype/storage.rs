@@ -290,7 +290,10 @@ pub struct LayerSplit {
 /// How a role is stored across layers `from..to` (closed form; no per-layer loop).
 pub fn layer_split(format: DType, role: Role, row: u64, from: u32, to: u32, ctx: MixContext) -> LayerSplit {
     let total = to.saturating_sub(from);
-    let common = storage_type(format, role, row, layer_without_more_bits(ctx.layers), ctx);
+    // Only Q4_K_M's types go by the layer: the others skip finding one (a search asks this per
+    // matrix per candidate).
+    let layer = if format == DType::Q4KM { layer_without_more_bits(ctx.layers) } else { 0 };
+    let common = storage_type(format, role, row, layer, ctx);
     if !goes_by_layer(format, role, ctx) {
         return LayerSplit { common, common_layers: total, more: common, more_layers: 0 };
     }

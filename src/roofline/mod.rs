@@ -530,7 +530,12 @@ impl<'a> Evaluator<'a> {
 
     /// [`Evaluator::part_under`] for a depth run's `models` (see [`Evaluator::scenario_run`]):
     /// each lane's figures into `self.run.totals` and largest live set into `self.run.lives`.
-    fn part_under_run(&mut self, models: &[(&Architecture, &LayerGroups)], (phase, plan, part): (Phase, Plan, Part), range: (f64, f64)) {
+    fn part_under_run(
+        &mut self,
+        models: &[(&Architecture, &LayerGroups)],
+        (phase, plan, part): (Phase, Plan, Part),
+        range: (f64, f64),
+    ) {
         let lanes = &mut self.run;
         lanes.totals.clear();
         lanes.totals.resize(models.len(), Point::default());
@@ -627,7 +632,13 @@ impl<'a> Evaluator<'a> {
 
     /// [`Evaluator::started_phase`] for a depth run: each lane's phase into `out`, in the
     /// order of `models`.
-    fn phase_run(&mut self, models: &[(&Architecture, &LayerGroups)], phase: Phase, range: (f64, f64), out: &mut Vec<PhaseEval>) {
+    fn phase_run(
+        &mut self,
+        models: &[(&Architecture, &LayerGroups)],
+        phase: Phase,
+        range: (f64, f64),
+        out: &mut Vec<PhaseEval>,
+    ) {
         let n = models.len();
         let form = if matches!(phase, Phase::Decode) { self.elementwise.1 } else { self.elementwise.0 };
         // As `phase_kernels`: a fixed plan as it is, one candidate with the phase's elementwise
@@ -645,7 +656,11 @@ impl<'a> Evaluator<'a> {
             let plan = if matches!(self.plans, PlanChoice::Fixed(_)) { *only } else { only.with_elementwise(form) };
             self.part_under_run(models, (phase, plan, Part::All), range);
             let run = &self.run;
-            out.extend(run.totals.iter().zip(&run.lives).map(|(&point, &live_bytes)| PhaseEval { point, plan, live_bytes }));
+            out.extend(run.totals.iter().zip(&run.lives).map(|(&point, &live_bytes)| PhaseEval {
+                point,
+                plan,
+                live_bytes,
+            }));
         } else {
             self.part_under_run(models, (phase, candidates[0].with_elementwise(form), Part::Shared), range);
             std::mem::swap(&mut self.run.shared, &mut self.run.totals);

@@ -391,8 +391,7 @@ impl<'a> Scorer<'a> {
         // Weights and KV cache alone already over budget: no need to evaluate.
         let p = &cand.precisions;
         let (batch, context) = (self.space.workload.batch, self.space.workload.max_context);
-        let kv =
-            cand.arch.cache_bytes_in(&cand.groups, batch, context, p.kv_cache.bytes(), &crate::arch::window_cells);
+        let kv = cand.arch.cache_bytes_in(&cand.groups, batch, context, p.kv_cache.bytes(), &crate::arch::window_cells);
         if params * p.weights.bytes() + kv > self.budget_bytes {
             return Err("memory_budget");
         }
