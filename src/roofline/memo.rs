@@ -217,6 +217,20 @@ impl Entry {
         self.live = live_bytes(&self.ops, range.1);
     }
 
+    /// Prices the entry's operators per launch where they differ from `neighbour`'s at the
+    /// same place, and takes its figures where they are alike (as [`Entry::refresh`] from a
+    /// copy of it would).
+    fn priced_after(&mut self, neighbour: &Entry, ceilings: &Ceilings, (first, last): (f64, f64)) {
+        self.launches.clear();
+        for (k, op) in self.ops.iter().enumerate() {
+            self.launches.push(match neighbour.ops.get(k) {
+                Some(old) if alike(op, old) => neighbour.launches[k],
+                _ => OpLaunch::of(op, ceilings, first, last),
+            });
+        }
+        self.live = live_bytes(&self.ops, last);
+    }
+
     /// [`Entry::refresh`] with `ops`, built for `arch`'s depth and layers.
     fn rebuilt(&mut self, ops: &[Operator], arch: &Architecture, ceilings: &Ceilings, range: (f64, f64)) {
         self.refresh(ops, ceilings, range);
@@ -705,17 +719,20 @@ impl LayerMemo {
         range: (f64, f64),
     ) -> Entry {
         let is_for = |e: &&Entry| e.is_for(segment, Slice::Whole, key, range);
-        // The last shape's entry of the same pass, where there is one, else a spare one's.
-        let neighbour = self.parked.last().and_then(|p| p.entries.iter().find(is_for));
-        let mut e = match (neighbour, self.spare.iter().rposition(|e| is_for(&e))) {
-            (Some(n), _) => {
-                let mut e = Entry::empty(self.spare.pop(), key, segment, Slice::Whole, range);
-                e.ops.clone_from(&n.ops);
-                e.launches.clone_from(&n.launches);
-                e
-            }
-            (None, Some(i)) => self.spare.swap_remove(i),
-            (None, None) => Entry::empty(self.spare.pop(), key, segment, Slice::Whole, range),
+        // The last shape's entry of the same pass, where there is one: the new operators are
+        // built in place and priced where they differ from its (no copy of its operators).
+        if let Some(n) = self.parked.last().and_then(|p| p.entries.iter().find(is_for)) {
+            let mut e = Entry::empty(self.spare.pop(), key, segment, Slice::Whole, range);
+            build(arch, settings, key, segment, &mut e.ops, &mut e.bound);
+            e.priced_after(n, ceilings, range);
+            e.depth = arch.num_layers;
+            e.layers.clone_from(&arch.layers);
+            return e;
+        }
+        // Else a spare one's, else none.
+        let mut e = match self.spare.iter().rposition(|e| is_for(&e)) {
+            Some(i) => self.spare.swap_remove(i),
+            None => Entry::empty(self.spare.pop(), key, segment, Slice::Whole, range),
         };
         build(arch, settings, key, segment, &mut self.ops, &mut e.bound);
         e.rebuilt(&self.ops, arch, ceilings, range);

@@ -94,13 +94,13 @@ pub struct ParetoFront<T> {
     elite: [[f64; OBJECTIVES]; ELITE],
     /// Where the next dominator found goes in `elite` (round robin).
     next_elite: usize,
-    /// A thinned front's recent dominating members' own objectives, checked before a
+    /// A thinned front's recent dominating members' own objectives, the last to reject first
+    /// (a candidate's neighbours are mostly rejected by the same few), checked before a
     /// candidate's boxes are worked out (five logarithms). A member that dominates a point
     /// rejects it: its boxes dominate the point's, or share them and it is kept first (see
     /// [`keeps_first`]); whatever evicts it since does the same (it dominates the member's
     /// boxes, or shares them and is kept first: the order is total).
     raw_elite: [[f64; OBJECTIVES]; ELITE],
-    next_raw_elite: usize,
     /// Thinned: members compared by their boxes of this relative width (see [`boxes_of`]).
     resolution: Option<f64>,
 }
@@ -154,7 +154,6 @@ impl<T> Default for ParetoFront<T> {
             elite: [[f64::NAN; OBJECTIVES]; ELITE],
             next_elite: 0,
             raw_elite: [[f64::NAN; OBJECTIVES]; ELITE],
-            next_raw_elite: 0,
             resolution: None,
         }
     }
@@ -379,8 +378,11 @@ impl<T: Objectives> ParetoFront<T> {
     /// Offers a point; returns whether it joined.
     pub fn insert(&mut self, p: T) -> bool {
         let raw = p.objectives();
-        if self.resolution.is_some() && self.raw_elite.iter().any(|e| dominates_by(e, &raw)) {
-            return false;
+        if self.resolution.is_some() {
+            if let Some(i) = self.raw_elite.iter().position(|e| dominates_by(e, &raw)) {
+                self.raw_elite[..=i].rotate_right(1);
+                return false;
+            }
         }
         let o = match self.resolution {
             Some(r) => boxes_of(&raw, r),
@@ -397,8 +399,8 @@ impl<T: Objectives> ParetoFront<T> {
                     self.elite[self.next_elite] = m;
                     self.next_elite = (self.next_elite + 1) % ELITE;
                     if let (Some(own), Some(_)) = (own, self.resolution) {
-                        self.raw_elite[self.next_raw_elite] = own;
-                        self.next_raw_elite = (self.next_raw_elite + 1) % ELITE;
+                        self.raw_elite.rotate_right(1);
+                        self.raw_elite[0] = own;
                     }
                     return false;
                 }
