@@ -564,10 +564,13 @@ impl Tally {
         while position < hi {
             // This shape's positions from here to the end of its tile (or of the chunk).
             let end = position + 1 + space.depths_after(position).map_or(0, |n| n.min(hi - position - 1));
+            // Their candidates' indices, a depth apart (no division per candidate).
+            let (start, first, step) = (position, space.index_at(position), space.depth_step(position));
+            let index_at = |p: u64| first + (p - start) * step;
             // Whether the deepest of them is below `min_params`, once asked.
             let mut deepest_below_min = None;
             while position < end {
-                let cand = match space.candidate_in(space.index_at(position), &mut last) {
+                let cand = match space.candidate_in(index_at(position), &mut last) {
                     Ok(c) => c,
                     Err(why) => {
                         *self.invalid.entry(why.describe()).or_default() += 1;
@@ -593,7 +596,7 @@ impl Tally {
                     && (why == MAX_PARAMS
                         || why == MIN_PARAMS
                             && *deepest_below_min.get_or_insert_with(|| {
-                                space.candidate_in(space.index_at(end - 1), &mut last).is_ok_and(|d| {
+                                space.candidate_in(index_at(end - 1), &mut last).is_ok_and(|d| {
                                     let fails = scorer.parameters_fail(d.arch.parameters_in(&d.groups) as f64);
                                     last.recycle(d);
                                     fails == Some(MIN_PARAMS)

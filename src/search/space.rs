@@ -413,6 +413,9 @@ struct Place<'a> {
 pub struct ShapeDigits {
     shape: Option<(usize, u64)>,
     digits: [usize; 24],
+    /// The last candidate decoded: its block, index in the block, depth and shape (the next
+    /// depth of the same shape follows without a division).
+    last: Option<(usize, u64, u64, u64)>,
     /// A used candidate's layers and layer groups, whose buffers the next hybrid takes (two
     /// allocations and frees per hybrid candidate otherwise).
     spare: (Vec<Layer>, Vec<(Layer, u32)>),
@@ -1095,6 +1098,12 @@ impl SearchSpace {
         t.block.deepens.then_some(t.tile_depths - 1 - t.depth_in_tile)
     }
 
+    /// How far apart the indices of a shape's consecutive depths are where `position` is (the
+    /// next position of its tile holds the next depth at this step).
+    pub fn depth_step(&self, position: u64) -> u64 {
+        self.place_of(position).map_or(1, |t| t.block.shapes)
+    }
+
     /// The position of candidate `index` in the search's order (the inverse of `index_at`).
     pub fn position_of(&self, index: u64) -> u64 {
         let mut offset = 0;
@@ -1188,7 +1197,11 @@ impl SearchSpace {
             })
             .ok_or(Invalid::NotInSpace)?;
         let block = &self.blocks[at];
-        let (depth, shape) = (i / block.shapes, i % block.shapes);
+        let (depth, shape) = match last.last {
+            Some((was_at, was, depth, shape)) if was_at == at && i == was + block.shapes => (depth + 1, shape),
+            _ => (i / block.shapes, i % block.shapes),
+        };
+        last.last = Some((at, i, depth, shape));
         if last.shape != Some((at, shape)) {
             let mut digits = [0usize; 24];
             let mut i = shape;
