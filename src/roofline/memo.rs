@@ -259,23 +259,36 @@ impl Entry {
     /// count (`count`, or its own) times each piece's figures, each stall scaled by the model's share
     /// past the weight cache (`weight_miss`).
     fn add_to(&self, total: &mut Point, count: Option<u32>, weight_miss: f64) {
-        for (op, launch) in self.ops.iter().zip(&self.launches) {
-            let count = count.unwrap_or(op.count) as f64;
-            let scaled = |p: &Launch| Point {
-                flops: count * p.flops,
-                bytes: count * p.bytes,
-                time_s: count * p.time(weight_miss),
-            };
-            if launch.windowed {
-                let mut sum = Point::default();
-                for piece in &launch.pieces[..launch.n] {
-                    sum.add(scaled(piece));
+        match count {
+            // One count for all: the operators themselves are not read (each is a cache line
+            // or more; their figures per launch are what is added).
+            Some(count) => {
+                for launch in &self.launches {
+                    add_launches(total, launch, count as f64, weight_miss);
                 }
-                total.add(sum);
-            } else {
-                total.add(scaled(&launch.pieces[0]));
+            }
+            None => {
+                for (op, launch) in self.ops.iter().zip(&self.launches) {
+                    add_launches(total, launch, op.count as f64, weight_miss);
+                }
             }
         }
+    }
+}
+
+/// Adds `count` launches of an operator (`launch`: its figures per launch) to `total`.
+#[inline(always)]
+fn add_launches(total: &mut Point, launch: &OpLaunch, count: f64, weight_miss: f64) {
+    let scaled =
+        |p: &Launch| Point { flops: count * p.flops, bytes: count * p.bytes, time_s: count * p.time(weight_miss) };
+    if launch.windowed {
+        let mut sum = Point::default();
+        for piece in &launch.pieces[..launch.n] {
+            sum.add(scaled(piece));
+        }
+        total.add(sum);
+    } else {
+        total.add(scaled(&launch.pieces[0]));
     }
 }
 

@@ -35,7 +35,7 @@ const LEAF: usize = 24;
 /// Children a leaf splits into.
 const FANOUT: usize = 6;
 /// Recent dominators remembered, checked before the tree.
-const ELITE: usize = 16;
+const ELITE: usize = 32;
 
 /// A node of the tree: the box that bounds its members' objectives (it may be loose after an
 /// eviction, never too tight), and either members (a leaf) or children. NaN objectives never
