@@ -465,6 +465,82 @@ fn plans_chosen_with_shared_layer_figures_are_those_priced_afresh() {
     assert!(checked > 4000, "{checked} candidates checked");
 }
 
+/// A depth run (a shape's depths in the search's order, priced together) gives each of its
+/// candidates the figures it gets priced alone by a plain evaluator, bit for bit, and the score
+/// it gets alone: uniform stacks in bf16, Q8_0 and Q4_K_M (whose depth-bound products are
+/// priced again per depth), MLA with its plans tried on a datasheet profile, a profile with a
+/// weight cache (each lane's own share past it) and one with an engine's fixed plan.
+#[test]
+fn a_depth_run_is_priced_and_scored_as_each_of_its_candidates_alone() {
+    use rooflinebench::roofline::{Evaluator, PlanChoice, Scenario, ScenarioEval};
+    use rooflinebench::workload::RunSettings;
+    let spaces = ["benches/spaces/ten-million.toml", "search-spaces/around-1b.toml", "tests/fixtures/small-space.toml"]
+        .map(|p| SearchSpace::load(&space_path(p)).unwrap());
+    let scenarios = [Scenario::named("lilo").unwrap(), Scenario::new("short", 7, 3).unwrap()];
+    let bits = |e: &ScenarioEval| {
+        [e.prefill, e.decode]
+            .map(|p| ([p.point.flops, p.point.bytes, p.point.time_s, p.live_bytes].map(f64::to_bits), p.plan))
+    };
+    let (mut lanes, mut scored) = (0, 0);
+    for space in &spaces {
+        // A profile calibrated here with a weight cache: each lane has its own share past it.
+        let calibrated = "results/2026-12-07-xeon-weight-cache/this-machine-llamacpp.json";
+        for device_name in ["rtx3090", calibrated, "rtx3090-datasheet"] {
+            let device = rooflinebench::device::resolve(space_path(device_name).to_str().unwrap())
+                .or_else(|_| rooflinebench::device::resolve(device_name))
+                .unwrap();
+            let settings =
+                |p| RunSettings { batch: space.workload.batch, precisions: p, logits_for_all_prompt_tokens: false };
+            let evaluators = |sharing: bool| -> Vec<Evaluator> {
+                let new = |&p| Evaluator::new(&device, settings(p), PlanChoice::Fastest);
+                let all = space.dims.precisions.iter().map(new);
+                if sharing {
+                    all.map(Evaluator::sharing).collect()
+                } else {
+                    all.collect()
+                }
+            };
+            let (mut shared, mut plain) = (evaluators(true), evaluators(false));
+            let (mut together, mut alone) =
+                (Scorer::new(space, &device, PlanChoice::Fastest), Scorer::new(space, &device, PlanChoice::Fastest));
+            let n = space.count();
+            let mut position = 0;
+            // Runs from across the space: every 97th position's run.
+            while position < n {
+                let deeper = space.depths_after(position).unwrap_or(0);
+                let run: Vec<_> =
+                    (position..=position + deeper).filter_map(|p| space.candidate(space.index_at(p)).ok()).collect();
+                position += deeper + 1 + 97 * 32;
+                let Some(first) = run.first() else { continue };
+                let ev = &mut shared[first.precision_index];
+                let models: Vec<_> = run.iter().map(|c| (&c.arch, &c.groups)).collect();
+                let mut got = Vec::new();
+                for s in &scenarios {
+                    ev.scenario_run(&models, s, &mut got);
+                    assert_eq!(got.len(), run.len());
+                    for (c, g) in run.iter().zip(&got) {
+                        let want = plain[c.precision_index].scenario(&c.arch, s);
+                        assert_eq!(bits(g), bits(&want), "{} #{} on {device_name}", space.name, c.index);
+                        lanes += 1;
+                    }
+                }
+                // Scored together, those within the parameter constraints, as each alone.
+                let c = &space.constraints;
+                let within = |p: f64| c.min_params.is_none_or(|m| p >= m) && c.max_params.is_none_or(|m| p <= m);
+                let passing: Vec<_> = run.into_iter().filter(|c| within(c.arch.parameters() as f64)).collect();
+                let totals: Vec<u64> = passing.iter().map(|c| c.arch.parameters_in(&c.groups)).collect();
+                let mut results = Vec::new();
+                together.score_run(&passing, &totals, &mut results);
+                for (c, got) in passing.iter().zip(&results) {
+                    assert_eq!(*got, alone.score(c), "{} #{} on {device_name}", space.name, c.index);
+                    scored += 1;
+                }
+            }
+        }
+    }
+    assert!(lanes > 10_000 && scored > 1000, "{lanes} lanes, {scored} scored");
+}
+
 #[test]
 fn the_search_order_visits_every_candidate_once() {
     for p in
