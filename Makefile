@@ -129,7 +129,8 @@ baseline: build
 bench: setup
 	$(CARGO) bench --bench scoring
 	bash scripts/bench-search.sh $(BIN) rtx3090 search-spaces/*.toml benches/spaces/throughput.toml \
-		benches/spaces/ten-million.toml benches/spaces/hybrid-ten-million.toml benches/spaces/hundred-million.toml
+		benches/spaces/ten-million.toml benches/spaces/hybrid-ten-million.toml benches/spaces/hundred-million.toml \
+		benches/spaces/hybrid-hundred-million.toml
 	# predict from Python beside the Rust scoring loop, same inputs, same run.
 	$(MAKE) bench-python
 
