@@ -5,7 +5,7 @@
 //! 30-option instance.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use rooflinebench::arch::{load_hf_config, Architecture};
+use rooflinebench::arch::{load_hf_config, Architecture, LayerGroups};
 use rooflinebench::device::builtin;
 use rooflinebench::roofline::{Evaluator, PlanChoice, Scenario};
 use rooflinebench::workload::{AttentionForm, ElementwiseForm, MlaForm, Plan, RunSettings};
@@ -42,6 +42,34 @@ fn scenario_evaluation(c: &mut Criterion) {
                         .bench_function(id, |b| b.iter(|| black_box(ev.scenario(black_box(next.next().unwrap()), &s))));
                 }
             }
+        }
+    }
+    group.finish();
+}
+
+/// A search's depth runs: the 8 depths of `scenario_lilo`'s `depths` priced together
+/// (`Evaluator::scenario_run`, each memo entry looked up once per run); per candidate.
+fn depth_run_evaluation(c: &mut Criterion) {
+    let mut group = c.benchmark_group("scenario_lilo_run");
+    group.throughput(Throughput::Elements(8));
+    for name in ["Llama-3.2-1B", "DeepSeek-V2-Lite-Chat"] {
+        let arch =
+            load_hf_config(&Path::new(env!("CARGO_MANIFEST_DIR")).join("models").join(format!("{name}.json"))).unwrap();
+        let s = Scenario::named("lilo").unwrap();
+        let depths: Vec<Architecture> =
+            (0..8).map(|k| Architecture { num_layers: arch.num_layers - 4 + k, ..arch.clone() }).collect();
+        let groups: Vec<LayerGroups> = depths.iter().map(Architecture::layer_groups).collect();
+        let models: Vec<(&Architecture, &LayerGroups)> = depths.iter().zip(&groups).collect();
+        for device_name in ["rtx3090-datasheet", "rpi5-datasheet", "rtx3090"] {
+            let device = builtin(device_name).unwrap();
+            let mut ev = Evaluator::new(&device, RunSettings::default(), PlanChoice::Fastest).sharing();
+            let mut out = Vec::with_capacity(8);
+            group.bench_function(BenchmarkId::new(format!("{name}/fastest-plan/depth-run"), device_name), |b| {
+                b.iter(|| {
+                    ev.scenario_run(black_box(&models), &s, &mut out);
+                    black_box(&out);
+                })
+            });
         }
     }
     group.finish();
@@ -121,5 +149,12 @@ fn plan_extraction(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, scenario_evaluation, search_throughput, per_layer_milp, plan_extraction);
+criterion_group!(
+    benches,
+    scenario_evaluation,
+    depth_run_evaluation,
+    search_throughput,
+    per_layer_milp,
+    plan_extraction
+);
 criterion_main!(benches);
