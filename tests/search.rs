@@ -411,13 +411,33 @@ fn layer_figures_shared_between_candidates_are_bit_for_bit_a_fresh_pricing() {
     assert!(checked > 2000, "{checked} candidates checked");
 }
 
+/// One evaluator per precision of `space` on `device`, every plan tried, sharing layer figures
+/// between the candidates it prices (as a search's) or pricing each afresh.
+fn evaluators<'a>(
+    space: &SearchSpace,
+    device: &'a rooflinebench::device::DeviceProfile,
+    sharing: bool,
+) -> Vec<rooflinebench::roofline::Evaluator<'a>> {
+    use rooflinebench::roofline::{Evaluator, PlanChoice};
+    let settings = |p| rooflinebench::workload::RunSettings {
+        batch: space.workload.batch,
+        precisions: p,
+        logits_for_all_prompt_tokens: false,
+    };
+    let all = space.dims.precisions.iter().map(|&p| Evaluator::new(device, settings(p), PlanChoice::Fastest));
+    if sharing {
+        all.map(Evaluator::sharing).collect()
+    } else {
+        all.collect()
+    }
+}
+
 /// With every plan tried (the attention cores priced apart from the rest), sharing layer
 /// figures changes nothing either: the sharing evaluator against one that prices every operator
 /// of every candidate, on hybrid spaces whose plain formats share per layer group.
 #[test]
 fn plans_chosen_with_shared_layer_figures_are_those_priced_afresh() {
-    use rooflinebench::roofline::{Evaluator, PlanChoice, Scenario};
-    use rooflinebench::workload::RunSettings;
+    use rooflinebench::roofline::Scenario;
     let spaces = ["search-spaces/around-350m-hybrid.toml", "benches/spaces/hybrid-ten-million.toml"]
         .map(|p| SearchSpace::load(&space_path(p)).unwrap());
     let scenarios = [Scenario::named("lilo").unwrap(), Scenario::new("short", 7, 3).unwrap()];
@@ -425,17 +445,7 @@ fn plans_chosen_with_shared_layer_figures_are_those_priced_afresh() {
     for space in &spaces {
         for device_name in ["rtx3090", "rpi5"] {
             let device = builtin(device_name).unwrap();
-            let settings =
-                |p| RunSettings { batch: space.workload.batch, precisions: p, logits_for_all_prompt_tokens: false };
-            let evaluators = |sharing: bool| -> Vec<Evaluator> {
-                let new = |&p| Evaluator::new(&device, settings(p), PlanChoice::Fastest);
-                let all = space.dims.precisions.iter().map(new);
-                if sharing {
-                    all.map(Evaluator::sharing).collect()
-                } else {
-                    all.collect()
-                }
-            };
+            let evaluators = |sharing: bool| evaluators(space, &device, sharing);
             let (mut shared, mut fresh) = (evaluators(true), evaluators(false));
             let n = space.count();
             let runs = [0, n / 3, n / 2, n.saturating_sub(400)].map(|start| start..(start + 400).min(n));
@@ -472,8 +482,7 @@ fn plans_chosen_with_shared_layer_figures_are_those_priced_afresh() {
 /// weight cache (each lane's own share past it) and one with an engine's fixed plan.
 #[test]
 fn a_depth_run_is_priced_and_scored_as_each_of_its_candidates_alone() {
-    use rooflinebench::roofline::{Evaluator, PlanChoice, Scenario, ScenarioEval};
-    use rooflinebench::workload::RunSettings;
+    use rooflinebench::roofline::{PlanChoice, Scenario, ScenarioEval};
     let spaces = ["benches/spaces/ten-million.toml", "search-spaces/around-1b.toml", "tests/fixtures/small-space.toml"]
         .map(|p| SearchSpace::load(&space_path(p)).unwrap());
     let scenarios = [Scenario::named("lilo").unwrap(), Scenario::new("short", 7, 3).unwrap()];
@@ -489,17 +498,7 @@ fn a_depth_run_is_priced_and_scored_as_each_of_its_candidates_alone() {
             let device = rooflinebench::device::resolve(space_path(device_name).to_str().unwrap())
                 .or_else(|_| rooflinebench::device::resolve(device_name))
                 .unwrap();
-            let settings =
-                |p| RunSettings { batch: space.workload.batch, precisions: p, logits_for_all_prompt_tokens: false };
-            let evaluators = |sharing: bool| -> Vec<Evaluator> {
-                let new = |&p| Evaluator::new(&device, settings(p), PlanChoice::Fastest);
-                let all = space.dims.precisions.iter().map(new);
-                if sharing {
-                    all.map(Evaluator::sharing).collect()
-                } else {
-                    all.collect()
-                }
-            };
+            let evaluators = |sharing: bool| evaluators(space, &device, sharing);
             let (mut shared, mut plain) = (evaluators(true), evaluators(false));
             let (mut together, mut alone) =
                 (Scorer::new(space, &device, PlanChoice::Fastest), Scorer::new(space, &device, PlanChoice::Fastest));

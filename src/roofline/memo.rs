@@ -357,6 +357,16 @@ impl Hints {
     }
 }
 
+/// A depth run's lanes as the memo prices them: the models (uniform stacks of one shape at
+/// ascending depths), each one's share past the weight cache, and each one's figures and
+/// largest live set so far.
+pub(super) struct Lanes<'r, 'm> {
+    pub models: &'r [(&'m Architecture, &'m LayerGroups)],
+    pub misses: &'r [f64],
+    pub totals: &'r mut [Point],
+    pub lives: &'r mut [f64],
+}
+
 /// Shapes whose entries are kept while others are priced (see [`Parked`]).
 const PARKED: usize = 32;
 
@@ -425,6 +435,14 @@ impl LayerMemo {
         }
     }
 
+    /// Makes `arch`'s shape the current one, where it is not already.
+    fn select_shape(&mut self, arch: &Architecture, settings: &RunSettings) {
+        let shape = Shape::of(arch);
+        if self.shape != Some(shape) {
+            self.switch_to(shape, arch, settings);
+        }
+    }
+
     /// Makes `shape` the current shape: the current one parked, `shape`'s entries taken back
     /// where it was parked, the oldest parked shape's entries spared where there are too many.
     fn switch_to(&mut self, shape: Shape, arch: &Architecture, settings: &RunSettings) {
@@ -467,10 +485,7 @@ impl LayerMemo {
         (first, last): (f64, f64),
         total: &mut Point,
     ) -> f64 {
-        let shape = Shape::of(arch);
-        if self.shape != Some(shape) {
-            self.switch_to(shape, arch, settings);
-        }
+        self.select_shape(arch, settings);
         if !arch.layers.is_empty() && self.by_group && ffns_alike(arch) {
             if let Some(live) = self.add_groups(arch, settings, ceilings, (phase, plan, part), (first, last), total) {
                 return live;
@@ -484,34 +499,26 @@ impl LayerMemo {
         entry.live
     }
 
-    /// [`LayerMemo::add_layers`] for a depth run: uniform stacks of one shape (`models`), each
-    /// added to its lane of `totals` and `lives` with its own share past the weight cache
-    /// (`misses`). The entry is looked up once for the run; each lane is then priced as it
-    /// would be alone, in the order of the run.
-    #[allow(clippy::too_many_arguments)]
+    /// [`LayerMemo::add_layers`] for a depth run: each lane's stack added to its figures with
+    /// its own share past the weight cache. The entry is looked up once for the run; each lane
+    /// is then priced as it would be alone, in the order of the run.
     pub(super) fn add_layers_run(
         &mut self,
-        models: &[(&Architecture, &LayerGroups)],
-        misses: &[f64],
+        lanes: &mut Lanes,
         settings: &RunSettings,
         ceilings: &Ceilings,
         key: (Phase, Plan, Part),
         range: (f64, f64),
-        totals: &mut [Point],
-        lives: &mut [f64],
     ) {
-        let first = models[0].0;
-        debug_assert!(models.iter().all(|(m, _)| m.layers.is_empty() && Shape::of(m) == Shape::of(first)));
-        let shape = Shape::of(first);
-        if self.shape != Some(shape) {
-            self.switch_to(shape, first, settings);
-        }
+        let first = lanes.models[0].0;
+        debug_assert!(lanes.models.iter().all(|(m, _)| m.layers.is_empty() && Shape::of(m) == Shape::of(first)));
+        self.select_shape(first, settings);
         let at = self.stack_entry(first, settings, ceilings, key, range);
-        for (k, (arch, _)) in models.iter().enumerate() {
+        for (k, (arch, _)) in lanes.models.iter().enumerate() {
             let count = self.at_depth(at, arch, settings, ceilings, range);
             let entry = &self.entries[at];
-            entry.add_to(&mut totals[k], count, misses[k]);
-            lives[k] = lives[k].max(entry.live);
+            entry.add_to(&mut lanes.totals[k], count, lanes.misses[k]);
+            lanes.lives[k] = lanes.lives[k].max(entry.live);
         }
     }
 
@@ -578,27 +585,24 @@ impl LayerMemo {
         entry.live
     }
 
-    /// [`LayerMemo::add_end`] for a depth run (see [`LayerMemo::add_layers_run`]): `models`
-    /// share their width, vocabulary and tied embedding.
-    #[allow(clippy::too_many_arguments)]
+    /// [`LayerMemo::add_end`] for a depth run (see [`LayerMemo::add_layers_run`]), whose
+    /// models share their width, vocabulary and tied embedding.
     pub(super) fn add_end_run(
         &mut self,
         segment: Segment,
-        models: &[(&Architecture, &LayerGroups)],
-        misses: &[f64],
+        lanes: &mut Lanes,
         settings: &RunSettings,
         ceilings: &Ceilings,
         key: (Phase, Plan, Part),
         range: (f64, f64),
-        totals: &mut [Point],
-        lives: &mut [f64],
     ) {
-        debug_assert!(models.iter().all(|(m, _)| Ends::of(m) == Ends::of(models[0].0)));
-        let at = self.end_entry(segment, models[0].0, settings, ceilings, key, range);
+        let first = lanes.models[0].0;
+        debug_assert!(lanes.models.iter().all(|(m, _)| Ends::of(m) == Ends::of(first)));
+        let at = self.end_entry(segment, first, settings, ceilings, key, range);
         let entry = &self.end_entries[at];
-        for k in 0..models.len() {
-            entry.add_to(&mut totals[k], None, misses[k]);
-            lives[k] = lives[k].max(entry.live);
+        for (k, total) in lanes.totals.iter_mut().enumerate() {
+            entry.add_to(total, None, lanes.misses[k]);
+            lanes.lives[k] = lanes.lives[k].max(entry.live);
         }
     }
 

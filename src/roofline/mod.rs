@@ -543,13 +543,14 @@ impl<'a> Evaluator<'a> {
         lanes.lives.resize(models.len(), 0.0);
         let memo = self.memo.as_mut().expect("a depth run is priced from the memo");
         let (settings, ceilings, key) = (&self.settings, &self.ceilings, (phase, plan, part));
-        let (misses, totals, lives) = (&lanes.misses, &mut lanes.totals, &mut lanes.lives);
+        let mut lanes =
+            memo::Lanes { models, misses: &lanes.misses, totals: &mut lanes.totals, lives: &mut lanes.lives };
         for segment in Segment::ALL {
             match segment {
-                Segment::Layers => memo.add_layers_run(models, misses, settings, ceilings, key, range, totals, lives),
+                Segment::Layers => memo.add_layers_run(&mut lanes, settings, ceilings, key, range),
                 // As in `part_under`: nothing of the ends under a plan's attention core.
                 _ if part == Part::PlanDependent => {}
-                _ => memo.add_end_run(segment, models, misses, settings, ceilings, key, range, totals, lives),
+                _ => memo.add_end_run(segment, &mut lanes, settings, ceilings, key, range),
             }
         }
     }
