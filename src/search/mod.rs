@@ -493,23 +493,29 @@ pub fn run(space: &SearchSpace, device: &DeviceProfile, opts: &SearchOptions) ->
     } else {
         indicatif::ProgressBar::hidden()
     };
-    // One scorer and one running tally per worker, not per chunk: a front kept across chunks
-    // rejects most candidates against a few strong members, where a fresh front per chunk
-    // first admits and then merges thousands (merging was a quarter of a large search).
+    // One scorer and one running tally per worker thread, each taking the next chunk until
+    // none is left: its memo stays warm and its front rejects most candidates against a few
+    // strong members. (A rayon `fold` starts a fresh scorer and front at every split, 20-odd
+    // on 2 threads, whose cold fronts first admit and then merge tens of thousands of
+    // members: a tenth more CPU than one thread.) The outcome does not depend on which worker
+    // took which chunk: counts add, the best sort, and fronts merge exactly.
     let work = || {
-        (0..chunks)
+        let next_chunk = std::sync::atomic::AtomicU64::new(0);
+        (0..rayon::current_num_threads())
             .into_par_iter()
-            .fold(
-                || (Scorer::new(space, device, opts.plans), Tally::new(front_resolution(count))),
-                |(mut scorer, mut tally), c| {
+            .map(|_| {
+                let (mut scorer, mut tally) = (Scorer::new(space, device, opts.plans), Tally::new(front_resolution(count)));
+                loop {
+                    let c = next_chunk.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if c >= chunks {
+                        break tally;
+                    }
                     let lo = start + c * CHUNK;
                     let hi = (lo + CHUNK).min(end);
                     tally.scan(&mut scorer, space, lo, hi);
                     bar.inc(hi - lo);
-                    (scorer, tally)
-                },
-            )
-            .map(|(_, tally)| tally)
+                }
+            })
             // Tallies merge with their fronts as trees: an outcome's sorted front would be built
             // into a tree again at every merge (a twentieth of a large search).
             .reduce(|| Tally::new(front_resolution(count)), Tally::merge)
