@@ -24,8 +24,9 @@
 //!   dense parts): a lower bound on its quality if, as MoE papers usually report, it does at
 //!   least as well as the dense model of its active size. Both are flagged.
 //!
-//! The estimate runs inside the search's scoring loop: two `powf` calls per candidate (three
-//! when the tokens scale with the parameters), the rest a handful of integer products.
+//! The estimate runs inside the search's scoring loop: one `powf` call per candidate (two when
+//! the tokens scale with the parameters; the aspect factor is kept per depth, see
+//! [`AspectFactors`]), the rest a handful of integer products.
 
 use crate::arch::{Architecture, AttentionKind, Ffn, Mixer};
 use serde::{Serialize, Serializer};
@@ -241,6 +242,17 @@ impl LossModel {
 
     /// [`LossModel::estimate`] for an architecture of `total` parameters, already counted.
     pub fn estimate_of(&self, arch: &Architecture, total: u64) -> Estimate {
+        self.estimate_with(arch, total, self.aspect_factor_of(arch.hidden_size, arch.num_layers))
+    }
+
+    /// Bian et al.'s factor (see [`aspect_factor`]) of a stack `hidden` wide and `layers` deep.
+    fn aspect_factor_of(&self, hidden: u32, layers: u32) -> f64 {
+        let aspect = hidden as f64 / layers as f64;
+        (1.0 + EPSILON * aspect.powf(GAMMA)) / self.aspect_norm
+    }
+
+    /// [`LossModel::estimate_of`] with the architecture's aspect factor already worked out.
+    pub fn estimate_with(&self, arch: &Architecture, total: u64, factor: f64) -> Estimate {
         let non_embedding = total - arch.embedding_params();
         // A MoE is priced at its active parameters: see the module comment.
         let n = if arch.ffn.is_moe() { arch.active_parameters() } else { total } as f64;
@@ -250,7 +262,6 @@ impl LossModel {
             None => (B * d.powf(-BETA), outside(d, fitted::TOKENS)),
         };
         let aspect = arch.hidden_size as f64 / arch.num_layers as f64;
-        let factor = (1.0 + EPSILON * aspect.powf(GAMMA)) / self.aspect_norm;
         let loss = (E + A * n.powf(-ALPHA) + data_term) * factor;
 
         let mut range = Coverage::FITTED;
@@ -282,6 +293,34 @@ impl LossModel {
     }
 }
 
+/// The aspect factors of one width's depths, each worked out once: a search asks for every
+/// depth of a width many times over (once per shape of that width), and `powf` was a third of
+/// the estimate's cost.
+#[derive(Debug, Clone, Default)]
+pub struct AspectFactors {
+    hidden: u32,
+    /// By depth; NaN where not yet asked for.
+    by_depth: Vec<f64>,
+}
+
+impl AspectFactors {
+    /// The factor [`LossModel::estimate_of`] would work out for `hidden` and `layers`.
+    pub fn get(&mut self, model: &LossModel, hidden: u32, layers: u32) -> f64 {
+        if hidden != self.hidden {
+            self.hidden = hidden;
+            self.by_depth.clear();
+        }
+        let i = layers as usize;
+        if i >= self.by_depth.len() {
+            self.by_depth.resize(i + 1, f64::NAN);
+        }
+        if self.by_depth[i].is_nan() {
+            self.by_depth[i] = model.aspect_factor_of(hidden, layers);
+        }
+        self.by_depth[i]
+    }
+}
+
 /// The estimate for one architecture and training budget.
 pub fn estimate(arch: &Architecture, tokens: Tokens) -> Estimate {
     LossModel::new(tokens).estimate(arch)
@@ -307,6 +346,20 @@ fn mlp_to_attention(arch: &Architecture) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The kept factors are the ones worked out afresh, as widths change and come back and
+    /// depths arrive in any order (a stale width's factor would be off by its aspect ratio).
+    #[test]
+    fn kept_aspect_factors_equal_fresh_ones() {
+        let model = LossModel::new(Tokens::Fixed(2e12));
+        let mut kept = AspectFactors::default();
+        for &(hidden, layers) in &[(2048, 16), (2048, 3), (2048, 16), (1024, 16), (1024, 40), (2048, 16), (2048, 40)] {
+            let fresh = predicted_loss(1.0, 2e12, hidden as f64 / layers as f64) / chinchilla_loss(1.0, 2e12);
+            let got = kept.get(&model, hidden, layers);
+            assert_eq!(got.to_bits(), model.aspect_factor_of(hidden, layers).to_bits(), "{hidden}x{layers}");
+            assert!((got - fresh).abs() < 1e-12, "{hidden}x{layers}: {got} against {fresh}");
+        }
+    }
 
     #[test]
     fn coverage_names_every_range_it_leaves() {

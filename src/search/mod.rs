@@ -18,7 +18,7 @@ pub use space::{Candidate, Constraints, Objective, SearchSpace, ShapeDigits};
 use crate::arch::{Architecture, LayerGroups};
 use crate::device::DeviceProfile;
 use crate::error::{Error, Result};
-use crate::quality::{Estimate, LossModel};
+use crate::quality::{AspectFactors, Estimate, LossModel};
 use crate::roofline::{footprint_within, potential, Evaluator, PlanChoice, Point, Potential, ScenarioEval};
 use crate::workload::{Plan, RunSettings};
 use rayon::prelude::*;
@@ -171,6 +171,7 @@ pub struct Scorer<'a> {
     evaluators: Vec<Evaluator<'a>>,
     budget_bytes: f64,
     loss: LossModel,
+    aspect_factors: AspectFactors,
     /// Scenario evaluations of the candidate (or run) being scored, kept between candidates.
     evals: Vec<ScenarioEval>,
     /// A run's candidates that passed the checks before pricing, with their estimates.
@@ -196,6 +197,7 @@ impl<'a> Scorer<'a> {
             evaluators,
             budget_bytes,
             loss: LossModel::new(space.tokens),
+            aspect_factors: AspectFactors::default(),
             evals: Vec::new(),
             passed: Vec::new(),
         }
@@ -377,11 +379,13 @@ impl<'a> Scorer<'a> {
 
     /// The checks of a candidate that passed its parameter count (`total`) that need no
     /// pricing: its quality estimate, or the first of them it fails.
-    fn prechecked(&self, cand: &Candidate, total: u64) -> std::result::Result<Estimate, &'static str> {
+    fn prechecked(&mut self, cand: &Candidate, total: u64) -> std::result::Result<Estimate, &'static str> {
         let c = &self.space.constraints;
         let params = total as f64;
-        // A few flops and two powf: cheap enough to reject on before any roofline work.
-        let quality = self.loss.estimate_of(&cand.arch, total);
+        // A few flops and a powf (the aspect factor is kept per depth): cheap enough to reject
+        // on before any roofline work.
+        let factor = self.aspect_factors.get(&self.loss, cand.arch.hidden_size, cand.arch.num_layers);
+        let quality = self.loss.estimate_with(&cand.arch, total, factor);
         if c.min_non_embedding_params.is_some_and(|m| (quality.non_embedding_params as f64) < m) {
             return Err("min_non_embedding_params");
         }
