@@ -28,7 +28,7 @@
 //! the tokens scale with the parameters; the aspect factor is kept per depth, see
 //! [`AspectFactors`]), the rest a handful of integer products.
 
-use crate::arch::{Architecture, AttentionKind, Ffn, Mixer};
+use crate::arch::{Architecture, AttentionKind, Ffn, LayerGroups, Mixer};
 use serde::{Serialize, Serializer};
 use std::fmt;
 
@@ -242,7 +242,7 @@ impl LossModel {
 
     /// [`LossModel::estimate`] for an architecture of `total` parameters, already counted.
     pub fn estimate_of(&self, arch: &Architecture, total: u64) -> Estimate {
-        self.estimate_with(arch, total, self.aspect_factor_of(arch.hidden_size, arch.num_layers))
+        self.estimate_with(arch, &arch.layer_groups(), total, self.aspect_factor_of(arch.hidden_size, arch.num_layers))
     }
 
     /// Bian et al.'s factor (see [`aspect_factor`]) of a stack `hidden` wide and `layers` deep.
@@ -251,8 +251,10 @@ impl LossModel {
         (1.0 + EPSILON * aspect.powf(GAMMA)) / self.aspect_norm
     }
 
-    /// [`LossModel::estimate_of`] with the architecture's aspect factor already worked out.
-    pub fn estimate_with(&self, arch: &Architecture, total: u64, factor: f64) -> Estimate {
+    /// [`LossModel::estimate_of`] with the architecture's layer groups found and its aspect
+    /// factor worked out already.
+    pub fn estimate_with(&self, arch: &Architecture, groups: &LayerGroups, total: u64, factor: f64) -> Estimate {
+        debug_assert_eq!(*groups, arch.layer_groups());
         let non_embedding = total - arch.embedding_params();
         // A MoE is priced at its active parameters: see the module comment.
         let n = if arch.ffn.is_moe() { arch.active_parameters() } else { total } as f64;
@@ -278,7 +280,8 @@ impl LossModel {
             AttentionKind::Mla => range.set_if(Coverage::MLA, true),
         }
         range.set_if(Coverage::MOE, arch.ffn.is_moe());
-        for layer in &arch.layers {
+        // Each kind of layer once (a hybrid's groups), not each of its layers.
+        for &(layer, _) in groups.as_slice() {
             let flag = match layer.mixer {
                 Mixer::Global => Coverage::FITTED,
                 Mixer::Window { .. } => Coverage::WINDOW,

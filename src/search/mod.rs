@@ -385,7 +385,7 @@ impl<'a> Scorer<'a> {
         // A few flops and a powf (the aspect factor is kept per depth): cheap enough to reject
         // on before any roofline work.
         let factor = self.aspect_factors.get(&self.loss, cand.arch.hidden_size, cand.arch.num_layers);
-        let quality = self.loss.estimate_with(&cand.arch, total, factor);
+        let quality = self.loss.estimate_with(&cand.arch, &cand.groups, total, factor);
         if c.min_non_embedding_params.is_some_and(|m| (quality.non_embedding_params as f64) < m) {
             return Err("min_non_embedding_params");
         }
