@@ -411,6 +411,49 @@ fn layer_figures_shared_between_candidates_are_bit_for_bit_a_fresh_pricing() {
     assert!(checked > 2000, "{checked} candidates checked");
 }
 
+/// Q4_K_M stacks with DeltaNet layers number the attention layers' `attn_v` and the DeltaNet
+/// layers' `attn_qkv` on one counter, so which get more bits goes by where each layer sits.
+/// Their layer groups' figures are kept and set again for each stack from the two sides of the
+/// counter: every candidate (the global layers first or last, every 2 to 4 layers, depths 6 to
+/// 24) priced bit for bit as afresh, one after another as a search prices them.
+#[test]
+fn q4_k_m_deltanet_stacks_priced_from_kept_group_figures_are_bit_for_bit_a_fresh_pricing() {
+    use rooflinebench::roofline::{decode_contexts, Evaluator, PlanChoice, Scenario};
+    use rooflinebench::workload::{Phase, Plan, RunSettings};
+    let text = "name = \"dn\"\n[architecture]\nlayers = { from = 6, to = 24, step = 1 }\nhidden = [256, 384]\n\
+                heads = [4]\nattention = [\"gqa\"]\nkv_heads = [2]\nffn_multiplier = [3.0]\nvocab = [8000]\n\
+                mixer = [\"deltanet\"]\nglobal_every = [2, 3, 4]\nglobal_at = [\"last\", \"first\"]\n\
+                deltanet_heads = [4]\ndeltanet_head_dim = [64]\n[precision]\nweights = [\"q4_k_m\"]\n\
+                activations = [\"f16\"]\n[workload]\nscenario = \"lilo\"\n";
+    let space = SearchSpace::parse(text, "dn.toml", "dn").unwrap();
+    let s = Scenario::named("lilo").unwrap();
+    let mut checked = 0;
+    for device_name in ["rtx3090", "rpi5-datasheet"] {
+        let device = builtin(device_name).unwrap();
+        let plan = device.engine.as_ref().map_or(Plan::NAIVE, |e| e.plan);
+        let settings = |p| RunSettings { batch: 1, precisions: p, logits_for_all_prompt_tokens: false };
+        let mut ev = Evaluator::new(&device, settings(space.dims.precisions[0]), PlanChoice::Fixed(plan)).sharing();
+        for position in 0..space.count() {
+            let Ok(c) = space.candidate(space.index_at(position)) else { continue };
+            assert!(c.arch.layers.iter().any(|l| !l.mixer.is_attention()), "#{}: a DeltaNet stack", c.index);
+            let (prefill, decode) = (ev.prefill(&c.arch, &s).point, ev.decode(&c.arch, &s).point);
+            let fresh = |phase, range| priced_afresh(&c.arch, &device, settings(c.precisions), plan, phase, range);
+            let want =
+                [fresh(Phase::Prefill { prompt: s.prompt }, (0.0, 0.0)), fresh(Phase::Decode, decode_contexts(&s))];
+            for (got, want) in [prefill, decode].into_iter().zip(want) {
+                assert_eq!(
+                    [got.flops.to_bits(), got.bytes.to_bits(), got.time_s.to_bits()],
+                    [want.flops.to_bits(), want.bytes.to_bits(), want.time_s.to_bits()],
+                    "#{} on {device_name}: {got:?} vs {want:?}",
+                    c.index
+                );
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked > 150, "{checked} candidates checked");
+}
+
 /// One evaluator per precision of `space` on `device`, every plan tried, sharing layer figures
 /// between the candidates it prices (as a search's) or pricing each afresh.
 fn evaluators<'a>(

@@ -8,9 +8,10 @@
 use super::{launch_totals, Ceilings, Launch, Point};
 use crate::arch::{Architecture, Attention, Family, Ffn, Layer, LayerGroups};
 use crate::dtype::DType;
+use crate::dtype::TensorType;
 use crate::workload::{
-    layers_depth_bound_into, layers_marked_into, segments_into, DepthBound, DepthBoundProduct, Operator, Part, Phase,
-    Plan, RunSettings, Segment,
+    layers_depth_bound_into, layers_marked_into, segments_into, CounterSide, DepthBound, DepthBoundProduct, Linear,
+    Operator, Part, Phase, Plan, RunSettings, Segment,
 };
 
 /// What a pass's layer operators depend on, besides the depth and the layer pattern (and the
@@ -181,11 +182,16 @@ impl Entry {
         self.live = live_bytes(&self.ops, last);
     }
 
-    /// Sets the entry's recorded products (see [`DepthBound`]) for a stack whose matrices are
-    /// numbered over `over(product)` layers, pricing again those that changed.
-    fn retarget(&mut self, over: impl Fn(&DepthBoundProduct) -> u32, ceilings: &Ceilings, range: (f64, f64)) {
+    /// Sets the entry's recorded products (see [`DepthBound`]) to the weight bytes and storage
+    /// type `stored(product)` gives for the stack, pricing again those that changed.
+    fn retarget(
+        &mut self,
+        stored: impl Fn(&DepthBoundProduct) -> (Linear, TensorType),
+        ceilings: &Ceilings,
+        range: (f64, f64),
+    ) {
         for p in &self.bound.products {
-            let (weight_bytes, ty) = p.at(over(p));
+            let (weight_bytes, ty) = stored(p);
             let op = &mut self.ops[p.op];
             if op.weight_bytes != weight_bytes || op.weight_type != Some(ty) {
                 op.weight_bytes = weight_bytes;
@@ -653,10 +659,23 @@ impl LayerMemo {
             || (self.split(arch, settings, ceilings, key, range, &groups) && self.find_groups(&groups, key, range));
         if found && !self.depth_free {
             // Storage by layer position (Q4_K_M): each group's recorded products set for the
-            // layers this stack numbers them over, where all were recorded.
-            found = self.at.iter().all(|&i| self.entries[i].bound.exact);
+            // layers this stack numbers them over, or (on the shared `attn_v` counter, with
+            // DeltaNet layers) for where its layers sit, where all were recorded.
+            let splits = arch.attn_v_splits(settings.precisions.weights);
+            // An entry kept from a stack with the counter shared (or not) holds only for stacks
+            // alike in that: its `attn_v` products were recorded one way or the other.
+            let alike = |p: &DepthBoundProduct| p.counter_side().is_some() == (splits.is_some() && p.is_attn_v());
+            found = self
+                .at
+                .iter()
+                .all(|&i| self.entries[i].bound.exact && self.entries[i].bound.products.iter().all(alike));
+            let stored = |p: &DepthBoundProduct| match (p.counter_side(), splits) {
+                (Some(CounterSide::Attention), Some((attention, _))) => p.stored_as(&attention),
+                (Some(CounterSide::DeltaNet), Some((_, delta_net))) => p.stored_as(&delta_net),
+                _ => p.at(p.numbered_over(&groups)),
+            };
             for &i in self.at.iter().filter(|_| found) {
-                self.entries[i].retarget(|p| p.numbered_over(&groups), ceilings, range);
+                self.entries[i].retarget(stored, ceilings, range);
             }
         }
         let live = found.then(|| {
@@ -771,7 +790,7 @@ impl LayerMemo {
             // A uniform stack whose depth reaches only its recorded products' bytes: those
             // set for the new depth, as building the stack again would set them.
             let depth = arch.num_layers;
-            e.retarget(|_| depth, ceilings, range);
+            e.retarget(|p| p.at(depth), ceilings, range);
             for op in &mut e.ops {
                 op.count = depth;
             }

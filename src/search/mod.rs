@@ -508,7 +508,8 @@ pub fn run(space: &SearchSpace, device: &DeviceProfile, opts: &SearchOptions) ->
         (0..rayon::current_num_threads())
             .into_par_iter()
             .map(|_| {
-                let (mut scorer, mut tally) = (Scorer::new(space, device, opts.plans), Tally::new(front_resolution(count)));
+                let (mut scorer, mut tally) =
+                    (Scorer::new(space, device, opts.plans), Tally::new(front_resolution(count)));
                 loop {
                     let c = next_chunk.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     if c >= chunks {

@@ -378,8 +378,8 @@ struct Builder<'a> {
     /// The window of the attention being added (0: global).
     window: u32,
     /// How the layers being built store their `attn_v`-like tensor when that goes by layer
-    /// position (`Architecture::attn_v_splits`).
-    attn_v_split: Option<LayerSplit>,
+    /// position (`Architecture::attn_v_splits`), and which side of the counter they are.
+    attn_v_split: Option<(LayerSplit, CounterSide)>,
     /// Where each layer group's operators start, then the FFNs' (see [`layers_marked_into`]).
     marks: Option<&'a mut Vec<usize>>,
     /// The products whose weights go by layer position, where recorded (see [`DepthBound`]).
@@ -398,6 +398,28 @@ pub struct DepthBound {
     pub exact: bool,
 }
 
+/// Which layers' tensors on the quantiser's shared `attn_v` counter a product belongs to, in a
+/// Q4_K_M stack with DeltaNet layers (see `Architecture::attn_v_splits`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CounterSide {
+    /// The attention layers' `attn_v`.
+    Attention,
+    /// The DeltaNet layers' `attn_qkv`.
+    DeltaNet,
+}
+
+/// How the layer position reaches a product's bytes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Numbering {
+    /// Its matrix is numbered over the layers that have it (see
+    /// [`DepthBoundProduct::numbered_over`]).
+    Layers,
+    /// Its matrix sits on the shared `attn_v` counter, on this side; with a DeltaNet
+    /// `in_proj`'s mix: `(q, k and v columns, all columns, the other columns' bytes per
+    /// element)`.
+    Counter(CounterSide, Option<(f64, f64, f64)>),
+}
+
 /// One product of a [`DepthBound`]: its matrix, and the bytes added to the matrix's own.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct DepthBoundProduct {
@@ -407,6 +429,7 @@ pub struct DepthBoundProduct {
     role: Role,
     row: u64,
     mix: MixContext,
+    numbering: Numbering,
     /// The matrix's elements (`k x n`), its bias's bytes and a fused norm's.
     elements: f64,
     bias_bytes: f64,
@@ -434,7 +457,32 @@ impl DepthBoundProduct {
     pub fn at(&self, layers: u32) -> (Linear, TensorType) {
         let mix = MixContext { layers, ..self.mix };
         let split = layer_split(self.format, self.role, self.row, 0, layers, mix);
-        let w = split.mean_bytes_per_element();
+        self.stored_as(&split)
+    }
+
+    /// Whether its matrix is an `attn_v`-like one (DeltaNet's `attn_qkv` included).
+    pub fn is_attn_v(&self) -> bool {
+        self.role == Role::AttnV
+    }
+
+    /// The side of the shared `attn_v` counter its matrix sits on, if it does.
+    pub fn counter_side(&self) -> Option<CounterSide> {
+        match self.numbering {
+            Numbering::Layers => None,
+            Numbering::Counter(side, _) => Some(side),
+        }
+    }
+
+    /// Its weight bytes and storage type where its layers store the matrix as `split` says
+    /// (for a product on the shared counter, its side's split): what the builder sets, with
+    /// the same arithmetic.
+    pub fn stored_as(&self, split: &LayerSplit) -> (Linear, TensorType) {
+        let w = match self.numbering {
+            Numbering::Counter(_, Some((qkv, n, w_rest))) => {
+                (qkv * split.mean_bytes_per_element() + (n - qkv) * w_rest) / n
+            }
+            _ => split.mean_bytes_per_element(),
+        };
         (Linear::constant(self.elements * w + self.bias_bytes + self.norm_bytes), split.common)
     }
 }
@@ -487,7 +535,7 @@ impl Builder<'_> {
     /// How the layers being built store a matrix of `role` with rows of `row` elements.
     fn split(&self, role: Role, row: f64) -> LayerSplit {
         match self.attn_v_split {
-            Some(split) if role == Role::AttnV => split,
+            Some((split, _)) if role == Role::AttnV => split,
             _ => layer_split(self.pass.weights, role, row as u64, self.layers.0, self.layers.1, self.mix),
         }
     }
@@ -496,13 +544,29 @@ impl Builder<'_> {
     fn matmul(&mut self, name: &'static str, role: Role, k: f64, n: f64, bias: bool) {
         let split = self.split(role, k);
         let at = self.ops.len();
-        let (bias_bytes, norm_bytes) =
-            self.matmul_stored(name, k, n, bias, (split.mean_bytes_per_element(), split.common));
+        let extra = self.matmul_stored(name, k, n, bias, (split.mean_bytes_per_element(), split.common));
+        let numbering = match self.attn_v_split {
+            Some((_, side)) if role == Role::AttnV => Numbering::Counter(side, None),
+            _ => Numbering::Layers,
+        };
+        self.record(at, role, k, n, numbering, extra);
+    }
+
+    /// Records the product at `at` where its bytes go by layer position: one numbered by the
+    /// count of layers it is over where that count is the stack's (a stack over all its
+    /// layers), or one on the shared `attn_v` counter.
+    fn record(
+        &mut self,
+        at: usize,
+        role: Role,
+        k: f64,
+        n: f64,
+        numbering: Numbering,
+        (bias_bytes, norm_bytes): (f64, f64),
+    ) {
         let (format, mix) = (self.pass.weights, self.mix);
         if let Some(bound) = self.depth_bound.as_deref_mut().filter(|_| goes_by_layer(format, role, mix)) {
-            // Recorded where the depth reaches these bytes through this split alone: a stack
-            // over all its layers, numbered by their count.
-            bound.exact &= self.attn_v_split.is_none() && self.layers == (0, mix.layers);
+            bound.exact &= numbering != Numbering::Layers || self.layers == (0, mix.layers);
             let elements = k * n;
             bound.products.push(DepthBoundProduct {
                 op: at,
@@ -510,6 +574,7 @@ impl Builder<'_> {
                 role,
                 row: k as u64,
                 mix,
+                numbering,
                 elements,
                 bias_bytes,
                 norm_bytes,
@@ -725,12 +790,16 @@ impl Builder<'_> {
         let hv = g.value_heads as f64;
         match self.attn_v_split {
             None => self.matmul("deltanet_in_proj", Role::AttnOther, h, g.in_proj_dim() as f64, false),
-            Some(_) => {
+            Some((split, side)) => {
                 // Q4_K_M: q, k and v (`attn_qkv`) stored by layer position, the gates as the rest.
-                let ((w_qkv, ty), (w_rest, _)) = (self.stored(Role::AttnV, h), self.stored(Role::AttnOther, h));
+                let (w_qkv, ty) = (split.mean_bytes_per_element(), split.common);
+                let w_rest = self.split(Role::AttnOther, h).mean_bytes_per_element();
                 let n = g.in_proj_dim() as f64;
                 let w = (conv * w_qkv + (n - conv) * w_rest) / n;
-                self.matmul_stored("deltanet_in_proj", h, n, false, (w, ty));
+                let at = self.ops.len();
+                let extra = self.matmul_stored("deltanet_in_proj", h, n, false, (w, ty));
+                // Recorded with its mix, so its bytes can be set again from the counter's split.
+                self.record(at, Role::AttnV, h, n, Numbering::Counter(side, Some((conv, n, w_rest))), extra);
             }
         }
         // SiLU after the convolution: 5 FLOPs per channel.
@@ -1107,7 +1176,7 @@ impl Builder<'_> {
             match layer.mixer {
                 Mixer::Global | Mixer::Window { .. } => {
                     self.attention_storage(attention_layers);
-                    self.attn_v_split = splits.map(|s| s.0);
+                    self.attn_v_split = splits.map(|s| (s.0, CounterSide::Attention));
                     self.set_window(layer.mixer.window());
                     match arch.attention {
                         Attention::Grouped { num_kv_heads, head_dim, .. } => {
@@ -1120,7 +1189,7 @@ impl Builder<'_> {
                 }
                 Mixer::ShortConv { kernel } => self.short_conv(h, kernel),
                 Mixer::DeltaNet(g) => {
-                    self.attn_v_split = splits.map(|s| s.1);
+                    self.attn_v_split = splits.map(|s| (s.1, CounterSide::DeltaNet));
                     self.delta_net(h, g);
                 }
                 Mixer::Mamba2(m) => self.mamba2(h, m),
