@@ -335,7 +335,9 @@ impl<T: Objectives> ParetoFront<T> {
 
     /// Evicts from the subtree at `node` the members `o` dominates (counting them in
     /// `evicted`); true when the subtree is gone. Only subtrees whose box `o` reaches in every
-    /// objective can hold one.
+    /// objective can hold one. The boxes of what is left are shrunk to their members again: a
+    /// front kept for a whole search would otherwise keep the boxes of members long gone, and
+    /// every offer would search them.
     fn evict(&mut self, node: usize, o: &[f64; OBJECTIVES], evicted: &mut usize) -> bool {
         let (lo, hi) = (self.nodes[node].lo, self.nodes[node].hi);
         if dominates_by(o, &hi) {
@@ -351,6 +353,13 @@ impl<T: Objectives> ParetoFront<T> {
             n.members.retain(|(_, m)| !dominates_by(o, m));
             *evicted += before - n.members.len();
             if !n.members.is_empty() {
+                if n.members.len() < before {
+                    (n.lo, n.hi) = ([f64::INFINITY; OBJECTIVES], [f64::NEG_INFINITY; OBJECTIVES]);
+                    for k in 0..n.members.len() {
+                        let m = n.members[k].1;
+                        n.grow(&m);
+                    }
+                }
                 return false;
             }
             n.lo = [f64::INFINITY; OBJECTIVES];
@@ -358,7 +367,7 @@ impl<T: Objectives> ParetoFront<T> {
             self.free.push(node);
             return true;
         }
-        let mut i = 0;
+        let (mut i, before) = (0, *evicted);
         while i < self.nodes[node].children.len() {
             let child = self.nodes[node].children[i];
             if self.evict(child, o, evicted) {
@@ -368,6 +377,17 @@ impl<T: Objectives> ParetoFront<T> {
             }
         }
         if !self.nodes[node].children.is_empty() {
+            if *evicted > before {
+                let (mut lo, mut hi) = ([f64::INFINITY; OBJECTIVES], [f64::NEG_INFINITY; OBJECTIVES]);
+                for &c in &self.nodes[node].children {
+                    let child = &self.nodes[c];
+                    for k in 0..OBJECTIVES {
+                        lo[k] = lo[k].min(child.lo[k]);
+                        hi[k] = hi[k].max(child.hi[k]);
+                    }
+                }
+                (self.nodes[node].lo, self.nodes[node].hi) = (lo, hi);
+            }
             return false;
         }
         self.nodes[node] = Node::leaf();
