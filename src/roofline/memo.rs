@@ -7,6 +7,7 @@
 
 use super::{launch_totals, Ceilings, Launch, Point};
 use crate::arch::{Architecture, Attention, Family, Ffn, Layer, LayerGroups};
+use crate::dtype::storage::LayerSplit;
 use crate::dtype::DType;
 use crate::dtype::TensorType;
 use crate::workload::{
@@ -413,6 +414,9 @@ pub(super) struct LayerMemo {
     /// The layer groups of the architecture being priced (each pass, part and plan of it
     /// shares them).
     groups: Option<LayerGroups>,
+    /// How that architecture's layers store the tensors on Q4_K_M's shared `attn_v` counter
+    /// (`Architecture::attn_v_splits`), once asked for: each pass, part and plan shares them.
+    splits: Option<Option<(LayerSplit, LayerSplit)>>,
     /// The products of the stack `split` last built whose bytes go by layer position.
     bound: DepthBound,
     /// Where the last candidate's lookups found their entries.
@@ -425,12 +429,14 @@ impl LayerMemo {
     /// plans.
     pub(super) fn start_pass(&mut self, arch: &Architecture) {
         self.groups = (!arch.layers.is_empty()).then(|| arch.layer_groups());
+        self.splits = None;
         (self.hints.turn, self.end_hints.turn) = (0, 0);
     }
 
     /// [`LayerMemo::start_pass`] with `arch`'s layer groups found already.
     pub(super) fn start_pass_with(&mut self, arch: &Architecture, groups: &LayerGroups) {
         (self.hints.turn, self.end_hints.turn) = (0, 0);
+        self.splits = None;
         match &mut self.groups {
             // The buffer of the last candidate's groups, reused.
             Some(LayerGroups::Mixed(kept)) if !arch.layers.is_empty() => {
@@ -661,7 +667,7 @@ impl LayerMemo {
             // Storage by layer position (Q4_K_M): each group's recorded products set for the
             // layers this stack numbers them over, or (on the shared `attn_v` counter, with
             // DeltaNet layers) for where its layers sit, where all were recorded.
-            let splits = arch.attn_v_splits(settings.precisions.weights);
+            let splits = *self.splits.get_or_insert_with(|| arch.attn_v_splits(settings.precisions.weights));
             // An entry kept from a stack with the counter shared (or not) holds only for stacks
             // alike in that: its `attn_v` products were recorded one way or the other.
             let alike = |p: &DepthBoundProduct| p.counter_side().is_some() == (splits.is_some() && p.is_attn_v());

@@ -64,6 +64,23 @@ impl<T> Node<T> {
             self.hi[k] = self.hi[k].max(v);
         }
     }
+
+    /// Grows the box to hold `other`'s.
+    fn grow_box(&mut self, other: &Node<T>) {
+        for k in 0..OBJECTIVES {
+            self.lo[k] = self.lo[k].min(other.lo[k]);
+            self.hi[k] = self.hi[k].max(other.hi[k]);
+        }
+    }
+
+    /// Shrinks a leaf's box to the members it holds.
+    fn fit_members(&mut self) {
+        (self.lo, self.hi) = ([f64::INFINITY; OBJECTIVES], [f64::NEG_INFINITY; OBJECTIVES]);
+        for k in 0..self.members.len() {
+            let o = self.members[k].1;
+            self.grow(&o);
+        }
+    }
 }
 
 /// What looking for a point's dominator found.
@@ -354,11 +371,7 @@ impl<T: Objectives> ParetoFront<T> {
             *evicted += before - n.members.len();
             if !n.members.is_empty() {
                 if n.members.len() < before {
-                    (n.lo, n.hi) = ([f64::INFINITY; OBJECTIVES], [f64::NEG_INFINITY; OBJECTIVES]);
-                    for k in 0..n.members.len() {
-                        let m = n.members[k].1;
-                        n.grow(&m);
-                    }
+                    n.fit_members();
                 }
                 return false;
             }
@@ -378,15 +391,12 @@ impl<T: Objectives> ParetoFront<T> {
         }
         if !self.nodes[node].children.is_empty() {
             if *evicted > before {
-                let (mut lo, mut hi) = ([f64::INFINITY; OBJECTIVES], [f64::NEG_INFINITY; OBJECTIVES]);
+                // Shrunk to its children's boxes.
+                let mut fitted = Node::leaf();
                 for &c in &self.nodes[node].children {
-                    let child = &self.nodes[c];
-                    for k in 0..OBJECTIVES {
-                        lo[k] = lo[k].min(child.lo[k]);
-                        hi[k] = hi[k].max(child.hi[k]);
-                    }
+                    fitted.grow_box(&self.nodes[c]);
                 }
-                (self.nodes[node].lo, self.nodes[node].hi) = (lo, hi);
+                (self.nodes[node].lo, self.nodes[node].hi) = (fitted.lo, fitted.hi);
             }
             return false;
         }

@@ -414,10 +414,26 @@ enum Numbering {
     /// Its matrix is numbered over the layers that have it (see
     /// [`DepthBoundProduct::numbered_over`]).
     Layers,
-    /// Its matrix sits on the shared `attn_v` counter, on this side; with a DeltaNet
-    /// `in_proj`'s mix: `(q, k and v columns, all columns, the other columns' bytes per
-    /// element)`.
-    Counter(CounterSide, Option<(f64, f64, f64)>),
+    /// Its matrix sits on the shared `attn_v` counter, on this side; a DeltaNet `in_proj`
+    /// with its mix of columns.
+    Counter(CounterSide, Option<InProjMix>),
+}
+
+/// A Q4_K_M DeltaNet `in_proj`: its q, k and v columns (`attn_qkv`) stored by layer position,
+/// its gate columns as the layer's other tensors.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct InProjMix {
+    qkv_columns: f64,
+    columns: f64,
+    /// The gate columns' bytes per element.
+    gate_bytes_per_element: f64,
+}
+
+impl InProjMix {
+    /// Bytes per element over all its columns, with `qkv` bytes per element for q, k and v.
+    fn bytes_per_element(&self, qkv: f64) -> f64 {
+        (self.qkv_columns * qkv + (self.columns - self.qkv_columns) * self.gate_bytes_per_element) / self.columns
+    }
 }
 
 /// One product of a [`DepthBound`]: its matrix, and the bytes added to the matrix's own.
@@ -478,9 +494,7 @@ impl DepthBoundProduct {
     /// the same arithmetic.
     pub fn stored_as(&self, split: &LayerSplit) -> (Linear, TensorType) {
         let w = match self.numbering {
-            Numbering::Counter(_, Some((qkv, n, w_rest))) => {
-                (qkv * split.mean_bytes_per_element() + (n - qkv) * w_rest) / n
-            }
+            Numbering::Counter(_, Some(mix)) => mix.bytes_per_element(split.mean_bytes_per_element()),
             _ => split.mean_bytes_per_element(),
         };
         (Linear::constant(self.elements * w + self.bias_bytes + self.norm_bytes), split.common)
@@ -792,14 +806,17 @@ impl Builder<'_> {
             None => self.matmul("deltanet_in_proj", Role::AttnOther, h, g.in_proj_dim() as f64, false),
             Some((split, side)) => {
                 // Q4_K_M: q, k and v (`attn_qkv`) stored by layer position, the gates as the rest.
-                let (w_qkv, ty) = (split.mean_bytes_per_element(), split.common);
-                let w_rest = self.split(Role::AttnOther, h).mean_bytes_per_element();
                 let n = g.in_proj_dim() as f64;
-                let w = (conv * w_qkv + (n - conv) * w_rest) / n;
+                let mix = InProjMix {
+                    qkv_columns: conv,
+                    columns: n,
+                    gate_bytes_per_element: self.split(Role::AttnOther, h).mean_bytes_per_element(),
+                };
+                let w = mix.bytes_per_element(split.mean_bytes_per_element());
                 let at = self.ops.len();
-                let extra = self.matmul_stored("deltanet_in_proj", h, n, false, (w, ty));
+                let extra = self.matmul_stored("deltanet_in_proj", h, n, false, (w, split.common));
                 // Recorded with its mix, so its bytes can be set again from the counter's split.
-                self.record(at, Role::AttnV, h, n, Numbering::Counter(side, Some((conv, n, w_rest))), extra);
+                self.record(at, Role::AttnV, h, n, Numbering::Counter(side, Some(mix)), extra);
             }
         }
         // SiLU after the convolution: 5 FLOPs per channel.
