@@ -522,19 +522,29 @@ fn plans_chosen_with_shared_layer_figures_are_those_priced_afresh() {
 /// candidates the figures it gets priced alone by a plain evaluator, bit for bit, and the score
 /// it gets alone: uniform stacks in bf16, Q8_0 and Q4_K_M (whose depth-bound products are
 /// priced again per depth), MLA with its plans tried on a datasheet profile, a profile with a
-/// weight cache (each lane's own share past it) and one with an engine's fixed plan.
+/// weight cache (each lane's own share past it) and one with an engine's fixed plan; and
+/// layered stacks (windows, convolutions, DeltaNet, Mamba2), whose layer groups each lane adds
+/// with its own counts, Q4_K_M DeltaNet stacks set for where each lane's layers sit.
 #[test]
 fn a_depth_run_is_priced_and_scored_as_each_of_its_candidates_alone() {
     use rooflinebench::roofline::{PlanChoice, Scenario, ScenarioEval};
-    let spaces = ["benches/spaces/ten-million.toml", "search-spaces/around-1b.toml", "tests/fixtures/small-space.toml"]
-        .map(|p| SearchSpace::load(&space_path(p)).unwrap());
+    // Each space with the positions skipped between two runs checked.
+    let spaces = [
+        ("benches/spaces/ten-million.toml", 97 * 32),
+        ("search-spaces/around-1b.toml", 97 * 32),
+        ("tests/fixtures/small-space.toml", 97 * 32),
+        ("search-spaces/around-350m-hybrid.toml", 1009),
+        ("benches/spaces/hybrid-ten-million.toml", 99_991),
+    ]
+    .map(|(p, skip)| (SearchSpace::load(&space_path(p)).unwrap(), skip));
+    let mut hybrid_lanes = 0;
     let scenarios = [Scenario::named("lilo").unwrap(), Scenario::new("short", 7, 3).unwrap()];
     let bits = |e: &ScenarioEval| {
         [e.prefill, e.decode]
             .map(|p| ([p.point.flops, p.point.bytes, p.point.time_s, p.live_bytes].map(f64::to_bits), p.plan))
     };
     let (mut lanes, mut scored) = (0, 0);
-    for space in &spaces {
+    for (space, skip) in &spaces {
         // A profile calibrated here with a weight cache: each lane has its own share past it.
         let calibrated = "results/2026-12-07-xeon-weight-cache/this-machine-llamacpp.json";
         for device_name in ["rtx3090", calibrated, "rtx3090-datasheet"] {
@@ -552,7 +562,7 @@ fn a_depth_run_is_priced_and_scored_as_each_of_its_candidates_alone() {
                 let deeper = space.depths_after(position).unwrap_or(0);
                 let run: Vec<_> =
                     (position..=position + deeper).filter_map(|p| space.candidate(space.index_at(p)).ok()).collect();
-                position += deeper + 1 + 97 * 32;
+                position += deeper + 1 + skip;
                 let Some(first) = run.first() else { continue };
                 let ev = &mut shared[first.precision_index];
                 let models: Vec<_> = run.iter().map(|c| (&c.arch, &c.groups)).collect();
@@ -564,6 +574,7 @@ fn a_depth_run_is_priced_and_scored_as_each_of_its_candidates_alone() {
                         let want = plain[c.precision_index].scenario(&c.arch, s);
                         assert_eq!(bits(g), bits(&want), "{} #{} on {device_name}", space.name, c.index);
                         lanes += 1;
+                        hybrid_lanes += usize::from(!c.arch.layers.is_empty() && run.len() > 1);
                     }
                 }
                 // Scored together, those within the parameter constraints, as each alone.
@@ -580,7 +591,10 @@ fn a_depth_run_is_priced_and_scored_as_each_of_its_candidates_alone() {
             }
         }
     }
-    assert!(lanes > 10_000 && scored > 1000, "{lanes} lanes, {scored} scored");
+    assert!(
+        lanes > 10_000 && scored > 1000 && hybrid_lanes > 2000,
+        "{lanes} lanes ({hybrid_lanes} layered), {scored} scored"
+    );
 }
 
 #[test]

@@ -246,13 +246,14 @@ impl LayerGroups {
 }
 
 impl Architecture {
-    /// `base` (global grouped attention, dense FFN) with every layer that `is_global` does not
-    /// name made a `mixer` layer, in the family that publishes such stacks, with that family's
-    /// conventions: Gemma 3 (windows: GeGLU, four norms), LFM2 (convolutions), Qwen3.5
-    /// (DeltaNet: gated attention), Granite 4.0-H (Mamba2: attention without RoPE or q/k
-    /// norms); q/k norms on the attention layers otherwise.
-    pub fn hybrid(base: Architecture, mixer: Mixer, is_global: impl Fn(u32) -> bool) -> Architecture {
-        Architecture::hybrid_in(base, mixer, is_global, Vec::new())
+    /// `base` (global grouped attention, dense FFN) with one layer in `every` global attention
+    /// (layers `first_global`, `first_global + every`, ...) and the others `mixer` layers, in the
+    /// family that publishes such stacks, with that family's conventions: Gemma 3 (windows:
+    /// GeGLU, four norms), LFM2 (convolutions), Qwen3.5 (DeltaNet: gated attention), Granite
+    /// 4.0-H (Mamba2: attention without RoPE or q/k norms); q/k norms on the attention layers
+    /// otherwise.
+    pub fn hybrid(base: Architecture, mixer: Mixer, every: u32, first_global: u32) -> Architecture {
+        Architecture::hybrid_in(base, mixer, (every, first_global), Vec::new())
     }
 
     /// [`Architecture::hybrid`], its layers written into `layers` (a search reuses one buffer
@@ -260,7 +261,7 @@ impl Architecture {
     pub fn hybrid_in(
         base: Architecture,
         mixer: Mixer,
-        is_global: impl Fn(u32) -> bool,
+        (every, first_global): (u32, u32),
         mut layers: Vec<Layer>,
     ) -> Architecture {
         let family = match mixer {
@@ -273,15 +274,20 @@ impl Architecture {
         // Granite 4.0-H's attention layers use no positional encoding (the Mamba2 layers order
         // the tokens).
         let rope = !matches!(mixer, Mixer::Mamba2(_));
-        layers.clear();
-        layers.extend(
-            (0..base.num_layers)
-                // `rope` only means something for attention layers; others keep the default.
-                .map(|i| match is_global(i) {
-                    true => Layer { mixer: Mixer::Global, rope, ffn: true },
-                    false => Layer { mixer, rope: rope || !mixer.is_attention(), ffn: true },
-                }),
+        // `rope` only means something for attention layers; others keep the default.
+        let (global, other) = (
+            Layer { mixer: Mixer::Global, rope, ffn: true },
+            Layer { mixer, rope: rope || !mixer.is_attention(), ffn: true },
         );
+        layers.clear();
+        // Counted round the period, not found by a division per layer (a search builds every
+        // candidate's layers).
+        let mut phase = 0;
+        layers.extend((0..base.num_layers).map(|_| {
+            let layer = if phase == first_global { global } else { other };
+            phase = if phase + 1 == every { 0 } else { phase + 1 };
+            layer
+        }));
         let mut arch = Architecture { family, layers, qk_norm: true, ..base };
         match mixer {
             Mixer::Window { .. } => {

@@ -417,6 +417,8 @@ pub(super) struct LayerMemo {
     /// How that architecture's layers store the tensors on Q4_K_M's shared `attn_v` counter
     /// (`Architecture::attn_v_splits`), once asked for: each pass, part and plan shares them.
     splits: Option<Option<(LayerSplit, LayerSplit)>>,
+    /// The same for each lane of a depth run.
+    run_splits: Vec<Option<Option<(LayerSplit, LayerSplit)>>>,
     /// The products of the stack `split` last built whose bytes go by layer position.
     bound: DepthBound,
     /// Where the last candidate's lookups found their entries.
@@ -445,6 +447,13 @@ impl LayerMemo {
             }
             _ => self.groups = (!arch.layers.is_empty()).then(|| groups.clone()),
         }
+    }
+
+    /// Starts pricing passes of a depth run of `lanes` models.
+    pub(super) fn start_run(&mut self, lanes: usize) {
+        (self.hints.turn, self.end_hints.turn) = (0, 0);
+        self.run_splits.clear();
+        self.run_splits.resize(lanes, None);
     }
 
     /// Makes `arch`'s shape the current one, where it is not already.
@@ -522,11 +531,64 @@ impl LayerMemo {
         key: (Phase, Plan, Part),
         range: (f64, f64),
     ) {
-        let first = lanes.models[0].0;
-        debug_assert!(lanes.models.iter().all(|(m, _)| m.layers.is_empty() && Shape::of(m) == Shape::of(first)));
+        let (first, first_groups) = lanes.models[0];
+        debug_assert!(lanes.models.iter().all(|(m, _)| Shape::of(m) == Shape::of(first)));
         self.select_shape(first, settings);
+        if !first.layers.is_empty() {
+            return self.add_groups_run(lanes, settings, ceilings, key, range, first_groups);
+        }
+        debug_assert!(lanes.models.iter().all(|(m, _)| m.layers.is_empty()));
         let at = self.stack_entry(first, settings, ceilings, key, range);
         for (k, (arch, _)) in lanes.models.iter().enumerate() {
+            let count = self.at_depth(at, arch, settings, ceilings, range);
+            let entry = &self.entries[at];
+            entry.add_to(&mut lanes.totals[k], count, lanes.misses[k]);
+            lanes.lives[k] = lanes.lives[k].max(entry.live);
+        }
+    }
+
+    /// [`LayerMemo::add_layers_run`] for layered stacks whose layer groups are of the same
+    /// kinds in the same order (a shape's depths): the groups' entries are looked up once for
+    /// the run, then each lane adds them with its own counts (set first for its layers where
+    /// storage goes by position), as [`LayerMemo::add_groups`] would for it alone. A lane
+    /// whose stack cannot be priced so is priced whole, as alone.
+    fn add_groups_run(
+        &mut self,
+        lanes: &mut Lanes,
+        settings: &RunSettings,
+        ceilings: &Ceilings,
+        key: (Phase, Plan, Part),
+        range: (f64, f64),
+        first_groups: &LayerGroups,
+    ) {
+        let first = lanes.models[0].0;
+        let groupable = self.by_group && ffns_alike(first);
+        let mut by_group = groupable && self.find_or_split(first, settings, ceilings, key, range, first_groups);
+        if groupable && !by_group {
+            self.by_group = false;
+        }
+        let weights = settings.precisions.weights;
+        for (k, &(arch, groups)) in lanes.models.iter().enumerate() {
+            debug_assert!(pieces(groups).map(|(s, _)| s).eq(pieces(first_groups).map(|(s, _)| s)));
+            if by_group {
+                let mut splits = self.run_splits[k].take();
+                let added = self.add_found(
+                    arch,
+                    groups,
+                    (&mut splits, weights),
+                    ceilings,
+                    range,
+                    &mut lanes.totals[k],
+                    lanes.misses[k],
+                );
+                self.run_splits[k] = splits;
+                if let Some(live) = added {
+                    lanes.lives[k] = lanes.lives[k].max(live);
+                    continue;
+                }
+                (by_group, self.by_group) = (false, false);
+            }
+            let at = self.stack_entry(arch, settings, ceilings, key, range);
             let count = self.at_depth(at, arch, settings, ceilings, range);
             let entry = &self.entries[at];
             entry.add_to(&mut lanes.totals[k], count, lanes.misses[k]);
@@ -661,40 +723,81 @@ impl LayerMemo {
         // Set by `start_pass` for this pass; taken while the entries change, then put back.
         let groups = self.groups.take()?;
         debug_assert_eq!(groups, arch.layer_groups(), "start_pass was not called for this pass");
-        let mut found = self.find_groups(&groups, key, range)
-            || (self.split(arch, settings, ceilings, key, range, &groups) && self.find_groups(&groups, key, range));
-        if found && !self.depth_free {
+        let found = self.find_or_split(arch, settings, ceilings, key, range, &groups);
+        let live = found
+            .then(|| {
+                let mut splits = self.splits.take();
+                let weights = settings.precisions.weights;
+                let live =
+                    self.add_found(arch, &groups, (&mut splits, weights), ceilings, range, total, ceilings.weight_miss);
+                self.splits = splits;
+                live
+            })
+            .flatten();
+        self.groups = Some(groups);
+        live
+    }
+
+    /// Sets `at` to the entries of `groups`' pieces, priced from `arch` where one is missing;
+    /// false where the stack's operators do not split into them.
+    fn find_or_split(
+        &mut self,
+        arch: &Architecture,
+        settings: &RunSettings,
+        ceilings: &Ceilings,
+        key: (Phase, Plan, Part),
+        range: (f64, f64),
+        groups: &LayerGroups,
+    ) -> bool {
+        self.find_groups(groups, key, range)
+            || (self.split(arch, settings, ceilings, key, range, groups) && self.find_groups(groups, key, range))
+    }
+
+    /// Adds the entries `at` (found for `groups`' kinds) with `groups`' counts to `total`, set
+    /// first (Q4_K_M) for where `arch`'s layers sit; `None` (nothing added) where an entry's
+    /// recorded products cannot be set so.
+    #[allow(clippy::too_many_arguments)]
+    fn add_found(
+        &mut self,
+        arch: &Architecture,
+        groups: &LayerGroups,
+        (splits, weights): (&mut Option<Option<(LayerSplit, LayerSplit)>>, DType),
+        ceilings: &Ceilings,
+        range: (f64, f64),
+        total: &mut Point,
+        weight_miss: f64,
+    ) -> Option<f64> {
+        if !self.depth_free {
             // Storage by layer position (Q4_K_M): each group's recorded products set for the
             // layers this stack numbers them over, or (on the shared `attn_v` counter, with
             // DeltaNet layers) for where its layers sit, where all were recorded.
-            let splits = *self.splits.get_or_insert_with(|| arch.attn_v_splits(settings.precisions.weights));
+            let splits = *splits.get_or_insert_with(|| arch.attn_v_splits(weights));
             // An entry kept from a stack with the counter shared (or not) holds only for stacks
             // alike in that: its `attn_v` products were recorded one way or the other.
             let alike = |p: &DepthBoundProduct| p.counter_side().is_some() == (splits.is_some() && p.is_attn_v());
-            found = self
+            let found = self
                 .at
                 .iter()
                 .all(|&i| self.entries[i].bound.exact && self.entries[i].bound.products.iter().all(alike));
+            if !found {
+                return None;
+            }
             let stored = |p: &DepthBoundProduct| match (p.counter_side(), splits) {
                 (Some(CounterSide::Attention), Some((attention, _))) => p.stored_as(&attention),
                 (Some(CounterSide::DeltaNet), Some((_, delta_net))) => p.stored_as(&delta_net),
-                _ => p.at(p.numbered_over(&groups)),
+                _ => p.at(p.numbered_over(groups)),
             };
-            for &i in self.at.iter().filter(|_| found) {
+            for &i in &self.at {
                 self.entries[i].retarget(stored, ceilings, range);
             }
         }
-        let live = found.then(|| {
-            let mut live = 0.0f64;
-            for (&i, (_, count)) in self.at.iter().zip(pieces(&groups)) {
-                let e = &self.entries[i];
-                e.add_to(total, Some(count), ceilings.weight_miss);
-                live = live.max(e.live);
-            }
-            live
-        });
-        self.groups = Some(groups);
-        live
+        let mut live = 0.0f64;
+        for (&i, (_, count)) in self.at.iter().zip(pieces(groups)) {
+            let e = &self.entries[i];
+            e.add_to(total, Some(count), weight_miss);
+            live = live.max(e.live);
+        }
+        Some(live)
     }
 
     /// Sets `at` to the entries of `groups`' pieces (see [`pieces`]); false if one is missing.

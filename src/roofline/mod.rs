@@ -8,7 +8,7 @@ mod scenario;
 pub use metrics::{potential, Bound, Point, Potential, Roof};
 pub use scenario::{BenchTest, Scenario, MAX_BATCH, MAX_TOKENS, NAMED as NAMED_SCENARIOS};
 
-use crate::arch::{Architecture, LayerGroups};
+use crate::arch::{Architecture, Layer, LayerGroups};
 use crate::device::DeviceProfile;
 use crate::workload::{
     operators_into, AttentionForm, ElementwiseForm, Linear, OpClass, Operator, Part, Phase, Plan, RunSettings, Segment,
@@ -265,6 +265,19 @@ pub fn weight_miss_of(
         Some(_) => device.weight_miss(arch.streamed_weight_bytes_in(weights, groups)),
         None => 0.0,
     }
+}
+
+/// Whether a depth run's `models` are all uniform stacks, or all layered stacks with layer
+/// groups of the same kinds in the same order (what [`Evaluator::scenario_run`] prices
+/// together).
+fn alike_stacks(models: &[(&Architecture, &LayerGroups)]) -> bool {
+    let (first, first_groups) = models[0];
+    fn kinds(g: &LayerGroups) -> impl Iterator<Item = Layer> + '_ {
+        g.as_slice().iter().map(|&(layer, _)| layer)
+    }
+    models.iter().all(|(m, g)| {
+        m.layers.is_empty() == first.layers.is_empty() && (m.layers.is_empty() || kinds(g).eq(kinds(first_groups)))
+    })
 }
 
 fn totals(op: &Operator, c: &Ceilings, first: f64, last: f64) -> OpTotals {
@@ -728,11 +741,12 @@ impl<'a> Evaluator<'a> {
     }
 
     /// [`Evaluator::scenario_in`] for a depth run: `models` (with their layer groups) are
-    /// uniform stacks of one shape, width, vocabulary and tied embedding at ascending depths,
-    /// as a search's order holds them. Each lane's figures are those `scenario_in` gives it,
-    /// bit for bit: it adds the same figures in the same order. The memo's entries are looked up
-    /// once for the run instead of once per candidate. Anything else (no memo, layered stacks)
-    /// is scored one candidate at a time.
+    /// stacks of one shape, width, vocabulary and tied embedding at ascending depths, as a
+    /// search's order holds them: all uniform, or all layered with groups of the same kinds in
+    /// the same order (one layer pattern). Each lane's figures are those `scenario_in` gives
+    /// it, bit for bit: it adds the same figures in the same order. The memo's entries are
+    /// looked up once for the run instead of once per candidate. Anything else (no memo, mixed
+    /// stacks) is scored one candidate at a time.
     pub fn scenario_run(
         &mut self,
         models: &[(&Architecture, &LayerGroups)],
@@ -740,7 +754,7 @@ impl<'a> Evaluator<'a> {
         out: &mut Vec<ScenarioEval>,
     ) {
         out.clear();
-        if self.memo.is_none() || models.len() < 2 || models.iter().any(|(m, _)| !m.layers.is_empty()) {
+        if self.memo.is_none() || models.len() < 2 || !alike_stacks(models) {
             out.extend(models.iter().map(|(m, g)| self.scenario_in(m, g, s)));
             return;
         }
@@ -749,9 +763,8 @@ impl<'a> Evaluator<'a> {
             self.start_model(m, Some(g));
             self.run.misses.push(self.ceilings.weight_miss);
         }
-        let (first, groups) = models[0];
         if let Some(memo) = &mut self.memo {
-            memo.start_pass_with(first, groups);
+            memo.start_run(models.len());
         }
         let mut phases = std::mem::take(&mut self.run.phases);
         phases.clear();
@@ -1143,7 +1156,7 @@ mod depth_tests {
             for depth in [2, 3, 8, 3, 5, 2, 8] {
                 let uniform = Architecture { num_layers: depth, ..base.clone() };
                 let window = crate::arch::Mixer::Window { window: 64 };
-                let arch = Architecture::hybrid(uniform, window, |i| i % 2 == 1);
+                let arch = Architecture::hybrid(uniform, window, 2, 1);
                 let fresh = Evaluator::new(&device, settings, PlanChoice::Fastest).scenario(&arch, &scenario);
                 assert_eq!(shared.scenario(&arch, &scenario), fresh, "{weights:?} at depth {depth}");
             }

@@ -592,14 +592,8 @@ impl Tally {
                 let total = cand.arch.parameters_in(&cand.groups);
                 let Some(why) = scorer.parameters_fail(total as f64) else {
                     position += 1;
-                    // A layered stack is scored alone: it is priced per layer group, and its
-                    // buffers go back to `last` for the next one.
-                    let alone = !cand.arch.layers.is_empty();
                     run.push(cand);
                     totals.push(total);
-                    if alone {
-                        break;
-                    }
                     continue;
                 };
                 let deeper = end - position - 1;

@@ -416,19 +416,19 @@ pub struct ShapeDigits {
     /// The last candidate decoded: its block, index in the block, depth and shape (the next
     /// depth of the same shape follows without a division).
     last: Option<(usize, u64, u64, u64)>,
-    /// A used candidate's layers and layer groups, whose buffers the next hybrid takes (two
+    /// Used candidates' layers and layer groups, whose buffers the next hybrids take (two
     /// allocations and frees per hybrid candidate otherwise).
-    spare: (Vec<Layer>, Vec<(Layer, u32)>),
+    spare: Vec<LayerBuffers>,
 }
 
+/// A hybrid candidate's layers and layer groups, as buffers to build the next one in.
+type LayerBuffers = (Vec<Layer>, Vec<(Layer, u32)>);
+
 impl ShapeDigits {
-    /// Keeps `cand`'s buffers for the next candidate.
+    /// Keeps `cand`'s buffers for the next candidates.
     pub fn recycle(&mut self, cand: Candidate) {
-        if !cand.arch.layers.is_empty() {
-            self.spare.0 = cand.arch.layers;
-        }
         if let LayerGroups::Mixed(groups) = cand.groups {
-            self.spare.1 = groups;
+            self.spare.push((cand.arch.layers, groups));
         }
     }
 }
@@ -832,16 +832,11 @@ fn dims_of(a: &ArchitectureFile, precisions: Vec<Precisions>, src: &str) -> Resu
     })
 }
 
-/// Depths a search scores one after the other for each shape (see `SearchSpace::index_at`):
-/// a uniform stack's figures are kept for every depth of its shape, so longer tiles price each
-/// shape fewer times (tiles of 32 searched the ten-million space 8-13% faster than tiles of 8);
-/// a hybrid's groups are kept whatever the depth, and its searches ran 3-4% slower with 32.
-pub fn depth_tile(mixer: MixerKind) -> u64 {
-    match mixer {
-        MixerKind::Global => 32,
-        _ => 8,
-    }
-}
+/// Depths a search scores one after the other for each shape (see `SearchSpace::index_at`),
+/// priced together as a depth run: a shape's figures (a uniform stack's, or a hybrid's layer
+/// groups') are looked up once per run, so longer tiles price each shape fewer times (tiles of
+/// 32 searched the ten-million space 8-13% faster than tiles of 8, and the hybrid one 9%).
+pub const DEPTH_TILE: u64 = 32;
 
 /// One block per (attention kind, FFN kind) searched, with the radices of its axes.
 fn blocks_of(a: &ArchitectureFile, dims: &Dims) -> Vec<Block> {
@@ -1049,7 +1044,7 @@ impl SearchSpace {
     }
 
     /// The index of the candidate at `position` of the order a search scores them in: the
-    /// blocks in turn; within a block, tiles of [`depth_tile`] depths (indices vary the depth
+    /// blocks in turn; within a block, tiles of [`DEPTH_TILE`] depths (indices vary the depth
     /// slowest), and within a tile every shape with its depths one after the other. Neighbours
     /// in this order share their layers, which the evaluator prices once for all depths, while
     /// a slice of the order still holds many shapes at each depth, which is what rejects most
@@ -1068,7 +1063,7 @@ impl SearchSpace {
         let mut offset = 0;
         for block in &self.blocks {
             if position - offset < block.size {
-                let (depths, shapes, tile_len) = (block.radices[0] as u64, block.shapes, depth_tile(block.mixer));
+                let (depths, shapes, tile_len) = (block.radices[0] as u64, block.shapes, DEPTH_TILE);
                 let q = position - offset;
                 let tile = q / (tile_len * shapes);
                 let r = q - tile * tile_len * shapes;
@@ -1109,7 +1104,7 @@ impl SearchSpace {
         let mut offset = 0;
         for b in &self.blocks {
             if index - offset < b.size {
-                let (depths, shapes, tile_len) = (b.radices[0] as u64, b.shapes, depth_tile(b.mixer));
+                let (depths, shapes, tile_len) = (b.radices[0] as u64, b.shapes, DEPTH_TILE);
                 let i = index - offset;
                 let (depth, shape) = (i / shapes, i % shapes);
                 let tile = depth / tile_len;
@@ -1174,7 +1169,14 @@ impl SearchSpace {
         };
         let (arch, groups) = match block.mixer {
             MixerKind::Global => (arch, LayerGroups::Uniform([(Layer::GLOBAL, layers)])),
-            kind => self.hybrid(arch, kind, &digits[k..], &mut last.spare)?,
+            kind => {
+                let mut spare = last.spare.pop().unwrap_or_default();
+                let built = self.hybrid(arch, kind, &digits[k..], &mut spare);
+                if built.is_err() {
+                    last.spare.push(spare);
+                }
+                built?
+            }
         };
         Ok(Candidate { index, arch, groups, precisions, precision_index: digits[6] })
     }
@@ -1296,7 +1298,7 @@ impl SearchSpace {
         base: Architecture,
         kind: MixerKind,
         digits: &[usize],
-        spare: &mut (Vec<Layer>, Vec<(Layer, u32)>),
+        spare: &mut LayerBuffers,
     ) -> std::result::Result<(Architecture, LayerGroups), Invalid> {
         let d = &self.dims;
         let Attention::Grouped { num_heads, head_dim, .. } = base.attention else {
@@ -1349,11 +1351,11 @@ impl SearchSpace {
                 Mixer::Mamba2(m)
             }
         };
-        let is_global = |i: u32| match at {
-            GlobalAt::Last => i % every == every - 1,
-            GlobalAt::First => i % every == 0,
+        let first_global = match at {
+            GlobalAt::Last => every - 1,
+            GlobalAt::First => 0,
         };
-        let arch = Architecture::hybrid_in(base, mixer, is_global, std::mem::take(&mut spare.0));
+        let arch = Architecture::hybrid_in(base, mixer, (every, first_global), std::mem::take(&mut spare.0));
         // Its groups in closed form (walking the layers was a tenth of a hybrid search): every
         // `every`-th layer global, the first of them the last (or the first) of the first
         // `every` layers; groups in order of first appearance.

@@ -91,7 +91,7 @@ pub fn hybrid(base: Architecture, mixer: Mixer, every: u32) -> Architecture {
         Mixer::Mamba2(m) => format!("m2-{}x{}s{}", m.heads, m.head_dim, m.state_size),
     };
     let name = format!("{}-{tag}e{every}", base.name);
-    Architecture { name, ..Architecture::hybrid(base, mixer, |i| i % every == every - 1) }
+    Architecture { name, ..Architecture::hybrid(base, mixer, every, every - 1) }
 }
 
 /// Gated DeltaNet with as many key as value heads (as the search spaces make them).
