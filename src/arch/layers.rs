@@ -252,20 +252,17 @@ impl Architecture {
     /// GeGLU, four norms), LFM2 (convolutions), Qwen3.5 (DeltaNet: gated attention), Granite
     /// 4.0-H (Mamba2: attention without RoPE or q/k norms); q/k norms on the attention layers
     /// otherwise.
-    pub fn hybrid(base: Architecture, mixer: Mixer, every: u32, first_global: u32) -> Architecture {
-        Architecture::hybrid_in(base, mixer, (every, first_global), Vec::new())
+    pub fn hybrid(mut base: Architecture, mixer: Mixer, every: u32, first_global: u32) -> Architecture {
+        base.make_hybrid(mixer, (every, first_global));
+        base
     }
 
-    /// [`Architecture::hybrid`], its layers written into `layers` (a search reuses one buffer
-    /// for every candidate it builds).
-    pub fn hybrid_in(
-        base: Architecture,
-        mixer: Mixer,
-        (every, first_global): (u32, u32),
-        mut layers: Vec<Layer>,
-    ) -> Architecture {
-        let family = match mixer {
-            Mixer::Global => return base,
+    /// Makes this model [`Architecture::hybrid`] in place, its layers written into the buffer
+    /// `self.layers` holds (a search reuses one for every candidate it builds, and builds them
+    /// without moving them).
+    pub fn make_hybrid(&mut self, mixer: Mixer, (every, first_global): (u32, u32)) {
+        self.family = match mixer {
+            Mixer::Global => return,
             Mixer::Window { .. } => Family::Gemma3Text,
             Mixer::ShortConv { .. } => Family::Lfm2,
             Mixer::DeltaNet(_) => Family::Qwen35Text,
@@ -279,28 +276,27 @@ impl Architecture {
             Layer { mixer: Mixer::Global, rope, ffn: true },
             Layer { mixer, rope: rope || !mixer.is_attention(), ffn: true },
         );
-        layers.clear();
+        self.layers.clear();
         // Counted round the period, not found by a division per layer (a search builds every
         // candidate's layers).
         let mut phase = 0;
-        layers.extend((0..base.num_layers).map(|_| {
+        self.layers.extend((0..self.num_layers).map(|_| {
             let layer = if phase == first_global { global } else { other };
             phase = if phase + 1 == every { 0 } else { phase + 1 };
             layer
         }));
-        let mut arch = Architecture { family, layers, qk_norm: true, ..base };
+        self.qk_norm = true;
         match mixer {
             Mixer::Window { .. } => {
                 // Gemma 3: GeGLU, and norms after attention and after the FFN as well.
-                arch.norms_per_layer = 4;
-                if let Ffn::Dense { activation, .. } = &mut arch.ffn {
+                self.norms_per_layer = 4;
+                if let Ffn::Dense { activation, .. } = &mut self.ffn {
                     *activation = Activation::GeluTanh;
                 }
             }
-            Mixer::DeltaNet(_) => arch.attn_output_gate = true,
-            Mixer::Mamba2(_) => arch.qk_norm = false,
+            Mixer::DeltaNet(_) => self.attn_output_gate = true,
+            Mixer::Mamba2(_) => self.qk_norm = false,
             _ => {}
         }
-        arch
     }
 }

@@ -1160,18 +1160,18 @@ impl SearchSpace {
             Attention::Grouped { .. } if hidden % heads != 0 => Family::Mistral,
             Attention::Grouped { .. } => Family::Llama,
         };
-        let arch = Architecture {
+        let mut arch = Architecture {
             family,
             // The longest sequence the workload runs (prompt plus generated tokens).
             max_position_embeddings: self.workload.max_context.clamp(1, u32::MAX as u64) as u32,
             norm_eps: 1e-5,
             ..Architecture::plain(String::new(), layers, hidden, vocab, tie, attention, ffn)
         };
-        let (arch, groups) = match block.mixer {
-            MixerKind::Global => (arch, LayerGroups::Uniform([(Layer::GLOBAL, layers)])),
+        let groups = match block.mixer {
+            MixerKind::Global => LayerGroups::Uniform([(Layer::GLOBAL, layers)]),
             kind => {
                 let mut spare = last.spare.pop().unwrap_or_default();
-                let built = self.hybrid(arch, kind, &digits[k..], &mut spare);
+                let built = self.hybrid(&mut arch, kind, &digits[k..], &mut spare);
                 if built.is_err() {
                     last.spare.push(spare);
                 }
@@ -1291,15 +1291,15 @@ impl SearchSpace {
         })
     }
 
-    /// A hybrid of `base`'s attention with layers of `kind`, from the block's pattern digits,
-    /// and its layer groups, in the buffers of `spare` (see [`ShapeDigits::recycle`]).
+    /// Makes `base` a hybrid of its attention with layers of `kind`, from the block's pattern
+    /// digits, in the buffers of `spare` (see [`ShapeDigits::recycle`]); its layer groups.
     fn hybrid(
         &self,
-        base: Architecture,
+        base: &mut Architecture,
         kind: MixerKind,
         digits: &[usize],
         spare: &mut LayerBuffers,
-    ) -> std::result::Result<(Architecture, LayerGroups), Invalid> {
+    ) -> std::result::Result<LayerGroups, Invalid> {
         let d = &self.dims;
         let Attention::Grouped { num_heads, head_dim, .. } = base.attention else {
             return Err(Invalid::HybridNeedsGroupedDense);
@@ -1313,10 +1313,7 @@ impl SearchSpace {
         }
         let hidden = base.hidden_size;
         let mixer = match kind {
-            MixerKind::Global => {
-                let groups = LayerGroups::Uniform([(Layer::GLOBAL, base.num_layers)]);
-                return Ok((base, groups));
-            }
+            MixerKind::Global => return Ok(LayerGroups::Uniform([(Layer::GLOBAL, base.num_layers)])),
             MixerKind::Window => Mixer::Window { window: d.window[digits[2]] },
             MixerKind::Conv => {
                 if hidden % num_heads != 0 || head_dim != hidden / num_heads {
@@ -1355,7 +1352,9 @@ impl SearchSpace {
             GlobalAt::Last => every - 1,
             GlobalAt::First => 0,
         };
-        let arch = Architecture::hybrid_in(base, mixer, (every, first_global), std::mem::take(&mut spare.0));
+        base.layers = std::mem::take(&mut spare.0);
+        base.make_hybrid(mixer, (every, first_global));
+        let arch = base;
         // Its groups in closed form (walking the layers was a tenth of a hybrid search): every
         // `every`-th layer global, the first of them the last (or the first) of the first
         // `every` layers; groups in order of first appearance.
@@ -1372,7 +1371,7 @@ impl SearchSpace {
             GlobalAt::First => groups.extend([(global, globals), (other, layers - globals)]),
             GlobalAt::Last => groups.extend([(other, layers - globals), (global, globals)]),
         }
-        Ok((arch, LayerGroups::Mixed(groups)))
+        Ok(LayerGroups::Mixed(groups))
     }
 }
 
