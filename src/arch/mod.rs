@@ -715,6 +715,7 @@ impl Architecture {
 
     /// [`Architecture::stored_weight_bytes`] with the stack's layer groups found already.
     pub fn stored_weight_bytes_in(&self, format: DType, groups: &LayerGroups) -> f64 {
+        debug_assert_eq!(*groups, self.layer_groups());
         self.weight_bytes_of(format, groups, false)
     }
 
@@ -723,12 +724,36 @@ impl Architecture {
     /// its router). What a weight cache is compared against: a step that picks the same experts
     /// as the last (llama-bench's generation repeats one token) finds them where it left them.
     pub fn streamed_weight_bytes_in(&self, format: DType, groups: &LayerGroups) -> f64 {
+        debug_assert_eq!(*groups, self.layer_groups());
         self.weight_bytes_of(format, groups, true)
     }
 
+    /// [`Architecture::stored_weight_bytes_in`] as a sum over layer groups, for the stacks of
+    /// this shape with layer groups of `groups`' kinds (a search's depth run): what the
+    /// embedding, the head and the final norm take, and what one layer of each group takes.
+    /// `None` where the bytes are not such a sum (Q4_K_M stores some layers' tensors wider by
+    /// where they sit; a MoE stack's dense layers go by its depth), or where a figure is not a
+    /// whole number of bytes: every figure is then a whole number below 2^53, exact in any order
+    /// of addition, so the sum is bit for bit the figure worked out for each stack.
+    pub fn stored_weight_bytes_by_group(&self, format: DType, groups: &LayerGroups) -> Option<GroupBytes> {
+        if format == DType::Q4KM || self.ffn.is_moe() {
+            return None;
+        }
+        let kinds = groups.as_slice();
+        let with_one = |one: Option<usize>| {
+            let counts = kinds.iter().enumerate().map(|(i, &(layer, _))| (layer, u32::from(one == Some(i))));
+            self.weight_bytes_of(format, &LayerGroups::Mixed(counts.collect()), false)
+        };
+        let base = with_one(None);
+        let per_layer: Vec<f64> = (0..kinds.len()).map(|i| with_one(Some(i)) - base).collect();
+        let whole = whole_bytes(base) && per_layer.iter().all(|&b| whole_bytes(b));
+        whole.then(|| GroupBytes { base, per_layer: kinds.iter().map(|&(layer, _)| layer).zip(per_layer).collect() })
+    }
+
     /// Stored weight bytes, with only each MoE layer's top-k routed experts where `active`.
+    /// `groups` are `self`'s, or (for [`Architecture::stored_weight_bytes_by_group`]) groups
+    /// of its kinds with other counts.
     fn weight_bytes_of(&self, format: DType, groups: &LayerGroups, active: bool) -> f64 {
-        debug_assert_eq!(*groups, self.layer_groups());
         use crate::dtype::storage::{layer_split, Role};
         let experts = match self.ffn {
             Ffn::Moe(m) => m.num_experts,
@@ -1019,9 +1044,94 @@ pub fn window_cells(window: u32, context: u64) -> u64 {
     context.min(window as u64)
 }
 
+/// Whether `v` is a whole number of bytes below 2^53 (where every sum of such numbers is
+/// exact).
+fn whole_bytes(v: f64) -> bool {
+    v.fract() == 0.0 && v.abs() < 2f64.powi(53)
+}
+
+/// Stored weight bytes of a shape's stacks as a sum over their layer groups (see
+/// [`Architecture::stored_weight_bytes_by_group`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupBytes {
+    base: f64,
+    /// Each group's kind of layer and the bytes one such layer takes.
+    per_layer: Vec<(Layer, f64)>,
+}
+
+impl GroupBytes {
+    /// The stored weight bytes of the stack of this shape with `groups`: `None` where they are
+    /// not of the kinds these were worked out for, or past 2^53 bytes (where the sum would no
+    /// longer be exact).
+    pub fn of(&self, groups: &LayerGroups) -> Option<f64> {
+        let groups = groups.as_slice();
+        if groups.len() != self.per_layer.len() {
+            return None;
+        }
+        let mut bytes = self.base;
+        for (&(kind, per_layer), &(layer, count)) in self.per_layer.iter().zip(groups) {
+            if kind != layer {
+                return None;
+            }
+            bytes += count as f64 * per_layer;
+        }
+        whole_bytes(bytes).then_some(bytes)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A run's stored weight bytes as a sum over layer groups, against hand sums: hidden 256, 4
+    /// heads of 64, 2 KV heads, FFN 512, vocabulary 1,024, untied.
+    /// - Uniform, Q8_0 (34 bytes per 32 elements): a layer's matrices are 589,824 elements
+    ///   (q and o 65,536 each, k and v 32,768 each, gate, up and down 131,072 each), 626,688
+    ///   bytes, and its 2 norms 512 f32, 2,048 bytes: 628,736. The embedding and the head
+    ///   (Q8_0 too) 278,528 each, the final norm 1,024: 558,080.
+    /// - Windows in every other layer, Q4_0 (18 bytes per 32): the layers' matrices 331,776
+    ///   bytes, their 4 norms and q/k norms (Gemma 3) 1,152 f32, 4,608 bytes: 336,384 for either
+    ///   kind. The embedding 147,456, the head in Q6_K (210 bytes per 256) 215,040, the final
+    ///   norm 1,024: 363,520.
+    #[test]
+    fn stored_weight_bytes_by_group_are_hand_sums_and_the_whole_stack_figure() {
+        let attention = Attention::Grouped { num_heads: 4, num_kv_heads: 2, head_dim: 64 };
+        let ffn = Ffn::Dense { intermediate_size: 512, gated: true, activation: Activation::Silu, bias: false };
+        let at = |depth| Architecture::plain("t".into(), depth, 256, 1024, false, attention, ffn);
+        let window = Mixer::Window { window: 64 };
+        let delta_net = Mixer::DeltaNet(DeltaNet {
+            key_heads: 2,
+            value_heads: 4,
+            key_head_dim: 32,
+            value_head_dim: 32,
+            conv_kernel: 4,
+        });
+        // Each case: its stack at a depth, a format, and the hand sums (base, per layer).
+        type Case<'a> = (&'a dyn Fn(u32) -> Architecture, DType, Option<(f64, f64)>);
+        let cases: [Case; 3] = [
+            (&at, DType::Q8_0, Some((558_080.0, 628_736.0))),
+            (&|d| Architecture::hybrid(at(d), window, 2, 1), DType::Q4_0, Some((363_520.0, 336_384.0))),
+            (&|d| Architecture::hybrid(at(d), delta_net, 3, 2), DType::Q8_0, None),
+        ];
+        for (arch, format, hand) in cases {
+            let first = arch(4);
+            let by_group = first.stored_weight_bytes_by_group(format, &first.layer_groups()).unwrap();
+            for depth in [4, 6, 9, 30] {
+                let a = arch(depth);
+                let got = by_group.of(&a.layer_groups()).unwrap();
+                assert_eq!(got.to_bits(), a.stored_weight_bytes(format).to_bits(), "{format:?} at depth {depth}");
+                if let Some((base, per_layer)) = hand {
+                    assert_eq!(got, base + depth as f64 * per_layer, "{format:?} at depth {depth}");
+                }
+            }
+        }
+        // Q4_K_M's wider layers go by position, and a pattern of other kinds is refused.
+        let dense = at(8);
+        assert_eq!(dense.stored_weight_bytes_by_group(DType::Q4KM, &dense.layer_groups()), None);
+        let by_group = dense.stored_weight_bytes_by_group(DType::Q8_0, &dense.layer_groups()).unwrap();
+        let hybrid = Architecture::hybrid(at(8), window, 2, 1);
+        assert_eq!(by_group.of(&hybrid.layer_groups()), None);
+    }
 
     /// A decode step of DeepSeek-V2-Lite reads 6 of each MoE layer's 64 routed experts: the
     /// 58 idle ones, 3 matrices of 2,048 x 1,408 each, in 26 MoE layers, are 13,045,334,016

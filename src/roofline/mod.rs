@@ -845,8 +845,23 @@ pub fn footprint_within(
     device: &DeviceProfile,
     usable_bytes: f64,
 ) -> Footprint {
+    let weights_bytes = arch.stored_weight_bytes_in(settings.precisions.weights, groups);
+    footprint_with_weights(weights_bytes, arch, groups, max_context, settings, live_bytes, device, usable_bytes)
+}
+
+/// [`footprint_within`] with the stored weight bytes worked out already.
+#[allow(clippy::too_many_arguments)]
+pub fn footprint_with_weights(
+    weights_bytes: f64,
+    arch: &Architecture,
+    groups: &LayerGroups,
+    max_context: u64,
+    settings: &RunSettings,
+    live_bytes: f64,
+    device: &DeviceProfile,
+    usable_bytes: f64,
+) -> Footprint {
     let p = &settings.precisions;
-    let weights_bytes = arch.stored_weight_bytes_in(p.weights, groups);
     let (batch, kv) = (settings.batch, p.kv_cache.bytes());
     let kv_cache_bytes = match &device.engine {
         Some(e) => arch.cache_bytes_in(groups, batch, max_context, kv, &|w, c| e.window_cells(w, c)),

@@ -19,7 +19,7 @@ use crate::arch::{Architecture, LayerGroups};
 use crate::device::DeviceProfile;
 use crate::error::{Error, Result};
 use crate::quality::{AspectFactors, Estimate, LossModel};
-use crate::roofline::{footprint_within, potential, Evaluator, PlanChoice, Point, Potential, ScenarioEval};
+use crate::roofline::{footprint_with_weights, potential, Evaluator, PlanChoice, Point, Potential, ScenarioEval};
 use crate::workload::{Plan, RunSettings};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -225,19 +225,20 @@ impl<'a> Scorer<'a> {
         evals.clear();
         let ev = &mut self.evaluators[precision_index];
         evals.extend(self.space.workload.mix.iter().map(|(s, _)| ev.scenario_in(arch, groups, s)));
-        let d = self.assemble(arch, groups, precision_index, quality, |i| evals[i]);
+        let d = self.assemble(arch, groups, precision_index, quality, None, |i| evals[i]);
         self.evals = evals;
         d
     }
 
     /// A candidate's figures from its scenarios' evaluations (`eval(i)`: the mix's scenario
-    /// `i`).
+    /// `i`) and its stored weight bytes where worked out already.
     fn assemble(
         &self,
         arch: &Architecture,
         groups: &LayerGroups,
         precision_index: usize,
         quality: Estimate,
+        weights_bytes: Option<f64>,
         eval: impl Fn(usize) -> ScenarioEval,
     ) -> Detail {
         let w = &self.space.workload;
@@ -275,7 +276,18 @@ impl<'a> Scorer<'a> {
         }
         let mut total = prefill;
         total.add(decode);
-        let footprint = footprint_within(arch, groups, w.max_context, &settings, live, self.device, self.budget_bytes);
+        let weights_bytes =
+            weights_bytes.unwrap_or_else(|| arch.stored_weight_bytes_in(settings.precisions.weights, groups));
+        let footprint = footprint_with_weights(
+            weights_bytes,
+            arch,
+            groups,
+            w.max_context,
+            &settings,
+            live,
+            self.device,
+            self.budget_bytes,
+        );
         Detail {
             prefill,
             decode,
@@ -368,9 +380,15 @@ impl<'a> Scorer<'a> {
             ev.scenario_run(&models, s, &mut one);
             evals.append(&mut one);
         }
+        // The run's stacks share their shape and layer groups' kinds: their weight bytes are a
+        // sum over the groups, worked out once.
+        let weights = self.evaluators[run[first].precision_index].settings.precisions.weights;
+        let by_group = run[first].arch.stored_weight_bytes_by_group(weights, &run[first].groups);
         for (j, &(k, quality)) in passed.iter().enumerate() {
             let cand = &run[k];
-            let d = self.assemble(&cand.arch, &cand.groups, cand.precision_index, quality, |i| evals[i * lanes + j]);
+            let weights_bytes = by_group.as_ref().and_then(|b| b.of(&cand.groups));
+            let eval = |i| evals[i * lanes + j];
+            let d = self.assemble(&cand.arch, &cand.groups, cand.precision_index, quality, weights_bytes, eval);
             out[k] = self.judged(cand, totals[k], &d);
         }
         self.evals = evals;
