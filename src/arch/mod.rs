@@ -850,6 +850,7 @@ impl Architecture {
     /// quantiser's `attn_v` counter with the attention layers' `attn_v`, one tensor per layer,
     /// so which get more bits goes by layer position: (attention layers, DeltaNet layers).
     pub fn attn_v_splits(&self, format: DType) -> Option<(LayerSplit, LayerSplit)> {
+        use crate::dtype::storage::{layer_split, Role};
         if format != DType::Q4KM || !self.layers.iter().any(|l| matches!(l.mixer, Mixer::DeltaNet(_))) {
             return None;
         }
@@ -859,8 +860,18 @@ impl Architecture {
         };
         let ctx = MixContext { layers: self.num_layers, experts, tied_embeddings: self.tie_embeddings };
         let (l, h) = (self.num_layers, self.hidden_size as u64);
-        let at = |attention: bool| (0..l).filter(move |&i| self.layer(i).mixer.is_attention() == attention);
-        Some((counter_split(format, h, at(true), l, ctx), counter_split(format, h, at(false), l, ctx)))
+        // Every layer has one tensor on the counter: the DeltaNet layers are the positions the
+        // attention layers leave (one walk of the layers finds both).
+        let attention = (0..l).zip(&self.layers).filter(|(_, layer)| layer.mixer.is_attention()).map(|(i, _)| i);
+        let attention = counter_split(format, h, attention, l, ctx);
+        // Every position of the counter: how a role stored one per layer goes.
+        let all = layer_split(format, Role::AttnV, h, 0, l, ctx);
+        let delta_net = LayerSplit {
+            common_layers: all.common_layers - attention.common_layers,
+            more_layers: all.more_layers - attention.more_layers,
+            ..all
+        };
+        Some((attention, delta_net))
     }
 
     fn attention_weight_bytes(
@@ -1082,6 +1093,45 @@ impl GroupBytes {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Q4_K_M's shared `attn_v` counter with DeltaNet layers: 16 layers, attention in layers 3,
+    /// 7, 11 and 15. llama.cpp's `use_more_bits` picks layers 0-1 (the first eighth), 14-15 (the
+    /// last) and every third one between (4, 7, 10, 13): 2 of the 4 attention layers (7 and 15)
+    /// and 6 of the 12 DeltaNet ones. Other depths and patterns: as counting layer by layer.
+    #[test]
+    fn attn_v_splits_count_the_counter_positions_of_each_side() {
+        use crate::dtype::storage::use_more_bits;
+        let attention = Attention::Grouped { num_heads: 4, num_kv_heads: 2, head_dim: 64 };
+        let ffn = Ffn::Dense { intermediate_size: 512, gated: true, activation: Activation::Silu, bias: false };
+        let delta_net = Mixer::DeltaNet(DeltaNet {
+            key_heads: 2,
+            value_heads: 4,
+            key_head_dim: 64,
+            value_head_dim: 64,
+            conv_kernel: 4,
+        });
+        let at = |depth, every, first| {
+            let base = Architecture::plain("t".into(), depth, 256, 1024, false, attention, ffn);
+            Architecture::hybrid(base, delta_net, every, first)
+        };
+        let counts = |s: LayerSplit| (s.common_layers, s.more_layers);
+        let (a, d) = at(16, 4, 3).attn_v_splits(DType::Q4KM).unwrap();
+        assert_eq!((counts(a), counts(d)), ((2, 2), (6, 6)));
+        for depth in 3..60 {
+            for every in 2..=6.min(depth) {
+                for first in 0..every {
+                    let arch = at(depth, every, first);
+                    let side = |attention: bool| {
+                        let on = (0..depth).filter(|&i| arch.layers[i as usize].mixer.is_attention() == attention);
+                        let more = on.clone().filter(|&i| use_more_bits(i, depth)).count() as u32;
+                        (on.count() as u32 - more, more)
+                    };
+                    let (a, d) = arch.attn_v_splits(DType::Q4KM).unwrap();
+                    assert_eq!((counts(a), counts(d)), (side(true), side(false)), "{depth} {every} {first}");
+                }
+            }
+        }
+    }
 
     /// A run's stored weight bytes as a sum over layer groups, against hand sums: hidden 256, 4
     /// heads of 64, 2 KV heads, FFN 512, vocabulary 1,024, untied.
