@@ -655,12 +655,12 @@ fn a_space_over_a_million_candidates_keeps_a_thinned_front_and_one_under_it_an_e
     assert_eq!(small.front_resolution, None);
 }
 
-/// A search decodes candidates with the digits of the last shape kept: in the search's order,
-/// and in a scrambled one (shapes of other blocks between), each candidate is the one decoded
-/// afresh.
+/// A search decodes candidates with the digits of the last shape kept, into the buffers of the
+/// last candidate built there: in the search's order, and in a scrambled one (shapes of other
+/// blocks between, uniform stacks between hybrids), each candidate is the one decoded afresh.
 #[test]
 fn candidates_decoded_with_the_last_shapes_digits_are_those_decoded_afresh() {
-    use rooflinebench::search::ShapeDigits;
+    use rooflinebench::search::{Candidate, ShapeDigits};
     let spaces = [
         "search-spaces/around-1b.toml",
         "search-spaces/around-350m-hybrid.toml",
@@ -679,11 +679,11 @@ fn candidates_decoded_with_the_last_shapes_digits_are_those_decoded_afresh() {
         let alternate = space.blocks.iter().zip(&offsets).skip(1).flat_map(|(b, &at)| {
             (0..(b.size / depths).min(space.blocks[0].size / depths)).flat_map(move |s| [s, at + s])
         });
-        let mut last = ShapeDigits::default();
+        let (mut last, mut slot) = (ShapeDigits::default(), Candidate::placeholder());
         for index in in_order.chain(scrambled).chain(alternate) {
-            let kept = space.candidate_in(index, &mut last);
+            let kept = space.candidate_into(index, &mut last, &mut slot).map(|()| &slot);
             let fresh = space.candidate(index);
-            assert_eq!(format!("{kept:?}"), format!("{fresh:?}"), "{name} #{index}");
+            assert_eq!(format!("{kept:?}"), format!("{:?}", fresh.as_ref()), "{name} #{index}");
             // Its layer groups, found without walking the layers, are those of the walk.
             if let Ok(c) = kept {
                 assert_eq!(c.groups, c.arch.layer_groups(), "{name} #{index}");

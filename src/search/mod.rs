@@ -588,7 +588,11 @@ impl Tally {
     /// candidates).
     fn scan(&mut self, scorer: &mut Scorer, space: &SearchSpace, lo: u64, hi: u64) {
         let mut last = ShapeDigits::default();
-        let (mut run, mut totals, mut results) = (Vec::new(), Vec::new(), Vec::new());
+        // The run's candidates, built in place: `run[..len]` passed their parameter counts; the
+        // slots past it are kept for their buffers.
+        let (mut run, mut len) = (Vec::new(), 0);
+        let (mut totals, mut results) = (Vec::new(), Vec::new());
+        let mut deepest = Candidate::placeholder();
         let mut position = lo;
         while position < hi {
             // This shape's positions from here to the end of its tile (or of the chunk).
@@ -599,18 +603,19 @@ impl Tally {
             // Whether the deepest of them is below `min_params`, once asked.
             let mut deepest_below_min = None;
             while position < end {
-                let cand = match space.candidate_in(index_at(position), &mut last) {
-                    Ok(c) => c,
-                    Err(why) => {
-                        *self.invalid.entry(why.describe()).or_default() += 1;
-                        position += 1;
-                        continue;
-                    }
-                };
+                if run.len() == len {
+                    run.push(Candidate::placeholder());
+                }
+                let cand = &mut run[len];
+                if let Err(why) = space.candidate_into(index_at(position), &mut last, cand) {
+                    *self.invalid.entry(why.describe()).or_default() += 1;
+                    position += 1;
+                    continue;
+                }
                 let total = cand.arch.parameters_in(&cand.groups);
                 let Some(why) = scorer.parameters_fail(total as f64) else {
                     position += 1;
-                    run.push(cand);
+                    len += 1;
                     totals.push(total);
                     continue;
                 };
@@ -619,28 +624,24 @@ impl Tally {
                     && (why == MAX_PARAMS
                         || why == MIN_PARAMS
                             && *deepest_below_min.get_or_insert_with(|| {
-                                space.candidate_in(index_at(end - 1), &mut last).is_ok_and(|d| {
-                                    let fails = scorer.parameters_fail(d.arch.parameters_in(&d.groups) as f64);
-                                    last.recycle(d);
-                                    fails == Some(MIN_PARAMS)
+                                space.candidate_into(index_at(end - 1), &mut last, &mut deepest).is_ok_and(|()| {
+                                    let d = &deepest;
+                                    scorer.parameters_fail(d.arch.parameters_in(&d.groups) as f64) == Some(MIN_PARAMS)
                                 })
                             }));
                 // Positions this one counts for: itself, and the deeper ones its rejection covers.
                 let counted = if covered { 1 + deeper } else { 1 };
                 *self.rejected.entry(why).or_default() += counted;
-                last.recycle(cand);
                 position += counted;
             }
-            if run.is_empty() {
+            if len == 0 {
                 continue;
             }
-            scorer.score_run(&run, &totals, &mut results);
+            scorer.score_run(&run[..len], &totals, &mut results);
             for result in results.drain(..) {
                 self.offer(result);
             }
-            for cand in run.drain(..) {
-                last.recycle(cand);
-            }
+            len = 0;
             totals.clear();
         }
         self.candidates += hi - lo;

@@ -416,21 +416,6 @@ pub struct ShapeDigits {
     /// The last candidate decoded: its block, index in the block, depth and shape (the next
     /// depth of the same shape follows without a division).
     last: Option<(usize, u64, u64, u64)>,
-    /// Used candidates' layers and layer groups, whose buffers the next hybrids take (two
-    /// allocations and frees per hybrid candidate otherwise).
-    spare: Vec<LayerBuffers>,
-}
-
-/// A hybrid candidate's layers and layer groups, as buffers to build the next one in.
-type LayerBuffers = (Vec<Layer>, Vec<(Layer, u32)>);
-
-impl ShapeDigits {
-    /// Keeps `cand`'s buffers for the next candidates.
-    pub fn recycle(&mut self, cand: Candidate) {
-        if let LayerGroups::Mixed(groups) = cand.groups {
-            self.spare.push((cand.arch.layers, groups));
-        }
-    }
 }
 
 /// A weighted workload: scenarios and weights (summing to 1).
@@ -1125,6 +1110,20 @@ impl SearchSpace {
     /// search decodes each shape's depths one after the other, and those share all but the
     /// depth's digit (the rest are a chain of divisions, a tenth of a search).
     pub fn candidate_in(&self, index: u64, last: &mut ShapeDigits) -> std::result::Result<Candidate, Invalid> {
+        let mut cand = Candidate::placeholder();
+        self.candidate_into(index, last, &mut cand).map(|()| cand)
+    }
+
+    /// [`SearchSpace::candidate_in`] built in `out`, whose buffers (a hybrid's layers and
+    /// layer groups) it reuses: a search builds each candidate where it scores it (a candidate
+    /// moved is 200 bytes copied, a few percent of a search). `out` is left as it was where the
+    /// index is invalid.
+    pub fn candidate_into(
+        &self,
+        index: u64,
+        last: &mut ShapeDigits,
+        out: &mut Candidate,
+    ) -> std::result::Result<(), Invalid> {
         let (block, digits) = self.digits_of(index, last)?;
         let d = &self.dims;
         let (layers, hidden, heads) = (d.layers[digits[0]], d.hidden[digits[1]], d.heads[digits[2]]);
@@ -1160,25 +1159,21 @@ impl SearchSpace {
             Attention::Grouped { .. } if hidden % heads != 0 => Family::Mistral,
             Attention::Grouped { .. } => Family::Llama,
         };
-        let mut arch = Architecture {
+        let base = Architecture {
             family,
             // The longest sequence the workload runs (prompt plus generated tokens).
             max_position_embeddings: self.workload.max_context.clamp(1, u32::MAX as u64) as u32,
             norm_eps: 1e-5,
             ..Architecture::plain(String::new(), layers, hidden, vocab, tie, attention, ffn)
         };
-        let groups = match block.mixer {
-            MixerKind::Global => LayerGroups::Uniform([(Layer::GLOBAL, layers)]),
-            kind => {
-                let mut spare = last.spare.pop().unwrap_or_default();
-                let built = self.hybrid(&mut arch, kind, &digits[k..], &mut spare);
-                if built.is_err() {
-                    last.spare.push(spare);
-                }
-                built?
-            }
-        };
-        Ok(Candidate { index, arch, groups, precisions, precision_index: digits[6] })
+        if block.mixer == MixerKind::Global {
+            out.arch = base;
+            out.groups = LayerGroups::Uniform([(Layer::GLOBAL, layers)]);
+        } else {
+            self.hybrid(base, block.mixer, &digits[k..], out)?;
+        }
+        (out.index, out.precisions, out.precision_index) = (index, precisions, digits[6]);
+        Ok(())
     }
 
     /// The block holding `index` and the digits of its axes: mixed radix, the first dimension
@@ -1291,15 +1286,15 @@ impl SearchSpace {
         })
     }
 
-    /// Makes `base` a hybrid of its attention with layers of `kind`, from the block's pattern
-    /// digits, in the buffers of `spare` (see [`ShapeDigits::recycle`]); its layer groups.
+    /// Sets `out`'s architecture to a hybrid of `base`'s attention with layers of `kind`, from
+    /// the block's pattern digits, and its layer groups, in `out`'s buffers.
     fn hybrid(
         &self,
-        base: &mut Architecture,
+        base: Architecture,
         kind: MixerKind,
         digits: &[usize],
-        spare: &mut LayerBuffers,
-    ) -> std::result::Result<LayerGroups, Invalid> {
+        out: &mut Candidate,
+    ) -> std::result::Result<(), Invalid> {
         let d = &self.dims;
         let Attention::Grouped { num_heads, head_dim, .. } = base.attention else {
             return Err(Invalid::HybridNeedsGroupedDense);
@@ -1313,7 +1308,7 @@ impl SearchSpace {
         }
         let hidden = base.hidden_size;
         let mixer = match kind {
-            MixerKind::Global => return Ok(LayerGroups::Uniform([(Layer::GLOBAL, base.num_layers)])),
+            MixerKind::Global => unreachable!("a global stack is not a hybrid"),
             MixerKind::Window => Mixer::Window { window: d.window[digits[2]] },
             MixerKind::Conv => {
                 if hidden % num_heads != 0 || head_dim != hidden / num_heads {
@@ -1352,9 +1347,15 @@ impl SearchSpace {
             GlobalAt::Last => every - 1,
             GlobalAt::First => 0,
         };
-        base.layers = std::mem::take(&mut spare.0);
-        base.make_hybrid(mixer, (every, first_global));
-        let arch = base;
+        // The buffers of `out`'s last hybrid, if it was one.
+        let layers = std::mem::take(&mut out.arch.layers);
+        let mut groups = match std::mem::replace(&mut out.groups, LayerGroups::Uniform([(Layer::GLOBAL, 0)])) {
+            LayerGroups::Mixed(groups) => groups,
+            LayerGroups::Uniform(_) => Vec::new(),
+        };
+        out.arch = Architecture { layers, ..base };
+        out.arch.make_hybrid(mixer, (every, first_global));
+        let arch = &out.arch;
         // Its groups in closed form (walking the layers was a tenth of a hybrid search): every
         // `every`-th layer global, the first of them the last (or the first) of the first
         // `every` layers; groups in order of first appearance.
@@ -1365,13 +1366,13 @@ impl SearchSpace {
         };
         let global = arch.layer(if at == GlobalAt::First { 0 } else { every - 1 });
         let other = arch.layer(if at == GlobalAt::First { 1 } else { 0 });
-        let mut groups = std::mem::take(&mut spare.1);
         groups.clear();
         match at {
             GlobalAt::First => groups.extend([(global, globals), (other, layers - globals)]),
             GlobalAt::Last => groups.extend([(other, layers - globals), (global, globals)]),
         }
-        Ok(LayerGroups::Mixed(groups))
+        out.groups = LayerGroups::Mixed(groups);
+        Ok(())
     }
 }
 
@@ -1385,6 +1386,22 @@ pub struct Candidate {
     pub precisions: Precisions,
     /// Position of `precisions` in the space's precision list.
     pub precision_index: usize,
+}
+
+impl Candidate {
+    /// A slot to build candidates in (see [`SearchSpace::candidate_into`]): an empty uniform
+    /// stack.
+    pub fn placeholder() -> Candidate {
+        let attention = Attention::Grouped { num_heads: 1, num_kv_heads: 1, head_dim: 1 };
+        let ffn = Ffn::Dense { intermediate_size: 1, gated: true, activation: Activation::Silu, bias: false };
+        Candidate {
+            index: 0,
+            arch: Architecture::plain(String::new(), 0, 1, 1, true, attention, ffn),
+            groups: LayerGroups::Uniform([(Layer::GLOBAL, 0)]),
+            precisions: Precisions::uniform(DType::F16),
+            precision_index: 0,
+        }
+    }
 }
 
 /// The training tokens of `[training]`: a fixed count, a count per parameter, or the default.
