@@ -730,24 +730,39 @@ impl Architecture {
 
     /// [`Architecture::stored_weight_bytes_in`] as a sum over layer groups, for the stacks of
     /// this shape with layer groups of `groups`' kinds (a search's depth run): what the
-    /// embedding, the head and the final norm take, and what one layer of each group takes.
-    /// `None` where the bytes are not such a sum (Q4_K_M stores some layers' tensors wider by
-    /// where they sit; a MoE stack's dense layers go by its depth), or where a figure is not a
-    /// whole number of bytes: every figure is then a whole number below 2^53, exact in any order
-    /// of addition, so the sum is bit for bit the figure worked out for each stack.
+    /// embedding, the head and the final norm take, and what one layer of each group takes;
+    /// for a uniform Q4_K_M stack, also what each layer with more bits adds (llama.cpp's
+    /// `use_more_bits` layers store `attn_v` and `ffn_down` wider). `None` where the bytes are
+    /// not such a sum (a Q4_K_M hybrid numbers its attention and FFN tensors over different
+    /// layers, or shares a counter with DeltaNet's; a MoE stack's dense layers go by its depth),
+    /// or where a figure is not a whole number of bytes: every figure is then a whole number
+    /// below 2^53, exact in any order of addition, so the sum is bit for bit the figure worked
+    /// out for each stack.
     pub fn stored_weight_bytes_by_group(&self, format: DType, groups: &LayerGroups) -> Option<GroupBytes> {
-        if format == DType::Q4KM || self.ffn.is_moe() {
+        let by_position = format == DType::Q4KM;
+        if self.ffn.is_moe() || (by_position && !matches!(groups, LayerGroups::Uniform(_))) {
             return None;
         }
         let kinds = groups.as_slice();
-        let with_one = |one: Option<usize>| {
-            let counts = kinds.iter().enumerate().map(|(i, &(layer, _))| (layer, u32::from(one == Some(i))));
+        let with = |one: Option<usize>, count: u32| {
+            let counts =
+                kinds.iter().enumerate().map(|(i, &(layer, _))| (layer, if one == Some(i) { count } else { 0 }));
             self.weight_bytes_of(format, &LayerGroups::Mixed(counts.collect()), false)
         };
-        let base = with_one(None);
-        let per_layer: Vec<f64> = (0..kinds.len()).map(|i| with_one(Some(i)) - base).collect();
-        let whole = whole_bytes(base) && per_layer.iter().all(|&b| whole_bytes(b));
-        whole.then(|| GroupBytes { base, per_layer: kinds.iter().map(|&(layer, _)| layer).zip(per_layer).collect() })
+        let base = with(None, 0);
+        let per_layer: Vec<f64> = (0..kinds.len()).map(|i| with(Some(i), 1) - base).collect();
+        // Q4_K_M, uniform: one layer has more bits at depths 1 and 2 (the first at 1, the
+        // second at 2: `use_more_bits`), so the second layer adds a layer without them.
+        let (per_layer, more) = match by_position {
+            true => {
+                let plain = with(Some(0), 2) - base - per_layer[0];
+                (vec![plain], per_layer[0] - plain)
+            }
+            false => (per_layer, 0.0),
+        };
+        let whole = whole_bytes(base) && whole_bytes(more) && per_layer.iter().all(|&b| whole_bytes(b));
+        let per_layer = kinds.iter().map(|&(layer, _)| layer).zip(per_layer).collect();
+        whole.then_some(GroupBytes { base, per_layer, more_bits: by_position.then_some(more) })
     }
 
     /// Stored weight bytes, with only each MoE layer's top-k routed experts where `active`.
@@ -1068,6 +1083,8 @@ pub struct GroupBytes {
     base: f64,
     /// Each group's kind of layer and the bytes one such layer takes.
     per_layer: Vec<(Layer, f64)>,
+    /// Q4_K_M (a uniform stack): the bytes each layer with more bits adds.
+    more_bits: Option<f64>,
 }
 
 impl GroupBytes {
@@ -1085,6 +1102,9 @@ impl GroupBytes {
                 return None;
             }
             bytes += count as f64 * per_layer;
+            if let Some(more) = self.more_bits {
+                bytes += crate::dtype::storage::more_bits_layers(0, count, count) as f64 * more;
+            }
         }
         whole_bytes(bytes).then_some(bytes)
     }
@@ -1143,6 +1163,10 @@ mod tests {
     ///   bytes, their 4 norms and q/k norms (Gemma 3) 1,152 f32, 4,608 bytes: 336,384 for either
     ///   kind. The embedding 147,456, the head in Q6_K (210 bytes per 256) 215,040, the final
     ///   norm 1,024: 363,520.
+    /// - Uniform, Q4_K_M: a layer's matrices in Q4_K (144 bytes per 256) 331,776 bytes, with its
+    ///   norms 333,824; a layer with more bits stores `attn_v` and `ffn_down` (163,840
+    ///   elements) in Q6_K, 42,240 bytes more. The ends as for Q4_0: 363,520. At 16 layers, 8
+    ///   have more bits (0, 1, 4, 7, 10, 13, 14, 15): 6,042,624 bytes.
     #[test]
     fn stored_weight_bytes_by_group_are_hand_sums_and_the_whole_stack_figure() {
         let attention = Attention::Grouped { num_heads: 4, num_kv_heads: 2, head_dim: 64 };
@@ -1158,28 +1182,36 @@ mod tests {
         });
         // Each case: its stack at a depth, a format, and the hand sums (base, per layer).
         type Case<'a> = (&'a dyn Fn(u32) -> Architecture, DType, Option<(f64, f64)>);
-        let cases: [Case; 3] = [
+        let cases: [Case; 4] = [
             (&at, DType::Q8_0, Some((558_080.0, 628_736.0))),
+            (&at, DType::Q4KM, None),
             (&|d| Architecture::hybrid(at(d), window, 2, 1), DType::Q4_0, Some((363_520.0, 336_384.0))),
             (&|d| Architecture::hybrid(at(d), delta_net, 3, 2), DType::Q8_0, None),
         ];
         for (arch, format, hand) in cases {
             let first = arch(4);
             let by_group = first.stored_weight_bytes_by_group(format, &first.layer_groups()).unwrap();
-            for depth in [4, 6, 9, 30] {
+            for depth in (1..=96).chain([1000]) {
                 let a = arch(depth);
-                let got = by_group.of(&a.layer_groups()).unwrap();
+                let Some(got) = by_group.of(&a.layer_groups()) else {
+                    // A hybrid too shallow for its pattern has other kinds of groups.
+                    assert_ne!(a.layer_groups().as_slice().len(), first.layer_groups().as_slice().len());
+                    continue;
+                };
                 assert_eq!(got.to_bits(), a.stored_weight_bytes(format).to_bits(), "{format:?} at depth {depth}");
                 if let Some((base, per_layer)) = hand {
                     assert_eq!(got, base + depth as f64 * per_layer, "{format:?} at depth {depth}");
                 }
             }
         }
-        // Q4_K_M's wider layers go by position, and a pattern of other kinds is refused.
-        let dense = at(8);
-        assert_eq!(dense.stored_weight_bytes_by_group(DType::Q4KM, &dense.layer_groups()), None);
-        let by_group = dense.stored_weight_bytes_by_group(DType::Q8_0, &dense.layer_groups()).unwrap();
+        let q4_k_m = at(4).stored_weight_bytes_by_group(DType::Q4KM, &at(4).layer_groups()).unwrap();
+        assert_eq!(q4_k_m.of(&at(16).layer_groups()), Some(6_042_624.0));
+        // A Q4_K_M hybrid numbers its tensors over other layers, and a pattern of other kinds is
+        // refused.
         let hybrid = Architecture::hybrid(at(8), window, 2, 1);
+        assert_eq!(hybrid.stored_weight_bytes_by_group(DType::Q4KM, &hybrid.layer_groups()), None);
+        let dense = at(8);
+        let by_group = dense.stored_weight_bytes_by_group(DType::Q8_0, &dense.layer_groups()).unwrap();
         assert_eq!(by_group.of(&hybrid.layer_groups()), None);
     }
 
