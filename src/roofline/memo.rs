@@ -755,7 +755,9 @@ impl LayerMemo {
 
     /// Adds the entries `at` (found for `groups`' kinds) with `groups`' counts to `total`, set
     /// first (Q4_K_M) for where `arch`'s layers sit; `None` (nothing added) where an entry's
-    /// recorded products cannot be set so.
+    /// recorded products cannot be set so. `splits`: `arch`'s shared-counter splits in the
+    /// `weights` format, worked out here when first needed and kept there for its other
+    /// passes.
     #[allow(clippy::too_many_arguments)]
     fn add_found(
         &mut self,

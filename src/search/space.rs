@@ -1166,11 +1166,12 @@ impl SearchSpace {
             norm_eps: 1e-5,
             ..Architecture::plain(String::new(), layers, hidden, vocab, tie, attention, ffn)
         };
-        if block.mixer == MixerKind::Global {
-            out.arch = base;
-            out.groups = LayerGroups::Uniform([(Layer::GLOBAL, layers)]);
-        } else {
-            self.hybrid(base, block.mixer, &digits[k..], out)?;
+        match block.mixer {
+            MixerKind::Global => {
+                out.arch = base;
+                out.groups = LayerGroups::Uniform([(Layer::GLOBAL, layers)]);
+            }
+            kind => self.hybrid(base, kind, &digits[k..], out)?,
         }
         (out.index, out.precisions, out.precision_index) = (index, precisions, digits[6]);
         Ok(())
@@ -1308,7 +1309,11 @@ impl SearchSpace {
         }
         let hidden = base.hidden_size;
         let mixer = match kind {
-            MixerKind::Global => unreachable!("a global stack is not a hybrid"),
+            MixerKind::Global => {
+                out.groups = LayerGroups::Uniform([(Layer::GLOBAL, base.num_layers)]);
+                out.arch = base;
+                return Ok(());
+            }
             MixerKind::Window => Mixer::Window { window: d.window[digits[2]] },
             MixerKind::Conv => {
                 if hidden % num_heads != 0 || head_dim != hidden / num_heads {
