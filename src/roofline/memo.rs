@@ -419,7 +419,7 @@ pub(super) struct LayerMemo {
     splits: Option<Option<(LayerSplit, LayerSplit)>>,
     /// The same for each lane of a depth run.
     run_splits: Vec<Option<Option<(LayerSplit, LayerSplit)>>>,
-    /// The products of the stack `split` last built whose bytes go by layer position.
+    /// The products of the stack `find_or_split` last built whose bytes go by layer position.
     bound: DepthBound,
     /// Where the last candidate's lookups found their entries.
     hints: Hints,
@@ -738,21 +738,6 @@ impl LayerMemo {
         live
     }
 
-    /// Sets `at` to the entries of `groups`' pieces, priced from `arch` where one is missing;
-    /// false where the stack's operators do not split into them.
-    fn find_or_split(
-        &mut self,
-        arch: &Architecture,
-        settings: &RunSettings,
-        ceilings: &Ceilings,
-        key: (Phase, Plan, Part),
-        range: (f64, f64),
-        groups: &LayerGroups,
-    ) -> bool {
-        self.find_groups(groups, key, range)
-            || (self.split(arch, settings, ceilings, key, range, groups) && self.find_groups(groups, key, range))
-    }
-
     /// Adds the entries `at` (found for `groups`' kinds) with `groups`' counts to `total`, set
     /// first (Q4_K_M) for where `arch`'s layers sit; `None` (nothing added) where an entry's
     /// recorded products cannot be set so. `splits`: `arch`'s shared-counter splits in the
@@ -814,10 +799,11 @@ impl LayerMemo {
         true
     }
 
-    /// Builds the stack's operators and keeps each piece's slice as an entry where there is
-    /// none yet. False if a slice launches its operators other than once per layer of its
-    /// piece: those counts would not hold elsewhere.
-    fn split(
+    /// Sets `at` to the entries of `groups`' pieces. Where one is missing, builds the stack's
+    /// operators from `arch` and keeps each piece's slice as an entry where there is none yet.
+    /// False if a slice launches its operators other than once per layer of its piece: those
+    /// counts would not hold elsewhere.
+    fn find_or_split(
         &mut self,
         arch: &Architecture,
         settings: &RunSettings,
@@ -826,6 +812,9 @@ impl LayerMemo {
         range: (f64, f64),
         groups: &LayerGroups,
     ) -> bool {
+        if self.find_groups(groups, key, range) {
+            return true;
+        }
         let (phase, plan, part) = key;
         self.ops.clear();
         layers_marked_into(arch, phase, settings, plan, part, groups, &mut self.ops, &mut self.marks, &mut self.bound);
@@ -848,7 +837,7 @@ impl LayerMemo {
                 self.entries.push(entry);
             }
         }
-        true
+        self.find_groups(groups, key, range)
     }
 
     /// A new entry for `segment` of the pass `key` of `arch`, in the buffers of a spare entry

@@ -831,25 +831,22 @@ pub fn footprint_at(
     live_bytes: f64,
     device: &DeviceProfile,
 ) -> Footprint {
-    footprint_within(arch, &arch.layer_groups(), max_context, settings, live_bytes, device, device.usable_memory_bytes)
+    let groups = arch.layer_groups();
+    let weights_bytes = arch.stored_weight_bytes_in(settings.precisions.weights, &groups);
+    footprint_with_weights(
+        weights_bytes,
+        arch,
+        &groups,
+        max_context,
+        settings,
+        live_bytes,
+        device,
+        device.usable_memory_bytes,
+    )
 }
 
-/// `footprint_at` against a memory budget of `usable_bytes`.
-#[allow(clippy::too_many_arguments)]
-pub fn footprint_within(
-    arch: &Architecture,
-    groups: &LayerGroups,
-    max_context: u64,
-    settings: &RunSettings,
-    live_bytes: f64,
-    device: &DeviceProfile,
-    usable_bytes: f64,
-) -> Footprint {
-    let weights_bytes = arch.stored_weight_bytes_in(settings.precisions.weights, groups);
-    footprint_with_weights(weights_bytes, arch, groups, max_context, settings, live_bytes, device, usable_bytes)
-}
-
-/// [`footprint_within`] with the stored weight bytes worked out already.
+/// [`footprint`] with the stored weight bytes (`weights_bytes`) and layer groups worked out
+/// already, against a memory budget of `usable_bytes`.
 #[allow(clippy::too_many_arguments)]
 pub fn footprint_with_weights(
     weights_bytes: f64,
